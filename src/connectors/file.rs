@@ -1,0 +1,618 @@
+//! `source.file`: reads CSV, JSON lines, JSON arrays and Parquet from a file or a glob.
+//!
+//! A malformed record (bad JSON line, wrong column count, a value that does not read as
+//! its field's type) goes to the run's error output with its file, line and reason, and
+//! the run goes on; `fail_on_first_error` stops the run at the first one instead.
+
+use std::fs::File;
+use std::cell::Cell;
+use std::io::{BufRead, BufReader, Read};
+use std::rc::Rc;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanBuilder, RecordBatch, StringArray, StringBuilder, new_null_array};
+use arrow::compute::{CastOptions, cast_with_options, filter_record_batch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use indexmap::IndexMap;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::formats::FileFormat;
+use crate::engine::{Demand, SourceOutput};
+use crate::node::{BoxFuture, BuildContext, ConfigProblem, ErrorRecord, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Source};
+use crate::types::{FieldType, describe};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    /// A file, or a glob such as `exports/*.csv`; relative to the flow file's folder.
+    pub path: String,
+    /// The format; from the file extension when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<FileFormat>,
+    /// Field types to use instead of the ones read from the data (the first 1,000
+    /// records), e.g. `{"CloseDate": "date"}`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub schema: IndexMap<String, FieldType>,
+    /// The CSV field separator.
+    #[serde(default = "comma", skip_serializing_if = "is_comma")]
+    pub delimiter: char,
+    /// Stop the run at the first malformed record instead of setting it aside.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_on_first_error: bool,
+}
+
+fn comma() -> char {
+    ','
+}
+
+fn is_comma(c: &char) -> bool {
+    *c == ','
+}
+
+/// Records read to work out field types.
+const INFER_RECORDS: usize = 1000;
+
+impl NodeKind for FileSource {
+    const TYPE: &'static str = "source.file";
+    const TITLE: &'static str = "File";
+    const DESCRIPTION: &'static str = "Read CSV, JSON lines, JSON or Parquet files";
+}
+
+impl FileSource {
+    fn format(&self) -> Result<FileFormat, ConfigProblem> {
+        self.format
+            .or_else(|| FileFormat::from_path(&self.path))
+            .ok_or_else(|| ConfigProblem::new("/format", format!("cannot tell the format of `{}` from its name; set format to csv, jsonl, json or parquet", self.path)))
+    }
+
+    /// The files the path names, in name order.
+    fn files(&self, base: &Path) -> Result<Vec<PathBuf>, ConfigProblem> {
+        let full = base.join(&self.path);
+        let pattern = full.to_string_lossy();
+        let problem = |m: String| ConfigProblem::new("/path", m);
+        if !self.path.contains(['*', '?', '[']) {
+            return if full.is_file() { Ok(vec![full]) } else { Err(problem(format!("there is no file {}", full.display()))) };
+        }
+        let mut files: Vec<PathBuf> = glob::glob(&pattern)
+            .map_err(|e| problem(format!("`{}` is not a valid file pattern: {e}", self.path)))?
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(problem(format!("no file matches {pattern}")));
+        }
+        Ok(files)
+    }
+
+    fn plan(&self, base: &Path) -> Result<(FileFormat, Vec<PathBuf>, SchemaRef), Vec<ConfigProblem>> {
+        let format = self.format();
+        let files = self.files(base);
+        let (format, files) = match (format, files) {
+            (Ok(f), Ok(files)) => (f, files),
+            (a, b) => return Err([a.err(), b.err()].into_iter().flatten().collect()),
+        };
+        let first = &files[0];
+        let inferred = infer_schema(format, first, self.delimiter).map_err(|m| vec![ConfigProblem::new("/path", format!("{}: {m}", first.display()))])?;
+        let mut fields: Vec<Field> = inferred.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        let mut problems = Vec::new();
+        for (name, t) in &self.schema {
+            match fields.iter_mut().find(|f| f.name() == name) {
+                Some(f) => *f = Field::new(name, t.arrow(), true),
+                None if format == FileFormat::Parquet => problems.push(ConfigProblem::new(
+                    format!("/schema/{name}"),
+                    format!("{} has no field `{name}`", first.display()),
+                )),
+                // A field that the first records never set can still come later.
+                None => fields.push(Field::new(name, t.arrow(), true)),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok((format, files, Arc::new(Schema::new(fields))))
+    }
+}
+
+impl NodeConfig for FileSource {
+    fn output_schema(&self, _: Option<&SchemaRef>, cx: &PlanContext) -> Result<SchemaRef, Vec<ConfigProblem>> {
+        self.plan(&cx.base_dir).map(|(_, _, s)| s)
+    }
+
+    fn summary(&self) -> String {
+        let name = self.path.rsplit('/').next().unwrap_or(&self.path);
+        match self.format() {
+            Ok(f) => format!("{name} · {}", f.extension()),
+            Err(_) => name.to_string(),
+        }
+    }
+
+    fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
+        let (format, files, _) = self.plan(&cx.base_dir).map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        Ok(Runtime::Source(Box::new(FileRun {
+            format,
+            files,
+            schema: cx.output_schema.clone(),
+            delimiter: self.delimiter as u8,
+            fail_on_first_error: self.fail_on_first_error,
+        })))
+    }
+}
+
+fn infer_schema(format: FileFormat, path: &Path, delimiter: char) -> Result<Schema, String> {
+    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    match format {
+        FileFormat::Parquet => {
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| format!("not a readable Parquet file: {e}"))?;
+            Ok(builder.schema().as_ref().clone())
+        }
+        FileFormat::Jsonl => {
+            // Lines that do not parse are skipped here; the run sets them aside.
+            let values: Vec<serde_json::Value> = BufReader::new(file)
+                .lines()
+                .map_while(Result::ok)
+                .filter(|l| !l.trim().is_empty())
+                .take(INFER_RECORDS)
+                .filter_map(|l| serde_json::from_str(&l).ok())
+                .collect();
+            infer_json(&values)
+        }
+        FileFormat::Json => {
+            let mut values = Vec::new();
+            let read = read_json_array(BufReader::new(file), &mut |v| {
+                values.push(v);
+                Ok(if values.len() >= INFER_RECORDS { Demand::Enough } else { Demand::More })
+            });
+            match read {
+                Ok(()) | Err(ArrayReadError::Stopped) => infer_json(&values),
+                Err(ArrayReadError::Json(e)) => Err(format!("not a JSON array of records: {e}")),
+                Err(ArrayReadError::Node(e)) => Err(e.to_string()),
+            }
+        }
+        FileFormat::Csv => {
+            // Rows with the wrong number of fields would stop the inference; copy the good
+            // ones out first.
+            let mut reader = csv::ReaderBuilder::new().delimiter(delimiter as u8).flexible(true).from_reader(file);
+            let headers = reader.headers().map_err(|e| format!("cannot read the header line: {e}"))?.clone();
+            let mut sample = csv::WriterBuilder::new().delimiter(delimiter as u8).from_writer(Vec::new());
+            sample.write_record(&headers).map_err(|e| e.to_string())?;
+            for record in reader.records().filter_map(Result::ok).filter(|r| r.len() == headers.len()).take(INFER_RECORDS) {
+                sample.write_record(&record).map_err(|e| e.to_string())?;
+            }
+            let sample = sample.into_inner().map_err(|e| e.to_string())?;
+            let (schema, _) = arrow::csv::reader::Format::default()
+                .with_header(true)
+                .with_delimiter(delimiter as u8)
+                .infer_schema(sample.as_slice(), None)
+                .map_err(|e| e.to_string())?;
+            // Timestamps read as UTC microseconds, whatever precision the text had.
+            let fields: Vec<Field> = schema
+                .fields()
+                .iter()
+                .map(|f| match f.data_type() {
+                    DataType::Timestamp(..) => Field::new(f.name(), FieldType::Timestamp.arrow(), true),
+                    _ => f.as_ref().clone(),
+                })
+                .collect();
+            Ok(Schema::new(fields))
+        }
+    }
+}
+
+fn infer_json(values: &[serde_json::Value]) -> Result<Schema, String> {
+    if values.is_empty() {
+        return Err("holds no records to learn the fields from".into());
+    }
+    arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok)).map_err(|e| format!("cannot work out the fields: {e}"))
+}
+
+struct FileRun {
+    format: FileFormat,
+    files: Vec<PathBuf>,
+    schema: SchemaRef,
+    delimiter: u8,
+    fail_on_first_error: bool,
+}
+
+impl Source for FileRun {
+    fn run(self: Box<Self>, mut out: SourceOutput) -> BoxFuture<Result<(), NodeError>> {
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                for path in &self.files {
+                    let mut reader = Reader { run: &self, out: &mut out, path };
+                    if reader.read()? == Demand::Enough {
+                        break;
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| NodeError::msg(format!("reading files stopped unexpectedly: {e}")))?
+        })
+    }
+}
+
+/// Reads one file.
+struct Reader<'a> {
+    run: &'a FileRun,
+    out: &'a mut SourceOutput,
+    path: &'a Path,
+}
+
+/// Counts bytes as they are read, for the run's "bytes processed".
+/// The count is shared so it can be read while a parser holds the reader.
+struct CountingRead<R> {
+    inner: R,
+    counter: Rc<Cell<u64>>,
+}
+
+impl<R> CountingRead<R> {
+    fn bytes(&self) -> u64 {
+        self.counter.get()
+    }
+}
+
+impl<R: Read> Read for CountingRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.set(self.counter.get() + n as u64);
+        Ok(n)
+    }
+}
+
+enum ArrayReadError {
+    Json(serde_json::Error),
+    Node(NodeError),
+    Stopped,
+}
+
+/// Streams the elements of a JSON array to `each`, never holding the whole array.
+fn read_json_array<R: Read>(
+    reader: R,
+    each: &mut dyn FnMut(serde_json::Value) -> Result<Demand, NodeError>,
+) -> Result<(), ArrayReadError> {
+    use serde::de::{Deserializer, Error, SeqAccess, Visitor};
+    struct Elements<'a> {
+        each: &'a mut dyn FnMut(serde_json::Value) -> Result<Demand, NodeError>,
+        failure: &'a mut Option<ArrayReadError>,
+    }
+    impl<'de> Visitor<'de> for Elements<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON array of records")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(v) = seq.next_element::<serde_json::Value>()? {
+                match (self.each)(v) {
+                    Ok(Demand::More) => {}
+                    Ok(Demand::Enough) => {
+                        *self.failure = Some(ArrayReadError::Stopped);
+                        return Err(A::Error::custom("stopped"));
+                    }
+                    Err(e) => {
+                        *self.failure = Some(ArrayReadError::Node(e));
+                        return Err(A::Error::custom("stopped"));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut failure = None;
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let result = de.deserialize_seq(Elements { each, failure: &mut failure });
+    match (failure, result) {
+        (Some(f), _) => Err(f),
+        (None, Err(e)) => Err(ArrayReadError::Json(e)),
+        (None, Ok(())) => Ok(()),
+    }
+}
+
+impl Reader<'_> {
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn open(&self) -> Result<CountingRead<File>, NodeError> {
+        let file = File::open(self.path).map_err(|e| NodeError::io(format!("cannot open {}", self.name()), e))?;
+        Ok(CountingRead { inner: file, counter: Rc::default() })
+    }
+
+    fn read(&mut self) -> Result<Demand, NodeError> {
+        match self.run.format {
+            FileFormat::Jsonl => self.read_jsonl(),
+            FileFormat::Json => self.read_json(),
+            FileFormat::Csv => self.read_csv(),
+            FileFormat::Parquet => self.read_parquet(),
+        }
+    }
+
+    /// Sets a bad record aside, or fails the run when the flow asks for that.
+    fn reject(&mut self, line: Option<u64>, reason: String, record: String) -> Result<(), NodeError> {
+        let record = ErrorRecord { node: self.out.node_id().to_string(), file: Some(self.name()), line, reason, record };
+        if self.run.fail_on_first_error {
+            return Err(NodeError::Rejected(record));
+        }
+        self.out.reject(record)
+    }
+
+    fn rows_wanted(&self) -> usize {
+        self.out.remaining().map_or(self.out.batch_rows(), |r| (r as usize).min(self.out.batch_rows())).max(1)
+    }
+
+    fn send(&mut self, batch: RecordBatch, read: &mut u64, counted: u64) -> Result<Demand, NodeError> {
+        self.out.add_bytes(counted - *read);
+        *read = counted;
+        self.out.send_blocking(batch)
+    }
+
+    fn json_decoder(&self, rows: usize) -> Result<arrow::json::reader::Decoder, NodeError> {
+        Ok(arrow::json::ReaderBuilder::new(self.run.schema.clone())
+            .with_batch_size(rows.max(1))
+            .with_coerce_primitive(true)
+            .build_decoder()?)
+    }
+
+    /// Decodes newline-separated JSON records; returns `None` when any of them is bad.
+    fn decode_json(&self, text: &[u8], rows: usize) -> Result<Option<RecordBatch>, NodeError> {
+        let mut decoder = self.json_decoder(rows)?;
+        let decoded = decoder.decode(text).and_then(|_| decoder.flush());
+        Ok(decoded.ok().map(|b| b.unwrap_or_else(|| RecordBatch::new_empty(self.run.schema.clone()))))
+    }
+
+    /// Why one record does not decode, or `None` when it does.
+    fn json_problem(&self, record: &[u8]) -> Result<Option<String>, NodeError> {
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(record) {
+            return Ok(Some(format!("not valid JSON: {e}")));
+        }
+        let mut decoder = self.json_decoder(1)?;
+        Ok(decoder.decode(record).and_then(|_| decoder.flush()).err().map(|e| e.to_string()))
+    }
+
+    fn read_jsonl(&mut self) -> Result<Demand, NodeError> {
+        let mut input = BufReader::with_capacity(1 << 20, self.open()?);
+        let (mut line_no, mut read) = (0u64, 0u64);
+        let mut line = Vec::new();
+        let mut chunk = Vec::new();
+        let mut lines: Vec<(u64, usize, usize)> = Vec::new();
+        loop {
+            line.clear();
+            let n = input.read_until(b'\n', &mut line).map_err(|e| NodeError::io(format!("cannot read {}", self.name()), e))?;
+            if n > 0 {
+                line_no += 1;
+                let text = line.trim_ascii();
+                if !text.is_empty() {
+                    let start = chunk.len();
+                    chunk.extend_from_slice(text);
+                    chunk.push(b'\n');
+                    lines.push((line_no, start, chunk.len()));
+                }
+            }
+            if lines.len() >= self.rows_wanted() || (n == 0 && !lines.is_empty()) {
+                let batch = match self.decode_json(&chunk, lines.len())? {
+                    Some(batch) => batch,
+                    None => self.decode_good_lines(&chunk, &lines)?,
+                };
+                chunk.clear();
+                lines.clear();
+                let counted = input.get_ref().bytes();
+                if self.send(batch, &mut read, counted)? == Demand::Enough {
+                    return Ok(Demand::Enough);
+                }
+            }
+            if n == 0 {
+                let counted = input.get_ref().bytes();
+                self.out.add_bytes(counted - read);
+                return Ok(Demand::More);
+            }
+        }
+    }
+
+    /// The slow path for a chunk with bad lines: find them, set them aside, decode the rest.
+    fn decode_good_lines(&mut self, chunk: &[u8], lines: &[(u64, usize, usize)]) -> Result<RecordBatch, NodeError> {
+        let mut good = Vec::with_capacity(chunk.len());
+        let mut rows = 0;
+        for &(line_no, start, end) in lines {
+            let record = &chunk[start..end];
+            match self.json_problem(record)? {
+                Some(reason) => self.reject(Some(line_no), reason, String::from_utf8_lossy(record.trim_ascii()).into_owned())?,
+                None => {
+                    good.extend_from_slice(record);
+                    rows += 1;
+                }
+            }
+        }
+        self.decode_json(&good, rows)?.ok_or_else(|| NodeError::msg(format!("{}: records that decode one by one failed to decode together", self.name())))
+    }
+
+    fn read_json(&mut self) -> Result<Demand, NodeError> {
+        let mut input = BufReader::with_capacity(1 << 20, self.open()?);
+        let mut values: Vec<serde_json::Value> = Vec::new();
+        let (mut index, mut read) = (0u64, 0u64);
+        let mut flush = |this: &mut Self, values: &mut Vec<serde_json::Value>, index: u64, counted: u64| -> Result<Demand, NodeError> {
+            let mut decoder = this.json_decoder(values.len())?;
+            let batch = match decoder.serialize(values).and_then(|_| decoder.flush()) {
+                Ok(b) => b.unwrap_or_else(|| RecordBatch::new_empty(this.run.schema.clone())),
+                Err(_) => {
+                    let first = index - values.len() as u64;
+                    let mut good = Vec::new();
+                    for (k, v) in values.drain(..).enumerate() {
+                        let mut one = this.json_decoder(1)?;
+                        match one.serialize(std::slice::from_ref(&v)).and_then(|_| one.flush()) {
+                            Ok(_) => good.push(v),
+                            Err(e) => this.reject(None, format!("element {} of the array: {e}", first + k as u64 + 1), v.to_string())?,
+                        }
+                    }
+                    let mut decoder = this.json_decoder(good.len())?;
+                    decoder.serialize(&good)?;
+                    decoder.flush()?.unwrap_or_else(|| RecordBatch::new_empty(this.run.schema.clone()))
+                }
+            };
+            values.clear();
+            this.send(batch, &mut read, counted)
+        };
+        let wanted = self.rows_wanted();
+        let counter = input.get_ref().counter.clone();
+        let result = read_json_array(&mut input, &mut |v| {
+            index += 1;
+            values.push(v);
+            if values.len() >= wanted {
+                return flush(self, &mut values, index, counter.get());
+            }
+            Ok(Demand::More)
+        });
+        match result {
+            Ok(()) => {}
+            Err(ArrayReadError::Stopped) => return Ok(Demand::Enough),
+            Err(ArrayReadError::Node(e)) => return Err(e),
+            Err(ArrayReadError::Json(e)) => {
+                return Err(NodeError::msg(format!("{}: not a JSON array of records (line {}, column {}): {e}", self.name(), e.line(), e.column())));
+            }
+        }
+        let counted = input.get_ref().bytes();
+        if !values.is_empty() {
+            return flush(self, &mut values, index, counted);
+        }
+        Ok(Demand::More)
+    }
+
+    fn read_csv(&mut self) -> Result<Demand, NodeError> {
+        let input = self.open()?;
+        let mut csv = csv::ReaderBuilder::new().delimiter(self.run.delimiter).flexible(true).from_reader(input);
+        let headers = csv.headers().map_err(|e| NodeError::msg(format!("{}: cannot read the header line: {e}", self.name())))?.clone();
+        // Where each schema field is in this file's rows; files of a glob may order
+        // columns differently or lack some.
+        let positions: Vec<Option<usize>> = self.run.schema.fields().iter().map(|f| headers.iter().position(|h| h == f.name())).collect();
+        let mut columns: Vec<StringBuilder> = positions.iter().map(|_| StringBuilder::new()).collect();
+        let mut line_numbers: Vec<u64> = Vec::new();
+        let mut record = csv::StringRecord::new();
+        let mut read = 0u64;
+        loop {
+            let more = match csv.read_record(&mut record) {
+                Ok(more) => more,
+                Err(e) => {
+                    let line = e.position().map(|p| p.line());
+                    let reason = match e.kind() {
+                        csv::ErrorKind::Utf8 { .. } => "the line is not valid UTF-8 text".to_string(),
+                        _ => e.to_string(),
+                    };
+                    self.reject(line, reason, String::new())?;
+                    continue;
+                }
+            };
+            if more {
+                let line = record.position().map_or(0, |p| p.line());
+                if record.len() != headers.len() {
+                    let raw = record.iter().collect::<Vec<_>>().join(",");
+                    self.reject(Some(line), format!("expected {} fields, found {}", headers.len(), record.len()), raw)?;
+                } else {
+                    for (column, pos) in columns.iter_mut().zip(&positions) {
+                        column.append_option(pos.map(|p| &record[p]));
+                    }
+                    line_numbers.push(line);
+                }
+            }
+            if line_numbers.len() >= self.rows_wanted() || (!more && !line_numbers.is_empty()) {
+                let texts: Vec<StringArray> = columns.iter_mut().map(|c| c.finish()).collect();
+                let batch = self.typed_batch(&texts, &line_numbers, &headers)?;
+                line_numbers.clear();
+                let counted = csv.get_ref().bytes();
+                if self.send(batch, &mut read, counted)? == Demand::Enough {
+                    return Ok(Demand::Enough);
+                }
+            }
+            if !more {
+                let counted = csv.get_ref().bytes();
+                self.out.add_bytes(counted - read);
+                return Ok(Demand::More);
+            }
+        }
+    }
+
+    /// Converts CSV text columns to the schema's types; rows with a value that does not
+    /// convert go to the error output.
+    fn typed_batch(&mut self, texts: &[StringArray], lines: &[u64], headers: &csv::StringRecord) -> Result<RecordBatch, NodeError> {
+        let strict = CastOptions { safe: false, ..Default::default() };
+        let lenient = CastOptions { safe: true, ..Default::default() };
+        let mut bad: Vec<Option<String>> = vec![None; lines.len()];
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(texts.len());
+        for (text, field) in texts.iter().zip(self.run.schema.fields()) {
+            if field.data_type() == &DataType::Utf8 {
+                arrays.push(Arc::new(text.clone()));
+                continue;
+            }
+            // An empty CSV value is a missing one for every type but text.
+            let text: StringArray = text.iter().map(|v| v.filter(|s| !s.trim().is_empty())).collect();
+            let array: ArrayRef = Arc::new(text.clone());
+            match cast_with_options(&array, field.data_type(), &strict) {
+                Ok(a) => arrays.push(a),
+                Err(_) => {
+                    let converted = cast_with_options(&array, field.data_type(), &lenient)?;
+                    for row in 0..text.len() {
+                        if converted.is_null(row) && text.is_valid(row) && bad[row].is_none() {
+                            bad[row] = Some(format!("field `{}`: `{}` is not a valid {}", field.name(), text.value(row), describe(field.data_type())));
+                        }
+                    }
+                    arrays.push(converted);
+                }
+            }
+        }
+        let batch = RecordBatch::try_new(self.run.schema.clone(), arrays)?;
+        if bad.iter().all(Option::is_none) {
+            return Ok(batch);
+        }
+        let mut keep = BooleanBuilder::with_capacity(bad.len());
+        for (row, reason) in bad.into_iter().enumerate() {
+            keep.append_value(reason.is_none());
+            if let Some(reason) = reason {
+                let raw: Vec<&str> = texts.iter().map(|t| if t.is_valid(row) { t.value(row) } else { "" }).collect();
+                let _ = headers;
+                self.reject(Some(lines[row]), reason, raw.join(","))?;
+            }
+        }
+        Ok(filter_record_batch(&batch, &keep.finish())?)
+    }
+
+    fn read_parquet(&mut self) -> Result<Demand, NodeError> {
+        let input = self.open()?;
+        let size = input.inner.metadata().map(|m| m.len()).unwrap_or(0);
+        let not_parquet = |e: parquet::errors::ParquetError| NodeError::msg(format!("{}: not a readable Parquet file: {e}", self.name()));
+        let builder = ParquetRecordBatchReaderBuilder::try_new(input.inner).map_err(not_parquet)?;
+        let rows = builder.metadata().file_metadata().num_rows().max(1) as u64;
+        let mut builder = builder.with_batch_size(self.out.batch_rows());
+        if let Some(left) = self.out.remaining() {
+            builder = builder.with_limit(left as usize);
+        }
+        let reader = builder.build().map_err(not_parquet)?;
+        for batch in reader {
+            let batch = batch.map_err(|e| NodeError::msg(format!("{}: {e}", self.name())))?;
+            // Bytes in proportion to the rows read: Parquet is read by column chunks.
+            self.out.add_bytes(size * batch.num_rows() as u64 / rows);
+            let batch = conform(batch, &self.run.schema)?;
+            if self.out.send_blocking(batch)? == Demand::Enough {
+                return Ok(Demand::Enough);
+            }
+        }
+        Ok(Demand::More)
+    }
+}
+
+/// A batch in the planned schema: columns by name, converted, missing ones null.
+fn conform(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, NodeError> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch);
+    }
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+            Some(c) => arrow::compute::cast(c, f.data_type()),
+            None => Ok(new_null_array(f.data_type(), batch.num_rows())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}

@@ -1,0 +1,150 @@
+//! File formats shared by the file-based sources and destinations.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::node::NodeError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    /// Comma-separated values with a header line.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+    /// One JSON array of objects.
+    Json,
+    /// Apache Parquet, zstd-compressed when written.
+    Parquet,
+}
+
+impl FileFormat {
+    /// The format a file name implies.
+    pub fn from_path(path: &str) -> Option<FileFormat> {
+        let ext = path.rsplit('.').next()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "csv" | "tsv" => FileFormat::Csv,
+            "jsonl" | "ndjson" => FileFormat::Jsonl,
+            "json" => FileFormat::Json,
+            "parquet" | "pq" => FileFormat::Parquet,
+            _ => return None,
+        })
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "csv",
+            FileFormat::Jsonl => "jsonl",
+            FileFormat::Json => "json",
+            FileFormat::Parquet => "parquet",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "text/csv",
+            FileFormat::Jsonl => "application/x-ndjson",
+            FileFormat::Json => "application/json",
+            FileFormat::Parquet => "application/vnd.apache.parquet",
+        }
+    }
+}
+
+/// Counts what passes through, so destinations know file sizes as they write. The count is
+/// shared because some writers do not lend out their sink.
+pub struct Counting<W> {
+    inner: W,
+    bytes: Arc<AtomicU64>,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes batches into one file of a format.
+pub struct FileWriter<W: Write + Send> {
+    kind: Kind<W>,
+    bytes: Arc<AtomicU64>,
+}
+
+enum Kind<W: Write + Send> {
+    Csv(arrow::csv::Writer<Counting<W>>),
+    Jsonl(arrow::json::LineDelimitedWriter<Counting<W>>),
+    Json(arrow::json::ArrayWriter<Counting<W>>),
+    Parquet(Box<ArrowWriter<Counting<W>>>),
+}
+
+impl<W: Write + Send> FileWriter<W> {
+    pub fn new(format: FileFormat, sink: W, schema: &SchemaRef) -> Result<Self, NodeError> {
+        let bytes = Arc::new(AtomicU64::new(0));
+        let sink = Counting { inner: sink, bytes: bytes.clone() };
+        let kind = match format {
+            FileFormat::Csv => Kind::Csv(arrow::csv::WriterBuilder::new().with_header(true).build(sink)),
+            FileFormat::Jsonl => Kind::Jsonl(arrow::json::LineDelimitedWriter::new(sink)),
+            FileFormat::Json => Kind::Json(arrow::json::ArrayWriter::new(sink)),
+            FileFormat::Parquet => {
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                    // Row groups of this size keep a writer's buffer small, which matters
+                    // when many partitions are open at once.
+                    .set_max_row_group_row_count(Some(128 * 1024))
+                    .build();
+                Kind::Parquet(Box::new(ArrowWriter::try_new(sink, schema.clone(), Some(props))?))
+            }
+        };
+        Ok(Self { kind, bytes })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), NodeError> {
+        match &mut self.kind {
+            Kind::Csv(w) => w.write(batch)?,
+            Kind::Jsonl(w) => w.write(batch)?,
+            Kind::Json(w) => w.write(batch)?,
+            Kind::Parquet(w) => w.write(batch)?,
+        }
+        Ok(())
+    }
+
+    /// Bytes the file will have so far, counting what a Parquet writer still buffers.
+    pub fn size(&self) -> u64 {
+        let written = self.bytes.load(Ordering::Relaxed);
+        match &self.kind {
+            Kind::Parquet(w) => written + w.in_progress_size() as u64,
+            _ => written,
+        }
+    }
+
+    /// Writes the format's ending and returns the sink and the file's size.
+    pub fn close(self) -> Result<(W, u64), NodeError> {
+        let counting = match self.kind {
+            Kind::Csv(w) => w.into_inner(),
+            Kind::Jsonl(mut w) => {
+                w.finish()?;
+                w.into_inner()
+            }
+            Kind::Json(mut w) => {
+                w.finish()?;
+                w.into_inner()
+            }
+            Kind::Parquet(w) => w.into_inner()?,
+        };
+        Ok((counting.inner, self.bytes.load(Ordering::Relaxed)))
+    }
+}

@@ -1,0 +1,7 @@
+//! Source and destination nodes: one module per connector, listed in the registry.
+
+pub mod demo_crm;
+pub mod file;
+pub mod formats;
+pub mod layout;
+pub mod local;

@@ -1,0 +1,528 @@
+//! The runner: turns a [`Plan`] into tokio tasks joined by bounded channels of Arrow
+//! batches, runs them, and reports progress and a run record.
+//!
+//! Memory stays bounded whatever the input size: a node can only get ahead of the next one
+//! by `channel_capacity` batches. Destinations stage their output and make it visible only
+//! when every node of the run succeeded, so output is either complete or absent.
+
+mod context;
+mod progress;
+mod record;
+
+pub use context::{Demand, ErrorSink, InFlight, SourceOutput, TransformContext};
+pub use progress::{NodeFigures, NodeMetrics, NodeState, RunEvent};
+pub use record::{RunError, RunRecord, RunStatus, human_bytes};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use context::{NodeHandle, Outputs};
+use crate::cost::{self, Rates};
+use crate::flow::Plan;
+use crate::node::{BuildContext, Destination, ErrorRecord, NodeError, OutputLocation, Runtime, Transform};
+use crate::paths::Dirs;
+
+/// How a run is carried out and who watches it.
+#[derive(Clone)]
+pub struct RunOptions {
+    pub dirs: Dirs,
+    /// Cancel this to stop the run; every task stops at its next batch.
+    pub cancel: CancellationToken,
+    pub events: Option<mpsc::UnboundedSender<RunEvent>>,
+    /// Batches that may wait between two nodes.
+    pub channel_capacity: usize,
+    /// Rows per batch that sources aim for.
+    pub batch_rows: usize,
+    pub rates: Rates,
+}
+
+impl RunOptions {
+    pub fn new(dirs: Dirs) -> Self {
+        Self {
+            dirs,
+            cancel: CancellationToken::new(),
+            events: None,
+            channel_capacity: 4,
+            batch_rows: 8192,
+            rates: Rates::default(),
+        }
+    }
+}
+
+/// Runs the whole flow.
+pub async fn run(plan: &Plan, opts: RunOptions) -> RunRecord {
+    let execution_id = uuid::Uuid::now_v7().to_string();
+    let run_dir = opts.dirs.run_dir(&execution_id);
+    let errors = ErrorSink::to_file(run_dir.join("errors.jsonl"));
+    let started = Utc::now();
+    let outcome = execute(plan, &opts, &execution_id, Mode::Run, errors.clone()).await;
+
+    let error_output = match errors.close() {
+        Ok(path) => path.map(|p| p.display().to_string()),
+        Err(e) => Some(format!("(the error output could not be written completely: {e})")),
+    };
+    let finished = Utc::now();
+    let sum = |role: crate::node::Role, f: fn(&NodeFigures) -> u64| -> u64 {
+        plan.nodes
+            .iter()
+            .zip(&outcome.figures)
+            .filter(|(n, _)| n.kind.role == role)
+            .map(|(_, fig)| f(fig))
+            .sum()
+    };
+    use crate::node::Role;
+    let bytes_processed = sum(Role::Source, |f| f.bytes_in);
+    let record = RunRecord {
+        execution_id: execution_id.clone(),
+        flow: plan.flow_name.clone(),
+        status: outcome.status,
+        started_at: started,
+        finished_at: finished,
+        duration_seconds: (finished - started).num_milliseconds() as f64 / 1000.0,
+        records_processed: sum(Role::Source, |f| f.records_out),
+        records_written: outcome.outputs.iter().map(|o| o.records).sum(),
+        records_dropped: outcome.figures.iter().map(|f| f.records_dropped).sum(),
+        records_rejected: errors.count(),
+        bytes_processed,
+        bytes_written: outcome.outputs.iter().map(|o| o.bytes).sum(),
+        peak_batches_in_flight: outcome.peak_in_flight,
+        nodes: outcome.figures,
+        outputs: outcome.outputs,
+        error_output,
+        error: outcome.error,
+        cost: cost::of_run(
+            bytes_processed,
+            outcome.status == RunStatus::Successful,
+            &plan.trigger,
+            opts.rates,
+        ),
+    };
+    if let Err(e) = save_record(&run_dir, &record) {
+        tracing::warn!("cannot save the run record in {}: {e}", run_dir.display());
+    }
+    if let Some(events) = &opts.events {
+        let _ = events.send(RunEvent::Finished(Box::new(record.clone())));
+    }
+    record
+}
+
+fn save_record(run_dir: &std::path::Path, record: &RunRecord) -> std::io::Result<()> {
+    std::fs::create_dir_all(run_dir)?;
+    let text = serde_json::to_string_pretty(record).map_err(std::io::Error::other)?;
+    std::fs::write(run_dir.join("run.json"), text)
+}
+
+/// The records leaving one node, on a sample of the sources' first records.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub node: String,
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    /// What entered the node, for before/after views; empty for a source.
+    pub input: Vec<RecordBatch>,
+    /// Records the sample could not read or process.
+    pub rejected: Vec<ErrorRecord>,
+}
+
+impl Preview {
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// Runs the part of the flow that feeds `node` on the first `limit` records of each source
+/// and returns what leaves `node` (for a destination: what would enter it). Nothing is
+/// written anywhere.
+pub async fn preview(
+    plan: &Plan,
+    node: &str,
+    limit: u64,
+    opts: &RunOptions,
+) -> Result<Preview, RunError> {
+    let target = plan.index_of(node).ok_or_else(|| RunError {
+        node: None,
+        message: format!("the flow has no node `{node}`"),
+    })?;
+    let errors = ErrorSink::in_memory();
+    let mut outcome = execute(
+        plan,
+        opts,
+        "preview",
+        Mode::Preview { target, limit },
+        errors.clone(),
+    )
+    .await;
+    if let Some(error) = outcome.error {
+        return Err(error);
+    }
+    let planned = &plan.nodes[target];
+    let input = planned.inputs.first().copied();
+    let (schema, batches, input_batches) = if planned.kind.role == crate::node::Role::Destination {
+        let i = input.expect("a destination has an input");
+        (plan.nodes[i].schema.clone(), outcome.collected.remove(&i).unwrap_or_default(), Vec::new())
+    } else {
+        (
+            planned.schema.clone(),
+            outcome.collected.remove(&target).unwrap_or_default(),
+            input.and_then(|i| outcome.collected.remove(&i)).unwrap_or_default(),
+        )
+    };
+    Ok(Preview {
+        node: node.to_string(),
+        schema,
+        batches,
+        input: input_batches,
+        rejected: errors.records(),
+    })
+}
+
+enum Mode {
+    Run,
+    Preview { target: usize, limit: u64 },
+}
+
+struct Outcome {
+    status: RunStatus,
+    error: Option<RunError>,
+    figures: Vec<NodeFigures>,
+    outputs: Vec<OutputLocation>,
+    collected: HashMap<usize, Vec<RecordBatch>>,
+    peak_in_flight: usize,
+}
+
+/// What a node's task hands back: how it ended, and a destination to commit or abort.
+struct TaskEnd {
+    node: usize,
+    result: Result<(), NodeError>,
+    destination: Option<Box<dyn Destination>>,
+}
+
+async fn execute(
+    plan: &Plan,
+    opts: &RunOptions,
+    execution_id: &str,
+    mode: Mode,
+    errors: ErrorSink,
+) -> Outcome {
+    let n = plan.nodes.len();
+    // Which nodes run, and whose output is collected.
+    let (selected, collect, limit) = match mode {
+        Mode::Run => (vec![true; n], Vec::new(), None),
+        Mode::Preview { target, limit } => {
+            let mut selected = vec![false; n];
+            let mut stack = vec![target];
+            while let Some(i) = stack.pop() {
+                if !std::mem::replace(&mut selected[i], true) {
+                    stack.extend(&plan.nodes[i].inputs);
+                }
+            }
+            let node = &plan.nodes[target];
+            let collect = if node.kind.role == crate::node::Role::Destination {
+                selected[target] = false;
+                node.inputs.clone()
+            } else {
+                std::iter::once(target).chain(node.inputs.iter().copied()).collect()
+            };
+            (selected, collect, Some(limit))
+        }
+    };
+
+    let cancel = opts.cancel.child_token();
+    let in_flight = Arc::new(InFlight::default());
+    let handles: Vec<NodeHandle> = plan
+        .nodes
+        .iter()
+        .map(|node| NodeHandle {
+            id: node.id.as_str().into(),
+            metrics: Arc::new(NodeMetrics::default()),
+            events: opts.events.clone(),
+        })
+        .collect();
+    let figures = |handles: &[NodeHandle]| handles.iter().map(|h| h.metrics.figures(&h.id)).collect();
+
+    // Build every runtime before anything runs, so a config the runtime refuses fails the
+    // run before it reads a single record.
+    let started = Utc::now();
+    let mut runtimes: Vec<Option<Runtime>> = Vec::with_capacity(n);
+    for (i, node) in plan.nodes.iter().enumerate() {
+        if !selected[i] {
+            runtimes.push(None);
+            continue;
+        }
+        let cx = BuildContext {
+            node_id: node.id.clone(),
+            flow_name: plan.flow_name.clone(),
+            execution_id: execution_id.to_string(),
+            started,
+            base_dir: plan.base_dir.clone(),
+            input_schema: node.inputs.first().map(|&j| plan.nodes[j].schema.clone()),
+            output_schema: node.schema.clone(),
+            batch_rows: opts.batch_rows,
+        };
+        match node.config.build(&cx) {
+            Ok(rt) => runtimes.push(Some(rt)),
+            Err(e) => {
+                handles[i].metrics.set_state(NodeState::Failed);
+                *handles[i].metrics.error.lock().unwrap() = Some(e.to_string());
+                return Outcome {
+                    status: RunStatus::Error,
+                    error: Some(RunError { node: Some(node.id.clone()), message: e.to_string() }),
+                    figures: figures(&handles),
+                    outputs: Vec::new(),
+                    collected: HashMap::new(),
+                    peak_in_flight: 0,
+                };
+            }
+        }
+    }
+    if let Some(events) = &opts.events {
+        let _ = events.send(RunEvent::Started {
+            execution_id: execution_id.to_string(),
+            nodes: plan.nodes.iter().map(|n| n.id.clone()).collect(),
+        });
+    }
+
+    // One bounded channel per edge that runs, plus one per collected node.
+    let mut senders: Vec<Vec<mpsc::Sender<RecordBatch>>> = vec![Vec::new(); n];
+    let mut receivers: Vec<Option<mpsc::Receiver<RecordBatch>>> = (0..n).map(|_| None).collect();
+    for (i, node) in plan.nodes.iter().enumerate() {
+        if !selected[i] {
+            continue;
+        }
+        for &j in &node.inputs {
+            let (tx, rx) = mpsc::channel(opts.channel_capacity);
+            senders[j].push(tx);
+            receivers[i] = Some(rx);
+        }
+    }
+    let mut collectors = JoinSet::new();
+    for &i in &collect {
+        let (tx, mut rx) = mpsc::channel::<RecordBatch>(opts.channel_capacity);
+        senders[i].push(tx);
+        let in_flight = in_flight.clone();
+        collectors.spawn(async move {
+            let mut batches = Vec::new();
+            while let Some(b) = rx.recv().await {
+                in_flight.remove();
+                batches.push(b);
+            }
+            (i, batches)
+        });
+    }
+
+    let mut tasks: JoinSet<TaskEnd> = JoinSet::new();
+    for (i, runtime) in runtimes.into_iter().enumerate() {
+        let Some(runtime) = runtime else { continue };
+        let node = handles[i].clone();
+        node.set_state(NodeState::Running);
+        let outputs = Outputs {
+            senders: std::mem::take(&mut senders[i]),
+            in_flight: in_flight.clone(),
+            cancel: cancel.clone(),
+        };
+        match runtime {
+            Runtime::Source(source) => {
+                let out = SourceOutput {
+                    node,
+                    outputs,
+                    errors: errors.clone(),
+                    limit,
+                    sent: 0,
+                    batch_rows: opts.batch_rows,
+                };
+                tasks.spawn(async move {
+                    TaskEnd { node: i, result: source.run(out).await, destination: None }
+                });
+            }
+            Runtime::Transform(transform) => {
+                let rx = receivers[i].take().expect("a transform has an input");
+                let errors = errors.clone();
+                tasks.spawn(async move {
+                    let result = run_transform(transform, rx, outputs, &node, &errors).await;
+                    TaskEnd { node: i, result, destination: None }
+                });
+            }
+            Runtime::Destination(mut destination) => {
+                let rx = receivers[i].take().expect("a destination has an input");
+                let in_flight = in_flight.clone();
+                let cancel = cancel.clone();
+                tasks.spawn_blocking(move || {
+                    let result = run_destination(&mut *destination, rx, &node, &in_flight, &cancel);
+                    TaskEnd { node: i, result, destination: Some(destination) }
+                });
+            }
+        }
+    }
+    drop(senders);
+
+    // Wait for every task. The first real failure cancels the rest; the cancellations it
+    // causes are consequences, not causes, and are not reported as errors.
+    let mut error: Option<RunError> = None;
+    let mut destinations: Vec<(usize, Box<dyn Destination>)> = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let end = match joined {
+            Ok(end) => end,
+            Err(e) => {
+                // A panic in a node is a bug, but the run still ends cleanly and says so.
+                cancel.cancel();
+                error.get_or_insert(RunError { node: None, message: format!("a node stopped unexpectedly: {e}") });
+                continue;
+            }
+        };
+        let handle = &handles[end.node];
+        match &end.result {
+            Ok(()) => handle.set_state(NodeState::Done),
+            Err(NodeError::Cancelled) => handle.set_state(NodeState::Canceled),
+            Err(e) => {
+                *handle.metrics.error.lock().unwrap() = Some(e.to_string());
+                handle.set_state(NodeState::Failed);
+                cancel.cancel();
+                error.get_or_insert(RunError { node: Some(handle.id.to_string()), message: e.to_string() });
+            }
+        }
+        if let Some(d) = end.destination {
+            destinations.push((end.node, d));
+        }
+    }
+    let mut collected = HashMap::new();
+    while let Some(Ok((i, batches))) = collectors.join_next().await {
+        collected.insert(i, batches);
+    }
+
+    let status = match (&error, opts.cancel.is_cancelled()) {
+        (Some(_), _) => RunStatus::Error,
+        (None, true) => RunStatus::Canceled,
+        (None, false) => RunStatus::Successful,
+    };
+    let (outputs, commit_error) = finish_destinations(destinations, status == RunStatus::Successful, &handles).await;
+    let (status, error) = match commit_error {
+        Some(e) => (RunStatus::Error, Some(e)),
+        None => (status, error),
+    };
+    Outcome {
+        status,
+        error,
+        figures: figures(&handles),
+        outputs,
+        collected,
+        peak_in_flight: in_flight.peak(),
+    }
+}
+
+/// Commits every destination's staged output when the run succeeded, aborts them all
+/// otherwise (or when one commit fails, the ones not yet committed).
+async fn finish_destinations(
+    destinations: Vec<(usize, Box<dyn Destination>)>,
+    commit: bool,
+    handles: &[NodeHandle],
+) -> (Vec<OutputLocation>, Option<RunError>) {
+    let ids: Vec<Arc<str>> = handles.iter().map(|h| h.id.clone()).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut outputs = Vec::new();
+        let mut error = None;
+        for (i, d) in destinations {
+            if commit && error.is_none() {
+                match d.commit() {
+                    Ok(list) => outputs.extend(list),
+                    Err(e) => {
+                        error = Some(RunError { node: Some(ids[i].to_string()), message: format!("cannot finish writing: {e}") });
+                    }
+                }
+            } else {
+                d.abort();
+            }
+        }
+        (outputs, error)
+    })
+    .await
+    .unwrap_or_else(|e| (Vec::new(), Some(RunError { node: None, message: format!("committing the output failed: {e}") })))
+}
+
+async fn run_transform(
+    mut transform: Box<dyn Transform>,
+    mut rx: mpsc::Receiver<RecordBatch>,
+    outputs: Outputs,
+    node: &NodeHandle,
+    errors: &ErrorSink,
+) -> Result<(), NodeError> {
+    let mut cx = TransformContext::new(&node.id);
+    loop {
+        let batch = tokio::select! {
+            biased;
+            _ = outputs.cancel.cancelled() => return Err(NodeError::Cancelled),
+            b = rx.recv() => b,
+        };
+        let Some(batch) = batch else { break };
+        outputs.in_flight.remove();
+        node.metrics.add_in(&batch);
+        let out = transform.apply(batch, &mut cx)?;
+        settle(&mut cx, node, errors)?;
+        if out.num_rows() > 0 {
+            outputs.send(&out).await?;
+            node.metrics.add_out(&out);
+        }
+        node.report();
+    }
+    if outputs.cancel.is_cancelled() {
+        return Err(NodeError::Cancelled);
+    }
+    if let Some(out) = transform.finish(&mut cx)? {
+        settle(&mut cx, node, errors)?;
+        if out.num_rows() > 0 {
+            outputs.send(&out).await?;
+            node.metrics.add_out(&out);
+        }
+    }
+    node.report();
+    Ok(())
+}
+
+/// Moves what a transform reported into the node's counters and the error output.
+fn settle(cx: &mut TransformContext, node: &NodeHandle, errors: &ErrorSink) -> Result<(), NodeError> {
+    node.metrics.dropped.fetch_add(std::mem::take(&mut cx.dropped), Ordering::Relaxed);
+    if !cx.notes.is_empty() {
+        let mut notes = node.metrics.notes.lock().unwrap();
+        for (k, v) in std::mem::take(&mut cx.notes) {
+            *notes.entry(k.to_string()).or_default() += v;
+        }
+    }
+    for record in cx.rejected.drain(..) {
+        node.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+        errors.write(record)?;
+    }
+    Ok(())
+}
+
+fn run_destination(
+    destination: &mut dyn Destination,
+    mut rx: mpsc::Receiver<RecordBatch>,
+    node: &NodeHandle,
+    in_flight: &InFlight,
+    cancel: &CancellationToken,
+) -> Result<(), NodeError> {
+    while let Some(batch) = rx.blocking_recv() {
+        in_flight.remove();
+        if cancel.is_cancelled() {
+            return Err(NodeError::Cancelled);
+        }
+        node.metrics.add_in(&batch);
+        destination.write(&batch)?;
+        node.metrics.bytes_out.store(destination.bytes_written(), Ordering::Relaxed);
+        node.report();
+    }
+    if cancel.is_cancelled() {
+        return Err(NodeError::Cancelled);
+    }
+    destination.finish()?;
+    node.metrics.bytes_out.store(destination.bytes_written(), Ordering::Relaxed);
+    node.report();
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! The run record: what a run did, modelled on AppFlow's execution record. It is printed
+//! by `tributary run --json`, shown in the app's Run panel and kept in the run's folder.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::progress::NodeFigures;
+use crate::cost::Cost;
+use crate::node::OutputLocation;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunStatus {
+    Successful,
+    Error,
+    Canceled,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub execution_id: String,
+    pub flow: String,
+    pub status: RunStatus,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub duration_seconds: f64,
+    /// Records that left the sources.
+    pub records_processed: u64,
+    /// Records in committed output, summed over destinations.
+    pub records_written: u64,
+    /// Records removed on purpose by transforms.
+    pub records_dropped: u64,
+    /// Records that could not be read or processed; they are in `error_output`.
+    pub records_rejected: u64,
+    pub bytes_processed: u64,
+    pub bytes_written: u64,
+    /// The most batches that were waiting between nodes at one time.
+    pub peak_batches_in_flight: usize,
+    pub nodes: Vec<NodeFigures>,
+    /// Files and objects the run produced; empty unless the run succeeded.
+    pub outputs: Vec<OutputLocation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_output: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunError>,
+    pub cost: Cost,
+}
+
+/// Why a run failed, tied to the node where it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunError {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    pub message: String,
+}
+
+impl RunRecord {
+    /// The plain one-paragraph summary `tributary run` prints.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{:?}: flow \"{}\", run {} in {:.2}s\n  {} records read, {} written, {} dropped, {} rejected; {} read, {} written\n  AppFlow-equivalent cost ${:.4}",
+            self.status,
+            self.flow,
+            self.execution_id,
+            self.duration_seconds,
+            self.records_processed,
+            self.records_written,
+            self.records_dropped,
+            self.records_rejected,
+            human_bytes(self.bytes_processed),
+            human_bytes(self.bytes_written),
+            self.cost.total_usd,
+        );
+        if let Some(p) = &self.cost.projected_monthly {
+            s += &format!(" (about ${:.2} a month on this schedule)", p.total_usd);
+        }
+        for o in &self.outputs {
+            s += &format!("\n  wrote {} ({} records)", o.location, o.records);
+        }
+        if let Some(path) = &self.error_output {
+            s += &format!("\n  rejected records: {path}");
+        }
+        if let Some(e) = &self.error {
+            match &e.node {
+                Some(node) => s += &format!("\n  error in node `{node}`: {}", e.message),
+                None => s += &format!("\n  error: {}", e.message),
+            }
+        }
+        s
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}

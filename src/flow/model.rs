@@ -1,0 +1,102 @@
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The flow file format this version reads and writes.
+pub const FORMAT: &str = "tributary.flow/1";
+
+/// A flow: sources, transforms and destinations joined by edges, plus how it is started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Flow {
+    /// Always `tributary.flow/1` for this version.
+    pub format: String,
+    /// What the user calls this flow.
+    pub name: String,
+    /// A longer explanation, shown in the app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// What starts a run.
+    #[serde(default)]
+    pub trigger: Trigger,
+    /// Values for `${name}` placeholders in node configs; `--param name=value` overrides them.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub params: IndexMap<String, String>,
+    /// The nodes on the canvas.
+    pub nodes: Vec<Node>,
+    /// Connections between nodes: records leave `from` and enter `to`.
+    #[serde(default)]
+    pub edges: Vec<Edge>,
+}
+
+/// What starts a run, after AppFlow's trigger types.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Trigger {
+    /// Runs only when the user asks: the Run button or `tributary run`.
+    #[default]
+    OnDemand,
+    /// Runs on a schedule, written as AppFlow writes it: `rate(1 hours)`, `rate(15 minutes)`,
+    /// `rate(1 days)`.
+    Schedule {
+        /// The schedule expression.
+        expression: String,
+    },
+}
+
+/// One node on the canvas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// Unique within the flow; edges and messages refer to the node by it.
+    pub id: String,
+    /// The node type: `source.<name>`, `transform.<name>` or `destination.<name>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What the canvas shows; the node type's title when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Where the node sits on the canvas, in points.
+    #[serde(default, with = "position")]
+    #[schemars(with = "[f32; 2]")]
+    pub position: [f32; 2],
+    /// The node type's settings; `tributary schema` documents each type's fields.
+    #[serde(default = "empty_object")]
+    pub config: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+/// An edge: records flow from one node's output into another node's input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Edge {
+    /// The id of the node the records come from.
+    pub from: String,
+    /// The id of the node the records go to.
+    pub to: String,
+}
+
+/// Canvas positions are written as whole numbers when they are whole, so that a file
+/// written by hand (`[80, 120]`) is saved back unchanged.
+mod position {
+    use serde::{Deserialize, Deserializer, Serializer, ser::SerializeTuple};
+
+    pub fn serialize<S: Serializer>(p: &[f32; 2], s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(2)?;
+        for v in p {
+            if v.fract() == 0.0 && v.abs() < 1e9 {
+                t.serialize_element(&(*v as i64))?;
+            } else {
+                t.serialize_element(v)?;
+            }
+        }
+        t.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[f32; 2], D::Error> {
+        <[f32; 2]>::deserialize(d)
+    }
+}

@@ -1,0 +1,362 @@
+//! Checks a flow and plans it: every problem found in one pass, each tied to a node and a
+//! JSON path, and for a flow without problems, the nodes in run order with their output
+//! schemas. The app and the CLI both go through here before previews and runs.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use indexmap::IndexMap;
+
+use super::{Flow, Trigger, params};
+use crate::node::{NodeConfig, NodeType, PlanContext, Role};
+use crate::registry;
+
+/// One thing wrong with a flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// The node it belongs to, when it belongs to one.
+    pub node: Option<String>,
+    /// JSON pointer into the flow file, e.g. `/nodes/2/config/fields/0`.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.node, self.path.is_empty()) {
+            (Some(node), _) => write!(f, "node `{node}` ({}): {}", self.path, self.message),
+            (None, false) => write!(f, "{}: {}", self.path, self.message),
+            (None, true) => f.write_str(&self.message),
+        }
+    }
+}
+
+/// A flow that passed validation, ready for the engine.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub flow_name: String,
+    pub trigger: Trigger,
+    pub base_dir: PathBuf,
+    /// In run order: every node comes after all of its inputs.
+    pub nodes: Vec<PlannedNode>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedNode {
+    pub id: String,
+    pub kind: &'static NodeType,
+    pub config: Arc<dyn NodeConfig>,
+    /// Indices into [`Plan::nodes`].
+    pub inputs: Vec<usize>,
+    pub outputs: Vec<usize>,
+    pub schema: SchemaRef,
+}
+
+impl fmt::Debug for NodeType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl Plan {
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id == id)
+    }
+}
+
+/// What validation needs besides the flow itself.
+pub struct Context<'a> {
+    pub base_dir: PathBuf,
+    /// `--param` values and the app's Parameters panel, over the flow's own `params`.
+    pub overrides: &'a IndexMap<String, String>,
+    /// Names of the connections that exist.
+    pub connections: &'a [String],
+}
+
+/// Validates `flow` and, when it has no problems, plans it.
+pub fn validate(flow: &Flow, cx: &Context) -> Result<Plan, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let params = params::merge(&flow.params, cx.overrides);
+    let problem = |node: Option<&str>, path: String, message: String| Problem {
+        node: node.map(str::to_string),
+        path,
+        message,
+    };
+
+    // Node by node: identity, type, placeholders, connection, config.
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut kinds: Vec<Option<&'static NodeType>> = Vec::new();
+    let mut configs: Vec<Option<Arc<dyn NodeConfig>>> = Vec::new();
+    for (i, node) in flow.nodes.iter().enumerate() {
+        let id = Some(node.id.as_str());
+        if node.id.trim().is_empty() {
+            problems.push(problem(id, format!("/nodes/{i}/id"), "a node needs an id".into()));
+        } else if index.insert(&node.id, i).is_some() {
+            problems.push(problem(
+                id,
+                format!("/nodes/{i}/id"),
+                format!("the id `{}` is used by more than one node", node.id),
+            ));
+        }
+        let kind = registry::find(&node.kind);
+        if kind.is_none() {
+            problems.push(problem(
+                id,
+                format!("/nodes/{i}/type"),
+                format!(
+                    "unknown node type `{}`; known types: {}",
+                    node.kind,
+                    registry::all().iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        kinds.push(kind);
+
+        let mut config = node.config.clone();
+        let unfilled = params::fill(&mut config, &params);
+        for u in &unfilled {
+            problems.push(problem(
+                id,
+                format!("/nodes/{i}/config{}", u.path),
+                format!(
+                    "the placeholder `${{{}}}` has no value: add it to the flow's params or pass --param {}=…",
+                    u.name, u.name
+                ),
+            ));
+        }
+        if let Some(name) = config.get("connection").and_then(|c| c.as_str())
+            && !cx.connections.iter().any(|c| c == name)
+        {
+            problems.push(problem(
+                id,
+                format!("/nodes/{i}/config/connection"),
+                format!(
+                    "there is no connection named `{name}`; create it with `tributary connection add` or pick one of: {}",
+                    if cx.connections.is_empty() { "(none yet)".to_string() } else { cx.connections.join(", ") }
+                ),
+            ));
+        }
+        let parsed = match kind {
+            Some(kind) if unfilled.is_empty() => match kind.parse(config) {
+                Ok(c) => Some(c),
+                Err(p) => {
+                    problems.push(problem(id, format!("/nodes/{i}/config{}", p.path), p.message));
+                    None
+                }
+            },
+            _ => None,
+        };
+        configs.push(parsed);
+    }
+
+    // Edges.
+    let n = flow.nodes.len();
+    let mut inputs: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut outputs: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut seen_edges = HashSet::new();
+    for (j, edge) in flow.edges.iter().enumerate() {
+        let from = index.get(edge.from.as_str()).copied();
+        let to = index.get(edge.to.as_str()).copied();
+        for (end, id, found) in [("from", &edge.from, from), ("to", &edge.to, to)] {
+            if found.is_none() {
+                problems.push(problem(
+                    None,
+                    format!("/edges/{j}/{end}"),
+                    format!("the edge {} `{}` → `{}` names a node `{id}` that is not in the flow", j, edge.from, edge.to),
+                ));
+            }
+        }
+        let (Some(from), Some(to)) = (from, to) else { continue };
+        if !seen_edges.insert((from, to)) {
+            problems.push(problem(
+                Some(&edge.to),
+                format!("/edges/{j}"),
+                format!("the edge `{}` → `{}` is listed twice", edge.from, edge.to),
+            ));
+            continue;
+        }
+        if kinds[to].map(|k| k.role) == Some(Role::Source) {
+            problems.push(problem(
+                Some(&edge.to),
+                format!("/edges/{j}/to"),
+                format!("`{}` is a source; a source takes no input", edge.to),
+            ));
+        }
+        if kinds[from].map(|k| k.role) == Some(Role::Destination) {
+            problems.push(problem(
+                Some(&edge.from),
+                format!("/edges/{j}/from"),
+                format!("`{}` is a destination; records cannot leave a destination", edge.from),
+            ));
+        }
+        inputs[to].push(from);
+        outputs[from].push(to);
+    }
+
+    // Run order; what is left over sits on a cycle.
+    let order = topological_order(&inputs, &outputs);
+    if order.len() < n {
+        let placed: HashSet<usize> = order.iter().copied().collect();
+        let on_cycle: Vec<&str> = (0..n)
+            .filter(|i| !placed.contains(i))
+            .map(|i| flow.nodes[i].id.as_str())
+            .collect();
+        for &i in (0..n).filter(|i| !placed.contains(i)).collect::<Vec<_>>().iter().take(1) {
+            problems.push(problem(
+                Some(&flow.nodes[i].id),
+                format!("/nodes/{i}"),
+                format!(
+                    "the flow has a cycle through {}; records must flow one way, from sources to destinations",
+                    on_cycle.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+
+    // Shape: every source reaches a destination, every other node has exactly its input.
+    for (i, node) in flow.nodes.iter().enumerate() {
+        let Some(kind) = kinds[i] else { continue };
+        let id = Some(node.id.as_str());
+        match kind.role {
+            Role::Source if !reaches_destination(i, &outputs, &kinds) => problems.push(problem(
+                id,
+                format!("/nodes/{i}"),
+                "this source has no way to a destination: connect it, through transforms, to a destination".into(),
+            )),
+            Role::Transform if inputs[i].is_empty() => problems.push(problem(
+                id,
+                format!("/nodes/{i}"),
+                "this transform has no input: connect a source or another transform to it".into(),
+            )),
+            Role::Transform if !reaches_destination(i, &outputs, &kinds) => problems.push(problem(
+                id,
+                format!("/nodes/{i}"),
+                "this transform leads to no destination: connect its output".into(),
+            )),
+            Role::Destination if inputs[i].is_empty() => problems.push(problem(
+                id,
+                format!("/nodes/{i}"),
+                "this destination has no input: connect a source or a transform to it".into(),
+            )),
+            Role::Transform | Role::Destination if inputs[i].len() > 1 => problems.push(problem(
+                id,
+                format!("/nodes/{i}"),
+                format!(
+                    "this {} has {} inputs ({}); it takes exactly one",
+                    kind.role,
+                    inputs[i].len(),
+                    inputs[i].iter().map(|&j| format!("`{}`", flow.nodes[j].id)).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+            _ => {}
+        }
+    }
+
+    // Schemas, in run order, so each node checks the fields it names against its input.
+    let plan_cx = PlanContext {
+        base_dir: cx.base_dir.clone(),
+    };
+    let mut schemas: Vec<Option<SchemaRef>> = vec![None; n];
+    for &i in &order {
+        let Some(config) = &configs[i] else { continue };
+        let input = match inputs[i].as_slice() {
+            [] => None,
+            [j] => match &schemas[*j] {
+                Some(s) => Some(s),
+                None => continue, // the input has problems of its own
+            },
+            _ => continue,
+        };
+        match config.output_schema(input, &plan_cx) {
+            Ok(schema) => schemas[i] = Some(schema),
+            Err(list) => problems.extend(list.into_iter().map(|p| {
+                problem(Some(&flow.nodes[i].id), format!("/nodes/{i}/config{}", p.path), p.message)
+            })),
+        }
+    }
+
+    if flow.nodes.is_empty() {
+        problems.push(problem(None, "/nodes".into(), "the flow has no nodes yet: add a source and a destination".into()));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+
+    let position: HashMap<usize, usize> = order.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+    let nodes = order
+        .iter()
+        .map(|&i| PlannedNode {
+            id: flow.nodes[i].id.clone(),
+            kind: kinds[i].expect("checked above"),
+            config: configs[i].clone().expect("checked above"),
+            inputs: inputs[i].iter().map(|j| position[j]).collect(),
+            outputs: outputs[i].iter().map(|j| position[j]).collect(),
+            schema: schemas[i].clone().expect("checked above"),
+        })
+        .collect();
+    Ok(Plan {
+        flow_name: flow.name.clone(),
+        trigger: flow.trigger.clone(),
+        base_dir: cx.base_dir.clone(),
+        nodes,
+    })
+}
+
+/// Kahn's algorithm; keeps the file's order among nodes that are free at the same time,
+/// so run order (and so output order) is predictable.
+fn topological_order(inputs: &[Vec<usize>], outputs: &[Vec<usize>]) -> Vec<usize> {
+    let mut waiting: Vec<usize> = inputs.iter().map(Vec::len).collect();
+    let mut ready: VecDeque<usize> = (0..inputs.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut order = Vec::with_capacity(inputs.len());
+    while let Some(i) = ready.pop_front() {
+        order.push(i);
+        for &o in &outputs[i] {
+            waiting[o] -= 1;
+            if waiting[o] == 0 {
+                ready.push_back(o);
+            }
+        }
+    }
+    order
+}
+
+fn reaches_destination(start: usize, outputs: &[Vec<usize>], kinds: &[Option<&NodeType>]) -> bool {
+    let mut seen = vec![false; outputs.len()];
+    let mut stack = vec![start];
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        if i != start && kinds[i].map(|k| k.role) == Some(Role::Destination) {
+            return true;
+        }
+        stack.extend(&outputs[i]);
+    }
+    false
+}
+
+/// A JSON pointer (`/nodes/2/config`) from serde_path_to_error's path.
+pub fn pointer_from_serde_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("/{index}")),
+            Segment::Map { key } => {
+                out.push('/');
+                out.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            }
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+/// The id of the node a pointer such as `/nodes/3/config/x` falls in.
+pub fn node_id_at(flow: &serde_json::Value, pointer: &str) -> Option<String> {
+    let index: usize = pointer.strip_prefix("/nodes/")?.split('/').next()?.parse().ok()?;
+    Some(flow.get("nodes")?.get(index)?.get("id")?.as_str()?.to_string())
+}

@@ -1,0 +1,19 @@
+//! Tributary: a local-first, open-source alternative to Amazon AppFlow.
+//!
+//! A flow ([`flow::Flow`]) joins source, transform and destination nodes. It is validated
+//! and planned ([`flow::validate`]), then run by the engine ([`engine::run`]) as tokio tasks
+//! passing Arrow record batches. The app and the command line share all of it.
+
+pub mod auth;
+pub mod connectors;
+pub mod cost;
+pub mod engine;
+pub mod flow;
+pub mod node;
+pub mod paths;
+pub mod records;
+pub mod registry;
+pub mod schema;
+pub mod transforms;
+pub mod types;
+pub mod workspace;

@@ -1,0 +1,242 @@
+//! The `tributary` command: runs, validates and previews flows headless. The same flows
+//! and engine serve the desktop app.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use indexmap::IndexMap;
+use tokio::sync::mpsc;
+
+use tributary::engine::{self, RunEvent, RunOptions, RunStatus, human_bytes};
+use tributary::flow::Problem;
+use tributary::paths::Dirs;
+use tributary::{registry, schema, workspace};
+
+#[derive(Parser)]
+#[command(name = "tributary", version, about = "Move records from SaaS apps and files to your data lake, on your own machine.")]
+#[command(arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a flow and report what it did.
+    Run {
+        flow: PathBuf,
+        /// Fill or override a `${name}` placeholder; repeatable.
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Print the run record as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check flows; every problem with its node and JSON path.
+    Validate {
+        #[arg(required = true)]
+        flows: Vec<PathBuf>,
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+    },
+    /// Show the records leaving one node, on a sample of the sources' first records.
+    Preview {
+        flow: PathBuf,
+        /// The node's id.
+        #[arg(long)]
+        node: String,
+        /// Records to read from each source.
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Print the records as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the flow file's JSON Schema.
+    Schema,
+    /// List the node types: sources, transforms and destinations.
+    Connectors {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not NAME=VALUE")),
+    }
+}
+
+/// Exit codes: 0 success, 1 the run failed, 2 the flow or the command line is invalid.
+const INVALID: u8 = 2;
+
+fn main() -> ExitCode {
+    let level = std::env::var("TRIBUTARY_LOG").ok().and_then(|l| l.parse().ok()).unwrap_or(tracing::Level::WARN);
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
+    let cli = Cli::parse();
+    match execute(cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn execute(command: Command) -> anyhow::Result<u8> {
+    let dirs = Dirs::from_env();
+    match command {
+        Command::Run { flow, params, json } => run(flow, params.into_iter().collect(), json, dirs),
+        Command::Validate { flows, params } => {
+            let overrides: IndexMap<String, String> = params.into_iter().collect();
+            let mut code = 0;
+            for path in flows {
+                match workspace::plan_file(&path, &overrides, &dirs) {
+                    Ok((flow, plan)) => println!("{}: ok, \"{}\" with {} nodes", path.display(), flow.name, plan.nodes.len()),
+                    Err(problems) => {
+                        report(&path, &problems);
+                        code = INVALID;
+                    }
+                }
+            }
+            Ok(code)
+        }
+        Command::Preview { flow, node, limit, params, json } => {
+            let (_, plan) = match workspace::plan_file(&flow, &params.into_iter().collect(), &dirs) {
+                Ok(p) => p,
+                Err(problems) => {
+                    report(&flow, &problems);
+                    return Ok(INVALID);
+                }
+            };
+            if plan.index_of(&node).is_none() {
+                eprintln!("{}: there is no node `{node}`; its nodes are {}", flow.display(), plan.nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>().join(", "));
+                return Ok(INVALID);
+            }
+            let runtime = tokio::runtime::Runtime::new()?;
+            let preview = match runtime.block_on(engine::preview(&plan, &node, limit, &RunOptions::new(dirs))) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("preview failed{}: {}", e.node.map(|n| format!(" in node `{n}`")).unwrap_or_default(), e.message);
+                    return Ok(1);
+                }
+            };
+            if json {
+                let mut records = Vec::new();
+                {
+                    let mut w = arrow::json::ArrayWriter::new(&mut records);
+                    for b in &preview.batches {
+                        w.write(b)?;
+                    }
+                    w.finish()?;
+                }
+                let records: serde_json::Value = if records.is_empty() { serde_json::json!([]) } else { serde_json::from_slice(&records)? };
+                let fields: Vec<_> = preview
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| serde_json::json!({"name": f.name(), "type": tributary::types::describe(f.data_type())}))
+                    .collect();
+                let out = serde_json::json!({"node": preview.node, "fields": fields, "records": records, "rejected": preview.rejected});
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                println!("{}", arrow::util::pretty::pretty_format_batches(&preview.batches)?);
+                println!("{} records from node `{node}`", preview.num_rows());
+                for r in &preview.rejected {
+                    println!("rejected: {r}");
+                }
+            }
+            Ok(0)
+        }
+        Command::Schema => {
+            print!("{}", schema::flow_schema_text());
+            Ok(0)
+        }
+        Command::Connectors { json } => {
+            if json {
+                let list: Vec<_> = registry::all()
+                    .iter()
+                    .map(|t| serde_json::json!({"type": t.name, "role": t.role, "title": t.title, "description": t.description}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for t in registry::all() {
+                    println!("{:<24} {:<12} {}", t.name, t.role.to_string(), t.description);
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn report(path: &std::path::Path, problems: &[Problem]) {
+    eprintln!("{}: {} problem{}", path.display(), problems.len(), if problems.len() == 1 { "" } else { "s" });
+    for p in problems {
+        eprintln!("  {p}");
+    }
+}
+
+fn run(path: PathBuf, overrides: IndexMap<String, String>, json: bool, dirs: Dirs) -> anyhow::Result<u8> {
+    let (_, plan) = match workspace::plan_file(&path, &overrides, &dirs) {
+        Ok(p) => p,
+        Err(problems) => {
+            report(&path, &problems);
+            return Ok(INVALID);
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the runner")?;
+    let mut options = RunOptions::new(dirs);
+    let (events, mut rx) = mpsc::unbounded_channel();
+    options.events = Some(events);
+    let cancel = options.cancel.clone();
+    let show_progress = std::io::stderr().is_terminal();
+    let record = runtime.block_on(async {
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("cancelling…");
+                cancel.cancel();
+            }
+        });
+        let watcher = tokio::spawn(async move {
+            let bar = show_progress.then(|| {
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar
+            });
+            let mut read = std::collections::HashMap::new();
+            while let Some(event) = rx.recv().await {
+                match event {
+                    RunEvent::Node { node, figures } => {
+                        read.insert(node, figures);
+                        if let Some(bar) = &bar {
+                            let into: u64 = read.values().map(|f| f.records_in).sum();
+                            let bytes: u64 = read.values().map(|f| f.bytes_in + f.bytes_out).sum();
+                            bar.set_message(format!("{into} records through the nodes, {} moved", human_bytes(bytes)));
+                        }
+                    }
+                    RunEvent::Finished(_) => break,
+                    RunEvent::Started { .. } => {}
+                }
+            }
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+        });
+        let record = engine::run(&plan, options).await;
+        let _ = watcher.await;
+        record
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    } else {
+        println!("{}", record.summary());
+    }
+    Ok(if record.status == RunStatus::Successful { 0 } else { 1 })
+}

@@ -1,0 +1,261 @@
+//! What every node type provides: a config that the flow file holds and a runtime built
+//! from it. The registry lists node types; everything else (palette, validation, runner,
+//! JSON Schema) is derived from it.
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use chrono::{DateTime, Utc};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::de::DeserializeOwned;
+
+use crate::engine::{SourceOutput, TransformContext};
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Where a node sits in a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Source,
+    Transform,
+    Destination,
+}
+
+impl Role {
+    fn of_type(name: &str) -> Role {
+        match name.split('.').next() {
+            Some("source") => Role::Source,
+            Some("destination") => Role::Destination,
+            _ => Role::Transform,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Source => "source",
+            Role::Transform => "transform",
+            Role::Destination => "destination",
+        })
+    }
+}
+
+/// A problem in one node's config, at a JSON pointer below `config`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigProblem {
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigProblem {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What a config needs to know to work out its output before a run.
+pub struct PlanContext {
+    /// Relative paths in a flow are relative to the flow file's folder.
+    pub base_dir: PathBuf,
+}
+
+/// What a runtime is built with.
+#[derive(Clone)]
+pub struct BuildContext {
+    pub node_id: String,
+    pub flow_name: String,
+    pub execution_id: String,
+    pub started: DateTime<Utc>,
+    pub base_dir: PathBuf,
+    pub input_schema: Option<SchemaRef>,
+    pub output_schema: SchemaRef,
+    /// Rows per batch that sources aim for.
+    pub batch_rows: usize,
+}
+
+/// A node type's settings, as parsed from the flow file.
+pub trait NodeConfig: Send + Sync + fmt::Debug + 'static {
+    /// The schema of the records this node sends on, given the schema it receives
+    /// (`None` for a source). Checks that every field the config names exists.
+    fn output_schema(
+        &self,
+        input: Option<&SchemaRef>,
+        ctx: &PlanContext,
+    ) -> Result<SchemaRef, Vec<ConfigProblem>>;
+
+    /// One line for the canvas, e.g. "Opportunity · 1,000 records".
+    fn summary(&self) -> String;
+
+    /// The runtime that does the work.
+    fn build(&self, ctx: &BuildContext) -> Result<Runtime, NodeError>;
+}
+
+/// A node type's static description plus how its config is parsed.
+pub trait NodeKind: NodeConfig + DeserializeOwned + JsonSchema {
+    /// `source.<name>`, `transform.<name>` or `destination.<name>`.
+    const TYPE: &'static str;
+    /// The palette's name for it.
+    const TITLE: &'static str;
+    /// One line for the palette and `tributary connectors`.
+    const DESCRIPTION: &'static str;
+}
+
+/// One entry of the registry.
+pub struct NodeType {
+    pub name: &'static str,
+    pub role: Role,
+    pub title: &'static str,
+    pub description: &'static str,
+    parse: fn(serde_json::Value) -> Result<Arc<dyn NodeConfig>, ConfigProblem>,
+    schema: fn(&mut SchemaGenerator) -> Schema,
+}
+
+impl NodeType {
+    pub fn of<K: NodeKind>() -> Self {
+        Self {
+            name: K::TYPE,
+            role: Role::of_type(K::TYPE),
+            title: K::TITLE,
+            description: K::DESCRIPTION,
+            parse: parse_config::<K>,
+            schema: |g| g.subschema_for::<K>(),
+        }
+    }
+
+    /// Parses a config (placeholders already filled); the problem's path is below `config`.
+    pub fn parse(&self, config: serde_json::Value) -> Result<Arc<dyn NodeConfig>, ConfigProblem> {
+        (self.parse)(config)
+    }
+
+    /// The JSON Schema of this type's config.
+    pub fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        (self.schema)(generator)
+    }
+}
+
+fn parse_config<K: NodeKind>(
+    config: serde_json::Value,
+) -> Result<Arc<dyn NodeConfig>, ConfigProblem> {
+    match serde_path_to_error::deserialize::<_, K>(config) {
+        Ok(c) => Ok(Arc::new(c)),
+        Err(e) => Err(ConfigProblem::new(
+            crate::flow::validate::pointer_from_serde_path(e.path()),
+            e.inner().to_string(),
+        )),
+    }
+}
+
+/// A built node, ready to run.
+pub enum Runtime {
+    Source(Box<dyn Source>),
+    Transform(Box<dyn Transform>),
+    Destination(Box<dyn Destination>),
+}
+
+/// Produces batches. Runs as its own task; a source that blocks (files) moves its work to a
+/// blocking thread and uses [`SourceOutput::send_blocking`].
+pub trait Source: Send {
+    fn run(self: Box<Self>, out: SourceOutput) -> BoxFuture<Result<(), NodeError>>;
+}
+
+/// Turns batches into batches. Called on one batch at a time; `finish` lets stateful
+/// transforms (aggregate) emit what they hold once the input ends.
+pub trait Transform: Send {
+    fn apply(
+        &mut self,
+        batch: RecordBatch,
+        cx: &mut TransformContext,
+    ) -> Result<RecordBatch, NodeError>;
+
+    fn finish(&mut self, _cx: &mut TransformContext) -> Result<Option<RecordBatch>, NodeError> {
+        Ok(None)
+    }
+}
+
+/// Writes batches somewhere. Runs on a blocking thread. Nothing it writes is visible under
+/// its final name before `commit`, which the engine calls only when every node of the run
+/// succeeded; otherwise it calls `abort`, which removes everything staged.
+pub trait Destination: Send {
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), NodeError>;
+    /// Flushes and closes staged output; the input has ended.
+    fn finish(&mut self) -> Result<(), NodeError>;
+    fn commit(self: Box<Self>) -> Result<Vec<OutputLocation>, NodeError>;
+    fn abort(self: Box<Self>);
+    /// Bytes written so far, staged or not.
+    fn bytes_written(&self) -> u64;
+}
+
+/// One object a run produced.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OutputLocation {
+    pub location: String,
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// A record that could not be processed. It is written to the run's error output and
+/// counted; it never silently disappears.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorRecord {
+    pub node: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    pub reason: String,
+    /// The record as it was read, or as JSON when it came from a batch.
+    pub record: String,
+}
+
+/// Why a node failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{0}")]
+    Message(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("{0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("{0}")]
+    Rejected(ErrorRecord),
+    #[error("the run was cancelled")]
+    Cancelled,
+}
+
+impl NodeError {
+    pub fn msg(message: impl Into<String>) -> Self {
+        NodeError::Message(message.into())
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        NodeError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for ErrorRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => write!(f, "{file}, line {line}: {}", self.reason),
+            (Some(file), None) => write!(f, "{file}: {}", self.reason),
+            _ => f.write_str(&self.reason),
+        }
+    }
+}

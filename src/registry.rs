@@ -1,0 +1,36 @@
+//! Every node type Tributary knows, in palette order. Adding a node type is one module and
+//! one line here; the palette, validation, the runner, `tributary connectors` and the
+//! JSON Schema all read this list.
+
+use std::sync::LazyLock;
+
+use crate::connectors::{demo_crm, file, local};
+use crate::node::NodeType;
+use crate::transforms::{aggregate, arithmetic, dedupe, filter, hash, map, mask, merge, truncate, validate};
+
+static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
+    vec![
+        NodeType::of::<demo_crm::DemoCrm>(),
+        NodeType::of::<file::FileSource>(),
+        NodeType::of::<map::Map>(),
+        NodeType::of::<map::MapAll>(),
+        NodeType::of::<filter::Filter>(),
+        NodeType::of::<validate::Validate>(),
+        NodeType::of::<mask::Mask>(),
+        NodeType::of::<merge::Merge>(),
+        NodeType::of::<truncate::Truncate>(),
+        NodeType::of::<arithmetic::Arithmetic>(),
+        NodeType::of::<aggregate::Aggregate>(),
+        NodeType::of::<hash::Hash>(),
+        NodeType::of::<dedupe::Dedupe>(),
+        NodeType::of::<local::LocalDestination>(),
+    ]
+});
+
+pub fn all() -> &'static [NodeType] {
+    &REGISTRY
+}
+
+pub fn find(name: &str) -> Option<&'static NodeType> {
+    REGISTRY.iter().find(|t| t.name == name)
+}

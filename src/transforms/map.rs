@@ -1,0 +1,258 @@
+//! Map: choose fields, rename them and change their types (AppFlow's Map task).
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanBuilder, RecordBatch};
+use arrow::compute::{CastOptions, cast_with_options, filter_record_batch};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::fields::{Problems, find};
+use crate::engine::TransformContext;
+use crate::node::{BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform};
+use crate::records::row_json;
+use crate::types::{FieldType, describe};
+
+/// Keeps the listed fields, in this order, renamed and converted as asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Map {
+    /// The fields to keep.
+    pub fields: Vec<FieldMapping>,
+}
+
+/// One source field → destination field row of the mapping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldMapping {
+    /// The field in the input.
+    pub source: String,
+    /// Its name in the output; the source name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Convert to this type. A value that does not convert sends its record to the error
+    /// output.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub to_type: Option<FieldType>,
+}
+
+impl FieldMapping {
+    fn target(&self) -> &str {
+        self.target.as_deref().unwrap_or(&self.source)
+    }
+}
+
+impl NodeKind for Map {
+    const TYPE: &'static str = "transform.map";
+    const TITLE: &'static str = "Map";
+    const DESCRIPTION: &'static str = "Choose, rename and convert fields";
+}
+
+impl Map {
+    fn plan(&self, input: &Schema) -> Result<(Vec<usize>, SchemaRef), Vec<ConfigProblem>> {
+        let mut problems = Problems::default();
+        let mut indices = Vec::new();
+        let mut fields = Vec::new();
+        if self.fields.is_empty() {
+            problems.push("/fields", "map at least one field");
+        }
+        for (k, m) in self.fields.iter().enumerate() {
+            let Some(i) = problems.check(find(input, &m.source, format!("/fields/{k}/source"))) else { continue };
+            if fields.iter().any(|f: &Field| f.name() == m.target()) {
+                problems.push(format!("/fields/{k}/target"), format!("two fields are named `{}` in the output", m.target()));
+            }
+            let from = input.field(i).data_type();
+            let to = m.to_type.map(FieldType::arrow).unwrap_or_else(|| from.clone());
+            if !arrow::compute::can_cast_types(from, &to) {
+                problems.push(format!("/fields/{k}/type"), format!("a {} field cannot be converted to {}", describe(from), describe(&to)));
+            }
+            indices.push(i);
+            fields.push(Field::new(m.target(), to, true));
+        }
+        problems.into_result((indices, Arc::new(Schema::new(fields))))
+    }
+}
+
+impl NodeConfig for Map {
+    fn output_schema(&self, input: Option<&SchemaRef>, _: &PlanContext) -> Result<SchemaRef, Vec<ConfigProblem>> {
+        let input = input.expect("a transform has an input");
+        self.plan(input).map(|(_, s)| s)
+    }
+
+    fn summary(&self) -> String {
+        format!("{} fields", self.fields.len())
+    }
+
+    fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
+        let input = cx.input_schema.as_ref().expect("a transform has an input");
+        let (indices, schema) = self.plan(input).map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        Ok(Runtime::Transform(Box::new(MapRun { indices, schema })))
+    }
+}
+
+struct MapRun {
+    indices: Vec<usize>,
+    schema: SchemaRef,
+}
+
+impl Transform for MapRun {
+    fn apply(&mut self, batch: RecordBatch, cx: &mut TransformContext) -> Result<RecordBatch, NodeError> {
+        let strict = CastOptions { safe: false, ..Default::default() };
+        let lenient = CastOptions { safe: true, ..Default::default() };
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.indices.len());
+        // Rows whose value would not convert; they leave the stream for the error output.
+        let mut bad: Vec<Option<String>> = Vec::new();
+        for (&i, field) in self.indices.iter().zip(self.schema.fields()) {
+            let column = batch.column(i);
+            if column.data_type() == field.data_type() {
+                columns.push(column.clone());
+                continue;
+            }
+            match cast_with_options(column, field.data_type(), &strict) {
+                Ok(c) => columns.push(c),
+                Err(_) => {
+                    let converted = cast_with_options(column, field.data_type(), &lenient)?;
+                    bad.resize(batch.num_rows(), None);
+                    for row in 0..batch.num_rows() {
+                        if converted.is_null(row) && column.is_valid(row) && bad[row].is_none() {
+                            let source = batch.schema().field(i).name().clone();
+                            bad[row] = Some(format!(
+                                "field `{source}`: the value cannot be converted to {}",
+                                describe(field.data_type())
+                            ));
+                        }
+                    }
+                    columns.push(converted);
+                }
+            }
+        }
+        let out = RecordBatch::try_new(self.schema.clone(), columns)?;
+        if bad.is_empty() {
+            return Ok(out);
+        }
+        let mut keep = BooleanBuilder::with_capacity(bad.len());
+        for (row, reason) in bad.into_iter().enumerate() {
+            keep.append_value(reason.is_none());
+            if let Some(reason) = reason {
+                cx.reject(reason, row_json(&batch, row));
+            }
+        }
+        Ok(filter_record_batch(&out, &keep.finish())?)
+    }
+}
+
+/// Map all: passes every field except the listed ones (AppFlow's "map all fields").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MapAll {
+    /// Fields to leave out.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+impl NodeKind for MapAll {
+    const TYPE: &'static str = "transform.map_all";
+    const TITLE: &'static str = "Map all";
+    const DESCRIPTION: &'static str = "Pass every field except the ones listed";
+}
+
+impl MapAll {
+    fn plan(&self, input: &Schema) -> Result<Vec<usize>, Vec<ConfigProblem>> {
+        let mut problems = Problems::default();
+        let excluded: Vec<usize> = self
+            .exclude
+            .iter()
+            .enumerate()
+            .filter_map(|(k, name)| problems.check(find(input, name, format!("/exclude/{k}"))))
+            .collect();
+        let kept = (0..input.fields().len()).filter(|i| !excluded.contains(i)).collect();
+        problems.into_result(kept)
+    }
+}
+
+impl NodeConfig for MapAll {
+    fn output_schema(&self, input: Option<&SchemaRef>, _: &PlanContext) -> Result<SchemaRef, Vec<ConfigProblem>> {
+        let input = input.expect("a transform has an input");
+        let kept = self.plan(input)?;
+        Ok(Arc::new(input.project(&kept).expect("indices come from the schema")))
+    }
+
+    fn summary(&self) -> String {
+        match self.exclude.len() {
+            0 => "all fields".into(),
+            n => format!("all fields but {n}"),
+        }
+    }
+
+    fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
+        let input = cx.input_schema.as_ref().expect("a transform has an input");
+        let kept = self.plan(input).map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        Ok(Runtime::Transform(Box::new(Project(kept))))
+    }
+}
+
+/// Keeps the columns at these indices.
+pub(crate) struct Project(pub Vec<usize>);
+
+impl Transform for Project {
+    fn apply(&mut self, batch: RecordBatch, _: &mut TransformContext) -> Result<RecordBatch, NodeError> {
+        Ok(batch.project(&self.0)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transforms::testing::*;
+
+    #[test]
+    fn projects_renames_and_converts() {
+        let batch = batch_of(&[("Id", strs(&["a", "b"])), ("Amount", strs(&["10", "2.5"])), ("X", ints(&[Some(1), None]))]);
+        let map = Map {
+            fields: vec![
+                FieldMapping { source: "Amount".into(), target: Some("amount".into()), to_type: Some(FieldType::Number) },
+                FieldMapping { source: "Id".into(), target: None, to_type: None },
+            ],
+        };
+        let (out, cx) = run_one(&map, batch);
+        assert_eq!(names(&out), ["amount", "Id"]);
+        assert_eq!(f64s(&out, "amount"), [Some(10.0), Some(2.5)]);
+        assert!(cx.rejected.is_empty());
+    }
+
+    #[test]
+    fn values_that_do_not_convert_go_to_the_error_output() {
+        let batch = batch_of(&[("n", strs(&["1", "abc", ""])), ("s", strs(&["x", "y", "z"]))]);
+        let map = Map {
+            fields: vec![FieldMapping { source: "n".into(), target: None, to_type: Some(FieldType::Integer) }],
+        };
+        let (out, cx) = run_one(&map, batch);
+        assert_eq!(out.num_rows(), 1);
+        assert_eq!(cx.rejected.len(), 2);
+        assert!(cx.rejected[0].reason.contains("`n`"), "{}", cx.rejected[0].reason);
+        assert!(cx.rejected[0].record.contains("abc"));
+    }
+
+    #[test]
+    fn unknown_fields_and_impossible_casts_are_problems() {
+        let schema = batch_of(&[("Id", strs(&["a"])), ("B", bools(&[Some(true)]))]).schema();
+        let map = Map {
+            fields: vec![
+                FieldMapping { source: "Nope".into(), target: None, to_type: None },
+                FieldMapping { source: "Id".into(), target: None, to_type: None },
+                FieldMapping { source: "B".into(), target: Some("Id".into()), to_type: Some(FieldType::Date) },
+            ],
+        };
+        let problems = plan_problems(&map, &schema);
+        assert_eq!(problems.iter().map(|p| p.path.as_str()).collect::<Vec<_>>(), ["/fields/0/source", "/fields/2/target", "/fields/2/type"]);
+    }
+
+    #[test]
+    fn map_all_leaves_out_listed_fields() {
+        let batch = batch_of(&[("a", strs(&["1"])), ("b", strs(&["2"])), ("c", strs(&["3"]))]);
+        let (out, _) = run_one(&MapAll { exclude: vec!["b".into()] }, batch.clone());
+        assert_eq!(names(&out), ["a", "c"]);
+        assert_eq!(plan_problems(&MapAll { exclude: vec!["zz".into()] }, &batch.schema())[0].path, "/exclude/0");
+    }
+}

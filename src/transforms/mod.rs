@@ -1,0 +1,18 @@
+//! Transform nodes: AppFlow's task set (map, filter, mask, merge, truncate, validate,
+//! arithmetic) plus aggregate, hash and dedupe. Each module is one node type; the registry
+//! lists them. They work on whole batches with Arrow kernels wherever a kernel exists.
+
+pub mod aggregate;
+pub mod arithmetic;
+pub mod dedupe;
+pub(crate) mod fields;
+pub mod filter;
+pub mod hash;
+pub mod map;
+pub mod mask;
+pub mod merge;
+pub mod truncate;
+pub mod validate;
+
+#[cfg(test)]
+pub(crate) mod testing;
