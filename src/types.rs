@@ -30,7 +30,7 @@ impl FieldType {
             FieldType::Number => DataType::Float64,
             FieldType::Boolean => DataType::Boolean,
             FieldType::Date => DataType::Date32,
-            FieldType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            FieldType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
         }
     }
 }

@@ -364,7 +364,7 @@ impl Column {
             DataType::Float64 => Column::Number(Float64Builder::with_capacity(n)),
             DataType::Boolean => Column::Boolean(BooleanBuilder::with_capacity(n)),
             DataType::Date32 => Column::Date(Date32Builder::with_capacity(n)),
-            DataType::Timestamp(..) => Column::Timestamp(TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC")),
+            DataType::Timestamp(..) => Column::Timestamp(TimestampMicrosecondBuilder::with_capacity(n).with_timezone("+00:00")),
             _ => Column::Text(StringBuilder::with_capacity(n, n * 16)),
         }
     }

@@ -31,6 +31,9 @@ pub struct Operation {
     pub left: Operand,
     pub operator: ArithmeticOperator,
     pub right: Operand,
+    /// Round the result to this many decimal places (half away from zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decimals: Option<u8>,
 }
 
 /// A field name, or a number.
@@ -62,6 +65,7 @@ enum Input {
 }
 
 struct Step {
+    decimals: Option<u8>,
     left: Input,
     right: Input,
     operator: ArithmeticOperator,
@@ -103,7 +107,7 @@ impl Arithmetic {
                 }
             };
             if let (Some(left), Some(right)) = (left, right) {
-                steps.push(Step { left, right, operator: op.operator, output });
+                steps.push(Step { decimals: op.decimals, left, right, operator: op.operator, output });
             }
         }
         problems.into_result(())?;
@@ -172,6 +176,10 @@ impl Transform for ArithmeticRun {
                     nullif(&quotient, &by_zero)?
                 }
             };
+            let result = match step.decimals {
+                Some(d) => round(&result, d)?,
+                None => result,
+            };
             if step.output < columns.len() {
                 columns[step.output] = result;
             } else {
@@ -180,6 +188,13 @@ impl Transform for ArithmeticRun {
         }
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
+}
+
+fn round(values: &ArrayRef, decimals: u8) -> Result<ArrayRef, arrow::error::ArrowError> {
+    let scale = 10f64.powi(decimals.into());
+    let values = values.as_any().downcast_ref::<Float64Array>().expect("results are Float64");
+    let rounded: Float64Array = arrow::compute::kernels::arity::unary(values, |v| (v * scale).round() / scale);
+    Ok(Arc::new(rounded))
 }
 
 #[cfg(test)]
@@ -206,6 +221,13 @@ mod tests {
         assert_eq!(f64s(&out, "Plus"), [Some(26.0), Some(51.0), Some(101.0)]);
         assert_eq!(f64s(&out, "Minus"), [Some(24.5), Some(49.5), Some(99.5)]);
         assert!(cx.notes.is_empty());
+    }
+
+    #[test]
+    fn rounding() {
+        let batch = batch_of(&[("q", ints(&[Some(5), Some(3), None])), ("p", floats(&[Some(474.04), Some(0.125), Some(1.0)]))]);
+        let (out, _) = run_one(&arith(json!([{"output": "t", "left": "q", "operator": "multiply", "right": "p", "decimals": 2}])), batch);
+        assert_eq!(f64s(&out, "t"), [Some(2370.2), Some(0.38), None]);
     }
 
     #[test]

@@ -252,10 +252,10 @@ mod tests {
     #[test]
     fn number_operators() {
         let s = |v: &[&str]| v.iter().map(|x| Some(x.to_string())).collect::<Vec<_>>();
-        assert_eq!(kept(json!([{"field": "Amount", "operator": "greater_than", "value": 1000}]), "Amount"), s(&["1500"]));
-        assert_eq!(kept(json!([{"field": "Amount", "operator": "greater_than_or_equal_to", "value": 1000}]), "Amount"), s(&["1500", "1000"]));
-        assert_eq!(kept(json!([{"field": "Amount", "operator": "less_than", "value": "1000"}]), "Amount"), s(&["999.99", "-5"]));
-        assert_eq!(kept(json!([{"field": "Amount", "operator": "less_than_or_equal_to", "value": 1000}]), "Amount"), s(&["999.99", "1000", "-5"]));
+        assert_eq!(kept(json!([{"field": "Amount", "operator": "greater_than", "value": 1000}]), "Amount"), s(&["1500.0"]));
+        assert_eq!(kept(json!([{"field": "Amount", "operator": "greater_than_or_equal_to", "value": 1000}]), "Amount"), s(&["1500.0", "1000.0"]));
+        assert_eq!(kept(json!([{"field": "Amount", "operator": "less_than", "value": "1000"}]), "Amount"), s(&["999.99", "-5.0"]));
+        assert_eq!(kept(json!([{"field": "Amount", "operator": "less_than_or_equal_to", "value": 1000}]), "Amount"), s(&["999.99", "1000.0", "-5.0"]));
         assert_eq!(kept(json!([{"field": "Count", "operator": "equal_to", "value": 0}]), "Count"), s(&["0"]));
         assert_eq!(kept(json!([{"field": "Count", "operator": "not_equal_to", "value": 0}]), "Count"), s(&["1", "-3", "9223372036854775807"]));
         assert_eq!(kept(json!([{"field": "Count", "operator": "between", "value": [-3, 1]}]), "Count"), s(&["1", "0", "-3"]));
