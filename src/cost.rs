@@ -79,8 +79,14 @@ pub fn runs_per_month(trigger: &Trigger) -> Option<f64> {
 /// Minutes between runs for AppFlow's `rate(N unit)` expressions (`rate(5minutes)`,
 /// `rate(1 hours)`, `rate(1 day)`).
 pub fn rate_minutes(expression: &str) -> Option<f64> {
-    let inner = expression.trim().strip_prefix("rate(")?.strip_suffix(')')?.trim();
-    let digits = inner.find(|c: char| !c.is_ascii_digit()).unwrap_or(inner.len());
+    let inner = expression
+        .trim()
+        .strip_prefix("rate(")?
+        .strip_suffix(')')?
+        .trim();
+    let digits = inner
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(inner.len());
     let n: f64 = inner[..digits].parse().ok()?;
     let per = match inner[digits..].trim().trim_end_matches('s') {
         "minute" => 1.0,

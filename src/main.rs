@@ -17,7 +17,11 @@ use tributary::paths::Dirs;
 use tributary::{registry, schema, workspace};
 
 #[derive(Parser)]
-#[command(name = "tributary", version, about = "Move records from SaaS apps and files to your data lake, on your own machine.")]
+#[command(
+    name = "tributary",
+    version,
+    about = "Move records from SaaS apps and files to your data lake, on your own machine."
+)]
 #[command(arg_required_else_help = true)]
 struct Cli {
     #[command(subcommand)]
@@ -78,8 +82,14 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 const INVALID: u8 = 2;
 
 fn main() -> ExitCode {
-    let level = std::env::var("TRIBUTARY_LOG").ok().and_then(|l| l.parse().ok()).unwrap_or(tracing::Level::WARN);
-    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
+    let level = std::env::var("TRIBUTARY_LOG")
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(tracing::Level::WARN);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match execute(cli.command) {
         Ok(code) => ExitCode::from(code),
@@ -99,7 +109,12 @@ fn execute(command: Command) -> anyhow::Result<u8> {
             let mut code = 0;
             for path in flows {
                 match workspace::plan_file(&path, &overrides, &dirs) {
-                    Ok((flow, plan)) => println!("{}: ok, \"{}\" with {} nodes", path.display(), flow.name, plan.nodes.len()),
+                    Ok((flow, plan)) => println!(
+                        "{}: ok, \"{}\" with {} nodes",
+                        path.display(),
+                        flow.name,
+                        plan.nodes.len()
+                    ),
                     Err(problems) => {
                         report(&path, &problems);
                         code = INVALID;
@@ -108,8 +123,15 @@ fn execute(command: Command) -> anyhow::Result<u8> {
             }
             Ok(code)
         }
-        Command::Preview { flow, node, limit, params, json } => {
-            let (_, plan) = match workspace::plan_file(&flow, &params.into_iter().collect(), &dirs) {
+        Command::Preview {
+            flow,
+            node,
+            limit,
+            params,
+            json,
+        } => {
+            let (_, plan) = match workspace::plan_file(&flow, &params.into_iter().collect(), &dirs)
+            {
                 Ok(p) => p,
                 Err(problems) => {
                     report(&flow, &problems);
@@ -117,14 +139,33 @@ fn execute(command: Command) -> anyhow::Result<u8> {
                 }
             };
             if plan.index_of(&node).is_none() {
-                eprintln!("{}: there is no node `{node}`; its nodes are {}", flow.display(), plan.nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>().join(", "));
+                eprintln!(
+                    "{}: there is no node `{node}`; its nodes are {}",
+                    flow.display(),
+                    plan.nodes
+                        .iter()
+                        .map(|n| n.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
                 return Ok(INVALID);
             }
             let runtime = tokio::runtime::Runtime::new()?;
-            let preview = match runtime.block_on(engine::preview(&plan, &node, limit, &RunOptions::new(dirs))) {
+            let preview = match runtime.block_on(engine::preview(
+                &plan,
+                &node,
+                limit,
+                &RunOptions::new(dirs),
+            )) {
                 Ok(p) => p,
                 Err(e) => {
-                    eprintln!("preview failed{}: {}", e.node.map(|n| format!(" in node `{n}`")).unwrap_or_default(), e.message);
+                    eprintln!(
+                        "preview failed{}: {}",
+                        e.node
+                            .map(|n| format!(" in node `{n}`"))
+                            .unwrap_or_default(),
+                        e.message
+                    );
                     return Ok(1);
                 }
             };
@@ -137,7 +178,11 @@ fn execute(command: Command) -> anyhow::Result<u8> {
                     }
                     w.finish()?;
                 }
-                let records: serde_json::Value = if records.is_empty() { serde_json::json!([]) } else { serde_json::from_slice(&records)? };
+                let records: serde_json::Value = if records.is_empty() {
+                    serde_json::json!([])
+                } else {
+                    serde_json::from_slice(&records)?
+                };
                 let fields: Vec<_> = preview
                     .schema
                     .fields()
@@ -147,7 +192,10 @@ fn execute(command: Command) -> anyhow::Result<u8> {
                 let out = serde_json::json!({"node": preview.node, "fields": fields, "records": records, "rejected": preview.rejected});
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
-                println!("{}", arrow::util::pretty::pretty_format_batches(&preview.batches)?);
+                println!(
+                    "{}",
+                    arrow::util::pretty::pretty_format_batches(&preview.batches)?
+                );
                 println!("{} records from node `{node}`", preview.num_rows());
                 for r in &preview.rejected {
                     println!("rejected: {r}");
@@ -168,7 +216,12 @@ fn execute(command: Command) -> anyhow::Result<u8> {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 for t in registry::all() {
-                    println!("{:<24} {:<12} {}", t.name, t.role.to_string(), t.description);
+                    println!(
+                        "{:<24} {:<12} {}",
+                        t.name,
+                        t.role.to_string(),
+                        t.description
+                    );
                 }
             }
             Ok(0)
@@ -177,13 +230,23 @@ fn execute(command: Command) -> anyhow::Result<u8> {
 }
 
 fn report(path: &std::path::Path, problems: &[Problem]) {
-    eprintln!("{}: {} problem{}", path.display(), problems.len(), if problems.len() == 1 { "" } else { "s" });
+    eprintln!(
+        "{}: {} problem{}",
+        path.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
     for p in problems {
         eprintln!("  {p}");
     }
 }
 
-fn run(path: PathBuf, overrides: IndexMap<String, String>, json: bool, dirs: Dirs) -> anyhow::Result<u8> {
+fn run(
+    path: PathBuf,
+    overrides: IndexMap<String, String>,
+    json: bool,
+    dirs: Dirs,
+) -> anyhow::Result<u8> {
     let (_, plan) = match workspace::plan_file(&path, &overrides, &dirs) {
         Ok(p) => p,
         Err(problems) => {
@@ -218,7 +281,10 @@ fn run(path: PathBuf, overrides: IndexMap<String, String>, json: bool, dirs: Dir
                         if let Some(bar) = &bar {
                             let into: u64 = read.values().map(|f| f.records_in).sum();
                             let bytes: u64 = read.values().map(|f| f.bytes_in + f.bytes_out).sum();
-                            bar.set_message(format!("{into} records through the nodes, {} moved", human_bytes(bytes)));
+                            bar.set_message(format!(
+                                "{into} records through the nodes, {} moved",
+                                human_bytes(bytes)
+                            ));
                         }
                     }
                     RunEvent::Finished(_) => break,
@@ -238,5 +304,9 @@ fn run(path: PathBuf, overrides: IndexMap<String, String>, json: bool, dirs: Dir
     } else {
         println!("{}", record.summary());
     }
-    Ok(if record.status == RunStatus::Successful { 0 } else { 1 })
+    Ok(if record.status == RunStatus::Successful {
+        0
+    } else {
+        1
+    })
 }

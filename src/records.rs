@@ -7,7 +7,11 @@ pub fn row_json(batch: &RecordBatch, row: usize) -> String {
     let mut buf = Vec::new();
     {
         let mut writer = arrow::json::LineDelimitedWriter::new(&mut buf);
-        if writer.write(&batch.slice(row, 1)).and_then(|_| writer.finish()).is_err() {
+        if writer
+            .write(&batch.slice(row, 1))
+            .and_then(|_| writer.finish())
+            .is_err()
+        {
             return format!("(row {row} cannot be shown as JSON)");
         }
     }

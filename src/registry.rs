@@ -6,7 +6,9 @@ use std::sync::LazyLock;
 
 use crate::connectors::{demo_crm, file, local};
 use crate::node::NodeType;
-use crate::transforms::{aggregate, arithmetic, dedupe, filter, hash, map, mask, merge, truncate, validate};
+use crate::transforms::{
+    aggregate, arithmetic, dedupe, filter, hash, map, mask, merge, truncate, validate,
+};
 
 static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
     vec![

@@ -11,11 +11,20 @@ pub fn flow_schema() -> Value {
     let mut generator = schemars::SchemaGenerator::default();
     let configs: Vec<(&str, &str, Value)> = registry::all()
         .iter()
-        .map(|t| (t.name, t.description, t.config_schema(&mut generator).to_value()))
+        .map(|t| {
+            (
+                t.name,
+                t.description,
+                t.config_schema(&mut generator).to_value(),
+            )
+        })
         .collect();
     let mut schema = generator.into_root_schema_for::<Flow>().to_value();
-    let node = schema.pointer_mut("/$defs/Node").expect("the flow schema defines Node");
-    node["properties"]["type"]["enum"] = Value::from(configs.iter().map(|(name, ..)| *name).collect::<Vec<_>>());
+    let node = schema
+        .pointer_mut("/$defs/Node")
+        .expect("the flow schema defines Node");
+    node["properties"]["type"]["enum"] =
+        Value::from(configs.iter().map(|(name, ..)| *name).collect::<Vec<_>>());
     node["allOf"] = configs
         .into_iter()
         .map(|(name, description, config)| {

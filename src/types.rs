@@ -30,7 +30,9 @@ impl FieldType {
             FieldType::Number => DataType::Float64,
             FieldType::Boolean => DataType::Boolean,
             FieldType::Date => DataType::Date32,
-            FieldType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+            FieldType::Timestamp => {
+                DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))
+            }
         }
     }
 }
@@ -57,7 +59,10 @@ pub fn is_numeric(dt: &DataType) -> bool {
 }
 
 pub fn is_string(dt: &DataType) -> bool {
-    matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
 }
 
 /// Types a filter can compare and a mask, hash or merge can turn into text.
@@ -66,6 +71,10 @@ pub fn is_scalar(dt: &DataType) -> bool {
         || dt.is_numeric()
         || matches!(
             dt,
-            DataType::Boolean | DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) | DataType::Null
+            DataType::Boolean
+                | DataType::Date32
+                | DataType::Date64
+                | DataType::Timestamp(..)
+                | DataType::Null
         )
 }

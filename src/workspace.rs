@@ -17,17 +17,43 @@ pub fn base_dir(flow_path: &Path) -> PathBuf {
 }
 
 /// Loads, validates and plans a flow file; every problem found, or the plan.
-pub fn plan_file(path: &Path, overrides: &IndexMap<String, String>, dirs: &Dirs) -> Result<(Flow, Plan), Vec<Problem>> {
+pub fn plan_file(
+    path: &Path,
+    overrides: &IndexMap<String, String>,
+    dirs: &Dirs,
+) -> Result<(Flow, Plan), Vec<Problem>> {
     let flow = Flow::load(path).map_err(|e| match e {
         LoadError::Invalid(p) => vec![p],
-        io => vec![Problem { node: None, path: String::new(), message: io.to_string() }],
+        io => vec![Problem {
+            node: None,
+            path: String::new(),
+            message: io.to_string(),
+        }],
     })?;
     let plan = plan_flow(&flow, &base_dir(path), overrides, dirs)?;
     Ok((flow, plan))
 }
 
 /// Validates and plans a flow that is already in memory (the app's open document).
-pub fn plan_flow(flow: &Flow, base_dir: &Path, overrides: &IndexMap<String, String>, dirs: &Dirs) -> Result<Plan, Vec<Problem>> {
-    let connections = crate::auth::names(dirs).map_err(|m| vec![Problem { node: None, path: String::new(), message: m }])?;
-    validate(flow, &ValidateContext { base_dir: base_dir.to_path_buf(), overrides, connections: &connections })
+pub fn plan_flow(
+    flow: &Flow,
+    base_dir: &Path,
+    overrides: &IndexMap<String, String>,
+    dirs: &Dirs,
+) -> Result<Plan, Vec<Problem>> {
+    let connections = crate::auth::names(dirs).map_err(|m| {
+        vec![Problem {
+            node: None,
+            path: String::new(),
+            message: m,
+        }]
+    })?;
+    validate(
+        flow,
+        &ValidateContext {
+            base_dir: base_dir.to_path_buf(),
+            overrides,
+            connections: &connections,
+        },
+    )
 }

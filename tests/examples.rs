@@ -24,14 +24,30 @@ fn every_example_runs_and_its_record_matches_its_files() {
     for flow in examples() {
         let text = std::fs::read_to_string(&flow).unwrap();
         let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
-        if parsed["params"].get("input").is_some_and(|i| i.as_str().unwrap().starts_with("${")) {
+        if parsed["params"]
+            .get("input")
+            .is_some_and(|i| i.as_str().unwrap().starts_with("${"))
+        {
             continue; // flows that need an input from the caller (benchmarks)
         }
         let scratch = Scratch::new();
         let out_dir = scratch.path().join("out");
         let out_param = format!("output={}", out_dir.display());
-        let o = scratch.cli(&["run", flow.to_str().unwrap(), "--json", "--param", &out_param]);
-        assert_eq!(o.status.code(), Some(0), "{}: {}\n{}", flow.display(), stderr(&o), stdout(&o));
+        let o = scratch.cli(&[
+            "run",
+            flow.to_str().unwrap(),
+            "--json",
+            "--param",
+            &out_param,
+        ]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}: {}\n{}",
+            flow.display(),
+            stderr(&o),
+            stdout(&o)
+        );
         let record: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
         assert_eq!(record["status"], "Successful");
         let outputs = record["outputs"].as_array().unwrap();
@@ -39,21 +55,45 @@ fn every_example_runs_and_its_record_matches_its_files() {
         let mut total = 0;
         for o in outputs {
             let path = Path::new(o["location"].as_str().unwrap());
-            assert!(path.starts_with(&out_dir), "{} is outside the output folder", path.display());
+            assert!(
+                path.starts_with(&out_dir),
+                "{} is outside the output folder",
+                path.display()
+            );
             let n = count_records(path);
             assert_eq!(n, o["records"].as_u64().unwrap(), "{}", path.display());
-            assert_eq!(std::fs::metadata(path).unwrap().len(), o["bytes"].as_u64().unwrap());
+            assert_eq!(
+                std::fs::metadata(path).unwrap().len(),
+                o["bytes"].as_u64().unwrap()
+            );
             total += n;
         }
         assert_eq!(total, record["records_written"].as_u64().unwrap());
         let processed = record["records_processed"].as_u64().unwrap();
         let dropped = record["records_dropped"].as_u64().unwrap();
         let rejected = record["records_rejected"].as_u64().unwrap();
-        assert_eq!(processed, total + dropped + rejected, "{}: every record is accounted for", flow.display());
-        assert!(!files_under(&out_dir).iter().any(|f| f.contains(".tributary-staging")), "staging is cleaned up");
+        assert_eq!(
+            processed,
+            total + dropped + rejected,
+            "{}: every record is accounted for",
+            flow.display()
+        );
+        assert!(
+            !files_under(&out_dir)
+                .iter()
+                .any(|f| f.contains(".tributary-staging")),
+            "staging is cleaned up"
+        );
         // The run record is kept in the home folder too.
         let id = record["execution_id"].as_str().unwrap();
-        assert!(scratch.home().join("data/runs").join(id).join("run.json").is_file());
+        assert!(
+            scratch
+                .home()
+                .join("data/runs")
+                .join(id)
+                .join("run.json")
+                .is_file()
+        );
     }
 }
 
@@ -62,7 +102,12 @@ fn every_flow_file_loads_and_saves_byte_for_byte() {
     for flow in examples() {
         let text = std::fs::read_to_string(&flow).unwrap();
         let loaded = Flow::from_json(&text, &flow.display().to_string()).unwrap();
-        assert_eq!(loaded.to_json(), text, "{} changes when saved", flow.display());
+        assert_eq!(
+            loaded.to_json(),
+            text,
+            "{} changes when saved",
+            flow.display()
+        );
     }
 }
 
@@ -80,17 +125,42 @@ fn the_demo_lake_is_partitioned_by_day_and_masked() {
     let scratch = Scratch::new();
     let out_dir = scratch.path().join("lake");
     let out_param = format!("output={}", out_dir.display());
-    let o = scratch.cli(&["run", "flows/demo-opportunities-to-lake.json", "--json", "--param", &out_param]);
+    let o = scratch.cli(&[
+        "run",
+        "flows/demo-opportunities-to-lake.json",
+        "--json",
+        "--param",
+        &out_param,
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let files = files_under(&out_dir);
     assert_eq!(files.len(), 1);
     let today = chrono::Utc::now().format("%Y/%m/%d").to_string();
-    assert!(files[0].starts_with(&today), "{} is not in a folder for {today}", files[0]);
+    assert!(
+        files[0].starts_with(&today),
+        "{} is not in a folder for {today}",
+        files[0]
+    );
     let file = std::fs::File::open(out_dir.join(&files[0])).unwrap();
-    let batches: Vec<_> = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap().map(Result::unwrap).collect();
+    let batches: Vec<_> =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
     let batch = &batches[0];
-    let cards = batch.column_by_name("CreditCard").unwrap().as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
-    assert!(cards.iter().all(|c| c.unwrap().starts_with("************") && c.unwrap().len() == 16));
+    let cards = batch
+        .column_by_name("CreditCard")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .unwrap();
+    assert!(
+        cards
+            .iter()
+            .all(|c| c.unwrap().starts_with("************") && c.unwrap().len() == 16)
+    );
     let emails = batch.column_by_name("Email").unwrap();
     assert_eq!(arrow::array::Array::null_count(emails.as_ref()), 0);
     assert!(batch.column_by_name("ContactName").is_some());

@@ -33,7 +33,8 @@ pub fn load(dirs: &Dirs) -> Result<BTreeMap<String, Connection>, String> {
 
 fn load_from(path: &Path) -> Result<BTreeMap<String, Connection>, String> {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{} is not a valid connections file: {e}", path.display())),
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a valid connections file: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }

@@ -8,13 +8,19 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, RecordBatch,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::node::{BoxFuture, BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Source};
 use crate::engine::{Demand, SourceOutput};
+use crate::node::{
+    BoxFuture, BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime,
+    Source,
+};
 use crate::types::FieldType;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -49,7 +55,8 @@ pub enum CrmObject {
 impl NodeKind for DemoCrm {
     const TYPE: &'static str = "source.demo_crm";
     const TITLE: &'static str = "Demo CRM";
-    const DESCRIPTION: &'static str = "Made-up Salesforce-like accounts, contacts, opportunities and leads; no account needed";
+    const DESCRIPTION: &'static str =
+        "Made-up Salesforce-like accounts, contacts, opportunities and leads; no account needed";
 }
 
 impl CrmObject {
@@ -57,28 +64,69 @@ impl CrmObject {
         use FieldType::*;
         match self {
             CrmObject::Account => &[
-                ("Id", String), ("Name", String), ("Industry", String), ("BillingCity", String), ("BillingCountry", String),
-                ("AnnualRevenue", Number), ("NumberOfEmployees", Integer), ("Phone", String), ("Website", String), ("CreatedDate", Timestamp),
+                ("Id", String),
+                ("Name", String),
+                ("Industry", String),
+                ("BillingCity", String),
+                ("BillingCountry", String),
+                ("AnnualRevenue", Number),
+                ("NumberOfEmployees", Integer),
+                ("Phone", String),
+                ("Website", String),
+                ("CreatedDate", Timestamp),
             ],
             CrmObject::Contact => &[
-                ("Id", String), ("AccountId", String), ("FirstName", String), ("LastName", String), ("Email", String), ("Phone", String),
-                ("Title", String), ("MailingCity", String), ("MailingCountry", String), ("Birthdate", Date), ("LastModifiedDate", Timestamp),
+                ("Id", String),
+                ("AccountId", String),
+                ("FirstName", String),
+                ("LastName", String),
+                ("Email", String),
+                ("Phone", String),
+                ("Title", String),
+                ("MailingCity", String),
+                ("MailingCountry", String),
+                ("Birthdate", Date),
+                ("LastModifiedDate", Timestamp),
             ],
             CrmObject::Opportunity => &[
-                ("Id", String), ("Name", String), ("AccountId", String), ("FirstName", String), ("LastName", String), ("Email", String),
-                ("Phone", String), ("CreditCard", String), ("Amount", Number), ("Probability", Integer), ("StageName", String),
-                ("CloseDate", Date), ("LastModifiedDate", Timestamp), ("Description", String), ("IsDeleted", Boolean), ("LeadSource", String),
+                ("Id", String),
+                ("Name", String),
+                ("AccountId", String),
+                ("FirstName", String),
+                ("LastName", String),
+                ("Email", String),
+                ("Phone", String),
+                ("CreditCard", String),
+                ("Amount", Number),
+                ("Probability", Integer),
+                ("StageName", String),
+                ("CloseDate", Date),
+                ("LastModifiedDate", Timestamp),
+                ("Description", String),
+                ("IsDeleted", Boolean),
+                ("LeadSource", String),
             ],
             CrmObject::Lead => &[
-                ("Id", String), ("FirstName", String), ("LastName", String), ("Company", String), ("Email", String), ("Phone", String),
-                ("Status", String), ("LeadSource", String), ("Rating", String), ("CreatedDate", Timestamp),
+                ("Id", String),
+                ("FirstName", String),
+                ("LastName", String),
+                ("Company", String),
+                ("Email", String),
+                ("Phone", String),
+                ("Status", String),
+                ("LeadSource", String),
+                ("Rating", String),
+                ("CreatedDate", Timestamp),
             ],
         }
     }
 
     fn schema(self) -> SchemaRef {
         Arc::new(Schema::new(
-            self.fields().iter().map(|(name, t)| Field::new(*name, t.arrow(), *name != "Id")).collect::<Vec<_>>(),
+            self.fields()
+                .iter()
+                .map(|(name, t)| Field::new(*name, t.arrow(), *name != "Id"))
+                .collect::<Vec<_>>(),
         ))
     }
 
@@ -94,7 +142,11 @@ impl CrmObject {
 }
 
 impl NodeConfig for DemoCrm {
-    fn output_schema(&self, _: Option<&SchemaRef>, _: &PlanContext) -> Result<SchemaRef, Vec<ConfigProblem>> {
+    fn output_schema(
+        &self,
+        _: Option<&SchemaRef>,
+        _: &PlanContext,
+    ) -> Result<SchemaRef, Vec<ConfigProblem>> {
         Ok(self.object.schema())
     }
 
@@ -103,7 +155,10 @@ impl NodeConfig for DemoCrm {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        Ok(Runtime::Source(Box::new(DemoRun { config: self.clone(), schema: cx.output_schema.clone() })))
+        Ok(Runtime::Source(Box::new(DemoRun {
+            config: self.clone(),
+            schema: cx.output_schema.clone(),
+        })))
     }
 }
 
@@ -119,7 +174,10 @@ impl Source for DemoRun {
                 let total = self.config.records;
                 let mut start = 0;
                 while start < total {
-                    let want = out.remaining().unwrap_or(u64::MAX).min(out.batch_rows() as u64);
+                    let want = out
+                        .remaining()
+                        .unwrap_or(u64::MAX)
+                        .min(out.batch_rows() as u64);
                     let end = (start + want).min(total);
                     let batch = generate(&self.config, &self.schema, start..end)?;
                     out.add_bytes(batch.get_array_memory_size() as u64);
@@ -141,7 +199,9 @@ struct Rng(u64);
 
 impl Rng {
     fn for_record(seed: u64, stream: u64, k: u64) -> Self {
-        let mut r = Rng(seed ^ stream.wrapping_mul(0xA076_1D64_78BD_642F) ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut r = Rng(seed
+            ^ stream.wrapping_mul(0xA076_1D64_78BD_642F)
+            ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         r.next();
         r
     }
@@ -172,32 +232,182 @@ impl Rng {
 }
 
 const FIRST: &[&str] = &[
-    "Olivia", "Liam", "Emma", "Noah", "Zoë", "José", "Françoise", "Łukasz", "Søren", "Aisha", "Hiroshi", "Priya", "Mateo", "Chloé",
-    "Björn", "Amélie", "Ana", "Chen", "Fatima", "Grace", "Jürgen", "Kwame", "Lucía", "Mohammed", "Nina", "Oskar", "Rafael", "Sofia",
+    "Olivia",
+    "Liam",
+    "Emma",
+    "Noah",
+    "Zoë",
+    "José",
+    "Françoise",
+    "Łukasz",
+    "Søren",
+    "Aisha",
+    "Hiroshi",
+    "Priya",
+    "Mateo",
+    "Chloé",
+    "Björn",
+    "Amélie",
+    "Ana",
+    "Chen",
+    "Fatima",
+    "Grace",
+    "Jürgen",
+    "Kwame",
+    "Lucía",
+    "Mohammed",
+    "Nina",
+    "Oskar",
+    "Rafael",
+    "Sofia",
 ];
 const LAST: &[&str] = &[
-    "Smith", "García", "Müller", "Nguyen", "O'Brien", "Kowalski", "Rossi", "Johansson", "Tanaka", "Patel", "Dubois", "Silva",
-    "Andersen", "Kim", "Novák", "Okafor", "Schmidt", "Lefèvre", "Hernández", "Costa", "Ivanova", "Walsh", "Yilmaz", "Brown",
+    "Smith",
+    "García",
+    "Müller",
+    "Nguyen",
+    "O'Brien",
+    "Kowalski",
+    "Rossi",
+    "Johansson",
+    "Tanaka",
+    "Patel",
+    "Dubois",
+    "Silva",
+    "Andersen",
+    "Kim",
+    "Novák",
+    "Okafor",
+    "Schmidt",
+    "Lefèvre",
+    "Hernández",
+    "Costa",
+    "Ivanova",
+    "Walsh",
+    "Yilmaz",
+    "Brown",
 ];
-const COMPANY_A: &[&str] = &["Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay", "Soylent", "Tyrell", "Cyberdyne", "Wonka", "Aperture", "Nordwind", "Blue Sky", "Zenith"];
-const COMPANY_B: &[&str] = &["Corp", "Industries", "Labs", "Systems", "GmbH", "Holdings", "Partners", "Logistics", "Foods", "Energy", "Media", "AG"];
-const INDUSTRY: &[&str] = &["Technology", "Finance", "Healthcare", "Retail", "Manufacturing", "Energy", "Media", "Education", "Logistics", "Hospitality"];
+const COMPANY_A: &[&str] = &[
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Hooli",
+    "Vandelay",
+    "Soylent",
+    "Tyrell",
+    "Cyberdyne",
+    "Wonka",
+    "Aperture",
+    "Nordwind",
+    "Blue Sky",
+    "Zenith",
+];
+const COMPANY_B: &[&str] = &[
+    "Corp",
+    "Industries",
+    "Labs",
+    "Systems",
+    "GmbH",
+    "Holdings",
+    "Partners",
+    "Logistics",
+    "Foods",
+    "Energy",
+    "Media",
+    "AG",
+];
+const INDUSTRY: &[&str] = &[
+    "Technology",
+    "Finance",
+    "Healthcare",
+    "Retail",
+    "Manufacturing",
+    "Energy",
+    "Media",
+    "Education",
+    "Logistics",
+    "Hospitality",
+];
 const CITY: &[(&str, &str)] = &[
-    ("San Francisco", "United States"), ("New York", "United States"), ("London", "United Kingdom"), ("Zürich", "Switzerland"),
-    ("München", "Germany"), ("São Paulo", "Brazil"), ("Tokyo", "Japan"), ("Paris", "France"), ("Kraków", "Poland"), ("Toronto", "Canada"),
-    ("Sydney", "Australia"), ("Bengaluru", "India"), ("Malmö", "Sweden"), ("Lagos", "Nigeria"),
+    ("San Francisco", "United States"),
+    ("New York", "United States"),
+    ("London", "United Kingdom"),
+    ("Zürich", "Switzerland"),
+    ("München", "Germany"),
+    ("São Paulo", "Brazil"),
+    ("Tokyo", "Japan"),
+    ("Paris", "France"),
+    ("Kraków", "Poland"),
+    ("Toronto", "Canada"),
+    ("Sydney", "Australia"),
+    ("Bengaluru", "India"),
+    ("Malmö", "Sweden"),
+    ("Lagos", "Nigeria"),
 ];
 const STAGE: &[(&str, i64)] = &[
-    ("Prospecting", 10), ("Qualification", 20), ("Needs Analysis", 30), ("Value Proposition", 50), ("Proposal/Price Quote", 75),
-    ("Negotiation/Review", 90), ("Closed Won", 100), ("Closed Lost", 0),
+    ("Prospecting", 10),
+    ("Qualification", 20),
+    ("Needs Analysis", 30),
+    ("Value Proposition", 50),
+    ("Proposal/Price Quote", 75),
+    ("Negotiation/Review", 90),
+    ("Closed Won", 100),
+    ("Closed Lost", 0),
 ];
-const LEAD_SOURCE: &[&str] = &["Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Trade Show", "Word of mouth", "Other"];
-const TITLE: &[&str] = &["CFO", "VP Marketing", "Head of Operations", "Data Analyst", "Procurement Manager", "CEO", "IT Director", "Account Manager"];
-const LEAD_STATUS: &[&str] = &["Open - Not Contacted", "Working - Contacted", "Closed - Converted", "Closed - Not Converted"];
+const LEAD_SOURCE: &[&str] = &[
+    "Web",
+    "Phone Inquiry",
+    "Partner Referral",
+    "Purchased List",
+    "Trade Show",
+    "Word of mouth",
+    "Other",
+];
+const TITLE: &[&str] = &[
+    "CFO",
+    "VP Marketing",
+    "Head of Operations",
+    "Data Analyst",
+    "Procurement Manager",
+    "CEO",
+    "IT Director",
+    "Account Manager",
+];
+const LEAD_STATUS: &[&str] = &[
+    "Open - Not Contacted",
+    "Working - Contacted",
+    "Closed - Converted",
+    "Closed - Not Converted",
+];
 const RATING: &[&str] = &["Hot", "Warm", "Cold"];
 const WORDS: &[&str] = &[
-    "renewal", "pricing", "discount", "pilot", "rollout", "budget", "approved", "pending", "legal", "review", "café", "naïve", "résumé",
-    "quarterly", "€25k", "deadline", "Zürich", "office", "expansion", "integration", "security", "onboarding", "champion", "procurement",
+    "renewal",
+    "pricing",
+    "discount",
+    "pilot",
+    "rollout",
+    "budget",
+    "approved",
+    "pending",
+    "legal",
+    "review",
+    "café",
+    "naïve",
+    "résumé",
+    "quarterly",
+    "€25k",
+    "deadline",
+    "Zürich",
+    "office",
+    "expansion",
+    "integration",
+    "security",
+    "onboarding",
+    "champion",
+    "procurement",
 ];
 
 /// A person, derived from its own stream so a contact can repeat an earlier one.
@@ -213,11 +423,21 @@ fn person(seed: u64, k: u64) -> Person {
     let first = r.pick(FIRST);
     let last = r.pick(LAST);
     let (a, b) = (r.pick(COMPANY_A), r.pick(COMPANY_B));
-    Person { first, last, company: format!("{a} {b}"), domain: format!("{}.example", a.to_lowercase().replace(' ', "")) }
+    Person {
+        first,
+        last,
+        company: format!("{a} {b}"),
+        domain: format!("{}.example", a.to_lowercase().replace(' ', "")),
+    }
 }
 
 fn email(p: &Person) -> String {
-    let clean = |s: &str| s.to_lowercase().chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>();
+    let clean = |s: &str| {
+        s.to_lowercase()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+    };
     format!("{}.{}@{}", clean(p.first), clean(p.last), p.domain)
 }
 
@@ -248,10 +468,20 @@ fn card(r: &mut Rng) -> String {
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, &d)| if i % 2 == 0 { let x = d * 2; if x > 9 { x - 9 } else { x } } else { d })
+        .map(|(i, &d)| {
+            if i % 2 == 0 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                d
+            }
+        })
         .sum();
     digits.push((10 - sum % 10) % 10);
-    digits.into_iter().map(|d| char::from_digit(d, 10).expect("digit")).collect()
+    digits
+        .into_iter()
+        .map(|d| char::from_digit(d, 10).expect("digit"))
+        .collect()
 }
 
 fn description(r: &mut Rng) -> String {
@@ -270,9 +500,17 @@ fn description(r: &mut Rng) -> String {
 const DAY_2024: i32 = 19_723;
 const MICROS_2024: i64 = DAY_2024 as i64 * 86_400_000_000;
 
-fn generate(config: &DemoCrm, schema: &SchemaRef, range: std::ops::Range<u64>) -> Result<RecordBatch, NodeError> {
+fn generate(
+    config: &DemoCrm,
+    schema: &SchemaRef,
+    range: std::ops::Range<u64>,
+) -> Result<RecordBatch, NodeError> {
     let n = (range.end - range.start) as usize;
-    let mut columns: Vec<Column> = schema.fields().iter().map(|f| Column::new(f.data_type(), n)).collect();
+    let mut columns: Vec<Column> = schema
+        .fields()
+        .iter()
+        .map(|f| Column::new(f.data_type(), n))
+        .collect();
     let object = config.object;
     for k in range {
         let mut r = Rng::for_record(config.seed, object as u64, k);
@@ -312,7 +550,11 @@ fn generate(config: &DemoCrm, schema: &SchemaRef, range: std::ops::Range<u64>) -
             CrmObject::Opportunity => {
                 let p = person(config.seed, k);
                 let (stage, probability) = STAGE[r.below(STAGE.len() as u64) as usize];
-                next().text(Some(&format!("{} - {}", p.company, r.pick(&["Renewal", "New Business", "Upsell", "Pilot", "Expansion"]))));
+                next().text(Some(&format!(
+                    "{} - {}",
+                    p.company,
+                    r.pick(&["Renewal", "New Business", "Upsell", "Pilot", "Expansion"])
+                )));
                 next().text(Some(&sf_id("001", r.below(k / 4 + 1))));
                 next().text(Some(p.first));
                 next().text(Some(p.last));
@@ -324,7 +566,11 @@ fn generate(config: &DemoCrm, schema: &SchemaRef, range: std::ops::Range<u64>) -
                 next().integer(probability);
                 next().text(Some(stage));
                 next().date(DAY_2024 + r.below(3 * 365) as i32);
-                next().timestamp(MICROS_2024 + (r.below(1000 * 86_400) as i64) * 1_000_000 + r.below(1_000_000) as i64);
+                next().timestamp(
+                    MICROS_2024
+                        + (r.below(1000 * 86_400) as i64) * 1_000_000
+                        + r.below(1_000_000) as i64,
+                );
                 next().text(Some(&description(&mut r)));
                 next().boolean(r.chance_per_mille(5));
                 next().text(Some(r.pick(LEAD_SOURCE)));
@@ -364,17 +610,23 @@ impl Column {
             DataType::Float64 => Column::Number(Float64Builder::with_capacity(n)),
             DataType::Boolean => Column::Boolean(BooleanBuilder::with_capacity(n)),
             DataType::Date32 => Column::Date(Date32Builder::with_capacity(n)),
-            DataType::Timestamp(..) => Column::Timestamp(TimestampMicrosecondBuilder::with_capacity(n).with_timezone("+00:00")),
+            DataType::Timestamp(..) => Column::Timestamp(
+                TimestampMicrosecondBuilder::with_capacity(n).with_timezone("+00:00"),
+            ),
             _ => Column::Text(StringBuilder::with_capacity(n, n * 16)),
         }
     }
 
     fn text(&mut self, v: Option<&str>) {
-        if let Column::Text(b) = self { b.append_option(v) }
+        if let Column::Text(b) = self {
+            b.append_option(v)
+        }
     }
 
     fn integer(&mut self, v: i64) {
-        if let Column::Integer(b) = self { b.append_value(v) }
+        if let Column::Integer(b) = self {
+            b.append_value(v)
+        }
     }
 
     fn number(&mut self, v: f64) {
@@ -382,19 +634,27 @@ impl Column {
     }
 
     fn number_or_null(&mut self, v: Option<f64>) {
-        if let Column::Number(b) = self { b.append_option(v) }
+        if let Column::Number(b) = self {
+            b.append_option(v)
+        }
     }
 
     fn boolean(&mut self, v: bool) {
-        if let Column::Boolean(b) = self { b.append_value(v) }
+        if let Column::Boolean(b) = self {
+            b.append_value(v)
+        }
     }
 
     fn date(&mut self, v: i32) {
-        if let Column::Date(b) = self { b.append_value(v) }
+        if let Column::Date(b) = self {
+            b.append_value(v)
+        }
     }
 
     fn timestamp(&mut self, v: i64) {
-        if let Column::Timestamp(b) = self { b.append_value(v) }
+        if let Column::Timestamp(b) = self {
+            b.append_value(v)
+        }
     }
 
     fn finish(self) -> ArrayRef {
@@ -414,7 +674,11 @@ mod tests {
     use super::*;
 
     fn config(object: CrmObject) -> DemoCrm {
-        DemoCrm { object, records: 100, seed: 42 }
+        DemoCrm {
+            object,
+            records: 100,
+            seed: 42,
+        }
     }
 
     #[test]
@@ -422,16 +686,31 @@ mod tests {
         let c = config(CrmObject::Opportunity);
         let schema = c.object.schema();
         let whole = generate(&c, &schema, 0..100).unwrap();
-        let parts = [generate(&c, &schema, 0..37).unwrap(), generate(&c, &schema, 37..100).unwrap()];
-        assert_eq!(whole, arrow::compute::concat_batches(&schema, &parts).unwrap());
+        let parts = [
+            generate(&c, &schema, 0..37).unwrap(),
+            generate(&c, &schema, 37..100).unwrap(),
+        ];
+        assert_eq!(
+            whole,
+            arrow::compute::concat_batches(&schema, &parts).unwrap()
+        );
     }
 
     #[test]
     fn every_object_matches_its_schema_and_ids_are_unique() {
-        for object in [CrmObject::Account, CrmObject::Contact, CrmObject::Opportunity, CrmObject::Lead] {
+        for object in [
+            CrmObject::Account,
+            CrmObject::Contact,
+            CrmObject::Opportunity,
+            CrmObject::Lead,
+        ] {
             let c = config(object);
             let b = generate(&c, &c.object.schema(), 0..500).unwrap();
-            let ids = b.column(0).as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+            let ids = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .unwrap();
             let unique: std::collections::HashSet<_> = ids.iter().collect();
             assert_eq!(unique.len(), 500);
             assert!(ids.value(0).len() == 18 && ids.value(0).starts_with(object.prefix()));
@@ -444,10 +723,20 @@ mod tests {
         for _ in 0..100 {
             let c = card(&mut r);
             assert_eq!(c.len(), 16);
-            let sum: u32 = c.chars().rev().enumerate().map(|(i, ch)| {
-                let d = ch.to_digit(10).unwrap();
-                if i % 2 == 1 { let x = d * 2; if x > 9 { x - 9 } else { x } } else { d }
-            }).sum();
+            let sum: u32 = c
+                .chars()
+                .rev()
+                .enumerate()
+                .map(|(i, ch)| {
+                    let d = ch.to_digit(10).unwrap();
+                    if i % 2 == 1 {
+                        let x = d * 2;
+                        if x > 9 { x - 9 } else { x }
+                    } else {
+                        d
+                    }
+                })
+                .sum();
             assert_eq!(sum % 10, 0, "{c}");
             assert!(phone(&mut r).contains("-555-01"));
         }

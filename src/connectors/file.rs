@@ -4,14 +4,16 @@
 //! its field's type) goes to the run's error output with its file, line and reason, and
 //! the run goes on; `fail_on_first_error` stops the run at the first one instead.
 
-use std::fs::File;
 use std::cell::Cell;
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::rc::Rc;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanBuilder, RecordBatch, StringArray, StringBuilder, new_null_array};
+use arrow::array::{
+    Array, ArrayRef, BooleanBuilder, RecordBatch, StringArray, StringBuilder, new_null_array,
+};
 use arrow::compute::{CastOptions, cast_with_options, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use indexmap::IndexMap;
@@ -21,7 +23,10 @@ use serde::{Deserialize, Serialize};
 
 use super::formats::FileFormat;
 use crate::engine::{Demand, SourceOutput};
-use crate::node::{BoxFuture, BuildContext, ConfigProblem, ErrorRecord, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Source};
+use crate::node::{
+    BoxFuture, BuildContext, ConfigProblem, ErrorRecord, NodeConfig, NodeError, NodeKind,
+    PlanContext, Runtime, Source,
+};
 use crate::types::{FieldType, describe};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -74,7 +79,11 @@ impl FileSource {
         let pattern = full.to_string_lossy();
         let problem = |m: String| ConfigProblem::new("/path", m);
         if !self.path.contains(['*', '?', '[']) {
-            return if full.is_file() { Ok(vec![full]) } else { Err(problem(format!("there is no file {}", full.display()))) };
+            return if full.is_file() {
+                Ok(vec![full])
+            } else {
+                Err(problem(format!("there is no file {}", full.display())))
+            };
         }
         let mut files: Vec<PathBuf> = glob::glob(&pattern)
             .map_err(|e| problem(format!("`{}` is not a valid file pattern: {e}", self.path)))?
@@ -88,7 +97,10 @@ impl FileSource {
         Ok(files)
     }
 
-    fn plan(&self, base: &Path) -> Result<(FileFormat, Vec<PathBuf>, SchemaRef), Vec<ConfigProblem>> {
+    fn plan(
+        &self,
+        base: &Path,
+    ) -> Result<(FileFormat, Vec<PathBuf>, SchemaRef), Vec<ConfigProblem>> {
         let format = self.format();
         let files = self.files(base);
         let (format, files) = match (format, files) {
@@ -96,8 +108,17 @@ impl FileSource {
             (a, b) => return Err([a.err(), b.err()].into_iter().flatten().collect()),
         };
         let first = &files[0];
-        let inferred = infer_schema(format, first, self.delimiter).map_err(|m| vec![ConfigProblem::new("/path", format!("{}: {m}", first.display()))])?;
-        let mut fields: Vec<Field> = inferred.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        let inferred = infer_schema(format, first, self.delimiter).map_err(|m| {
+            vec![ConfigProblem::new(
+                "/path",
+                format!("{}: {m}", first.display()),
+            )]
+        })?;
+        let mut fields: Vec<Field> = inferred
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
         let mut problems = Vec::new();
         for (name, t) in &self.schema {
             match fields.iter_mut().find(|f| f.name() == name) {
@@ -118,7 +139,11 @@ impl FileSource {
 }
 
 impl NodeConfig for FileSource {
-    fn output_schema(&self, _: Option<&SchemaRef>, cx: &PlanContext) -> Result<SchemaRef, Vec<ConfigProblem>> {
+    fn output_schema(
+        &self,
+        _: Option<&SchemaRef>,
+        cx: &PlanContext,
+    ) -> Result<SchemaRef, Vec<ConfigProblem>> {
         self.plan(&cx.base_dir).map(|(_, _, s)| s)
     }
 
@@ -131,7 +156,9 @@ impl NodeConfig for FileSource {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        let (format, files, _) = self.plan(&cx.base_dir).map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let (format, files, _) = self
+            .plan(&cx.base_dir)
+            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
         Ok(Runtime::Source(Box::new(FileRun {
             format,
             files,
@@ -146,7 +173,8 @@ fn infer_schema(format: FileFormat, path: &Path, delimiter: char) -> Result<Sche
     let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     match format {
         FileFormat::Parquet => {
-            let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| format!("not a readable Parquet file: {e}"))?;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+                .map_err(|e| format!("not a readable Parquet file: {e}"))?;
             Ok(builder.schema().as_ref().clone())
         }
         FileFormat::Jsonl => {
@@ -157,14 +185,21 @@ fn infer_schema(format: FileFormat, path: &Path, delimiter: char) -> Result<Sche
                 .filter(|l| !l.trim().is_empty())
                 .take(INFER_RECORDS)
                 .filter_map(|l| serde_json::from_str(&l).ok())
+                .filter(serde_json::Value::is_object)
                 .collect();
             infer_json(&values)
         }
         FileFormat::Json => {
             let mut values = Vec::new();
             let read = read_json_array(BufReader::new(file), &mut |v| {
-                values.push(v);
-                Ok(if values.len() >= INFER_RECORDS { Demand::Enough } else { Demand::More })
+                if v.is_object() {
+                    values.push(v);
+                }
+                Ok(if values.len() >= INFER_RECORDS {
+                    Demand::Enough
+                } else {
+                    Demand::More
+                })
             });
             match read {
                 Ok(()) | Err(ArrayReadError::Stopped) => infer_json(&values),
@@ -175,11 +210,24 @@ fn infer_schema(format: FileFormat, path: &Path, delimiter: char) -> Result<Sche
         FileFormat::Csv => {
             // Rows with the wrong number of fields would stop the inference; copy the good
             // ones out first.
-            let mut reader = csv::ReaderBuilder::new().delimiter(delimiter as u8).flexible(true).from_reader(file);
-            let headers = reader.headers().map_err(|e| format!("cannot read the header line: {e}"))?.clone();
-            let mut sample = csv::WriterBuilder::new().delimiter(delimiter as u8).from_writer(Vec::new());
+            let mut reader = csv::ReaderBuilder::new()
+                .delimiter(delimiter as u8)
+                .flexible(true)
+                .from_reader(file);
+            let headers = reader
+                .headers()
+                .map_err(|e| format!("cannot read the header line: {e}"))?
+                .clone();
+            let mut sample = csv::WriterBuilder::new()
+                .delimiter(delimiter as u8)
+                .from_writer(Vec::new());
             sample.write_record(&headers).map_err(|e| e.to_string())?;
-            for record in reader.records().filter_map(Result::ok).filter(|r| r.len() == headers.len()).take(INFER_RECORDS) {
+            for record in reader
+                .records()
+                .filter_map(Result::ok)
+                .filter(|r| r.len() == headers.len())
+                .take(INFER_RECORDS)
+            {
                 sample.write_record(&record).map_err(|e| e.to_string())?;
             }
             let sample = sample.into_inner().map_err(|e| e.to_string())?;
@@ -193,7 +241,9 @@ fn infer_schema(format: FileFormat, path: &Path, delimiter: char) -> Result<Sche
                 .fields()
                 .iter()
                 .map(|f| match f.data_type() {
-                    DataType::Timestamp(..) => Field::new(f.name(), FieldType::Timestamp.arrow(), true),
+                    DataType::Timestamp(..) => {
+                        Field::new(f.name(), FieldType::Timestamp.arrow(), true)
+                    }
                     _ => f.as_ref().clone(),
                 })
                 .collect();
@@ -206,7 +256,8 @@ fn infer_json(values: &[serde_json::Value]) -> Result<Schema, String> {
     if values.is_empty() {
         return Err("holds no records to learn the fields from".into());
     }
-    arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok)).map_err(|e| format!("cannot work out the fields: {e}"))
+    arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok))
+        .map_err(|e| format!("cannot work out the fields: {e}"))
 }
 
 struct FileRun {
@@ -222,7 +273,11 @@ impl Source for FileRun {
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 for path in &self.files {
-                    let mut reader = Reader { run: &self, out: &mut out, path };
+                    let mut reader = Reader {
+                        run: &self,
+                        out: &mut out,
+                        path,
+                    };
                     if reader.read()? == Demand::Enough {
                         break;
                     }
@@ -303,7 +358,10 @@ fn read_json_array<R: Read>(
     }
     let mut failure = None;
     let mut de = serde_json::Deserializer::from_reader(reader);
-    let result = de.deserialize_seq(Elements { each, failure: &mut failure });
+    let result = de.deserialize_seq(Elements {
+        each,
+        failure: &mut failure,
+    });
     match (failure, result) {
         (Some(f), _) => Err(f),
         (None, Err(e)) => Err(ArrayReadError::Json(e)),
@@ -317,8 +375,12 @@ impl Reader<'_> {
     }
 
     fn open(&self) -> Result<CountingRead<File>, NodeError> {
-        let file = File::open(self.path).map_err(|e| NodeError::io(format!("cannot open {}", self.name()), e))?;
-        Ok(CountingRead { inner: file, counter: Rc::default() })
+        let file = File::open(self.path)
+            .map_err(|e| NodeError::io(format!("cannot open {}", self.name()), e))?;
+        Ok(CountingRead {
+            inner: file,
+            counter: Rc::default(),
+        })
     }
 
     fn read(&mut self) -> Result<Demand, NodeError> {
@@ -331,8 +393,19 @@ impl Reader<'_> {
     }
 
     /// Sets a bad record aside, or fails the run when the flow asks for that.
-    fn reject(&mut self, line: Option<u64>, reason: String, record: String) -> Result<(), NodeError> {
-        let record = ErrorRecord { node: self.out.node_id().to_string(), file: Some(self.name()), line, reason, record };
+    fn reject(
+        &mut self,
+        line: Option<u64>,
+        reason: String,
+        record: String,
+    ) -> Result<(), NodeError> {
+        let record = ErrorRecord {
+            node: self.out.node_id().to_string(),
+            file: Some(self.name()),
+            line,
+            reason,
+            record,
+        };
         if self.run.fail_on_first_error {
             return Err(NodeError::Rejected(record));
         }
@@ -340,10 +413,20 @@ impl Reader<'_> {
     }
 
     fn rows_wanted(&self) -> usize {
-        self.out.remaining().map_or(self.out.batch_rows(), |r| (r as usize).min(self.out.batch_rows())).max(1)
+        self.out
+            .remaining()
+            .map_or(self.out.batch_rows(), |r| {
+                (r as usize).min(self.out.batch_rows())
+            })
+            .max(1)
     }
 
-    fn send(&mut self, batch: RecordBatch, read: &mut u64, counted: u64) -> Result<Demand, NodeError> {
+    fn send(
+        &mut self,
+        batch: RecordBatch,
+        read: &mut u64,
+        counted: u64,
+    ) -> Result<Demand, NodeError> {
         self.out.add_bytes(counted - *read);
         *read = counted;
         self.out.send_blocking(batch)
@@ -360,16 +443,35 @@ impl Reader<'_> {
     fn decode_json(&self, text: &[u8], rows: usize) -> Result<Option<RecordBatch>, NodeError> {
         let mut decoder = self.json_decoder(rows)?;
         let decoded = decoder.decode(text).and_then(|_| decoder.flush());
-        Ok(decoded.ok().map(|b| b.unwrap_or_else(|| RecordBatch::new_empty(self.run.schema.clone()))))
+        Ok(decoded
+            .ok()
+            .map(|b| b.unwrap_or_else(|| RecordBatch::new_empty(self.run.schema.clone()))))
     }
 
     /// Why one record does not decode, or `None` when it does.
     fn json_problem(&self, record: &[u8]) -> Result<Option<String>, NodeError> {
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(record) {
-            return Ok(Some(format!("not valid JSON: {e}")));
+        match serde_json::from_slice::<serde_json::Value>(record) {
+            Err(e) => {
+                return Ok(Some(format!(
+                    "not valid JSON at column {}: {}",
+                    e.column(),
+                    crate::flow::strip_position(&e.to_string())
+                )));
+            }
+            Ok(v) if !v.is_object() => {
+                return Ok(Some(format!(
+                    "a line must hold one JSON object (a record), not {}",
+                    json_kind(&v)
+                )));
+            }
+            Ok(_) => {}
         }
         let mut decoder = self.json_decoder(1)?;
-        Ok(decoder.decode(record).and_then(|_| decoder.flush()).err().map(|e| e.to_string()))
+        Ok(decoder
+            .decode(record)
+            .and_then(|_| decoder.flush())
+            .err()
+            .map(|e| arrow_message(&e)))
     }
 
     fn read_jsonl(&mut self) -> Result<Demand, NodeError> {
@@ -380,7 +482,9 @@ impl Reader<'_> {
         let mut lines: Vec<(u64, usize, usize)> = Vec::new();
         loop {
             line.clear();
-            let n = input.read_until(b'\n', &mut line).map_err(|e| NodeError::io(format!("cannot read {}", self.name()), e))?;
+            let n = input
+                .read_until(b'\n', &mut line)
+                .map_err(|e| NodeError::io(format!("cannot read {}", self.name()), e))?;
             if n > 0 {
                 line_no += 1;
                 let text = line.trim_ascii();
@@ -412,27 +516,44 @@ impl Reader<'_> {
     }
 
     /// The slow path for a chunk with bad lines: find them, set them aside, decode the rest.
-    fn decode_good_lines(&mut self, chunk: &[u8], lines: &[(u64, usize, usize)]) -> Result<RecordBatch, NodeError> {
+    fn decode_good_lines(
+        &mut self,
+        chunk: &[u8],
+        lines: &[(u64, usize, usize)],
+    ) -> Result<RecordBatch, NodeError> {
         let mut good = Vec::with_capacity(chunk.len());
         let mut rows = 0;
         for &(line_no, start, end) in lines {
             let record = &chunk[start..end];
             match self.json_problem(record)? {
-                Some(reason) => self.reject(Some(line_no), reason, String::from_utf8_lossy(record.trim_ascii()).into_owned())?,
+                Some(reason) => self.reject(
+                    Some(line_no),
+                    reason,
+                    String::from_utf8_lossy(record.trim_ascii()).into_owned(),
+                )?,
                 None => {
                     good.extend_from_slice(record);
                     rows += 1;
                 }
             }
         }
-        self.decode_json(&good, rows)?.ok_or_else(|| NodeError::msg(format!("{}: records that decode one by one failed to decode together", self.name())))
+        self.decode_json(&good, rows)?.ok_or_else(|| {
+            NodeError::msg(format!(
+                "{}: records that decode one by one failed to decode together",
+                self.name()
+            ))
+        })
     }
 
     fn read_json(&mut self) -> Result<Demand, NodeError> {
         let mut input = BufReader::with_capacity(1 << 20, self.open()?);
         let mut values: Vec<serde_json::Value> = Vec::new();
         let (mut index, mut read) = (0u64, 0u64);
-        let mut flush = |this: &mut Self, values: &mut Vec<serde_json::Value>, index: u64, counted: u64| -> Result<Demand, NodeError> {
+        let mut flush = |this: &mut Self,
+                         values: &mut Vec<serde_json::Value>,
+                         index: u64,
+                         counted: u64|
+         -> Result<Demand, NodeError> {
             let mut decoder = this.json_decoder(values.len())?;
             let batch = match decoder.serialize(values).and_then(|_| decoder.flush()) {
                 Ok(b) => b.unwrap_or_else(|| RecordBatch::new_empty(this.run.schema.clone())),
@@ -441,14 +562,27 @@ impl Reader<'_> {
                     let mut good = Vec::new();
                     for (k, v) in values.drain(..).enumerate() {
                         let mut one = this.json_decoder(1)?;
-                        match one.serialize(std::slice::from_ref(&v)).and_then(|_| one.flush()) {
+                        match one
+                            .serialize(std::slice::from_ref(&v))
+                            .and_then(|_| one.flush())
+                        {
                             Ok(_) => good.push(v),
-                            Err(e) => this.reject(None, format!("element {} of the array: {e}", first + k as u64 + 1), v.to_string())?,
+                            Err(e) => this.reject(
+                                None,
+                                format!(
+                                    "element {} of the array: {}",
+                                    first + k as u64 + 1,
+                                    arrow_message(&e)
+                                ),
+                                v.to_string(),
+                            )?,
                         }
                     }
                     let mut decoder = this.json_decoder(good.len())?;
                     decoder.serialize(&good)?;
-                    decoder.flush()?.unwrap_or_else(|| RecordBatch::new_empty(this.run.schema.clone()))
+                    decoder
+                        .flush()?
+                        .unwrap_or_else(|| RecordBatch::new_empty(this.run.schema.clone()))
                 }
             };
             values.clear();
@@ -469,7 +603,12 @@ impl Reader<'_> {
             Err(ArrayReadError::Stopped) => return Ok(Demand::Enough),
             Err(ArrayReadError::Node(e)) => return Err(e),
             Err(ArrayReadError::Json(e)) => {
-                return Err(NodeError::msg(format!("{}: not a JSON array of records (line {}, column {}): {e}", self.name(), e.line(), e.column())));
+                return Err(NodeError::msg(format!(
+                    "{}: not a JSON array of records (line {}, column {}): {e}",
+                    self.name(),
+                    e.line(),
+                    e.column()
+                )));
             }
         }
         let counted = input.get_ref().bytes();
@@ -481,12 +620,27 @@ impl Reader<'_> {
 
     fn read_csv(&mut self) -> Result<Demand, NodeError> {
         let input = self.open()?;
-        let mut csv = csv::ReaderBuilder::new().delimiter(self.run.delimiter).flexible(true).from_reader(input);
-        let headers = csv.headers().map_err(|e| NodeError::msg(format!("{}: cannot read the header line: {e}", self.name())))?.clone();
+        let mut csv = csv::ReaderBuilder::new()
+            .delimiter(self.run.delimiter)
+            .flexible(true)
+            .from_reader(input);
+        let headers = csv
+            .headers()
+            .map_err(|e| {
+                NodeError::msg(format!("{}: cannot read the header line: {e}", self.name()))
+            })?
+            .clone();
         // Where each schema field is in this file's rows; files of a glob may order
         // columns differently or lack some.
-        let positions: Vec<Option<usize>> = self.run.schema.fields().iter().map(|f| headers.iter().position(|h| h == f.name())).collect();
-        let mut columns: Vec<StringBuilder> = positions.iter().map(|_| StringBuilder::new()).collect();
+        let positions: Vec<Option<usize>> = self
+            .run
+            .schema
+            .fields()
+            .iter()
+            .map(|f| headers.iter().position(|h| h == f.name()))
+            .collect();
+        let mut columns: Vec<StringBuilder> =
+            positions.iter().map(|_| StringBuilder::new()).collect();
         let mut line_numbers: Vec<u64> = Vec::new();
         let mut record = csv::StringRecord::new();
         let mut read = 0u64;
@@ -496,7 +650,9 @@ impl Reader<'_> {
                 Err(e) => {
                     let line = e.position().map(|p| p.line());
                     let reason = match e.kind() {
-                        csv::ErrorKind::Utf8 { .. } => "the line is not valid UTF-8 text".to_string(),
+                        csv::ErrorKind::Utf8 { .. } => {
+                            "the line is not valid UTF-8 text".to_string()
+                        }
                         _ => e.to_string(),
                     };
                     self.reject(line, reason, String::new())?;
@@ -507,7 +663,11 @@ impl Reader<'_> {
                 let line = record.position().map_or(0, |p| p.line());
                 if record.len() != headers.len() {
                     let raw = record.iter().collect::<Vec<_>>().join(",");
-                    self.reject(Some(line), format!("expected {} fields, found {}", headers.len(), record.len()), raw)?;
+                    self.reject(
+                        Some(line),
+                        format!("expected {} fields, found {}", headers.len(), record.len()),
+                        raw,
+                    )?;
                 } else {
                     for (column, pos) in columns.iter_mut().zip(&positions) {
                         column.append_option(pos.map(|p| &record[p]));
@@ -534,9 +694,20 @@ impl Reader<'_> {
 
     /// Converts CSV text columns to the schema's types; rows with a value that does not
     /// convert go to the error output.
-    fn typed_batch(&mut self, texts: &[StringArray], lines: &[u64], headers: &csv::StringRecord) -> Result<RecordBatch, NodeError> {
-        let strict = CastOptions { safe: false, ..Default::default() };
-        let lenient = CastOptions { safe: true, ..Default::default() };
+    fn typed_batch(
+        &mut self,
+        texts: &[StringArray],
+        lines: &[u64],
+        headers: &csv::StringRecord,
+    ) -> Result<RecordBatch, NodeError> {
+        let strict = CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        let lenient = CastOptions {
+            safe: true,
+            ..Default::default()
+        };
         let mut bad: Vec<Option<String>> = vec![None; lines.len()];
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(texts.len());
         for (text, field) in texts.iter().zip(self.run.schema.fields()) {
@@ -545,15 +716,23 @@ impl Reader<'_> {
                 continue;
             }
             // An empty CSV value is a missing one for every type but text.
-            let text: StringArray = text.iter().map(|v| v.filter(|s| !s.trim().is_empty())).collect();
+            let text: StringArray = text
+                .iter()
+                .map(|v| v.filter(|s| !s.trim().is_empty()))
+                .collect();
             let array: ArrayRef = Arc::new(text.clone());
             match cast_with_options(&array, field.data_type(), &strict) {
                 Ok(a) => arrays.push(a),
                 Err(_) => {
                     let converted = cast_with_options(&array, field.data_type(), &lenient)?;
-                    for row in 0..text.len() {
-                        if converted.is_null(row) && text.is_valid(row) && bad[row].is_none() {
-                            bad[row] = Some(format!("field `{}`: `{}` is not a valid {}", field.name(), text.value(row), describe(field.data_type())));
+                    for (row, slot) in bad.iter_mut().enumerate() {
+                        if converted.is_null(row) && text.is_valid(row) && slot.is_none() {
+                            *slot = Some(format!(
+                                "field `{}`: `{}` is not a valid {}",
+                                field.name(),
+                                text.value(row),
+                                describe(field.data_type())
+                            ));
                         }
                     }
                     arrays.push(converted);
@@ -568,7 +747,10 @@ impl Reader<'_> {
         for (row, reason) in bad.into_iter().enumerate() {
             keep.append_value(reason.is_none());
             if let Some(reason) = reason {
-                let raw: Vec<&str> = texts.iter().map(|t| if t.is_valid(row) { t.value(row) } else { "" }).collect();
+                let raw: Vec<&str> = texts
+                    .iter()
+                    .map(|t| if t.is_valid(row) { t.value(row) } else { "" })
+                    .collect();
                 let _ = headers;
                 self.reject(Some(lines[row]), reason, raw.join(","))?;
             }
@@ -579,7 +761,9 @@ impl Reader<'_> {
     fn read_parquet(&mut self) -> Result<Demand, NodeError> {
         let input = self.open()?;
         let size = input.inner.metadata().map(|m| m.len()).unwrap_or(0);
-        let not_parquet = |e: parquet::errors::ParquetError| NodeError::msg(format!("{}: not a readable Parquet file: {e}", self.name()));
+        let not_parquet = |e: parquet::errors::ParquetError| {
+            NodeError::msg(format!("{}: not a readable Parquet file: {e}", self.name()))
+        };
         let builder = ParquetRecordBatchReaderBuilder::try_new(input.inner).map_err(not_parquet)?;
         let rows = builder.metadata().file_metadata().num_rows().max(1) as u64;
         let mut builder = builder.with_batch_size(self.out.batch_rows());
@@ -598,6 +782,33 @@ impl Reader<'_> {
         }
         Ok(Demand::More)
     }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Null => "null",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Arrow's message without its error-kind prefix, which means nothing to a user.
+fn arrow_message(e: &arrow::error::ArrowError) -> String {
+    let text = e.to_string();
+    for prefix in [
+        "Json error: ",
+        "Parser error: ",
+        "Cast error: ",
+        "Invalid argument error: ",
+    ] {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            return rest.to_string();
+        }
+    }
+    text
 }
 
 /// A batch in the planned schema: columns by name, converted, missing ones null.

@@ -85,7 +85,7 @@ pub struct FileWriter<W: Write + Send> {
 }
 
 enum Kind<W: Write + Send> {
-    Csv(arrow::csv::Writer<Counting<W>>),
+    Csv(Box<arrow::csv::Writer<Counting<W>>>),
     Jsonl(arrow::json::LineDelimitedWriter<Counting<W>>),
     Json(arrow::json::ArrayWriter<Counting<W>>),
     Parquet(Box<ArrowWriter<Counting<W>>>),
@@ -94,9 +94,16 @@ enum Kind<W: Write + Send> {
 impl<W: Write + Send> FileWriter<W> {
     pub fn new(format: FileFormat, sink: W, schema: &SchemaRef) -> Result<Self, NodeError> {
         let bytes = Arc::new(AtomicU64::new(0));
-        let sink = Counting { inner: sink, bytes: bytes.clone() };
+        let sink = Counting {
+            inner: sink,
+            bytes: bytes.clone(),
+        };
         let kind = match format {
-            FileFormat::Csv => Kind::Csv(arrow::csv::WriterBuilder::new().with_header(true).build(sink)),
+            FileFormat::Csv => Kind::Csv(Box::new(
+                arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(sink),
+            )),
             FileFormat::Jsonl => Kind::Jsonl(arrow::json::LineDelimitedWriter::new(sink)),
             FileFormat::Json => Kind::Json(arrow::json::ArrayWriter::new(sink)),
             FileFormat::Parquet => {
@@ -106,7 +113,11 @@ impl<W: Write + Send> FileWriter<W> {
                     // when many partitions are open at once.
                     .set_max_row_group_row_count(Some(128 * 1024))
                     .build();
-                Kind::Parquet(Box::new(ArrowWriter::try_new(sink, schema.clone(), Some(props))?))
+                Kind::Parquet(Box::new(ArrowWriter::try_new(
+                    sink,
+                    schema.clone(),
+                    Some(props),
+                )?))
             }
         };
         Ok(Self { kind, bytes })

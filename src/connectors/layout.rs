@@ -29,7 +29,12 @@ pub enum TimePrefix {
 }
 
 /// The folder below the destination for one run: the time prefix, then the execution id.
-pub fn run_folder(prefix: Option<TimePrefix>, by_execution_id: bool, started: DateTime<Utc>, execution_id: &str) -> String {
+pub fn run_folder(
+    prefix: Option<TimePrefix>,
+    by_execution_id: bool,
+    started: DateTime<Utc>,
+    execution_id: &str,
+) -> String {
     let format = match prefix {
         None => "",
         Some(TimePrefix::Year) => "%Y",
@@ -38,7 +43,11 @@ pub fn run_folder(prefix: Option<TimePrefix>, by_execution_id: bool, started: Da
         Some(TimePrefix::Hour) => "%Y/%m/%d/%H",
         Some(TimePrefix::Minute) => "%Y/%m/%d/%H/%M",
     };
-    let mut folder = if format.is_empty() { String::new() } else { started.format(format).to_string() };
+    let mut folder = if format.is_empty() {
+        String::new()
+    } else {
+        started.format(format).to_string()
+    };
     if by_execution_id {
         if !folder.is_empty() {
             folder.push('/');
@@ -87,10 +96,20 @@ pub struct Partitioner {
 impl Partitioner {
     /// `columns` are indices into `schema`; `keep` also writes them inside the files.
     pub fn new(schema: &Schema, columns: Vec<usize>, keep: bool) -> Self {
-        let data: Vec<usize> = (0..schema.fields().len()).filter(|i| keep || !columns.contains(i)).collect();
+        let data: Vec<usize> = (0..schema.fields().len())
+            .filter(|i| keep || !columns.contains(i))
+            .collect();
         let data_schema = Arc::new(schema.project(&data).expect("indices from the schema"));
-        let names = columns.iter().map(|&i| schema.field(i).name().clone()).collect();
-        Self { columns, names, data, data_schema }
+        let names = columns
+            .iter()
+            .map(|&i| schema.field(i).name().clone())
+            .collect();
+        Self {
+            columns,
+            names,
+            data,
+            data_schema,
+        }
     }
 
     /// What the files hold.
@@ -100,7 +119,10 @@ impl Partitioner {
 
     /// The batch cut into one piece per partition, each with its folder (`""` when there
     /// are no partition fields), in order of first appearance.
-    pub fn split(&self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, arrow::error::ArrowError> {
+    pub fn split(
+        &self,
+        batch: &RecordBatch,
+    ) -> Result<Vec<(String, RecordBatch)>, arrow::error::ArrowError> {
         if self.columns.is_empty() {
             return Ok(vec![(String::new(), batch.project(&self.data)?)]);
         }
@@ -109,7 +131,10 @@ impl Partitioner {
             .iter()
             .map(|&i| {
                 let c = cast(batch.column(i), &DataType::Utf8)?;
-                Ok(c.as_any().downcast_ref::<StringArray>().expect("Utf8").clone())
+                Ok(c.as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("Utf8")
+                    .clone())
             })
             .collect::<Result<_, arrow::error::ArrowError>>()?;
         let mut groups: IndexMap<String, Vec<u32>> = IndexMap::new();
@@ -120,7 +145,11 @@ impl Partitioner {
                 if k > 0 {
                     folder.push('/');
                 }
-                let value = if text.is_valid(row) { escape_partition_value(text.value(row)) } else { NULL_PARTITION.to_string() };
+                let value = if text.is_valid(row) {
+                    escape_partition_value(text.value(row))
+                } else {
+                    NULL_PARTITION.to_string()
+                };
                 folder.push_str(&format!("{}={value}", escape_partition_value(name)));
             }
             match groups.get_mut(folder.as_str()) {
@@ -149,16 +178,27 @@ mod tests {
 
     #[test]
     fn folders_by_time_and_execution() {
-        let t = DateTime::parse_from_rfc3339("2026-11-27T09:45:12Z").unwrap().with_timezone(&Utc);
-        assert_eq!(run_folder(Some(TimePrefix::Day), false, t, "x"), "2026/11/27");
-        assert_eq!(run_folder(Some(TimePrefix::Minute), true, t, "x"), "2026/11/27/09/45/x");
+        let t = DateTime::parse_from_rfc3339("2026-11-27T09:45:12Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            run_folder(Some(TimePrefix::Day), false, t, "x"),
+            "2026/11/27"
+        );
+        assert_eq!(
+            run_folder(Some(TimePrefix::Minute), true, t, "x"),
+            "2026/11/27/09/45/x"
+        );
         assert_eq!(run_folder(None, true, t, "x"), "x");
         assert_eq!(run_folder(None, false, t, "x"), "");
     }
 
     #[test]
     fn hive_escaping() {
-        assert_eq!(escape_partition_value("Proposal/Price Quote"), "Proposal%2FPrice Quote");
+        assert_eq!(
+            escape_partition_value("Proposal/Price Quote"),
+            "Proposal%2FPrice Quote"
+        );
         assert_eq!(escape_partition_value("a=b:c"), "a%3Db%3Ac");
         assert_eq!(escape_partition_value("Zürich"), "Zürich");
         assert_eq!(escape_partition_value(""), NULL_PARTITION);
@@ -166,15 +206,27 @@ mod tests {
 
     #[test]
     fn splits_by_values_and_drops_partition_columns() {
-        let batch = batch_of(&[("stage", opt_strs(&[Some("Won"), Some("Lost"), Some("Won"), None])), ("n", ints(&[Some(1), Some(2), Some(3), Some(4)]))]);
+        let batch = batch_of(&[
+            (
+                "stage",
+                opt_strs(&[Some("Won"), Some("Lost"), Some("Won"), None]),
+            ),
+            ("n", ints(&[Some(1), Some(2), Some(3), Some(4)])),
+        ]);
         let p = Partitioner::new(&batch.schema(), vec![0], false);
         let parts = p.split(&batch).unwrap();
-        let summary: Vec<(String, Vec<Option<i64>>)> = parts.iter().map(|(f, b)| (f.clone(), i64s(b, "n"))).collect();
-        assert_eq!(summary, vec![
-            ("stage=Won".to_string(), vec![Some(1), Some(3)]),
-            ("stage=Lost".to_string(), vec![Some(2)]),
-            (format!("stage={NULL_PARTITION}"), vec![Some(4)]),
-        ]);
+        let summary: Vec<(String, Vec<Option<i64>>)> = parts
+            .iter()
+            .map(|(f, b)| (f.clone(), i64s(b, "n")))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("stage=Won".to_string(), vec![Some(1), Some(3)]),
+                ("stage=Lost".to_string(), vec![Some(2)]),
+                (format!("stage={NULL_PARTITION}"), vec![Some(4)]),
+            ]
+        );
         assert_eq!(names(&parts[0].1), ["n"]);
         let kept = Partitioner::new(&batch.schema(), vec![0], true);
         assert_eq!(names(&kept.split(&batch).unwrap()[0].1), ["stage", "n"]);

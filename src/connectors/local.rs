@@ -20,7 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use super::formats::{FileFormat, FileWriter};
 use super::layout::{Partitioner, TimePrefix, file_name, run_folder};
-use crate::node::{BuildContext, ConfigProblem, Destination, NodeConfig, NodeError, NodeKind, OutputLocation, PlanContext, Runtime};
+use crate::node::{
+    BuildContext, ConfigProblem, Destination, NodeConfig, NodeError, NodeKind, OutputLocation,
+    PlanContext, Runtime,
+};
 use crate::transforms::fields::{Problems, find};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -78,7 +81,11 @@ impl LocalDestination {
 }
 
 impl NodeConfig for LocalDestination {
-    fn output_schema(&self, input: Option<&SchemaRef>, _: &PlanContext) -> Result<SchemaRef, Vec<ConfigProblem>> {
+    fn output_schema(
+        &self,
+        input: Option<&SchemaRef>,
+        _: &PlanContext,
+    ) -> Result<SchemaRef, Vec<ConfigProblem>> {
         let input = input.expect("a destination has an input");
         self.partition_columns(input)?;
         Ok(input.clone())
@@ -93,14 +100,24 @@ impl NodeConfig for LocalDestination {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        let input = cx.input_schema.as_ref().expect("a destination has an input");
-        let columns = self.partition_columns(input).map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let input = cx
+            .input_schema
+            .as_ref()
+            .expect("a destination has an input");
+        let columns = self
+            .partition_columns(input)
+            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
         let root = cx.base_dir.join(&self.folder);
         let staging = Staging::create(&root, &cx.execution_id)?;
         Ok(Runtime::Destination(Box::new(LocalRun {
             root,
             staging,
-            run_folder: run_folder(self.prefix, self.execution_id_folder, cx.started, &cx.execution_id),
+            run_folder: run_folder(
+                self.prefix,
+                self.execution_id_folder,
+                cx.started,
+                &cx.execution_id,
+            ),
             execution_id: cx.execution_id.clone(),
             format: self.format,
             partitioner: Partitioner::new(input, columns, self.keep_partition_fields),
@@ -124,29 +141,52 @@ const STAGING: &str = ".tributary-staging";
 impl Staging {
     fn create(root: &Path, execution_id: &str) -> Result<Self, NodeError> {
         let parent = root.join(STAGING);
-        fs::create_dir_all(&parent).map_err(|e| NodeError::io(format!("cannot create the folder {}", root.display()), e))?;
+        fs::create_dir_all(&parent).map_err(|e| {
+            NodeError::io(format!("cannot create the folder {}", root.display()), e)
+        })?;
         remove_abandoned(&parent);
         let dir = parent.join(execution_id);
-        fs::create_dir_all(&dir).map_err(|e| NodeError::io(format!("cannot create {}", dir.display()), e))?;
-        let lock = File::create(dir.join("lock")).map_err(|e| NodeError::io(format!("cannot create {}", dir.display()), e))?;
-        lock.try_lock().map_err(|e| NodeError::msg(format!("cannot lock {}: {e}", dir.display())))?;
+        fs::create_dir_all(&dir)
+            .map_err(|e| NodeError::io(format!("cannot create {}", dir.display()), e))?;
+        let lock = File::create(dir.join("lock"))
+            .map_err(|e| NodeError::io(format!("cannot create {}", dir.display()), e))?;
+        lock.try_lock()
+            .map_err(|e| NodeError::msg(format!("cannot lock {}: {e}", dir.display())))?;
         Ok(Self { dir, _lock: lock })
+    }
+}
+
+impl Staging {
+    /// Removes this run's staging folder, and the staging area when no other run uses it.
+    fn remove(&self) {
+        let _ = fs::remove_dir_all(&self.dir);
+        if let Some(parent) = self.dir.parent() {
+            let _ = fs::remove_dir(parent);
+        }
     }
 }
 
 /// Removes staging folders of runs that are no longer alive: their lock can be taken.
 fn remove_abandoned(parent: &Path) {
-    let Ok(entries) = fs::read_dir(parent) else { return };
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
     for entry in entries.flatten() {
         let dir = entry.path();
         let abandoned = match File::open(dir.join("lock")) {
             Ok(lock) => lock.try_lock().is_ok(),
             // A folder without a lock file is either being created right now or was left
             // by a run killed in its first instant; only the latter is old.
-            Err(_) => entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 600)),
+            Err(_) => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 600)),
         };
         if abandoned {
-            tracing::info!("removing the staging folder of an interrupted run: {}", dir.display());
+            tracing::info!(
+                "removing the staging folder of an interrupted run: {}",
+                dir.display()
+            );
             let _ = fs::remove_dir_all(&dir);
         }
     }
@@ -183,14 +223,29 @@ impl LocalRun {
     fn open_file(&mut self, partition: &str) -> Result<OpenFile, NodeError> {
         let name = file_name(&self.execution_id, self.seq, self.format.extension());
         self.seq += 1;
-        let relative = [self.run_folder.as_str(), partition, name.as_str()].iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join("/");
+        let relative = [self.run_folder.as_str(), partition, name.as_str()]
+            .iter()
+            .filter(|p| !p.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join("/");
         let path = self.staging.dir.join(&relative);
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| NodeError::io(format!("cannot create {}", dir.display()), e))?;
+            fs::create_dir_all(dir)
+                .map_err(|e| NodeError::io(format!("cannot create {}", dir.display()), e))?;
         }
-        let file = File::create(&path).map_err(|e| NodeError::io(format!("cannot create {}", path.display()), e))?;
-        let writer = FileWriter::new(self.format, BufWriter::with_capacity(1 << 20, file), self.partitioner.data_schema())?;
-        Ok(OpenFile { writer, relative, records: 0 })
+        let file = File::create(&path)
+            .map_err(|e| NodeError::io(format!("cannot create {}", path.display()), e))?;
+        let writer = FileWriter::new(
+            self.format,
+            BufWriter::with_capacity(1 << 20, file),
+            self.partitioner.data_schema(),
+        )?;
+        Ok(OpenFile {
+            writer,
+            relative,
+            records: 0,
+        })
     }
 
     fn close(&mut self, file: OpenFile) -> Result<(), NodeError> {
@@ -201,7 +256,11 @@ impl LocalRun {
         // an empty file under a final name.
         handle.sync_all().map_err(io)?;
         self.closed_bytes += bytes;
-        self.done.push(DoneFile { relative: file.relative, records: file.records, bytes });
+        self.done.push(DoneFile {
+            relative: file.relative,
+            records: file.records,
+            bytes,
+        });
         Ok(())
     }
 }
@@ -239,20 +298,27 @@ impl Destination for LocalRun {
             if let Some(dir) = target.parent()
                 && made.insert(dir.to_path_buf())
             {
-                fs::create_dir_all(dir).map_err(|e| NodeError::io(format!("cannot create {}", dir.display()), e))?;
+                fs::create_dir_all(dir)
+                    .map_err(|e| NodeError::io(format!("cannot create {}", dir.display()), e))?;
             }
-            fs::rename(self.staging.dir.join(&file.relative), &target).map_err(|e| NodeError::io(format!("cannot move {} into place", target.display()), e))?;
-            outputs.push(OutputLocation { location: target.display().to_string(), records: file.records, bytes: file.bytes });
+            fs::rename(self.staging.dir.join(&file.relative), &target).map_err(|e| {
+                NodeError::io(format!("cannot move {} into place", target.display()), e)
+            })?;
+            outputs.push(OutputLocation {
+                location: target.display().to_string(),
+                records: file.records,
+                bytes: file.bytes,
+            });
         }
         if let Some(dir) = self.root.join(&self.run_folder).parent() {
             sync_dir(dir);
         }
-        let _ = fs::remove_dir_all(&self.staging.dir);
+        self.staging.remove();
         Ok(outputs)
     }
 
     fn abort(self: Box<Self>) {
-        let _ = fs::remove_dir_all(&self.staging.dir);
+        self.staging.remove();
     }
 
     fn bytes_written(&self) -> u64 {

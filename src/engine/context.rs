@@ -161,7 +161,10 @@ impl SourceOutput {
 
     /// Counts bytes read from the source (files, HTTP bodies).
     pub fn add_bytes(&self, bytes: u64) {
-        self.node.metrics.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+        self.node
+            .metrics
+            .bytes_in
+            .fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// A record that could not be read: it goes to the error output and is counted.
@@ -276,7 +279,12 @@ impl ErrorSink {
                 Ok(())
             }
             ErrorSinkInner::File { path, writer } => {
-                let io = |e| NodeError::io(format!("cannot write the error output {}", path.display()), e);
+                let io = |e| {
+                    NodeError::io(
+                        format!("cannot write the error output {}", path.display()),
+                        e,
+                    )
+                };
                 if writer.is_none() {
                     if let Some(dir) = path.parent() {
                         std::fs::create_dir_all(dir).map_err(io)?;

@@ -24,11 +24,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use context::{NodeHandle, Outputs};
 use crate::cost::{self, Rates};
 use crate::flow::Plan;
-use crate::node::{BuildContext, Destination, ErrorRecord, NodeError, OutputLocation, Runtime, Transform};
+use crate::node::{
+    BuildContext, Destination, ErrorRecord, NodeError, OutputLocation, Runtime, Transform,
+};
 use crate::paths::Dirs;
+use context::{NodeHandle, Outputs};
 
 /// How a run is carried out and who watches it.
 #[derive(Clone)]
@@ -67,7 +69,9 @@ pub async fn run(plan: &Plan, opts: RunOptions) -> RunRecord {
 
     let error_output = match errors.close() {
         Ok(path) => path.map(|p| p.display().to_string()),
-        Err(e) => Some(format!("(the error output could not be written completely: {e})")),
+        Err(e) => Some(format!(
+            "(the error output could not be written completely: {e})"
+        )),
     };
     let finished = Utc::now();
     let sum = |role: crate::node::Role, f: fn(&NodeFigures) -> u64| -> u64 {
@@ -167,12 +171,18 @@ pub async fn preview(
     let input = planned.inputs.first().copied();
     let (schema, batches, input_batches) = if planned.kind.role == crate::node::Role::Destination {
         let i = input.expect("a destination has an input");
-        (plan.nodes[i].schema.clone(), outcome.collected.remove(&i).unwrap_or_default(), Vec::new())
+        (
+            plan.nodes[i].schema.clone(),
+            outcome.collected.remove(&i).unwrap_or_default(),
+            Vec::new(),
+        )
     } else {
         (
             planned.schema.clone(),
             outcome.collected.remove(&target).unwrap_or_default(),
-            input.and_then(|i| outcome.collected.remove(&i)).unwrap_or_default(),
+            input
+                .and_then(|i| outcome.collected.remove(&i))
+                .unwrap_or_default(),
         )
     };
     Ok(Preview {
@@ -229,7 +239,9 @@ async fn execute(
                 selected[target] = false;
                 node.inputs.clone()
             } else {
-                std::iter::once(target).chain(node.inputs.iter().copied()).collect()
+                std::iter::once(target)
+                    .chain(node.inputs.iter().copied())
+                    .collect()
             };
             (selected, collect, Some(limit))
         }
@@ -246,7 +258,8 @@ async fn execute(
             events: opts.events.clone(),
         })
         .collect();
-    let figures = |handles: &[NodeHandle]| handles.iter().map(|h| h.metrics.figures(&h.id)).collect();
+    let figures =
+        |handles: &[NodeHandle]| handles.iter().map(|h| h.metrics.figures(&h.id)).collect();
 
     // Build every runtime before anything runs, so a config the runtime refuses fails the
     // run before it reads a single record.
@@ -270,11 +283,20 @@ async fn execute(
         match node.config.build(&cx) {
             Ok(rt) => runtimes.push(Some(rt)),
             Err(e) => {
+                // Destinations built so far have staged nothing yet but a place to stage.
+                for rt in runtimes.into_iter().flatten() {
+                    if let Runtime::Destination(d) = rt {
+                        d.abort();
+                    }
+                }
                 handles[i].metrics.set_state(NodeState::Failed);
                 *handles[i].metrics.error.lock().unwrap() = Some(e.to_string());
                 return Outcome {
                     status: RunStatus::Error,
-                    error: Some(RunError { node: Some(node.id.clone()), message: e.to_string() }),
+                    error: Some(RunError {
+                        node: Some(node.id.clone()),
+                        message: e.to_string(),
+                    }),
                     figures: figures(&handles),
                     outputs: Vec::new(),
                     collected: HashMap::new(),
@@ -339,7 +361,11 @@ async fn execute(
                     batch_rows: opts.batch_rows,
                 };
                 tasks.spawn(async move {
-                    TaskEnd { node: i, result: source.run(out).await, destination: None }
+                    TaskEnd {
+                        node: i,
+                        result: source.run(out).await,
+                        destination: None,
+                    }
                 });
             }
             Runtime::Transform(transform) => {
@@ -347,7 +373,11 @@ async fn execute(
                 let errors = errors.clone();
                 tasks.spawn(async move {
                     let result = run_transform(transform, rx, outputs, &node, &errors).await;
-                    TaskEnd { node: i, result, destination: None }
+                    TaskEnd {
+                        node: i,
+                        result,
+                        destination: None,
+                    }
                 });
             }
             Runtime::Destination(mut destination) => {
@@ -356,7 +386,11 @@ async fn execute(
                 let cancel = cancel.clone();
                 tasks.spawn_blocking(move || {
                     let result = run_destination(&mut *destination, rx, &node, &in_flight, &cancel);
-                    TaskEnd { node: i, result, destination: Some(destination) }
+                    TaskEnd {
+                        node: i,
+                        result,
+                        destination: Some(destination),
+                    }
                 });
             }
         }
@@ -373,7 +407,10 @@ async fn execute(
             Err(e) => {
                 // A panic in a node is a bug, but the run still ends cleanly and says so.
                 cancel.cancel();
-                error.get_or_insert(RunError { node: None, message: format!("a node stopped unexpectedly: {e}") });
+                error.get_or_insert(RunError {
+                    node: None,
+                    message: format!("a node stopped unexpectedly: {e}"),
+                });
                 continue;
             }
         };
@@ -385,7 +422,10 @@ async fn execute(
                 *handle.metrics.error.lock().unwrap() = Some(e.to_string());
                 handle.set_state(NodeState::Failed);
                 cancel.cancel();
-                error.get_or_insert(RunError { node: Some(handle.id.to_string()), message: e.to_string() });
+                error.get_or_insert(RunError {
+                    node: Some(handle.id.to_string()),
+                    message: e.to_string(),
+                });
             }
         }
         if let Some(d) = end.destination {
@@ -402,7 +442,8 @@ async fn execute(
         (None, true) => RunStatus::Canceled,
         (None, false) => RunStatus::Successful,
     };
-    let (outputs, commit_error) = finish_destinations(destinations, status == RunStatus::Successful, &handles).await;
+    let (outputs, commit_error) =
+        finish_destinations(destinations, status == RunStatus::Successful, &handles).await;
     let (status, error) = match commit_error {
         Some(e) => (RunStatus::Error, Some(e)),
         None => (status, error),
@@ -433,7 +474,10 @@ async fn finish_destinations(
                 match d.commit() {
                     Ok(list) => outputs.extend(list),
                     Err(e) => {
-                        error = Some(RunError { node: Some(ids[i].to_string()), message: format!("cannot finish writing: {e}") });
+                        error = Some(RunError {
+                            node: Some(ids[i].to_string()),
+                            message: format!("cannot finish writing: {e}"),
+                        });
                     }
                 }
             } else {
@@ -443,7 +487,15 @@ async fn finish_destinations(
         (outputs, error)
     })
     .await
-    .unwrap_or_else(|e| (Vec::new(), Some(RunError { node: None, message: format!("committing the output failed: {e}") })))
+    .unwrap_or_else(|e| {
+        (
+            Vec::new(),
+            Some(RunError {
+                node: None,
+                message: format!("committing the output failed: {e}"),
+            }),
+        )
+    })
 }
 
 async fn run_transform(
@@ -486,8 +538,14 @@ async fn run_transform(
 }
 
 /// Moves what a transform reported into the node's counters and the error output.
-fn settle(cx: &mut TransformContext, node: &NodeHandle, errors: &ErrorSink) -> Result<(), NodeError> {
-    node.metrics.dropped.fetch_add(std::mem::take(&mut cx.dropped), Ordering::Relaxed);
+fn settle(
+    cx: &mut TransformContext,
+    node: &NodeHandle,
+    errors: &ErrorSink,
+) -> Result<(), NodeError> {
+    node.metrics
+        .dropped
+        .fetch_add(std::mem::take(&mut cx.dropped), Ordering::Relaxed);
     if !cx.notes.is_empty() {
         let mut notes = node.metrics.notes.lock().unwrap();
         for (k, v) in std::mem::take(&mut cx.notes) {
@@ -515,14 +573,18 @@ fn run_destination(
         }
         node.metrics.add_in(&batch);
         destination.write(&batch)?;
-        node.metrics.bytes_out.store(destination.bytes_written(), Ordering::Relaxed);
+        node.metrics
+            .bytes_out
+            .store(destination.bytes_written(), Ordering::Relaxed);
         node.report();
     }
     if cancel.is_cancelled() {
         return Err(NodeError::Cancelled);
     }
     destination.finish()?;
-    node.metrics.bytes_out.store(destination.bytes_written(), Ordering::Relaxed);
+    node.metrics
+        .bytes_out
+        .store(destination.bytes_written(), Ordering::Relaxed);
     node.report();
     Ok(())
 }

@@ -81,12 +81,14 @@ impl NodeMetrics {
     }
 
     pub fn add_in(&self, batch: &RecordBatch) {
-        self.records_in.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        self.records_in
+            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
         self.batches_in.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn add_out(&self, batch: &RecordBatch) {
-        self.records_out.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        self.records_out
+            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
         self.batches_out.fetch_add(1, Ordering::Relaxed);
     }
 

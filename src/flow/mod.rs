@@ -9,8 +9,8 @@ pub mod params;
 pub mod validate;
 
 pub use model::{Edge, FORMAT, Flow, Node, Trigger};
-pub use validate::{Plan, PlannedNode, Problem, validate};
 pub use validate::Context as ValidateContext;
+pub use validate::{Plan, PlannedNode, Problem, validate};
 
 use std::path::Path;
 
@@ -96,7 +96,7 @@ impl Flow {
 }
 
 /// serde_json appends " at line X column Y" to its messages; we say it once, up front.
-fn strip_position(message: &str) -> &str {
+pub(crate) fn strip_position(message: &str) -> &str {
     match message.rfind(" at line ") {
         Some(i) => &message[..i],
         None => message,

@@ -113,7 +113,8 @@ mod tests {
 
     #[test]
     fn fills_nested_strings_and_reports_paths_of_missing_ones() {
-        let mut v = serde_json::json!({"path": "${dir}/x.csv", "list": ["${a}", "plain", "${nope}"]});
+        let mut v =
+            serde_json::json!({"path": "${dir}/x.csv", "list": ["${a}", "plain", "${nope}"]});
         let missing = fill(&mut v, &params(&[("dir", "/data"), ("a", "A")]));
         assert_eq!(v["path"], "/data/x.csv");
         assert_eq!(v["list"][0], "A");

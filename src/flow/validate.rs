@@ -93,7 +93,11 @@ pub fn validate(flow: &Flow, cx: &Context) -> Result<Plan, Vec<Problem>> {
     for (i, node) in flow.nodes.iter().enumerate() {
         let id = Some(node.id.as_str());
         if node.id.trim().is_empty() {
-            problems.push(problem(id, format!("/nodes/{i}/id"), "a node needs an id".into()));
+            problems.push(problem(
+                id,
+                format!("/nodes/{i}/id"),
+                "a node needs an id".into(),
+            ));
         } else if index.insert(&node.id, i).is_some() {
             problems.push(problem(
                 id,
@@ -109,7 +113,11 @@ pub fn validate(flow: &Flow, cx: &Context) -> Result<Plan, Vec<Problem>> {
                 format!(
                     "unknown node type `{}`; known types: {}",
                     node.kind,
-                    registry::all().iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
+                    registry::all()
+                        .iter()
+                        .map(|t| t.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
@@ -143,7 +151,11 @@ pub fn validate(flow: &Flow, cx: &Context) -> Result<Plan, Vec<Problem>> {
             Some(kind) if unfilled.is_empty() => match kind.parse(config) {
                 Ok(c) => Some(c),
                 Err(p) => {
-                    problems.push(problem(id, format!("/nodes/{i}/config{}", p.path), p.message));
+                    problems.push(problem(
+                        id,
+                        format!("/nodes/{i}/config{}", p.path),
+                        p.message,
+                    ));
                     None
                 }
             },
@@ -165,11 +177,16 @@ pub fn validate(flow: &Flow, cx: &Context) -> Result<Plan, Vec<Problem>> {
                 problems.push(problem(
                     None,
                     format!("/edges/{j}/{end}"),
-                    format!("the edge {} `{}` → `{}` names a node `{id}` that is not in the flow", j, edge.from, edge.to),
+                    format!(
+                        "the edge {} `{}` → `{}` names a node `{id}` that is not in the flow",
+                        j, edge.from, edge.to
+                    ),
                 ));
             }
         }
-        let (Some(from), Some(to)) = (from, to) else { continue };
+        let (Some(from), Some(to)) = (from, to) else {
+            continue;
+        };
         if !seen_edges.insert((from, to)) {
             problems.push(problem(
                 Some(&edge.to),
@@ -189,7 +206,10 @@ pub fn validate(flow: &Flow, cx: &Context) -> Result<Plan, Vec<Problem>> {
             problems.push(problem(
                 Some(&edge.from),
                 format!("/edges/{j}/from"),
-                format!("`{}` is a destination; records cannot leave a destination", edge.from),
+                format!(
+                    "`{}` is a destination; records cannot leave a destination",
+                    edge.from
+                ),
             ));
         }
         inputs[to].push(from);
@@ -200,20 +220,19 @@ pub fn validate(flow: &Flow, cx: &Context) -> Result<Plan, Vec<Problem>> {
     let order = topological_order(&inputs, &outputs);
     if order.len() < n {
         let placed: HashSet<usize> = order.iter().copied().collect();
-        let on_cycle: Vec<&str> = (0..n)
-            .filter(|i| !placed.contains(i))
-            .map(|i| flow.nodes[i].id.as_str())
+        let stuck: Vec<usize> = (0..n).filter(|i| !placed.contains(i)).collect();
+        let names: Vec<String> = stuck
+            .iter()
+            .map(|&i| format!("`{}`", flow.nodes[i].id))
             .collect();
-        for &i in (0..n).filter(|i| !placed.contains(i)).collect::<Vec<_>>().iter().take(1) {
-            problems.push(problem(
-                Some(&flow.nodes[i].id),
-                format!("/nodes/{i}"),
-                format!(
-                    "the flow has a cycle through {}; records must flow one way, from sources to destinations",
-                    on_cycle.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")
-                ),
-            ));
-        }
+        problems.push(problem(
+            Some(&flow.nodes[stuck[0]].id),
+            format!("/nodes/{}", stuck[0]),
+            format!(
+                "the flow has a cycle among {}; records must flow one way, from sources to destinations",
+                names.join(", ")
+            ),
+        ));
     }
 
     // Shape: every source reaches a destination, every other node has exactly its input.
@@ -261,10 +280,13 @@ pub fn validate(flow: &Flow, cx: &Context) -> Result<Plan, Vec<Problem>> {
     };
     let mut schemas: Vec<Option<SchemaRef>> = vec![None; n];
     for &i in &order {
-        let Some(config) = &configs[i] else { continue };
-        let input = match inputs[i].as_slice() {
-            [] => None,
-            [j] => match &schemas[*j] {
+        let (Some(config), Some(kind)) = (&configs[i], kinds[i]) else {
+            continue;
+        };
+        // Nodes whose inputs are wrong were reported above; their fields cannot be checked.
+        let input = match (kind.role, inputs[i].as_slice()) {
+            (Role::Source, []) => None,
+            (Role::Transform | Role::Destination, [j]) => match &schemas[*j] {
                 Some(s) => Some(s),
                 None => continue, // the input has problems of its own
             },
@@ -273,13 +295,21 @@ pub fn validate(flow: &Flow, cx: &Context) -> Result<Plan, Vec<Problem>> {
         match config.output_schema(input, &plan_cx) {
             Ok(schema) => schemas[i] = Some(schema),
             Err(list) => problems.extend(list.into_iter().map(|p| {
-                problem(Some(&flow.nodes[i].id), format!("/nodes/{i}/config{}", p.path), p.message)
+                problem(
+                    Some(&flow.nodes[i].id),
+                    format!("/nodes/{i}/config{}", p.path),
+                    p.message,
+                )
             })),
         }
     }
 
     if flow.nodes.is_empty() {
-        problems.push(problem(None, "/nodes".into(), "the flow has no nodes yet: add a source and a destination".into()));
+        problems.push(problem(
+            None,
+            "/nodes".into(),
+            "the flow has no nodes yet: add a source and a destination".into(),
+        ));
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -357,6 +387,17 @@ pub fn pointer_from_serde_path(path: &serde_path_to_error::Path) -> String {
 
 /// The id of the node a pointer such as `/nodes/3/config/x` falls in.
 pub fn node_id_at(flow: &serde_json::Value, pointer: &str) -> Option<String> {
-    let index: usize = pointer.strip_prefix("/nodes/")?.split('/').next()?.parse().ok()?;
-    Some(flow.get("nodes")?.get(index)?.get("id")?.as_str()?.to_string())
+    let index: usize = pointer
+        .strip_prefix("/nodes/")?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()?;
+    Some(
+        flow.get("nodes")?
+            .get(index)?
+            .get("id")?
+            .as_str()?
+            .to_string(),
+    )
 }

@@ -5,7 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Float64Array, Float64Builder, Int64Builder, RecordBatch, new_null_array};
+use arrow::array::{
+    Array, ArrayRef, Float64Array, Float64Builder, Int64Builder, RecordBatch, new_null_array,
+};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{OwnedRow, RowConverter, SortField};
@@ -14,7 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::fields::{Problems, find, find_typed};
 use crate::engine::TransformContext;
-use crate::node::{BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform};
+use crate::node::{
+    BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -65,11 +69,22 @@ struct Planned {
 impl Aggregate {
     fn plan(&self, input: &Schema) -> Result<Planned, Vec<ConfigProblem>> {
         let mut problems = Problems::default();
-        let group: Vec<usize> = self.group_by.iter().enumerate().filter_map(|(k, f)| problems.check(find(input, f, format!("/group_by/{k}")))).collect();
+        let group: Vec<usize> = self
+            .group_by
+            .iter()
+            .enumerate()
+            .filter_map(|(k, f)| problems.check(find(input, f, format!("/group_by/{k}"))))
+            .collect();
         if self.aggregates.is_empty() {
-            problems.push("/aggregates", "add at least one aggregation, such as a count");
+            problems.push(
+                "/aggregates",
+                "add at least one aggregation, such as a count",
+            );
         }
-        let mut fields: Vec<Field> = group.iter().map(|&i| input.field(i).as_ref().clone().with_nullable(true)).collect();
+        let mut fields: Vec<Field> = group
+            .iter()
+            .map(|&i| input.field(i).as_ref().clone().with_nullable(true))
+            .collect();
         let mut aggs = Vec::new();
         for (k, a) in self.aggregates.iter().enumerate() {
             let path = format!("/aggregates/{k}/field");
@@ -79,7 +94,13 @@ impl Aggregate {
                     problems.push(path, "this function needs a field");
                     continue;
                 }
-                (Some(f), Function::Sum | Function::Avg) => match problems.check(find_typed(input, f, path, DataType::is_numeric, "a number field")) {
+                (Some(f), Function::Sum | Function::Avg) => match problems.check(find_typed(
+                    input,
+                    f,
+                    path,
+                    DataType::is_numeric,
+                    "a number field",
+                )) {
                     Some(i) => Some(i),
                     None => continue,
                 },
@@ -91,47 +112,88 @@ impl Aggregate {
             let dt = match a.function {
                 Function::Count | Function::CountDistinct => DataType::Int64,
                 Function::Sum | Function::Avg => DataType::Float64,
-                Function::Min | Function::Max => input.field(column.expect("has a field")).data_type().clone(),
+                Function::Min | Function::Max => input
+                    .field(column.expect("has a field"))
+                    .data_type()
+                    .clone(),
             };
             if fields.iter().any(|f| f.name() == &a.output) {
-                problems.push(format!("/aggregates/{k}/output"), format!("two output fields are named `{}`", a.output));
+                problems.push(
+                    format!("/aggregates/{k}/output"),
+                    format!("two output fields are named `{}`", a.output),
+                );
             }
-            fields.push(Field::new(&a.output, dt, !matches!(a.function, Function::Count | Function::CountDistinct)));
+            fields.push(Field::new(
+                &a.output,
+                dt,
+                !matches!(a.function, Function::Count | Function::CountDistinct),
+            ));
             aggs.push((a.function, column));
         }
         problems.into_result(())?;
-        Ok(Planned { group, aggs, schema: Arc::new(Schema::new(fields)) })
+        Ok(Planned {
+            group,
+            aggs,
+            schema: Arc::new(Schema::new(fields)),
+        })
     }
 }
 
 impl NodeConfig for Aggregate {
-    fn output_schema(&self, input: Option<&SchemaRef>, _: &PlanContext) -> Result<SchemaRef, Vec<ConfigProblem>> {
-        self.plan(input.expect("a transform has an input")).map(|p| p.schema)
+    fn output_schema(
+        &self,
+        input: Option<&SchemaRef>,
+        _: &PlanContext,
+    ) -> Result<SchemaRef, Vec<ConfigProblem>> {
+        self.plan(input.expect("a transform has an input"))
+            .map(|p| p.schema)
     }
 
     fn summary(&self) -> String {
         if self.group_by.is_empty() {
             format!("{} aggregates", self.aggregates.len())
         } else {
-            format!("by {} · {} aggregates", self.group_by.join(", "), self.aggregates.len())
+            format!(
+                "by {} · {} aggregates",
+                self.group_by.join(", "),
+                self.aggregates.len()
+            )
         }
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let input = cx.input_schema.as_ref().expect("input");
-        let planned = self.plan(input).map_err(|p| NodeError::msg(p[0].message.clone()))?;
-        let group_converter = RowConverter::new(planned.group.iter().map(|&i| SortField::new(input.field(i).data_type().clone())).collect())?;
+        let planned = self
+            .plan(input)
+            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let group_converter = RowConverter::new(
+            planned
+                .group
+                .iter()
+                .map(|&i| SortField::new(input.field(i).data_type().clone()))
+                .collect(),
+        )?;
         let states = planned
             .aggs
             .iter()
             .map(|&(function, column)| {
                 let converter = match (function, column) {
                     (Function::CountDistinct | Function::Min | Function::Max, Some(i)) => {
-                        Some(RowConverter::new(vec![SortField::new(input.field(i).data_type().clone())])?)
+                        Some(RowConverter::new(vec![SortField::new(
+                            input.field(i).data_type().clone(),
+                        )])?)
                     }
                     _ => None,
                 };
-                Ok(State { function, column, converter, count: Vec::new(), sum: Vec::new(), best: Vec::new(), distinct: Vec::new() })
+                Ok(State {
+                    function,
+                    column,
+                    converter,
+                    count: Vec::new(),
+                    sum: Vec::new(),
+                    best: Vec::new(),
+                    distinct: Vec::new(),
+                })
             })
             .collect::<Result<_, arrow::error::ArrowError>>()?;
         Ok(Runtime::Transform(Box::new(AggregateRun {
@@ -194,9 +256,21 @@ impl AggregateRun {
 }
 
 impl Transform for AggregateRun {
-    fn apply(&mut self, batch: RecordBatch, _: &mut TransformContext) -> Result<RecordBatch, NodeError> {
-        let group_columns: Vec<ArrayRef> = self.group.iter().map(|&i| batch.column(i).clone()).collect();
-        let rows = if self.group.is_empty() { None } else { Some(self.group_converter.convert_columns(&group_columns)?) };
+    fn apply(
+        &mut self,
+        batch: RecordBatch,
+        _: &mut TransformContext,
+    ) -> Result<RecordBatch, NodeError> {
+        let group_columns: Vec<ArrayRef> = self
+            .group
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect();
+        let rows = if self.group.is_empty() {
+            None
+        } else {
+            Some(self.group_converter.convert_columns(&group_columns)?)
+        };
         if rows.is_none() {
             self.ensure_single_group();
         }
@@ -227,7 +301,10 @@ impl Transform for AggregateRun {
                 }
                 Function::Sum | Function::Avg => {
                     let values = cast(column.expect("has a field"), &DataType::Float64)?;
-                    let values = values.as_any().downcast_ref::<Float64Array>().expect("Float64");
+                    let values = values
+                        .as_any()
+                        .downcast_ref::<Float64Array>()
+                        .expect("Float64");
                     for (r, &g) in ids.iter().enumerate() {
                         if values.is_valid(r) {
                             s.sum[g] += values.value(r);
@@ -245,13 +322,15 @@ impl Transform for AggregateRun {
                         }
                         let row = encoded.row(r);
                         match s.function {
-                            Function::CountDistinct => {
-                                if !s.distinct[g].contains(row.as_ref()) {
-                                    s.distinct[g].insert(row.as_ref().into());
-                                }
+                            Function::CountDistinct if !s.distinct[g].contains(row.as_ref()) => {
+                                s.distinct[g].insert(row.as_ref().into());
                             }
-                            Function::Min if s.best[g].as_ref().is_none_or(|b| row < b.row()) => s.best[g] = Some(row.owned()),
-                            Function::Max if s.best[g].as_ref().is_none_or(|b| row > b.row()) => s.best[g] = Some(row.owned()),
+                            Function::Min if s.best[g].as_ref().is_none_or(|b| row < b.row()) => {
+                                s.best[g] = Some(row.owned())
+                            }
+                            Function::Max if s.best[g].as_ref().is_none_or(|b| row > b.row()) => {
+                                s.best[g] = Some(row.owned())
+                            }
                             _ => {}
                         }
                     }
@@ -269,12 +348,29 @@ impl Transform for AggregateRun {
         let mut columns: Vec<ArrayRef> = if self.group.is_empty() {
             Vec::new()
         } else {
-            self.group_converter.convert_rows(self.keys.iter().map(|k| k.row()))?
+            self.group_converter
+                .convert_rows(self.keys.iter().map(|k| k.row()))?
         };
-        for (s, field) in self.states.iter().zip(self.schema.fields().iter().skip(self.group.len())) {
+        for (s, field) in self
+            .states
+            .iter()
+            .zip(self.schema.fields().iter().skip(self.group.len()))
+        {
             let column: ArrayRef = match s.function {
-                Function::Count => Arc::new(Int64Builder::new().tap(|b| b.append_slice(&s.count)).finish()),
-                Function::CountDistinct => Arc::new(Int64Builder::new().tap(|b| s.distinct.iter().for_each(|d| b.append_value(d.len() as i64))).finish()),
+                Function::Count => Arc::new(
+                    Int64Builder::new()
+                        .tap(|b| b.append_slice(&s.count))
+                        .finish(),
+                ),
+                Function::CountDistinct => Arc::new(
+                    Int64Builder::new()
+                        .tap(|b| {
+                            s.distinct
+                                .iter()
+                                .for_each(|d| b.append_value(d.len() as i64))
+                        })
+                        .finish(),
+                ),
                 Function::Sum | Function::Avg => {
                     let mut b = Float64Builder::with_capacity(n);
                     for g in 0..n {
@@ -288,9 +384,13 @@ impl Transform for AggregateRun {
                 }
                 Function::Min | Function::Max => {
                     let converter = s.converter.as_ref().expect("has a converter");
-                    let nulls = converter.convert_columns(&[new_null_array(field.data_type(), 1)])?;
+                    let nulls =
+                        converter.convert_columns(&[new_null_array(field.data_type(), 1)])?;
                     let null_row = nulls.row(0);
-                    let rows = s.best.iter().map(|b| b.as_ref().map_or(null_row, |r| r.row()));
+                    let rows = s
+                        .best
+                        .iter()
+                        .map(|b| b.as_ref().map_or(null_row, |r| r.row()));
                     converter.convert_rows(rows)?.remove(0)
                 }
             };
@@ -320,8 +420,19 @@ mod tests {
 
     #[test]
     fn groups_with_every_function() {
-        let a = batch_of(&[("stage", opt_strs(&[Some("Won"), Some("Lost"), Some("Won"), None])), ("amount", floats(&[Some(10.0), Some(5.0), None, Some(1.0)])), ("who", strs(&["x", "y", "x", "z"]))]);
-        let b = batch_of(&[("stage", opt_strs(&[Some("Won"), None])), ("amount", floats(&[Some(30.0), Some(2.0)])), ("who", strs(&["y", "z"]))]);
+        let a = batch_of(&[
+            (
+                "stage",
+                opt_strs(&[Some("Won"), Some("Lost"), Some("Won"), None]),
+            ),
+            ("amount", floats(&[Some(10.0), Some(5.0), None, Some(1.0)])),
+            ("who", strs(&["x", "y", "x", "z"])),
+        ]);
+        let b = batch_of(&[
+            ("stage", opt_strs(&[Some("Won"), None])),
+            ("amount", floats(&[Some(30.0), Some(2.0)])),
+            ("who", strs(&["y", "z"])),
+        ]);
         let config = agg(json!({
             "group_by": ["stage"],
             "aggregates": [
@@ -335,26 +446,42 @@ mod tests {
             ]
         }));
         let (out, _) = run_many(&config, vec![a, b]).unwrap();
-        assert_eq!(texts(&out, "stage"), [Some("Won".to_string()), Some("Lost".to_string()), None]);
+        assert_eq!(
+            texts(&out, "stage"),
+            [Some("Won".to_string()), Some("Lost".to_string()), None]
+        );
         assert_eq!(i64s(&out, "n"), [Some(3), Some(1), Some(2)]);
         assert_eq!(i64s(&out, "n_amount"), [Some(2), Some(1), Some(2)]);
         assert_eq!(i64s(&out, "people"), [Some(2), Some(1), Some(1)]);
         assert_eq!(f64s(&out, "total"), [Some(40.0), Some(5.0), Some(3.0)]);
         assert_eq!(f64s(&out, "mean"), [Some(20.0), Some(5.0), Some(1.5)]);
-        assert_eq!(texts(&out, "first"), [Some("x".to_string()), Some("y".to_string()), Some("z".to_string())]);
+        assert_eq!(
+            texts(&out, "first"),
+            [
+                Some("x".to_string()),
+                Some("y".to_string()),
+                Some("z".to_string())
+            ]
+        );
         assert_eq!(f64s(&out, "top"), [Some(30.0), Some(5.0), Some(2.0)]);
     }
 
     #[test]
     fn without_groups_one_record_even_for_no_input() {
         let empty = batch_of(&[("amount", floats(&[]))]);
-        let config = agg(json!({"aggregates": [{"function": "count", "output": "n"}, {"function": "sum", "field": "amount", "output": "s"}, {"function": "min", "field": "amount", "output": "lo"}]}));
+        let config = agg(
+            json!({"aggregates": [{"function": "count", "output": "n"}, {"function": "sum", "field": "amount", "output": "s"}, {"function": "min", "field": "amount", "output": "lo"}]}),
+        );
         let (out, _) = run_many(&config, vec![empty]).unwrap();
         assert_eq!(out.num_rows(), 1);
         assert_eq!(i64s(&out, "n"), [Some(0)]);
         assert_eq!(f64s(&out, "s"), [None]);
         assert_eq!(f64s(&out, "lo"), [None]);
-        let (out, _) = run_many(&config, vec![batch_of(&[("amount", floats(&[Some(-1.0), Some(4.0)]))])]).unwrap();
+        let (out, _) = run_many(
+            &config,
+            vec![batch_of(&[("amount", floats(&[Some(-1.0), Some(4.0)]))])],
+        )
+        .unwrap();
         assert_eq!(f64s(&out, "s"), [Some(3.0)]);
         assert_eq!(f64s(&out, "lo"), [Some(-1.0)]);
     }
@@ -362,7 +489,15 @@ mod tests {
     #[test]
     fn sum_needs_numbers() {
         let schema = batch_of(&[("who", strs(&["x"]))]).schema();
-        let p = plan_problems(&agg(json!({"aggregates": [{"function": "sum", "field": "who", "output": "s"}, {"function": "max", "output": "m"}]})), &schema);
-        assert_eq!(p.iter().map(|p| p.path.as_str()).collect::<Vec<_>>(), ["/aggregates/0/field", "/aggregates/1/field"]);
+        let p = plan_problems(
+            &agg(
+                json!({"aggregates": [{"function": "sum", "field": "who", "output": "s"}, {"function": "max", "output": "m"}]}),
+            ),
+            &schema,
+        );
+        assert_eq!(
+            p.iter().map(|p| p.path.as_str()).collect::<Vec<_>>(),
+            ["/aggregates/0/field", "/aggregates/1/field"]
+        );
     }
 }

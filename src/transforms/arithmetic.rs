@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::fields::{Problems, find_typed};
 use crate::engine::TransformContext;
-use crate::node::{BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform};
+use crate::node::{
+    BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
+};
 
 /// Results are numbers (64-bit floating point). A null operand gives a null result;
 /// dividing by zero gives null and is counted as `divide_by_zero`.
@@ -87,12 +89,21 @@ impl Arithmetic {
             let mut operand = |o: &Operand, side: &str| match o {
                 Operand::Number(n) => Some(Input::Number(*n)),
                 Operand::Field(f) => problems
-                    .check(find_typed(&schema, f, format!("/operations/{k}/{side}"), DataType::is_numeric, "a number field: arithmetic works on numbers only"))
+                    .check(find_typed(
+                        &schema,
+                        f,
+                        format!("/operations/{k}/{side}"),
+                        DataType::is_numeric,
+                        "a number field: arithmetic works on numbers only",
+                    ))
                     .map(Input::Column),
             };
             let (left, right) = (operand(&op.left, "left"), operand(&op.right, "right"));
             if op.output.trim().is_empty() {
-                problems.push(format!("/operations/{k}/output"), "name the field that gets the result");
+                problems.push(
+                    format!("/operations/{k}/output"),
+                    "name the field that gets the result",
+                );
                 continue;
             }
             let field = Field::new(&op.output, DataType::Float64, true);
@@ -107,7 +118,13 @@ impl Arithmetic {
                 }
             };
             if let (Some(left), Some(right)) = (left, right) {
-                steps.push(Step { decimals: op.decimals, left, right, operator: op.operator, output });
+                steps.push(Step {
+                    decimals: op.decimals,
+                    left,
+                    right,
+                    operator: op.operator,
+                    output,
+                });
             }
         }
         problems.into_result(())?;
@@ -116,8 +133,13 @@ impl Arithmetic {
 }
 
 impl NodeConfig for Arithmetic {
-    fn output_schema(&self, input: Option<&SchemaRef>, _: &PlanContext) -> Result<SchemaRef, Vec<ConfigProblem>> {
-        self.plan(input.expect("a transform has an input")).map(|(_, s)| s)
+    fn output_schema(
+        &self,
+        input: Option<&SchemaRef>,
+        _: &PlanContext,
+    ) -> Result<SchemaRef, Vec<ConfigProblem>> {
+        self.plan(input.expect("a transform has an input"))
+            .map(|(_, s)| s)
     }
 
     fn summary(&self) -> String {
@@ -132,14 +154,25 @@ impl NodeConfig for Arithmetic {
             ArithmeticOperator::Divide => "÷",
         };
         match self.operations.as_slice() {
-            [o] => format!("{} = {} {} {}", o.output, show(&o.left), sign(o.operator), show(&o.right)),
+            [o] => format!(
+                "{} = {} {} {}",
+                o.output,
+                show(&o.left),
+                sign(o.operator),
+                show(&o.right)
+            ),
             many => format!("{} operations", many.len()),
         }
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        let (steps, schema) = self.plan(cx.input_schema.as_ref().expect("input")).map_err(|p| NodeError::msg(p[0].message.clone()))?;
-        Ok(Runtime::Transform(Box::new(ArithmeticRun { steps, schema })))
+        let (steps, schema) = self
+            .plan(cx.input_schema.as_ref().expect("input"))
+            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        Ok(Runtime::Transform(Box::new(ArithmeticRun {
+            steps,
+            schema,
+        })))
     }
 }
 
@@ -149,15 +182,25 @@ struct ArithmeticRun {
 }
 
 fn float(column: &ArrayRef) -> Result<ArrayRef, arrow::error::ArrowError> {
-    if column.data_type() == &DataType::Float64 { Ok(column.clone()) } else { cast(column, &DataType::Float64) }
+    if column.data_type() == &DataType::Float64 {
+        Ok(column.clone())
+    } else {
+        cast(column, &DataType::Float64)
+    }
 }
 
 impl Transform for ArithmeticRun {
-    fn apply(&mut self, batch: RecordBatch, cx: &mut TransformContext) -> Result<RecordBatch, NodeError> {
+    fn apply(
+        &mut self,
+        batch: RecordBatch,
+        cx: &mut TransformContext,
+    ) -> Result<RecordBatch, NodeError> {
         let rows = batch.num_rows();
         let mut columns = batch.columns().to_vec();
         for step in &self.steps {
-            let value = |input: &Input, columns: &[ArrayRef]| -> Result<ArrayRef, arrow::error::ArrowError> {
+            let value = |input: &Input,
+                         columns: &[ArrayRef]|
+             -> Result<ArrayRef, arrow::error::ArrowError> {
                 match input {
                     Input::Column(i) => float(&columns[*i]),
                     Input::Number(n) => Ok(Arc::new(Float64Array::from_value(*n, rows))),
@@ -192,8 +235,12 @@ impl Transform for ArithmeticRun {
 
 fn round(values: &ArrayRef, decimals: u8) -> Result<ArrayRef, arrow::error::ArrowError> {
     let scale = 10f64.powi(decimals.into());
-    let values = values.as_any().downcast_ref::<Float64Array>().expect("results are Float64");
-    let rounded: Float64Array = arrow::compute::kernels::arity::unary(values, |v| (v * scale).round() / scale);
+    let values = values
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .expect("results are Float64");
+    let rounded: Float64Array =
+        arrow::compute::kernels::arity::unary(values, |v| (v * scale).round() / scale);
     Ok(Arc::new(rounded))
 }
 
@@ -209,7 +256,10 @@ mod tests {
 
     #[test]
     fn chained_operations_with_constants_and_integers() {
-        let batch = batch_of(&[("Amount", floats(&[Some(2000.0), None, Some(-10.5)])), ("Probability", ints(&[Some(25), Some(50), Some(100)]))]);
+        let batch = batch_of(&[
+            ("Amount", floats(&[Some(2000.0), None, Some(-10.5)])),
+            ("Probability", ints(&[Some(25), Some(50), Some(100)])),
+        ]);
         let a = arith(json!([
             {"output": "Expected", "left": "Amount", "operator": "multiply", "right": "Probability"},
             {"output": "Expected", "left": "Expected", "operator": "divide", "right": 100},
@@ -225,36 +275,71 @@ mod tests {
 
     #[test]
     fn rounding() {
-        let batch = batch_of(&[("q", ints(&[Some(5), Some(3), None])), ("p", floats(&[Some(474.04), Some(0.125), Some(1.0)]))]);
-        let (out, _) = run_one(&arith(json!([{"output": "t", "left": "q", "operator": "multiply", "right": "p", "decimals": 2}])), batch);
+        let batch = batch_of(&[
+            ("q", ints(&[Some(5), Some(3), None])),
+            ("p", floats(&[Some(474.04), Some(0.125), Some(1.0)])),
+        ]);
+        let (out, _) = run_one(
+            &arith(
+                json!([{"output": "t", "left": "q", "operator": "multiply", "right": "p", "decimals": 2}]),
+            ),
+            batch,
+        );
         assert_eq!(f64s(&out, "t"), [Some(2370.2), Some(0.38), None]);
     }
 
     #[test]
     fn divide_by_zero_is_null_and_counted() {
-        let batch = batch_of(&[("a", floats(&[Some(1.0), Some(0.0), Some(-1.0), None])), ("b", ints(&[Some(0), Some(0), Some(4), Some(0)]))]);
-        let (out, cx) = run_one(&arith(json!([{"output": "q", "left": "a", "operator": "divide", "right": "b"}])), batch.clone());
+        let batch = batch_of(&[
+            ("a", floats(&[Some(1.0), Some(0.0), Some(-1.0), None])),
+            ("b", ints(&[Some(0), Some(0), Some(4), Some(0)])),
+        ]);
+        let (out, cx) = run_one(
+            &arith(json!([{"output": "q", "left": "a", "operator": "divide", "right": "b"}])),
+            batch.clone(),
+        );
         assert_eq!(f64s(&out, "q"), [None, None, Some(-0.25), None]);
         assert_eq!(cx.notes["divide_by_zero"], 3);
-        let (out, cx) = run_one(&arith(json!([{"output": "q", "left": "a", "operator": "divide", "right": 0}])), batch);
+        let (out, cx) = run_one(
+            &arith(json!([{"output": "q", "left": "a", "operator": "divide", "right": 0}])),
+            batch,
+        );
         assert_eq!(f64s(&out, "q"), [None, None, None, None]);
         assert_eq!(cx.notes["divide_by_zero"], 4);
     }
 
     #[test]
     fn large_integers_and_extremes() {
-        let batch = batch_of(&[("i", ints(&[Some(i64::MAX), Some(i64::MIN)])), ("f", floats(&[Some(f64::MAX), Some(f64::MIN_POSITIVE)]))]);
-        let (out, _) = run_one(&arith(json!([{"output": "s", "left": "i", "operator": "add", "right": "i"}, {"output": "m", "left": "f", "operator": "multiply", "right": 2}])), batch);
-        assert_eq!(f64s(&out, "s"), [Some(i64::MAX as f64 * 2.0), Some(i64::MIN as f64 * 2.0)]);
+        let batch = batch_of(&[
+            ("i", ints(&[Some(i64::MAX), Some(i64::MIN)])),
+            ("f", floats(&[Some(f64::MAX), Some(f64::MIN_POSITIVE)])),
+        ]);
+        let (out, _) = run_one(
+            &arith(
+                json!([{"output": "s", "left": "i", "operator": "add", "right": "i"}, {"output": "m", "left": "f", "operator": "multiply", "right": 2}]),
+            ),
+            batch,
+        );
+        assert_eq!(
+            f64s(&out, "s"),
+            [Some(i64::MAX as f64 * 2.0), Some(i64::MIN as f64 * 2.0)]
+        );
         assert_eq!(f64s(&out, "m")[0], Some(f64::INFINITY));
     }
 
     #[test]
     fn text_fields_are_refused() {
         let schema = batch_of(&[("Name", strs(&["x"])), ("n", ints(&[Some(1)]))]).schema();
-        let p = plan_problems(&arith(json!([{"output": "o", "left": "Name", "operator": "add", "right": "n"}])), &schema);
+        let p = plan_problems(
+            &arith(json!([{"output": "o", "left": "Name", "operator": "add", "right": "n"}])),
+            &schema,
+        );
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].path, "/operations/0/left");
-        assert!(p[0].message.contains("arithmetic works on numbers only"), "{}", p[0].message);
+        assert!(
+            p[0].message.contains("arithmetic works on numbers only"),
+            "{}",
+            p[0].message
+        );
     }
 }

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::fields::{Problems, find};
 use crate::engine::TransformContext;
-use crate::node::{BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform};
+use crate::node::{
+    BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -36,28 +38,50 @@ impl Dedupe {
         let keys = if self.keys.is_empty() {
             (0..input.fields().len()).collect()
         } else {
-            self.keys.iter().enumerate().filter_map(|(k, f)| problems.check(find(input, f, format!("/keys/{k}")))).collect()
+            self.keys
+                .iter()
+                .enumerate()
+                .filter_map(|(k, f)| problems.check(find(input, f, format!("/keys/{k}"))))
+                .collect()
         };
         problems.into_result(keys)
     }
 }
 
 impl NodeConfig for Dedupe {
-    fn output_schema(&self, input: Option<&SchemaRef>, _: &PlanContext) -> Result<SchemaRef, Vec<ConfigProblem>> {
+    fn output_schema(
+        &self,
+        input: Option<&SchemaRef>,
+        _: &PlanContext,
+    ) -> Result<SchemaRef, Vec<ConfigProblem>> {
         let input = input.expect("a transform has an input");
         self.plan(input)?;
         Ok(input.clone())
     }
 
     fn summary(&self) -> String {
-        if self.keys.is_empty() { "by all fields".into() } else { format!("by {}", self.keys.join(", ")) }
+        if self.keys.is_empty() {
+            "by all fields".into()
+        } else {
+            format!("by {}", self.keys.join(", "))
+        }
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let input = cx.input_schema.as_ref().expect("input");
-        let keys = self.plan(input).map_err(|p| NodeError::msg(p[0].message.clone()))?;
-        let converter = RowConverter::new(keys.iter().map(|&i| SortField::new(input.field(i).data_type().clone())).collect())?;
-        Ok(Runtime::Transform(Box::new(DedupeRun { keys, converter, seen: HashSet::new() })))
+        let keys = self
+            .plan(input)
+            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let converter = RowConverter::new(
+            keys.iter()
+                .map(|&i| SortField::new(input.field(i).data_type().clone()))
+                .collect(),
+        )?;
+        Ok(Runtime::Transform(Box::new(DedupeRun {
+            keys,
+            converter,
+            seen: HashSet::new(),
+        })))
     }
 }
 
@@ -68,7 +92,11 @@ struct DedupeRun {
 }
 
 impl Transform for DedupeRun {
-    fn apply(&mut self, batch: RecordBatch, cx: &mut TransformContext) -> Result<RecordBatch, NodeError> {
+    fn apply(
+        &mut self,
+        batch: RecordBatch,
+        cx: &mut TransformContext,
+    ) -> Result<RecordBatch, NodeError> {
         let columns: Vec<_> = self.keys.iter().map(|&i| batch.column(i).clone()).collect();
         let rows = self.converter.convert_columns(&columns)?;
         let mut keep = BooleanBuilder::with_capacity(batch.num_rows());
@@ -93,12 +121,37 @@ mod tests {
 
     #[test]
     fn keeps_first_across_batches_with_nulls_equal() {
-        let a = batch_of(&[("email", opt_strs(&[Some("a@x"), Some("b@x"), Some("a@x"), None])), ("n", ints(&[Some(1), Some(2), Some(3), Some(4)]))]);
-        let b = batch_of(&[("email", opt_strs(&[None, Some("c@x"), Some("b@x"), Some("")])), ("n", ints(&[Some(5), Some(6), Some(7), Some(8)]))]);
-        let (out, cx) = run_many(&Dedupe { keys: vec!["email".into()] }, vec![a.clone(), b.clone()]).unwrap();
-        assert_eq!(i64s(&out, "n"), [Some(1), Some(2), Some(4), Some(6), Some(8)]);
+        let a = batch_of(&[
+            (
+                "email",
+                opt_strs(&[Some("a@x"), Some("b@x"), Some("a@x"), None]),
+            ),
+            ("n", ints(&[Some(1), Some(2), Some(3), Some(4)])),
+        ]);
+        let b = batch_of(&[
+            (
+                "email",
+                opt_strs(&[None, Some("c@x"), Some("b@x"), Some("")]),
+            ),
+            ("n", ints(&[Some(5), Some(6), Some(7), Some(8)])),
+        ]);
+        let (out, cx) = run_many(
+            &Dedupe {
+                keys: vec!["email".into()],
+            },
+            vec![a.clone(), b.clone()],
+        )
+        .unwrap();
+        assert_eq!(
+            i64s(&out, "n"),
+            [Some(1), Some(2), Some(4), Some(6), Some(8)]
+        );
         assert_eq!(cx.dropped, 3);
         let (all, _) = run_many(&Dedupe { keys: vec![] }, vec![a.clone(), a]).unwrap();
-        assert_eq!(all.num_rows(), 4, "all fields: the second copy of each row goes");
+        assert_eq!(
+            all.num_rows(),
+            4,
+            "all fields: the second copy of each row goes"
+        );
     }
 }

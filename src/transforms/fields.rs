@@ -9,7 +9,10 @@ use crate::types::describe;
 pub fn find(schema: &Schema, name: &str, path: impl Into<String>) -> Result<usize, ConfigProblem> {
     schema.index_of(name).map_err(|_| {
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        let close: Vec<&&str> = names.iter().filter(|n| n.eq_ignore_ascii_case(name)).collect();
+        let close: Vec<&&str> = names
+            .iter()
+            .filter(|n| n.eq_ignore_ascii_case(name))
+            .collect();
         let hint = match close.first() {
             Some(n) => format!(" (did you mean `{n}`?)"),
             None => format!("; its fields are: {}", names.join(", ")),
@@ -34,13 +37,21 @@ pub fn find_typed(
     } else {
         Err(ConfigProblem::new(
             path,
-            format!("the field `{name}` is {} {}; this needs {wanted}", article(&describe(dt)), describe(dt)),
+            format!(
+                "the field `{name}` is {} {}; this needs {wanted}",
+                article(&describe(dt)),
+                describe(dt)
+            ),
         ))
     }
 }
 
 fn article(word: &str) -> &'static str {
-    if word.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 /// Collects problems, so a config reports all of them at once.
@@ -57,6 +68,10 @@ impl Problems {
     }
 
     pub fn into_result<T>(self, value: T) -> Result<T, Vec<ConfigProblem>> {
-        if self.0.is_empty() { Ok(value) } else { Err(self.0) }
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.0)
+        }
     }
 }

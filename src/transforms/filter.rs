@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use super::fields::{Problems, find, find_typed};
 use crate::engine::TransformContext;
-use crate::node::{BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform};
+use crate::node::{
+    BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
+};
 use crate::types::{describe, is_scalar, is_string};
 
 /// Keeps records for which every condition holds. A condition on a null value does not
@@ -68,41 +70,81 @@ struct Test {
     values: Vec<ArrayRef>,
 }
 
+/// The conditions ready to evaluate, and the fields to keep.
+type Planned = (Vec<Test>, Option<Vec<usize>>);
+
 impl Filter {
-    fn plan(&self, input: &Schema) -> Result<(Vec<Test>, Option<Vec<usize>>), Vec<ConfigProblem>> {
+    fn plan(&self, input: &Schema) -> Result<Planned, Vec<ConfigProblem>> {
         let mut problems = Problems::default();
         let mut tests = Vec::new();
         for (k, c) in self.conditions.iter().enumerate() {
             let path = format!("/conditions/{k}");
             let found = if c.operator == Operator::Contains {
-                find_typed(input, &c.field, format!("{path}/field"), is_string, "a string field")
+                find_typed(
+                    input,
+                    &c.field,
+                    format!("{path}/field"),
+                    is_string,
+                    "a string field",
+                )
             } else {
-                find_typed(input, &c.field, format!("{path}/field"), is_scalar, "a string, number, boolean, date or timestamp field")
+                find_typed(
+                    input,
+                    &c.field,
+                    format!("{path}/field"),
+                    is_scalar,
+                    "a string, number, boolean, date or timestamp field",
+                )
             };
-            let Some(column) = problems.check(found) else { continue };
+            let Some(column) = problems.check(found) else {
+                continue;
+            };
             let dt = input.field(column).data_type();
             let raw: Vec<&Value> = match (&c.value, c.operator) {
-                (Value::Array(items), Operator::Between) if items.len() == 2 => items.iter().collect(),
+                (Value::Array(items), Operator::Between) if items.len() == 2 => {
+                    items.iter().collect()
+                }
                 (_, Operator::Between) => {
-                    problems.push(format!("{path}/value"), "between takes two values: [low, high]");
+                    problems.push(
+                        format!("{path}/value"),
+                        "between takes two values: [low, high]",
+                    );
                     continue;
                 }
-                (Value::Array(items), Operator::EqualTo | Operator::NotEqualTo) if !items.is_empty() => items.iter().collect(),
+                (Value::Array(items), Operator::EqualTo | Operator::NotEqualTo)
+                    if !items.is_empty() =>
+                {
+                    items.iter().collect()
+                }
                 (Value::Array(_), _) => {
-                    problems.push(format!("{path}/value"), "a list of values works with equal_to and not_equal_to only");
+                    problems.push(
+                        format!("{path}/value"),
+                        "a list of values works with equal_to and not_equal_to only",
+                    );
                     continue;
                 }
                 (v, _) => vec![v],
             };
             let mut values = Vec::new();
             for (j, v) in raw.into_iter().enumerate() {
-                let at = if matches!(c.value, Value::Array(_)) { format!("{path}/value/{j}") } else { format!("{path}/value") };
+                let at = if matches!(c.value, Value::Array(_)) {
+                    format!("{path}/value/{j}")
+                } else {
+                    format!("{path}/value")
+                };
                 match constant(v, dt) {
                     Ok(a) => values.push(a),
-                    Err(m) => problems.push(at, format!("{m} for the {} field `{}`", describe(dt), c.field)),
+                    Err(m) => problems.push(
+                        at,
+                        format!("{m} for the {} field `{}`", describe(dt), c.field),
+                    ),
                 }
             }
-            tests.push(Test { column, operator: c.operator, values });
+            tests.push(Test {
+                column,
+                operator: c.operator,
+                values,
+            });
         }
         let projection = self.fields.as_ref().map(|names| {
             names
@@ -122,16 +164,28 @@ fn constant(v: &Value, dt: &DataType) -> Result<ArrayRef, String> {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
-        Value::Null => return Err("null is not a value to compare with (a comparison with null never holds)".into()),
+        Value::Null => {
+            return Err(
+                "null is not a value to compare with (a comparison with null never holds)".into(),
+            );
+        }
         _ => return Err("write a single value".into()),
     };
     let array: ArrayRef = Arc::new(StringArray::from(vec![text.clone()]));
-    let options = CastOptions { safe: false, ..Default::default() };
-    cast_with_options(&array, dt, &options).map_err(|_| format!("`{text}` is not a valid {}", describe(dt)))
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    cast_with_options(&array, dt, &options)
+        .map_err(|_| format!("`{text}` is not a valid {}", describe(dt)))
 }
 
 impl NodeConfig for Filter {
-    fn output_schema(&self, input: Option<&SchemaRef>, _: &PlanContext) -> Result<SchemaRef, Vec<ConfigProblem>> {
+    fn output_schema(
+        &self,
+        input: Option<&SchemaRef>,
+        _: &PlanContext,
+    ) -> Result<SchemaRef, Vec<ConfigProblem>> {
         let input = input.expect("a transform has an input");
         let (_, projection) = self.plan(input)?;
         Ok(match projection {
@@ -150,8 +204,13 @@ impl NodeConfig for Filter {
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let input = cx.input_schema.as_ref().expect("a transform has an input");
-        let (tests, projection) = self.plan(input).map_err(|p| NodeError::msg(p[0].message.clone()))?;
-        Ok(Runtime::Transform(Box::new(FilterRun { tests, projection })))
+        let (tests, projection) = self
+            .plan(input)
+            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        Ok(Runtime::Transform(Box::new(FilterRun {
+            tests,
+            projection,
+        })))
     }
 }
 
@@ -189,7 +248,11 @@ impl Test {
 }
 
 impl Transform for FilterRun {
-    fn apply(&mut self, batch: RecordBatch, cx: &mut TransformContext) -> Result<RecordBatch, NodeError> {
+    fn apply(
+        &mut self,
+        batch: RecordBatch,
+        cx: &mut TransformContext,
+    ) -> Result<RecordBatch, NodeError> {
         let mut keep: Option<BooleanArray> = None;
         for t in &self.tests {
             let r = t.eval(batch.column(t.column))?;
@@ -222,21 +285,48 @@ mod tests {
 
     fn sample() -> RecordBatch {
         let dates: ArrayRef = cast_with_options(
-            &strs(&["2024-01-01", "2024-06-30", "2023-12-31", "2024-03-15", "2025-01-01"]),
+            &strs(&[
+                "2024-01-01",
+                "2024-06-30",
+                "2023-12-31",
+                "2024-03-15",
+                "2025-01-01",
+            ]),
             &DataType::Date32,
             &Default::default(),
         )
         .unwrap();
         let ts = cast_with_options(
-            &strs(&["2024-01-01T00:00:00Z", "2024-06-30T12:00:00Z", "2023-12-31T23:59:59Z", "2024-03-15T08:00:00Z", "2025-01-01T00:00:00Z"]),
+            &strs(&[
+                "2024-01-01T00:00:00Z",
+                "2024-06-30T12:00:00Z",
+                "2023-12-31T23:59:59Z",
+                "2024-03-15T08:00:00Z",
+                "2025-01-01T00:00:00Z",
+            ]),
             &crate::types::FieldType::Timestamp.arrow(),
             &Default::default(),
         )
         .unwrap();
         batch_of(&[
-            ("Stage", opt_strs(&[Some("Closed Won"), Some("Closed Lost"), Some("Prospecting"), None, Some("Négociation")])),
-            ("Amount", floats(&[Some(1500.0), Some(999.99), None, Some(1000.0), Some(-5.0)])),
-            ("Count", ints(&[Some(1), Some(0), Some(-3), Some(i64::MAX), None])),
+            (
+                "Stage",
+                opt_strs(&[
+                    Some("Closed Won"),
+                    Some("Closed Lost"),
+                    Some("Prospecting"),
+                    None,
+                    Some("Négociation"),
+                ]),
+            ),
+            (
+                "Amount",
+                floats(&[Some(1500.0), Some(999.99), None, Some(1000.0), Some(-5.0)]),
+            ),
+            (
+                "Count",
+                ints(&[Some(1), Some(0), Some(-3), Some(i64::MAX), None]),
+            ),
             ("Close", dates),
             ("Modified", ts),
         ])
@@ -245,20 +335,68 @@ mod tests {
     fn kept(conditions: Value, column: &str) -> Vec<Option<String>> {
         let (out, cx) = run_one(&filter(conditions), sample());
         assert_eq!(cx.dropped as usize, 5 - out.num_rows());
-        let col = arrow::compute::cast(out.column_by_name(column).unwrap(), &DataType::Utf8).unwrap();
-        col.as_any().downcast_ref::<StringArray>().unwrap().iter().map(|v| v.map(str::to_string)).collect()
+        let col =
+            arrow::compute::cast(out.column_by_name(column).unwrap(), &DataType::Utf8).unwrap();
+        col.as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap()
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect()
     }
 
     #[test]
     fn number_operators() {
         let s = |v: &[&str]| v.iter().map(|x| Some(x.to_string())).collect::<Vec<_>>();
-        assert_eq!(kept(json!([{"field": "Amount", "operator": "greater_than", "value": 1000}]), "Amount"), s(&["1500.0"]));
-        assert_eq!(kept(json!([{"field": "Amount", "operator": "greater_than_or_equal_to", "value": 1000}]), "Amount"), s(&["1500.0", "1000.0"]));
-        assert_eq!(kept(json!([{"field": "Amount", "operator": "less_than", "value": "1000"}]), "Amount"), s(&["999.99", "-5.0"]));
-        assert_eq!(kept(json!([{"field": "Amount", "operator": "less_than_or_equal_to", "value": 1000}]), "Amount"), s(&["999.99", "1000.0", "-5.0"]));
-        assert_eq!(kept(json!([{"field": "Count", "operator": "equal_to", "value": 0}]), "Count"), s(&["0"]));
-        assert_eq!(kept(json!([{"field": "Count", "operator": "not_equal_to", "value": 0}]), "Count"), s(&["1", "-3", "9223372036854775807"]));
-        assert_eq!(kept(json!([{"field": "Count", "operator": "between", "value": [-3, 1]}]), "Count"), s(&["1", "0", "-3"]));
+        assert_eq!(
+            kept(
+                json!([{"field": "Amount", "operator": "greater_than", "value": 1000}]),
+                "Amount"
+            ),
+            s(&["1500.0"])
+        );
+        assert_eq!(
+            kept(
+                json!([{"field": "Amount", "operator": "greater_than_or_equal_to", "value": 1000}]),
+                "Amount"
+            ),
+            s(&["1500.0", "1000.0"])
+        );
+        assert_eq!(
+            kept(
+                json!([{"field": "Amount", "operator": "less_than", "value": "1000"}]),
+                "Amount"
+            ),
+            s(&["999.99", "-5.0"])
+        );
+        assert_eq!(
+            kept(
+                json!([{"field": "Amount", "operator": "less_than_or_equal_to", "value": 1000}]),
+                "Amount"
+            ),
+            s(&["999.99", "1000.0", "-5.0"])
+        );
+        assert_eq!(
+            kept(
+                json!([{"field": "Count", "operator": "equal_to", "value": 0}]),
+                "Count"
+            ),
+            s(&["0"])
+        );
+        assert_eq!(
+            kept(
+                json!([{"field": "Count", "operator": "not_equal_to", "value": 0}]),
+                "Count"
+            ),
+            s(&["1", "-3", "9223372036854775807"])
+        );
+        assert_eq!(
+            kept(
+                json!([{"field": "Count", "operator": "between", "value": [-3, 1]}]),
+                "Count"
+            ),
+            s(&["1", "0", "-3"])
+        );
     }
 
     #[test]
@@ -266,16 +404,34 @@ mod tests {
         let stage = |c| kept(c, "Stage");
         assert_eq!(stage(json!([{"field": "Stage", "operator": "equal_to", "value": ["Closed Won", "Négociation"]}])).len(), 2);
         assert_eq!(stage(json!([{"field": "Stage", "operator": "not_equal_to", "value": ["Closed Won", "Closed Lost"]}])).len(), 2, "nulls never pass");
-        assert_eq!(stage(json!([{"field": "Stage", "operator": "contains", "value": "Closed"}])).len(), 2);
-        assert_eq!(stage(json!([{"field": "Stage", "operator": "contains", "value": "égo"}])), vec![Some("Négociation".to_string())]);
-        assert_eq!(stage(json!([{"field": "Stage", "operator": "contains", "value": ""}])).len(), 4);
-        assert_eq!(stage(json!([{"field": "Stage", "operator": "less_than", "value": "D"}])).len(), 2);
+        assert_eq!(
+            stage(json!([{"field": "Stage", "operator": "contains", "value": "Closed"}])).len(),
+            2
+        );
+        assert_eq!(
+            stage(json!([{"field": "Stage", "operator": "contains", "value": "égo"}])),
+            vec![Some("Négociation".to_string())]
+        );
+        assert_eq!(
+            stage(json!([{"field": "Stage", "operator": "contains", "value": ""}])).len(),
+            4
+        );
+        assert_eq!(
+            stage(json!([{"field": "Stage", "operator": "less_than", "value": "D"}])).len(),
+            2
+        );
     }
 
     #[test]
     fn dates_and_timestamps() {
         assert_eq!(kept(json!([{"field": "Close", "operator": "between", "value": ["2024-01-01", "2024-12-31"]}]), "Close").len(), 3);
-        assert_eq!(kept(json!([{"field": "Close", "operator": "less_than", "value": "2024-01-01"}]), "Close"), vec![Some("2023-12-31".to_string())]);
+        assert_eq!(
+            kept(
+                json!([{"field": "Close", "operator": "less_than", "value": "2024-01-01"}]),
+                "Close"
+            ),
+            vec![Some("2023-12-31".to_string())]
+        );
         assert_eq!(kept(json!([{"field": "Modified", "operator": "greater_than", "value": "2024-06-30T11:00:00Z"}]), "Stage").len(), 2);
     }
 
@@ -310,14 +466,21 @@ mod tests {
             &schema,
         );
         let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
-        assert_eq!(paths, [
-            "/conditions/0/field",
-            "/conditions/1/field",
-            "/conditions/2/value",
-            "/conditions/3/value",
-            "/conditions/4/value",
-            "/conditions/5/value"
-        ]);
-        assert!(p[2].message.contains("`lots` is not a valid number"), "{}", p[2].message);
+        assert_eq!(
+            paths,
+            [
+                "/conditions/0/field",
+                "/conditions/1/field",
+                "/conditions/2/value",
+                "/conditions/3/value",
+                "/conditions/4/value",
+                "/conditions/5/value"
+            ]
+        );
+        assert!(
+            p[2].message.contains("`lots` is not a valid number"),
+            "{}",
+            p[2].message
+        );
     }
 }

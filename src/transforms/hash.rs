@@ -13,7 +13,9 @@ use sha2::{Digest, Sha256};
 use super::fields::{Problems, find_typed};
 use super::mask::{as_text, text_fields};
 use crate::engine::TransformContext;
-use crate::node::{BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform};
+use crate::node::{
+    BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
+};
 use crate::types::is_scalar;
 
 /// Each value becomes 64 lowercase hex digits: SHA-256 of the salt followed by the value's
@@ -44,7 +46,15 @@ impl Hash {
             .fields
             .iter()
             .enumerate()
-            .filter_map(|(k, f)| problems.check(find_typed(input, f, format!("/fields/{k}"), is_scalar, "a text, number or date field")))
+            .filter_map(|(k, f)| {
+                problems.check(find_typed(
+                    input,
+                    f,
+                    format!("/fields/{k}"),
+                    is_scalar,
+                    "a text, number or date field",
+                ))
+            })
             .collect();
         problems.into_result(())?;
         Ok((columns.clone(), text_fields(input, &columns)))
@@ -52,19 +62,34 @@ impl Hash {
 }
 
 impl NodeConfig for Hash {
-    fn output_schema(&self, input: Option<&SchemaRef>, _: &PlanContext) -> Result<SchemaRef, Vec<ConfigProblem>> {
-        self.plan(input.expect("a transform has an input")).map(|(_, s)| s)
+    fn output_schema(
+        &self,
+        input: Option<&SchemaRef>,
+        _: &PlanContext,
+    ) -> Result<SchemaRef, Vec<ConfigProblem>> {
+        self.plan(input.expect("a transform has an input"))
+            .map(|(_, s)| s)
     }
 
     fn summary(&self) -> String {
-        format!("{} · SHA-256{}", self.fields.join(", "), if self.salt.is_some() { ", salted" } else { "" })
+        format!(
+            "{} · SHA-256{}",
+            self.fields.join(", "),
+            if self.salt.is_some() { ", salted" } else { "" }
+        )
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        let (columns, schema) = self.plan(cx.input_schema.as_ref().expect("input")).map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let (columns, schema) = self
+            .plan(cx.input_schema.as_ref().expect("input"))
+            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
         let mut salted = Sha256::new();
         salted.update(self.salt.as_deref().unwrap_or_default().as_bytes());
-        Ok(Runtime::Transform(Box::new(HashRun { columns, schema, salted })))
+        Ok(Runtime::Transform(Box::new(HashRun {
+            columns,
+            schema,
+            salted,
+        })))
     }
 }
 
@@ -76,7 +101,11 @@ struct HashRun {
 }
 
 impl Transform for HashRun {
-    fn apply(&mut self, batch: RecordBatch, _: &mut TransformContext) -> Result<RecordBatch, NodeError> {
+    fn apply(
+        &mut self,
+        batch: RecordBatch,
+        _: &mut TransformContext,
+    ) -> Result<RecordBatch, NodeError> {
         let mut columns = batch.columns().to_vec();
         let mut hex = String::with_capacity(64);
         for &i in &self.columns {
@@ -109,13 +138,35 @@ mod tests {
     #[test]
     fn known_digests_salt_and_nulls() {
         let batch = batch_of(&[("e", opt_strs(&[Some("abc"), Some(""), None, Some("é")]))]);
-        let (out, _) = run_one(&Hash { fields: vec!["e".into()], salt: None }, batch.clone());
+        let (out, _) = run_one(
+            &Hash {
+                fields: vec!["e".into()],
+                salt: None,
+            },
+            batch.clone(),
+        );
         let v = texts(&out, "e");
         // FIPS 180-2 test vectors.
-        assert_eq!(v[0].as_deref(), Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
-        assert_eq!(v[1].as_deref(), Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+        assert_eq!(
+            v[0].as_deref(),
+            Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
+        assert_eq!(
+            v[1].as_deref(),
+            Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        );
         assert_eq!(v[2], None);
-        let (salted, _) = run_one(&Hash { fields: vec!["e".into()], salt: Some("a".into()) }, batch_of(&[("e", strs(&["bc"]))]));
-        assert_eq!(texts(&salted, "e")[0], v[0], "salt + value is hashed as one text");
+        let (salted, _) = run_one(
+            &Hash {
+                fields: vec!["e".into()],
+                salt: Some("a".into()),
+            },
+            batch_of(&[("e", strs(&["bc"]))]),
+        );
+        assert_eq!(
+            texts(&salted, "e")[0],
+            v[0],
+            "salt + value is hashed as one text"
+        );
     }
 }

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::fields::{Problems, find};
 use crate::engine::TransformContext;
-use crate::node::{BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform};
+use crate::node::{
+    BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
+};
 use crate::records::row_json;
 use crate::types::{FieldType, describe};
 
@@ -58,14 +60,30 @@ impl Map {
             problems.push("/fields", "map at least one field");
         }
         for (k, m) in self.fields.iter().enumerate() {
-            let Some(i) = problems.check(find(input, &m.source, format!("/fields/{k}/source"))) else { continue };
+            let Some(i) = problems.check(find(input, &m.source, format!("/fields/{k}/source")))
+            else {
+                continue;
+            };
             if fields.iter().any(|f: &Field| f.name() == m.target()) {
-                problems.push(format!("/fields/{k}/target"), format!("two fields are named `{}` in the output", m.target()));
+                problems.push(
+                    format!("/fields/{k}/target"),
+                    format!("two fields are named `{}` in the output", m.target()),
+                );
             }
             let from = input.field(i).data_type();
-            let to = m.to_type.map(FieldType::arrow).unwrap_or_else(|| from.clone());
+            let to = m
+                .to_type
+                .map(FieldType::arrow)
+                .unwrap_or_else(|| from.clone());
             if !arrow::compute::can_cast_types(from, &to) {
-                problems.push(format!("/fields/{k}/type"), format!("a {} field cannot be converted to {}", describe(from), describe(&to)));
+                problems.push(
+                    format!("/fields/{k}/type"),
+                    format!(
+                        "a {} field cannot be converted to {}",
+                        describe(from),
+                        describe(&to)
+                    ),
+                );
             }
             indices.push(i);
             fields.push(Field::new(m.target(), to, true));
@@ -75,7 +93,11 @@ impl Map {
 }
 
 impl NodeConfig for Map {
-    fn output_schema(&self, input: Option<&SchemaRef>, _: &PlanContext) -> Result<SchemaRef, Vec<ConfigProblem>> {
+    fn output_schema(
+        &self,
+        input: Option<&SchemaRef>,
+        _: &PlanContext,
+    ) -> Result<SchemaRef, Vec<ConfigProblem>> {
         let input = input.expect("a transform has an input");
         self.plan(input).map(|(_, s)| s)
     }
@@ -86,7 +108,9 @@ impl NodeConfig for Map {
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let input = cx.input_schema.as_ref().expect("a transform has an input");
-        let (indices, schema) = self.plan(input).map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let (indices, schema) = self
+            .plan(input)
+            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
         Ok(Runtime::Transform(Box::new(MapRun { indices, schema })))
     }
 }
@@ -97,9 +121,19 @@ struct MapRun {
 }
 
 impl Transform for MapRun {
-    fn apply(&mut self, batch: RecordBatch, cx: &mut TransformContext) -> Result<RecordBatch, NodeError> {
-        let strict = CastOptions { safe: false, ..Default::default() };
-        let lenient = CastOptions { safe: true, ..Default::default() };
+    fn apply(
+        &mut self,
+        batch: RecordBatch,
+        cx: &mut TransformContext,
+    ) -> Result<RecordBatch, NodeError> {
+        let strict = CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        let lenient = CastOptions {
+            safe: true,
+            ..Default::default()
+        };
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.indices.len());
         // Rows whose value would not convert; they leave the stream for the error output.
         let mut bad: Vec<Option<String>> = Vec::new();
@@ -114,10 +148,10 @@ impl Transform for MapRun {
                 Err(_) => {
                     let converted = cast_with_options(column, field.data_type(), &lenient)?;
                     bad.resize(batch.num_rows(), None);
-                    for row in 0..batch.num_rows() {
-                        if converted.is_null(row) && column.is_valid(row) && bad[row].is_none() {
-                            let source = batch.schema().field(i).name().clone();
-                            bad[row] = Some(format!(
+                    let source = batch.schema().field(i).name().clone();
+                    for (row, slot) in bad.iter_mut().enumerate() {
+                        if converted.is_null(row) && column.is_valid(row) && slot.is_none() {
+                            *slot = Some(format!(
                                 "field `{source}`: the value cannot be converted to {}",
                                 describe(field.data_type())
                             ));
@@ -166,16 +200,24 @@ impl MapAll {
             .enumerate()
             .filter_map(|(k, name)| problems.check(find(input, name, format!("/exclude/{k}"))))
             .collect();
-        let kept = (0..input.fields().len()).filter(|i| !excluded.contains(i)).collect();
+        let kept = (0..input.fields().len())
+            .filter(|i| !excluded.contains(i))
+            .collect();
         problems.into_result(kept)
     }
 }
 
 impl NodeConfig for MapAll {
-    fn output_schema(&self, input: Option<&SchemaRef>, _: &PlanContext) -> Result<SchemaRef, Vec<ConfigProblem>> {
+    fn output_schema(
+        &self,
+        input: Option<&SchemaRef>,
+        _: &PlanContext,
+    ) -> Result<SchemaRef, Vec<ConfigProblem>> {
         let input = input.expect("a transform has an input");
         let kept = self.plan(input)?;
-        Ok(Arc::new(input.project(&kept).expect("indices come from the schema")))
+        Ok(Arc::new(
+            input.project(&kept).expect("indices come from the schema"),
+        ))
     }
 
     fn summary(&self) -> String {
@@ -187,7 +229,9 @@ impl NodeConfig for MapAll {
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let input = cx.input_schema.as_ref().expect("a transform has an input");
-        let kept = self.plan(input).map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let kept = self
+            .plan(input)
+            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
         Ok(Runtime::Transform(Box::new(Project(kept))))
     }
 }
@@ -196,7 +240,11 @@ impl NodeConfig for MapAll {
 pub(crate) struct Project(pub Vec<usize>);
 
 impl Transform for Project {
-    fn apply(&mut self, batch: RecordBatch, _: &mut TransformContext) -> Result<RecordBatch, NodeError> {
+    fn apply(
+        &mut self,
+        batch: RecordBatch,
+        _: &mut TransformContext,
+    ) -> Result<RecordBatch, NodeError> {
         Ok(batch.project(&self.0)?)
     }
 }
@@ -208,11 +256,23 @@ mod tests {
 
     #[test]
     fn projects_renames_and_converts() {
-        let batch = batch_of(&[("Id", strs(&["a", "b"])), ("Amount", strs(&["10", "2.5"])), ("X", ints(&[Some(1), None]))]);
+        let batch = batch_of(&[
+            ("Id", strs(&["a", "b"])),
+            ("Amount", strs(&["10", "2.5"])),
+            ("X", ints(&[Some(1), None])),
+        ]);
         let map = Map {
             fields: vec![
-                FieldMapping { source: "Amount".into(), target: Some("amount".into()), to_type: Some(FieldType::Number) },
-                FieldMapping { source: "Id".into(), target: None, to_type: None },
+                FieldMapping {
+                    source: "Amount".into(),
+                    target: Some("amount".into()),
+                    to_type: Some(FieldType::Number),
+                },
+                FieldMapping {
+                    source: "Id".into(),
+                    target: None,
+                    to_type: None,
+                },
             ],
         };
         let (out, cx) = run_one(&map, batch);
@@ -223,14 +283,25 @@ mod tests {
 
     #[test]
     fn values_that_do_not_convert_go_to_the_error_output() {
-        let batch = batch_of(&[("n", strs(&["1", "abc", ""])), ("s", strs(&["x", "y", "z"]))]);
+        let batch = batch_of(&[
+            ("n", strs(&["1", "abc", ""])),
+            ("s", strs(&["x", "y", "z"])),
+        ]);
         let map = Map {
-            fields: vec![FieldMapping { source: "n".into(), target: None, to_type: Some(FieldType::Integer) }],
+            fields: vec![FieldMapping {
+                source: "n".into(),
+                target: None,
+                to_type: Some(FieldType::Integer),
+            }],
         };
         let (out, cx) = run_one(&map, batch);
         assert_eq!(out.num_rows(), 1);
         assert_eq!(cx.rejected.len(), 2);
-        assert!(cx.rejected[0].reason.contains("`n`"), "{}", cx.rejected[0].reason);
+        assert!(
+            cx.rejected[0].reason.contains("`n`"),
+            "{}",
+            cx.rejected[0].reason
+        );
         assert!(cx.rejected[0].record.contains("abc"));
     }
 
@@ -239,20 +310,53 @@ mod tests {
         let schema = batch_of(&[("Id", strs(&["a"])), ("B", bools(&[Some(true)]))]).schema();
         let map = Map {
             fields: vec![
-                FieldMapping { source: "Nope".into(), target: None, to_type: None },
-                FieldMapping { source: "Id".into(), target: None, to_type: None },
-                FieldMapping { source: "B".into(), target: Some("Id".into()), to_type: Some(FieldType::Date) },
+                FieldMapping {
+                    source: "Nope".into(),
+                    target: None,
+                    to_type: None,
+                },
+                FieldMapping {
+                    source: "Id".into(),
+                    target: None,
+                    to_type: None,
+                },
+                FieldMapping {
+                    source: "B".into(),
+                    target: Some("Id".into()),
+                    to_type: Some(FieldType::Date),
+                },
             ],
         };
         let problems = plan_problems(&map, &schema);
-        assert_eq!(problems.iter().map(|p| p.path.as_str()).collect::<Vec<_>>(), ["/fields/0/source", "/fields/2/target", "/fields/2/type"]);
+        assert_eq!(
+            problems.iter().map(|p| p.path.as_str()).collect::<Vec<_>>(),
+            ["/fields/0/source", "/fields/2/target", "/fields/2/type"]
+        );
     }
 
     #[test]
     fn map_all_leaves_out_listed_fields() {
-        let batch = batch_of(&[("a", strs(&["1"])), ("b", strs(&["2"])), ("c", strs(&["3"]))]);
-        let (out, _) = run_one(&MapAll { exclude: vec!["b".into()] }, batch.clone());
+        let batch = batch_of(&[
+            ("a", strs(&["1"])),
+            ("b", strs(&["2"])),
+            ("c", strs(&["3"])),
+        ]);
+        let (out, _) = run_one(
+            &MapAll {
+                exclude: vec!["b".into()],
+            },
+            batch.clone(),
+        );
         assert_eq!(names(&out), ["a", "c"]);
-        assert_eq!(plan_problems(&MapAll { exclude: vec!["zz".into()] }, &batch.schema())[0].path, "/exclude/0");
+        assert_eq!(
+            plan_problems(
+                &MapAll {
+                    exclude: vec!["zz".into()]
+                },
+                &batch.schema()
+            )[0]
+            .path,
+            "/exclude/0"
+        );
     }
 }

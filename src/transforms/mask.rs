@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use super::fields::{Problems, find_typed};
 use crate::engine::TransformContext;
-use crate::node::{BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform};
+use crate::node::{
+    BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
+};
 use crate::types::is_scalar;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -64,7 +66,15 @@ impl Mask {
             .fields
             .iter()
             .enumerate()
-            .filter_map(|(k, f)| problems.check(find_typed(input, f, format!("/fields/{k}"), is_scalar, "a text, number or date field")))
+            .filter_map(|(k, f)| {
+                problems.check(find_typed(
+                    input,
+                    f,
+                    format!("/fields/{k}"),
+                    is_scalar,
+                    "a text, number or date field",
+                ))
+            })
             .collect();
         if self.mode != MaskMode::All && self.n == 0 {
             problems.push("/n", "set n, the number of characters this mode counts");
@@ -85,7 +95,11 @@ impl Mask {
         };
         out.clear();
         for (i, c) in value.chars().enumerate() {
-            out.push(if i >= from && i < to { self.mask_char } else { c });
+            out.push(if i >= from && i < to {
+                self.mask_char
+            } else {
+                c
+            });
         }
     }
 }
@@ -108,8 +122,13 @@ pub(crate) fn text_fields(input: &Schema, columns: &[usize]) -> SchemaRef {
 }
 
 impl NodeConfig for Mask {
-    fn output_schema(&self, input: Option<&SchemaRef>, _: &PlanContext) -> Result<SchemaRef, Vec<ConfigProblem>> {
-        self.plan(input.expect("a transform has an input")).map(|(_, s)| s)
+    fn output_schema(
+        &self,
+        input: Option<&SchemaRef>,
+        _: &PlanContext,
+    ) -> Result<SchemaRef, Vec<ConfigProblem>> {
+        self.plan(input.expect("a transform has an input"))
+            .map(|(_, s)| s)
     }
 
     fn summary(&self) -> String {
@@ -124,8 +143,14 @@ impl NodeConfig for Mask {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        let (columns, schema) = self.plan(cx.input_schema.as_ref().expect("input")).map_err(|p| NodeError::msg(p[0].message.clone()))?;
-        Ok(Runtime::Transform(Box::new(MaskRun { config: self.clone(), columns, schema })))
+        let (columns, schema) = self
+            .plan(cx.input_schema.as_ref().expect("input"))
+            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        Ok(Runtime::Transform(Box::new(MaskRun {
+            config: self.clone(),
+            columns,
+            schema,
+        })))
     }
 }
 
@@ -136,7 +161,11 @@ struct MaskRun {
 }
 
 impl Transform for MaskRun {
-    fn apply(&mut self, batch: RecordBatch, _: &mut TransformContext) -> Result<RecordBatch, NodeError> {
+    fn apply(
+        &mut self,
+        batch: RecordBatch,
+        _: &mut TransformContext,
+    ) -> Result<RecordBatch, NodeError> {
         let mut columns = batch.columns().to_vec();
         let mut buf = String::new();
         for &i in &self.columns {
@@ -159,8 +188,15 @@ impl Transform for MaskRun {
 
 /// A column as text: strings as they are, other types written out.
 pub(crate) fn as_text(column: &ArrayRef) -> Result<StringArray, arrow::error::ArrowError> {
-    let c = if column.data_type() == &DataType::Utf8 { column.clone() } else { cast(column, &DataType::Utf8)? };
-    Ok(c.as_any().downcast_ref::<StringArray>().expect("cast to Utf8").clone())
+    let c = if column.data_type() == &DataType::Utf8 {
+        column.clone()
+    } else {
+        cast(column, &DataType::Utf8)?
+    };
+    Ok(c.as_any()
+        .downcast_ref::<StringArray>()
+        .expect("cast to Utf8")
+        .clone())
 }
 
 #[cfg(test)]
@@ -169,11 +205,28 @@ mod tests {
     use crate::transforms::testing::*;
 
     fn mask(mode: MaskMode, n: usize) -> Mask {
-        Mask { fields: vec!["v".into()], mode, n, mask_char: '#' }
+        Mask {
+            fields: vec!["v".into()],
+            mode,
+            n,
+            mask_char: '#',
+        }
     }
 
     fn masked(m: &Mask) -> Vec<Option<String>> {
-        let batch = batch_of(&[("v", opt_strs(&[Some("4111111111111111"), Some("Zoë"), Some(""), None, Some("ab")])), ("n", ints(&[Some(1), Some(2), Some(3), Some(4), Some(5)]))]);
+        let batch = batch_of(&[
+            (
+                "v",
+                opt_strs(&[
+                    Some("4111111111111111"),
+                    Some("Zoë"),
+                    Some(""),
+                    None,
+                    Some("ab"),
+                ]),
+            ),
+            ("n", ints(&[Some(1), Some(2), Some(3), Some(4), Some(5)])),
+        ]);
         let (out, _) = run_one(m, batch);
         texts(&out, "v")
     }
@@ -184,11 +237,56 @@ mod tests {
 
     #[test]
     fn every_mode_by_characters() {
-        assert_eq!(masked(&mask(MaskMode::All, 0)), s(&[Some("################"), Some("###"), Some(""), None, Some("##")]));
-        assert_eq!(masked(&mask(MaskMode::FirstN, 2)), s(&[Some("##11111111111111"), Some("##ë"), Some(""), None, Some("##")]));
-        assert_eq!(masked(&mask(MaskMode::LastN, 1)), s(&[Some("411111111111111#"), Some("Zo#"), Some(""), None, Some("a#")]));
-        assert_eq!(masked(&mask(MaskMode::AllButLastN, 4)), s(&[Some("############1111"), Some("Zoë"), Some(""), None, Some("ab")]));
-        assert_eq!(masked(&mask(MaskMode::AllButFirstN, 1)), s(&[Some("4###############"), Some("Z##"), Some(""), None, Some("a#")]));
+        assert_eq!(
+            masked(&mask(MaskMode::All, 0)),
+            s(&[
+                Some("################"),
+                Some("###"),
+                Some(""),
+                None,
+                Some("##")
+            ])
+        );
+        assert_eq!(
+            masked(&mask(MaskMode::FirstN, 2)),
+            s(&[
+                Some("##11111111111111"),
+                Some("##ë"),
+                Some(""),
+                None,
+                Some("##")
+            ])
+        );
+        assert_eq!(
+            masked(&mask(MaskMode::LastN, 1)),
+            s(&[
+                Some("411111111111111#"),
+                Some("Zo#"),
+                Some(""),
+                None,
+                Some("a#")
+            ])
+        );
+        assert_eq!(
+            masked(&mask(MaskMode::AllButLastN, 4)),
+            s(&[
+                Some("############1111"),
+                Some("Zoë"),
+                Some(""),
+                None,
+                Some("ab")
+            ])
+        );
+        assert_eq!(
+            masked(&mask(MaskMode::AllButFirstN, 1)),
+            s(&[
+                Some("4###############"),
+                Some("Z##"),
+                Some(""),
+                None,
+                Some("a#")
+            ])
+        );
     }
 
     #[test]
@@ -201,7 +299,10 @@ mod tests {
     #[test]
     fn n_is_required_for_counting_modes() {
         let schema = batch_of(&[("v", strs(&["x"]))]).schema();
-        assert_eq!(plan_problems(&mask(MaskMode::FirstN, 0), &schema)[0].path, "/n");
+        assert_eq!(
+            plan_problems(&mask(MaskMode::FirstN, 0), &schema)[0].path,
+            "/n"
+        );
         assert!(plan_problems(&mask(MaskMode::All, 0), &schema).is_empty());
     }
 }

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::fields::{Problems, find_typed};
 use super::mask::as_text;
 use crate::engine::TransformContext;
-use crate::node::{BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform};
+use crate::node::{
+    BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
+};
 use crate::types::is_scalar;
 
 /// A missing (null) value merges as empty text; when every named field is null the result
@@ -54,7 +56,10 @@ fn parse_format(format: &str) -> Result<Vec<Piece>, String> {
             '{' => {
                 let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
                 if name.trim().is_empty() {
-                    return Err("`{}` needs a field name inside, like `{LastName}`; write `{{` for a brace".into());
+                    return Err(
+                        "`{}` needs a field name inside, like `{LastName}`; write `{{` for a brace"
+                            .into(),
+                    );
                 }
                 if !pieces.is_empty() || !text.is_empty() {
                     pieces.push(Piece::Text(std::mem::take(&mut text)));
@@ -83,12 +88,21 @@ enum Part {
 impl Merge {
     fn plan(&self, input: &Schema) -> Result<(Vec<Part>, SchemaRef), Vec<ConfigProblem>> {
         let mut problems = Problems::default();
-        let pieces = parse_format(&self.format).map_err(|m| vec![ConfigProblem::new("/format", m)])?;
+        let pieces =
+            parse_format(&self.format).map_err(|m| vec![ConfigProblem::new("/format", m)])?;
         let parts: Vec<Part> = pieces
             .into_iter()
             .filter_map(|p| match p {
                 Piece::Text(t) => Some(Part::Text(t)),
-                Piece::Field(f) => problems.check(find_typed(input, &f, "/format", is_scalar, "a text, number or date field")).map(Part::Column),
+                Piece::Field(f) => problems
+                    .check(find_typed(
+                        input,
+                        &f,
+                        "/format",
+                        is_scalar,
+                        "a text, number or date field",
+                    ))
+                    .map(Part::Column),
             })
             .collect();
         if self.output.trim().is_empty() {
@@ -106,8 +120,13 @@ impl Merge {
 }
 
 impl NodeConfig for Merge {
-    fn output_schema(&self, input: Option<&SchemaRef>, _: &PlanContext) -> Result<SchemaRef, Vec<ConfigProblem>> {
-        self.plan(input.expect("a transform has an input")).map(|(_, s)| s)
+    fn output_schema(
+        &self,
+        input: Option<&SchemaRef>,
+        _: &PlanContext,
+    ) -> Result<SchemaRef, Vec<ConfigProblem>> {
+        self.plan(input.expect("a transform has an input"))
+            .map(|(_, s)| s)
     }
 
     fn summary(&self) -> String {
@@ -115,9 +134,18 @@ impl NodeConfig for Merge {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        let (parts, schema) = self.plan(cx.input_schema.as_ref().expect("input")).map_err(|p| NodeError::msg(p[0].message.clone()))?;
-        let replace = cx.input_schema.as_ref().and_then(|s| s.index_of(&self.output).ok());
-        Ok(Runtime::Transform(Box::new(MergeRun { parts, schema, replace })))
+        let (parts, schema) = self
+            .plan(cx.input_schema.as_ref().expect("input"))
+            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let replace = cx
+            .input_schema
+            .as_ref()
+            .and_then(|s| s.index_of(&self.output).ok());
+        Ok(Runtime::Transform(Box::new(MergeRun {
+            parts,
+            schema,
+            replace,
+        })))
     }
 }
 
@@ -128,7 +156,11 @@ struct MergeRun {
 }
 
 impl Transform for MergeRun {
-    fn apply(&mut self, batch: RecordBatch, _: &mut TransformContext) -> Result<RecordBatch, NodeError> {
+    fn apply(
+        &mut self,
+        batch: RecordBatch,
+        _: &mut TransformContext,
+    ) -> Result<RecordBatch, NodeError> {
         let texts: Vec<Option<StringArray>> = self
             .parts
             .iter()
@@ -152,7 +184,11 @@ impl Transform for MergeRun {
                     _ => {}
                 }
             }
-            if any { out.append_value(&value) } else { out.append_null() }
+            if any {
+                out.append_value(&value)
+            } else {
+                out.append_null()
+            }
         }
         let merged = Arc::new(out.finish());
         let mut columns = batch.columns().to_vec();
@@ -170,19 +206,33 @@ mod tests {
     use crate::transforms::testing::*;
 
     fn merge(format: &str) -> Merge {
-        Merge { output: "Contact".into(), format: format.into() }
+        Merge {
+            output: "Contact".into(),
+            format: format.into(),
+        }
     }
 
     #[test]
     fn joins_fields_with_nulls_as_empty() {
         let batch = batch_of(&[
             ("First", opt_strs(&[Some("Zoë"), None, Some(""), None])),
-            ("Last", opt_strs(&[Some("Åström"), Some("Ng"), Some(""), None])),
+            (
+                "Last",
+                opt_strs(&[Some("Åström"), Some("Ng"), Some(""), None]),
+            ),
             ("Age", ints(&[Some(40), Some(3), None, None])),
         ]);
         let (out, _) = run_one(&merge("{First} {Last} ({Age}) {{x}}"), batch);
         let s = |v: &str| Some(v.to_string());
-        assert_eq!(texts(&out, "Contact"), vec![s("Zoë Åström (40) {x}"), s(" Ng (3) {x}"), s("  () {x}"), None]);
+        assert_eq!(
+            texts(&out, "Contact"),
+            vec![
+                s("Zoë Åström (40) {x}"),
+                s(" Ng (3) {x}"),
+                s("  () {x}"),
+                None
+            ]
+        );
         assert_eq!(names(&out), ["First", "Last", "Age", "Contact"]);
     }
 
@@ -197,9 +247,18 @@ mod tests {
     #[test]
     fn format_problems() {
         let schema = batch_of(&[("A", strs(&["a"]))]).schema();
-        for (format, wanted) in [("{A} {Nope}", "no field `Nope`"), ("plain", "names no field"), ("{}", "needs a field name"), ("x}", "without its")] {
+        for (format, wanted) in [
+            ("{A} {Nope}", "no field `Nope`"),
+            ("plain", "names no field"),
+            ("{}", "needs a field name"),
+            ("x}", "without its"),
+        ] {
             let p = plan_problems(&merge(format), &schema);
-            assert!(p.iter().any(|p| p.path == "/format" && p.message.contains(wanted)), "{format}: {p:?}");
+            assert!(
+                p.iter()
+                    .any(|p| p.path == "/format" && p.message.contains(wanted)),
+                "{format}: {p:?}"
+            );
         }
     }
 }

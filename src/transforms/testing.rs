@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
 use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 
@@ -35,7 +37,12 @@ pub fn batch_of(columns: &[(&str, ArrayRef)]) -> RecordBatch {
 }
 
 pub fn names(batch: &RecordBatch) -> Vec<String> {
-    batch.schema().fields().iter().map(|f| f.name().clone()).collect()
+    batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect()
 }
 
 pub fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
@@ -44,11 +51,19 @@ pub fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
         .unwrap_or_else(|| panic!("no column {name}"))
         .as_any()
         .downcast_ref::<T>()
-        .unwrap_or_else(|| panic!("column {name} has type {}", batch.column_by_name(name).unwrap().data_type()))
+        .unwrap_or_else(|| {
+            panic!(
+                "column {name} has type {}",
+                batch.column_by_name(name).unwrap().data_type()
+            )
+        })
 }
 
 pub fn texts(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
-    column::<StringArray>(batch, name).iter().map(|v| v.map(str::to_string)).collect()
+    column::<StringArray>(batch, name)
+        .iter()
+        .map(|v| v.map(str::to_string))
+        .collect()
 }
 
 pub fn f64s(batch: &RecordBatch, name: &str) -> Vec<Option<f64>> {
@@ -73,10 +88,17 @@ fn build_context(input: SchemaRef, output: SchemaRef) -> BuildContext {
 }
 
 /// Plans, builds and runs a transform over `batches`, with `finish` at the end.
-pub fn run_many(config: &dyn NodeConfig, batches: Vec<RecordBatch>) -> Result<(RecordBatch, TransformContext), crate::node::NodeError> {
+pub fn run_many(
+    config: &dyn NodeConfig,
+    batches: Vec<RecordBatch>,
+) -> Result<(RecordBatch, TransformContext), crate::node::NodeError> {
     let input = batches[0].schema();
-    let plan = PlanContext { base_dir: PathBuf::from(".") };
-    let output = config.output_schema(Some(&input), &plan).unwrap_or_else(|p| panic!("{p:?}"));
+    let plan = PlanContext {
+        base_dir: PathBuf::from("."),
+    };
+    let output = config
+        .output_schema(Some(&input), &plan)
+        .unwrap_or_else(|p| panic!("{p:?}"));
     let Runtime::Transform(mut t) = config.build(&build_context(input, output.clone()))? else {
         panic!("not a transform")
     };
@@ -89,7 +111,11 @@ pub fn run_many(config: &dyn NodeConfig, batches: Vec<RecordBatch>) -> Result<(R
         outs.push(b);
     }
     for o in &outs {
-        assert_eq!(o.schema().fields(), output.fields(), "planned and actual schemas differ");
+        assert_eq!(
+            o.schema().fields(),
+            output.fields(),
+            "planned and actual schemas differ"
+        );
     }
     Ok((concat_batches(&output, &outs).unwrap(), cx))
 }
@@ -99,6 +125,11 @@ pub fn run_one(config: &dyn NodeConfig, batch: RecordBatch) -> (RecordBatch, Tra
 }
 
 pub fn plan_problems(config: &dyn NodeConfig, input: &SchemaRef) -> Vec<ConfigProblem> {
-    let plan = PlanContext { base_dir: PathBuf::from(".") };
-    config.output_schema(Some(input), &plan).err().unwrap_or_default()
+    let plan = PlanContext {
+        base_dir: PathBuf::from("."),
+    };
+    config
+        .output_schema(Some(input), &plan)
+        .err()
+        .unwrap_or_default()
 }

@@ -4,15 +4,17 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
-use arrow::datatypes::DataType;
 use arrow::compute::kernels::substring::substring_by_char;
+use arrow::datatypes::DataType;
 use arrow::datatypes::{Schema, SchemaRef};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::fields::{Problems, find_typed};
 use crate::engine::TransformContext;
-use crate::node::{BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform};
+use crate::node::{
+    BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
+};
 use crate::types::is_string;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -40,14 +42,26 @@ impl Truncate {
             .fields
             .iter()
             .enumerate()
-            .filter_map(|(k, f)| problems.check(find_typed(input, f, format!("/fields/{k}"), is_string, "a text field")))
+            .filter_map(|(k, f)| {
+                problems.check(find_typed(
+                    input,
+                    f,
+                    format!("/fields/{k}"),
+                    is_string,
+                    "a text field",
+                ))
+            })
             .collect();
         problems.into_result(columns)
     }
 }
 
 impl NodeConfig for Truncate {
-    fn output_schema(&self, input: Option<&SchemaRef>, _: &PlanContext) -> Result<SchemaRef, Vec<ConfigProblem>> {
+    fn output_schema(
+        &self,
+        input: Option<&SchemaRef>,
+        _: &PlanContext,
+    ) -> Result<SchemaRef, Vec<ConfigProblem>> {
         let input = input.expect("a transform has an input");
         self.plan(input)?;
         Ok(input.clone())
@@ -58,8 +72,13 @@ impl NodeConfig for Truncate {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        let columns = self.plan(cx.input_schema.as_ref().expect("input")).map_err(|p| NodeError::msg(p[0].message.clone()))?;
-        Ok(Runtime::Transform(Box::new(TruncateRun { columns, length: self.length })))
+        let columns = self
+            .plan(cx.input_schema.as_ref().expect("input"))
+            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        Ok(Runtime::Transform(Box::new(TruncateRun {
+            columns,
+            length: self.length,
+        })))
     }
 }
 
@@ -69,7 +88,11 @@ struct TruncateRun {
 }
 
 impl Transform for TruncateRun {
-    fn apply(&mut self, batch: RecordBatch, _: &mut TransformContext) -> Result<RecordBatch, NodeError> {
+    fn apply(
+        &mut self,
+        batch: RecordBatch,
+        _: &mut TransformContext,
+    ) -> Result<RecordBatch, NodeError> {
         let mut columns = batch.columns().to_vec();
         for &i in &self.columns {
             columns[i] = substring_by_char_any(&columns[i], self.length)?;
@@ -79,10 +102,17 @@ impl Transform for TruncateRun {
 }
 
 /// Cuts any text column; the kernel works on `Utf8`, other text types go through it.
-fn substring_by_char_any(column: &ArrayRef, length: u64) -> Result<ArrayRef, arrow::error::ArrowError> {
+fn substring_by_char_any(
+    column: &ArrayRef,
+    length: u64,
+) -> Result<ArrayRef, arrow::error::ArrowError> {
     let utf8 = cast(column, &DataType::Utf8)?;
     let cut: ArrayRef = Arc::new(substring_by_char(utf8.as_string::<i32>(), 0, Some(length))?);
-    if column.data_type() == &DataType::Utf8 { Ok(cut) } else { cast(&cut, column.data_type()) }
+    if column.data_type() == &DataType::Utf8 {
+        Ok(cut)
+    } else {
+        cast(&cut, column.data_type())
+    }
 }
 
 #[cfg(test)]
@@ -92,23 +122,57 @@ mod tests {
 
     #[test]
     fn cuts_by_characters_and_keeps_nulls() {
-        let batch = batch_of(&[("d", opt_strs(&[Some("héllo wörld"), Some("abc"), Some(""), None, Some("日本語のテキスト")]))]);
-        let (out, _) = run_one(&Truncate { fields: vec!["d".into()], length: 5 }, batch);
+        let batch = batch_of(&[(
+            "d",
+            opt_strs(&[
+                Some("héllo wörld"),
+                Some("abc"),
+                Some(""),
+                None,
+                Some("日本語のテキスト"),
+            ]),
+        )]);
+        let (out, _) = run_one(
+            &Truncate {
+                fields: vec!["d".into()],
+                length: 5,
+            },
+            batch,
+        );
         let s = |v: &str| Some(v.to_string());
-        assert_eq!(texts(&out, "d"), vec![s("héllo"), s("abc"), s(""), None, s("日本語のテ")]);
+        assert_eq!(
+            texts(&out, "d"),
+            vec![s("héllo"), s("abc"), s(""), None, s("日本語のテ")]
+        );
     }
 
     #[test]
     fn zero_length_empties_the_text() {
         let batch = batch_of(&[("d", strs(&["abc"]))]);
-        let (out, _) = run_one(&Truncate { fields: vec!["d".into()], length: 0 }, batch);
+        let (out, _) = run_one(
+            &Truncate {
+                fields: vec!["d".into()],
+                length: 0,
+            },
+            batch,
+        );
         assert_eq!(texts(&out, "d"), vec![Some(String::new())]);
     }
 
     #[test]
     fn only_text_fields() {
         let schema = batch_of(&[("n", ints(&[Some(1)]))]).schema();
-        let p = plan_problems(&Truncate { fields: vec!["n".into()], length: 3 }, &schema);
-        assert!(p[0].message.contains("needs a text field"), "{}", p[0].message);
+        let p = plan_problems(
+            &Truncate {
+                fields: vec!["n".into()],
+                length: 3,
+            },
+            &schema,
+        );
+        assert!(
+            p[0].message.contains("needs a text field"),
+            "{}",
+            p[0].message
+        );
     }
 }

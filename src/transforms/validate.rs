@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::fields::{Problems, find, find_typed};
 use crate::engine::TransformContext;
-use crate::node::{BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform};
+use crate::node::{
+    BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
+};
 use crate::records::row_json;
 use crate::types::is_scalar;
 
@@ -83,7 +85,11 @@ impl Validate {
 }
 
 impl NodeConfig for Validate {
-    fn output_schema(&self, input: Option<&SchemaRef>, _: &PlanContext) -> Result<SchemaRef, Vec<ConfigProblem>> {
+    fn output_schema(
+        &self,
+        input: Option<&SchemaRef>,
+        _: &PlanContext,
+    ) -> Result<SchemaRef, Vec<ConfigProblem>> {
         let input = input.expect("a transform has an input");
         self.plan(input)?;
         Ok(input.clone())
@@ -91,14 +97,22 @@ impl NodeConfig for Validate {
 
     fn summary(&self) -> String {
         match self.rules.as_slice() {
-            [r] => format!("{} {:?}", r.field, r.check).to_lowercase().replace("nonnull", "non-null"),
+            [r] => format!("{} {:?}", r.field, r.check)
+                .to_lowercase()
+                .replace("nonnull", "non-null"),
             rules => format!("{} rules", rules.len()),
         }
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        let columns = self.plan(cx.input_schema.as_ref().expect("input")).map_err(|p| NodeError::msg(p[0].message.clone()))?;
-        Ok(Runtime::Transform(Box::new(ValidateRun { rules: self.rules.clone(), columns, seen: 0 })))
+        let columns = self
+            .plan(cx.input_schema.as_ref().expect("input"))
+            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        Ok(Runtime::Transform(Box::new(ValidateRun {
+            rules: self.rules.clone(),
+            columns,
+            seen: 0,
+        })))
     }
 }
 
@@ -119,9 +133,19 @@ fn passes(check: Check, column: &ArrayRef) -> Result<BooleanArray, arrow::error:
     } else {
         // Text that is not a number reads as null here.
         let trimmed = arrow::compute::kernels::cast::cast(column, &DataType::Utf8)?;
-        cast_with_options(&trimmed, &DataType::Float64, &CastOptions { safe: true, ..Default::default() })?
+        cast_with_options(
+            &trimmed,
+            &DataType::Float64,
+            &CastOptions {
+                safe: true,
+                ..Default::default()
+            },
+        )?
     };
-    let numbers = numbers.as_any().downcast_ref::<arrow::array::Float64Array>().expect("Float64");
+    let numbers = numbers
+        .as_any()
+        .downcast_ref::<arrow::array::Float64Array>()
+        .expect("Float64");
     let mut out = BooleanBuilder::with_capacity(column.len());
     for row in 0..column.len() {
         let present = column.is_valid(row);
@@ -137,17 +161,26 @@ fn passes(check: Check, column: &ArrayRef) -> Result<BooleanArray, arrow::error:
 }
 
 impl Transform for ValidateRun {
-    fn apply(&mut self, batch: RecordBatch, cx: &mut TransformContext) -> Result<RecordBatch, NodeError> {
+    fn apply(
+        &mut self,
+        batch: RecordBatch,
+        cx: &mut TransformContext,
+    ) -> Result<RecordBatch, NodeError> {
         let mut keep: Option<BooleanArray> = None;
         for (rule, &i) in self.rules.iter().zip(&self.columns) {
             let ok = passes(rule.check, batch.column(i))?;
             if rule.action == Action::TerminateFlow && ok.false_count() > 0 {
-                let row = (0..ok.len()).find(|&r| !ok.value(r)).expect("a failing row");
+                let row = (0..ok.len())
+                    .find(|&r| !ok.value(r))
+                    .expect("a failing row");
                 return Err(NodeError::msg(format!(
                     "record {} failed the rule `{} {}` and the rule stops the run; nothing was written. The record: {}",
                     self.seen + row as u64 + 1,
                     rule.field,
-                    serde_json::to_value(rule.check).expect("serializes").as_str().unwrap_or_default(),
+                    serde_json::to_value(rule.check)
+                        .expect("serializes")
+                        .as_str()
+                        .unwrap_or_default(),
                     row_json(&batch, row),
                 )));
             }
@@ -170,14 +203,43 @@ mod tests {
     use crate::transforms::testing::*;
 
     fn rule(field: &str, check: Check, action: Action) -> Validate {
-        Validate { rules: vec![Rule { field: field.into(), check, action }] }
+        Validate {
+            rules: vec![Rule {
+                field: field.into(),
+                check,
+                action,
+            }],
+        }
     }
 
     fn sample() -> RecordBatch {
         batch_of(&[
-            ("s", opt_strs(&[Some("1.5"), Some(""), None, Some("-2"), Some("abc"), Some("0")])),
-            ("n", floats(&[Some(1.5), Some(0.0), None, Some(-2.0), Some(f64::NAN), Some(-0.0)])),
-            ("i", ints(&[Some(1), Some(0), None, Some(-2), Some(i64::MIN), Some(7)])),
+            (
+                "s",
+                opt_strs(&[
+                    Some("1.5"),
+                    Some(""),
+                    None,
+                    Some("-2"),
+                    Some("abc"),
+                    Some("0"),
+                ]),
+            ),
+            (
+                "n",
+                floats(&[
+                    Some(1.5),
+                    Some(0.0),
+                    None,
+                    Some(-2.0),
+                    Some(f64::NAN),
+                    Some(-0.0),
+                ]),
+            ),
+            (
+                "i",
+                ints(&[Some(1), Some(0), None, Some(-2), Some(i64::MIN), Some(7)]),
+            ),
         ])
     }
 
@@ -189,11 +251,19 @@ mod tests {
 
     #[test]
     fn each_check_on_text_and_numbers() {
-        assert_eq!(kept_rows("s", Check::NonNull), 5, "an empty text is present");
+        assert_eq!(
+            kept_rows("s", Check::NonNull),
+            5,
+            "an empty text is present"
+        );
         assert_eq!(kept_rows("n", Check::NonNull), 5);
         assert_eq!(kept_rows("s", Check::Numeric), 3, "1.5, -2, 0");
         assert_eq!(kept_rows("n", Check::Numeric), 4, "NaN is not a number");
-        assert_eq!(kept_rows("s", Check::NonZero), 3, "1.5, null, -2 pass; empty, abc, 0 fail");
+        assert_eq!(
+            kept_rows("s", Check::NonZero),
+            3,
+            "1.5, null, -2 pass; empty, abc, 0 fail"
+        );
         assert_eq!(kept_rows("n", Check::NonZero), 4, "0 and -0 fail");
         assert_eq!(kept_rows("i", Check::NonNegative), 4);
         assert_eq!(kept_rows("s", Check::NonNegative), 3, "1.5, null, 0");
@@ -201,8 +271,16 @@ mod tests {
 
     #[test]
     fn terminate_fails_the_run_naming_the_record() {
-        let err = run_many(&rule("i", Check::NonNegative, Action::TerminateFlow), vec![sample()]).err().unwrap();
+        let err = run_many(
+            &rule("i", Check::NonNegative, Action::TerminateFlow),
+            vec![sample()],
+        )
+        .err()
+        .unwrap();
         let msg = err.to_string();
-        assert!(msg.contains("record 4") && msg.contains("non_negative") && msg.contains("\"i\":-2"), "{msg}");
+        assert!(
+            msg.contains("record 4") && msg.contains("non_negative") && msg.contains("\"i\":-2"),
+            "{msg}"
+        );
     }
 }

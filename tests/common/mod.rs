@@ -13,7 +13,9 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -61,7 +63,9 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -81,14 +85,24 @@ pub fn count_records(path: &Path) -> u64 {
     match ext {
         "parquet" => {
             let file = std::fs::File::open(path).unwrap();
-            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap();
             reader.map(|b| b.unwrap().num_rows() as u64).sum()
         }
-        "jsonl" => std::fs::read_to_string(path).unwrap().lines().filter(|l| !l.trim().is_empty()).count() as u64,
-        "json" => serde_json::from_str::<Vec<Value>>(&std::fs::read_to_string(path).unwrap()).unwrap().len() as u64,
+        "jsonl" => std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count() as u64,
+        "json" => serde_json::from_str::<Vec<Value>>(&std::fs::read_to_string(path).unwrap())
+            .unwrap()
+            .len() as u64,
         "csv" => {
             let mut r = csv::Reader::from_path(path).unwrap();
-            r.records().map(|r| r.unwrap()).count() as u64
+            r.records().inspect(|r| assert!(r.is_ok(), "{r:?}")).count() as u64
         }
         other => panic!("unexpected output file type {other}"),
     }

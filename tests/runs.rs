@@ -1,0 +1,822 @@
+//! Runs end to end: bad records set aside with their line numbers, output that is complete
+//! or absent whatever happens, bounded memory, previews.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::*;
+use indexmap::IndexMap;
+use serde_json::{Value, json};
+use tributary::engine::{self, RunEvent, RunOptions, RunStatus};
+use tributary::flow::{Flow, Plan};
+use tributary::paths::Dirs;
+use tributary::workspace;
+
+fn plan(scratch: &Scratch, flow: &Value) -> Plan {
+    let flow = Flow::from_json(&flow.to_string(), "test").unwrap();
+    workspace::plan_flow(
+        &flow,
+        scratch.path(),
+        &IndexMap::new(),
+        &Dirs::under(&scratch.home()),
+    )
+    .unwrap_or_else(|p| panic!("{p:#?}"))
+}
+
+fn options(scratch: &Scratch) -> RunOptions {
+    RunOptions::new(Dirs::under(&scratch.home()))
+}
+
+fn run_cli(scratch: &Scratch, flow: &Value) -> (Option<i32>, Value, String) {
+    let path = scratch.flow("flow.json", flow);
+    let o = scratch.cli(&["run", path.to_str().unwrap(), "--json"]);
+    let record = serde_json::from_str(&stdout(&o)).unwrap_or(Value::Null);
+    (o.status.code(), record, stderr(&o))
+}
+
+fn error_lines(record: &Value) -> Vec<Value> {
+    let path = record["error_output"].as_str().expect("an error output");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn malformed_json_lines_go_to_the_error_output_with_line_numbers() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "in.jsonl",
+        "{\"id\": 1, \"amount\": 10.5, \"name\": \"a\"}\n\
+         {\"id\": 2, \"amount\": 3, \"name\": \"b\"}\n\
+         {\"id\": 3, \"amount\": oops}\n\
+         \n\
+         {\"id\": \"four\", \"amount\": 1, \"name\": \"d\"}\n\
+         [1, 2]\n\
+         {\"id\": 7, \"name\": \"Zoë\"}\n",
+    );
+    let f = flow(
+        vec![
+            node(
+                "src",
+                "source.file",
+                json!({"path": "in.jsonl", "schema": {"id": "integer"}}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("src", "out")],
+    );
+    let (code, record, err) = run_cli(&scratch, &f);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(record["records_processed"], 3);
+    assert_eq!(record["records_written"], 3);
+    assert_eq!(record["records_rejected"], 3);
+    let errors = error_lines(&record);
+    let lines: Vec<u64> = errors.iter().map(|e| e["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, [3, 5, 6]);
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["file"].as_str().unwrap().ends_with("in.jsonl") && e["node"] == "src")
+    );
+    assert!(
+        errors[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON at column 21"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("one JSON object (a record), not an array"),
+        "{}",
+        errors[2]
+    );
+    assert_eq!(
+        errors[1]["record"],
+        "{\"id\": \"four\", \"amount\": 1, \"name\": \"d\"}"
+    );
+    let files = files_under(&scratch.path().join("out"));
+    let text = std::fs::read_to_string(scratch.path().join("out").join(&files[0])).unwrap();
+    assert!(text.contains("Zoë") && text.lines().count() == 3);
+}
+
+#[test]
+fn malformed_csv_rows_go_to_the_error_output_with_line_numbers() {
+    let scratch = Scratch::new();
+    scratch.write("in.csv", "id,amount,when\n1,10.5,2024-01-01\n2,abc,2024-01-02\n3,7\n4,\"1,5\",2024-01-04\n5,8,2024-01-05\n");
+    let f = flow(
+        vec![
+            node(
+                "src",
+                "source.file",
+                json!({"path": "in.csv", "schema": {"amount": "number", "when": "date"}}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "csv"}),
+            ),
+        ],
+        &[("src", "out")],
+    );
+    let (code, record, err) = run_cli(&scratch, &f);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(record["records_written"], 2);
+    assert_eq!(record["records_rejected"], 3);
+    let errors = error_lines(&record);
+    let found: Vec<(u64, String)> = errors
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(found[0].0, 4);
+    assert!(
+        found[0].1.contains("expected 3 fields, found 2"),
+        "{found:?}"
+    );
+    assert_eq!(found[1].0, 3);
+    assert!(
+        found[1].1.contains("`amount`: `abc` is not a valid number"),
+        "{found:?}"
+    );
+    assert_eq!(found[2].0, 5);
+}
+
+#[test]
+fn fail_on_first_error_stops_the_run_and_writes_nothing() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "in.jsonl",
+        "{\"id\": 1}\n{\"id\": 2}\nnot json\n{\"id\": 4}\n",
+    );
+    let f = flow(
+        vec![
+            node(
+                "src",
+                "source.file",
+                json!({"path": "in.jsonl", "fail_on_first_error": true}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("src", "out")],
+    );
+    let (code, record, _) = run_cli(&scratch, &f);
+    assert_eq!(code, Some(1));
+    assert_eq!(record["status"], "Error");
+    assert_eq!(record["error"]["node"], "src");
+    let message = record["error"]["message"].as_str().unwrap();
+    assert!(message.contains("in.jsonl, line 3"), "{message}");
+    assert!(
+        files_under(&scratch.path().join("out")).is_empty(),
+        "no output at all"
+    );
+}
+
+#[test]
+fn a_terminating_validation_rule_fails_the_run_and_writes_nothing() {
+    let scratch = Scratch::new();
+    let f = flow(
+        vec![
+            node(
+                "src",
+                "source.demo_crm",
+                json!({"object": "Opportunity", "records": 50000}),
+            ),
+            node(
+                "check",
+                "transform.validate",
+                json!({"rules": [{"field": "Amount", "check": "non_null", "action": "terminate_flow"}]}),
+            ),
+            node("out", "destination.local", json!({"folder": "out"})),
+        ],
+        &[("src", "check"), ("check", "out")],
+    );
+    let (code, record, _) = run_cli(&scratch, &f);
+    assert_eq!(code, Some(1));
+    assert_eq!(record["error"]["node"], "check");
+    assert!(
+        record["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed the rule `Amount non_null`")
+    );
+    assert_eq!(record["records_written"], 0);
+    assert!(files_under(&scratch.path().join("out")).is_empty());
+}
+
+#[test]
+fn output_of_every_destination_is_absent_when_one_fails() {
+    let scratch = Scratch::new();
+    scratch.write("blocker", "a file where a folder should be");
+    let f = flow(
+        vec![
+            node(
+                "src",
+                "source.demo_crm",
+                json!({"object": "Lead", "records": 3000}),
+            ),
+            node(
+                "good",
+                "destination.local",
+                json!({"folder": "good", "format": "csv"}),
+            ),
+            node(
+                "bad",
+                "destination.local",
+                json!({"folder": "blocker/sub", "format": "csv"}),
+            ),
+        ],
+        &[("src", "good"), ("src", "bad")],
+    );
+    let (code, record, _) = run_cli(&scratch, &f);
+    assert_eq!(code, Some(1));
+    assert_eq!(record["error"]["node"], "bad");
+    assert!(
+        files_under(&scratch.path().join("good")).is_empty(),
+        "{:?}",
+        files_under(&scratch.path().join("good"))
+    );
+}
+
+#[test]
+fn fan_out_feeds_every_branch() {
+    let scratch = Scratch::new();
+    let f = flow(
+        vec![
+            node(
+                "src",
+                "source.demo_crm",
+                json!({"object": "Account", "records": 20000}),
+            ),
+            node(
+                "a",
+                "destination.local",
+                json!({"folder": "a", "format": "parquet"}),
+            ),
+            node(
+                "big",
+                "transform.filter",
+                json!({"conditions": [{"field": "NumberOfEmployees", "operator": "greater_than", "value": 10000}]}),
+            ),
+            node(
+                "b",
+                "destination.local",
+                json!({"folder": "b", "format": "json"}),
+            ),
+        ],
+        &[("src", "a"), ("src", "big"), ("big", "b")],
+    );
+    let (code, record, err) = run_cli(&scratch, &f);
+    assert_eq!(code, Some(0), "{err}");
+    let outputs = record["outputs"].as_array().unwrap();
+    let a: u64 = outputs
+        .iter()
+        .filter(|o| o["location"].as_str().unwrap().contains("/a/"))
+        .map(|o| o["records"].as_u64().unwrap())
+        .sum();
+    let b: u64 = outputs
+        .iter()
+        .filter(|o| o["location"].as_str().unwrap().contains("/b/"))
+        .map(|o| o["records"].as_u64().unwrap())
+        .sum();
+    assert_eq!(a, 20000);
+    assert_eq!(a, b + record["records_dropped"].as_u64().unwrap());
+    assert!(b > 0 && b < a);
+}
+
+#[test]
+fn partitions_and_file_sizes() {
+    let scratch = Scratch::new();
+    let f = flow(
+        vec![
+            node(
+                "src",
+                "source.demo_crm",
+                json!({"object": "Opportunity", "records": 30000}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl", "partition_by": ["StageName"], "file_size_mb": 1, "execution_id_folder": true}),
+            ),
+        ],
+        &[("src", "out")],
+    );
+    let (code, record, err) = run_cli(&scratch, &f);
+    assert_eq!(code, Some(0), "{err}");
+    let id = record["execution_id"].as_str().unwrap();
+    let files = files_under(&scratch.path().join("out"));
+    assert!(files.len() > 8, "several files per partition: {files:?}");
+    let folders: std::collections::BTreeSet<&str> = files
+        .iter()
+        .map(|f| f.rsplit_once('/').unwrap().0)
+        .collect();
+    assert_eq!(folders.len(), 8, "{folders:?}");
+    assert!(folders.contains(format!("{id}/StageName=Closed Won").as_str()));
+    assert!(folders.contains(format!("{id}/StageName=Proposal%2FPrice Quote").as_str()));
+    let total: u64 = files
+        .iter()
+        .map(|f| count_records(&scratch.path().join("out").join(f)))
+        .sum();
+    assert_eq!(total, 30000);
+    for f in &files {
+        let size = std::fs::metadata(scratch.path().join("out").join(f))
+            .unwrap()
+            .len();
+        assert!(size < 2 * 1024 * 1024, "{f} is {size} bytes");
+        let text = std::fs::read_to_string(scratch.path().join("out").join(f)).unwrap();
+        assert!(
+            !text.contains("StageName"),
+            "Hive partitions leave the field out of the files"
+        );
+    }
+}
+
+#[test]
+fn every_format_reads_back_what_was_written() {
+    for format in ["parquet", "csv", "jsonl", "json"] {
+        let scratch = Scratch::new();
+        let write = flow(
+            vec![
+                node(
+                    "src",
+                    "source.demo_crm",
+                    json!({"object": "Opportunity", "records": 2500}),
+                ),
+                node(
+                    "out",
+                    "destination.local",
+                    json!({"folder": "written", "format": format}),
+                ),
+            ],
+            &[("src", "out")],
+        );
+        let (code, _, err) = run_cli(&scratch, &write);
+        assert_eq!(code, Some(0), "{format}: {err}");
+        let read = flow(
+            vec![
+                node(
+                    "src",
+                    "source.file",
+                    json!({"path": format!("written/*.{format}"), "schema": {"CloseDate": "date", "LastModifiedDate": "timestamp"}}),
+                ),
+                node(
+                    "sum",
+                    "transform.aggregate",
+                    json!({"aggregates": [
+                        {"function": "count", "output": "n"},
+                        {"function": "sum", "field": "Amount", "output": "amount"},
+                        {"function": "max", "field": "CloseDate", "output": "last_close"},
+                        {"function": "count_distinct", "field": "Id", "output": "ids"}
+                    ]}),
+                ),
+                node(
+                    "out",
+                    "destination.local",
+                    json!({"folder": "summary", "format": "jsonl"}),
+                ),
+            ],
+            &[("src", "sum"), ("sum", "out")],
+        );
+        let (code, record, err) = run_cli(&scratch, &read);
+        assert_eq!(code, Some(0), "{format}: {err}");
+        assert_eq!(record["records_rejected"], 0, "{format}");
+        let file = files_under(&scratch.path().join("summary"))[0].clone();
+        let summary: Value = serde_json::from_str(
+            std::fs::read_to_string(scratch.path().join("summary").join(file))
+                .unwrap()
+                .trim(),
+        )
+        .unwrap();
+        assert_eq!(summary["n"], 2500, "{format}");
+        assert_eq!(summary["ids"], 2500, "{format}");
+        assert!(
+            summary["last_close"].as_str().unwrap().starts_with("202"),
+            "{format}: {summary}"
+        );
+        let expected = demo_amount_sum(&scratch);
+        assert!(
+            (summary["amount"].as_f64().unwrap() - expected).abs() < 1e-3,
+            "{format}: {summary} vs {expected}"
+        );
+    }
+}
+
+/// The sum of Amount over the same 2,500 demo records, through a preview.
+fn demo_amount_sum(scratch: &Scratch) -> f64 {
+    let f = flow(
+        vec![
+            node(
+                "src",
+                "source.demo_crm",
+                json!({"object": "Opportunity", "records": 2500}),
+            ),
+            node(
+                "sum",
+                "transform.aggregate",
+                json!({"aggregates": [{"function": "sum", "field": "Amount", "output": "amount"}]}),
+            ),
+            node("out", "destination.local", json!({"folder": "unused"})),
+        ],
+        &[("src", "sum"), ("sum", "out")],
+    );
+    let plan = plan(scratch, &f);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let preview = rt
+        .block_on(engine::preview(&plan, "sum", 10_000, &options(scratch)))
+        .unwrap();
+    let col = preview.batches[0].column_by_name("amount").unwrap();
+    col.as_any()
+        .downcast_ref::<arrow::array::Float64Array>()
+        .unwrap()
+        .value(0)
+}
+
+#[test]
+fn previews_sample_the_sources_and_show_before_and_after() {
+    let scratch = Scratch::new();
+    let f = flow(
+        vec![
+            node(
+                "src",
+                "source.demo_crm",
+                json!({"object": "Opportunity", "records": 100000}),
+            ),
+            node(
+                "mask",
+                "transform.mask",
+                json!({"fields": ["CreditCard"], "mode": "all_but_last_n", "n": 4}),
+            ),
+            node("out", "destination.local", json!({"folder": "out"})),
+        ],
+        &[("src", "mask"), ("mask", "out")],
+    );
+    let plan = plan(&scratch, &f);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let p = rt
+        .block_on(engine::preview(&plan, "mask", 25, &options(&scratch)))
+        .unwrap();
+    assert_eq!(p.num_rows(), 25);
+    assert_eq!(p.input.iter().map(|b| b.num_rows()).sum::<usize>(), 25);
+    let before = p.input[0]
+        .column_by_name("CreditCard")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .unwrap()
+        .value(0)
+        .to_string();
+    let after = p.batches[0]
+        .column_by_name("CreditCard")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .unwrap()
+        .value(0)
+        .to_string();
+    assert_eq!(&after[12..], &before[12..]);
+    assert_eq!(&after[..12], "************");
+    let d = rt
+        .block_on(engine::preview(&plan, "out", 5, &options(&scratch)))
+        .unwrap();
+    assert_eq!(
+        d.num_rows(),
+        5,
+        "a destination's preview is what would enter it"
+    );
+    assert!(
+        !scratch.path().join("out").exists(),
+        "a preview writes nothing"
+    );
+}
+
+#[test]
+fn the_preview_command_prints_records() {
+    let scratch = Scratch::new();
+    let o = scratch.cli(&[
+        "preview",
+        "flows/demo-opportunities-to-lake.json",
+        "--node",
+        "name",
+        "--limit",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let records = v["records"].as_array().unwrap();
+    assert!(records.len() <= 3 && !records.is_empty());
+    assert!(records[0]["ContactName"].is_string());
+    assert!(
+        v["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "CloseDate" && f["type"] == "date")
+    );
+    let o = scratch.cli(&[
+        "preview",
+        "flows/demo-opportunities-to-lake.json",
+        "--node",
+        "nope",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no node `nope`"));
+}
+
+fn big_run_flow(folder: &str) -> Value {
+    flow(
+        vec![
+            node(
+                "src",
+                "source.demo_crm",
+                json!({"object": "Opportunity", "records": 50_000_000}),
+            ),
+            node(
+                "mask",
+                "transform.mask",
+                json!({"fields": ["CreditCard"], "mode": "all"}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": folder, "format": "jsonl", "file_size_mb": 1}),
+            ),
+        ],
+        &[("src", "mask"), ("mask", "out")],
+    )
+}
+
+#[test]
+fn a_cancelled_run_leaves_no_output() {
+    let scratch = Scratch::new();
+    let plan = plan(&scratch, &big_run_flow("out"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let record = rt.block_on(async {
+        let mut opts = options(&scratch);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        opts.events = Some(tx);
+        let cancel = opts.cancel.clone();
+        let run = tokio::spawn(async move { engine::run(&plan, opts).await });
+        // Cancel once the destination has finished some files.
+        while let Some(event) = rx.recv().await {
+            if let RunEvent::Node { node, figures } = event
+                && node == "out"
+                && figures.bytes_out > 3 * 1024 * 1024
+            {
+                cancel.cancel();
+                break;
+            }
+        }
+        run.await.unwrap()
+    });
+    assert_eq!(record.status, RunStatus::Canceled);
+    assert!(record.records_processed > 0 && record.records_processed < 50_000_000);
+    assert_eq!(record.records_written, 0);
+    assert!(record.outputs.is_empty());
+    assert!(
+        files_under(&scratch.path().join("out")).is_empty(),
+        "{:?}",
+        files_under(&scratch.path().join("out"))
+    );
+}
+
+#[test]
+fn a_killed_run_leaves_no_partial_file_and_the_next_run_clears_its_staging() {
+    let scratch = Scratch::new();
+    let out = scratch.path().join("out");
+    let path = scratch.flow("big.json", &big_run_flow("out"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["run", path.to_str().unwrap()])
+        .env("TRIBUTARY_HOME", scratch.home())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until it has staged a few files, with a bound on how long that may take.
+    let started = std::time::Instant::now();
+    while files_under(&out).len() < 4 {
+        assert!(started.elapsed().as_secs() < 120, "the run staged nothing");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = files_under(&out);
+    assert!(!left.is_empty());
+    assert!(
+        left.iter().all(|f| f.starts_with(".tributary-staging/")),
+        "only staged files are left: {left:?}"
+    );
+
+    let small = flow(
+        vec![
+            node(
+                "src",
+                "source.demo_crm",
+                json!({"object": "Lead", "records": 10}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("src", "out")],
+    );
+    let (code, _, err) = run_cli(&scratch, &small);
+    assert_eq!(code, Some(0), "{err}");
+    let after = files_under(&out);
+    assert_eq!(
+        after.len(),
+        1,
+        "the killed run's staging is gone: {after:?}"
+    );
+    assert!(!after[0].contains("staging"));
+}
+
+/// A source that sends the same wide batch again and again: 5 GB of records that exist only
+/// while they flow.
+mod stream {
+    use super::*;
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+    use tributary::engine::{Demand, SourceOutput};
+    use tributary::node::*;
+
+    #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+    pub struct Repeat {
+        pub batches: u64,
+    }
+
+    impl NodeKind for Repeat {
+        const TYPE: &'static str = "source.test_repeat";
+        const TITLE: &'static str = "Repeat";
+        const DESCRIPTION: &'static str = "test";
+    }
+
+    pub fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, false),
+            Field::new("text", DataType::Utf8, false),
+        ]))
+    }
+
+    impl NodeConfig for Repeat {
+        fn output_schema(
+            &self,
+            _: Option<&SchemaRef>,
+            _: &PlanContext,
+        ) -> Result<SchemaRef, Vec<ConfigProblem>> {
+            Ok(schema())
+        }
+        fn summary(&self) -> String {
+            String::new()
+        }
+        fn build(&self, _: &BuildContext) -> Result<Runtime, NodeError> {
+            Ok(Runtime::Source(Box::new(RepeatRun {
+                batches: self.batches,
+            })))
+        }
+    }
+
+    struct RepeatRun {
+        batches: u64,
+    }
+
+    impl Source for RepeatRun {
+        fn run(self: Box<Self>, mut out: SourceOutput) -> BoxFuture<Result<(), NodeError>> {
+            Box::pin(async move {
+                let rows = 8192;
+                let text = "x".repeat(600);
+                let batch = RecordBatch::try_new(
+                    schema(),
+                    vec![
+                        Arc::new(Int64Array::from_iter_values(0..rows)),
+                        Arc::new(StringArray::from(vec![text.as_str(); rows as usize])),
+                    ],
+                )?;
+                let bytes = (rows as u64) * 608;
+                for _ in 0..self.batches {
+                    out.add_bytes(bytes);
+                    if out.send(batch.clone()).await? == Demand::Enough {
+                        break;
+                    }
+                }
+                Ok(())
+            })
+        }
+    }
+
+    /// Counts what arrives and keeps nothing.
+    #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+    pub struct Discard {}
+
+    impl NodeKind for Discard {
+        const TYPE: &'static str = "destination.test_discard";
+        const TITLE: &'static str = "Discard";
+        const DESCRIPTION: &'static str = "test";
+    }
+
+    impl NodeConfig for Discard {
+        fn output_schema(
+            &self,
+            input: Option<&SchemaRef>,
+            _: &PlanContext,
+        ) -> Result<SchemaRef, Vec<ConfigProblem>> {
+            Ok(input.unwrap().clone())
+        }
+        fn summary(&self) -> String {
+            String::new()
+        }
+        fn build(&self, _: &BuildContext) -> Result<Runtime, NodeError> {
+            Ok(Runtime::Destination(Box::new(DiscardRun { records: 0 })))
+        }
+    }
+
+    struct DiscardRun {
+        records: u64,
+    }
+
+    impl Destination for DiscardRun {
+        fn write(&mut self, batch: &RecordBatch) -> Result<(), NodeError> {
+            self.records += batch.num_rows() as u64;
+            Ok(())
+        }
+        fn finish(&mut self) -> Result<(), NodeError> {
+            Ok(())
+        }
+        fn commit(self: Box<Self>) -> Result<Vec<OutputLocation>, NodeError> {
+            Ok(vec![OutputLocation {
+                location: "discarded".into(),
+                records: self.records,
+                bytes: 0,
+            }])
+        }
+        fn abort(self: Box<Self>) {}
+        fn bytes_written(&self) -> u64 {
+            0
+        }
+    }
+}
+
+#[test]
+fn a_five_gigabyte_stream_runs_with_a_bounded_number_of_batches_in_flight() {
+    use tributary::flow::PlannedNode;
+    use tributary::node::NodeType;
+    let scratch = Scratch::new();
+    let batches = 1100; // 1,100 × 8,192 records × 608 bytes ≈ 5.5 GB
+    let leak = |t: NodeType| -> &'static NodeType { Box::leak(Box::new(t)) };
+    let filter = tributary::registry::find("transform.filter").unwrap();
+    let schema = stream::schema();
+    let plan = Plan {
+        flow_name: "stream".into(),
+        trigger: Default::default(),
+        base_dir: scratch.path().to_path_buf(),
+        nodes: vec![
+            PlannedNode { id: "src".into(), kind: leak(NodeType::of::<stream::Repeat>()), config: Arc::new(stream::Repeat { batches }), inputs: vec![], outputs: vec![1], schema: schema.clone() },
+            PlannedNode {
+                id: "keep".into(),
+                kind: filter,
+                config: filter.parse(json!({"conditions": [{"field": "n", "operator": "greater_than_or_equal_to", "value": 0}]})).unwrap(),
+                inputs: vec![0],
+                outputs: vec![2],
+                schema: schema.clone(),
+            },
+            PlannedNode { id: "sink".into(), kind: leak(NodeType::of::<stream::Discard>()), config: Arc::new(stream::Discard {}), inputs: vec![1], outputs: vec![], schema },
+        ],
+    };
+    let opts = options(&scratch);
+    let capacity = opts.channel_capacity;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let record = rt.block_on(engine::run(&plan, opts));
+    assert_eq!(record.status, RunStatus::Successful, "{:?}", record.error);
+    assert_eq!(record.records_written, batches * 8192);
+    assert!(record.bytes_processed > 5 * 1024 * 1024 * 1024);
+    // Two channels, each holding at most `capacity` batches plus the one being handed over.
+    assert!(
+        record.peak_batches_in_flight <= 2 * (capacity + 1),
+        "peak {} batches in flight",
+        record.peak_batches_in_flight
+    );
+    assert!(record.peak_batches_in_flight >= 1);
+    let _ = Path::new("");
+}

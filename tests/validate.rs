@@ -1,0 +1,384 @@
+//! `tributary validate` finds every kind of problem, says where it is, and exits 2.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn demo(id: &str) -> Value {
+    node(
+        id,
+        "source.demo_crm",
+        json!({"object": "Opportunity", "records": 10}),
+    )
+}
+
+fn lake(id: &str) -> Value {
+    node(id, "destination.local", json!({"folder": "out"}))
+}
+
+/// Validates `flow` in a scratch folder; returns the problems as printed.
+fn problems(flow: &Value) -> Vec<String> {
+    let scratch = Scratch::new();
+    let path = scratch.flow("flow.json", flow);
+    let o = scratch.cli(&["validate", path.to_str().unwrap()]);
+    let err = stderr(&o);
+    if o.status.code() == Some(0) {
+        return Vec::new();
+    }
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err.lines().skip(1).map(|l| l.trim().to_string()).collect()
+}
+
+fn assert_problem(flow: &Value, wanted: &[&str]) {
+    let found = problems(flow);
+    assert!(
+        found.iter().any(|p| wanted.iter().all(|w| p.contains(w))),
+        "no problem mentions all of {wanted:?}; problems: {found:#?}"
+    );
+}
+
+#[test]
+fn a_good_flow_passes() {
+    assert!(problems(&flow(vec![demo("src"), lake("out")], &[("src", "out")])).is_empty());
+}
+
+#[test]
+fn json_syntax_errors_give_line_and_column() {
+    let scratch = Scratch::new();
+    let path = scratch.write(
+        "broken.json",
+        "{\n  \"format\": \"tributary.flow/1\",\n  \"name\": \"x\"\n  \"nodes\": []\n}\n",
+    );
+    let o = scratch.cli(&["validate", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("broken.json") && err.contains("line 4, column 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_format_version() {
+    let mut f = flow(vec![demo("src"), lake("out")], &[("src", "out")]);
+    f["format"] = json!("tributary.flow/9");
+    assert_problem(&f, &["/format", "unknown flow format `tributary.flow/9`"]);
+}
+
+#[test]
+fn wrong_shapes_name_their_path() {
+    let mut f = flow(vec![demo("src"), lake("out")], &[("src", "out")]);
+    f["nodes"][1]["position"] = json!("left");
+    assert_problem(&f, &["node `out`", "/nodes/1/position"]);
+}
+
+#[test]
+fn unknown_node_type() {
+    assert_problem(
+        &flow(
+            vec![
+                demo("src"),
+                node("x", "transform.teleport", json!({})),
+                lake("out"),
+            ],
+            &[("src", "x"), ("x", "out")],
+        ),
+        &[
+            "node `x`",
+            "/nodes/1/type",
+            "unknown node type `transform.teleport`",
+            "transform.filter",
+        ],
+    );
+}
+
+#[test]
+fn duplicate_node_id() {
+    assert_problem(
+        &flow(vec![demo("a"), lake("a")], &[("a", "a")]),
+        &["/nodes/1/id", "`a` is used by more than one node"],
+    );
+}
+
+#[test]
+fn edge_to_a_missing_node() {
+    assert_problem(
+        &flow(
+            vec![demo("src"), lake("out")],
+            &[("src", "out"), ("src", "ghost")],
+        ),
+        &["/edges/1/to", "`ghost`", "not in the flow"],
+    );
+}
+
+#[test]
+fn a_cycle() {
+    let nodes = vec![
+        demo("src"),
+        node("a", "transform.map_all", json!({})),
+        node("b", "transform.map_all", json!({})),
+        lake("out"),
+    ];
+    let f = flow(nodes, &[("src", "a"), ("a", "b"), ("b", "a"), ("b", "out")]);
+    assert_problem(&f, &["cycle", "`a`", "`b`"]);
+}
+
+#[test]
+fn a_source_with_no_way_to_a_destination() {
+    assert_problem(
+        &flow(
+            vec![demo("src"), demo("lonely"), lake("out")],
+            &[("src", "out")],
+        ),
+        &["node `lonely`", "no way to a destination"],
+    );
+}
+
+#[test]
+fn a_destination_with_no_input() {
+    assert_problem(
+        &flow(
+            vec![demo("src"), lake("out"), lake("idle")],
+            &[("src", "out")],
+        ),
+        &["node `idle`", "has no input"],
+    );
+}
+
+#[test]
+fn edges_into_sources_and_out_of_destinations() {
+    assert_problem(
+        &flow(
+            vec![demo("src"), lake("out"), demo("s2")],
+            &[("src", "out"), ("out", "s2")],
+        ),
+        &["a source takes no input"],
+    );
+    assert_problem(
+        &flow(
+            vec![demo("src"), lake("out"), demo("s2")],
+            &[("src", "out"), ("out", "s2")],
+        ),
+        &["records cannot leave a destination"],
+    );
+}
+
+#[test]
+fn a_transform_naming_a_field_its_input_lacks() {
+    let f = flow(
+        vec![
+            demo("src"),
+            node(
+                "m",
+                "transform.mask",
+                json!({"fields": ["CardNumber"], "mode": "all"}),
+            ),
+            lake("out"),
+        ],
+        &[("src", "m"), ("m", "out")],
+    );
+    assert_problem(
+        &f,
+        &[
+            "node `m`",
+            "/nodes/1/config/fields/0",
+            "no field `CardNumber`",
+            "CreditCard",
+        ],
+    );
+}
+
+#[test]
+fn fields_added_upstream_are_known_downstream() {
+    let f = flow(
+        vec![
+            demo("src"),
+            node(
+                "merge",
+                "transform.merge",
+                json!({"output": "ContactName", "format": "{FirstName} {LastName}"}),
+            ),
+            node(
+                "cut",
+                "transform.truncate",
+                json!({"fields": ["ContactName"], "length": 5}),
+            ),
+            node(
+                "gone",
+                "transform.map_all",
+                json!({"exclude": ["ContactName"]}),
+            ),
+            node(
+                "late",
+                "transform.truncate",
+                json!({"fields": ["ContactName"], "length": 5}),
+            ),
+            lake("out"),
+        ],
+        &[
+            ("src", "merge"),
+            ("merge", "cut"),
+            ("cut", "gone"),
+            ("gone", "late"),
+            ("late", "out"),
+        ],
+    );
+    let found = problems(&f);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(found[0].contains("node `late`") && found[0].contains("no field `ContactName`"));
+}
+
+#[test]
+fn arithmetic_on_a_non_numeric_field() {
+    let f = flow(
+        vec![
+            demo("src"),
+            node(
+                "calc",
+                "transform.arithmetic",
+                json!({"operations": [{"output": "x", "left": "StageName", "operator": "multiply", "right": 2}]}),
+            ),
+            lake("out"),
+        ],
+        &[("src", "calc"), ("calc", "out")],
+    );
+    assert_problem(
+        &f,
+        &[
+            "node `calc`",
+            "/nodes/1/config/operations/0/left",
+            "`StageName` is a string",
+            "numbers only",
+        ],
+    );
+}
+
+#[test]
+fn an_unfilled_placeholder() {
+    let f = flow(
+        vec![
+            demo("src"),
+            node("out", "destination.local", json!({"folder": "${lake}/x"})),
+        ],
+        &[("src", "out")],
+    );
+    assert_problem(
+        &f,
+        &[
+            "node `out`",
+            "/nodes/1/config/folder",
+            "`${lake}` has no value",
+            "--param lake=",
+        ],
+    );
+}
+
+#[test]
+fn a_placeholder_filled_on_the_command_line() {
+    let scratch = Scratch::new();
+    let f = flow(
+        vec![
+            demo("src"),
+            node("out", "destination.local", json!({"folder": "${lake}/x"})),
+        ],
+        &[("src", "out")],
+    );
+    let path = scratch.flow("flow.json", &f);
+    let o = scratch.cli(&["validate", path.to_str().unwrap(), "--param", "lake=/tmp"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn a_connection_that_does_not_exist() {
+    let f = flow(
+        vec![
+            node(
+                "src",
+                "source.demo_crm",
+                json!({"object": "Lead", "connection": "my-salesforce"}),
+            ),
+            lake("out"),
+        ],
+        &[("src", "out")],
+    );
+    assert_problem(
+        &f,
+        &[
+            "node `src`",
+            "/nodes/0/config/connection",
+            "no connection named `my-salesforce`",
+        ],
+    );
+}
+
+#[test]
+fn config_errors_name_the_field() {
+    let f = flow(
+        vec![
+            node("src", "source.demo_crm", json!({"object": "Spaceship"})),
+            lake("out"),
+        ],
+        &[("src", "out")],
+    );
+    assert_problem(&f, &["node `src`", "/nodes/0/config/object", "Spaceship"]);
+    let f = flow(
+        vec![
+            node(
+                "src",
+                "source.demo_crm",
+                json!({"object": "Lead", "recrods": 5}),
+            ),
+            lake("out"),
+        ],
+        &[("src", "out")],
+    );
+    assert_problem(&f, &["unknown field `recrods`"]);
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let f = flow(
+        vec![
+            demo("src"),
+            node(
+                "m",
+                "transform.mask",
+                json!({"fields": ["Nope"], "mode": "all"}),
+            ),
+            node("t", "transform.unknown", json!({})),
+            node("out", "destination.local", json!({"folder": "${missing}"})),
+            lake("idle"),
+        ],
+        &[("src", "m"), ("m", "out"), ("src", "ghost")],
+    );
+    let found = problems(&f);
+    assert!(found.len() >= 5, "{found:#?}");
+}
+
+#[test]
+fn several_files_are_checked_in_one_call() {
+    let scratch = Scratch::new();
+    let good = scratch.flow(
+        "good.json",
+        &flow(vec![demo("src"), lake("out")], &[("src", "out")]),
+    );
+    let bad = scratch.flow("bad.json", &flow(vec![demo("src")], &[]));
+    let o = scratch.cli(&["validate", good.to_str().unwrap(), bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stdout(&o).contains("good.json: ok"));
+    assert!(stderr(&o).contains("bad.json: 1 problem"));
+}
+
+#[test]
+fn a_missing_file_is_an_invalid_command() {
+    let scratch = Scratch::new();
+    let o = scratch.cli(&["validate", "/no/such/flow.json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("cannot read flow file /no/such/flow.json"),
+        "{}",
+        stderr(&o)
+    );
+}
