@@ -16,4 +16,5 @@ pub mod registry;
 pub mod schema;
 pub mod transforms;
 pub mod types;
+pub mod ui;
 pub mod workspace;

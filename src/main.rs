@@ -22,14 +22,16 @@ use tributary::{registry, schema, workspace};
     version,
     about = "Move records from SaaS apps and files to your data lake, on your own machine."
 )]
-#[command(arg_required_else_help = true)]
 struct Cli {
+    /// Without a command, the app opens.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Open the app, with a flow file or the demo flow.
+    Gui { flow: Option<PathBuf> },
     /// Run a flow and report what it did.
     Run {
         flow: PathBuf,
@@ -91,7 +93,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match execute(cli.command) {
+    match execute(cli.command.unwrap_or(Command::Gui { flow: None })) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -103,6 +105,10 @@ fn main() -> ExitCode {
 fn execute(command: Command) -> anyhow::Result<u8> {
     let dirs = Dirs::from_env();
     match command {
+        Command::Gui { flow } => {
+            tributary::ui::run(flow)?;
+            Ok(0)
+        }
         Command::Run { flow, params, json } => run(flow, params.into_iter().collect(), json, dirs),
         Command::Validate { flows, params } => {
             let overrides: IndexMap<String, String> = params.into_iter().collect();

@@ -108,6 +108,8 @@ pub trait NodeKind: NodeConfig + DeserializeOwned + JsonSchema {
     const TITLE: &'static str;
     /// One line for the palette and `tributary connectors`.
     const DESCRIPTION: &'static str;
+    /// A symbol for the palette and the canvas.
+    const ICON: &'static str;
 }
 
 /// One entry of the registry.
@@ -116,6 +118,7 @@ pub struct NodeType {
     pub role: Role,
     pub title: &'static str,
     pub description: &'static str,
+    pub icon: &'static str,
     parse: fn(serde_json::Value) -> Result<Arc<dyn NodeConfig>, ConfigProblem>,
     schema: fn(&mut SchemaGenerator) -> Schema,
 }
@@ -127,6 +130,7 @@ impl NodeType {
             role: Role::of_type(K::TYPE),
             title: K::TITLE,
             description: K::DESCRIPTION,
+            icon: K::ICON,
             parse: parse_config::<K>,
             schema: |g| g.subschema_for::<K>(),
         }

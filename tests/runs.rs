@@ -671,6 +671,7 @@ mod stream {
         const TYPE: &'static str = "source.test_repeat";
         const TITLE: &'static str = "Repeat";
         const DESCRIPTION: &'static str = "test";
+        const ICON: &'static str = "";
     }
 
     pub fn schema() -> SchemaRef {
@@ -734,6 +735,7 @@ mod stream {
         const TYPE: &'static str = "destination.test_discard";
         const TITLE: &'static str = "Discard";
         const DESCRIPTION: &'static str = "test";
+        const ICON: &'static str = "";
     }
 
     impl NodeConfig for Discard {

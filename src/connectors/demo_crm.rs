@@ -55,6 +55,7 @@ pub enum CrmObject {
 impl NodeKind for DemoCrm {
     const TYPE: &'static str = "source.demo_crm";
     const TITLE: &'static str = "Demo CRM";
+    const ICON: &'static str = "🏢";
     const DESCRIPTION: &'static str =
         "Made-up Salesforce-like accounts, contacts, opportunities and leads; no account needed";
 }

@@ -63,6 +63,7 @@ const INFER_RECORDS: usize = 1000;
 impl NodeKind for FileSource {
     const TYPE: &'static str = "source.file";
     const TITLE: &'static str = "File";
+    const ICON: &'static str = "📄";
     const DESCRIPTION: &'static str = "Read CSV, JSON lines, JSON or Parquet files";
 }
 

@@ -41,6 +41,7 @@ pub struct LocalDestination {
     pub execution_id_folder: bool,
     /// Hive-style folders by these fields' values: `StageName=Closed Won/…`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-field" = true))]
     pub partition_by: Vec<String>,
     /// Also keep the partition fields inside the files (Hive leaves them out).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -58,6 +59,7 @@ fn parquet() -> FileFormat {
 impl NodeKind for LocalDestination {
     const TYPE: &'static str = "destination.local";
     const TITLE: &'static str = "Local folder";
+    const ICON: &'static str = "📁";
     const DESCRIPTION: &'static str = "Write CSV, JSON lines, JSON or Parquet files to a folder";
 }
 

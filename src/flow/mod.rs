@@ -10,7 +10,7 @@ pub mod validate;
 
 pub use model::{Edge, FORMAT, Flow, Node, Trigger};
 pub use validate::Context as ValidateContext;
-pub use validate::{Plan, PlannedNode, Problem, validate};
+pub use validate::{Analysis, Plan, PlannedNode, Problem, analyze, validate};
 
 use std::path::Path;
 

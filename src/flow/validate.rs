@@ -76,8 +76,25 @@ pub struct Context<'a> {
     pub connections: &'a [String],
 }
 
+/// Everything validation learns about a flow, problems or not: the app shows problems on
+/// their nodes and offers the fields each node receives while the flow is still unfinished.
+#[derive(Debug, Clone, Default)]
+pub struct Analysis {
+    pub problems: Vec<Problem>,
+    /// The output schema of each node whose config and inputs are good, by node id.
+    pub schemas: HashMap<String, SchemaRef>,
+    /// The plan, when there are no problems.
+    pub plan: Option<Plan>,
+}
+
 /// Validates `flow` and, when it has no problems, plans it.
 pub fn validate(flow: &Flow, cx: &Context) -> Result<Plan, Vec<Problem>> {
+    let analysis = analyze(flow, cx);
+    analysis.plan.ok_or(analysis.problems)
+}
+
+/// Checks every node and edge, and works out each node's output schema.
+pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
     let mut problems = Vec::new();
     let params = params::merge(&flow.params, cx.overrides);
     let problem = |node: Option<&str>, path: String, message: String| Problem {
@@ -311,8 +328,13 @@ pub fn validate(flow: &Flow, cx: &Context) -> Result<Plan, Vec<Problem>> {
             "the flow has no nodes yet: add a source and a destination".into(),
         ));
     }
+    let known: HashMap<String, SchemaRef> = schemas
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| Some((flow.nodes[i].id.clone(), s.clone()?)))
+        .collect();
     if !problems.is_empty() {
-        return Err(problems);
+        return Analysis { problems, schemas: known, plan: None };
     }
 
     let position: HashMap<usize, usize> = order.iter().enumerate().map(|(p, &i)| (i, p)).collect();
@@ -327,12 +349,13 @@ pub fn validate(flow: &Flow, cx: &Context) -> Result<Plan, Vec<Problem>> {
             schema: schemas[i].clone().expect("checked above"),
         })
         .collect();
-    Ok(Plan {
+    let plan = Plan {
         flow_name: flow.name.clone(),
         trigger: flow.trigger.clone(),
         base_dir: cx.base_dir.clone(),
         nodes,
-    })
+    };
+    Analysis { problems, schemas: known, plan: Some(plan) }
 }
 
 /// Kahn's algorithm; keeps the file's order among nodes that are free at the same time,

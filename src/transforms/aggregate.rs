@@ -26,6 +26,7 @@ pub struct Aggregate {
     /// One output record per distinct combination of these fields; one record in all when
     /// empty.
     #[serde(default)]
+    #[schemars(extend("x-field" = true))]
     pub group_by: Vec<String>,
     pub aggregates: Vec<Aggregation>,
 }
@@ -36,6 +37,7 @@ pub struct Aggregation {
     pub function: Function,
     /// The field to aggregate; `count` without a field counts records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-field" = true))]
     pub field: Option<String>,
     /// The output field's name.
     pub output: String,
@@ -56,6 +58,7 @@ pub enum Function {
 impl NodeKind for Aggregate {
     const TYPE: &'static str = "transform.aggregate";
     const TITLE: &'static str = "Aggregate";
+    const ICON: &'static str = "Σ";
     const DESCRIPTION: &'static str = "Group records and count, sum, average, min, max";
 }
 
@@ -232,7 +235,9 @@ struct AggregateRun {
 impl AggregateRun {
     fn add_group(&mut self, key: OwnedRow) -> usize {
         let g = self.keys.len();
-        self.groups.insert(key.as_ref().as_ref().into(), g);
+        let row = key.row();
+        let bytes: &[u8] = row.as_ref();
+        self.groups.insert(bytes.into(), g);
         self.keys.push(key);
         self.push_slots();
         g

@@ -30,8 +30,10 @@ pub struct Arithmetic {
 pub struct Operation {
     /// The field that gets the result; an existing one is replaced.
     pub output: String,
+    #[schemars(extend("x-field" = true))]
     pub left: Operand,
     pub operator: ArithmeticOperator,
+    #[schemars(extend("x-field" = true))]
     pub right: Operand,
     /// Round the result to this many decimal places (half away from zero).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,6 +60,7 @@ pub enum ArithmeticOperator {
 impl NodeKind for Arithmetic {
     const TYPE: &'static str = "transform.arithmetic";
     const TITLE: &'static str = "Arithmetic";
+    const ICON: &'static str = "🔢";
     const DESCRIPTION: &'static str = "Add, subtract, multiply or divide into a field";
 }
 

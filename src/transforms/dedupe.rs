@@ -23,12 +23,14 @@ pub struct Dedupe {
     /// Records with equal values in these fields are duplicates; all fields when empty.
     /// Nulls are equal to each other here.
     #[serde(default)]
+    #[schemars(extend("x-field" = true))]
     pub keys: Vec<String>,
 }
 
 impl NodeKind for Dedupe {
     const TYPE: &'static str = "transform.dedupe";
     const TITLE: &'static str = "Dedupe";
+    const ICON: &'static str = "⧉";
     const DESCRIPTION: &'static str = "Keep the first record for each key";
 }
 

@@ -28,12 +28,14 @@ pub struct Filter {
     pub conditions: Vec<Condition>,
     /// Keep only these fields (AppFlow's PROJECTION); all fields when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-field" = true))]
     pub fields: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
+    #[schemars(extend("x-field" = true))]
     pub field: String,
     pub operator: Operator,
     /// What to compare with, written as the field's type reads it: `1000`, `"Closed Won"`,
@@ -60,6 +62,7 @@ pub enum Operator {
 impl NodeKind for Filter {
     const TYPE: &'static str = "transform.filter";
     const TITLE: &'static str = "Filter";
+    const ICON: &'static str = "⛛";
     const DESCRIPTION: &'static str = "Keep the records that meet conditions";
 }
 

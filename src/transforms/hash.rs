@@ -23,6 +23,7 @@ use crate::types::is_scalar;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Hash {
+    #[schemars(extend("x-field" = true))]
     pub fields: Vec<String>,
     /// Prepended to every value before hashing; keep it in a `${param}` to keep it out of
     /// the flow file.
@@ -33,6 +34,7 @@ pub struct Hash {
 impl NodeKind for Hash {
     const TYPE: &'static str = "transform.hash";
     const TITLE: &'static str = "Hash";
+    const ICON: &'static str = "#";
     const DESCRIPTION: &'static str = "Replace fields with their SHA-256 hash";
 }
 

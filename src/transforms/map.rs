@@ -29,6 +29,7 @@ pub struct Map {
 #[serde(deny_unknown_fields)]
 pub struct FieldMapping {
     /// The field in the input.
+    #[schemars(extend("x-field" = true))]
     pub source: String,
     /// Its name in the output; the source name when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,6 +49,7 @@ impl FieldMapping {
 impl NodeKind for Map {
     const TYPE: &'static str = "transform.map";
     const TITLE: &'static str = "Map";
+    const ICON: &'static str = "🔀";
     const DESCRIPTION: &'static str = "Choose, rename and convert fields";
 }
 
@@ -182,12 +184,14 @@ impl Transform for MapRun {
 pub struct MapAll {
     /// Fields to leave out.
     #[serde(default)]
+    #[schemars(extend("x-field" = true))]
     pub exclude: Vec<String>,
 }
 
 impl NodeKind for MapAll {
     const TYPE: &'static str = "transform.map_all";
     const TITLE: &'static str = "Map all";
+    const ICON: &'static str = "☰";
     const DESCRIPTION: &'static str = "Pass every field except the ones listed";
 }
 

@@ -21,6 +21,7 @@ use crate::types::is_scalar;
 #[serde(deny_unknown_fields)]
 pub struct Mask {
     /// The fields to mask; each becomes text.
+    #[schemars(extend("x-field" = true))]
     pub fields: Vec<String>,
     pub mode: MaskMode,
     /// The N of the `first_n`, `last_n`, `all_but_first_n` and `all_but_last_n` modes.
@@ -53,6 +54,7 @@ pub enum MaskMode {
 impl NodeKind for Mask {
     const TYPE: &'static str = "transform.mask";
     const TITLE: &'static str = "Mask";
+    const ICON: &'static str = "🔒";
     const DESCRIPTION: &'static str = "Hide characters of sensitive fields";
 }
 

@@ -30,6 +30,7 @@ pub struct Merge {
 impl NodeKind for Merge {
     const TYPE: &'static str = "transform.merge";
     const TITLE: &'static str = "Merge";
+    const ICON: &'static str = "➕";
     const DESCRIPTION: &'static str = "Join fields into a new text field";
 }
 

@@ -21,6 +21,7 @@ use crate::types::is_string;
 #[serde(deny_unknown_fields)]
 pub struct Truncate {
     /// Text fields to cut.
+    #[schemars(extend("x-field" = true))]
     pub fields: Vec<String>,
     /// The most characters to keep.
     pub length: u64,
@@ -29,6 +30,7 @@ pub struct Truncate {
 impl NodeKind for Truncate {
     const TYPE: &'static str = "transform.truncate";
     const TITLE: &'static str = "Truncate";
+    const ICON: &'static str = "✂";
     const DESCRIPTION: &'static str = "Cut text fields to a length";
 }
 

@@ -26,6 +26,7 @@ pub struct Validate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
+    #[schemars(extend("x-field" = true))]
     pub field: String,
     pub check: Check,
     /// What happens to a record that fails.
@@ -59,6 +60,7 @@ pub enum Action {
 impl NodeKind for Validate {
     const TYPE: &'static str = "transform.validate";
     const TITLE: &'static str = "Validate";
+    const ICON: &'static str = "✔";
     const DESCRIPTION: &'static str = "Drop records, or stop the run, when a check fails";
 }
 

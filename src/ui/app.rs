@@ -1,0 +1,228 @@
+//! The window: menu bar and toolbar, palette on the left, canvas in the middle, inspector
+//! on the right, Preview/Run/Cost/Problems below. Drawing code only gathers commands; the
+//! state applies them.
+
+use egui::{Key, KeyboardShortcut, Modifiers, RichText, Ui};
+
+use super::canvas::Canvas;
+use super::commands::Command;
+use super::state::AppState;
+use super::worker::Worker;
+use super::{inspector, palette, panels};
+
+pub struct TributaryApp {
+    pub state: AppState,
+    pub worker: Worker,
+    pub canvas: Canvas,
+    title: String,
+}
+
+const SHORTCUTS: &[(Modifiers, Key, Command)] = &[];
+
+fn shortcut(ui: &Ui, modifiers: Modifiers, key: Key) -> bool {
+    ui.ctx().input_mut(|i| i.consume_shortcut(&KeyboardShortcut::new(modifiers, key)))
+}
+
+impl TributaryApp {
+    pub fn new(state: AppState, worker: Worker) -> Self {
+        let mut canvas = Canvas::default();
+        canvas.fit_to_view();
+        Self { state, worker, canvas, title: String::new() }
+    }
+
+    fn apply(&mut self, commands: Vec<Command>) {
+        for c in commands {
+            self.state.apply(c, &self.worker);
+        }
+    }
+
+    /// The whole window, inside `ui`.
+    pub fn ui(&mut self, ui: &mut Ui) {
+        let _ = SHORTCUTS;
+        self.state.poll(&self.worker);
+        let mut commands = self.shortcuts(ui);
+
+        egui::Panel::top("menu").show(ui, |ui| {
+            commands.extend(self.menu(ui));
+        });
+        egui::Panel::top("toolbar").show(ui, |ui| {
+            commands.extend(self.toolbar(ui));
+        });
+        egui::Panel::left("palette").resizable(true).default_size(250.0).size_range(180.0..=420.0).show(ui, |ui| {
+            ui.add_space(4.0);
+            commands.extend(palette::ui(ui, &mut self.state.palette_search, self.canvas.center));
+        });
+        egui::Panel::right("inspector").resizable(true).default_size(340.0).size_range(260.0..=560.0).show(ui, |ui| {
+            ui.add_space(4.0);
+            commands.extend(inspector::ui(ui, &self.state));
+        });
+        egui::Panel::bottom("panels").resizable(true).default_size(270.0).size_range(120.0..=700.0).show(ui, |ui| {
+            ui.add_space(2.0);
+            commands.extend(panels::tabs(ui, &self.state));
+        });
+        egui::CentralPanel::default().frame(egui::Frame::new().fill(ui.visuals().extreme_bg_color)).show(ui, |ui| {
+            commands.extend(self.canvas.ui(ui, &self.state));
+        });
+        self.apply(commands);
+
+        let title = self.state.doc.title();
+        if title != self.title {
+            ui.ctx().send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
+        if self.state.run.is_running() {
+            // Live counts and the chart move even when no event arrives this instant.
+            ui.ctx().request_repaint_after(std::time::Duration::from_millis(100));
+        }
+    }
+
+    fn shortcuts(&mut self, ui: &Ui) -> Vec<Command> {
+        let mut c = Vec::new();
+        let cmd = Modifiers::COMMAND;
+        if shortcut(ui, cmd, Key::N) {
+            c.push(Command::NewFlow);
+        }
+        if shortcut(ui, cmd, Key::O) {
+            c.push(Command::ChooseFlowToOpen);
+        }
+        if shortcut(ui, cmd | Modifiers::SHIFT, Key::S) {
+            c.push(Command::ChooseSaveAs);
+        }
+        if shortcut(ui, cmd, Key::S) {
+            c.push(Command::Save);
+        }
+        if shortcut(ui, cmd, Key::R) {
+            c.push(Command::Run);
+        }
+        if shortcut(ui, cmd | Modifiers::SHIFT, Key::Z) || shortcut(ui, cmd, Key::Y) {
+            c.push(Command::Redo);
+        }
+        // Editing keys belong to a text field when one has the focus.
+        let typing = ui.ctx().memory(|m| m.focused().is_some());
+        if typing {
+            return c;
+        }
+        if shortcut(ui, cmd, Key::Z) {
+            c.push(Command::Undo);
+        }
+        if shortcut(ui, cmd, Key::D) {
+            c.push(Command::Duplicate);
+        }
+        if shortcut(ui, cmd, Key::A) {
+            c.push(Command::SelectAll);
+        }
+        if shortcut(ui, Modifiers::NONE, Key::F) {
+            self.canvas.fit_to_view();
+        }
+        let events: Vec<egui::Event> = ui.ctx().input(|i| i.events.clone());
+        for e in events {
+            match e {
+                egui::Event::Copy => c.push(Command::Copy),
+                egui::Event::Paste(_) => c.push(Command::Paste),
+                egui::Event::Key { key: Key::Delete | Key::Backspace, pressed: true, .. } if !self.state.selection.is_empty() => {
+                    c.push(Command::RemoveNodes(self.state.selection.clone()));
+                }
+                _ => {}
+            }
+        }
+        c
+    }
+
+    fn menu(&mut self, ui: &mut Ui) -> Vec<Command> {
+        let mut c = Vec::new();
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("File", |ui| {
+                for (label, key, command) in [
+                    ("New flow", "Ctrl+N", Command::NewFlow),
+                    ("Open…", "Ctrl+O", Command::ChooseFlowToOpen),
+                    ("Save", "Ctrl+S", Command::Save),
+                    ("Save as…", "Ctrl+Shift+S", Command::ChooseSaveAs),
+                ] {
+                    if ui.add(egui::Button::new(label).shortcut_text(key)).clicked() {
+                        c.push(command);
+                    }
+                }
+                ui.separator();
+                if ui.button("Quit").clicked() {
+                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+            });
+            ui.menu_button("Edit", |ui| {
+                let some = !self.state.selection.is_empty();
+                for (label, key, command, enabled) in [
+                    ("Undo", "Ctrl+Z", Command::Undo, true),
+                    ("Redo", "Ctrl+Shift+Z", Command::Redo, true),
+                    ("Copy", "Ctrl+C", Command::Copy, some),
+                    ("Paste", "Ctrl+V", Command::Paste, true),
+                    ("Duplicate", "Ctrl+D", Command::Duplicate, some),
+                    ("Delete", "Del", Command::RemoveNodes(self.state.selection.clone()), some),
+                    ("Select all", "Ctrl+A", Command::SelectAll, true),
+                ] {
+                    if ui.add_enabled(enabled, egui::Button::new(label).shortcut_text(key)).clicked() {
+                        c.push(command);
+                    }
+                }
+            });
+            ui.menu_button("View", |ui| {
+                if ui.add(egui::Button::new("Fit flow to view").shortcut_text("F")).clicked() {
+                    self.canvas.fit_to_view();
+                }
+                egui::widgets::global_theme_preference_buttons(ui);
+            });
+            ui.menu_button("Run", |ui| {
+                if ui.add_enabled(!self.state.run.is_running(), egui::Button::new("Run flow").shortcut_text("Ctrl+R")).clicked() {
+                    c.push(Command::Run);
+                }
+                if ui.add_enabled(self.state.run.is_running(), egui::Button::new("Cancel run")).clicked() {
+                    c.push(Command::CancelRun);
+                }
+            });
+        });
+        c
+    }
+
+    fn toolbar(&mut self, ui: &mut Ui) -> Vec<Command> {
+        let mut c = Vec::new();
+        ui.horizontal(|ui| {
+            ui.add_space(2.0);
+            if self.state.run.is_running() {
+                if ui.add(egui::Button::new(RichText::new("⏹ Cancel").size(15.0))).clicked() {
+                    c.push(Command::CancelRun);
+                }
+                ui.spinner();
+            } else {
+                let run = egui::Button::new(RichText::new("▶ Run").size(15.0).color(egui::Color32::WHITE)).fill(egui::Color32::from_rgb(0x2f, 0x7d, 0x5b));
+                if ui.add(run).on_hover_text("Run the whole flow (Ctrl+R)").clicked() {
+                    c.push(Command::Run);
+                }
+            }
+            ui.separator();
+            ui.label(RichText::new(&self.state.doc.flow.name).strong());
+            if self.state.doc.is_dirty() {
+                ui.label(RichText::new("unsaved").weak());
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let problems = self.state.analysis.problems.len();
+                if self.state.analysis_revision == self.state.doc.revision {
+                    if problems == 0 {
+                        ui.label(RichText::new("✔ ready to run").color(egui::Color32::from_rgb(0x2f, 0x9e, 0x5b)));
+                    } else if ui.link(RichText::new(format!("⚠ {problems} problem{}", if problems == 1 { "" } else { "s" })).color(ui.visuals().error_fg_color)).clicked() {
+                        c.push(Command::ShowTab(super::state::Tab::Problems));
+                    }
+                }
+                if let Some(status) = &self.state.status {
+                    ui.separator();
+                    let color = if status.error { ui.visuals().error_fg_color } else { ui.visuals().weak_text_color() };
+                    ui.label(RichText::new(&status.text).color(color));
+                }
+            });
+        });
+        c
+    }
+}
+
+impl eframe::App for TributaryApp {
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        TributaryApp::ui(self, ui);
+    }
+}

@@ -1,0 +1,383 @@
+//! The canvas: the flow's nodes and connections in the node editor. The flow is the truth;
+//! the editor's graph is a view of it, brought up to date after every change, and what the
+//! user does in it comes back as commands.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use egui::{Color32, RichText, Ui, Vec2};
+use egui_graph_edit::{
+    DataTypeTrait, Graph, GraphEditorState, InputParamKind, NodeDataTrait, NodeId, NodeResponse, NodeTemplateIter, NodeTemplateTrait, UserResponseTrait,
+    WidgetValueTrait,
+};
+
+use super::commands::Command;
+use super::state::AppState;
+use crate::engine::{NodeFigures, NodeState};
+use crate::node::{NodeType, Role};
+use crate::registry;
+
+/// Records are the only thing that flows between nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Records;
+
+impl DataTypeTrait<()> for Records {
+    fn data_type_color(&self, _: &mut ()) -> Color32 {
+        Color32::from_rgb(0x3d, 0x8b, 0xd9)
+    }
+
+    fn name(&self) -> Cow<'_, str> {
+        Cow::Borrowed("records")
+    }
+}
+
+/// Ports carry no inline value.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoValue;
+
+#[derive(Debug, Clone, Copy)]
+pub struct NoResponse;
+
+impl UserResponseTrait for NoResponse {}
+
+impl WidgetValueTrait for NoValue {
+    type Response = NoResponse;
+    type UserState = ();
+    type NodeData = NodeView;
+
+    fn value_widget(&mut self, _: &str, _: NodeId, _: &mut Ui, _: &mut (), _: &NodeView) -> Vec<NoResponse> {
+        Vec::new()
+    }
+
+    fn value_widget_connected(&mut self, _: &str, _: NodeId, _: &mut Ui, _: &mut (), _: &NodeView) -> Vec<NoResponse> {
+        Vec::new()
+    }
+}
+
+/// What a node on the canvas shows.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    pub id: String,
+    pub kind: &'static NodeType,
+    pub summary: String,
+    pub figures: Option<NodeFigures>,
+    pub problem: Option<String>,
+}
+
+impl NodeView {
+    fn new(kind: &'static NodeType) -> Self {
+        Self { id: String::new(), kind, summary: String::new(), figures: None, problem: None }
+    }
+}
+
+fn role_color(role: Role) -> Color32 {
+    match role {
+        Role::Source => Color32::from_rgb(0x2f, 0x7d, 0x5b),
+        Role::Transform => Color32::from_rgb(0x5b, 0x5f, 0x97),
+        Role::Destination => Color32::from_rgb(0x9a, 0x62, 0x2b),
+    }
+}
+
+impl NodeDataTrait for NodeView {
+    type Response = NoResponse;
+    type UserState = ();
+    type DataType = Records;
+    type ValueType = NoValue;
+
+    fn bottom_ui(&self, ui: &mut Ui, _: NodeId, _: &Graph<NodeView, Records, NoValue>, _: &mut ()) -> Vec<NodeResponse<NoResponse, NodeView>> {
+        ui.set_max_width(220.0);
+        ui.label(RichText::new(&self.summary).small().weak());
+        if let Some(f) = &self.figures {
+            let (text, color) = match f.state {
+                NodeState::Idle => ("waiting".to_string(), ui.visuals().weak_text_color()),
+                NodeState::Running => (format!("running · {} in · {} out", f.records_in, f.records_out), Color32::from_rgb(0x3d, 0x8b, 0xd9)),
+                NodeState::Done => (format!("done · {} in · {} out", f.records_in, f.records_out), Color32::from_rgb(0x2f, 0x9e, 0x5b)),
+                NodeState::Failed => ("failed".to_string(), ui.visuals().error_fg_color),
+                NodeState::Canceled => ("cancelled".to_string(), ui.visuals().warn_fg_color),
+            };
+            let text = match (f.state, self.kind.role) {
+                (NodeState::Running | NodeState::Done, Role::Source) => text.replace(&format!(" · {} in", f.records_in), ""),
+                (NodeState::Running | NodeState::Done, Role::Destination) => text.replace(&format!(" · {} out", f.records_out), ""),
+                _ => text,
+            };
+            ui.label(RichText::new(text).small().color(color));
+        }
+        if let Some(p) = &self.problem {
+            ui.label(RichText::new("⚠ needs attention").small().color(ui.visuals().error_fg_color)).on_hover_text(p);
+        }
+        Vec::new()
+    }
+
+    fn titlebar_color(&self, _: &Ui, _: NodeId, _: &Graph<NodeView, Records, NoValue>, _: &mut ()) -> Option<Color32> {
+        Some(role_color(self.kind.role).gamma_multiply(0.55))
+    }
+
+    fn border_color(&self, ui: &Ui, _: NodeId, _: &Graph<NodeView, Records, NoValue>, _: &mut ()) -> Option<Color32> {
+        if self.problem.is_some() {
+            return Some(ui.visuals().error_fg_color);
+        }
+        match self.figures.as_ref().map(|f| f.state) {
+            Some(NodeState::Running) => Some(Color32::from_rgb(0x3d, 0x8b, 0xd9)),
+            Some(NodeState::Done) => Some(Color32::from_rgb(0x2f, 0x9e, 0x5b)),
+            Some(NodeState::Failed) => Some(ui.visuals().error_fg_color),
+            _ => None,
+        }
+    }
+
+    fn can_flip(&self, _: NodeId, _: &Graph<NodeView, Records, NoValue>, _: &mut ()) -> bool {
+        false
+    }
+}
+
+/// A node type, as the right-click node finder offers it.
+#[derive(Clone, Copy)]
+pub struct Template(pub &'static NodeType);
+
+impl NodeTemplateTrait for Template {
+    type NodeData = NodeView;
+    type DataType = Records;
+    type ValueType = NoValue;
+    type UserState = ();
+    type CategoryType = &'static str;
+
+    fn node_finder_label(&self, _: &mut ()) -> Cow<'_, str> {
+        Cow::Owned(format!("{} {}", self.0.icon, self.0.title))
+    }
+
+    fn node_finder_categories(&self, _: &mut ()) -> Vec<&'static str> {
+        vec![match self.0.role {
+            Role::Source => "Sources",
+            Role::Transform => "Transforms",
+            Role::Destination => "Destinations",
+        }]
+    }
+
+    fn node_graph_label(&self, _: &mut ()) -> String {
+        format!("{} {}", self.0.icon, self.0.title)
+    }
+
+    fn user_data(&self, _: &mut ()) -> NodeView {
+        NodeView::new(self.0)
+    }
+
+    fn build_node(&self, graph: &mut Graph<NodeView, Records, NoValue>, _: &mut (), node: NodeId) {
+        add_ports(graph, node, self.0.role);
+    }
+}
+
+fn add_ports(graph: &mut Graph<NodeView, Records, NoValue>, node: NodeId, role: Role) {
+    if role != Role::Source {
+        graph.add_input_param(node, "in".into(), Records, NoValue, InputParamKind::ConnectionOnly, true);
+    }
+    if role != Role::Destination {
+        graph.add_output_param(node, "out".into(), Records);
+    }
+}
+
+struct AllTemplates;
+
+impl NodeTemplateIter for AllTemplates {
+    type Item = Template;
+
+    fn all_kinds(&self) -> Vec<Template> {
+        registry::all().iter().map(Template).collect()
+    }
+}
+
+/// A palette entry being dragged onto the canvas.
+#[derive(Debug, Clone)]
+pub struct PaletteDrag(pub &'static str);
+
+type Editor = GraphEditorState<NodeView, Records, NoValue, Template, ()>;
+
+#[derive(Default)]
+pub struct Canvas {
+    editor: Editor,
+    to_graph: HashMap<String, NodeId>,
+    to_flow: HashMap<NodeId, String>,
+    synced_revision: u64,
+    synced_selection: Vec<String>,
+    /// Where a node added by a click in the palette goes: the middle of the view.
+    pub center: [f32; 2],
+    fit_requested: bool,
+}
+
+impl Canvas {
+    pub fn fit_to_view(&mut self) {
+        self.fit_requested = true;
+    }
+
+    /// Brings the graph up to date with the flow, keeping the editor's own ids for nodes
+    /// that are still there so drags and selections survive.
+    fn sync(&mut self, state: &AppState) {
+        let flow = &state.doc.flow;
+        if self.synced_revision != state.doc.revision {
+            self.synced_revision = state.doc.revision;
+            let wanted: Vec<&str> = flow.nodes.iter().map(|n| n.id.as_str()).collect();
+            let gone: Vec<String> = self.to_graph.keys().filter(|id| !wanted.contains(&id.as_str())).cloned().collect();
+            for id in gone {
+                let node = self.to_graph.remove(&id).expect("known");
+                self.to_flow.remove(&node);
+                self.remove_graph_node(node);
+            }
+            for n in &flow.nodes {
+                let Some(kind) = registry::find(&n.kind) else { continue };
+                let node = match self.to_graph.get(&n.id) {
+                    Some(&node) if self.editor.graph.nodes[node].user_data.kind.name == kind.name => node,
+                    existing => {
+                        if let Some(&old) = existing {
+                            self.to_flow.remove(&old);
+                            self.remove_graph_node(old);
+                        }
+                        let node = self.editor.graph.add_node(String::new(), NodeView::new(kind), |g, id| add_ports(g, id, kind.role));
+                        self.editor.node_order.push(node);
+                        self.editor.node_orientations.insert(node, egui_graph_edit::NodeOrientation::LeftToRight);
+                        self.to_graph.insert(n.id.clone(), node);
+                        self.to_flow.insert(node, n.id.clone());
+                        node
+                    }
+                };
+                self.editor.node_positions.insert(node, egui::pos2(n.position[0], n.position[1]));
+            }
+            // Connections: exactly the flow's edges.
+            let wanted: Vec<(NodeId, NodeId)> = flow.edges.iter().filter_map(|e| Some((*self.to_graph.get(&e.from)?, *self.to_graph.get(&e.to)?))).collect();
+            let current: Vec<_> = self.editor.graph.iter_connections().collect();
+            for (input, output) in current {
+                let pair = (self.editor.graph.outputs[output].node, self.editor.graph.inputs[input].node);
+                if !wanted.contains(&pair) {
+                    self.editor.graph.remove_connection(input);
+                }
+            }
+            for (from, to) in wanted {
+                let (Some(&(_, output)), Some(&(_, input))) = (self.editor.graph.nodes[from].outputs.first(), self.editor.graph.nodes[to].inputs.first()) else { continue };
+                if self.editor.graph.connection(input) != Some(output) {
+                    self.editor.graph.add_connection(output, input);
+                }
+            }
+        }
+        // What nodes show changes without the flow changing: run figures, problems.
+        for n in &flow.nodes {
+            let Some(&node) = self.to_graph.get(&n.id) else { continue };
+            let kind = self.editor.graph.nodes[node].user_data.kind;
+            let label = format!("{} {}", kind.icon, n.label.as_deref().unwrap_or(kind.title));
+            let problems = state.problems_of(&n.id);
+            let view = &mut self.editor.graph.nodes[node];
+            view.label = label;
+            view.user_data.id = n.id.clone();
+            view.user_data.summary = registry::find(&n.kind).and_then(|t| t.parse(n.config.clone()).ok()).map(|c| c.summary()).unwrap_or_else(|| "not set up yet".into());
+            view.user_data.figures = state.run.figures.get(&n.id).cloned();
+            view.user_data.problem = (!problems.is_empty()).then(|| problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("\n"));
+        }
+        // Selection made elsewhere (the Problems list, a new node) shows on the canvas.
+        if state.selection != self.synced_selection {
+            self.editor.selected_nodes = state.selection.iter().filter_map(|id| self.to_graph.get(id).copied()).collect();
+            self.synced_selection = state.selection.clone();
+        }
+    }
+
+    fn remove_graph_node(&mut self, node: NodeId) {
+        self.editor.graph.remove_node(node);
+        self.editor.node_positions.remove(node);
+        self.editor.node_orientations.remove(node);
+        self.editor.node_order.retain(|n| *n != node);
+        self.editor.selected_nodes.retain(|n| *n != node);
+    }
+
+    pub fn ui(&mut self, ui: &mut Ui, state: &AppState) -> Vec<Command> {
+        self.sync(state);
+        let rect = ui.max_rect();
+        self.center = [
+            rect.center().x - rect.min.x - self.editor.pan_zoom.pan.x - 90.0,
+            rect.center().y - rect.min.y - self.editor.pan_zoom.pan.y - 40.0,
+        ];
+        if std::mem::take(&mut self.fit_requested) {
+            self.fit(rect.size());
+        }
+        let response = self.editor.draw_graph_editor(ui, AllTemplates, &mut (), Vec::new());
+        let mut commands = Vec::new();
+        let mut moved = false;
+        for r in response.node_responses {
+            match r {
+                NodeResponse::ConnectEventEnded { output, input } => {
+                    let (from, to) = (self.editor.graph.outputs[output].node, self.editor.graph.inputs[input].node);
+                    if let (Some(from), Some(to)) = (self.to_flow.get(&from), self.to_flow.get(&to)) {
+                        commands.push(Command::Connect { from: from.clone(), to: to.clone() });
+                    }
+                }
+                NodeResponse::DisconnectEvent { output, input } => {
+                    let from = self.editor.graph.outputs.get(output).map(|o| o.node);
+                    let to = self.editor.graph.inputs.get(input).map(|i| i.node);
+                    if let (Some(from), Some(to)) = (from.and_then(|n| self.to_flow.get(&n)), to.and_then(|n| self.to_flow.get(&n))) {
+                        commands.push(Command::Disconnect { from: from.clone(), to: to.clone() });
+                    }
+                }
+                NodeResponse::DeleteNodeFull { node_id, .. } => {
+                    if let Some(id) = self.to_flow.remove(&node_id) {
+                        self.to_graph.remove(&id);
+                        commands.push(Command::RemoveNodes(vec![id]));
+                    }
+                }
+                NodeResponse::CreatedNode(node) => {
+                    // The node finder made a node in the graph; the flow gets it and the next
+                    // sync shows it.
+                    let kind = self.editor.graph.nodes[node].user_data.kind.name;
+                    let pos = self.editor.node_positions[node];
+                    self.remove_graph_node(node);
+                    commands.push(Command::AddNode { kind: kind.into(), position: [pos.x.round(), pos.y.round()] });
+                }
+                NodeResponse::MoveNode { .. } => moved = true,
+                _ => {}
+            }
+        }
+        if moved {
+            let moves = self
+                .to_flow
+                .iter()
+                .filter_map(|(node, id)| {
+                    let p = self.editor.node_positions.get(*node)?;
+                    let flow_pos = state.doc.flow.node(id)?.position;
+                    let pos = [p.x.round(), p.y.round()];
+                    (pos != flow_pos).then(|| (id.clone(), pos))
+                })
+                .collect::<Vec<_>>();
+            if !moves.is_empty() {
+                commands.push(Command::MoveNodes(moves));
+            }
+        }
+        let selected: Vec<String> = self.editor.selected_nodes.iter().filter_map(|n| self.to_flow.get(n).cloned()).collect();
+        if selected != self.synced_selection {
+            self.synced_selection = selected.clone();
+            commands.push(Command::Select(selected));
+        }
+        // A palette entry dropped here becomes a node where it was dropped.
+        let pointer = ui.ctx().pointer_latest_pos();
+        if ui.ctx().input(|i| i.pointer.any_released())
+            && let Some(pos) = pointer.filter(|p| rect.contains(*p))
+            && let Some(drag) = egui::DragAndDrop::take_payload::<PaletteDrag>(ui.ctx())
+        {
+            let at = pos - rect.min - self.editor.pan_zoom.pan - Vec2::new(90.0, 20.0);
+            commands.push(Command::AddNode { kind: drag.0.into(), position: [at.x.round(), at.y.round()] });
+        }
+        if state.doc.flow.nodes.is_empty() {
+            ui.painter().text(
+                rect.center(),
+                egui::Align2::CENTER_CENTER,
+                "Drag a source from the palette to start, or right-click for the node finder",
+                egui::FontId::proportional(16.0),
+                ui.visuals().weak_text_color(),
+            );
+        }
+        commands
+    }
+
+    /// Pans so that every node is in view.
+    fn fit(&mut self, size: Vec2) {
+        let positions: Vec<egui::Pos2> = self.editor.node_positions.values().copied().collect();
+        if positions.is_empty() {
+            return;
+        }
+        let bounds = egui::Rect::from_points(&positions).expand2(Vec2::new(200.0, 80.0));
+        let bounds = egui::Rect::from_min_max(bounds.min, bounds.max + Vec2::new(0.0, 60.0));
+        self.editor.pan_zoom.pan = size / 2.0 - bounds.center().to_vec2() + Vec2::new(-40.0, 0.0);
+    }
+}

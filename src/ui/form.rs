@@ -1,0 +1,493 @@
+//! Forms generated from a node type's JSON Schema, so every node type gets an inspector
+//! without code of its own: text, numbers, switches, choices, lists and nested groups,
+//! and a list of the incoming fields wherever the config names a field (`x-field` in the
+//! schema).
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use egui::{ComboBox, DragValue, RichText, TextEdit, Ui};
+use serde_json::{Map, Value, json};
+
+use crate::node::NodeType;
+use crate::registry;
+
+/// Each node type's config schema, with its definitions beside it.
+static SCHEMAS: LazyLock<HashMap<&'static str, Value>> = LazyLock::new(|| {
+    registry::all()
+        .iter()
+        .map(|t| {
+            let mut generator = schemars::SchemaGenerator::default();
+            let mut schema = t.config_schema(&mut generator).to_value();
+            let defs: Map<String, Value> = generator.definitions().clone().into_iter().collect();
+            schema["$defs"] = Value::Object(defs);
+            (t.name, schema)
+        })
+        .collect()
+});
+
+pub fn schema_of(kind: &str) -> Option<&'static Value> {
+    SCHEMAS.get(kind)
+}
+
+/// A config to start a new node with: every required setting at its first sensible value.
+pub fn default_config(t: &NodeType) -> Value {
+    let root = schema_of(t.name).expect("every registered type has a schema");
+    default_value(root, root)
+}
+
+/// Follows a `$ref`; keeps the referring schema's own description and extensions.
+fn resolve<'a>(root: &'a Value, schema: &'a Value) -> std::borrow::Cow<'a, Value> {
+    let Some(reference) = schema.get("$ref").and_then(Value::as_str) else {
+        return std::borrow::Cow::Borrowed(schema);
+    };
+    let name = reference.trim_start_matches("#/$defs/");
+    let mut target = root["$defs"].get(name).cloned().unwrap_or(Value::Bool(true));
+    if let (Value::Object(t), Value::Object(s)) = (&mut target, schema) {
+        for (k, v) in s {
+            if k != "$ref" {
+                t.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    std::borrow::Cow::Owned(target)
+}
+
+fn types(schema: &Value) -> Vec<&str> {
+    match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The schema without its `null` alternative, when it has one (an optional setting).
+fn without_null(schema: &Value) -> Option<Value> {
+    let ts = types(schema);
+    if ts.len() == 2 && ts.contains(&"null") {
+        let mut s = schema.clone();
+        s["type"] = json!(ts.into_iter().find(|t| *t != "null"));
+        return Some(s);
+    }
+    let any = schema.get("anyOf").and_then(Value::as_array)?;
+    if any.len() == 2 && any.iter().any(|s| s.get("type") == Some(&json!("null"))) {
+        let mut s = any.iter().find(|s| s.get("type") != Some(&json!("null")))?.clone();
+        if let (Value::Object(inner), Value::Object(outer)) = (&mut s, schema) {
+            for (k, v) in outer {
+                if k != "anyOf" {
+                    inner.entry(k.clone()).or_insert(v.clone());
+                }
+            }
+        }
+        return Some(s);
+    }
+    None
+}
+
+/// The choices of an enum: (value, description).
+fn choices(schema: &Value) -> Option<Vec<(String, Option<String>)>> {
+    if let Some(e) = schema.get("enum").and_then(Value::as_array) {
+        return Some(e.iter().filter_map(|v| v.as_str().map(|s| (s.to_string(), None))).collect());
+    }
+    let one_of = schema.get("oneOf").and_then(Value::as_array)?;
+    let mut out = Vec::new();
+    for option in one_of {
+        let description = option.get("description").and_then(Value::as_str).map(str::to_string);
+        if let Some(c) = option.get("const").and_then(Value::as_str) {
+            out.push((c.to_string(), description));
+        } else if let Some(e) = option.get("enum").and_then(Value::as_array) {
+            out.extend(e.iter().filter_map(|v| v.as_str().map(|s| (s.to_string(), description.clone()))));
+        } else {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+pub fn default_value(root: &Value, schema: &Value) -> Value {
+    let schema = resolve(root, schema);
+    if let Some(d) = schema.get("default") {
+        return d.clone();
+    }
+    if without_null(&schema).is_some() {
+        return Value::Null;
+    }
+    if let Some(c) = choices(&schema) {
+        return c.first().map_or(Value::Null, |(v, _)| json!(v));
+    }
+    if let Some(any) = schema.get("anyOf").and_then(Value::as_array) {
+        return any.first().map_or(Value::Null, |s| default_value(root, s));
+    }
+    match types(&schema).first().copied() {
+        Some("object") => {
+            let required: Vec<&str> = schema.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let mut obj = Map::new();
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (name, prop) in props {
+                    if required.contains(&name.as_str()) {
+                        obj.insert(name.clone(), default_value(root, prop));
+                    }
+                }
+            }
+            Value::Object(obj)
+        }
+        Some("array") => json!([]),
+        Some("string") => json!(""),
+        Some("integer") => json!(0),
+        Some("number") => json!(0.0),
+        Some("boolean") => json!(false),
+        _ => Value::Null,
+    }
+}
+
+/// What a form needs besides the schema and the value.
+pub struct FormContext<'a> {
+    /// The fields the node receives: (name, type in words).
+    pub fields: &'a [(String, String)],
+}
+
+/// "fail_on_first_error" → "Fail on first error".
+pub fn humanize(name: &str) -> String {
+    let spaced = name.replace('_', " ");
+    let mut chars = spaced.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Draws the form for `value`; true when the user changed it.
+pub fn edit(ui: &mut Ui, root: &Value, value: &mut Value, cx: &FormContext) -> bool {
+    edit_object(ui, root, root, value, cx, "config")
+}
+
+fn edit_object(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx: &FormContext, path: &str) -> bool {
+    let schema = resolve(root, schema);
+    if !value.is_object() {
+        *value = Value::Object(Map::new());
+    }
+    let mut changed = false;
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return edit_map(ui, root, &schema, value, cx, path);
+    };
+    let required: Vec<&str> = schema.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    for (name, prop) in props {
+        let prop = resolve(root, prop);
+        let label = humanize(name);
+        let description = prop.get("description").and_then(Value::as_str).unwrap_or_default().to_string();
+        let obj = value.as_object_mut().expect("made an object above");
+        let optional = without_null(&prop);
+        let id = format!("{path}/{name}");
+        ui.push_id(&id, |ui| {
+            if let Some(inner) = optional {
+                let mut on = obj.get(name).is_some_and(|v| !v.is_null());
+                let r = ui.checkbox(&mut on, &label).on_hover_text(&description);
+                if r.changed() {
+                    changed = true;
+                    if on {
+                        obj.insert(name.clone(), default_value(root, &inner));
+                    } else {
+                        obj.remove(name);
+                    }
+                }
+                if on {
+                    let mut v = obj.get(name).cloned().unwrap_or(Value::Null);
+                    ui.indent("inner", |ui| {
+                        if edit_value(ui, root, &inner, &mut v, cx, &id) {
+                            obj.insert(name.clone(), v);
+                            changed = true;
+                        }
+                    });
+                }
+                return;
+            }
+            let mut v = obj.get(name).cloned().unwrap_or_else(|| default_value(root, &prop));
+            let is_switch = types(&prop).first() == Some(&"boolean");
+            if is_switch {
+                let mut b = v.as_bool().unwrap_or(false);
+                if ui.checkbox(&mut b, &label).on_hover_text(&description).changed() {
+                    obj.insert(name.clone(), json!(b));
+                    changed = true;
+                }
+                return;
+            }
+            let heading = if required.contains(&name.as_str()) { RichText::new(&label).strong() } else { RichText::new(&label) };
+            ui.label(heading).on_hover_text(&description);
+            if edit_value(ui, root, &prop, &mut v, cx, &id) {
+                obj.insert(name.clone(), v);
+                changed = true;
+            }
+            ui.add_space(4.0);
+        });
+    }
+    changed
+}
+
+/// Free-form keys, such as a file source's declared field types.
+fn edit_map(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx: &FormContext, path: &str) -> bool {
+    let item = schema.get("additionalProperties").cloned().unwrap_or(Value::Bool(true));
+    let obj = value.as_object_mut().expect("an object");
+    let mut changed = false;
+    let mut rename: Option<(String, String)> = None;
+    let mut remove: Option<String> = None;
+    let entries: Vec<(String, Value)> = obj.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    for (k, v) in entries {
+        ui.push_id(format!("{path}/{k}"), |ui| {
+            ui.horizontal(|ui| {
+                let mut key = k.clone();
+                if ui.add(TextEdit::singleline(&mut key).desired_width(120.0)).changed() {
+                    rename = Some((k.clone(), key));
+                }
+                let mut v2 = v.clone();
+                if edit_value(ui, root, &item, &mut v2, cx, &format!("{path}/{k}")) {
+                    obj.insert(k.clone(), v2);
+                    changed = true;
+                }
+                if ui.small_button("✕").on_hover_text("Remove").clicked() {
+                    remove = Some(k.clone());
+                }
+            });
+        });
+    }
+    if let Some((old, new)) = rename
+        && !obj.contains_key(&new)
+    {
+        let v = obj.shift_remove(&old).unwrap_or(Value::Null);
+        obj.insert(new, v);
+        changed = true;
+    }
+    if let Some(k) = remove {
+        obj.shift_remove(&k);
+        changed = true;
+    }
+    if ui.small_button("+ Add").clicked() {
+        let name = (1..).map(|i| format!("field_{i}")).find(|n| !obj.contains_key(n)).expect("a free name");
+        obj.insert(name, default_value(root, &item));
+        changed = true;
+    }
+    changed
+}
+
+fn is_field(schema: &Value) -> bool {
+    schema.get("x-field").and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn edit_value(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx: &FormContext, path: &str) -> bool {
+    let schema = resolve(root, schema);
+    if let Some(options) = choices(&schema) {
+        return choose(ui, &options, value, path);
+    }
+    if let Some(any) = schema.get("anyOf").and_then(Value::as_array) {
+        return edit_operand(ui, root, any, value, cx, is_field(&schema), path);
+    }
+    match types(&schema).first().copied() {
+        Some("object") => {
+            let mut changed = false;
+            egui::Frame::group(ui.style()).show(ui, |ui| {
+                ui.set_width(ui.available_width());
+                changed = edit_object(ui, root, &schema, value, cx, path);
+            });
+            changed
+        }
+        Some("array") => edit_list(ui, root, &schema, value, cx, path),
+        Some("string") if is_field(&schema) => pick_field(ui, value, cx, path),
+        Some("string") => {
+            let mut text = value.as_str().unwrap_or_default().to_string();
+            let one_char = schema.get("maxLength") == Some(&json!(1));
+            let edit = TextEdit::singleline(&mut text).desired_width(if one_char { 24.0 } else { f32::INFINITY }).char_limit(if one_char { 1 } else { usize::MAX });
+            if ui.add(edit).changed() {
+                *value = json!(text);
+                return true;
+            }
+            false
+        }
+        Some("integer") => {
+            let mut n = value.as_i64().unwrap_or(0);
+            let min = schema.get("minimum").and_then(Value::as_f64).unwrap_or(f64::MIN);
+            let max = schema.get("maximum").and_then(Value::as_f64).unwrap_or(f64::MAX);
+            if ui.add(DragValue::new(&mut n).range(min..=max).speed(1.0)).changed() {
+                *value = json!(n);
+                return true;
+            }
+            false
+        }
+        Some("number") => {
+            let mut n = value.as_f64().unwrap_or(0.0);
+            if ui.add(DragValue::new(&mut n).speed(0.1)).changed() {
+                *value = json!(n);
+                return true;
+            }
+            false
+        }
+        Some("boolean") => {
+            let mut b = value.as_bool().unwrap_or(false);
+            if ui.checkbox(&mut b, "").changed() {
+                *value = json!(b);
+                return true;
+            }
+            false
+        }
+        _ => edit_any(ui, value),
+    }
+}
+
+fn choose(ui: &mut Ui, options: &[(String, Option<String>)], value: &mut Value, path: &str) -> bool {
+    let current = value.as_str().unwrap_or_default().to_string();
+    let mut changed = false;
+    ComboBox::from_id_salt(path).selected_text(humanize(&current)).width(ui.available_width().min(240.0)).show_ui(ui, |ui| {
+        for (option, description) in options {
+            let r = ui.selectable_label(&current == option, humanize(option));
+            let r = match description {
+                Some(d) => r.on_hover_text(d),
+                None => r,
+            };
+            if r.clicked() && &current != option {
+                *value = json!(option);
+                changed = true;
+            }
+        }
+    });
+    changed
+}
+
+/// A field of the input, from a list; free text when the input is not known yet.
+fn pick_field(ui: &mut Ui, value: &mut Value, cx: &FormContext, path: &str) -> bool {
+    let current = value.as_str().unwrap_or_default().to_string();
+    if cx.fields.is_empty() {
+        let mut text = current;
+        if ui.add(TextEdit::singleline(&mut text).hint_text("field name")).changed() {
+            *value = json!(text);
+            return true;
+        }
+        return false;
+    }
+    let mut changed = false;
+    let known = cx.fields.iter().any(|(n, _)| n == &current);
+    let shown = if current.is_empty() {
+        RichText::new("choose a field").weak()
+    } else if known {
+        RichText::new(&current)
+    } else {
+        RichText::new(format!("{current} (not in the input)")).color(ui.visuals().error_fg_color)
+    };
+    ComboBox::from_id_salt(path).selected_text(shown).width(ui.available_width().min(240.0)).height(320.0).show_ui(ui, |ui| {
+        for (name, kind) in cx.fields {
+            if ui.selectable_label(name == &current, format!("{name}  ·  {kind}")).clicked() && name != &current {
+                *value = json!(name);
+                changed = true;
+            }
+        }
+    });
+    changed
+}
+
+fn edit_list(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx: &FormContext, path: &str) -> bool {
+    let mut item = schema.get("items").cloned().unwrap_or(Value::Bool(true));
+    if is_field(schema)
+        && let Value::Object(o) = &mut item
+    {
+        o.insert("x-field".into(), json!(true));
+    }
+    if !value.is_array() {
+        *value = json!([]);
+    }
+    let list = value.as_array_mut().expect("an array");
+    let mut changed = false;
+    let mut remove = None;
+    for (i, v) in list.iter_mut().enumerate() {
+        ui.push_id(i, |ui| {
+            ui.horizontal_top(|ui| {
+                if ui.small_button("✕").on_hover_text("Remove").clicked() {
+                    remove = Some(i);
+                }
+                ui.vertical(|ui| {
+                    changed |= edit_value(ui, root, &item, v, cx, &format!("{path}/{i}"));
+                });
+            });
+        });
+    }
+    if let Some(i) = remove {
+        list.remove(i);
+        changed = true;
+    }
+    if ui.small_button("+ Add").clicked() {
+        list.push(default_value(root, &item));
+        changed = true;
+    }
+    changed
+}
+
+/// A field name or a number (arithmetic operands).
+fn edit_operand(ui: &mut Ui, root: &Value, any: &[Value], value: &mut Value, cx: &FormContext, _field: bool, path: &str) -> bool {
+    let numeric = any.iter().any(|s| types(s).contains(&"number"));
+    let text_too = any.iter().any(|s| types(s).contains(&"string"));
+    if !(numeric && text_too) {
+        return any.first().is_some_and(|s| edit_value(ui, root, s, value, cx, path));
+    }
+    let mut changed = false;
+    let mut is_number = value.is_number();
+    ui.horizontal(|ui| {
+        if ui.selectable_label(!is_number, "Field").clicked() && is_number {
+            is_number = false;
+            *value = json!("");
+            changed = true;
+        }
+        if ui.selectable_label(is_number, "Number").clicked() && !is_number {
+            is_number = true;
+            *value = json!(0.0);
+            changed = true;
+        }
+        if is_number {
+            let mut n = value.as_f64().unwrap_or(0.0);
+            if ui.add(DragValue::new(&mut n).speed(0.1)).changed() {
+                *value = json!(n);
+                changed = true;
+            }
+        } else {
+            changed |= pick_field(ui, value, cx, path);
+        }
+    });
+    changed
+}
+
+/// A value of any JSON type, typed as text: numbers, `true`/`false` and `[lists]` are read
+/// as such, anything else is text.
+fn edit_any(ui: &mut Ui, value: &mut Value) -> bool {
+    let mut text = match &*value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    if ui.add(TextEdit::singleline(&mut text).hint_text("a value, or [a, list]")).changed() {
+        *value = match serde_json::from_str::<Value>(&text) {
+            Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::Array(_))) => v,
+            _ => json!(text),
+        };
+        return true;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_node_type_starts_with_a_config_its_form_can_show() {
+        for t in registry::all() {
+            let config = default_config(t);
+            assert!(config.is_object(), "{}: {config}", t.name);
+        }
+        let mask = default_config(registry::find("transform.mask").unwrap());
+        assert_eq!(mask["fields"], json!([]));
+        assert_eq!(mask["mode"], json!("all"));
+        let demo = default_config(registry::find("source.demo_crm").unwrap());
+        assert_eq!(demo, json!({"object": "Account"}));
+    }
+
+    #[test]
+    fn names_read_as_words() {
+        assert_eq!(humanize("fail_on_first_error"), "Fail on first error");
+        assert_eq!(humanize("all_but_last_n"), "All but last n");
+    }
+}

@@ -1,0 +1,43 @@
+//! The desktop app: a node editor to build flows, forms to set nodes up, previews on real
+//! sample records and one-click runs with live progress and cost. It drives the same flow
+//! model and engine as the command line.
+
+mod app;
+mod canvas;
+pub mod commands;
+mod form;
+mod inspector;
+mod palette;
+mod panels;
+pub mod state;
+mod table;
+pub mod worker;
+
+use std::path::PathBuf;
+
+pub use app::TributaryApp;
+pub use commands::Command;
+pub use state::{AppState, Tab};
+pub use worker::Worker;
+
+use crate::paths::Dirs;
+
+/// Opens the window; returns when it is closed.
+pub fn run(flow: Option<PathBuf>) -> anyhow::Result<()> {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default().with_inner_size([1440.0, 900.0]).with_min_inner_size([960.0, 600.0]).with_title("Tributary"),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "Tributary",
+        options,
+        Box::new(move |cc| {
+            let ctx = cc.egui_ctx.clone();
+            let dirs = Dirs::from_env();
+            let worker = Worker::new(dirs.clone(), move || ctx.request_repaint());
+            let state = AppState::open_initial(dirs, flow.as_deref());
+            Ok(Box::new(TributaryApp::new(state, worker)))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}

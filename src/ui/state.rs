@@ -1,0 +1,593 @@
+//! The app's state, apart from any drawing: the open flow and its history, the selection,
+//! what validation, previews and runs reported. [`AppState::apply`] is the one place
+//! commands change it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::commands::Command;
+use super::form;
+use super::worker::{Message, Worker};
+use super::table::PreviewTable;
+use crate::engine::{NodeFigures, RunEvent, RunRecord};
+use crate::flow::{Analysis, Edge, Flow, Node, Problem};
+use crate::node::Role;
+use crate::paths::Dirs;
+use crate::registry;
+
+/// The flow a new window starts with: the demo flow, which needs no account and no network.
+pub const STARTER_FLOW: &str = include_str!("../../flows/demo-opportunities-to-lake.json");
+
+/// Edits of the same thing closer together than this are undone as one.
+const COALESCE: Duration = Duration::from_millis(1500);
+/// Previews wait until typing pauses this long.
+const PREVIEW_DEBOUNCE: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Preview,
+    Run,
+    Cost,
+    Problems,
+}
+
+/// The open flow file.
+pub struct Document {
+    pub flow: Flow,
+    pub path: Option<PathBuf>,
+    saved: Flow,
+    /// Goes up with every change, so background results can be matched to the flow they
+    /// were computed for.
+    pub revision: u64,
+}
+
+impl Document {
+    fn new(flow: Flow, path: Option<PathBuf>) -> Self {
+        Self { saved: flow.clone(), flow, path, revision: 1 }
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.flow != self.saved
+    }
+
+    /// Relative paths in the flow resolve here: the flow file's folder, or the working
+    /// folder for a flow not saved yet.
+    pub fn base_dir(&self) -> PathBuf {
+        match &self.path {
+            Some(p) => crate::workspace::base_dir(p),
+            None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        }
+    }
+
+    pub fn title(&self) -> String {
+        let name = self.path.as_ref().and_then(|p| p.file_name()).map_or("untitled".into(), |n| n.to_string_lossy().into_owned());
+        format!("{}{} — Tributary", if self.is_dirty() { "● " } else { "" }, name)
+    }
+}
+
+struct Snapshot {
+    flow: Flow,
+    key: Option<String>,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct History {
+    undo: Vec<Snapshot>,
+    redo: Vec<Flow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewKey {
+    pub node: String,
+    pub revision: u64,
+    pub limit: u64,
+}
+
+pub struct PreviewState {
+    pub limit: u64,
+    pub requested: Option<PreviewKey>,
+    pub loading: bool,
+    pub result: Option<(PreviewKey, Result<PreviewTable, String>)>,
+}
+
+/// A run in progress or the last one.
+#[derive(Default)]
+pub struct RunState {
+    pub cancel: Option<CancellationToken>,
+    pub figures: IndexMap<String, NodeFigures>,
+    pub started: Option<Instant>,
+    /// (seconds since start, records per second) for the throughput chart.
+    pub throughput: Vec<[f64; 2]>,
+    last_sample: Option<(Instant, u64)>,
+    /// Records the sources will produce, when they can say so in advance.
+    pub expected: Option<u64>,
+    pub record: Option<RunRecord>,
+    /// Problems that kept the run from starting.
+    pub refused: Vec<Problem>,
+}
+
+impl RunState {
+    pub fn is_running(&self) -> bool {
+        self.cancel.is_some()
+    }
+
+    /// Records read by the sources so far.
+    pub fn records_read(&self, sources: &[String]) -> u64 {
+        sources.iter().filter_map(|s| self.figures.get(s)).map(|f| f.records_out).sum()
+    }
+}
+
+pub struct Status {
+    pub text: String,
+    pub error: bool,
+}
+
+pub struct AppState {
+    pub doc: Document,
+    history: History,
+    pub selection: Vec<String>,
+    clipboard: Vec<(Node, Vec<Edge>)>,
+    pub analysis: Analysis,
+    pub analysis_revision: u64,
+    last_edit: Instant,
+    pub preview: PreviewState,
+    pub run: RunState,
+    pub tab: Tab,
+    pub palette_search: String,
+    pub status: Option<Status>,
+    pub dirs: Dirs,
+}
+
+impl AppState {
+    pub fn new(dirs: Dirs, flow: Flow, path: Option<PathBuf>) -> Self {
+        Self {
+            doc: Document::new(flow, path),
+            history: History::default(),
+            selection: Vec::new(),
+            clipboard: Vec::new(),
+            analysis: Analysis::default(),
+            analysis_revision: 0,
+            last_edit: Instant::now() - PREVIEW_DEBOUNCE,
+            preview: PreviewState { limit: 100, requested: None, loading: false, result: None },
+            run: RunState::default(),
+            tab: Tab::Preview,
+            palette_search: String::new(),
+            status: None,
+            dirs,
+        }
+    }
+
+    /// The starter flow, or the file given on the command line.
+    pub fn open_initial(dirs: Dirs, path: Option<&Path>) -> Self {
+        let starter = Flow::from_json(STARTER_FLOW, "the starter flow").expect("the starter flow is valid");
+        let mut state = Self::new(dirs, starter, None);
+        if let Some(path) = path {
+            state.open(path.to_path_buf());
+        }
+        state
+    }
+
+    fn say(&mut self, text: impl Into<String>, error: bool) {
+        self.status = Some(Status { text: text.into(), error });
+    }
+
+    /// The problems that belong to a node.
+    pub fn problems_of(&self, node: &str) -> Vec<&Problem> {
+        if self.analysis_revision != self.doc.revision {
+            return Vec::new();
+        }
+        self.analysis.problems.iter().filter(|p| p.node.as_deref() == Some(node)).collect()
+    }
+
+    /// The fields a node receives, when its input is known.
+    pub fn input_fields(&self, node: &str) -> Option<arrow::datatypes::SchemaRef> {
+        let edge = self.doc.flow.edges.iter().find(|e| e.to == node)?;
+        self.analysis.schemas.get(&edge.from).cloned()
+    }
+
+    pub fn selected_node(&self) -> Option<&Node> {
+        match self.selection.as_slice() {
+            [id] => self.doc.flow.node(id),
+            _ => None,
+        }
+    }
+
+    /// Changes the flow, keeping what it was for undo. Edits with the same `key` in quick
+    /// succession (typing, dragging) are undone together.
+    fn edit(&mut self, key: Option<String>, change: impl FnOnce(&mut Flow)) {
+        let before = self.doc.flow.clone();
+        change(&mut self.doc.flow);
+        if self.doc.flow == before {
+            return;
+        }
+        let now = Instant::now();
+        let coalesce = key.is_some() && self.history.undo.last().is_some_and(|s| s.key == key && now - s.at < COALESCE);
+        match self.history.undo.last_mut() {
+            Some(last) if coalesce => last.at = now,
+            _ => self.history.undo.push(Snapshot { flow: before, key, at: now }),
+        }
+        self.history.redo.clear();
+        self.changed();
+    }
+
+    fn changed(&mut self) {
+        self.doc.revision += 1;
+        self.last_edit = Instant::now();
+        let ids: Vec<String> = self.doc.flow.nodes.iter().map(|n| n.id.clone()).collect();
+        self.selection.retain(|s| ids.contains(s));
+    }
+
+    fn replace_document(&mut self, flow: Flow, path: Option<PathBuf>) {
+        let revision = self.doc.revision + 1;
+        self.doc = Document::new(flow, path);
+        self.doc.revision = revision;
+        self.history = History::default();
+        self.selection.clear();
+        self.preview.result = None;
+        self.run = RunState::default();
+        self.last_edit = Instant::now() - PREVIEW_DEBOUNCE;
+    }
+
+    fn open(&mut self, path: PathBuf) {
+        match Flow::load(&path) {
+            Ok(flow) => {
+                self.replace_document(flow, Some(path.clone()));
+                self.say(format!("Opened {}", path.display()), false);
+            }
+            Err(e) => {
+                self.say(e.to_string(), true);
+            }
+        }
+    }
+
+    fn save_to(&mut self, path: PathBuf) {
+        match self.doc.flow.save(&path) {
+            Ok(()) => {
+                self.doc.saved = self.doc.flow.clone();
+                if self.doc.path.as_ref() != Some(&path) {
+                    self.doc.path = Some(path.clone());
+                    // Relative paths now resolve against another folder.
+                    self.changed();
+                }
+                self.say(format!("Saved {}", path.display()), false);
+            }
+            Err(e) => self.say(format!("Cannot save {}: {e}", path.display()), true),
+        }
+    }
+
+    /// Carries out one command.
+    pub fn apply(&mut self, command: Command, worker: &Worker) {
+        match command {
+            Command::NewFlow => {
+                let flow = Flow {
+                    format: crate::flow::FORMAT.into(),
+                    name: "New flow".into(),
+                    description: None,
+                    trigger: Default::default(),
+                    params: Default::default(),
+                    nodes: Vec::new(),
+                    edges: Vec::new(),
+                };
+                self.replace_document(flow, None);
+            }
+            Command::ChooseFlowToOpen => worker.choose_file(false),
+            Command::OpenFlow(path) => self.open(path),
+            Command::Save => match self.doc.path.clone() {
+                Some(path) => self.save_to(path),
+                None => worker.choose_file(true),
+            },
+            Command::ChooseSaveAs => worker.choose_file(true),
+            Command::SaveAs(path) => self.save_to(path),
+
+            Command::AddNode { kind, position } => {
+                let Some(t) = registry::find(&kind) else { return };
+                let id = unique_id(&self.doc.flow, t.name.split('.').nth(1).unwrap_or("node"));
+                let config = form::default_config(t);
+                let node = Node { id: id.clone(), kind: t.name.into(), label: None, position, config };
+                self.edit(None, |f| f.nodes.push(node));
+                self.selection = vec![id];
+            }
+            Command::RemoveNodes(ids) => {
+                self.edit(None, |f| {
+                    f.nodes.retain(|n| !ids.contains(&n.id));
+                    f.edges.retain(|e| !ids.contains(&e.from) && !ids.contains(&e.to));
+                });
+            }
+            Command::MoveNodes(moves) => {
+                let key = format!("move:{}", moves.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>().join(","));
+                self.edit(Some(key), |f| {
+                    for (id, pos) in &moves {
+                        if let Some(n) = f.nodes.iter_mut().find(|n| &n.id == id) {
+                            n.position = *pos;
+                        }
+                    }
+                });
+            }
+            Command::Connect { from, to } => {
+                if let Err(why) = self.can_connect(&from, &to) {
+                    self.say(why, true);
+                    // The canvas drew the connection already; the next sync removes it.
+                    self.doc.revision += 1;
+                    return;
+                }
+                self.edit(None, |f| {
+                    // A transform or destination takes one input: a new one replaces it.
+                    f.edges.retain(|e| e.to != to);
+                    f.edges.push(Edge { from, to });
+                });
+            }
+            Command::Disconnect { from, to } => self.edit(None, |f| f.edges.retain(|e| !(e.from == from && e.to == to))),
+            Command::SetConfig { node, config } => {
+                let key = format!("config:{node}");
+                self.edit(Some(key), |f| {
+                    if let Some(n) = f.nodes.iter_mut().find(|n| n.id == node) {
+                        n.config = config;
+                    }
+                });
+            }
+            Command::SetLabel { node, label } => {
+                let key = format!("label:{node}");
+                self.edit(Some(key), |f| {
+                    if let Some(n) = f.nodes.iter_mut().find(|n| n.id == node) {
+                        n.label = Some(label).filter(|l| !l.trim().is_empty());
+                    }
+                });
+            }
+            Command::SetFlowName(name) => self.edit(Some("name".into()), |f| f.name = name),
+            Command::SetDescription(d) => self.edit(Some("description".into()), |f| f.description = Some(d).filter(|d| !d.is_empty())),
+            Command::SetTrigger(t) => self.edit(Some("trigger".into()), |f| f.trigger = t),
+            Command::SetParam { name, value } => {
+                let key = format!("param:{name}");
+                self.edit(Some(key), |f| {
+                    f.params.insert(name, value);
+                })
+            }
+            Command::RemoveParam(name) => self.edit(None, |f| {
+                f.params.shift_remove(&name);
+            }),
+            Command::Select(ids) => self.selection = ids,
+            Command::SelectAll => self.selection = self.doc.flow.nodes.iter().map(|n| n.id.clone()).collect(),
+            Command::Copy => {
+                self.clipboard = self
+                    .doc
+                    .flow
+                    .nodes
+                    .iter()
+                    .filter(|n| self.selection.contains(&n.id))
+                    .map(|n| {
+                        let edges = self.doc.flow.edges.iter().filter(|e| e.from == n.id && self.selection.contains(&e.to)).cloned().collect();
+                        (n.clone(), edges)
+                    })
+                    .collect();
+            }
+            Command::Paste => self.paste(),
+            Command::Duplicate => {
+                self.apply(Command::Copy, worker);
+                self.paste();
+            }
+            Command::Undo => {
+                if let Some(s) = self.history.undo.pop() {
+                    let now = std::mem::replace(&mut self.doc.flow, s.flow);
+                    self.history.redo.push(now);
+                    self.changed();
+                }
+            }
+            Command::Redo => {
+                if let Some(flow) = self.history.redo.pop() {
+                    let now = std::mem::replace(&mut self.doc.flow, flow);
+                    self.history.undo.push(Snapshot { flow: now, key: None, at: Instant::now() });
+                    self.changed();
+                }
+            }
+
+            Command::Run => {
+                if self.run.is_running() {
+                    return;
+                }
+                let cancel = CancellationToken::new();
+                self.run = RunState {
+                    cancel: Some(cancel.clone()),
+                    started: Some(Instant::now()),
+                    expected: self.expected_records(),
+                    ..Default::default()
+                };
+                self.tab = Tab::Run;
+                worker.run(self.doc.flow.clone(), self.doc.base_dir(), cancel);
+            }
+            Command::CancelRun => {
+                if let Some(c) = &self.run.cancel {
+                    c.cancel();
+                }
+            }
+            Command::SetPreviewLimit(limit) => self.preview.limit = limit.clamp(1, 100_000),
+            Command::RefreshPreview => self.preview.requested = None,
+            Command::ShowTab(tab) => self.tab = tab,
+            Command::OpenExternally(path) => {
+                if let Err(e) = open_externally(&path) {
+                    self.say(format!("Cannot open {}: {e}", path.display()), true);
+                }
+            }
+        }
+    }
+
+    fn can_connect(&self, from: &str, to: &str) -> Result<(), String> {
+        let role = |id: &str| self.doc.flow.node(id).and_then(|n| registry::find(&n.kind)).map(|t| t.role);
+        if role(from) == Some(Role::Destination) {
+            return Err(format!("`{from}` is a destination; records cannot leave it"));
+        }
+        if role(to) == Some(Role::Source) {
+            return Err(format!("`{to}` is a source; it takes no input"));
+        }
+        // Would `to` reach `from`? Then the edge closes a cycle.
+        let mut stack = vec![to.to_string()];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(n) = stack.pop() {
+            if n == from {
+                return Err("that connection would make a cycle; records must flow one way".into());
+            }
+            if seen.insert(n.clone()) {
+                stack.extend(self.doc.flow.edges.iter().filter(|e| e.from == n).map(|e| e.to.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    fn paste(&mut self) {
+        if self.clipboard.is_empty() {
+            return;
+        }
+        let clipboard = self.clipboard.clone();
+        let mut renamed = std::collections::HashMap::new();
+        let mut flow = self.doc.flow.clone();
+        let mut added = Vec::new();
+        for (node, _) in &clipboard {
+            let id = unique_id(&flow, &node.id);
+            renamed.insert(node.id.clone(), id.clone());
+            let mut copy = node.clone();
+            copy.id = id.clone();
+            copy.position = [node.position[0] + 40.0, node.position[1] + 40.0];
+            flow.nodes.push(copy);
+            added.push(id);
+        }
+        for (_, edges) in &clipboard {
+            for e in edges {
+                if let (Some(from), Some(to)) = (renamed.get(&e.from), renamed.get(&e.to)) {
+                    flow.edges.push(Edge { from: from.clone(), to: to.clone() });
+                }
+            }
+        }
+        self.edit(None, |f| *f = flow);
+        self.selection = added;
+    }
+
+    /// Records the run will read, when every source can say in advance.
+    fn expected_records(&self) -> Option<u64> {
+        let mut total = 0;
+        for n in &self.doc.flow.nodes {
+            match registry::find(&n.kind).map(|t| t.role) {
+                Some(Role::Source) if n.kind == "source.demo_crm" => total += n.config.get("records").and_then(Value::as_u64).unwrap_or(1000),
+                Some(Role::Source) => return None,
+                _ => {}
+            }
+        }
+        Some(total)
+    }
+
+    /// Ids of the source nodes.
+    pub fn sources(&self) -> Vec<String> {
+        self.doc.flow.nodes.iter().filter(|n| registry::find(&n.kind).is_some_and(|t| t.role == Role::Source)).map(|n| n.id.clone()).collect()
+    }
+
+    /// Takes in what the background reported and asks for what is out of date. Called once
+    /// a frame; never waits.
+    pub fn poll(&mut self, worker: &Worker) {
+        while let Some(message) = worker.try_recv() {
+            self.receive(message, worker);
+        }
+        if self.analysis_revision != self.doc.revision && !worker.analysis_pending(self.doc.revision) {
+            worker.analyze(self.doc.flow.clone(), self.doc.base_dir(), self.doc.revision);
+        }
+        self.request_preview(worker);
+        if let (Some(start), true) = (self.run.started, self.run.is_running()) {
+            let read = self.run.records_read(&self.sources());
+            let now = Instant::now();
+            match self.run.last_sample {
+                Some((at, before)) if now - at >= Duration::from_millis(250) => {
+                    let rate = (read - before) as f64 / (now - at).as_secs_f64();
+                    self.run.throughput.push([(now - start).as_secs_f64(), rate]);
+                    self.run.last_sample = Some((now, read));
+                }
+                None => self.run.last_sample = Some((now, read)),
+                _ => {}
+            }
+        }
+    }
+
+    fn request_preview(&mut self, worker: &Worker) {
+        let Some(node) = self.selected_node().map(|n| n.id.clone()) else { return };
+        if self.last_edit.elapsed() < PREVIEW_DEBOUNCE {
+            return;
+        }
+        let key = PreviewKey { node, revision: self.doc.revision, limit: self.preview.limit };
+        if self.preview.requested.as_ref() == Some(&key) {
+            return;
+        }
+        self.preview.loading = true;
+        self.preview.requested = Some(key.clone());
+        worker.preview(self.doc.flow.clone(), self.doc.base_dir(), key);
+    }
+
+    fn receive(&mut self, message: Message, worker: &Worker) {
+        match message {
+            Message::Analysis { revision, analysis } => {
+                if revision == self.doc.revision {
+                    self.analysis = *analysis;
+                    self.analysis_revision = revision;
+                }
+            }
+            Message::Preview { key, result } => {
+                if self.preview.requested.as_ref() == Some(&key) {
+                    self.preview.loading = false;
+                    self.preview.result = Some((key, result.map(|p| *p)));
+                }
+            }
+            Message::Run(event) => match event {
+                RunEvent::Started { .. } => {}
+                RunEvent::Node { node, figures } => {
+                    self.run.figures.insert(node, figures);
+                }
+                RunEvent::Finished(record) => {
+                    self.run.cancel = None;
+                    for f in &record.nodes {
+                        self.run.figures.insert(f.node.clone(), f.clone());
+                    }
+                    let text = match &record.error {
+                        Some(e) => format!("The run failed: {}", e.message),
+                        None => format!("{:?}: {} records written", record.status, record.records_written),
+                    };
+                    self.say(text, record.error.is_some());
+                    self.run.record = Some(*record);
+                }
+            },
+            Message::RunRefused(problems) => {
+                self.run.cancel = None;
+                self.run.refused = problems;
+                self.tab = Tab::Problems;
+                self.say("The flow has problems; see Problems", true);
+            }
+            Message::FileChosen { save, path } => {
+                if let Some(path) = path {
+                    let command = if save { Command::SaveAs(path) } else { Command::OpenFlow(path) };
+                    self.apply(command, worker);
+                }
+            }
+        }
+    }
+}
+
+/// `base`, or `base_2`, `base_3`… whichever the flow does not use yet.
+fn unique_id(flow: &Flow, base: &str) -> String {
+    let base = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '_');
+    let base = if base.is_empty() { "node" } else { base };
+    if flow.node(base).is_none() {
+        return base.to_string();
+    }
+    (2..).map(|i| format!("{base}_{i}")).find(|id| flow.node(id).is_none()).expect("an unused id")
+}
+
+/// Opens a file or folder with the desktop's default program.
+fn open_externally(path: &Path) -> std::io::Result<()> {
+    let program = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    std::process::Command::new(program).arg(path).spawn().map(|_| ())
+}

@@ -1,0 +1,119 @@
+//! The app's background: validation, previews, runs and file dialogs run on a tokio
+//! runtime and report back by messages, so the UI thread never waits. Each message asks
+//! for a repaint so it is seen at once.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use indexmap::IndexMap;
+use tokio_util::sync::CancellationToken;
+
+use super::state::PreviewKey;
+use super::table::PreviewTable;
+use crate::engine::{self, RunEvent, RunOptions};
+use crate::flow::{Analysis, Flow, Problem};
+use crate::paths::Dirs;
+use crate::workspace;
+
+pub enum Message {
+    Analysis { revision: u64, analysis: Box<Analysis> },
+    Preview { key: PreviewKey, result: Result<Box<PreviewTable>, String> },
+    Run(RunEvent),
+    RunRefused(Vec<Problem>),
+    FileChosen { save: bool, path: Option<PathBuf> },
+}
+
+pub struct Worker {
+    runtime: tokio::runtime::Runtime,
+    tx: Sender<Message>,
+    rx: Receiver<Message>,
+    repaint: Arc<dyn Fn() + Send + Sync>,
+    dirs: Dirs,
+    /// The revision an analysis is running for, so each revision is analysed once.
+    analysing: Mutex<Option<u64>>,
+}
+
+impl Worker {
+    /// `repaint` wakes the UI when a message arrives.
+    pub fn new(dirs: Dirs, repaint: impl Fn() + Send + Sync + 'static) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tributary-worker").build().expect("a tokio runtime");
+        let (tx, rx) = channel();
+        Self { runtime, tx, rx, repaint: Arc::new(repaint), dirs, analysing: Mutex::new(None) }
+    }
+
+    pub fn try_recv(&self) -> Option<Message> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Sends a message and wakes the UI.
+    fn sender(&self) -> impl Fn(Message) + Send + Sync + 'static {
+        let tx = self.tx.clone();
+        let repaint = self.repaint.clone();
+        move |m| {
+            let _ = tx.send(m);
+            repaint();
+        }
+    }
+
+    pub fn analysis_pending(&self, revision: u64) -> bool {
+        *self.analysing.lock().unwrap() == Some(revision)
+    }
+
+    pub fn analyze(&self, flow: Flow, base_dir: PathBuf, revision: u64) {
+        *self.analysing.lock().unwrap() = Some(revision);
+        let send = self.sender();
+        let dirs = self.dirs.clone();
+        self.runtime.spawn_blocking(move || {
+            let analysis = workspace::analyze_flow(&flow, &base_dir, &IndexMap::new(), &dirs);
+            send(Message::Analysis { revision, analysis: Box::new(analysis) });
+        });
+    }
+
+    pub fn preview(&self, flow: Flow, base_dir: PathBuf, key: PreviewKey) {
+        let send = self.sender();
+        let dirs = self.dirs.clone();
+        self.runtime.spawn(async move {
+            let result = match workspace::plan_flow(&flow, &base_dir, &IndexMap::new(), &dirs) {
+                Ok(plan) => engine::preview(&plan, &key.node, key.limit, &RunOptions::new(dirs)).await.map(|p| Box::new(PreviewTable::from_preview(&p))).map_err(|e| e.message),
+                Err(problems) => Err(match problems.iter().find(|p| p.node.as_deref() == Some(&key.node)) {
+                    Some(p) => format!("This node has a problem: {}", p.message),
+                    None => format!("The flow has {} problem{} to fix first; see Problems", problems.len(), if problems.len() == 1 { "" } else { "s" }),
+                }),
+            };
+            send(Message::Preview { key, result });
+        });
+    }
+
+    pub fn run(&self, flow: Flow, base_dir: PathBuf, cancel: CancellationToken) {
+        let send = self.sender();
+        let dirs = self.dirs.clone();
+        self.runtime.spawn(async move {
+            let plan = match workspace::plan_flow(&flow, &base_dir, &IndexMap::new(), &dirs) {
+                Ok(plan) => plan,
+                Err(problems) => return send(Message::RunRefused(problems)),
+            };
+            let (events, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let mut options = RunOptions::new(dirs);
+            options.cancel = cancel;
+            options.events = Some(events);
+            let forward = tokio::spawn(async move {
+                while let Some(e) = rx.recv().await {
+                    send(Message::Run(e));
+                }
+            });
+            engine::run(&plan, options).await;
+            let _ = forward.await;
+        });
+    }
+
+    /// Shows the system's file dialog without holding up the UI.
+    pub fn choose_file(&self, save: bool) {
+        let send = self.sender();
+        self.runtime.spawn(async move {
+            let dialog = rfd::AsyncFileDialog::new().add_filter("Tributary flow", &["json"]);
+            let path = if save { dialog.set_file_name("flow.json").save_file().await } else { dialog.pick_file().await };
+            send(Message::FileChosen { save, path: path.map(|h| h.path().to_path_buf()) });
+        });
+    }
+}
