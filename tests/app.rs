@@ -16,16 +16,25 @@ fn open(scratch: &Scratch, flow: &std::path::Path) -> Harness<'static, Tributary
     let worker = Worker::new(dirs.clone(), || {});
     let state = AppState::open_initial(dirs, Some(flow));
     let app = TributaryApp::new(state, worker);
-    let mut harness = Harness::builder().with_size([1440.0, 900.0]).build_ui_state(|ui, app: &mut TributaryApp| app.ui(ui), app);
+    let mut harness = Harness::builder()
+        .with_size([1440.0, 900.0])
+        .build_ui_state(|ui, app: &mut TributaryApp| app.ui(ui), app);
     harness.run_steps(3);
     harness
 }
 
 /// Steps the app until `done` holds; the background work it waits for is bounded.
-fn wait_for(harness: &mut Harness<'static, TributaryApp>, what: &str, done: impl Fn(&TributaryApp) -> bool) {
+fn wait_for(
+    harness: &mut Harness<'static, TributaryApp>,
+    what: &str,
+    done: impl Fn(&TributaryApp) -> bool,
+) {
     let start = Instant::now();
     while !done(harness.state()) {
-        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
         harness.step();
     }
@@ -48,12 +57,31 @@ fn apply(harness: &mut Harness<'static, TributaryApp>, command: Command) {
 fn the_demo_flow_shows_its_nodes_and_is_ready_to_run() {
     let scratch = Scratch::new();
     let mut harness = open(&scratch, &demo_flow(&scratch));
-    for label in ["Opportunities", "Has e-mail", "Mask card", "Contact name", "Local lake"] {
-        assert!(harness.query_all_by_label_contains(label).next().is_some(), "the canvas shows {label}");
+    for label in [
+        "Opportunities",
+        "Has e-mail",
+        "Mask card",
+        "Contact name",
+        "Local lake",
+    ] {
+        assert!(
+            harness.query_all_by_label_contains(label).next().is_some(),
+            "the canvas shows {label}"
+        );
     }
-    wait_for(&mut harness, "validation", |app| app.state.analysis_revision == app.state.doc.revision);
-    assert!(harness.query_all_by_label_contains("ready to run").next().is_some());
-    assert!(harness.query_by_label("Sources").is_some() && harness.query_by_label("Destinations").is_some());
+    wait_for(&mut harness, "validation", |app| {
+        app.state.analysis_revision == app.state.doc.revision
+    });
+    assert!(
+        harness
+            .query_all_by_label_contains("ready to run")
+            .next()
+            .is_some()
+    );
+    assert!(
+        harness.query_by_label("Sources").is_some()
+            && harness.query_by_label("Destinations").is_some()
+    );
 }
 
 #[test]
@@ -68,11 +96,21 @@ fn clicking_a_palette_entry_adds_a_node_and_the_inspector_offers_its_settings() 
     let added = app.state.doc.flow.nodes.last().unwrap();
     assert_eq!(added.kind, "transform.hash");
     assert_eq!(app.state.selection, vec![added.id.clone()]);
-    assert!(harness.query_by_label("Fields").is_some(), "the form shows the hash's settings");
+    assert!(
+        harness.query_by_label("Fields").is_some(),
+        "the form shows the hash's settings"
+    );
     assert!(harness.query_by_label("Salt").is_some());
     // A new, unconnected node has problems, shown on it.
-    wait_for(&mut harness, "validation", |app| app.state.analysis_revision == app.state.doc.revision);
-    assert!(harness.query_all_by_label_contains("problem").next().is_some());
+    wait_for(&mut harness, "validation", |app| {
+        app.state.analysis_revision == app.state.doc.revision
+    });
+    assert!(
+        harness
+            .query_all_by_label_contains("problem")
+            .next()
+            .is_some()
+    );
 }
 
 #[test]
@@ -80,19 +118,36 @@ fn selecting_a_node_previews_its_records_with_changes_highlighted() {
     let scratch = Scratch::new();
     let mut harness = open(&scratch, &demo_flow(&scratch));
     apply(&mut harness, Command::Select(vec!["card".into()]));
-    wait_for(&mut harness, "the preview", |app| matches!(&app.state.preview.result, Some((k, Ok(_))) if k.node == "card"));
+    wait_for(
+        &mut harness,
+        "the preview",
+        |app| matches!(&app.state.preview.result, Some((k, Ok(_))) if k.node == "card"),
+    );
     let (_, table) = harness.state().state.preview.result.as_ref().unwrap();
     let table = table.as_ref().unwrap();
     // 100 records read; the e-mail check upstream drops a few.
     assert!(table.rows.len() > 90 && table.rows.len() <= 100);
     assert_eq!(table.rows_in, table.rows.len());
-    let card = table.columns.iter().position(|(n, _)| n == "CreditCard").unwrap();
+    let card = table
+        .columns
+        .iter()
+        .position(|(n, _)| n == "CreditCard")
+        .unwrap();
     assert!(table.rows[0][card].starts_with("************"));
-    assert!(table.changed[0][card], "the masked card is marked as changed");
+    assert!(
+        table.changed[0][card],
+        "the masked card is marked as changed"
+    );
     let name = table.columns.iter().position(|(n, _)| n == "Name").unwrap();
     assert!(!table.changed[0][name]);
-    assert!(harness.query_by_label("CreditCard").is_some(), "the column header is shown");
-    assert!(harness.query_by_label(&table.rows[0][card]).is_some(), "the value is shown");
+    assert!(
+        harness.query_by_label("CreditCard").is_some(),
+        "the column header is shown"
+    );
+    assert!(
+        harness.query_by_label(&table.rows[0][card]).is_some(),
+        "the value is shown"
+    );
     // The form lists the incoming fields for the field to mask.
     assert!(harness.query_by_label("Mode").is_some());
 }
@@ -104,16 +159,38 @@ fn the_run_button_runs_the_flow_and_shows_the_outcome() {
     harness.get_by_label("▶ Run").click();
     harness.run_steps(2);
     assert_eq!(harness.state().state.tab, Tab::Run);
-    wait_for(&mut harness, "the run", |app| app.state.run.record.is_some());
+    wait_for(&mut harness, "the run", |app| {
+        app.state.run.record.is_some()
+    });
     let record = harness.state().state.run.record.clone().unwrap();
-    assert_eq!(record.status, tributary::engine::RunStatus::Successful, "{:?}", record.error);
+    assert_eq!(
+        record.status,
+        tributary::engine::RunStatus::Successful,
+        "{:?}",
+        record.error
+    );
     assert_eq!(record.records_written, 4862);
     let files = files_under(&scratch.path().join("out/opportunities-lake"));
     assert_eq!(files.len(), 1, "{files:?}");
-    assert!(harness.query_all_by_label_contains("Successful").next().is_some());
-    assert!(harness.query_all_by_label_contains("4862 written").next().is_some());
+    assert!(
+        harness
+            .query_all_by_label_contains("Successful")
+            .next()
+            .is_some()
+    );
+    assert!(
+        harness
+            .query_all_by_label_contains("4862 written")
+            .next()
+            .is_some()
+    );
     apply(&mut harness, Command::ShowTab(Tab::Cost));
-    assert!(harness.query_all_by_label_contains("This run: $0.00").next().is_some());
+    assert!(
+        harness
+            .query_all_by_label_contains("This run: $0.00")
+            .next()
+            .is_some()
+    );
 }
 
 #[test]
@@ -125,13 +202,21 @@ fn delete_undo_and_redo() {
     harness.run_steps(2);
     let flow = &harness.state().state.doc.flow;
     assert!(flow.node("card").is_none());
-    assert!(!flow.edges.iter().any(|e| e.from == "card" || e.to == "card"));
+    assert!(
+        !flow
+            .edges
+            .iter()
+            .any(|e| e.from == "card" || e.to == "card")
+    );
     assert!(harness.state().state.doc.is_dirty());
     harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
     harness.run_steps(2);
     assert!(harness.state().state.doc.flow.node("card").is_some());
     assert!(!harness.state().state.doc.is_dirty());
-    harness.key_press_modifiers(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::Z);
+    harness.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+        egui::Key::Z,
+    );
     harness.run_steps(2);
     assert!(harness.state().state.doc.flow.node("card").is_none());
 }
@@ -141,23 +226,56 @@ fn connections_that_make_no_sense_are_refused() {
     let scratch = Scratch::new();
     let mut harness = open(&scratch, &demo_flow(&scratch));
     let edges = harness.state().state.doc.flow.edges.clone();
-    apply(&mut harness, Command::Connect { from: "lake".into(), to: "card".into() });
-    apply(&mut harness, Command::Connect { from: "name".into(), to: "crm".into() });
-    apply(&mut harness, Command::Connect { from: "name".into(), to: "email".into() });
+    apply(
+        &mut harness,
+        Command::Connect {
+            from: "lake".into(),
+            to: "card".into(),
+        },
+    );
+    apply(
+        &mut harness,
+        Command::Connect {
+            from: "name".into(),
+            to: "crm".into(),
+        },
+    );
+    apply(
+        &mut harness,
+        Command::Connect {
+            from: "name".into(),
+            to: "email".into(),
+        },
+    );
     assert_eq!(harness.state().state.doc.flow.edges, edges);
-    assert!(harness.query_all_by_label_contains("would make a cycle").next().is_some());
+    assert!(
+        harness
+            .query_all_by_label_contains("would make a cycle")
+            .next()
+            .is_some()
+    );
 }
 
 #[test]
 fn duplicate_copies_nodes_and_the_edges_between_them() {
     let scratch = Scratch::new();
     let mut harness = open(&scratch, &demo_flow(&scratch));
-    apply(&mut harness, Command::Select(vec!["card".into(), "name".into()]));
+    apply(
+        &mut harness,
+        Command::Select(vec!["card".into(), "name".into()]),
+    );
     apply(&mut harness, Command::Duplicate);
     let flow = &harness.state().state.doc.flow;
     assert!(flow.node("card_2").is_some() && flow.node("name_2").is_some());
-    assert!(flow.edges.iter().any(|e| e.from == "card_2" && e.to == "name_2"));
-    assert_eq!(harness.state().state.selection, vec!["card_2".to_string(), "name_2".to_string()]);
+    assert!(
+        flow.edges
+            .iter()
+            .any(|e| e.from == "card_2" && e.to == "name_2")
+    );
+    assert_eq!(
+        harness.state().state.selection,
+        vec!["card_2".to_string(), "name_2".to_string()]
+    );
 }
 
 #[test]
@@ -167,25 +285,46 @@ fn problems_are_listed_and_lead_to_their_node() {
         "broken.json",
         &flow(
             vec![
-                node("src", "source.demo_crm", serde_json::json!({"object": "Lead", "records": 10})),
-                node("mask", "transform.mask", serde_json::json!({"fields": ["CardNumber"], "mode": "all"})),
-                node("out", "destination.local", serde_json::json!({"folder": "out"})),
+                node(
+                    "src",
+                    "source.demo_crm",
+                    serde_json::json!({"object": "Lead", "records": 10}),
+                ),
+                node(
+                    "mask",
+                    "transform.mask",
+                    serde_json::json!({"fields": ["CardNumber"], "mode": "all"}),
+                ),
+                node(
+                    "out",
+                    "destination.local",
+                    serde_json::json!({"folder": "out"}),
+                ),
             ],
             &[("src", "mask"), ("mask", "out")],
         ),
     );
     let mut harness = open(&scratch, &broken);
-    wait_for(&mut harness, "validation", |app| app.state.analysis_revision == app.state.doc.revision);
+    wait_for(&mut harness, "validation", |app| {
+        app.state.analysis_revision == app.state.doc.revision
+    });
     harness.get_by_label_contains("1 problem").click();
     harness.run_steps(2);
     assert_eq!(harness.state().state.tab, Tab::Problems);
-    assert!(harness.query_all_by_label_contains("no field `CardNumber`").next().is_some());
+    assert!(
+        harness
+            .query_all_by_label_contains("no field `CardNumber`")
+            .next()
+            .is_some()
+    );
     harness.get_by_label("mask").click();
     harness.run_steps(2);
     assert_eq!(harness.state().state.selection, vec!["mask".to_string()]);
     // Running a flow with problems is refused with the problems shown.
     apply(&mut harness, Command::Run);
-    wait_for(&mut harness, "the refusal", |app| !app.state.run.is_running());
+    wait_for(&mut harness, "the refusal", |app| {
+        !app.state.run.is_running()
+    });
     assert!(harness.state().state.run.record.is_none());
 }
 
@@ -194,13 +333,58 @@ fn save_writes_the_same_bytes_it_read() {
     let scratch = Scratch::new();
     let path = demo_flow(&scratch);
     let mut harness = open(&scratch, &path);
-    apply(&mut harness, Command::SetLabel { node: "card".into(), label: "Hide card".into() });
-    apply(&mut harness, Command::SetLabel { node: "card".into(), label: "Mask card".into() });
+    apply(
+        &mut harness,
+        Command::SetLabel {
+            node: "card".into(),
+            label: "Hide card".into(),
+        },
+    );
+    apply(
+        &mut harness,
+        Command::SetLabel {
+            node: "card".into(),
+            label: "Mask card".into(),
+        },
+    );
     harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::S);
     harness.run_steps(2);
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), std::fs::read_to_string("flows/demo-opportunities-to-lake.json").unwrap());
-    apply(&mut harness, Command::SetLabel { node: "card".into(), label: "Hide card".into() });
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        std::fs::read_to_string("flows/demo-opportunities-to-lake.json").unwrap()
+    );
+    apply(
+        &mut harness,
+        Command::SetLabel {
+            node: "card".into(),
+            label: "Hide card".into(),
+        },
+    );
     apply(&mut harness, Command::Save);
-    assert!(std::fs::read_to_string(&path).unwrap().contains("\"label\": \"Hide card\""));
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("\"label\": \"Hide card\"")
+    );
     assert!(!harness.state().state.doc.is_dirty());
+}
+
+#[test]
+fn clicking_a_node_on_the_canvas_selects_it() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &demo_flow(&scratch));
+    harness.get_by_label("CreditCard · last 4 visible").click();
+    harness.run_steps(3);
+    assert_eq!(harness.state().state.selection, vec!["card".to_string()]);
+}
+
+#[test]
+fn working_in_the_inspector_keeps_the_node_selected() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &demo_flow(&scratch));
+    harness.get_by_label("CreditCard · last 4 visible").click();
+    harness.run_steps(3);
+    harness.get_by_label("Mode").click(); // a heading in the inspector
+    harness.run_steps(3);
+    assert_eq!(harness.state().state.selection, vec!["card".to_string()]);
 }

@@ -334,7 +334,11 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
         .filter_map(|(i, s)| Some((flow.nodes[i].id.clone(), s.clone()?)))
         .collect();
     if !problems.is_empty() {
-        return Analysis { problems, schemas: known, plan: None };
+        return Analysis {
+            problems,
+            schemas: known,
+            plan: None,
+        };
     }
 
     let position: HashMap<usize, usize> = order.iter().enumerate().map(|(p, &i)| (i, p)).collect();
@@ -355,7 +359,11 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
         base_dir: cx.base_dir.clone(),
         nodes,
     };
-    Analysis { problems, schemas: known, plan: Some(plan) }
+    Analysis {
+        problems,
+        schemas: known,
+        plan: Some(plan),
+    }
 }
 
 /// Kahn's algorithm; keeps the file's order among nodes that are free at the same time,

@@ -30,7 +30,7 @@ pub struct Dedupe {
 impl NodeKind for Dedupe {
     const TYPE: &'static str = "transform.dedupe";
     const TITLE: &'static str = "Dedupe";
-    const ICON: &'static str = "⧉";
+    const ICON: &'static str = "🗐";
     const DESCRIPTION: &'static str = "Keep the first record for each key";
 }
 

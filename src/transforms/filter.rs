@@ -62,7 +62,7 @@ pub enum Operator {
 impl NodeKind for Filter {
     const TYPE: &'static str = "transform.filter";
     const TITLE: &'static str = "Filter";
-    const ICON: &'static str = "⛛";
+    const ICON: &'static str = "🔍";
     const DESCRIPTION: &'static str = "Keep the records that meet conditions";
 }
 

@@ -17,17 +17,21 @@ pub struct TributaryApp {
     title: String,
 }
 
-const SHORTCUTS: &[(Modifiers, Key, Command)] = &[];
-
 fn shortcut(ui: &Ui, modifiers: Modifiers, key: Key) -> bool {
-    ui.ctx().input_mut(|i| i.consume_shortcut(&KeyboardShortcut::new(modifiers, key)))
+    ui.ctx()
+        .input_mut(|i| i.consume_shortcut(&KeyboardShortcut::new(modifiers, key)))
 }
 
 impl TributaryApp {
     pub fn new(state: AppState, worker: Worker) -> Self {
         let mut canvas = Canvas::default();
         canvas.fit_to_view();
-        Self { state, worker, canvas, title: String::new() }
+        Self {
+            state,
+            worker,
+            canvas,
+            title: String::new(),
+        }
     }
 
     fn apply(&mut self, commands: Vec<Command>) {
@@ -38,7 +42,6 @@ impl TributaryApp {
 
     /// The whole window, inside `ui`.
     pub fn ui(&mut self, ui: &mut Ui) {
-        let _ = SHORTCUTS;
         self.state.poll(&self.worker);
         let mut commands = self.shortcuts(ui);
 
@@ -48,31 +51,54 @@ impl TributaryApp {
         egui::Panel::top("toolbar").show(ui, |ui| {
             commands.extend(self.toolbar(ui));
         });
-        egui::Panel::left("palette").resizable(true).default_size(250.0).size_range(180.0..=420.0).show(ui, |ui| {
-            ui.add_space(4.0);
-            commands.extend(palette::ui(ui, &mut self.state.palette_search, self.canvas.center));
-        });
-        egui::Panel::right("inspector").resizable(true).default_size(340.0).size_range(260.0..=560.0).show(ui, |ui| {
-            ui.add_space(4.0);
-            commands.extend(inspector::ui(ui, &self.state));
-        });
-        egui::Panel::bottom("panels").resizable(true).default_size(270.0).size_range(120.0..=700.0).show(ui, |ui| {
-            ui.add_space(2.0);
-            commands.extend(panels::tabs(ui, &self.state));
-        });
-        egui::CentralPanel::default().frame(egui::Frame::new().fill(ui.visuals().extreme_bg_color)).show(ui, |ui| {
-            commands.extend(self.canvas.ui(ui, &self.state));
-        });
+        egui::Panel::left("palette")
+            .resizable(true)
+            .default_size(250.0)
+            .size_range(180.0..=420.0)
+            .show(ui, |ui| {
+                ui.add_space(4.0);
+                commands.extend(palette::ui(
+                    ui,
+                    &mut self.state.palette_search,
+                    self.canvas.center,
+                ));
+                ui.take_available_space();
+            });
+        egui::Panel::right("inspector")
+            .resizable(true)
+            .default_size(340.0)
+            .size_range(260.0..=560.0)
+            .show(ui, |ui| {
+                ui.add_space(4.0);
+                commands.extend(inspector::ui(ui, &self.state));
+                ui.take_available_space();
+            });
+        egui::Panel::bottom("panels")
+            .resizable(true)
+            .default_size(270.0)
+            .size_range(120.0..=700.0)
+            .show(ui, |ui| {
+                ui.add_space(2.0);
+                commands.extend(panels::tabs(ui, &self.state));
+                ui.take_available_space();
+            });
+        egui::CentralPanel::default()
+            .frame(egui::Frame::new().fill(ui.visuals().extreme_bg_color))
+            .show(ui, |ui| {
+                commands.extend(self.canvas.ui(ui, &self.state));
+            });
         self.apply(commands);
 
         let title = self.state.doc.title();
         if title != self.title {
-            ui.ctx().send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
             self.title = title;
         }
         if self.state.run.is_running() {
             // Live counts and the chart move even when no event arrives this instant.
-            ui.ctx().request_repaint_after(std::time::Duration::from_millis(100));
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_millis(100));
         }
     }
 
@@ -119,7 +145,11 @@ impl TributaryApp {
             match e {
                 egui::Event::Copy => c.push(Command::Copy),
                 egui::Event::Paste(_) => c.push(Command::Paste),
-                egui::Event::Key { key: Key::Delete | Key::Backspace, pressed: true, .. } if !self.state.selection.is_empty() => {
+                egui::Event::Key {
+                    key: Key::Delete | Key::Backspace,
+                    pressed: true,
+                    ..
+                } if !self.state.selection.is_empty() => {
                     c.push(Command::RemoveNodes(self.state.selection.clone()));
                 }
                 _ => {}
@@ -138,7 +168,10 @@ impl TributaryApp {
                     ("Save", "Ctrl+S", Command::Save),
                     ("Save as…", "Ctrl+Shift+S", Command::ChooseSaveAs),
                 ] {
-                    if ui.add(egui::Button::new(label).shortcut_text(key)).clicked() {
+                    if ui
+                        .add(egui::Button::new(label).shortcut_text(key))
+                        .clicked()
+                    {
                         c.push(command);
                     }
                 }
@@ -155,25 +188,45 @@ impl TributaryApp {
                     ("Copy", "Ctrl+C", Command::Copy, some),
                     ("Paste", "Ctrl+V", Command::Paste, true),
                     ("Duplicate", "Ctrl+D", Command::Duplicate, some),
-                    ("Delete", "Del", Command::RemoveNodes(self.state.selection.clone()), some),
+                    (
+                        "Delete",
+                        "Del",
+                        Command::RemoveNodes(self.state.selection.clone()),
+                        some,
+                    ),
                     ("Select all", "Ctrl+A", Command::SelectAll, true),
                 ] {
-                    if ui.add_enabled(enabled, egui::Button::new(label).shortcut_text(key)).clicked() {
+                    if ui
+                        .add_enabled(enabled, egui::Button::new(label).shortcut_text(key))
+                        .clicked()
+                    {
                         c.push(command);
                     }
                 }
             });
             ui.menu_button("View", |ui| {
-                if ui.add(egui::Button::new("Fit flow to view").shortcut_text("F")).clicked() {
+                if ui
+                    .add(egui::Button::new("Fit flow to view").shortcut_text("F"))
+                    .clicked()
+                {
                     self.canvas.fit_to_view();
                 }
                 egui::widgets::global_theme_preference_buttons(ui);
             });
             ui.menu_button("Run", |ui| {
-                if ui.add_enabled(!self.state.run.is_running(), egui::Button::new("Run flow").shortcut_text("Ctrl+R")).clicked() {
+                if ui
+                    .add_enabled(
+                        !self.state.run.is_running(),
+                        egui::Button::new("Run flow").shortcut_text("Ctrl+R"),
+                    )
+                    .clicked()
+                {
                     c.push(Command::Run);
                 }
-                if ui.add_enabled(self.state.run.is_running(), egui::Button::new("Cancel run")).clicked() {
+                if ui
+                    .add_enabled(self.state.run.is_running(), egui::Button::new("Cancel run"))
+                    .clicked()
+                {
                     c.push(Command::CancelRun);
                 }
             });
@@ -186,13 +239,25 @@ impl TributaryApp {
         ui.horizontal(|ui| {
             ui.add_space(2.0);
             if self.state.run.is_running() {
-                if ui.add(egui::Button::new(RichText::new("⏹ Cancel").size(15.0))).clicked() {
+                if ui
+                    .add(egui::Button::new(RichText::new("⏹ Cancel").size(15.0)))
+                    .clicked()
+                {
                     c.push(Command::CancelRun);
                 }
                 ui.spinner();
             } else {
-                let run = egui::Button::new(RichText::new("▶ Run").size(15.0).color(egui::Color32::WHITE)).fill(egui::Color32::from_rgb(0x2f, 0x7d, 0x5b));
-                if ui.add(run).on_hover_text("Run the whole flow (Ctrl+R)").clicked() {
+                let run = egui::Button::new(
+                    RichText::new("▶ Run")
+                        .size(15.0)
+                        .color(egui::Color32::WHITE),
+                )
+                .fill(egui::Color32::from_rgb(0x2f, 0x7d, 0x5b));
+                if ui
+                    .add(run)
+                    .on_hover_text("Run the whole flow (Ctrl+R)")
+                    .clicked()
+                {
                     c.push(Command::Run);
                 }
             }
@@ -205,14 +270,30 @@ impl TributaryApp {
                 let problems = self.state.analysis.problems.len();
                 if self.state.analysis_revision == self.state.doc.revision {
                     if problems == 0 {
-                        ui.label(RichText::new("✔ ready to run").color(egui::Color32::from_rgb(0x2f, 0x9e, 0x5b)));
-                    } else if ui.link(RichText::new(format!("⚠ {problems} problem{}", if problems == 1 { "" } else { "s" })).color(ui.visuals().error_fg_color)).clicked() {
+                        ui.label(
+                            RichText::new("✔ ready to run")
+                                .color(egui::Color32::from_rgb(0x2f, 0x9e, 0x5b)),
+                        );
+                    } else if ui
+                        .link(
+                            RichText::new(format!(
+                                "⚠ {problems} problem{}",
+                                if problems == 1 { "" } else { "s" }
+                            ))
+                            .color(ui.visuals().error_fg_color),
+                        )
+                        .clicked()
+                    {
                         c.push(Command::ShowTab(super::state::Tab::Problems));
                     }
                 }
                 if let Some(status) = &self.state.status {
                     ui.separator();
-                    let color = if status.error { ui.visuals().error_fg_color } else { ui.visuals().weak_text_color() };
+                    let color = if status.error {
+                        ui.visuals().error_fg_color
+                    } else {
+                        ui.visuals().weak_text_color()
+                    };
                     ui.label(RichText::new(&status.text).color(color));
                 }
             });

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use egui::{Color32, RichText, Ui, Vec2};
 use egui_graph_edit::{
-    DataTypeTrait, Graph, GraphEditorState, InputParamKind, NodeDataTrait, NodeId, NodeResponse, NodeTemplateIter, NodeTemplateTrait, UserResponseTrait,
-    WidgetValueTrait,
+    DataTypeTrait, Graph, GraphEditorState, InputParamKind, NodeDataTrait, NodeId, NodeResponse,
+    NodeTemplateIter, NodeTemplateTrait, UserResponseTrait, WidgetValueTrait,
 };
 
 use super::commands::Command;
@@ -45,11 +45,25 @@ impl WidgetValueTrait for NoValue {
     type UserState = ();
     type NodeData = NodeView;
 
-    fn value_widget(&mut self, _: &str, _: NodeId, _: &mut Ui, _: &mut (), _: &NodeView) -> Vec<NoResponse> {
+    fn value_widget(
+        &mut self,
+        _: &str,
+        _: NodeId,
+        _: &mut Ui,
+        _: &mut (),
+        _: &NodeView,
+    ) -> Vec<NoResponse> {
         Vec::new()
     }
 
-    fn value_widget_connected(&mut self, _: &str, _: NodeId, _: &mut Ui, _: &mut (), _: &NodeView) -> Vec<NoResponse> {
+    fn value_widget_connected(
+        &mut self,
+        _: &str,
+        _: NodeId,
+        _: &mut Ui,
+        _: &mut (),
+        _: &NodeView,
+    ) -> Vec<NoResponse> {
         Vec::new()
     }
 }
@@ -66,7 +80,13 @@ pub struct NodeView {
 
 impl NodeView {
     fn new(kind: &'static NodeType) -> Self {
-        Self { id: String::new(), kind, summary: String::new(), figures: None, problem: None }
+        Self {
+            id: String::new(),
+            kind,
+            summary: String::new(),
+            figures: None,
+            problem: None,
+        }
     }
 }
 
@@ -84,35 +104,68 @@ impl NodeDataTrait for NodeView {
     type DataType = Records;
     type ValueType = NoValue;
 
-    fn bottom_ui(&self, ui: &mut Ui, _: NodeId, _: &Graph<NodeView, Records, NoValue>, _: &mut ()) -> Vec<NodeResponse<NoResponse, NodeView>> {
+    fn bottom_ui(
+        &self,
+        ui: &mut Ui,
+        _: NodeId,
+        _: &Graph<NodeView, Records, NoValue>,
+        _: &mut (),
+    ) -> Vec<NodeResponse<NoResponse, NodeView>> {
         ui.set_max_width(220.0);
         ui.label(RichText::new(&self.summary).small().weak());
         if let Some(f) = &self.figures {
             let (text, color) = match f.state {
                 NodeState::Idle => ("waiting".to_string(), ui.visuals().weak_text_color()),
-                NodeState::Running => (format!("running · {} in · {} out", f.records_in, f.records_out), Color32::from_rgb(0x3d, 0x8b, 0xd9)),
-                NodeState::Done => (format!("done · {} in · {} out", f.records_in, f.records_out), Color32::from_rgb(0x2f, 0x9e, 0x5b)),
+                NodeState::Running => (
+                    format!("running · {} in · {} out", f.records_in, f.records_out),
+                    Color32::from_rgb(0x3d, 0x8b, 0xd9),
+                ),
+                NodeState::Done => (
+                    format!("done · {} in · {} out", f.records_in, f.records_out),
+                    Color32::from_rgb(0x2f, 0x9e, 0x5b),
+                ),
                 NodeState::Failed => ("failed".to_string(), ui.visuals().error_fg_color),
                 NodeState::Canceled => ("cancelled".to_string(), ui.visuals().warn_fg_color),
             };
             let text = match (f.state, self.kind.role) {
-                (NodeState::Running | NodeState::Done, Role::Source) => text.replace(&format!(" · {} in", f.records_in), ""),
-                (NodeState::Running | NodeState::Done, Role::Destination) => text.replace(&format!(" · {} out", f.records_out), ""),
+                (NodeState::Running | NodeState::Done, Role::Source) => {
+                    text.replace(&format!(" · {} in", f.records_in), "")
+                }
+                (NodeState::Running | NodeState::Done, Role::Destination) => {
+                    text.replace(&format!(" · {} out", f.records_out), "")
+                }
                 _ => text,
             };
             ui.label(RichText::new(text).small().color(color));
         }
         if let Some(p) = &self.problem {
-            ui.label(RichText::new("⚠ needs attention").small().color(ui.visuals().error_fg_color)).on_hover_text(p);
+            ui.label(
+                RichText::new("⚠ needs attention")
+                    .small()
+                    .color(ui.visuals().error_fg_color),
+            )
+            .on_hover_text(p);
         }
         Vec::new()
     }
 
-    fn titlebar_color(&self, _: &Ui, _: NodeId, _: &Graph<NodeView, Records, NoValue>, _: &mut ()) -> Option<Color32> {
+    fn titlebar_color(
+        &self,
+        _: &Ui,
+        _: NodeId,
+        _: &Graph<NodeView, Records, NoValue>,
+        _: &mut (),
+    ) -> Option<Color32> {
         Some(role_color(self.kind.role).gamma_multiply(0.55))
     }
 
-    fn border_color(&self, ui: &Ui, _: NodeId, _: &Graph<NodeView, Records, NoValue>, _: &mut ()) -> Option<Color32> {
+    fn border_color(
+        &self,
+        ui: &Ui,
+        _: NodeId,
+        _: &Graph<NodeView, Records, NoValue>,
+        _: &mut (),
+    ) -> Option<Color32> {
         if self.problem.is_some() {
             return Some(ui.visuals().error_fg_color);
         }
@@ -167,7 +220,14 @@ impl NodeTemplateTrait for Template {
 
 fn add_ports(graph: &mut Graph<NodeView, Records, NoValue>, node: NodeId, role: Role) {
     if role != Role::Source {
-        graph.add_input_param(node, "in".into(), Records, NoValue, InputParamKind::ConnectionOnly, true);
+        graph.add_input_param(
+            node,
+            "in".into(),
+            Records,
+            NoValue,
+            InputParamKind::ConnectionOnly,
+            true,
+        );
     }
     if role != Role::Destination {
         graph.add_output_param(node, "out".into(), Records);
@@ -214,42 +274,73 @@ impl Canvas {
         if self.synced_revision != state.doc.revision {
             self.synced_revision = state.doc.revision;
             let wanted: Vec<&str> = flow.nodes.iter().map(|n| n.id.as_str()).collect();
-            let gone: Vec<String> = self.to_graph.keys().filter(|id| !wanted.contains(&id.as_str())).cloned().collect();
+            let gone: Vec<String> = self
+                .to_graph
+                .keys()
+                .filter(|id| !wanted.contains(&id.as_str()))
+                .cloned()
+                .collect();
             for id in gone {
                 let node = self.to_graph.remove(&id).expect("known");
                 self.to_flow.remove(&node);
                 self.remove_graph_node(node);
             }
             for n in &flow.nodes {
-                let Some(kind) = registry::find(&n.kind) else { continue };
+                let Some(kind) = registry::find(&n.kind) else {
+                    continue;
+                };
                 let node = match self.to_graph.get(&n.id) {
-                    Some(&node) if self.editor.graph.nodes[node].user_data.kind.name == kind.name => node,
+                    Some(&node)
+                        if self.editor.graph.nodes[node].user_data.kind.name == kind.name =>
+                    {
+                        node
+                    }
                     existing => {
                         if let Some(&old) = existing {
                             self.to_flow.remove(&old);
                             self.remove_graph_node(old);
                         }
-                        let node = self.editor.graph.add_node(String::new(), NodeView::new(kind), |g, id| add_ports(g, id, kind.role));
+                        let node = self.editor.graph.add_node(
+                            String::new(),
+                            NodeView::new(kind),
+                            |g, id| add_ports(g, id, kind.role),
+                        );
                         self.editor.node_order.push(node);
-                        self.editor.node_orientations.insert(node, egui_graph_edit::NodeOrientation::LeftToRight);
+                        self.editor
+                            .node_orientations
+                            .insert(node, egui_graph_edit::NodeOrientation::LeftToRight);
                         self.to_graph.insert(n.id.clone(), node);
                         self.to_flow.insert(node, n.id.clone());
                         node
                     }
                 };
-                self.editor.node_positions.insert(node, egui::pos2(n.position[0], n.position[1]));
+                self.editor
+                    .node_positions
+                    .insert(node, egui::pos2(n.position[0], n.position[1]));
             }
             // Connections: exactly the flow's edges.
-            let wanted: Vec<(NodeId, NodeId)> = flow.edges.iter().filter_map(|e| Some((*self.to_graph.get(&e.from)?, *self.to_graph.get(&e.to)?))).collect();
+            let wanted: Vec<(NodeId, NodeId)> = flow
+                .edges
+                .iter()
+                .filter_map(|e| Some((*self.to_graph.get(&e.from)?, *self.to_graph.get(&e.to)?)))
+                .collect();
             let current: Vec<_> = self.editor.graph.iter_connections().collect();
             for (input, output) in current {
-                let pair = (self.editor.graph.outputs[output].node, self.editor.graph.inputs[input].node);
+                let pair = (
+                    self.editor.graph.outputs[output].node,
+                    self.editor.graph.inputs[input].node,
+                );
                 if !wanted.contains(&pair) {
                     self.editor.graph.remove_connection(input);
                 }
             }
             for (from, to) in wanted {
-                let (Some(&(_, output)), Some(&(_, input))) = (self.editor.graph.nodes[from].outputs.first(), self.editor.graph.nodes[to].inputs.first()) else { continue };
+                let (Some(&(_, output)), Some(&(_, input))) = (
+                    self.editor.graph.nodes[from].outputs.first(),
+                    self.editor.graph.nodes[to].inputs.first(),
+                ) else {
+                    continue;
+                };
                 if self.editor.graph.connection(input) != Some(output) {
                     self.editor.graph.add_connection(output, input);
                 }
@@ -257,20 +348,35 @@ impl Canvas {
         }
         // What nodes show changes without the flow changing: run figures, problems.
         for n in &flow.nodes {
-            let Some(&node) = self.to_graph.get(&n.id) else { continue };
+            let Some(&node) = self.to_graph.get(&n.id) else {
+                continue;
+            };
             let kind = self.editor.graph.nodes[node].user_data.kind;
             let label = format!("{} {}", kind.icon, n.label.as_deref().unwrap_or(kind.title));
             let problems = state.problems_of(&n.id);
             let view = &mut self.editor.graph.nodes[node];
             view.label = label;
             view.user_data.id = n.id.clone();
-            view.user_data.summary = registry::find(&n.kind).and_then(|t| t.parse(n.config.clone()).ok()).map(|c| c.summary()).unwrap_or_else(|| "not set up yet".into());
+            view.user_data.summary = registry::find(&n.kind)
+                .and_then(|t| t.parse(n.config.clone()).ok())
+                .map(|c| c.summary())
+                .unwrap_or_else(|| "not set up yet".into());
             view.user_data.figures = state.run.figures.get(&n.id).cloned();
-            view.user_data.problem = (!problems.is_empty()).then(|| problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("\n"));
+            view.user_data.problem = (!problems.is_empty()).then(|| {
+                problems
+                    .iter()
+                    .map(|p| p.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
         }
         // Selection made elsewhere (the Problems list, a new node) shows on the canvas.
         if state.selection != self.synced_selection {
-            self.editor.selected_nodes = state.selection.iter().filter_map(|id| self.to_graph.get(id).copied()).collect();
+            self.editor.selected_nodes = state
+                .selection
+                .iter()
+                .filter_map(|id| self.to_graph.get(id).copied())
+                .collect();
             self.synced_selection = state.selection.clone();
         }
     }
@@ -284,6 +390,8 @@ impl Canvas {
     }
 
     pub fn ui(&mut self, ui: &mut Ui, state: &AppState) -> Vec<Command> {
+        // Text in nodes must not take the clicks and drags that select and move the node.
+        ui.style_mut().interaction.selectable_labels = false;
         self.sync(state);
         let rect = ui.max_rect();
         self.center = [
@@ -291,24 +399,40 @@ impl Canvas {
             rect.center().y - rect.min.y - self.editor.pan_zoom.pan.y - 40.0,
         ];
         if std::mem::take(&mut self.fit_requested) {
-            self.fit(rect.size());
+            self.fit(ui, rect.size());
         }
-        let response = self.editor.draw_graph_editor(ui, AllTemplates, &mut (), Vec::new());
+        let response = self
+            .editor
+            .draw_graph_editor(ui, AllTemplates, &mut (), Vec::new());
         let mut commands = Vec::new();
         let mut moved = false;
+        let mut clicked = None;
         for r in response.node_responses {
             match r {
                 NodeResponse::ConnectEventEnded { output, input } => {
-                    let (from, to) = (self.editor.graph.outputs[output].node, self.editor.graph.inputs[input].node);
-                    if let (Some(from), Some(to)) = (self.to_flow.get(&from), self.to_flow.get(&to)) {
-                        commands.push(Command::Connect { from: from.clone(), to: to.clone() });
+                    let (from, to) = (
+                        self.editor.graph.outputs[output].node,
+                        self.editor.graph.inputs[input].node,
+                    );
+                    if let (Some(from), Some(to)) = (self.to_flow.get(&from), self.to_flow.get(&to))
+                    {
+                        commands.push(Command::Connect {
+                            from: from.clone(),
+                            to: to.clone(),
+                        });
                     }
                 }
                 NodeResponse::DisconnectEvent { output, input } => {
                     let from = self.editor.graph.outputs.get(output).map(|o| o.node);
                     let to = self.editor.graph.inputs.get(input).map(|i| i.node);
-                    if let (Some(from), Some(to)) = (from.and_then(|n| self.to_flow.get(&n)), to.and_then(|n| self.to_flow.get(&n))) {
-                        commands.push(Command::Disconnect { from: from.clone(), to: to.clone() });
+                    if let (Some(from), Some(to)) = (
+                        from.and_then(|n| self.to_flow.get(&n)),
+                        to.and_then(|n| self.to_flow.get(&n)),
+                    ) {
+                        commands.push(Command::Disconnect {
+                            from: from.clone(),
+                            to: to.clone(),
+                        });
                     }
                 }
                 NodeResponse::DeleteNodeFull { node_id, .. } => {
@@ -323,9 +447,13 @@ impl Canvas {
                     let kind = self.editor.graph.nodes[node].user_data.kind.name;
                     let pos = self.editor.node_positions[node];
                     self.remove_graph_node(node);
-                    commands.push(Command::AddNode { kind: kind.into(), position: [pos.x.round(), pos.y.round()] });
+                    commands.push(Command::AddNode {
+                        kind: kind.into(),
+                        position: [pos.x.round(), pos.y.round()],
+                    });
                 }
                 NodeResponse::MoveNode { .. } => moved = true,
+                NodeResponse::SelectNode(node) => clicked = Some(node),
                 _ => {}
             }
         }
@@ -344,7 +472,32 @@ impl Canvas {
                 commands.push(Command::MoveNodes(moves));
             }
         }
-        let selected: Vec<String> = self.editor.selected_nodes.iter().filter_map(|n| self.to_flow.get(n).cloned()).collect();
+        // The editor clears its selection on any press in the same frame as the click that
+        // selected a node, which happens when press and release arrive together.
+        if let Some(node) = clicked
+            && self.editor.selected_nodes.is_empty()
+        {
+            self.editor.selected_nodes = vec![node];
+        }
+        // The editor drops its selection on any press anywhere in the window; a press in the
+        // inspector or a panel must keep the node selected.
+        let pointer_here = ui
+            .ctx()
+            .pointer_latest_pos()
+            .is_some_and(|p| rect.contains(p));
+        if !pointer_here {
+            self.editor.selected_nodes = state
+                .selection
+                .iter()
+                .filter_map(|id| self.to_graph.get(id).copied())
+                .collect();
+        }
+        let selected: Vec<String> = self
+            .editor
+            .selected_nodes
+            .iter()
+            .filter_map(|n| self.to_flow.get(n).cloned())
+            .collect();
         if selected != self.synced_selection {
             self.synced_selection = selected.clone();
             commands.push(Command::Select(selected));
@@ -356,7 +509,10 @@ impl Canvas {
             && let Some(drag) = egui::DragAndDrop::take_payload::<PaletteDrag>(ui.ctx())
         {
             let at = pos - rect.min - self.editor.pan_zoom.pan - Vec2::new(90.0, 20.0);
-            commands.push(Command::AddNode { kind: drag.0.into(), position: [at.x.round(), at.y.round()] });
+            commands.push(Command::AddNode {
+                kind: drag.0.into(),
+                position: [at.x.round(), at.y.round()],
+            });
         }
         if state.doc.flow.nodes.is_empty() {
             ui.painter().text(
@@ -370,14 +526,39 @@ impl Canvas {
         commands
     }
 
-    /// Pans so that every node is in view.
-    fn fit(&mut self, size: Vec2) {
-        let positions: Vec<egui::Pos2> = self.editor.node_positions.values().copied().collect();
-        if positions.is_empty() {
+    /// Zooms out when the flow is wider than the view, then pans so every node is in it.
+    fn fit(&mut self, ui: &Ui, size: Vec2) {
+        let bounds = |editor: &Editor| {
+            let positions: Vec<egui::Pos2> = editor.node_positions.values().copied().collect();
+            (!positions.is_empty()).then(|| {
+                let r = egui::Rect::from_points(&positions);
+                // Positions are top-left corners; a node is about this big.
+                egui::Rect::from_min_max(
+                    r.min,
+                    r.max + Vec2::new(190.0, 80.0) * editor.pan_zoom.zoom,
+                )
+            })
+        };
+        let Some(b) = bounds(&self.editor) else {
             return;
+        };
+        let margin = 60.0;
+        // Below this zoom the text in nodes gets too small to read; a wider flow scrolls.
+        let min_zoom = 0.8;
+        let target = ((size.x - margin) / b.width() * self.editor.pan_zoom.zoom)
+            .min((size.y - margin) / b.height() * self.editor.pan_zoom.zoom)
+            .clamp(min_zoom, 1.0);
+        let scale = target / self.editor.pan_zoom.zoom;
+        if (scale - 1.0).abs() > 1e-3 {
+            self.editor.zoom(ui, scale);
         }
-        let bounds = egui::Rect::from_points(&positions).expand2(Vec2::new(200.0, 80.0));
-        let bounds = egui::Rect::from_min_max(bounds.min, bounds.max + Vec2::new(0.0, 60.0));
-        self.editor.pan_zoom.pan = size / 2.0 - bounds.center().to_vec2() + Vec2::new(-40.0, 0.0);
+        let Some(b) = bounds(&self.editor) else {
+            return;
+        };
+        let mut pan = size / 2.0 - b.center().to_vec2();
+        if b.width() > size.x - margin {
+            pan.x = margin / 2.0 - b.min.x;
+        }
+        self.editor.pan_zoom.pan = pan;
     }
 }

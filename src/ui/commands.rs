@@ -19,17 +19,35 @@ pub enum Command {
     ChooseSaveAs,
     SaveAs(PathBuf),
 
-    AddNode { kind: String, position: [f32; 2] },
+    AddNode {
+        kind: String,
+        position: [f32; 2],
+    },
     RemoveNodes(Vec<String>),
     MoveNodes(Vec<(String, [f32; 2])>),
-    Connect { from: String, to: String },
-    Disconnect { from: String, to: String },
-    SetConfig { node: String, config: Value },
-    SetLabel { node: String, label: String },
+    Connect {
+        from: String,
+        to: String,
+    },
+    Disconnect {
+        from: String,
+        to: String,
+    },
+    SetConfig {
+        node: String,
+        config: Value,
+    },
+    SetLabel {
+        node: String,
+        label: String,
+    },
     SetFlowName(String),
     SetDescription(String),
     SetTrigger(Trigger),
-    SetParam { name: String, value: String },
+    SetParam {
+        name: String,
+        value: String,
+    },
     RemoveParam(String),
     Select(Vec<String>),
     SelectAll,

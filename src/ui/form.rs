@@ -42,7 +42,10 @@ fn resolve<'a>(root: &'a Value, schema: &'a Value) -> std::borrow::Cow<'a, Value
         return std::borrow::Cow::Borrowed(schema);
     };
     let name = reference.trim_start_matches("#/$defs/");
-    let mut target = root["$defs"].get(name).cloned().unwrap_or(Value::Bool(true));
+    let mut target = root["$defs"]
+        .get(name)
+        .cloned()
+        .unwrap_or(Value::Bool(true));
     if let (Value::Object(t), Value::Object(s)) = (&mut target, schema) {
         for (k, v) in s {
             if k != "$ref" {
@@ -71,7 +74,10 @@ fn without_null(schema: &Value) -> Option<Value> {
     }
     let any = schema.get("anyOf").and_then(Value::as_array)?;
     if any.len() == 2 && any.iter().any(|s| s.get("type") == Some(&json!("null"))) {
-        let mut s = any.iter().find(|s| s.get("type") != Some(&json!("null")))?.clone();
+        let mut s = any
+            .iter()
+            .find(|s| s.get("type") != Some(&json!("null")))?
+            .clone();
         if let (Value::Object(inner), Value::Object(outer)) = (&mut s, schema) {
             for (k, v) in outer {
                 if k != "anyOf" {
@@ -87,16 +93,26 @@ fn without_null(schema: &Value) -> Option<Value> {
 /// The choices of an enum: (value, description).
 fn choices(schema: &Value) -> Option<Vec<(String, Option<String>)>> {
     if let Some(e) = schema.get("enum").and_then(Value::as_array) {
-        return Some(e.iter().filter_map(|v| v.as_str().map(|s| (s.to_string(), None))).collect());
+        return Some(
+            e.iter()
+                .filter_map(|v| v.as_str().map(|s| (s.to_string(), None)))
+                .collect(),
+        );
     }
     let one_of = schema.get("oneOf").and_then(Value::as_array)?;
     let mut out = Vec::new();
     for option in one_of {
-        let description = option.get("description").and_then(Value::as_str).map(str::to_string);
+        let description = option
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         if let Some(c) = option.get("const").and_then(Value::as_str) {
             out.push((c.to_string(), description));
         } else if let Some(e) = option.get("enum").and_then(Value::as_array) {
-            out.extend(e.iter().filter_map(|v| v.as_str().map(|s| (s.to_string(), description.clone()))));
+            out.extend(
+                e.iter()
+                    .filter_map(|v| v.as_str().map(|s| (s.to_string(), description.clone()))),
+            );
         } else {
             return None;
         }
@@ -120,7 +136,11 @@ pub fn default_value(root: &Value, schema: &Value) -> Value {
     }
     match types(&schema).first().copied() {
         Some("object") => {
-            let required: Vec<&str> = schema.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let required: Vec<&str> = schema
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             let mut obj = Map::new();
             if let Some(props) = schema.get("properties").and_then(Value::as_object) {
                 for (name, prop) in props {
@@ -161,7 +181,14 @@ pub fn edit(ui: &mut Ui, root: &Value, value: &mut Value, cx: &FormContext) -> b
     edit_object(ui, root, root, value, cx, "config")
 }
 
-fn edit_object(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx: &FormContext, path: &str) -> bool {
+fn edit_object(
+    ui: &mut Ui,
+    root: &Value,
+    schema: &Value,
+    value: &mut Value,
+    cx: &FormContext,
+    path: &str,
+) -> bool {
     let schema = resolve(root, schema);
     if !value.is_object() {
         *value = Value::Object(Map::new());
@@ -170,11 +197,19 @@ fn edit_object(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx:
     let Some(props) = schema.get("properties").and_then(Value::as_object) else {
         return edit_map(ui, root, &schema, value, cx, path);
     };
-    let required: Vec<&str> = schema.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     for (name, prop) in props {
         let prop = resolve(root, prop);
         let label = humanize(name);
-        let description = prop.get("description").and_then(Value::as_str).unwrap_or_default().to_string();
+        let description = prop
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let obj = value.as_object_mut().expect("made an object above");
         let optional = without_null(&prop);
         let id = format!("{path}/{name}");
@@ -201,17 +236,28 @@ fn edit_object(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx:
                 }
                 return;
             }
-            let mut v = obj.get(name).cloned().unwrap_or_else(|| default_value(root, &prop));
+            let mut v = obj
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| default_value(root, &prop));
             let is_switch = types(&prop).first() == Some(&"boolean");
             if is_switch {
                 let mut b = v.as_bool().unwrap_or(false);
-                if ui.checkbox(&mut b, &label).on_hover_text(&description).changed() {
+                if ui
+                    .checkbox(&mut b, &label)
+                    .on_hover_text(&description)
+                    .changed()
+                {
                     obj.insert(name.clone(), json!(b));
                     changed = true;
                 }
                 return;
             }
-            let heading = if required.contains(&name.as_str()) { RichText::new(&label).strong() } else { RichText::new(&label) };
+            let heading = if required.contains(&name.as_str()) {
+                RichText::new(&label).strong()
+            } else {
+                RichText::new(&label)
+            };
             ui.label(heading).on_hover_text(&description);
             if edit_value(ui, root, &prop, &mut v, cx, &id) {
                 obj.insert(name.clone(), v);
@@ -224,8 +270,18 @@ fn edit_object(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx:
 }
 
 /// Free-form keys, such as a file source's declared field types.
-fn edit_map(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx: &FormContext, path: &str) -> bool {
-    let item = schema.get("additionalProperties").cloned().unwrap_or(Value::Bool(true));
+fn edit_map(
+    ui: &mut Ui,
+    root: &Value,
+    schema: &Value,
+    value: &mut Value,
+    cx: &FormContext,
+    path: &str,
+) -> bool {
+    let item = schema
+        .get("additionalProperties")
+        .cloned()
+        .unwrap_or(Value::Bool(true));
     let obj = value.as_object_mut().expect("an object");
     let mut changed = false;
     let mut rename: Option<(String, String)> = None;
@@ -235,7 +291,10 @@ fn edit_map(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx: &F
         ui.push_id(format!("{path}/{k}"), |ui| {
             ui.horizontal(|ui| {
                 let mut key = k.clone();
-                if ui.add(TextEdit::singleline(&mut key).desired_width(120.0)).changed() {
+                if ui
+                    .add(TextEdit::singleline(&mut key).desired_width(120.0))
+                    .changed()
+                {
                     rename = Some((k.clone(), key));
                 }
                 let mut v2 = v.clone();
@@ -243,7 +302,7 @@ fn edit_map(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx: &F
                     obj.insert(k.clone(), v2);
                     changed = true;
                 }
-                if ui.small_button("✕").on_hover_text("Remove").clicked() {
+                if ui.small_button("🗙").on_hover_text("Remove").clicked() {
                     remove = Some(k.clone());
                 }
             });
@@ -261,7 +320,10 @@ fn edit_map(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx: &F
         changed = true;
     }
     if ui.small_button("+ Add").clicked() {
-        let name = (1..).map(|i| format!("field_{i}")).find(|n| !obj.contains_key(n)).expect("a free name");
+        let name = (1..)
+            .map(|i| format!("field_{i}"))
+            .find(|n| !obj.contains_key(n))
+            .expect("a free name");
         obj.insert(name, default_value(root, &item));
         changed = true;
     }
@@ -269,16 +331,26 @@ fn edit_map(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx: &F
 }
 
 fn is_field(schema: &Value) -> bool {
-    schema.get("x-field").and_then(Value::as_bool).unwrap_or(false)
+    schema
+        .get("x-field")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
-fn edit_value(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx: &FormContext, path: &str) -> bool {
+fn edit_value(
+    ui: &mut Ui,
+    root: &Value,
+    schema: &Value,
+    value: &mut Value,
+    cx: &FormContext,
+    path: &str,
+) -> bool {
     let schema = resolve(root, schema);
     if let Some(options) = choices(&schema) {
         return choose(ui, &options, value, path);
     }
     if let Some(any) = schema.get("anyOf").and_then(Value::as_array) {
-        return edit_operand(ui, root, any, value, cx, is_field(&schema), path);
+        return edit_operand(ui, root, any, value, cx, path);
     }
     match types(&schema).first().copied() {
         Some("object") => {
@@ -294,7 +366,9 @@ fn edit_value(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx: 
         Some("string") => {
             let mut text = value.as_str().unwrap_or_default().to_string();
             let one_char = schema.get("maxLength") == Some(&json!(1));
-            let edit = TextEdit::singleline(&mut text).desired_width(if one_char { 24.0 } else { f32::INFINITY }).char_limit(if one_char { 1 } else { usize::MAX });
+            let edit = TextEdit::singleline(&mut text)
+                .desired_width(if one_char { 24.0 } else { f32::INFINITY })
+                .char_limit(if one_char { 1 } else { usize::MAX });
             if ui.add(edit).changed() {
                 *value = json!(text);
                 return true;
@@ -303,9 +377,18 @@ fn edit_value(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx: 
         }
         Some("integer") => {
             let mut n = value.as_i64().unwrap_or(0);
-            let min = schema.get("minimum").and_then(Value::as_f64).unwrap_or(f64::MIN);
-            let max = schema.get("maximum").and_then(Value::as_f64).unwrap_or(f64::MAX);
-            if ui.add(DragValue::new(&mut n).range(min..=max).speed(1.0)).changed() {
+            let min = schema
+                .get("minimum")
+                .and_then(Value::as_f64)
+                .unwrap_or(f64::MIN);
+            let max = schema
+                .get("maximum")
+                .and_then(Value::as_f64)
+                .unwrap_or(f64::MAX);
+            if ui
+                .add(DragValue::new(&mut n).range(min..=max).speed(1.0))
+                .changed()
+            {
                 *value = json!(n);
                 return true;
             }
@@ -331,22 +414,30 @@ fn edit_value(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx: 
     }
 }
 
-fn choose(ui: &mut Ui, options: &[(String, Option<String>)], value: &mut Value, path: &str) -> bool {
+fn choose(
+    ui: &mut Ui,
+    options: &[(String, Option<String>)],
+    value: &mut Value,
+    path: &str,
+) -> bool {
     let current = value.as_str().unwrap_or_default().to_string();
     let mut changed = false;
-    ComboBox::from_id_salt(path).selected_text(humanize(&current)).width(ui.available_width().min(240.0)).show_ui(ui, |ui| {
-        for (option, description) in options {
-            let r = ui.selectable_label(&current == option, humanize(option));
-            let r = match description {
-                Some(d) => r.on_hover_text(d),
-                None => r,
-            };
-            if r.clicked() && &current != option {
-                *value = json!(option);
-                changed = true;
+    ComboBox::from_id_salt(path)
+        .selected_text(humanize(&current))
+        .width(ui.available_width().min(240.0))
+        .show_ui(ui, |ui| {
+            for (option, description) in options {
+                let r = ui.selectable_label(&current == option, humanize(option));
+                let r = match description {
+                    Some(d) => r.on_hover_text(d),
+                    None => r,
+                };
+                if r.clicked() && &current != option {
+                    *value = json!(option);
+                    changed = true;
+                }
             }
-        }
-    });
+        });
     changed
 }
 
@@ -355,7 +446,10 @@ fn pick_field(ui: &mut Ui, value: &mut Value, cx: &FormContext, path: &str) -> b
     let current = value.as_str().unwrap_or_default().to_string();
     if cx.fields.is_empty() {
         let mut text = current;
-        if ui.add(TextEdit::singleline(&mut text).hint_text("field name")).changed() {
+        if ui
+            .add(TextEdit::singleline(&mut text).hint_text("field name"))
+            .changed()
+        {
             *value = json!(text);
             return true;
         }
@@ -370,18 +464,33 @@ fn pick_field(ui: &mut Ui, value: &mut Value, cx: &FormContext, path: &str) -> b
     } else {
         RichText::new(format!("{current} (not in the input)")).color(ui.visuals().error_fg_color)
     };
-    ComboBox::from_id_salt(path).selected_text(shown).width(ui.available_width().min(240.0)).height(320.0).show_ui(ui, |ui| {
-        for (name, kind) in cx.fields {
-            if ui.selectable_label(name == &current, format!("{name}  ·  {kind}")).clicked() && name != &current {
-                *value = json!(name);
-                changed = true;
+    ComboBox::from_id_salt(path)
+        .selected_text(shown)
+        .width(ui.available_width().min(240.0))
+        .height(320.0)
+        .show_ui(ui, |ui| {
+            for (name, kind) in cx.fields {
+                if ui
+                    .selectable_label(name == &current, format!("{name}  ·  {kind}"))
+                    .clicked()
+                    && name != &current
+                {
+                    *value = json!(name);
+                    changed = true;
+                }
             }
-        }
-    });
+        });
     changed
 }
 
-fn edit_list(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx: &FormContext, path: &str) -> bool {
+fn edit_list(
+    ui: &mut Ui,
+    root: &Value,
+    schema: &Value,
+    value: &mut Value,
+    cx: &FormContext,
+    path: &str,
+) -> bool {
     let mut item = schema.get("items").cloned().unwrap_or(Value::Bool(true));
     if is_field(schema)
         && let Value::Object(o) = &mut item
@@ -397,7 +506,7 @@ fn edit_list(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx: &
     for (i, v) in list.iter_mut().enumerate() {
         ui.push_id(i, |ui| {
             ui.horizontal_top(|ui| {
-                if ui.small_button("✕").on_hover_text("Remove").clicked() {
+                if ui.small_button("🗙").on_hover_text("Remove").clicked() {
                     remove = Some(i);
                 }
                 ui.vertical(|ui| {
@@ -418,11 +527,20 @@ fn edit_list(ui: &mut Ui, root: &Value, schema: &Value, value: &mut Value, cx: &
 }
 
 /// A field name or a number (arithmetic operands).
-fn edit_operand(ui: &mut Ui, root: &Value, any: &[Value], value: &mut Value, cx: &FormContext, _field: bool, path: &str) -> bool {
+fn edit_operand(
+    ui: &mut Ui,
+    root: &Value,
+    any: &[Value],
+    value: &mut Value,
+    cx: &FormContext,
+    path: &str,
+) -> bool {
     let numeric = any.iter().any(|s| types(s).contains(&"number"));
     let text_too = any.iter().any(|s| types(s).contains(&"string"));
     if !(numeric && text_too) {
-        return any.first().is_some_and(|s| edit_value(ui, root, s, value, cx, path));
+        return any
+            .first()
+            .is_some_and(|s| edit_value(ui, root, s, value, cx, path));
     }
     let mut changed = false;
     let mut is_number = value.is_number();
@@ -458,7 +576,10 @@ fn edit_any(ui: &mut Ui, value: &mut Value) -> bool {
         Value::Null => String::new(),
         other => other.to_string(),
     };
-    if ui.add(TextEdit::singleline(&mut text).hint_text("a value, or [a, list]")).changed() {
+    if ui
+        .add(TextEdit::singleline(&mut text).hint_text("a value, or [a, list]"))
+        .changed()
+    {
         *value = match serde_json::from_str::<Value>(&text) {
             Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::Array(_))) => v,
             _ => json!(text),

@@ -13,85 +13,138 @@ use crate::types::describe;
 
 pub fn ui(ui: &mut Ui, state: &AppState) -> Vec<Command> {
     let mut commands = Vec::new();
-    egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| match state.selection.len() {
-        0 => flow_settings(ui, state, &mut commands),
-        1 => match state.selected_node() {
-            Some(_) => node_settings(ui, state, &mut commands),
-            None => {}
-        },
-        n => {
-            ui.heading(format!("{n} nodes selected"));
-            if ui.button("Delete them").clicked() {
-                commands.push(Command::RemoveNodes(state.selection.clone()));
+    egui::ScrollArea::vertical()
+        .auto_shrink([false, false])
+        .show(ui, |ui| match state.selection.len() {
+            0 => flow_settings(ui, state, &mut commands),
+            1 if state.selected_node().is_some() => node_settings(ui, state, &mut commands),
+            1 => {}
+            n => {
+                ui.heading(format!("{n} nodes selected"));
+                if ui.button("Delete them").clicked() {
+                    commands.push(Command::RemoveNodes(state.selection.clone()));
+                }
             }
-        }
-    });
+        });
     commands
 }
 
 fn node_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
     let node = state.selected_node().expect("one node selected");
     let Some(kind) = registry::find(&node.kind) else {
-        ui.colored_label(ui.visuals().error_fg_color, format!("Unknown node type `{}`", node.kind));
+        ui.colored_label(
+            ui.visuals().error_fg_color,
+            format!("Unknown node type `{}`", node.kind),
+        );
         return;
     };
     ui.horizontal(|ui| {
         ui.label(RichText::new(kind.icon).size(22.0));
         ui.vertical(|ui| {
             ui.heading(kind.title);
-            ui.label(RichText::new(format!("{} · id {}", kind.name, node.id)).small().weak());
+            ui.label(
+                RichText::new(format!("{} · id {}", kind.name, node.id))
+                    .small()
+                    .weak(),
+            );
         });
     });
     ui.label(RichText::new(kind.description).weak());
     ui.separator();
     ui.label(RichText::new("Label").strong());
     let mut label = node.label.clone().unwrap_or_default();
-    if ui.add(egui::TextEdit::singleline(&mut label).hint_text(kind.title).desired_width(f32::INFINITY)).changed() {
-        commands.push(Command::SetLabel { node: node.id.clone(), label });
+    if ui
+        .add(
+            egui::TextEdit::singleline(&mut label)
+                .hint_text(kind.title)
+                .desired_width(f32::INFINITY),
+        )
+        .changed()
+    {
+        commands.push(Command::SetLabel {
+            node: node.id.clone(),
+            label,
+        });
     }
     ui.add_space(6.0);
     for p in state.problems_of(&node.id) {
-        let field = p.path.split("/config").nth(1).unwrap_or("").trim_start_matches('/').replace('/', " › ");
-        let text = if field.is_empty() { format!("⚠ {}", p.message) } else { format!("⚠ {field}: {}", p.message) };
+        let field = p
+            .path
+            .split("/config")
+            .nth(1)
+            .unwrap_or("")
+            .trim_start_matches('/')
+            .replace('/', " › ");
+        let text = if field.is_empty() {
+            format!("⚠ {}", p.message)
+        } else {
+            format!("⚠ {field}: {}", p.message)
+        };
         ui.label(RichText::new(text).color(ui.visuals().error_fg_color));
     }
     let fields: Vec<(String, String)> = state
         .input_fields(&node.id)
-        .map(|s| s.fields().iter().map(|f| (f.name().clone(), describe(f.data_type()))).collect())
+        .map(|s| {
+            s.fields()
+                .iter()
+                .map(|f| (f.name().clone(), describe(f.data_type())))
+                .collect()
+        })
         .unwrap_or_default();
-    let Some(schema) = form::schema_of(kind.name) else { return };
+    let Some(schema) = form::schema_of(kind.name) else {
+        return;
+    };
     let mut config: Value = node.config.clone();
     ui.separator();
     if form::edit(ui, schema, &mut config, &FormContext { fields: &fields }) {
-        commands.push(Command::SetConfig { node: node.id.clone(), config });
+        commands.push(Command::SetConfig {
+            node: node.id.clone(),
+            config,
+        });
     }
     if let Some(out) = state.analysis.schemas.get(&node.id) {
         ui.separator();
-        egui::CollapsingHeader::new(format!("Output fields ({})", out.fields().len())).id_salt("output fields").show(ui, |ui| {
-            egui::Grid::new("output-fields").striped(true).show(ui, |ui| {
-                for f in out.fields() {
-                    ui.label(f.name());
-                    ui.label(RichText::new(describe(f.data_type())).weak());
-                    ui.end_row();
-                }
+        egui::CollapsingHeader::new(format!("Output fields ({})", out.fields().len()))
+            .id_salt("output fields")
+            .show(ui, |ui| {
+                egui::Grid::new("output-fields")
+                    .striped(true)
+                    .show(ui, |ui| {
+                        for f in out.fields() {
+                            ui.label(f.name());
+                            ui.label(RichText::new(describe(f.data_type())).weak());
+                            ui.end_row();
+                        }
+                    });
             });
-        });
     }
 }
 
 fn flow_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
     let flow = &state.doc.flow;
     ui.heading("Flow");
-    ui.label(RichText::new("Select a node to set it up. These settings are the flow's own.").weak());
+    ui.label(
+        RichText::new("Select a node to set it up. These settings are the flow's own.").weak(),
+    );
     ui.separator();
     ui.label(RichText::new("Name").strong());
     let mut name = flow.name.clone();
-    if ui.add(egui::TextEdit::singleline(&mut name).desired_width(f32::INFINITY)).changed() {
+    if ui
+        .add(egui::TextEdit::singleline(&mut name).desired_width(f32::INFINITY))
+        .changed()
+    {
         commands.push(Command::SetFlowName(name));
     }
     ui.label(RichText::new("Description").strong());
     let mut description = flow.description.clone().unwrap_or_default();
-    if ui.add(egui::TextEdit::multiline(&mut description).desired_rows(2).desired_width(f32::INFINITY)).changed() {
+    if ui
+        .add(
+            egui::TextEdit::multiline(&mut description)
+                .desired_rows(2)
+                .desired_width(f32::INFINITY),
+        )
+        .changed()
+    {
         commands.push(Command::SetDescription(description));
     }
     ui.add_space(6.0);
@@ -102,42 +155,74 @@ fn flow_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
             commands.push(Command::SetTrigger(Trigger::OnDemand));
         }
         if ui.radio(scheduled, "On a schedule").clicked() && !scheduled {
-            commands.push(Command::SetTrigger(Trigger::Schedule { expression: "rate(1 days)".into() }));
+            commands.push(Command::SetTrigger(Trigger::Schedule {
+                expression: "rate(1 days)".into(),
+            }));
         }
     });
     if let Trigger::Schedule { expression } = &flow.trigger {
         let mut e = expression.clone();
         ui.horizontal(|ui| {
             ui.label("Every");
-            if ui.add(egui::TextEdit::singleline(&mut e).desired_width(140.0)).on_hover_text("rate(15 minutes), rate(1 hours), rate(1 days)").changed() {
-                commands.push(Command::SetTrigger(Trigger::Schedule { expression: e.clone() }));
+            if ui
+                .add(egui::TextEdit::singleline(&mut e).desired_width(140.0))
+                .on_hover_text("rate(15 minutes), rate(1 hours), rate(1 days)")
+                .changed()
+            {
+                commands.push(Command::SetTrigger(Trigger::Schedule {
+                    expression: e.clone(),
+                }));
             }
         });
         if crate::cost::rate_minutes(&e).is_none() {
-            ui.colored_label(ui.visuals().warn_fg_color, "Write the schedule as rate(N minutes|hours|days)");
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                "Write the schedule as rate(N minutes|hours|days)",
+            );
         }
     }
     ui.add_space(6.0);
     ui.label(RichText::new("Parameters").strong()).on_hover_text("Values for ${name} in node settings; `tributary run --param name=value` overrides them");
-    egui::Grid::new("params").num_columns(3).show(ui, |ui| {
-        for (k, v) in &flow.params {
-            ui.label(k);
+    for (k, v) in &flow.params {
+        ui.horizontal(|ui| {
+            ui.add_sized([90.0, 20.0], egui::Label::new(k).truncate());
             let mut value = v.clone();
-            if ui.add(egui::TextEdit::singleline(&mut value).desired_width(160.0)).changed() {
-                commands.push(Command::SetParam { name: k.clone(), value });
+            if ui
+                .add(
+                    egui::TextEdit::singleline(&mut value)
+                        .desired_width(ui.available_width() - 32.0),
+                )
+                .changed()
+            {
+                commands.push(Command::SetParam {
+                    name: k.clone(),
+                    value,
+                });
             }
-            if ui.small_button("✕").on_hover_text("Remove").clicked() {
+            if ui.small_button("🗙").on_hover_text("Remove").clicked() {
                 commands.push(Command::RemoveParam(k.clone()));
             }
-            ui.end_row();
-        }
-    });
+        });
+    }
     let id = ui.id().with("new param");
     let mut new_name = ui.data_mut(|d| d.get_temp::<String>(id).unwrap_or_default());
     ui.horizontal(|ui| {
-        ui.add(egui::TextEdit::singleline(&mut new_name).hint_text("new parameter").desired_width(140.0));
-        if ui.add_enabled(!new_name.trim().is_empty() && !flow.params.contains_key(new_name.trim()), egui::Button::new("Add")).clicked() {
-            commands.push(Command::SetParam { name: new_name.trim().to_string(), value: String::new() });
+        ui.add(
+            egui::TextEdit::singleline(&mut new_name)
+                .hint_text("new parameter")
+                .desired_width(140.0),
+        );
+        if ui
+            .add_enabled(
+                !new_name.trim().is_empty() && !flow.params.contains_key(new_name.trim()),
+                egui::Button::new("Add"),
+            )
+            .clicked()
+        {
+            commands.push(Command::SetParam {
+                name: new_name.trim().to_string(),
+                value: String::new(),
+            });
             new_name.clear();
         }
     });

@@ -25,7 +25,10 @@ use crate::paths::Dirs;
 /// Opens the window; returns when it is closed.
 pub fn run(flow: Option<PathBuf>) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default().with_inner_size([1440.0, 900.0]).with_min_inner_size([960.0, 600.0]).with_title("Tributary"),
+        viewport: egui::ViewportBuilder::default()
+            .with_inner_size([1440.0, 900.0])
+            .with_min_inner_size([960.0, 600.0])
+            .with_title("Tributary"),
         ..Default::default()
     };
     eframe::run_native(

@@ -12,7 +12,12 @@ pub fn tabs(ui: &mut Ui, state: &AppState) -> Vec<Command> {
     let mut commands = Vec::new();
     ui.horizontal(|ui| {
         let problems = state.analysis.problems.len() + state.run.refused.len();
-        for (tab, name) in [(Tab::Preview, "Preview".to_string()), (Tab::Run, "Run".into()), (Tab::Cost, "Cost".into()), (Tab::Problems, format!("Problems ({problems})"))] {
+        for (tab, name) in [
+            (Tab::Preview, "Preview".to_string()),
+            (Tab::Run, "Run".into()),
+            (Tab::Cost, "Cost".into()),
+            (Tab::Problems, format!("Problems ({problems})")),
+        ] {
             if ui.selectable_label(state.tab == tab, name).clicked() {
                 commands.push(Command::ShowTab(tab));
             }
@@ -34,9 +39,15 @@ fn preview(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
         return;
     };
     ui.horizontal(|ui| {
-        ui.label(format!("Records leaving `{}`, on the sources' first", node.label.as_deref().unwrap_or(&node.id)));
+        ui.label(format!(
+            "Records leaving `{}`, on the sources' first",
+            node.label.as_deref().unwrap_or(&node.id)
+        ));
         let mut limit = state.preview.limit;
-        if ui.add(egui::DragValue::new(&mut limit).range(1..=100_000)).changed() {
+        if ui
+            .add(egui::DragValue::new(&mut limit).range(1..=100_000))
+            .changed()
+        {
             commands.push(Command::SetPreviewLimit(limit));
         }
         ui.label("records");
@@ -47,7 +58,11 @@ fn preview(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
             ui.spinner();
         }
     });
-    let result = state.preview.result.as_ref().filter(|(k, _)| k.node == node.id);
+    let result = state
+        .preview
+        .result
+        .as_ref()
+        .filter(|(k, _)| k.node == node.id);
     match result {
         None => {
             ui.spinner();
@@ -71,32 +86,50 @@ fn preview(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
             }
             ui.label(RichText::new(line).weak());
             let highlight = ui.visuals().selection.bg_fill.gamma_multiply(0.5);
-            egui::ScrollArea::both().auto_shrink([false, false]).show(ui, |ui| {
-                egui::Grid::new("preview-table").striped(true).min_col_width(60.0).show(ui, |ui| {
-                    for (name, kind) in &table.columns {
-                        ui.vertical(|ui| {
-                            ui.label(RichText::new(name).strong());
-                            ui.label(RichText::new(kind).small().weak());
-                        });
-                    }
-                    ui.end_row();
-                    for (r, row) in table.rows.iter().enumerate() {
-                        for (c, cell) in row.iter().enumerate() {
-                            let shown: String = if cell.chars().count() > 48 { cell.chars().take(47).chain(std::iter::once('…')).collect() } else { cell.clone() };
-                            let changed = table.changed.get(r).and_then(|row| row.get(c)).copied().unwrap_or(false);
-                            let text = if changed { RichText::new(shown).background_color(highlight) } else { RichText::new(shown) };
-                            let label = ui.label(text);
-                            if cell.chars().count() > 48 {
-                                label.on_hover_text(cell);
+            egui::ScrollArea::both()
+                .auto_shrink([false, false])
+                .show(ui, |ui| {
+                    egui::Grid::new("preview-table")
+                        .striped(true)
+                        .min_col_width(60.0)
+                        .show(ui, |ui| {
+                            for (name, kind) in &table.columns {
+                                ui.vertical(|ui| {
+                                    ui.label(RichText::new(name).strong());
+                                    ui.label(RichText::new(kind).small().weak());
+                                });
                             }
-                        }
-                        ui.end_row();
+                            ui.end_row();
+                            for (r, row) in table.rows.iter().enumerate() {
+                                for (c, cell) in row.iter().enumerate() {
+                                    let shown: String = if cell.chars().count() > 48 {
+                                        cell.chars().take(47).chain(std::iter::once('…')).collect()
+                                    } else {
+                                        cell.clone()
+                                    };
+                                    let changed = table
+                                        .changed
+                                        .get(r)
+                                        .and_then(|row| row.get(c))
+                                        .copied()
+                                        .unwrap_or(false);
+                                    let text = if changed {
+                                        RichText::new(shown).background_color(highlight)
+                                    } else {
+                                        RichText::new(shown)
+                                    };
+                                    let label = ui.label(text);
+                                    if cell.chars().count() > 48 {
+                                        label.on_hover_text(cell);
+                                    }
+                                }
+                                ui.end_row();
+                            }
+                        });
+                    for r in &table.rejected {
+                        ui.colored_label(ui.visuals().warn_fg_color, r.to_string());
                     }
                 });
-                for r in &table.rejected {
-                    ui.colored_label(ui.visuals().warn_fg_color, r.to_string());
-                }
-            });
         }
     }
 }
@@ -104,11 +137,17 @@ fn preview(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
 fn run(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
     let run = &state.run;
     if run.started.is_none() {
-        ui.label(RichText::new("Press Run (Ctrl+R) to run the whole flow. Progress shows here.").weak());
+        ui.label(
+            RichText::new("Press Run (Ctrl+R) to run the whole flow. Progress shows here.").weak(),
+        );
         return;
     }
     let read = run.records_read(&state.sources());
-    let elapsed = run.record.as_ref().map(|r| r.duration_seconds).unwrap_or_else(|| run.started.map_or(0.0, |s| s.elapsed().as_secs_f64()));
+    let elapsed = run
+        .record
+        .as_ref()
+        .map(|r| r.duration_seconds)
+        .unwrap_or_else(|| run.started.map_or(0.0, |s| s.elapsed().as_secs_f64()));
     ui.horizontal(|ui| {
         if run.is_running() {
             ui.spinner();
@@ -119,8 +158,19 @@ fn run(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
         match run.expected.filter(|e| *e > 0) {
             Some(total) => {
                 let fraction = read as f32 / total as f32;
-                let eta = if read > 0 && run.is_running() { format!(" · about {:.0}s left", elapsed * (total - read.min(total)) as f64 / read as f64) } else { String::new() };
-                ui.add(egui::ProgressBar::new(fraction).desired_width(320.0).text(format!("{read} of {total} records{eta}")));
+                let eta = if read > 0 && run.is_running() {
+                    format!(
+                        " · about {:.0}s left",
+                        elapsed * (total - read.min(total)) as f64 / read as f64
+                    )
+                } else {
+                    String::new()
+                };
+                ui.add(
+                    egui::ProgressBar::new(fraction)
+                        .desired_width(320.0)
+                        .text(format!("{read} of {total} records{eta}")),
+                );
             }
             None => {
                 ui.label(format!("{read} records read"));
@@ -134,9 +184,23 @@ fn run(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
             RunStatus::Canceled => ui.visuals().warn_fg_color,
             RunStatus::Error => ui.visuals().error_fg_color,
         };
-        ui.label(RichText::new(format!("{:?} · run {}", record.status, record.execution_id)).color(color).strong());
+        ui.label(
+            RichText::new(format!("{:?} · run {}", record.status, record.execution_id))
+                .color(color)
+                .strong(),
+        );
         if let Some(e) = &record.error {
-            ui.colored_label(ui.visuals().error_fg_color, format!("{}{}", e.node.as_ref().map(|n| format!("node `{n}`: ")).unwrap_or_default(), e.message));
+            ui.colored_label(
+                ui.visuals().error_fg_color,
+                format!(
+                    "{}{}",
+                    e.node
+                        .as_ref()
+                        .map(|n| format!("node `{n}`: "))
+                        .unwrap_or_default(),
+                    e.message
+                ),
+            );
         }
         ui.label(format!(
             "{} read · {} written · {} dropped · {} rejected · {} read · {} written",
@@ -149,115 +213,196 @@ fn run(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
         ));
     }
     ui.columns(2, |cols| {
-        egui::ScrollArea::vertical().id_salt("run-nodes").show(&mut cols[0], |ui| {
-            egui::Grid::new("run-figures").striped(true).show(ui, |ui| {
-                for h in ["node", "state", "in", "out", "dropped", "rejected", "bytes"] {
-                    ui.label(RichText::new(h).strong());
-                }
-                ui.end_row();
-                for (id, f) in &run.figures {
-                    ui.label(id);
-                    ui.label(format!("{:?}", f.state).to_lowercase());
-                    ui.label(f.records_in.to_string());
-                    ui.label(f.records_out.to_string());
-                    ui.label(f.records_dropped.to_string());
-                    ui.label(f.records_rejected.to_string());
-                    ui.label(human_bytes(f.bytes_in.max(f.bytes_out)));
+        egui::ScrollArea::vertical()
+            .id_salt("run-nodes")
+            .show(&mut cols[0], |ui| {
+                egui::Grid::new("run-figures").striped(true).show(ui, |ui| {
+                    for h in ["node", "state", "in", "out", "dropped", "rejected", "bytes"] {
+                        ui.label(RichText::new(h).strong());
+                    }
                     ui.end_row();
+                    for (id, f) in &run.figures {
+                        ui.label(id);
+                        ui.label(format!("{:?}", f.state).to_lowercase());
+                        ui.label(f.records_in.to_string());
+                        ui.label(f.records_out.to_string());
+                        ui.label(f.records_dropped.to_string());
+                        ui.label(f.records_rejected.to_string());
+                        ui.label(human_bytes(f.bytes_in.max(f.bytes_out)));
+                        ui.end_row();
+                    }
+                });
+                if let Some(record) = &run.record {
+                    for o in record.outputs.iter().take(20) {
+                        ui.horizontal(|ui| {
+                            if ui.small_button("Open folder").clicked()
+                                && let Some(dir) = std::path::Path::new(&o.location).parent()
+                            {
+                                commands.push(Command::OpenExternally(dir.to_path_buf()));
+                            }
+                            ui.label(
+                                RichText::new(format!("{} ({} records)", o.location, o.records))
+                                    .small(),
+                            );
+                        });
+                    }
+                    if record.outputs.len() > 20 {
+                        ui.label(format!("and {} more files", record.outputs.len() - 20));
+                    }
+                    if let Some(errors) = &record.error_output
+                        && ui
+                            .small_button(format!(
+                                "Open the {} rejected records",
+                                record.records_rejected
+                            ))
+                            .clicked()
+                    {
+                        commands.push(Command::OpenExternally(errors.into()));
+                    }
                 }
             });
-            if let Some(record) = &run.record {
-                for o in record.outputs.iter().take(20) {
-                    ui.horizontal(|ui| {
-                        if ui.small_button("Open folder").clicked()
-                            && let Some(dir) = std::path::Path::new(&o.location).parent()
-                        {
-                            commands.push(Command::OpenExternally(dir.to_path_buf()));
-                        }
-                        ui.label(RichText::new(format!("{} ({} records)", o.location, o.records)).small());
-                    });
-                }
-                if record.outputs.len() > 20 {
-                    ui.label(format!("and {} more files", record.outputs.len() - 20));
-                }
-                if let Some(errors) = &record.error_output
-                    && ui.small_button(format!("Open the {} rejected records", record.records_rejected)).clicked()
-                {
-                    commands.push(Command::OpenExternally(errors.into()));
-                }
-            }
-        });
+        if run.throughput.len() < 2 {
+            cols[1]
+                .label(RichText::new("The throughput chart fills in as a longer run goes.").weak());
+            return;
+        }
         let points: PlotPoints = run.throughput.iter().copied().collect();
-        Plot::new("throughput").height(cols[1].available_height().max(80.0)).x_axis_label("seconds").y_axis_label("records/s").allow_scroll(false).show(&mut cols[1], |plot| {
-            plot.line(Line::new("records/s", points));
-        });
+        Plot::new("throughput")
+            .height(cols[1].available_height().max(80.0))
+            .x_axis_label("seconds")
+            .y_axis_label("records/s")
+            .allow_scroll(false)
+            .show(&mut cols[1], |plot| {
+                plot.line(Line::new("records/s", points));
+            });
     });
 }
 
 fn cost_tab(ui: &mut Ui, state: &AppState) {
     let rates = Rates::default();
-    ui.label(format!("AppFlow's rates: ${} per successful run, ${} per GiB processed.", rates.per_run_usd, rates.per_gb_usd));
+    ui.label(format!(
+        "AppFlow's rates: ${} per successful run, ${} per GiB processed.",
+        rates.per_run_usd, rates.per_gb_usd
+    ));
     let runs = cost::runs_per_month(&state.doc.flow.trigger);
     if let Some(record) = &state.run.record {
         let c = &record.cost;
         ui.label(RichText::new(format!("This run: ${:.4}", c.total_usd)).strong());
-        ui.label(format!("${:.4} for the run, ${:.6} for {:.4} GiB processed", c.run_usd, c.data_usd, c.gb_processed));
+        ui.label(format!(
+            "${:.4} for the run, ${:.6} for {:.4} GiB processed",
+            c.run_usd, c.data_usd, c.gb_processed
+        ));
         match &c.projected_monthly {
-            Some(p) => ui.label(format!("On this schedule: {:.0} runs a month, about ${:.2} a month", p.runs_per_month, p.total_usd)),
+            Some(p) => ui.label(format!(
+                "On this schedule: {:.0} runs a month, about ${:.2} a month",
+                p.runs_per_month, p.total_usd
+            )),
             None => ui.label("Runs on demand: no monthly projection."),
         };
         return;
     }
-    let per_record = state.preview.result.as_ref().and_then(|(_, r)| r.as_ref().ok()).map(|t| t.bytes_per_record).filter(|b| *b > 0.0);
-    match (per_record, state.run.expected.or_else(|| expected_demo_records(state))) {
+    let per_record = state
+        .preview
+        .result
+        .as_ref()
+        .and_then(|(_, r)| r.as_ref().ok())
+        .map(|t| t.bytes_per_record)
+        .filter(|b| *b > 0.0);
+    match (
+        per_record,
+        state.run.expected.or_else(|| expected_demo_records(state)),
+    ) {
         (Some(bytes), Some(records)) => {
-            let estimate = cost::of_run((bytes * records as f64) as u64, true, &state.doc.flow.trigger, rates);
-            ui.label(RichText::new(format!("Estimate per run: ${:.4}", estimate.total_usd)).strong());
-            ui.label(format!("{records} records at about {bytes:.0} bytes each (from the preview sample)"));
+            let estimate = cost::of_run(
+                (bytes * records as f64) as u64,
+                true,
+                &state.doc.flow.trigger,
+                rates,
+            );
+            ui.label(
+                RichText::new(format!("Estimate per run: ${:.4}", estimate.total_usd)).strong(),
+            );
+            ui.label(format!(
+                "{records} records at about {bytes:.0} bytes each (from the preview sample)"
+            ));
             if let Some(p) = estimate.projected_monthly {
-                ui.label(format!("On this schedule: {:.0} runs a month, about ${:.2} a month", p.runs_per_month, p.total_usd));
+                ui.label(format!(
+                    "On this schedule: {:.0} runs a month, about ${:.2} a month",
+                    p.runs_per_month, p.total_usd
+                ));
             }
         }
         _ => {
-            ui.label(RichText::new("Preview a source, or run the flow once, for an estimate.").weak());
+            ui.label(
+                RichText::new("Preview a source, or run the flow once, for an estimate.").weak(),
+            );
             if let Some(runs) = runs {
-                ui.label(format!("This schedule makes {runs:.0} runs a month: at least ${:.2} in run fees.", runs * rates.per_run_usd));
+                ui.label(format!(
+                    "This schedule makes {runs:.0} runs a month: at least ${:.2} in run fees.",
+                    runs * rates.per_run_usd
+                ));
             }
         }
     }
 }
 
 fn expected_demo_records(state: &AppState) -> Option<u64> {
-    let sources: Vec<_> = state.doc.flow.nodes.iter().filter(|n| n.kind.starts_with("source.")).collect();
+    let sources: Vec<_> = state
+        .doc
+        .flow
+        .nodes
+        .iter()
+        .filter(|n| n.kind.starts_with("source."))
+        .collect();
     if sources.is_empty() || sources.iter().any(|n| n.kind != "source.demo_crm") {
         return None;
     }
-    Some(sources.iter().map(|n| n.config.get("records").and_then(serde_json::Value::as_u64).unwrap_or(1000)).sum())
+    Some(
+        sources
+            .iter()
+            .map(|n| {
+                n.config
+                    .get("records")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(1000)
+            })
+            .sum(),
+    )
 }
 
 fn problems(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
-    let list: Vec<_> = state.analysis.problems.iter().chain(&state.run.refused).collect();
+    let list: Vec<_> = state
+        .analysis
+        .problems
+        .iter()
+        .chain(&state.run.refused)
+        .collect();
     if list.is_empty() {
-        ui.label(RichText::new("No problems: the flow is ready to run.").color(Color32::from_rgb(0x2f, 0x9e, 0x5b)));
+        ui.label(
+            RichText::new("No problems: the flow is ready to run.")
+                .color(Color32::from_rgb(0x2f, 0x9e, 0x5b)),
+        );
         return;
     }
-    egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
-        for p in list {
-            ui.horizontal(|ui| {
-                ui.colored_label(ui.visuals().error_fg_color, "⚠");
-                match &p.node {
-                    Some(node) => {
-                        if ui.link(node).on_hover_text("Select this node").clicked() {
-                            commands.push(Command::Select(vec![node.clone()]));
+    egui::ScrollArea::vertical()
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            for p in list {
+                ui.horizontal(|ui| {
+                    ui.colored_label(ui.visuals().error_fg_color, "⚠");
+                    match &p.node {
+                        Some(node) => {
+                            if ui.link(node).on_hover_text("Select this node").clicked() {
+                                commands.push(Command::Select(vec![node.clone()]));
+                            }
+                        }
+                        None => {
+                            ui.label("flow");
                         }
                     }
-                    None => {
-                        ui.label("flow");
-                    }
-                }
-                ui.label(&p.message);
-                ui.label(RichText::new(&p.path).small().weak());
-            });
-        }
-    });
+                    ui.label(&p.message);
+                    ui.label(RichText::new(&p.path).small().weak());
+                });
+            }
+        });
 }

@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::commands::Command;
 use super::form;
-use super::worker::{Message, Worker};
 use super::table::PreviewTable;
+use super::worker::{Message, Worker};
 use crate::engine::{NodeFigures, RunEvent, RunRecord};
 use crate::flow::{Analysis, Edge, Flow, Node, Problem};
 use crate::node::Role;
@@ -47,7 +47,12 @@ pub struct Document {
 
 impl Document {
     fn new(flow: Flow, path: Option<PathBuf>) -> Self {
-        Self { saved: flow.clone(), flow, path, revision: 1 }
+        Self {
+            saved: flow.clone(),
+            flow,
+            path,
+            revision: 1,
+        }
     }
 
     pub fn is_dirty(&self) -> bool {
@@ -64,8 +69,16 @@ impl Document {
     }
 
     pub fn title(&self) -> String {
-        let name = self.path.as_ref().and_then(|p| p.file_name()).map_or("untitled".into(), |n| n.to_string_lossy().into_owned());
-        format!("{}{} — Tributary", if self.is_dirty() { "● " } else { "" }, name)
+        let name = self
+            .path
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map_or("untitled".into(), |n| n.to_string_lossy().into_owned());
+        format!(
+            "{}{} — Tributary",
+            if self.is_dirty() { "● " } else { "" },
+            name
+        )
     }
 }
 
@@ -118,7 +131,11 @@ impl RunState {
 
     /// Records read by the sources so far.
     pub fn records_read(&self, sources: &[String]) -> u64 {
-        sources.iter().filter_map(|s| self.figures.get(s)).map(|f| f.records_out).sum()
+        sources
+            .iter()
+            .filter_map(|s| self.figures.get(s))
+            .map(|f| f.records_out)
+            .sum()
     }
 }
 
@@ -153,7 +170,12 @@ impl AppState {
             analysis: Analysis::default(),
             analysis_revision: 0,
             last_edit: Instant::now() - PREVIEW_DEBOUNCE,
-            preview: PreviewState { limit: 100, requested: None, loading: false, result: None },
+            preview: PreviewState {
+                limit: 100,
+                requested: None,
+                loading: false,
+                result: None,
+            },
             run: RunState::default(),
             tab: Tab::Preview,
             palette_search: String::new(),
@@ -164,7 +186,8 @@ impl AppState {
 
     /// The starter flow, or the file given on the command line.
     pub fn open_initial(dirs: Dirs, path: Option<&Path>) -> Self {
-        let starter = Flow::from_json(STARTER_FLOW, "the starter flow").expect("the starter flow is valid");
+        let starter =
+            Flow::from_json(STARTER_FLOW, "the starter flow").expect("the starter flow is valid");
         let mut state = Self::new(dirs, starter, None);
         if let Some(path) = path {
             state.open(path.to_path_buf());
@@ -173,7 +196,10 @@ impl AppState {
     }
 
     fn say(&mut self, text: impl Into<String>, error: bool) {
-        self.status = Some(Status { text: text.into(), error });
+        self.status = Some(Status {
+            text: text.into(),
+            error,
+        });
     }
 
     /// The problems that belong to a node.
@@ -181,7 +207,11 @@ impl AppState {
         if self.analysis_revision != self.doc.revision {
             return Vec::new();
         }
-        self.analysis.problems.iter().filter(|p| p.node.as_deref() == Some(node)).collect()
+        self.analysis
+            .problems
+            .iter()
+            .filter(|p| p.node.as_deref() == Some(node))
+            .collect()
     }
 
     /// The fields a node receives, when its input is known.
@@ -206,10 +236,19 @@ impl AppState {
             return;
         }
         let now = Instant::now();
-        let coalesce = key.is_some() && self.history.undo.last().is_some_and(|s| s.key == key && now - s.at < COALESCE);
+        let coalesce = key.is_some()
+            && self
+                .history
+                .undo
+                .last()
+                .is_some_and(|s| s.key == key && now - s.at < COALESCE);
         match self.history.undo.last_mut() {
             Some(last) if coalesce => last.at = now,
-            _ => self.history.undo.push(Snapshot { flow: before, key, at: now }),
+            _ => self.history.undo.push(Snapshot {
+                flow: before,
+                key,
+                at: now,
+            }),
         }
         self.history.redo.clear();
         self.changed();
@@ -285,21 +324,37 @@ impl AppState {
             Command::SaveAs(path) => self.save_to(path),
 
             Command::AddNode { kind, position } => {
-                let Some(t) = registry::find(&kind) else { return };
+                let Some(t) = registry::find(&kind) else {
+                    return;
+                };
                 let id = unique_id(&self.doc.flow, t.name.split('.').nth(1).unwrap_or("node"));
                 let config = form::default_config(t);
-                let node = Node { id: id.clone(), kind: t.name.into(), label: None, position, config };
+                let node = Node {
+                    id: id.clone(),
+                    kind: t.name.into(),
+                    label: None,
+                    position,
+                    config,
+                };
                 self.edit(None, |f| f.nodes.push(node));
                 self.selection = vec![id];
             }
             Command::RemoveNodes(ids) => {
                 self.edit(None, |f| {
                     f.nodes.retain(|n| !ids.contains(&n.id));
-                    f.edges.retain(|e| !ids.contains(&e.from) && !ids.contains(&e.to));
+                    f.edges
+                        .retain(|e| !ids.contains(&e.from) && !ids.contains(&e.to));
                 });
             }
             Command::MoveNodes(moves) => {
-                let key = format!("move:{}", moves.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>().join(","));
+                let key = format!(
+                    "move:{}",
+                    moves
+                        .iter()
+                        .map(|(id, _)| id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
                 self.edit(Some(key), |f| {
                     for (id, pos) in &moves {
                         if let Some(n) = f.nodes.iter_mut().find(|n| &n.id == id) {
@@ -321,7 +376,9 @@ impl AppState {
                     f.edges.push(Edge { from, to });
                 });
             }
-            Command::Disconnect { from, to } => self.edit(None, |f| f.edges.retain(|e| !(e.from == from && e.to == to))),
+            Command::Disconnect { from, to } => self.edit(None, |f| {
+                f.edges.retain(|e| !(e.from == from && e.to == to))
+            }),
             Command::SetConfig { node, config } => {
                 let key = format!("config:{node}");
                 self.edit(Some(key), |f| {
@@ -339,7 +396,9 @@ impl AppState {
                 });
             }
             Command::SetFlowName(name) => self.edit(Some("name".into()), |f| f.name = name),
-            Command::SetDescription(d) => self.edit(Some("description".into()), |f| f.description = Some(d).filter(|d| !d.is_empty())),
+            Command::SetDescription(d) => self.edit(Some("description".into()), |f| {
+                f.description = Some(d).filter(|d| !d.is_empty())
+            }),
             Command::SetTrigger(t) => self.edit(Some("trigger".into()), |f| f.trigger = t),
             Command::SetParam { name, value } => {
                 let key = format!("param:{name}");
@@ -351,7 +410,9 @@ impl AppState {
                 f.params.shift_remove(&name);
             }),
             Command::Select(ids) => self.selection = ids,
-            Command::SelectAll => self.selection = self.doc.flow.nodes.iter().map(|n| n.id.clone()).collect(),
+            Command::SelectAll => {
+                self.selection = self.doc.flow.nodes.iter().map(|n| n.id.clone()).collect()
+            }
             Command::Copy => {
                 self.clipboard = self
                     .doc
@@ -360,7 +421,14 @@ impl AppState {
                     .iter()
                     .filter(|n| self.selection.contains(&n.id))
                     .map(|n| {
-                        let edges = self.doc.flow.edges.iter().filter(|e| e.from == n.id && self.selection.contains(&e.to)).cloned().collect();
+                        let edges = self
+                            .doc
+                            .flow
+                            .edges
+                            .iter()
+                            .filter(|e| e.from == n.id && self.selection.contains(&e.to))
+                            .cloned()
+                            .collect();
                         (n.clone(), edges)
                     })
                     .collect();
@@ -380,7 +448,11 @@ impl AppState {
             Command::Redo => {
                 if let Some(flow) = self.history.redo.pop() {
                     let now = std::mem::replace(&mut self.doc.flow, flow);
-                    self.history.undo.push(Snapshot { flow: now, key: None, at: Instant::now() });
+                    self.history.undo.push(Snapshot {
+                        flow: now,
+                        key: None,
+                        at: Instant::now(),
+                    });
                     self.changed();
                 }
             }
@@ -416,9 +488,17 @@ impl AppState {
     }
 
     fn can_connect(&self, from: &str, to: &str) -> Result<(), String> {
-        let role = |id: &str| self.doc.flow.node(id).and_then(|n| registry::find(&n.kind)).map(|t| t.role);
+        let role = |id: &str| {
+            self.doc
+                .flow
+                .node(id)
+                .and_then(|n| registry::find(&n.kind))
+                .map(|t| t.role)
+        };
         if role(from) == Some(Role::Destination) {
-            return Err(format!("`{from}` is a destination; records cannot leave it"));
+            return Err(format!(
+                "`{from}` is a destination; records cannot leave it"
+            ));
         }
         if role(to) == Some(Role::Source) {
             return Err(format!("`{to}` is a source; it takes no input"));
@@ -431,7 +511,14 @@ impl AppState {
                 return Err("that connection would make a cycle; records must flow one way".into());
             }
             if seen.insert(n.clone()) {
-                stack.extend(self.doc.flow.edges.iter().filter(|e| e.from == n).map(|e| e.to.clone()));
+                stack.extend(
+                    self.doc
+                        .flow
+                        .edges
+                        .iter()
+                        .filter(|e| e.from == n)
+                        .map(|e| e.to.clone()),
+                );
             }
         }
         Ok(())
@@ -457,7 +544,10 @@ impl AppState {
         for (_, edges) in &clipboard {
             for e in edges {
                 if let (Some(from), Some(to)) = (renamed.get(&e.from), renamed.get(&e.to)) {
-                    flow.edges.push(Edge { from: from.clone(), to: to.clone() });
+                    flow.edges.push(Edge {
+                        from: from.clone(),
+                        to: to.clone(),
+                    });
                 }
             }
         }
@@ -470,7 +560,13 @@ impl AppState {
         let mut total = 0;
         for n in &self.doc.flow.nodes {
             match registry::find(&n.kind).map(|t| t.role) {
-                Some(Role::Source) if n.kind == "source.demo_crm" => total += n.config.get("records").and_then(Value::as_u64).unwrap_or(1000),
+                Some(Role::Source) if n.kind == "source.demo_crm" => {
+                    total += n
+                        .config
+                        .get("records")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(1000)
+                }
                 Some(Role::Source) => return None,
                 _ => {}
             }
@@ -480,7 +576,13 @@ impl AppState {
 
     /// Ids of the source nodes.
     pub fn sources(&self) -> Vec<String> {
-        self.doc.flow.nodes.iter().filter(|n| registry::find(&n.kind).is_some_and(|t| t.role == Role::Source)).map(|n| n.id.clone()).collect()
+        self.doc
+            .flow
+            .nodes
+            .iter()
+            .filter(|n| registry::find(&n.kind).is_some_and(|t| t.role == Role::Source))
+            .map(|n| n.id.clone())
+            .collect()
     }
 
     /// Takes in what the background reported and asks for what is out of date. Called once
@@ -489,8 +591,14 @@ impl AppState {
         while let Some(message) = worker.try_recv() {
             self.receive(message, worker);
         }
-        if self.analysis_revision != self.doc.revision && !worker.analysis_pending(self.doc.revision) {
-            worker.analyze(self.doc.flow.clone(), self.doc.base_dir(), self.doc.revision);
+        if self.analysis_revision != self.doc.revision
+            && !worker.analysis_pending(self.doc.revision)
+        {
+            worker.analyze(
+                self.doc.flow.clone(),
+                self.doc.base_dir(),
+                self.doc.revision,
+            );
         }
         self.request_preview(worker);
         if let (Some(start), true) = (self.run.started, self.run.is_running()) {
@@ -499,7 +607,9 @@ impl AppState {
             match self.run.last_sample {
                 Some((at, before)) if now - at >= Duration::from_millis(250) => {
                     let rate = (read - before) as f64 / (now - at).as_secs_f64();
-                    self.run.throughput.push([(now - start).as_secs_f64(), rate]);
+                    self.run
+                        .throughput
+                        .push([(now - start).as_secs_f64(), rate]);
                     self.run.last_sample = Some((now, read));
                 }
                 None => self.run.last_sample = Some((now, read)),
@@ -509,11 +619,17 @@ impl AppState {
     }
 
     fn request_preview(&mut self, worker: &Worker) {
-        let Some(node) = self.selected_node().map(|n| n.id.clone()) else { return };
+        let Some(node) = self.selected_node().map(|n| n.id.clone()) else {
+            return;
+        };
         if self.last_edit.elapsed() < PREVIEW_DEBOUNCE {
             return;
         }
-        let key = PreviewKey { node, revision: self.doc.revision, limit: self.preview.limit };
+        let key = PreviewKey {
+            node,
+            revision: self.doc.revision,
+            limit: self.preview.limit,
+        };
         if self.preview.requested.as_ref() == Some(&key) {
             return;
         }
@@ -548,7 +664,10 @@ impl AppState {
                     }
                     let text = match &record.error {
                         Some(e) => format!("The run failed: {}", e.message),
-                        None => format!("{:?}: {} records written", record.status, record.records_written),
+                        None => format!(
+                            "{:?}: {} records written",
+                            record.status, record.records_written
+                        ),
                     };
                     self.say(text, record.error.is_some());
                     self.run.record = Some(*record);
@@ -562,7 +681,11 @@ impl AppState {
             }
             Message::FileChosen { save, path } => {
                 if let Some(path) = path {
-                    let command = if save { Command::SaveAs(path) } else { Command::OpenFlow(path) };
+                    let command = if save {
+                        Command::SaveAs(path)
+                    } else {
+                        Command::OpenFlow(path)
+                    };
                     self.apply(command, worker);
                 }
             }
@@ -577,7 +700,10 @@ fn unique_id(flow: &Flow, base: &str) -> String {
     if flow.node(base).is_none() {
         return base.to_string();
     }
-    (2..).map(|i| format!("{base}_{i}")).find(|id| flow.node(id).is_none()).expect("an unused id")
+    (2..)
+        .map(|i| format!("{base}_{i}"))
+        .find(|id| flow.node(id).is_none())
+        .expect("an unused id")
 }
 
 /// Opens a file or folder with the desktop's default program.
@@ -589,5 +715,8 @@ fn open_externally(path: &Path) -> std::io::Result<()> {
     } else {
         "xdg-open"
     };
-    std::process::Command::new(program).arg(path).spawn().map(|_| ())
+    std::process::Command::new(program)
+        .arg(path)
+        .spawn()
+        .map(|_| ())
 }

@@ -27,7 +27,11 @@ fn cells(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     let options = FormatOptions::default().with_null("∅");
     let mut rows = Vec::new();
     for b in batches {
-        let formatters: Vec<ArrayFormatter> = b.columns().iter().filter_map(|c| ArrayFormatter::try_new(c.as_ref(), &options).ok()).collect();
+        let formatters: Vec<ArrayFormatter> = b
+            .columns()
+            .iter()
+            .filter_map(|c| ArrayFormatter::try_new(c.as_ref(), &options).ok())
+            .collect();
         for r in 0..b.num_rows() {
             rows.push(formatters.iter().map(|f| f.value(r).to_string()).collect());
         }
@@ -37,24 +41,51 @@ fn cells(batches: &[RecordBatch]) -> Vec<Vec<String>> {
 
 impl PreviewTable {
     pub fn from_preview(p: &Preview) -> Self {
-        let columns: Vec<(String, String)> = p.schema.fields().iter().map(|f| (f.name().clone(), describe(f.data_type()))).collect();
+        let columns: Vec<(String, String)> = p
+            .schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), describe(f.data_type())))
+            .collect();
         let rows = cells(&p.batches);
         let rows_in: usize = p.input.iter().map(RecordBatch::num_rows).sum();
         let mut changed = Vec::new();
         if !p.input.is_empty() && rows_in == rows.len() {
-            let input_names: Vec<String> = p.input[0].schema().fields().iter().map(|f| f.name().clone()).collect();
+            let input_names: Vec<String> = p.input[0]
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
             let before = cells(&p.input);
-            let index: Vec<Option<usize>> = columns.iter().map(|(n, _)| input_names.iter().position(|i| i == n)).collect();
+            let index: Vec<Option<usize>> = columns
+                .iter()
+                .map(|(n, _)| input_names.iter().position(|i| i == n))
+                .collect();
             changed = rows
                 .iter()
                 .zip(&before)
-                .map(|(after, before)| after.iter().zip(&index).map(|(a, i)| i.is_none_or(|i| &before[i] != a)).collect())
+                .map(|(after, before)| {
+                    after
+                        .iter()
+                        .zip(&index)
+                        .map(|(a, i)| i.is_none_or(|i| &before[i] != a))
+                        .collect()
+                })
                 .collect();
         }
-        let bytes: usize = p.batches.iter().map(RecordBatch::get_array_memory_size).sum();
+        let bytes: usize = p
+            .batches
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum();
         Self {
             columns,
-            bytes_per_record: if rows.is_empty() { 0.0 } else { bytes as f64 / rows.len() as f64 },
+            bytes_per_record: if rows.is_empty() {
+                0.0
+            } else {
+                bytes as f64 / rows.len() as f64
+            },
             rows,
             changed,
             rejected: p.rejected.clone(),

@@ -3,8 +3,8 @@
 //! for a repaint so it is seen at once.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
 use tokio_util::sync::CancellationToken;
@@ -17,11 +17,20 @@ use crate::paths::Dirs;
 use crate::workspace;
 
 pub enum Message {
-    Analysis { revision: u64, analysis: Box<Analysis> },
-    Preview { key: PreviewKey, result: Result<Box<PreviewTable>, String> },
+    Analysis {
+        revision: u64,
+        analysis: Box<Analysis>,
+    },
+    Preview {
+        key: PreviewKey,
+        result: Result<Box<PreviewTable>, String>,
+    },
     Run(RunEvent),
     RunRefused(Vec<Problem>),
-    FileChosen { save: bool, path: Option<PathBuf> },
+    FileChosen {
+        save: bool,
+        path: Option<PathBuf>,
+    },
 }
 
 pub struct Worker {
@@ -37,9 +46,20 @@ pub struct Worker {
 impl Worker {
     /// `repaint` wakes the UI when a message arrives.
     pub fn new(dirs: Dirs, repaint: impl Fn() + Send + Sync + 'static) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tributary-worker").build().expect("a tokio runtime");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("tributary-worker")
+            .build()
+            .expect("a tokio runtime");
         let (tx, rx) = channel();
-        Self { runtime, tx, rx, repaint: Arc::new(repaint), dirs, analysing: Mutex::new(None) }
+        Self {
+            runtime,
+            tx,
+            rx,
+            repaint: Arc::new(repaint),
+            dirs,
+            analysing: Mutex::new(None),
+        }
     }
 
     pub fn try_recv(&self) -> Option<Message> {
@@ -66,7 +86,10 @@ impl Worker {
         let dirs = self.dirs.clone();
         self.runtime.spawn_blocking(move || {
             let analysis = workspace::analyze_flow(&flow, &base_dir, &IndexMap::new(), &dirs);
-            send(Message::Analysis { revision, analysis: Box::new(analysis) });
+            send(Message::Analysis {
+                revision,
+                analysis: Box::new(analysis),
+            });
         });
     }
 
@@ -75,11 +98,23 @@ impl Worker {
         let dirs = self.dirs.clone();
         self.runtime.spawn(async move {
             let result = match workspace::plan_flow(&flow, &base_dir, &IndexMap::new(), &dirs) {
-                Ok(plan) => engine::preview(&plan, &key.node, key.limit, &RunOptions::new(dirs)).await.map(|p| Box::new(PreviewTable::from_preview(&p))).map_err(|e| e.message),
-                Err(problems) => Err(match problems.iter().find(|p| p.node.as_deref() == Some(&key.node)) {
-                    Some(p) => format!("This node has a problem: {}", p.message),
-                    None => format!("The flow has {} problem{} to fix first; see Problems", problems.len(), if problems.len() == 1 { "" } else { "s" }),
-                }),
+                Ok(plan) => engine::preview(&plan, &key.node, key.limit, &RunOptions::new(dirs))
+                    .await
+                    .map(|p| Box::new(PreviewTable::from_preview(&p)))
+                    .map_err(|e| e.message),
+                Err(problems) => Err(
+                    match problems
+                        .iter()
+                        .find(|p| p.node.as_deref() == Some(&key.node))
+                    {
+                        Some(p) => format!("This node has a problem: {}", p.message),
+                        None => format!(
+                            "The flow has {} problem{} to fix first; see Problems",
+                            problems.len(),
+                            if problems.len() == 1 { "" } else { "s" }
+                        ),
+                    },
+                ),
             };
             send(Message::Preview { key, result });
         });
@@ -112,8 +147,15 @@ impl Worker {
         let send = self.sender();
         self.runtime.spawn(async move {
             let dialog = rfd::AsyncFileDialog::new().add_filter("Tributary flow", &["json"]);
-            let path = if save { dialog.set_file_name("flow.json").save_file().await } else { dialog.pick_file().await };
-            send(Message::FileChosen { save, path: path.map(|h| h.path().to_path_buf()) });
+            let path = if save {
+                dialog.set_file_name("flow.json").save_file().await
+            } else {
+                dialog.pick_file().await
+            };
+            send(Message::FileChosen {
+                save,
+                path: path.map(|h| h.path().to_path_buf()),
+            });
         });
     }
 }
