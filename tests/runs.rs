@@ -813,9 +813,10 @@ fn a_five_gigabyte_stream_runs_with_a_bounded_number_of_batches_in_flight() {
     assert_eq!(record.status, RunStatus::Successful, "{:?}", record.error);
     assert_eq!(record.records_written, batches * 8192);
     assert!(record.bytes_processed > 5 * 1024 * 1024 * 1024);
-    // Two channels, each holding at most `capacity` batches plus the one being handed over.
+    // Two channels, each holding at most `capacity` batches, plus one waiting to be sent and,
+    // for an instant, one taken but not yet counted off by the receiver on another thread.
     assert!(
-        record.peak_batches_in_flight <= 2 * (capacity + 1),
+        record.peak_batches_in_flight <= 2 * (capacity + 2),
         "peak {} batches in flight",
         record.peak_batches_in_flight
     );
