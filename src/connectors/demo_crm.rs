@@ -432,14 +432,33 @@ fn person(seed: u64, k: u64) -> Person {
     }
 }
 
+/// Names as mail systems write them: accents dropped, other letters left out.
+fn ascii_fold(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.to_lowercase().chars() {
+        let folded = match c {
+            'à' | 'á' | 'â' | 'ä' | 'ã' | 'å' => "a",
+            'ç' => "c",
+            'è' | 'é' | 'ê' | 'ë' => "e",
+            'ì' | 'í' | 'î' | 'ï' => "i",
+            'ñ' => "n",
+            'ò' | 'ó' | 'ô' | 'ö' | 'õ' | 'ø' => "o",
+            'ù' | 'ú' | 'û' | 'ü' => "u",
+            'ł' => "l",
+            'ß' => "ss",
+            c if c.is_ascii_alphanumeric() => {
+                out.push(c);
+                continue;
+            }
+            _ => "",
+        };
+        out.push_str(folded);
+    }
+    out
+}
+
 fn email(p: &Person) -> String {
-    let clean = |s: &str| {
-        s.to_lowercase()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .collect::<String>()
-    };
-    format!("{}.{}@{}", clean(p.first), clean(p.last), p.domain)
+    format!("{}.{}@{}", ascii_fold(p.first), ascii_fold(p.last), p.domain)
 }
 
 fn sf_id(prefix: &str, k: u64) -> String {
@@ -716,6 +735,14 @@ mod tests {
             assert_eq!(unique.len(), 500);
             assert!(ids.value(0).len() == 18 && ids.value(0).starts_with(object.prefix()));
         }
+    }
+
+    #[test]
+    fn e_mail_addresses_fold_accents() {
+        assert_eq!(ascii_fold("José"), "jose");
+        assert_eq!(ascii_fold("O'Brien"), "obrien");
+        assert_eq!(ascii_fold("Łukasz"), "lukasz");
+        assert_eq!(ascii_fold("Søren"), "soren");
     }
 
     #[test]
