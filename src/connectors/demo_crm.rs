@@ -458,7 +458,12 @@ fn ascii_fold(s: &str) -> String {
 }
 
 fn email(p: &Person) -> String {
-    format!("{}.{}@{}", ascii_fold(p.first), ascii_fold(p.last), p.domain)
+    format!(
+        "{}.{}@{}",
+        ascii_fold(p.first),
+        ascii_fold(p.last),
+        p.domain
+    )
 }
 
 fn sf_id(prefix: &str, k: u64) -> String {
