@@ -53,7 +53,7 @@ impl TributaryApp {
         });
         egui::Panel::left("palette")
             .resizable(true)
-            .default_size(250.0)
+            .default_size(220.0)
             .size_range(180.0..=420.0)
             .show(ui, |ui| {
                 ui.add_space(4.0);
@@ -66,7 +66,7 @@ impl TributaryApp {
             });
         egui::Panel::right("inspector")
             .resizable(true)
-            .default_size(340.0)
+            .default_size(310.0)
             .size_range(260.0..=560.0)
             .show(ui, |ui| {
                 ui.add_space(4.0);
