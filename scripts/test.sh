@@ -4,19 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: a C toolchain for the bundled C code of some crates, and the libraries
-# the app's window needs (its tests render headless, but they link the same code).
-packages=(build-essential pkg-config)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# A C toolchain for the C code some crates bundle (zstd). The app's tests run headless and
+# need no display libraries.
+source scripts/packages.sh
+ensure_packages build-essential pkg-config
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

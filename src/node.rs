@@ -254,6 +254,18 @@ impl NodeError {
     }
 }
 
+/// A config that validation accepted but the runtime still refuses (say, a file that has
+/// since disappeared) fails the run with the first problem's words.
+impl From<Vec<ConfigProblem>> for NodeError {
+    fn from(problems: Vec<ConfigProblem>) -> Self {
+        let message = problems
+            .into_iter()
+            .next()
+            .map_or_else(|| "the settings are not valid".into(), |p| p.message);
+        NodeError::Message(message)
+    }
+}
+
 impl fmt::Display for ErrorRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.file, self.line) {

@@ -157,9 +157,7 @@ impl NodeConfig for FileSource {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        let (format, files, _) = self
-            .plan(&cx.base_dir)
-            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let (format, files, _) = self.plan(&cx.base_dir)?;
         Ok(Runtime::Source(Box::new(FileRun {
             format,
             files,

@@ -24,7 +24,7 @@ use crate::node::{
     BuildContext, ConfigProblem, Destination, NodeConfig, NodeError, NodeKind, OutputLocation,
     PlanContext, Runtime,
 };
-use crate::transforms::fields::{Problems, find};
+use crate::transforms::fields::{Problems, any_type};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -66,12 +66,7 @@ impl NodeKind for LocalDestination {
 impl LocalDestination {
     fn partition_columns(&self, input: &Schema) -> Result<Vec<usize>, Vec<ConfigProblem>> {
         let mut problems = Problems::default();
-        let columns = self
-            .partition_by
-            .iter()
-            .enumerate()
-            .filter_map(|(k, f)| problems.check(find(input, f, format!("/partition_by/{k}"))))
-            .collect();
+        let columns = problems.fields(input, &self.partition_by, "/partition_by", any_type, "");
         if self.file_size_mb == Some(0) {
             problems.push("/file_size_mb", "a file size must be at least 1 MB");
         }
@@ -106,9 +101,7 @@ impl NodeConfig for LocalDestination {
             .input_schema
             .as_ref()
             .expect("a destination has an input");
-        let columns = self
-            .partition_columns(input)
-            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let columns = self.partition_columns(input)?;
         let root = cx.base_dir.join(&self.folder);
         let staging = Staging::create(&root, &cx.execution_id)?;
         Ok(Runtime::Destination(Box::new(LocalRun {

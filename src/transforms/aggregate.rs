@@ -14,7 +14,7 @@ use arrow::row::{OwnedRow, RowConverter, SortField};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::fields::{Problems, find, find_typed};
+use super::fields::{Problems, any_type, find, find_typed};
 use crate::engine::TransformContext;
 use crate::node::{
     BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
@@ -72,12 +72,7 @@ struct Planned {
 impl Aggregate {
     fn plan(&self, input: &Schema) -> Result<Planned, Vec<ConfigProblem>> {
         let mut problems = Problems::default();
-        let group: Vec<usize> = self
-            .group_by
-            .iter()
-            .enumerate()
-            .filter_map(|(k, f)| problems.check(find(input, f, format!("/group_by/{k}"))))
-            .collect();
+        let group: Vec<usize> = problems.fields(input, &self.group_by, "/group_by", any_type, "");
         if self.aggregates.is_empty() {
             problems.push(
                 "/aggregates",
@@ -166,9 +161,7 @@ impl NodeConfig for Aggregate {
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let input = cx.input_schema.as_ref().expect("input");
-        let planned = self
-            .plan(input)
-            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let planned = self.plan(input)?;
         let group_converter = RowConverter::new(
             planned
                 .group

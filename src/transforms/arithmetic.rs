@@ -169,9 +169,7 @@ impl NodeConfig for Arithmetic {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        let (steps, schema) = self
-            .plan(cx.input_schema.as_ref().expect("input"))
-            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let (steps, schema) = self.plan(cx.input_schema.as_ref().expect("input"))?;
         Ok(Runtime::Transform(Box::new(ArithmeticRun {
             steps,
             schema,

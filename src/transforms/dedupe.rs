@@ -11,7 +11,7 @@ use arrow::row::{RowConverter, SortField};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::fields::{Problems, find};
+use super::fields::{Problems, any_type};
 use crate::engine::TransformContext;
 use crate::node::{
     BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
@@ -40,11 +40,7 @@ impl Dedupe {
         let keys = if self.keys.is_empty() {
             (0..input.fields().len()).collect()
         } else {
-            self.keys
-                .iter()
-                .enumerate()
-                .filter_map(|(k, f)| problems.check(find(input, f, format!("/keys/{k}"))))
-                .collect()
+            problems.fields(input, &self.keys, "/keys", any_type, "")
         };
         problems.into_result(keys)
     }
@@ -71,9 +67,7 @@ impl NodeConfig for Dedupe {
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let input = cx.input_schema.as_ref().expect("input");
-        let keys = self
-            .plan(input)
-            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let keys = self.plan(input)?;
         let converter = RowConverter::new(
             keys.iter()
                 .map(|&i| SortField::new(input.field(i).data_type().clone()))

@@ -21,6 +21,11 @@ pub fn find(schema: &Schema, name: &str, path: impl Into<String>) -> Result<usiz
     })
 }
 
+/// Any type will do.
+pub fn any_type(_: &DataType) -> bool {
+    true
+}
+
 /// Like [`find`], and the field's type must pass `ok`; `wanted` says what it should be.
 pub fn find_typed(
     schema: &Schema,
@@ -65,6 +70,25 @@ impl Problems {
 
     pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(ConfigProblem::new(path, message));
+    }
+
+    /// The columns of the fields listed at `path` (such as `/fields`); each must have a
+    /// type `ok` accepts, described by `wanted`.
+    pub fn fields(
+        &mut self,
+        input: &Schema,
+        names: &[String],
+        path: &str,
+        ok: fn(&DataType) -> bool,
+        wanted: &str,
+    ) -> Vec<usize> {
+        names
+            .iter()
+            .enumerate()
+            .filter_map(|(k, name)| {
+                self.check(find_typed(input, name, format!("{path}/{k}"), ok, wanted))
+            })
+            .collect()
     }
 
     pub fn into_result<T>(self, value: T) -> Result<T, Vec<ConfigProblem>> {

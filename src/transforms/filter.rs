@@ -207,9 +207,7 @@ impl NodeConfig for Filter {
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let input = cx.input_schema.as_ref().expect("a transform has an input");
-        let (tests, projection) = self
-            .plan(input)
-            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let (tests, projection) = self.plan(input)?;
         Ok(Runtime::Transform(Box::new(FilterRun {
             tests,
             projection,

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::fields::{Problems, find_typed};
+use super::fields::Problems;
 use super::mask::{as_text, text_fields};
 use crate::engine::TransformContext;
 use crate::node::{
@@ -44,20 +44,13 @@ impl Hash {
         if self.fields.is_empty() {
             problems.push("/fields", "name at least one field to hash");
         }
-        let columns: Vec<usize> = self
-            .fields
-            .iter()
-            .enumerate()
-            .filter_map(|(k, f)| {
-                problems.check(find_typed(
-                    input,
-                    f,
-                    format!("/fields/{k}"),
-                    is_scalar,
-                    "a text, number or date field",
-                ))
-            })
-            .collect();
+        let columns: Vec<usize> = problems.fields(
+            input,
+            &self.fields,
+            "/fields",
+            is_scalar,
+            "a text, number or date field",
+        );
         problems.into_result(())?;
         Ok((columns.clone(), text_fields(input, &columns)))
     }
@@ -82,9 +75,7 @@ impl NodeConfig for Hash {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        let (columns, schema) = self
-            .plan(cx.input_schema.as_ref().expect("input"))
-            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let (columns, schema) = self.plan(cx.input_schema.as_ref().expect("input"))?;
         let mut salted = Sha256::new();
         salted.update(self.salt.as_deref().unwrap_or_default().as_bytes());
         Ok(Runtime::Transform(Box::new(HashRun {

@@ -8,7 +8,7 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::fields::{Problems, find};
+use super::fields::{Problems, any_type, find};
 use crate::engine::TransformContext;
 use crate::node::{
     BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
@@ -110,9 +110,7 @@ impl NodeConfig for Map {
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let input = cx.input_schema.as_ref().expect("a transform has an input");
-        let (indices, schema) = self
-            .plan(input)
-            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let (indices, schema) = self.plan(input)?;
         Ok(Runtime::Transform(Box::new(MapRun { indices, schema })))
     }
 }
@@ -198,12 +196,7 @@ impl NodeKind for MapAll {
 impl MapAll {
     fn plan(&self, input: &Schema) -> Result<Vec<usize>, Vec<ConfigProblem>> {
         let mut problems = Problems::default();
-        let excluded: Vec<usize> = self
-            .exclude
-            .iter()
-            .enumerate()
-            .filter_map(|(k, name)| problems.check(find(input, name, format!("/exclude/{k}"))))
-            .collect();
+        let excluded: Vec<usize> = problems.fields(input, &self.exclude, "/exclude", any_type, "");
         let kept = (0..input.fields().len())
             .filter(|i| !excluded.contains(i))
             .collect();
@@ -233,9 +226,7 @@ impl NodeConfig for MapAll {
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let input = cx.input_schema.as_ref().expect("a transform has an input");
-        let kept = self
-            .plan(input)
-            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let kept = self.plan(input)?;
         Ok(Runtime::Transform(Box::new(Project(kept))))
     }
 }

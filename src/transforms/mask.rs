@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::fields::{Problems, find_typed};
+use super::fields::Problems;
 use crate::engine::TransformContext;
 use crate::node::{
     BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
@@ -64,20 +64,13 @@ impl Mask {
         if self.fields.is_empty() {
             problems.push("/fields", "name at least one field to mask");
         }
-        let columns: Vec<usize> = self
-            .fields
-            .iter()
-            .enumerate()
-            .filter_map(|(k, f)| {
-                problems.check(find_typed(
-                    input,
-                    f,
-                    format!("/fields/{k}"),
-                    is_scalar,
-                    "a text, number or date field",
-                ))
-            })
-            .collect();
+        let columns: Vec<usize> = problems.fields(
+            input,
+            &self.fields,
+            "/fields",
+            is_scalar,
+            "a text, number or date field",
+        );
         if self.mode != MaskMode::All && self.n == 0 {
             problems.push("/n", "set n, the number of characters this mode counts");
         }
@@ -145,9 +138,7 @@ impl NodeConfig for Mask {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        let (columns, schema) = self
-            .plan(cx.input_schema.as_ref().expect("input"))
-            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let (columns, schema) = self.plan(cx.input_schema.as_ref().expect("input"))?;
         Ok(Runtime::Transform(Box::new(MaskRun {
             config: self.clone(),
             columns,

@@ -135,9 +135,7 @@ impl NodeConfig for Merge {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        let (parts, schema) = self
-            .plan(cx.input_schema.as_ref().expect("input"))
-            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let (parts, schema) = self.plan(cx.input_schema.as_ref().expect("input"))?;
         let replace = cx
             .input_schema
             .as_ref()

@@ -10,7 +10,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::fields::{Problems, find_typed};
+use super::fields::Problems;
 use crate::engine::TransformContext;
 use crate::node::{
     BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
@@ -40,20 +40,7 @@ impl Truncate {
         if self.fields.is_empty() {
             problems.push("/fields", "name at least one field to truncate");
         }
-        let columns = self
-            .fields
-            .iter()
-            .enumerate()
-            .filter_map(|(k, f)| {
-                problems.check(find_typed(
-                    input,
-                    f,
-                    format!("/fields/{k}"),
-                    is_string,
-                    "a text field",
-                ))
-            })
-            .collect();
+        let columns = problems.fields(input, &self.fields, "/fields", is_string, "a text field");
         problems.into_result(columns)
     }
 }
@@ -74,9 +61,7 @@ impl NodeConfig for Truncate {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        let columns = self
-            .plan(cx.input_schema.as_ref().expect("input"))
-            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let columns = self.plan(cx.input_schema.as_ref().expect("input"))?;
         Ok(Runtime::Transform(Box::new(TruncateRun {
             columns,
             length: self.length,

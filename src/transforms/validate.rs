@@ -107,9 +107,7 @@ impl NodeConfig for Validate {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        let columns = self
-            .plan(cx.input_schema.as_ref().expect("input"))
-            .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let columns = self.plan(cx.input_schema.as_ref().expect("input"))?;
         Ok(Runtime::Transform(Box::new(ValidateRun {
             rules: self.rules.clone(),
             columns,
