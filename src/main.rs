@@ -136,26 +136,37 @@ fn execute(command: Command) -> anyhow::Result<u8> {
             params,
             json,
         } => {
-            let (_, plan) = match workspace::plan_file(&flow, &params.into_iter().collect(), &dirs)
-            {
+            let loaded = match tributary::flow::Flow::load(&flow) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(INVALID);
+                }
+            };
+            if loaded.node(&node).is_none() {
+                let ids: Vec<&str> = loaded.nodes.iter().map(|n| n.id.as_str()).collect();
+                eprintln!(
+                    "{}: there is no node `{node}`; its nodes are {}",
+                    flow.display(),
+                    ids.join(", ")
+                );
+                return Ok(INVALID);
+            }
+            // Only the node and what feeds it must be valid: the rest may be unfinished.
+            let base = workspace::base_dir(&flow);
+            let plan = match workspace::plan_preview(
+                &loaded,
+                &base,
+                &params.into_iter().collect(),
+                &dirs,
+                &node,
+            ) {
                 Ok(p) => p,
                 Err(problems) => {
                     report(&flow, &problems);
                     return Ok(INVALID);
                 }
             };
-            if plan.index_of(&node).is_none() {
-                eprintln!(
-                    "{}: there is no node `{node}`; its nodes are {}",
-                    flow.display(),
-                    plan.nodes
-                        .iter()
-                        .map(|n| n.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                return Ok(INVALID);
-            }
             let runtime = tokio::runtime::Runtime::new()?;
             let preview = match runtime.block_on(engine::preview(
                 &plan,

@@ -52,25 +52,64 @@ pub fn analyze_flow(
     overrides: &IndexMap<String, String>,
     dirs: &Dirs,
 ) -> Analysis {
+    analyze_with(flow, base_dir, overrides, dirs, false)
+}
+
+/// Plans what a preview of `node` needs: the node and everything upstream of it. The rest of
+/// the flow may be unfinished; a node being built need not lead to a destination yet.
+pub fn plan_preview(
+    flow: &Flow,
+    base_dir: &Path,
+    overrides: &IndexMap<String, String>,
+    dirs: &Dirs,
+    node: &str,
+) -> Result<Plan, Vec<Problem>> {
+    let mut keep = std::collections::HashSet::new();
+    let mut stack = vec![node.to_string()];
+    while let Some(id) = stack.pop() {
+        if keep.insert(id.clone()) {
+            stack.extend(
+                flow.edges
+                    .iter()
+                    .filter(|e| e.to == id)
+                    .map(|e| e.from.clone()),
+            );
+        }
+    }
+    let mut part = flow.clone();
+    part.nodes.retain(|n| keep.contains(&n.id));
+    part.edges
+        .retain(|e| keep.contains(&e.from) && keep.contains(&e.to));
+    let analysis = analyze_with(&part, base_dir, overrides, dirs, true);
+    analysis.plan.ok_or(analysis.problems)
+}
+
+fn analyze_with(
+    flow: &Flow,
+    base_dir: &Path,
+    overrides: &IndexMap<String, String>,
+    dirs: &Dirs,
+    partial: bool,
+) -> Analysis {
     let connections = match crate::auth::names(dirs) {
         Ok(c) => c,
         Err(m) => {
+            let problem = Problem {
+                node: None,
+                path: String::new(),
+                message: m,
+            };
             return Analysis {
-                problems: vec![Problem {
-                    node: None,
-                    path: String::new(),
-                    message: m,
-                }],
+                problems: vec![problem],
                 ..Default::default()
             };
         }
     };
-    analyze(
-        flow,
-        &ValidateContext {
-            base_dir: base_dir.to_path_buf(),
-            overrides,
-            connections: &connections,
-        },
-    )
+    let cx = ValidateContext {
+        base_dir: base_dir.to_path_buf(),
+        overrides,
+        connections: &connections,
+        partial,
+    };
+    analyze(flow, &cx)
 }

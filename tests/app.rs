@@ -388,3 +388,46 @@ fn working_in_the_inspector_keeps_the_node_selected() {
     harness.run_steps(3);
     assert_eq!(harness.state().state.selection, vec!["card".to_string()]);
 }
+
+#[test]
+fn the_map_node_shows_a_field_mapping_with_sample_values() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &demo_flow(&scratch));
+    apply(
+        &mut harness,
+        Command::AddNode {
+            kind: "transform.map".into(),
+            position: [300.0, 400.0],
+        },
+    );
+    apply(
+        &mut harness,
+        Command::Connect {
+            from: "name".into(),
+            to: "map".into(),
+        },
+    );
+    apply(&mut harness, Command::Select(vec!["map".into()]));
+    wait_for(&mut harness, "validation", |app| {
+        app.state.analysis_revision == app.state.doc.revision
+    });
+    harness.get_by_label("Map every input field").click();
+    harness.run_steps(2);
+    let fields = harness.state().state.doc.flow.node("map").unwrap().config["fields"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(fields, 17, "16 opportunity fields and ContactName");
+    wait_for(
+        &mut harness,
+        "the preview",
+        |app| matches!(&app.state.preview.result, Some((k, Ok(_))) if k.node == "map" && k.revision == app.state.doc.revision),
+    );
+    assert!(
+        harness
+            .query_all_by_label_contains("e.g. 0065g")
+            .next()
+            .is_some(),
+        "the Id row shows a sample Id"
+    );
+}

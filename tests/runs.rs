@@ -823,3 +823,42 @@ fn a_five_gigabyte_stream_runs_with_a_bounded_number_of_batches_in_flight() {
     assert!(record.peak_batches_in_flight >= 1);
     let _ = Path::new("");
 }
+
+#[test]
+fn a_node_can_be_previewed_before_the_flow_is_finished() {
+    let scratch = Scratch::new();
+    let f = flow(
+        vec![
+            node(
+                "src",
+                "source.demo_crm",
+                json!({"object": "Contact", "records": 50}),
+            ),
+            node("hash", "transform.hash", json!({"fields": ["Email"]})),
+            node(
+                "broken",
+                "transform.mask",
+                json!({"fields": ["Nope"], "mode": "all"}),
+            ),
+        ],
+        &[("src", "hash")],
+    );
+    let path = scratch.flow("unfinished.json", &f);
+    let o = scratch.cli(&["validate", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "the flow as a whole is not ready");
+    let o = scratch.cli(&[
+        "preview",
+        path.to_str().unwrap(),
+        "--node",
+        "hash",
+        "--limit",
+        "5",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["records"].as_array().unwrap().len(), 5);
+    let o = scratch.cli(&["preview", path.to_str().unwrap(), "--node", "broken"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no field `Nope`"), "{}", stderr(&o));
+}

@@ -74,6 +74,8 @@ pub struct Context<'a> {
     pub overrides: &'a IndexMap<String, String>,
     /// Names of the connections that exist.
     pub connections: &'a [String],
+    /// A part of a flow for a preview: nodes need not lead to a destination.
+    pub partial: bool,
 }
 
 /// Everything validation learns about a flow, problems or not: the app shows problems on
@@ -257,7 +259,7 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
         let Some(kind) = kinds[i] else { continue };
         let id = Some(node.id.as_str());
         match kind.role {
-            Role::Source if !reaches_destination(i, &outputs, &kinds) => problems.push(problem(
+            Role::Source if !cx.partial && !reaches_destination(i, &outputs, &kinds) => problems.push(problem(
                 id,
                 format!("/nodes/{i}"),
                 "this source has no way to a destination: connect it, through transforms, to a destination".into(),
@@ -267,7 +269,7 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
                 format!("/nodes/{i}"),
                 "this transform has no input: connect a source or another transform to it".into(),
             )),
-            Role::Transform if !reaches_destination(i, &outputs, &kinds) => problems.push(problem(
+            Role::Transform if !cx.partial && !reaches_destination(i, &outputs, &kinds) => problems.push(problem(
                 id,
                 format!("/nodes/{i}"),
                 "this transform leads to no destination: connect its output".into(),

@@ -2,7 +2,7 @@
 //! the flow's own settings (name, trigger, parameters) when no node is selected.
 
 use egui::{RichText, Ui};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::commands::Command;
 use super::form::{self, FormContext};
@@ -96,7 +96,12 @@ fn node_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
     };
     let mut config: Value = node.config.clone();
     ui.separator();
-    if form::edit(ui, schema, &mut config, &FormContext { fields: &fields }) {
+    let changed = if kind.name == "transform.map" {
+        field_mapping(ui, state, &node.id, &mut config, &fields)
+    } else {
+        form::edit(ui, schema, &mut config, &FormContext { fields: &fields })
+    };
+    if changed {
         commands.push(Command::SetConfig {
             node: node.id.clone(),
             config,
@@ -227,4 +232,171 @@ fn flow_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
         }
     });
     ui.data_mut(|d| d.insert_temp(id, new_name));
+}
+
+/// The Map node as rows of source field → output field, with its type and a value from the
+/// preview beside each.
+fn field_mapping(
+    ui: &mut Ui,
+    state: &AppState,
+    node: &str,
+    config: &mut Value,
+    fields: &[(String, String)],
+) -> bool {
+    let mut changed = false;
+    if !config["fields"].is_array() {
+        config["fields"] = json!([]);
+    }
+    let sample = state
+        .preview
+        .result
+        .as_ref()
+        .filter(|(k, _)| k.node == node)
+        .and_then(|(_, r)| r.as_ref().ok())
+        .filter(|t| !t.rows.is_empty());
+    let rows = config["fields"]
+        .as_array_mut()
+        .expect("made an array above");
+    ui.label(RichText::new("Field mapping").strong());
+    let mut remove = None;
+    egui::Grid::new("mapping")
+        .num_columns(5)
+        .spacing([6.0, 4.0])
+        .show(ui, |ui| {
+            for h in ["", "source field", "", "output field", "type"] {
+                ui.label(RichText::new(h).small().weak());
+            }
+            ui.end_row();
+            for (i, row) in rows.iter_mut().enumerate() {
+                let source = row["source"].as_str().unwrap_or_default().to_string();
+                ui.push_id(i, |ui| {
+                    if ui
+                        .small_button("🗙")
+                        .on_hover_text("Leave this field out")
+                        .clicked()
+                    {
+                        remove = Some(i);
+                    }
+                    egui::ComboBox::from_id_salt(("source", i))
+                        .selected_text(&source)
+                        .width(110.0)
+                        .height(320.0)
+                        .show_ui(ui, |ui| {
+                            for (name, kind) in fields {
+                                if ui
+                                    .selectable_label(name == &source, format!("{name} · {kind}"))
+                                    .clicked()
+                                    && name != &source
+                                {
+                                    row["source"] = json!(name);
+                                    changed = true;
+                                }
+                            }
+                        });
+                });
+                ui.label("→");
+                let mut target = target_of(row);
+                if ui
+                    .add(
+                        egui::TextEdit::singleline(&mut target)
+                            .id_salt(("target", i))
+                            .desired_width(110.0),
+                    )
+                    .changed()
+                {
+                    if target == source || target.is_empty() {
+                        row.as_object_mut().expect("a mapping row").remove("target");
+                    } else {
+                        row["target"] = json!(target);
+                    }
+                    changed = true;
+                }
+                let current = row
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let shown = if current.is_empty() {
+                    "as is".to_string()
+                } else {
+                    current.clone()
+                };
+                egui::ComboBox::from_id_salt(("type", i))
+                    .selected_text(shown)
+                    .width(80.0)
+                    .show_ui(ui, |ui| {
+                        for t in [
+                            "",
+                            "string",
+                            "integer",
+                            "number",
+                            "boolean",
+                            "date",
+                            "timestamp",
+                        ] {
+                            if ui
+                                .selectable_label(
+                                    current == t,
+                                    if t.is_empty() { "as is" } else { t },
+                                )
+                                .clicked()
+                                && current != t
+                            {
+                                if t.is_empty() {
+                                    row.as_object_mut().expect("a mapping row").remove("type");
+                                } else {
+                                    row["type"] = json!(t);
+                                }
+                                changed = true;
+                            }
+                        }
+                    });
+                ui.end_row();
+                if let Some(table) = sample
+                    && let Some(c) = table.columns.iter().position(|(n, _)| n == &target_of(row))
+                {
+                    ui.label("");
+                    ui.label(
+                        RichText::new(format!("e.g. {}", table.rows[0][c]))
+                            .small()
+                            .weak(),
+                    );
+                    ui.end_row();
+                }
+            }
+        });
+    if let Some(i) = remove {
+        rows.remove(i);
+        changed = true;
+    }
+    ui.horizontal(|ui| {
+        if ui.button("+ Add field").clicked() {
+            let next = fields
+                .iter()
+                .map(|(n, _)| n)
+                .find(|n| !rows.iter().any(|r| r["source"] == json!(n)));
+            rows.push(json!({ "source": next.cloned().unwrap_or_default() }));
+            changed = true;
+        }
+        if ui
+            .add_enabled(
+                !fields.is_empty(),
+                egui::Button::new("Map every input field"),
+            )
+            .clicked()
+        {
+            *rows = fields.iter().map(|(n, _)| json!({ "source": n })).collect();
+            changed = true;
+        }
+    });
+    changed
+}
+
+/// The output name of a mapping row: its target, or its source when it keeps the name.
+fn target_of(row: &Value) -> String {
+    row.get("target")
+        .or_else(|| row.get("source"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }

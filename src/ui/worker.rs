@@ -97,25 +97,29 @@ impl Worker {
         let send = self.sender();
         let dirs = self.dirs.clone();
         self.runtime.spawn(async move {
-            let result = match workspace::plan_flow(&flow, &base_dir, &IndexMap::new(), &dirs) {
-                Ok(plan) => engine::preview(&plan, &key.node, key.limit, &RunOptions::new(dirs))
-                    .await
-                    .map(|p| Box::new(PreviewTable::from_preview(&p)))
-                    .map_err(|e| e.message),
-                Err(problems) => Err(
-                    match problems
-                        .iter()
-                        .find(|p| p.node.as_deref() == Some(&key.node))
-                    {
-                        Some(p) => format!("This node has a problem: {}", p.message),
-                        None => format!(
-                            "The flow has {} problem{} to fix first; see Problems",
-                            problems.len(),
-                            if problems.len() == 1 { "" } else { "s" }
-                        ),
-                    },
-                ),
-            };
+            let result =
+                match workspace::plan_preview(&flow, &base_dir, &IndexMap::new(), &dirs, &key.node)
+                {
+                    Ok(plan) => {
+                        engine::preview(&plan, &key.node, key.limit, &RunOptions::new(dirs))
+                            .await
+                            .map(|p| Box::new(PreviewTable::from_preview(&p)))
+                            .map_err(|e| e.message)
+                    }
+                    Err(problems) => Err(
+                        match problems
+                            .iter()
+                            .find(|p| p.node.as_deref() == Some(&key.node))
+                        {
+                            Some(p) => format!("This node has a problem: {}", p.message),
+                            None => format!(
+                                "The flow has {} problem{} to fix first; see Problems",
+                                problems.len(),
+                                if problems.len() == 1 { "" } else { "s" }
+                            ),
+                        },
+                    ),
+                };
             send(Message::Preview { key, result });
         });
     }
