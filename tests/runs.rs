@@ -841,7 +841,7 @@ fn a_node_can_be_previewed_before_the_flow_is_finished() {
                 json!({"fields": ["Nope"], "mode": "all"}),
             ),
         ],
-        &[("src", "hash")],
+        &[("src", "hash"), ("src", "broken")],
     );
     let path = scratch.flow("unfinished.json", &f);
     let o = scratch.cli(&["validate", path.to_str().unwrap()]);
