@@ -17,3 +17,34 @@ pub fn row_json(batch: &RecordBatch, row: usize) -> String {
     }
     String::from_utf8_lossy(&buf).trim_end().to_string()
 }
+
+/// Converts `column` to `to`. A value that does not convert becomes null, and its row gets
+/// `reason(row)` in `bad` unless an earlier column already gave it one; the caller sets
+/// those rows aside.
+pub fn convert(
+    column: &arrow::array::ArrayRef,
+    to: &arrow::datatypes::DataType,
+    bad: &mut [Option<String>],
+    reason: impl Fn(usize) -> String,
+) -> Result<arrow::array::ArrayRef, arrow::error::ArrowError> {
+    use arrow::array::Array;
+    use arrow::compute::{CastOptions, cast_with_options};
+    let strict = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    if let Ok(converted) = cast_with_options(column, to, &strict) {
+        return Ok(converted);
+    }
+    let lenient = CastOptions {
+        safe: true,
+        ..Default::default()
+    };
+    let converted = cast_with_options(column, to, &lenient)?;
+    for (row, slot) in bad.iter_mut().enumerate() {
+        if converted.is_null(row) && column.is_valid(row) && slot.is_none() {
+            *slot = Some(reason(row));
+        }
+    }
+    Ok(converted)
+}

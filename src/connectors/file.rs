@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, BooleanBuilder, RecordBatch, StringArray, StringBuilder, new_null_array,
 };
-use arrow::compute::{CastOptions, cast_with_options, filter_record_batch};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use indexmap::IndexMap;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -676,7 +676,7 @@ impl Reader<'_> {
             }
             if line_numbers.len() >= self.rows_wanted() || (!more && !line_numbers.is_empty()) {
                 let texts: Vec<StringArray> = columns.iter_mut().map(|c| c.finish()).collect();
-                let batch = self.typed_batch(&texts, &line_numbers, &headers)?;
+                let batch = self.typed_batch(&texts, &line_numbers)?;
                 line_numbers.clear();
                 let counted = csv.get_ref().bytes();
                 if self.send(batch, &mut read, counted)? == Demand::Enough {
@@ -697,16 +697,7 @@ impl Reader<'_> {
         &mut self,
         texts: &[StringArray],
         lines: &[u64],
-        headers: &csv::StringRecord,
     ) -> Result<RecordBatch, NodeError> {
-        let strict = CastOptions {
-            safe: false,
-            ..Default::default()
-        };
-        let lenient = CastOptions {
-            safe: true,
-            ..Default::default()
-        };
         let mut bad: Vec<Option<String>> = vec![None; lines.len()];
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(texts.len());
         for (text, field) in texts.iter().zip(self.run.schema.fields()) {
@@ -720,23 +711,19 @@ impl Reader<'_> {
                 .map(|v| v.filter(|s| !s.trim().is_empty()))
                 .collect();
             let array: ArrayRef = Arc::new(text.clone());
-            match cast_with_options(&array, field.data_type(), &strict) {
-                Ok(a) => arrays.push(a),
-                Err(_) => {
-                    let converted = cast_with_options(&array, field.data_type(), &lenient)?;
-                    for (row, slot) in bad.iter_mut().enumerate() {
-                        if converted.is_null(row) && text.is_valid(row) && slot.is_none() {
-                            *slot = Some(format!(
-                                "field `{}`: `{}` is not a valid {}",
-                                field.name(),
-                                text.value(row),
-                                describe(field.data_type())
-                            ));
-                        }
-                    }
-                    arrays.push(converted);
-                }
-            }
+            let type_name = describe(field.data_type());
+            arrays.push(crate::records::convert(
+                &array,
+                field.data_type(),
+                &mut bad,
+                |row| {
+                    format!(
+                        "field `{}`: `{}` is not a valid {type_name}",
+                        field.name(),
+                        text.value(row)
+                    )
+                },
+            )?);
         }
         let batch = RecordBatch::try_new(self.run.schema.clone(), arrays)?;
         if bad.iter().all(Option::is_none) {
@@ -750,7 +737,6 @@ impl Reader<'_> {
                     .iter()
                     .map(|t| if t.is_valid(row) { t.value(row) } else { "" })
                     .collect();
-                let _ = headers;
                 self.reject(Some(lines[row]), reason, raw.join(","))?;
             }
         }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanBuilder, RecordBatch};
-use arrow::compute::{CastOptions, cast_with_options, filter_record_batch};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -126,43 +126,26 @@ impl Transform for MapRun {
         batch: RecordBatch,
         cx: &mut TransformContext,
     ) -> Result<RecordBatch, NodeError> {
-        let strict = CastOptions {
-            safe: false,
-            ..Default::default()
-        };
-        let lenient = CastOptions {
-            safe: true,
-            ..Default::default()
-        };
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.indices.len());
         // Rows whose value would not convert; they leave the stream for the error output.
-        let mut bad: Vec<Option<String>> = Vec::new();
+        let mut bad: Vec<Option<String>> = vec![None; batch.num_rows()];
         for (&i, field) in self.indices.iter().zip(self.schema.fields()) {
             let column = batch.column(i);
             if column.data_type() == field.data_type() {
                 columns.push(column.clone());
                 continue;
             }
-            match cast_with_options(column, field.data_type(), &strict) {
-                Ok(c) => columns.push(c),
-                Err(_) => {
-                    let converted = cast_with_options(column, field.data_type(), &lenient)?;
-                    bad.resize(batch.num_rows(), None);
-                    let source = batch.schema().field(i).name().clone();
-                    for (row, slot) in bad.iter_mut().enumerate() {
-                        if converted.is_null(row) && column.is_valid(row) && slot.is_none() {
-                            *slot = Some(format!(
-                                "field `{source}`: the value cannot be converted to {}",
-                                describe(field.data_type())
-                            ));
-                        }
-                    }
-                    columns.push(converted);
-                }
-            }
+            let source = batch.schema().field(i).name().clone();
+            let type_name = describe(field.data_type());
+            columns.push(crate::records::convert(
+                column,
+                field.data_type(),
+                &mut bad,
+                |_| format!("field `{source}`: the value cannot be converted to {type_name}"),
+            )?);
         }
         let out = RecordBatch::try_new(self.schema.clone(), columns)?;
-        if bad.is_empty() {
+        if bad.iter().all(Option::is_none) {
             return Ok(out);
         }
         let mut keep = BooleanBuilder::with_capacity(bad.len());
