@@ -431,3 +431,188 @@ fn the_map_node_shows_a_field_mapping_with_sample_values() {
         "the Id row shows a sample Id"
     );
 }
+
+fn welcome(scratch: &Scratch) -> Harness<'static, TributaryApp> {
+    let dirs = Dirs::under(&scratch.home());
+    let worker = Worker::new(dirs.clone(), || {});
+    let app = TributaryApp::new(AppState::open_initial(dirs, None), worker);
+    let mut harness = Harness::builder()
+        .with_size([1440.0, 900.0])
+        .build_ui_state(|ui, app: &mut TributaryApp| app.ui(ui), app);
+    harness.run_steps(3);
+    harness
+}
+
+#[test]
+fn the_welcome_screen_offers_the_demo_the_examples_and_recent_flows() {
+    let scratch = Scratch::new();
+    let mut harness = welcome(&scratch);
+    assert!(harness.state().state.welcome);
+    assert!(harness.query_by_label("＋ New flow").is_some());
+    assert!(
+        harness
+            .query_by_label("Shipped orders with totals")
+            .is_some(),
+        "the example flows from flows/ are offered"
+    );
+    harness.get_by_label("▶ Try the demo flow").click();
+    harness.run_steps(3);
+    assert!(!harness.state().state.welcome);
+    assert!(
+        harness
+            .query_all_by_label_contains("Mask card")
+            .next()
+            .is_some()
+    );
+
+    // A flow that was opened is offered again next time.
+    let path = demo_flow(&scratch);
+    apply(&mut harness, Command::OpenFlow(path.clone()));
+    let again = welcome(&scratch);
+    assert_eq!(
+        again.state().state.recent,
+        vec![std::fs::canonicalize(&path).unwrap()]
+    );
+    assert!(again.query_by_label("demo.json").is_some());
+}
+
+#[test]
+fn unsaved_changes_are_never_dropped_without_asking() {
+    let scratch = Scratch::new();
+    let path = demo_flow(&scratch);
+    let mut harness = open(&scratch, &path);
+    apply(&mut harness, Command::RemoveNodes(vec!["card".into()]));
+    assert!(harness.state().state.doc.is_dirty());
+
+    apply(&mut harness, Command::NewFlow);
+    assert!(
+        harness
+            .query_all_by_label_contains("Save the changes to demo.json")
+            .next()
+            .is_some()
+    );
+    harness.get_by_label("Cancel").click();
+    harness.run_steps(2);
+    assert!(harness.state().state.confirm.is_none());
+    assert!(harness.state().state.doc.flow.node("name").is_some());
+
+    apply(&mut harness, Command::CloseFlow);
+    harness.get_by_label("Save").click();
+    harness.run_steps(2);
+    assert!(harness.state().state.welcome);
+    let saved = tributary::flow::Flow::load(&path).unwrap();
+    assert!(saved.node("card").is_none(), "the change was saved first");
+
+    // Closing the window asks too, and "Don't save" lets it close.
+    apply(&mut harness, Command::OpenFlow(path.clone()));
+    apply(&mut harness, Command::RemoveNodes(vec!["name".into()]));
+    apply(&mut harness, Command::Quit);
+    assert!(!harness.state().state.quit);
+    harness.get_by_label("Don't save").click();
+    harness.run_steps(2);
+    assert!(harness.state().state.quit);
+    let kept = tributary::flow::Flow::load(&path).unwrap();
+    assert!(kept.node("name").is_some(), "nothing was saved");
+}
+
+#[test]
+fn a_setting_changed_in_the_inspector_changes_the_flow() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &demo_flow(&scratch));
+    apply(&mut harness, Command::Select(vec!["lake".into()]));
+    wait_for(&mut harness, "validation", |app| {
+        app.state.analysis_revision == app.state.doc.revision
+    });
+    harness.get_by_label("Execution id folder").click();
+    harness.run_steps(2);
+    let flow = &harness.state().state.doc.flow;
+    assert_eq!(
+        flow.node("lake").unwrap().config["execution_id_folder"],
+        serde_json::json!(true)
+    );
+    assert!(harness.state().state.doc.is_dirty());
+}
+
+#[test]
+fn a_destination_gets_a_field_mapping_in_front_of_it() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &demo_flow(&scratch));
+    apply(&mut harness, Command::Select(vec!["lake".into()]));
+    wait_for(&mut harness, "validation", |app| {
+        app.state.analysis_revision == app.state.doc.revision
+    });
+    assert!(
+        harness
+            .query_all_by_label_contains("Every incoming field is written")
+            .next()
+            .is_some()
+    );
+    harness.get_by_label("Map fields…").click();
+    harness.run_steps(2);
+    let flow = harness.state().state.doc.flow.clone();
+    let map = flow.node("map").expect("a Map node was put in front");
+    assert!(flow.edges.iter().any(|e| e.from == "map" && e.to == "lake"));
+    assert!(flow.edges.iter().any(|e| e.from == "name" && e.to == "map"));
+    let mapped = map.config["fields"].as_array().unwrap().len();
+    assert!(mapped > 5, "every incoming field is mapped: {mapped}");
+    wait_for(&mut harness, "the preview of the destination", |app| {
+        app.state.preview.result.as_ref().is_some_and(|(k, r)| {
+            k.node == "lake" && r.is_ok() && k.revision == app.state.doc.revision
+        })
+    });
+    assert!(
+        harness
+            .query_all_by_label_contains("Kept in the Map node")
+            .next()
+            .is_some(),
+        "the destination edits the mapping in place"
+    );
+    assert!(
+        harness
+            .query_all_by_label_contains("e.g. ")
+            .next()
+            .is_some()
+    );
+    apply(&mut harness, Command::Undo);
+    assert!(harness.state().state.doc.flow.node("map").is_none());
+}
+
+#[test]
+fn frames_keep_coming_while_a_long_run_and_a_preview_are_in_flight() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &demo_flow(&scratch));
+    let mut config = harness
+        .state()
+        .state
+        .doc
+        .flow
+        .node("crm")
+        .unwrap()
+        .config
+        .clone();
+    config["records"] = serde_json::json!(50_000_000);
+    apply(
+        &mut harness,
+        Command::SetConfig {
+            node: "crm".into(),
+            config,
+        },
+    );
+    apply(&mut harness, Command::SetPreviewLimit(100_000));
+    apply(&mut harness, Command::Select(vec!["name".into()]));
+    std::thread::sleep(Duration::from_millis(300));
+    harness.step();
+    apply(&mut harness, Command::Run);
+    let frames_before = harness.ctx.cumulative_frame_nr();
+    for _ in 0..10 {
+        harness.step();
+    }
+    let app = harness.state();
+    assert!(app.state.run.is_running(), "the run is still going");
+    assert!(app.state.preview.loading, "the preview is still going");
+    assert_eq!(harness.ctx.cumulative_frame_nr(), frames_before + 10);
+    apply(&mut harness, Command::CancelRun);
+    wait_for(&mut harness, "the cancelled run to end", |app| {
+        app.state.run.record.is_some()
+    });
+}

@@ -33,6 +33,7 @@ use crate::types::{FieldType, describe};
 #[serde(deny_unknown_fields)]
 pub struct FileSource {
     /// A file, or a glob such as `exports/*.csv`; relative to the flow file's folder.
+    #[schemars(extend("x-path" = "file"))]
     pub path: String,
     /// The format; from the file extension when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -30,6 +30,7 @@ use crate::transforms::fields::{Problems, any_type};
 #[serde(deny_unknown_fields)]
 pub struct LocalDestination {
     /// The folder to write into; relative to the flow file's folder. Created when missing.
+    #[schemars(extend("x-path" = "folder"))]
     pub folder: String,
     #[serde(default = "parquet")]
     pub format: FileFormat,

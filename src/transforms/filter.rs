@@ -37,10 +37,12 @@ pub struct Filter {
 pub struct Condition {
     #[schemars(extend("x-field" = true))]
     pub field: String,
+    #[schemars(extend("x-operator-of" = "field"))]
     pub operator: Operator,
     /// What to compare with, written as the field's type reads it: `1000`, `"Closed Won"`,
     /// `"2024-01-31"`. A list with `equal_to` means any of them (OR); with `not_equal_to`,
     /// none of them. `between` takes `[low, high]`, both included.
+    #[schemars(extend("x-value-of" = "field"))]
     pub value: Value,
 }
 

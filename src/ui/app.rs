@@ -8,13 +8,15 @@ use super::canvas::Canvas;
 use super::commands::Command;
 use super::state::AppState;
 use super::worker::Worker;
-use super::{inspector, palette, panels};
+use super::{inspector, palette, panels, welcome};
 
 pub struct TributaryApp {
     pub state: AppState,
     pub worker: Worker,
     pub canvas: Canvas,
     title: String,
+    /// The close has been sent to the window.
+    closing: bool,
 }
 
 fn shortcut(ui: &Ui, modifiers: Modifiers, key: Key) -> bool {
@@ -31,6 +33,7 @@ impl TributaryApp {
             worker,
             canvas,
             title: String::new(),
+            closing: false,
         }
     }
 
@@ -48,6 +51,48 @@ impl TributaryApp {
         egui::Panel::top("menu").show(ui, |ui| {
             commands.extend(self.menu(ui));
         });
+        commands.extend(welcome::confirm(ui, &self.state));
+        if self.state.welcome {
+            egui::CentralPanel::default().show(ui, |ui| {
+                commands.extend(welcome::ui(ui, &self.state));
+            });
+        } else {
+            self.editor(ui, &mut commands);
+        }
+        self.apply(commands);
+        self.window(ui);
+    }
+
+    /// Title, closing and repaints: what the window itself needs after the commands ran.
+    fn window(&mut self, ui: &Ui) {
+        let ctx = ui.ctx();
+        // Closing the window with unsaved changes asks first, like every other way out.
+        if ctx.input(|i| i.viewport().close_requested()) && !self.state.quit {
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            self.state.apply(Command::Quit, &self.worker);
+        }
+        if self.state.quit && !self.closing {
+            self.closing = true;
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+        let title = self.state.doc.title();
+        let title = if self.state.welcome {
+            "Tributary".to_string()
+        } else {
+            title
+        };
+        if title != self.title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
+        if self.state.run.is_running() {
+            // Live counts and the chart move even when no event arrives this instant.
+            ctx.request_repaint_after(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Toolbar, palette, canvas, inspector and the panels below.
+    fn editor(&mut self, ui: &mut Ui, commands: &mut Vec<Command>) {
         egui::Panel::top("toolbar").show(ui, |ui| {
             commands.extend(self.toolbar(ui));
         });
@@ -87,19 +132,6 @@ impl TributaryApp {
             .show(ui, |ui| {
                 commands.extend(self.canvas.ui(ui, &self.state));
             });
-        self.apply(commands);
-
-        let title = self.state.doc.title();
-        if title != self.title {
-            ui.ctx()
-                .send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
-            self.title = title;
-        }
-        if self.state.run.is_running() {
-            // Live counts and the chart move even when no event arrives this instant.
-            ui.ctx()
-                .request_repaint_after(std::time::Duration::from_millis(100));
-        }
     }
 
     fn shortcuts(&mut self, ui: &Ui) -> Vec<Command> {
@@ -110,6 +142,12 @@ impl TributaryApp {
         }
         if shortcut(ui, cmd, Key::O) {
             c.push(Command::ChooseFlowToOpen);
+        }
+        if shortcut(ui, cmd, Key::Q) {
+            c.push(Command::Quit);
+        }
+        if self.state.welcome {
+            return c;
         }
         if shortcut(ui, cmd | Modifiers::SHIFT, Key::S) {
             c.push(Command::ChooseSaveAs);
@@ -162,24 +200,50 @@ impl TributaryApp {
         let mut c = Vec::new();
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
-                for (label, key, command) in [
-                    ("New flow", "Ctrl+N", Command::NewFlow),
-                    ("Open…", "Ctrl+O", Command::ChooseFlowToOpen),
-                    ("Save", "Ctrl+S", Command::Save),
-                    ("Save as…", "Ctrl+Shift+S", Command::ChooseSaveAs),
+                let open = !self.state.welcome;
+                for (label, key, command, enabled) in [
+                    ("New flow", "Ctrl+N", Command::NewFlow, true),
+                    ("Open…", "Ctrl+O", Command::ChooseFlowToOpen, true),
+                    ("Save", "Ctrl+S", Command::Save, open),
+                    ("Save as…", "Ctrl+Shift+S", Command::ChooseSaveAs, open),
                 ] {
                     if ui
-                        .add(egui::Button::new(label).shortcut_text(key))
+                        .add_enabled(enabled, egui::Button::new(label).shortcut_text(key))
                         .clicked()
                     {
                         c.push(command);
                     }
                 }
+                ui.menu_button("Open recent", |ui| {
+                    if self.state.recent.is_empty() {
+                        ui.label(RichText::new("No recent flows").weak());
+                    }
+                    for path in &self.state.recent {
+                        if ui.button(path.display().to_string()).clicked() {
+                            c.push(Command::OpenFlow(path.clone()));
+                        }
+                    }
+                });
+                if ui.button("Open the demo flow").clicked() {
+                    c.push(Command::OpenDemo);
+                }
                 ui.separator();
-                if ui.button("Quit").clicked() {
-                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+                if ui
+                    .add_enabled(!self.state.welcome, egui::Button::new("Close flow"))
+                    .clicked()
+                {
+                    c.push(Command::CloseFlow);
+                }
+                if ui
+                    .add(egui::Button::new("Quit").shortcut_text("Ctrl+Q"))
+                    .clicked()
+                {
+                    c.push(Command::Quit);
                 }
             });
+            if self.state.welcome {
+                return;
+            }
             ui.menu_button("Edit", |ui| {
                 let some = !self.state.selection.is_empty();
                 for (label, key, command, enabled) in [

@@ -11,6 +11,8 @@ use crate::flow::Trigger;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     NewFlow,
+    /// Open the built-in demo flow, which needs no account and no files.
+    OpenDemo,
     /// Ask for a flow file to open.
     ChooseFlowToOpen,
     OpenFlow(PathBuf),
@@ -18,6 +20,15 @@ pub enum Command {
     /// Ask where to save.
     ChooseSaveAs,
     SaveAs(PathBuf),
+    /// Back to the welcome screen.
+    CloseFlow,
+    /// Close the window.
+    Quit,
+    /// Answers to "save changes first?": the waiting command goes ahead after saving,
+    /// goes ahead without saving, or is dropped.
+    SaveThenContinue,
+    DiscardThenContinue,
+    KeepEditing,
 
     AddNode {
         kind: String,
@@ -36,6 +47,17 @@ pub enum Command {
     SetConfig {
         node: String,
         config: Value,
+    },
+    /// Ask for a file or folder for the config setting at `pointer` (a JSON pointer).
+    ChoosePath {
+        node: String,
+        pointer: String,
+        folder: bool,
+    },
+    /// Put a Map node with every incoming field just before `node`, so its fields can be
+    /// mapped.
+    InsertMap {
+        before: String,
     },
     SetLabel {
         node: String,

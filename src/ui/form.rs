@@ -3,6 +3,7 @@
 //! and a list of the incoming fields wherever the config names a field (`x-field` in the
 //! schema).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
@@ -164,6 +165,27 @@ pub fn default_value(root: &Value, schema: &Value) -> Value {
 pub struct FormContext<'a> {
     /// The fields the node receives: (name, type in words).
     pub fields: &'a [(String, String)],
+    /// Set when the user asked to browse for a file or folder: (JSON pointer into the
+    /// config, whether a folder).
+    pub browse: Cell<Option<(String, bool)>>,
+}
+
+impl<'a> FormContext<'a> {
+    pub fn new(fields: &'a [(String, String)]) -> Self {
+        Self {
+            fields,
+            browse: Cell::new(None),
+        }
+    }
+
+    /// The type, in words, of the input field the sibling setting `key` names.
+    fn type_of_sibling(&self, object: &Value, key: Option<&str>) -> Option<String> {
+        let field = object.get(key?)?.as_str()?;
+        self.fields
+            .iter()
+            .find(|(n, _)| n == field)
+            .map(|(_, t)| t.clone())
+    }
 }
 
 /// "fail_on_first_error" → "Fail on first error".
@@ -210,6 +232,14 @@ fn edit_object(
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
+        // Filter conditions: the operators and the value input fit the chosen field's type.
+        let extension = |name: &str| prop.get(name).and_then(Value::as_str);
+        let operator_of = cx.type_of_sibling(value, extension("x-operator-of"));
+        let value_of = cx.type_of_sibling(value, extension("x-value-of"));
+        let operator = value
+            .get("operator")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let obj = value.as_object_mut().expect("made an object above");
         let optional = without_null(&prop);
         let id = format!("{path}/{name}");
@@ -259,7 +289,18 @@ fn edit_object(
                 RichText::new(&label)
             };
             ui.label(heading).on_hover_text(&description);
-            if edit_value(ui, root, &prop, &mut v, cx, &id) {
+            let edited = match (&value_of, &operator_of, choices(&prop)) {
+                (Some(kind), _, _) => edit_typed(ui, &mut v, kind, operator.as_deref(), &id),
+                (None, Some(kind), Some(options)) => {
+                    let fitting: Vec<_> = options
+                        .into_iter()
+                        .filter(|(op, _)| operator_fits(op, kind))
+                        .collect();
+                    choose(ui, &fitting, &mut v, &id)
+                }
+                _ => edit_value(ui, root, &prop, &mut v, cx, &id),
+            };
+            if edited {
                 obj.insert(name.clone(), v);
                 changed = true;
             }
@@ -363,6 +404,31 @@ fn edit_value(
         }
         Some("array") => edit_list(ui, root, &schema, value, cx, path),
         Some("string") if is_field(&schema) => pick_field(ui, value, cx, path),
+        Some("string") if schema.get("x-path").is_some() => {
+            let folder = schema.get("x-path") == Some(&json!("folder"));
+            let mut changed = false;
+            ui.horizontal(|ui| {
+                let browse = ui.button("Browse…");
+                let mut text = value.as_str().unwrap_or_default().to_string();
+                let hint = if folder { "a folder" } else { "a file" };
+                if ui
+                    .add(
+                        TextEdit::singleline(&mut text)
+                            .hint_text(hint)
+                            .desired_width(f32::INFINITY),
+                    )
+                    .changed()
+                {
+                    *value = json!(text);
+                    changed = true;
+                }
+                if browse.clicked() {
+                    let pointer = path.strip_prefix("config").unwrap_or(path).to_string();
+                    cx.browse.set(Some((pointer, folder)));
+                }
+            });
+            changed
+        }
         Some("string") => {
             let mut text = value.as_str().unwrap_or_default().to_string();
             let one_char = schema.get("maxLength") == Some(&json!(1));
@@ -412,6 +478,127 @@ fn edit_value(
         }
         _ => edit_any(ui, value),
     }
+}
+
+/// Whether a filter operator makes sense for a field of type `kind` (in words).
+fn operator_fits(operator: &str, kind: &str) -> bool {
+    match operator {
+        "contains" => kind == "string",
+        "equal_to" | "not_equal_to" => true,
+        _ => kind != "boolean",
+    }
+}
+
+/// A value to compare a field of type `kind` with, in an input that fits the type; two
+/// inputs for `between`.
+fn edit_typed(
+    ui: &mut Ui,
+    value: &mut Value,
+    kind: &str,
+    operator: Option<&str>,
+    path: &str,
+) -> bool {
+    if operator == Some("between") {
+        let mut pair = match &*value {
+            Value::Array(a) if a.len() == 2 => a.clone(),
+            _ => vec![Value::Null, Value::Null],
+        };
+        let mut changed = false;
+        ui.horizontal(|ui| {
+            ui.label("from");
+            changed |= edit_scalar(ui, &mut pair[0], kind, &format!("{path}/0"));
+            ui.label("to");
+            changed |= edit_scalar(ui, &mut pair[1], kind, &format!("{path}/1"));
+        });
+        if changed {
+            *value = Value::Array(pair);
+        }
+        return changed;
+    }
+    if value.is_array() {
+        // A list of values (any of them): typed as a list.
+        return edit_any(ui, value);
+    }
+    edit_scalar(ui, value, kind, path)
+}
+
+fn edit_scalar(ui: &mut Ui, value: &mut Value, kind: &str, path: &str) -> bool {
+    let number = value
+        .as_f64()
+        .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()));
+    match kind {
+        "date" => edit_date(ui, value, path, false),
+        "timestamp" => edit_date(ui, value, path, true),
+        "boolean" => {
+            let mut b = value.as_bool().unwrap_or(false);
+            let text = if b { "true" } else { "false" };
+            if ui.checkbox(&mut b, text).changed() {
+                *value = json!(b);
+                return true;
+            }
+            false
+        }
+        "integer" => {
+            let mut n = number.unwrap_or(0.0) as i64;
+            if ui.add(DragValue::new(&mut n)).changed() {
+                *value = json!(n);
+                return true;
+            }
+            false
+        }
+        k if k == "number" || k.starts_with("decimal") => {
+            let mut n = number.unwrap_or(0.0);
+            if ui.add(DragValue::new(&mut n).speed(1.0)).changed() {
+                *value = json!(n);
+                return true;
+            }
+            false
+        }
+        _ => edit_any(ui, value),
+    }
+}
+
+/// A date (`2024-01-31`) or timestamp (`2024-01-31T09:30:00Z`): typed, or picked from a
+/// calendar, which keeps the time of day already typed.
+fn edit_date(ui: &mut Ui, value: &mut Value, path: &str, with_time: bool) -> bool {
+    let text = value.as_str().unwrap_or_default().to_string();
+    let mut changed = false;
+    ui.horizontal(|ui| {
+        let mut typed = text.clone();
+        let (hint, width) = if with_time {
+            ("2024-01-31T09:30:00Z", 170.0)
+        } else {
+            ("2024-01-31", 96.0)
+        };
+        if ui
+            .add(
+                TextEdit::singleline(&mut typed)
+                    .hint_text(hint)
+                    .desired_width(width),
+            )
+            .changed()
+        {
+            *value = json!(typed);
+            changed = true;
+        }
+        let mut date: jiff::civil::Date = text
+            .get(..10)
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| jiff::Zoned::now().date());
+        let picker = egui_extras::DatePickerButton::new(&mut date)
+            .id_salt(path)
+            .calendar_week(false);
+        if ui.add(picker).changed() {
+            let time = match text.get(10..) {
+                Some(t) if with_time && !t.is_empty() => t,
+                _ if with_time => "T00:00:00Z",
+                _ => "",
+            };
+            *value = json!(format!("{date}{time}"));
+            changed = true;
+        }
+    });
+    changed
 }
 
 fn choose(

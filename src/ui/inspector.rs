@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::commands::Command;
 use super::form::{self, FormContext};
 use super::state::AppState;
+use super::table::PreviewTable;
 use crate::flow::Trigger;
 use crate::registry;
 use crate::types::describe;
@@ -82,30 +83,35 @@ fn node_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
         };
         ui.label(RichText::new(text).color(ui.visuals().error_fg_color));
     }
-    let fields: Vec<(String, String)> = state
-        .input_fields(&node.id)
-        .map(|s| {
-            s.fields()
-                .iter()
-                .map(|f| (f.name().clone(), describe(f.data_type())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let fields = field_list(state, &node.id);
     let Some(schema) = form::schema_of(kind.name) else {
         return;
     };
     let mut config: Value = node.config.clone();
     ui.separator();
     let changed = if kind.name == "transform.map" {
-        field_mapping(ui, state, &node.id, &mut config, &fields)
+        field_mapping(ui, sample_of(state, &node.id), &mut config, &fields)
     } else {
-        form::edit(ui, schema, &mut config, &FormContext { fields: &fields })
+        let cx = FormContext::new(&fields);
+        let changed = form::edit(ui, schema, &mut config, &cx);
+        if let Some((pointer, folder)) = cx.browse.take() {
+            commands.push(Command::ChoosePath {
+                node: node.id.clone(),
+                pointer,
+                folder,
+            });
+        }
+        changed
     };
     if changed {
         commands.push(Command::SetConfig {
             node: node.id.clone(),
             config,
         });
+    }
+    if kind.role == crate::node::Role::Destination {
+        ui.separator();
+        destination_mapping(ui, state, &node.id, commands);
     }
     if let Some(out) = state.analysis.schemas.get(&node.id) {
         ui.separator();
@@ -234,12 +240,107 @@ fn flow_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
     ui.data_mut(|d| d.insert_temp(id, new_name));
 }
 
-/// The Map node as rows of source field → output field, with its type and a value from the
-/// preview beside each.
+/// The preview of `node`, when it is the one shown and has records.
+fn sample_of<'a>(state: &'a AppState, node: &str) -> Option<&'a PreviewTable> {
+    state
+        .preview
+        .result
+        .as_ref()
+        .filter(|(k, _)| k.node == node)
+        .and_then(|(_, r)| r.as_ref().ok())
+        .filter(|t| !t.rows.is_empty())
+}
+
+/// What a destination writes, field by field. The mapping itself is the Map node that feeds
+/// the destination, edited here as if it were the destination's own; without one, the
+/// fields arrive as they are and "Map fields…" puts a Map node in front.
+fn destination_mapping(ui: &mut Ui, state: &AppState, node: &str, commands: &mut Vec<Command>) {
+    let flow = &state.doc.flow;
+    let Some(input) = flow.edges.iter().find(|e| e.to == node).map(|e| &e.from) else {
+        return;
+    };
+    let feeds_only_this = flow.edges.iter().filter(|e| &e.from == input).count() == 1;
+    let map = flow
+        .node(input)
+        .filter(|n| n.kind == "transform.map" && feeds_only_this);
+    let sample = sample_of(state, node);
+    if let Some(map) = map {
+        let fields = field_list(state, &map.id);
+        let mut config = map.config.clone();
+        if field_mapping(ui, sample, &mut config, &fields) {
+            commands.push(Command::SetConfig {
+                node: map.id.clone(),
+                config,
+            });
+        }
+        ui.label(
+            RichText::new(format!(
+                "Kept in the Map node “{}” that feeds this destination.",
+                map.label.as_deref().unwrap_or(&map.id)
+            ))
+            .small()
+            .weak(),
+        );
+        return;
+    }
+    ui.label(RichText::new("Field mapping").strong());
+    let written = field_list(state, node);
+    if written.is_empty() {
+        ui.label(RichText::new("The fields show once the input is valid.").weak());
+        return;
+    }
+    egui::Grid::new("written")
+        .num_columns(3)
+        .striped(true)
+        .spacing([8.0, 3.0])
+        .show(ui, |ui| {
+            for (name, kind) in &written {
+                ui.label(name);
+                ui.label(RichText::new(kind).weak());
+                let example = sample
+                    .and_then(|t| Some(&t.rows[0][t.columns.iter().position(|(n, _)| n == name)?]));
+                ui.label(
+                    RichText::new(example.map_or(String::new(), |e| format!("e.g. {e}")))
+                        .small()
+                        .weak(),
+                );
+                ui.end_row();
+            }
+        });
+    ui.label(
+        RichText::new("Every incoming field is written as it arrives.")
+            .small()
+            .weak(),
+    );
+    if ui
+        .button("Map fields…")
+        .on_hover_text("Choose, rename and convert the fields this destination writes")
+        .clicked()
+    {
+        commands.push(Command::InsertMap {
+            before: node.to_string(),
+        });
+    }
+}
+
+/// The fields a node receives: (name, type in words).
+fn field_list(state: &AppState, node: &str) -> Vec<(String, String)> {
+    state
+        .input_fields(node)
+        .map(|s| {
+            s.fields()
+                .iter()
+                .map(|f| (f.name().clone(), describe(f.data_type())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Mapping rows of source field → output field with its type and a sample value from the
+/// preview beside each; the config of a Map node.
 fn field_mapping(
     ui: &mut Ui,
-    state: &AppState,
-    node: &str,
+    sample: Option<&PreviewTable>,
     config: &mut Value,
     fields: &[(String, String)],
 ) -> bool {
@@ -247,13 +348,6 @@ fn field_mapping(
     if !config["fields"].is_array() {
         config["fields"] = json!([]);
     }
-    let sample = state
-        .preview
-        .result
-        .as_ref()
-        .filter(|(k, _)| k.node == node)
-        .and_then(|(_, r)| r.as_ref().ok())
-        .filter(|t| !t.rows.is_empty());
     let rows = config["fields"]
         .as_array_mut()
         .expect("made an array above");

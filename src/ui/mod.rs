@@ -9,8 +9,10 @@ mod form;
 mod inspector;
 mod palette;
 mod panels;
+mod recent;
 pub mod state;
 mod table;
+mod welcome;
 pub mod worker;
 
 use std::path::PathBuf;

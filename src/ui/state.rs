@@ -158,6 +158,18 @@ pub struct AppState {
     pub palette_search: String,
     pub status: Option<Status>,
     pub dirs: Dirs,
+    /// No flow is open: the welcome screen shows instead of the editor.
+    pub welcome: bool,
+    /// Flows opened or saved lately, newest first.
+    pub recent: Vec<PathBuf>,
+    /// The example flows the welcome screen offers.
+    pub examples: Vec<super::welcome::Example>,
+    /// A command that would drop unsaved changes, waiting for the user's answer.
+    pub confirm: Option<Command>,
+    /// A command to carry out once the Save As dialog has saved the flow.
+    after_save: Option<Command>,
+    /// The window may close now.
+    pub quit: bool,
 }
 
 impl AppState {
@@ -180,15 +192,21 @@ impl AppState {
             tab: Tab::Preview,
             palette_search: String::new(),
             status: None,
+            recent: super::recent::load(&dirs),
+            examples: Vec::new(),
             dirs,
+            welcome: false,
+            confirm: None,
+            after_save: None,
+            quit: false,
         }
     }
 
-    /// The starter flow, or the file given on the command line.
+    /// The file given on the command line, or the welcome screen.
     pub fn open_initial(dirs: Dirs, path: Option<&Path>) -> Self {
-        let starter =
-            Flow::from_json(STARTER_FLOW, "the starter flow").expect("the starter flow is valid");
-        let mut state = Self::new(dirs, starter, None);
+        let mut state = Self::new(dirs, empty_flow(), None);
+        state.welcome = true;
+        state.examples = super::welcome::find_examples();
         if let Some(path) = path {
             state.open(path.to_path_buf());
         }
@@ -276,6 +294,8 @@ impl AppState {
         match Flow::load(&path) {
             Ok(flow) => {
                 self.replace_document(flow, Some(path.clone()));
+                self.welcome = false;
+                super::recent::remember(&self.dirs, &mut self.recent, &path);
                 self.say(format!("Opened {}", path.display()), false);
             }
             Err(e) => {
@@ -284,7 +304,7 @@ impl AppState {
         }
     }
 
-    fn save_to(&mut self, path: PathBuf) {
+    fn save_to(&mut self, path: PathBuf, worker: &Worker) {
         match self.doc.flow.save(&path) {
             Ok(()) => {
                 self.doc.saved = self.doc.flow.clone();
@@ -293,35 +313,85 @@ impl AppState {
                     // Relative paths now resolve against another folder.
                     self.changed();
                 }
+                super::recent::remember(&self.dirs, &mut self.recent, &path);
                 self.say(format!("Saved {}", path.display()), false);
+                if let Some(next) = self.after_save.take() {
+                    self.confirm = None;
+                    self.carry_out(next, worker);
+                }
             }
             Err(e) => self.say(format!("Cannot save {}: {e}", path.display()), true),
         }
     }
 
-    /// Carries out one command.
+    /// Carries out one command; one that would drop unsaved changes first asks whether to
+    /// save them.
     pub fn apply(&mut self, command: Command, worker: &Worker) {
+        let drops_the_flow = matches!(
+            command,
+            Command::NewFlow
+                | Command::OpenDemo
+                | Command::OpenFlow(_)
+                | Command::CloseFlow
+                | Command::Quit
+        );
+        if drops_the_flow && self.doc.is_dirty() && !self.welcome {
+            self.confirm = Some(command);
+            return;
+        }
+        self.carry_out(command, worker);
+    }
+
+    fn carry_out(&mut self, command: Command, worker: &Worker) {
         match command {
             Command::NewFlow => {
-                let flow = Flow {
-                    format: crate::flow::FORMAT.into(),
-                    name: "New flow".into(),
-                    description: None,
-                    trigger: Default::default(),
-                    params: Default::default(),
-                    nodes: Vec::new(),
-                    edges: Vec::new(),
-                };
+                let mut flow = empty_flow();
+                flow.name = "New flow".into();
                 self.replace_document(flow, None);
+                self.welcome = false;
+            }
+            Command::OpenDemo => {
+                let demo =
+                    Flow::from_json(STARTER_FLOW, "the demo flow").expect("the demo flow is valid");
+                self.replace_document(demo, None);
+                self.welcome = false;
             }
             Command::ChooseFlowToOpen => worker.choose_file(false),
             Command::OpenFlow(path) => self.open(path),
             Command::Save => match self.doc.path.clone() {
-                Some(path) => self.save_to(path),
+                Some(path) => self.save_to(path, worker),
                 None => worker.choose_file(true),
             },
             Command::ChooseSaveAs => worker.choose_file(true),
-            Command::SaveAs(path) => self.save_to(path),
+            Command::SaveAs(path) => self.save_to(path, worker),
+            Command::CloseFlow => {
+                self.replace_document(empty_flow(), None);
+                self.welcome = true;
+            }
+            Command::Quit => self.quit = true,
+            Command::SaveThenContinue => {
+                let Some(next) = self.confirm.take() else {
+                    return;
+                };
+                match self.doc.path.clone() {
+                    Some(path) => {
+                        self.save_to(path, worker);
+                        if !self.doc.is_dirty() {
+                            self.carry_out(next, worker);
+                        }
+                    }
+                    None => {
+                        self.after_save = Some(next);
+                        worker.choose_file(true);
+                    }
+                }
+            }
+            Command::DiscardThenContinue => {
+                if let Some(next) = self.confirm.take() {
+                    self.carry_out(next, worker);
+                }
+            }
+            Command::KeepEditing => self.confirm = None,
 
             Command::AddNode { kind, position } => {
                 let Some(t) = registry::find(&kind) else {
@@ -387,6 +457,12 @@ impl AppState {
                     }
                 });
             }
+            Command::ChoosePath {
+                node,
+                pointer,
+                folder,
+            } => worker.choose_path(node, pointer, folder, self.doc.base_dir()),
+            Command::InsertMap { before } => self.insert_map(&before),
             Command::SetLabel { node, label } => {
                 let key = format!("label:{node}");
                 self.edit(Some(key), |f| {
@@ -435,7 +511,7 @@ impl AppState {
             }
             Command::Paste => self.paste(),
             Command::Duplicate => {
-                self.apply(Command::Copy, worker);
+                self.carry_out(Command::Copy, worker);
                 self.paste();
             }
             Command::Undo => {
@@ -522,6 +598,51 @@ impl AppState {
             }
         }
         Ok(())
+    }
+
+    /// Puts a Map node between `before` and its input, mapping every incoming field as it
+    /// is, and makes room for it by moving `before` to the right.
+    fn insert_map(&mut self, before: &str) {
+        let flow = &self.doc.flow;
+        let (Some(edge), Some(target)) = (
+            flow.edges.iter().find(|e| e.to == before).cloned(),
+            flow.node(before),
+        ) else {
+            return;
+        };
+        let fields: Vec<Value> = self
+            .analysis
+            .schemas
+            .get(&edge.from)
+            .map(|s| {
+                s.fields()
+                    .iter()
+                    .map(|f| serde_json::json!({ "source": f.name() }))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let map = Node {
+            id: unique_id(flow, "map"),
+            kind: "transform.map".into(),
+            label: Some("Field mapping".into()),
+            position: target.position,
+            config: serde_json::json!({ "fields": fields }),
+        };
+        self.edit(None, |f| {
+            f.edges.retain(|e| e != &edge);
+            f.edges.push(Edge {
+                from: edge.from.clone(),
+                to: map.id.clone(),
+            });
+            f.edges.push(Edge {
+                from: map.id.clone(),
+                to: edge.to.clone(),
+            });
+            if let Some(n) = f.nodes.iter_mut().find(|n| n.id == edge.to) {
+                n.position[0] += 260.0;
+            }
+            f.nodes.push(map);
+        });
     }
 
     fn paste(&mut self) {
@@ -679,17 +800,43 @@ impl AppState {
                 self.tab = Tab::Problems;
                 self.say("The flow has problems; see Problems", true);
             }
-            Message::FileChosen { save, path } => {
-                if let Some(path) = path {
-                    let command = if save {
-                        Command::SaveAs(path)
-                    } else {
-                        Command::OpenFlow(path)
-                    };
-                    self.apply(command, worker);
+            Message::FileChosen { save, path } => match path {
+                Some(path) if save => self.apply(Command::SaveAs(path), worker),
+                Some(path) => self.apply(Command::OpenFlow(path), worker),
+                // Save As was cancelled: what waited for the save does not happen.
+                None => self.after_save = None,
+            },
+            Message::PathChosen {
+                node,
+                pointer,
+                path,
+            } => {
+                let Some(mut config) = self.doc.flow.node(&node).map(|n| n.config.clone()) else {
+                    return;
+                };
+                let base = self.doc.base_dir();
+                // Inside the flow's folder a relative path keeps the flow portable.
+                let shown = path.strip_prefix(&base).unwrap_or(&path);
+                let (parent, key) = pointer.rsplit_once('/').unwrap_or(("", &pointer));
+                if let Some(Value::Object(o)) = config.pointer_mut(parent) {
+                    o.insert(key.into(), shown.to_string_lossy().into_owned().into());
+                    self.apply(Command::SetConfig { node, config }, worker);
                 }
             }
         }
+    }
+}
+
+/// A flow with nothing in it yet.
+fn empty_flow() -> Flow {
+    Flow {
+        format: crate::flow::FORMAT.into(),
+        name: String::new(),
+        description: None,
+        trigger: Default::default(),
+        params: Default::default(),
+        nodes: Vec::new(),
+        edges: Vec::new(),
     }
 }
 

@@ -31,6 +31,12 @@ pub enum Message {
         save: bool,
         path: Option<PathBuf>,
     },
+    /// A file or folder for a node's setting; nothing is sent when the dialog is cancelled.
+    PathChosen {
+        node: String,
+        pointer: String,
+        path: PathBuf,
+    },
 }
 
 pub struct Worker {
@@ -160,6 +166,26 @@ impl Worker {
                 save,
                 path: path.map(|h| h.path().to_path_buf()),
             });
+        });
+    }
+
+    /// Asks for a file or folder for a node's setting, starting in the flow's folder.
+    pub fn choose_path(&self, node: String, pointer: String, folder: bool, start: PathBuf) {
+        let send = self.sender();
+        self.runtime.spawn(async move {
+            let dialog = rfd::AsyncFileDialog::new().set_directory(start);
+            let chosen = if folder {
+                dialog.pick_folder().await
+            } else {
+                dialog.pick_file().await
+            };
+            if let Some(handle) = chosen {
+                send(Message::PathChosen {
+                    node,
+                    pointer,
+                    path: handle.path().to_path_buf(),
+                });
+            }
         });
     }
 }

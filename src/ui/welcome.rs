@@ -1,0 +1,194 @@
+//! The welcome screen, shown when no flow is open: start a new flow, open one, open the
+//! demo flow or an example, or go back to a recent flow. Also the question asked before
+//! unsaved changes would be dropped.
+
+use std::path::{Path, PathBuf};
+
+use egui::{RichText, Ui};
+
+use super::commands::Command;
+use super::state::AppState;
+use crate::flow::Flow;
+
+/// An example flow found beside the app.
+pub struct Example {
+    pub path: PathBuf,
+    pub name: String,
+    pub description: String,
+}
+
+/// The example flows: `flows/` in the working folder, or in the source tree the app was
+/// built from (`target/release/…/../../flows`). Read once, when the app starts.
+pub fn find_examples() -> Vec<Example> {
+    let mut candidates = vec![PathBuf::from("flows")];
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(root) = exe.parent().and_then(Path::parent).and_then(Path::parent)
+    {
+        candidates.push(root.join("flows"));
+    }
+    let Some(folder) = candidates.into_iter().find(|c| c.is_dir()) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(&folder) else {
+        return Vec::new();
+    };
+    let mut examples: Vec<Example> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter_map(|path| {
+            let flow = Flow::load(&path).ok()?;
+            Some(Example {
+                path: std::fs::canonicalize(&path).unwrap_or(path),
+                name: flow.name,
+                description: flow.description.unwrap_or_default(),
+            })
+        })
+        .collect();
+    examples.sort_by(|a, b| a.name.cmp(&b.name));
+    examples
+}
+
+pub fn ui(ui: &mut Ui, state: &AppState) -> Vec<Command> {
+    let mut c = Vec::new();
+    egui::ScrollArea::vertical()
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            let width = ui.available_width().min(760.0);
+            ui.add_space(48.0);
+            ui.vertical_centered(|ui| {
+                ui.set_max_width(width);
+                ui.label(RichText::new("Tributary").size(32.0).strong());
+                ui.label(
+                    RichText::new("Move records from where they are to where you need them.")
+                        .size(15.0)
+                        .weak(),
+                );
+            });
+            ui.add_space(28.0);
+            ui.horizontal_top(|ui| {
+                let side = (ui.available_width() - width).max(0.0) / 2.0;
+                ui.add_space(side);
+                ui.vertical(|ui| {
+                    ui.set_width(width);
+                    start(ui, &mut c);
+                    if !state.examples.is_empty() {
+                        section(ui, "Examples");
+                        for e in &state.examples {
+                            entry(ui, &e.name, &e.description, || {
+                                c.push(Command::OpenFlow(e.path.clone()))
+                            });
+                        }
+                    }
+                    if !state.recent.is_empty() {
+                        section(ui, "Recent");
+                        for path in &state.recent {
+                            let name = path
+                                .file_name()
+                                .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+                            let folder = path
+                                .parent()
+                                .map_or(String::new(), |p| p.display().to_string());
+                            entry(ui, &name, &folder, || {
+                                c.push(Command::OpenFlow(path.clone()))
+                            });
+                        }
+                    }
+                });
+            });
+            ui.add_space(24.0);
+        });
+    c
+}
+
+fn start(ui: &mut Ui, c: &mut Vec<Command>) {
+    section(ui, "Start");
+    ui.horizontal(|ui| {
+        let big = |text: &str| egui::Button::new(RichText::new(text).size(15.0));
+        let demo = egui::Button::new(
+            RichText::new("▶ Try the demo flow")
+                .size(15.0)
+                .color(egui::Color32::WHITE),
+        )
+        .fill(egui::Color32::from_rgb(0x2f, 0x7d, 0x5b));
+        if ui
+            .add(demo)
+            .on_hover_text(
+                "Opportunities from the built-in demo CRM, masked and written to a local \
+                 folder. No account needed.",
+            )
+            .clicked()
+        {
+            c.push(Command::OpenDemo);
+        }
+        if ui.add(big("＋ New flow")).clicked() {
+            c.push(Command::NewFlow);
+        }
+        if ui.add(big("📂 Open…")).clicked() {
+            c.push(Command::ChooseFlowToOpen);
+        }
+    });
+}
+
+fn section(ui: &mut Ui, title: &str) {
+    ui.add_space(18.0);
+    ui.label(RichText::new(title).size(16.0).strong());
+    ui.separator();
+}
+
+fn entry(ui: &mut Ui, name: &str, detail: &str, on_click: impl FnOnce()) {
+    ui.horizontal(|ui| {
+        if ui.link(RichText::new(name).size(14.0)).clicked() {
+            on_click();
+        }
+    });
+    if !detail.is_empty() {
+        ui.label(RichText::new(detail).weak());
+    }
+    ui.add_space(6.0);
+}
+
+/// Asks whether to save before the waiting command drops unsaved changes.
+pub fn confirm(ui: &Ui, state: &AppState) -> Vec<Command> {
+    let mut c = Vec::new();
+    let Some(waiting) = &state.confirm else {
+        return c;
+    };
+    let name = state
+        .doc
+        .path
+        .as_ref()
+        .and_then(|p| p.file_name())
+        .map_or("this flow".into(), |n| n.to_string_lossy().into_owned());
+    let what = match waiting {
+        Command::Quit => "before closing",
+        Command::CloseFlow => "before closing it",
+        _ => "before opening another flow",
+    };
+    let modal = egui::Modal::new(egui::Id::new("unsaved changes")).show(ui.ctx(), |ui| {
+        ui.set_width(380.0);
+        ui.label(
+            RichText::new(format!("Save the changes to {name} {what}?"))
+                .size(15.0)
+                .strong(),
+        );
+        ui.add_space(4.0);
+        ui.label("Changes you do not save are lost.");
+        ui.add_space(10.0);
+        ui.horizontal(|ui| {
+            if ui.button("Save").clicked() {
+                c.push(Command::SaveThenContinue);
+            }
+            if ui.button("Don't save").clicked() {
+                c.push(Command::DiscardThenContinue);
+            }
+            if ui.button("Cancel").clicked() {
+                c.push(Command::KeepEditing);
+            }
+        });
+    });
+    if modal.should_close() && c.is_empty() {
+        c.push(Command::KeepEditing);
+    }
+    c
+}
