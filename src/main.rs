@@ -30,8 +30,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Open the app, with a flow file or the demo flow.
-    Gui { flow: Option<PathBuf> },
+    /// Open the app, with a flow file or the welcome screen.
+    Gui {
+        /// The flow file to open.
+        flow: Option<PathBuf>,
+        #[command(flatten)]
+        options: tributary::ui::Options,
+    },
     /// Run a flow and report what it did.
     Run {
         flow: PathBuf,
@@ -93,7 +98,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match execute(cli.command.unwrap_or(Command::Gui { flow: None })) {
+    let command = cli.command.unwrap_or(Command::Gui {
+        flow: None,
+        options: Default::default(),
+    });
+    match execute(command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -105,8 +114,8 @@ fn main() -> ExitCode {
 fn execute(command: Command) -> anyhow::Result<u8> {
     let dirs = Dirs::from_env();
     match command {
-        Command::Gui { flow } => {
-            tributary::ui::run(flow)?;
+        Command::Gui { flow, options } => {
+            tributary::ui::run(flow, options)?;
             Ok(0)
         }
         Command::Run { flow, params, json } => run(flow, params.into_iter().collect(), json, dirs),

@@ -19,6 +19,16 @@ pub struct TributaryApp {
     closing: bool,
 }
 
+/// The canvas behind the nodes: darker than the panels in the dark theme, a light grey in
+/// the light one so the white node bodies stand out.
+fn canvas_color(visuals: &egui::Visuals) -> egui::Color32 {
+    if visuals.dark_mode {
+        visuals.extreme_bg_color
+    } else {
+        egui::Color32::from_rgb(0xe3, 0xe6, 0xeb)
+    }
+}
+
 fn shortcut(ui: &Ui, modifiers: Modifiers, key: Key) -> bool {
     ui.ctx()
         .input_mut(|i| i.consume_shortcut(&KeyboardShortcut::new(modifiers, key)))
@@ -26,8 +36,7 @@ fn shortcut(ui: &Ui, modifiers: Modifiers, key: Key) -> bool {
 
 impl TributaryApp {
     pub fn new(state: AppState, worker: Worker) -> Self {
-        let mut canvas = Canvas::default();
-        canvas.fit_to_view();
+        let canvas = Canvas::default();
         Self {
             state,
             worker,
@@ -128,7 +137,7 @@ impl TributaryApp {
                 ui.take_available_space();
             });
         egui::CentralPanel::default()
-            .frame(egui::Frame::new().fill(ui.visuals().extreme_bg_color))
+            .frame(egui::Frame::new().fill(canvas_color(ui.visuals())))
             .show(ui, |ui| {
                 commands.extend(self.canvas.ui(ui, &self.state));
             });

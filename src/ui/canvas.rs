@@ -112,7 +112,7 @@ impl NodeDataTrait for NodeView {
         _: &mut (),
     ) -> Vec<NodeResponse<NoResponse, NodeView>> {
         ui.set_max_width(220.0);
-        ui.label(RichText::new(&self.summary).small().weak());
+        ui.label(RichText::new(&self.summary).small());
         if let Some(f) = &self.figures {
             let (text, color) = match f.state {
                 NodeState::Idle => ("waiting".to_string(), ui.visuals().weak_text_color()),
@@ -151,12 +151,19 @@ impl NodeDataTrait for NodeView {
 
     fn titlebar_color(
         &self,
-        _: &Ui,
+        ui: &Ui,
         _: NodeId,
         _: &Graph<NodeView, Records, NoValue>,
         _: &mut (),
     ) -> Option<Color32> {
-        Some(role_color(self.kind.role).gamma_multiply(0.55))
+        let color = role_color(self.kind.role);
+        // Muted under light text on a dark canvas; a light tint under dark text on a light
+        // one.
+        Some(if ui.visuals().dark_mode {
+            color.gamma_multiply(0.55)
+        } else {
+            color.lerp_to_gamma(Color32::WHITE, 0.6)
+        })
     }
 
     fn border_color(
@@ -259,12 +266,16 @@ pub struct Canvas {
     synced_selection: Vec<String>,
     /// Where a node added by a click in the palette goes: the middle of the view.
     pub center: [f32; 2],
-    fit_requested: bool,
+    /// A fit to do on the next frame, with the smallest zoom it may use.
+    fit_requested: Option<f32>,
+    /// The document shown, to fit each newly opened flow.
+    document: u64,
 }
 
 impl Canvas {
+    /// Shows the whole flow, zooming out as far as that takes.
     pub fn fit_to_view(&mut self) {
-        self.fit_requested = true;
+        self.fit_requested = Some(0.3);
     }
 
     /// Brings the graph up to date with the flow, keeping the editor's own ids for nodes
@@ -398,8 +409,14 @@ impl Canvas {
             rect.center().x - rect.min.x - self.editor.pan_zoom.pan.x - 90.0,
             rect.center().y - rect.min.y - self.editor.pan_zoom.pan.y - 40.0,
         ];
-        if std::mem::take(&mut self.fit_requested) {
-            self.fit(ui, rect.size());
+        if self.document != state.document {
+            self.document = state.document;
+            // A flow just opened: fit it, but never so small that node text is hard to
+            // read; a wider flow pans instead.
+            self.fit_requested = Some(0.8);
+        }
+        if let Some(min_zoom) = self.fit_requested.take() {
+            self.fit(ui, rect.size(), min_zoom);
         }
         let response = self
             .editor
@@ -527,7 +544,7 @@ impl Canvas {
     }
 
     /// Zooms out when the flow is wider than the view, then pans so every node is in it.
-    fn fit(&mut self, ui: &Ui, size: Vec2) {
+    fn fit(&mut self, ui: &Ui, size: Vec2, min_zoom: f32) {
         let bounds = |editor: &Editor| {
             let positions: Vec<egui::Pos2> = editor.node_positions.values().copied().collect();
             (!positions.is_empty()).then(|| {
@@ -543,8 +560,6 @@ impl Canvas {
             return;
         };
         let margin = 60.0;
-        // Below this zoom the text in nodes gets too small to read; a wider flow scrolls.
-        let min_zoom = 0.8;
         let target = ((size.x - margin) / b.width() * self.editor.pan_zoom.zoom)
             .min((size.y - margin) / b.height() * self.editor.pan_zoom.zoom)
             .clamp(min_zoom, 1.0);

@@ -190,7 +190,7 @@ impl<'a> FormContext<'a> {
 
 /// "fail_on_first_error" → "Fail on first error".
 pub fn humanize(name: &str) -> String {
-    let spaced = name.replace('_', " ");
+    let spaced = name.replace('_', " ").replace(" mb", " MB");
     let mut chars = spaced.chars();
     match chars.next() {
         Some(c) => c.to_uppercase().chain(chars).collect(),

@@ -24,8 +24,30 @@ pub use worker::Worker;
 
 use crate::paths::Dirs;
 
+/// How the window starts.
+#[derive(Debug, Default, clap::Args)]
+pub struct Options {
+    /// Colours: follow the system, or always light or dark.
+    #[arg(long, value_enum, default_value_t = Theme::System)]
+    pub theme: Theme,
+    /// Select this node when the flow opens, showing its settings and preview.
+    #[arg(long, value_name = "NODE", requires = "flow")]
+    pub select: Option<String>,
+    /// Start a run of the flow as soon as it opens.
+    #[arg(long, requires = "flow")]
+    pub run: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy, clap::ValueEnum)]
+pub enum Theme {
+    #[default]
+    System,
+    Light,
+    Dark,
+}
+
 /// Opens the window; returns when it is closed.
-pub fn run(flow: Option<PathBuf>) -> anyhow::Result<()> {
+pub fn run(flow: Option<PathBuf>, start: Options) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1440.0, 900.0])
@@ -40,7 +62,18 @@ pub fn run(flow: Option<PathBuf>) -> anyhow::Result<()> {
             let ctx = cc.egui_ctx.clone();
             let dirs = Dirs::from_env();
             let worker = Worker::new(dirs.clone(), move || ctx.request_repaint());
-            let state = AppState::open_initial(dirs, flow.as_deref());
+            cc.egui_ctx.set_theme(match start.theme {
+                Theme::System => egui::ThemePreference::System,
+                Theme::Light => egui::ThemePreference::Light,
+                Theme::Dark => egui::ThemePreference::Dark,
+            });
+            let mut state = AppState::open_initial(dirs, flow.as_deref());
+            if let Some(node) = start.select {
+                state.apply(Command::Select(vec![node]), &worker);
+            }
+            if start.run {
+                state.apply(Command::Run, &worker);
+            }
             Ok(Box::new(TributaryApp::new(state, worker)))
         }),
     )

@@ -107,20 +107,22 @@ fn preview(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
                                     } else {
                                         cell.clone()
                                     };
-                                    let changed = table
-                                        .changed
-                                        .get(r)
-                                        .and_then(|row| row.get(c))
-                                        .copied()
-                                        .unwrap_or(false);
-                                    let text = if changed {
+                                    let before =
+                                        table.changed.get(r).and_then(|row| row[c].as_ref());
+                                    let text = if before.is_some() {
                                         RichText::new(shown).background_color(highlight)
                                     } else {
                                         RichText::new(shown)
                                     };
                                     let label = ui.label(text);
-                                    if cell.chars().count() > 48 {
-                                        label.on_hover_text(cell);
+                                    match before {
+                                        Some(b) => {
+                                            label.on_hover_text(format!("{cell}\nbefore: {b}"));
+                                        }
+                                        None if cell.chars().count() > 48 => {
+                                            label.on_hover_text(cell);
+                                        }
+                                        None => {}
                                     }
                                 }
                                 ui.end_row();
@@ -240,10 +242,18 @@ fn run(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
                             {
                                 commands.push(Command::OpenExternally(dir.to_path_buf()));
                             }
-                            ui.label(
-                                RichText::new(format!("{} ({} records)", o.location, o.records))
+                            // Long paths are cut, not allowed to widen the panel.
+                            ui.add(
+                                egui::Label::new(
+                                    RichText::new(format!(
+                                        "{} ({} records)",
+                                        o.location, o.records
+                                    ))
                                     .small(),
-                            );
+                                )
+                                .truncate(),
+                            )
+                            .on_hover_text(&o.location);
                         });
                     }
                     if record.outputs.len() > 20 {

@@ -170,6 +170,8 @@ pub struct AppState {
     after_save: Option<Command>,
     /// The window may close now.
     pub quit: bool,
+    /// Goes up each time another flow is opened or started.
+    pub document: u64,
 }
 
 impl AppState {
@@ -199,6 +201,7 @@ impl AppState {
             confirm: None,
             after_save: None,
             quit: false,
+            document: 0,
         }
     }
 
@@ -283,6 +286,7 @@ impl AppState {
         let revision = self.doc.revision + 1;
         self.doc = Document::new(flow, path);
         self.doc.revision = revision;
+        self.document += 1;
         self.history = History::default();
         self.selection.clear();
         self.preview.result = None;

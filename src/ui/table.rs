@@ -13,9 +13,10 @@ pub struct PreviewTable {
     /// (name, type in words)
     pub columns: Vec<(String, String)>,
     pub rows: Vec<Vec<String>>,
-    /// Per cell: the node changed this value (before/after view). Empty when rows cannot
-    /// be matched one to one (the node drops or groups records).
-    pub changed: Vec<Vec<bool>>,
+    /// Per cell: the value before the node changed it, for the before/after view; `None`
+    /// where it is unchanged. Empty when rows cannot be matched one to one (the node drops
+    /// or groups records). Columns with changes come first.
+    pub changed: Vec<Vec<Option<String>>>,
     pub rejected: Vec<ErrorRecord>,
     /// Records that entered the node, for "N in → M out".
     pub rows_in: usize,
@@ -39,15 +40,24 @@ fn cells(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     rows
 }
 
+/// Puts the items of `row` in `order` (a permutation of its indices).
+fn reorder<T>(row: &mut Vec<T>, order: &[usize]) {
+    let mut old: Vec<Option<T>> = std::mem::take(row).into_iter().map(Some).collect();
+    *row = order
+        .iter()
+        .map(|&i| old[i].take().expect("each index once"))
+        .collect();
+}
+
 impl PreviewTable {
     pub fn from_preview(p: &Preview) -> Self {
-        let columns: Vec<(String, String)> = p
+        let mut columns: Vec<(String, String)> = p
             .schema
             .fields()
             .iter()
             .map(|f| (f.name().clone(), describe(f.data_type())))
             .collect();
-        let rows = cells(&p.batches);
+        let mut rows = cells(&p.batches);
         let rows_in: usize = p.input.iter().map(RecordBatch::num_rows).sum();
         let mut changed = Vec::new();
         if !p.input.is_empty() && rows_in == rows.len() {
@@ -69,10 +79,26 @@ impl PreviewTable {
                     after
                         .iter()
                         .zip(&index)
-                        .map(|(a, i)| i.is_none_or(|i| &before[i] != a))
+                        .map(|(a, i)| match i {
+                            None => Some("(a new field)".to_string()),
+                            Some(i) => (&before[*i] != a).then(|| before[*i].clone()),
+                        })
                         .collect()
                 })
                 .collect();
+            // The changed columns first, so the change is in view without scrolling.
+            let touched = |c: &usize| {
+                changed
+                    .iter()
+                    .any(|r: &Vec<Option<String>>| r[*c].is_some())
+            };
+            let order: Vec<usize> = (0..columns.len())
+                .filter(touched)
+                .chain((0..columns.len()).filter(|c| !touched(c)))
+                .collect();
+            reorder(&mut columns, &order);
+            rows.iter_mut().for_each(|r| reorder(r, &order));
+            changed.iter_mut().for_each(|r| reorder(r, &order));
         }
         let bytes: usize = p
             .batches

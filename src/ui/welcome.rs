@@ -104,6 +104,7 @@ pub fn ui(ui: &mut Ui, state: &AppState) -> Vec<Command> {
 fn start(ui: &mut Ui, c: &mut Vec<Command>) {
     section(ui, "Start");
     ui.horizontal(|ui| {
+        ui.spacing_mut().button_padding = egui::vec2(12.0, 6.0);
         let big = |text: &str| egui::Button::new(RichText::new(text).size(15.0));
         let demo = egui::Button::new(
             RichText::new("▶ Try the demo flow")
@@ -121,7 +122,7 @@ fn start(ui: &mut Ui, c: &mut Vec<Command>) {
         {
             c.push(Command::OpenDemo);
         }
-        if ui.add(big("＋ New flow")).clicked() {
+        if ui.add(big("+ New flow")).clicked() {
             c.push(Command::NewFlow);
         }
         if ui.add(big("📂 Open…")).clicked() {

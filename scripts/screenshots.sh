@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Takes the README's pictures of the real app window under Xvfb at 1600x1000: the welcome
+# screen, a flow with the inspector open, the preview of a node, a finished run, and the
+# light theme. Writes assets/screenshots/*.png. Look at each one after a UI change.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+source scripts/packages.sh
+ensure_packages xvfb imagemagick xdotool libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 \
+  libxcursor1 libxrandr2 libxi6
+
+cargo build --release --locked
+out=assets/screenshots
+mkdir -p "$out"
+# A home of its own: no recent flows or connections of the user's in the pictures.
+TRIBUTARY_HOME=$(mktemp -d)
+export TRIBUTARY_HOME
+display=:${SCREENSHOT_DISPLAY:-77}
+Xvfb "$display" -screen 0 1600x1000x24 -nolisten tcp &
+xvfb=$!
+trap 'kill $xvfb 2>/dev/null; rm -rf "$TRIBUTARY_HOME"' EXIT
+export DISPLAY=$display
+sleep 1
+
+# shot NAME SECONDS [gui arguments…]: opens the app, fills the screen with it, waits for
+# previews or runs to finish, and captures the screen.
+shot() {
+  local name=$1 wait=$2
+  shift 2
+  target/release/tributary gui "$@" &
+  local app=$!
+  local window
+  window=$(xdotool search --sync --name Tributary | head -n1)
+  xdotool windowmove "$window" 0 0 windowsize "$window" 1600 1000
+  sleep "$wait"
+  import -window root "$out/$name.png"
+  kill "$app"
+  wait "$app" 2>/dev/null || true
+  echo "$out/$name.png"
+}
+
+demo=flows/demo-opportunities-to-lake.json
+shot welcome 2
+shot inspector 3 "$demo" --select lake
+shot preview 3 "$demo" --select card
+shot run 6 "$demo" --run
+shot light 3 "$demo" --select name --theme light
