@@ -543,12 +543,19 @@ fn a_destination_gets_a_field_mapping_in_front_of_it() {
     wait_for(&mut harness, "validation", |app| {
         app.state.analysis_revision == app.state.doc.revision
     });
+    let previewed = |app: &TributaryApp| {
+        app.state.preview.result.as_ref().is_some_and(|(k, r)| {
+            k.node == "lake" && r.is_ok() && k.revision == app.state.doc.revision
+        })
+    };
+    wait_for(&mut harness, "the preview of the destination", previewed);
     assert!(
         harness
             .query_all_by_label_contains("Every incoming field is written")
             .next()
             .is_some()
     );
+    assert!(harness.query_by_label("e.g. Johansson").is_some());
     harness.get_by_label("Map fields…").click();
     harness.run_steps(2);
     let flow = harness.state().state.doc.flow.clone();
@@ -557,11 +564,7 @@ fn a_destination_gets_a_field_mapping_in_front_of_it() {
     assert!(flow.edges.iter().any(|e| e.from == "name" && e.to == "map"));
     let mapped = map.config["fields"].as_array().unwrap().len();
     assert!(mapped > 5, "every incoming field is mapped: {mapped}");
-    wait_for(&mut harness, "the preview of the destination", |app| {
-        app.state.preview.result.as_ref().is_some_and(|(k, r)| {
-            k.node == "lake" && r.is_ok() && k.revision == app.state.doc.revision
-        })
-    });
+    wait_for(&mut harness, "the preview through the mapping", previewed);
     assert!(
         harness
             .query_all_by_label_contains("Kept in the Map node")
@@ -623,7 +626,11 @@ fn frames_keep_coming_while_a_long_run_and_a_preview_are_in_flight() {
 fn a_filter_on_a_date_offers_a_calendar_and_only_operators_that_fit() {
     let scratch = Scratch::new();
     std::fs::create_dir_all(scratch.path().join("data")).unwrap();
-    std::fs::copy("flows/data/orders.csv", scratch.path().join("data/orders.csv")).unwrap();
+    std::fs::copy(
+        "flows/data/orders.csv",
+        scratch.path().join("data/orders.csv"),
+    )
+    .unwrap();
     let path = scratch.path().join("orders.json");
     std::fs::copy("flows/csv-orders-to-jsonl.json", &path).unwrap();
     let mut harness = open(&scratch, &path);
@@ -647,7 +654,14 @@ fn a_filter_on_a_date_offers_a_calendar_and_only_operators_that_fit() {
     harness.run_steps(1);
     harness.get_by_label("Save").click();
     harness.run_steps(2);
-    let config = &harness.state().state.doc.flow.node("shipped").unwrap().config;
+    let config = &harness
+        .state()
+        .state
+        .doc
+        .flow
+        .node("shipped")
+        .unwrap()
+        .config;
     assert_eq!(config["conditions"][0]["value"], "2026-08-15");
 
     // `contains` is for text: a date field is not offered it.

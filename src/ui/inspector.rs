@@ -299,10 +299,15 @@ fn destination_mapping(ui: &mut Ui, state: &AppState, node: &str, commands: &mut
                 ui.label(RichText::new(kind).weak());
                 let example = sample
                     .and_then(|t| Some(&t.rows[0][t.columns.iter().position(|(n, _)| n == name)?]));
-                ui.label(
-                    RichText::new(example.map_or(String::new(), |e| format!("e.g. {e}")))
-                        .small()
-                        .weak(),
+                // Cut, not wrapped: a long value must not push the rows about when the
+                // preview arrives.
+                ui.add(
+                    egui::Label::new(
+                        RichText::new(example.map_or(String::new(), |e| format!("e.g. {e}")))
+                            .small()
+                            .weak(),
+                    )
+                    .truncate(),
                 );
                 ui.end_row();
             }
