@@ -670,3 +670,117 @@ fn a_filter_on_a_date_offers_a_calendar_and_only_operators_that_fit() {
     assert!(harness.query_by_label("Less than or equal to").is_some());
     assert!(harness.query_by_label("Contains").is_none());
 }
+
+/// Where a node's title is drawn on the canvas.
+fn title_at(harness: &Harness<'static, TributaryApp>, title: &str) -> egui::Pos2 {
+    harness.get_by_label(title).rect().min
+}
+
+#[test]
+fn every_example_opens_at_its_saved_positions_and_saves_unchanged() {
+    for example in [
+        "demo-opportunities-to-lake",
+        "csv-orders-to-jsonl",
+        "contacts-hash-dedupe-csv",
+    ] {
+        let scratch = Scratch::new();
+        let original = format!("flows/{example}.json");
+        let path = scratch.path().join("flow.json");
+        std::fs::copy(&original, &path).unwrap();
+        let mut harness = open(&scratch, &path);
+        let flow = harness.state().state.doc.flow.clone();
+        let titles: Vec<String> = flow
+            .nodes
+            .iter()
+            .map(|n| {
+                let kind = tributary::registry::find(&n.kind).unwrap();
+                format!("{} {}", kind.icon, n.label.as_deref().unwrap_or(kind.title))
+            })
+            .collect();
+        // On screen, nodes sit where the file puts them, at one zoom and one pan.
+        let screen: Vec<egui::Pos2> = titles.iter().map(|t| title_at(&harness, t)).collect();
+        let saved: Vec<egui::Pos2> = flow.nodes.iter().map(|n| n.position.into()).collect();
+        let far = (0..saved.len())
+            .max_by(|&a, &b| {
+                (saved[a].x - saved[0].x)
+                    .abs()
+                    .total_cmp(&(saved[b].x - saved[0].x).abs())
+            })
+            .unwrap();
+        let zoom = (screen[far].x - screen[0].x) / (saved[far].x - saved[0].x);
+        assert!((0.3..=1.0).contains(&zoom), "{example}: zoom {zoom}");
+        for i in 1..saved.len() {
+            let expected = screen[0] + (saved[i] - saved[0]) * zoom;
+            assert!(
+                (screen[i] - expected).length() < 2.0,
+                "{example}: `{}` is drawn at {:?}, not at {expected:?}",
+                flow.nodes[i].id,
+                screen[i]
+            );
+        }
+        apply(&mut harness, Command::Save);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            std::fs::read_to_string(&original).unwrap(),
+            "{example}"
+        );
+    }
+}
+
+/// The canvas's ports: the unlabelled 20-point squares egui-graph-edit draws at a node's
+/// edges, by their centres.
+fn ports(harness: &Harness<'static, TributaryApp>) -> Vec<egui::Pos2> {
+    let by = egui_kittest::kittest::by().predicate(|n| {
+        n.label().is_none()
+            && n.bounding_box()
+                .is_some_and(|b| (b.width() - 20.0).abs() < 0.5 && (b.height() - 20.0).abs() < 0.5)
+    });
+    harness.query_all(by).map(|n| n.rect().center()).collect()
+}
+
+/// Presses at `from`, moves in steps to `to` and releases there, a frame per step.
+fn drag(harness: &mut Harness<'static, TributaryApp>, from: egui::Pos2, to: egui::Pos2) {
+    harness.hover_at(from);
+    harness.run_steps(1);
+    harness.drag_at(from);
+    harness.run_steps(1);
+    for k in 1..=8 {
+        harness.hover_at(from + (to - from) * (k as f32 / 8.0));
+        harness.run_steps(1);
+    }
+    harness.drop_at(to);
+    harness.run_steps(3);
+}
+
+#[test]
+fn nodes_dragged_from_the_palette_are_connected_by_dragging_between_ports() {
+    let scratch = Scratch::new();
+    let mut harness = welcome(&scratch);
+    harness.get_by_label("+ New flow").click();
+    harness.run_steps(3);
+
+    let entry = harness.get_by_label("Demo CRM").rect().center();
+    drag(&mut harness, entry, egui::pos2(450.0, 300.0));
+    let entry = harness.get_by_label("Local folder").rect().center();
+    drag(&mut harness, entry, egui::pos2(850.0, 300.0));
+    let flow = harness.state().state.doc.flow.clone();
+    let kinds: Vec<&str> = flow.nodes.iter().map(|n| n.kind.as_str()).collect();
+    assert_eq!(kinds, ["source.demo_crm", "destination.local"]);
+    assert!(
+        flow.nodes[1].position[0] - flow.nodes[0].position[0] > 300.0,
+        "each node lands where it was dropped: {:?}",
+        flow.nodes.iter().map(|n| n.position).collect::<Vec<_>>()
+    );
+
+    // The source's only port is its output, left; the destination's only port its input.
+    let mut ports = ports(&harness);
+    ports.sort_by(|a, b| a.x.total_cmp(&b.x));
+    let [output, input] = ports[..] else {
+        panic!("two ports: {ports:?}");
+    };
+    drag(&mut harness, output, input);
+    let flow = &harness.state().state.doc.flow;
+    assert_eq!(flow.edges.len(), 1, "{:?}", flow.edges);
+    assert_eq!(flow.edges[0].from, flow.nodes[0].id);
+    assert_eq!(flow.edges[0].to, flow.nodes[1].id);
+}

@@ -403,6 +403,17 @@ impl AppState {
                 };
                 let id = unique_id(&self.doc.flow, t.name.split('.').nth(1).unwrap_or("node"));
                 let config = form::default_config(t);
+                // Nodes added at one spot one after another step aside, so none hides
+                // another.
+                let mut position = position;
+                let taken = |p: [f32; 2], f: &Flow| {
+                    f.nodes.iter().any(|n| {
+                        (n.position[0] - p[0]).abs() < 10.0 && (n.position[1] - p[1]).abs() < 10.0
+                    })
+                };
+                while taken(position, &self.doc.flow) {
+                    position = [position[0] + 40.0, position[1] + 40.0];
+                }
                 let node = Node {
                     id: id.clone(),
                     kind: t.name.into(),
