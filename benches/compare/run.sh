@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Runs the reference job with Tributary, DuckDB, polars, pandas and Miller on the same input,
+# one after another, checks that their outputs agree, and prints records/s and peak memory
+# for each with the ratio to Tributary.
+#
+#   bash benches/compare/run.sh [RECORDS ...]      (default: 1000000)
+#
+# Inputs are generated once per record count (seeded: the same records everywhere) under
+# target/bench, or $BENCH_DIR; the Python tools live in a virtualenv there.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+source scripts/packages.sh
+ensure_packages miller time python3-venv
+
+work=${BENCH_DIR:-target/bench}
+mkdir -p "$work"
+work=$(realpath "$work")
+venv=$work/venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check duckdb polars pandas pyarrow
+cargo build --release --locked
+tributary=$PWD/target/release/tributary
+
+version() { "$venv/bin/python" -c "import $1; print($1.__version__)"; }
+echo "tributary $("$tributary" --version | cut -d' ' -f2), duckdb $(version duckdb), polars $(version polars), pandas $(version pandas), pyarrow $(version pyarrow), $(mlr --version)"
+echo "$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(date -u +%Y-%m-%d)"
+
+for n in "${@:-1000000}"; do
+  input=$work/input-$n/opportunities.jsonl
+  if [ ! -f "$input" ]; then
+    echo "generating $n records…"
+    flow=$work/generate-$n.json
+    "$venv/bin/python" -c "
+import json, sys
+flow = json.load(open('benches/compare/generate.json'))
+flow['nodes'][0]['config']['records'] = int(sys.argv[1])
+json.dump(flow, open(sys.argv[2], 'w'), indent=2)" "$n" "$flow"
+    rm -rf "$work/input-$n"
+    "$tributary" run "$flow" --param output="$work/input-$n" >/dev/null
+    mv "$work/input-$n"/part-*.jsonl "$input"
+  fi
+  results=$work/results-$n.tsv
+  : >"$results"
+  for tool in tributary duckdb polars pandas miller; do
+    out=$work/out-$n/$tool
+    rm -rf "$out"
+    mkdir -p "$(dirname "$out")"
+    case $tool in
+      tributary) cmd=("$tributary" run flows/bench-opportunities.json --param "input=$input" --param "output=$out") ;;
+      duckdb)
+        sql=$(sed -e "s|@INPUT@|$input|" -e "s|@OUTPUT@|$out|" benches/compare/job.sql)
+        cmd=("$venv/bin/python" -c "import duckdb, sys; duckdb.sql(sys.argv[1])" "$sql") ;;
+      polars) cmd=("$venv/bin/python" benches/compare/job_polars.py "$input" "$out") ;;
+      pandas) cmd=("$venv/bin/python" benches/compare/job_pandas.py "$input" "$out") ;;
+      miller) cmd=(bash benches/compare/job_miller.sh "$input" "$out") ;;
+    esac
+    sync
+    if /usr/bin/time -f "%e %M" -o "$work/time" "${cmd[@]}" >/dev/null 2>"$work/$tool.log"; then
+      read -r seconds kib <"$work/time"
+      figures=$("$venv/bin/python" benches/compare/check.py "$out" 2>>"$work/$tool.log") ||
+        figures='{"unreadable output": true}'
+    else
+      seconds=0 kib=0 figures='{"failed": true}'
+      echo "$tool failed; see $work/$tool.log"
+    fi
+    printf '%s\t%s\t%s\t%s\n' "$tool" "$seconds" "$kib" "$figures" >>"$results"
+  done
+  "$venv/bin/python" - "$n" "$results" <<'PY'
+import json, sys
+n = int(sys.argv[1])
+rows = []
+for line in open(sys.argv[2]):
+    tool, seconds, kib, figures = line.rstrip("\n").split("\t")
+    rows.append((tool, float(seconds), int(kib), json.loads(figures)))
+base = rows[0]
+print(f"\n{n:,} records")
+print("| tool | seconds | records/s | Tributary is faster by | peak RSS | output agrees |")
+print("| --- | ---: | ---: | ---: | ---: | --- |")
+for tool, seconds, kib, figures in rows:
+    rate = n / seconds if seconds else 0
+    ratio = f"{seconds / base[1]:.2f}×" if seconds and tool != "tributary" else ""
+    agrees = "✔" if figures == base[3] else f"✘ {figures}"
+    print(f"| {tool} | {seconds:.2f} | {rate / 1e6:.2f} M | {ratio} | {kib / 1024:.0f} MB | {agrees} |")
+print(f"\nTributary's figures: {json.dumps(base[3])}")
+PY
+done
