@@ -24,11 +24,14 @@ fn every_example_runs_and_its_record_matches_its_files() {
     for flow in examples() {
         let text = std::fs::read_to_string(&flow).unwrap();
         let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
-        if parsed["params"]
-            .get("input")
-            .is_some_and(|i| i.as_str().unwrap().starts_with("${"))
+        if flow
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("bench-")
         {
-            continue; // flows that need an input from the caller (benchmarks)
+            continue; // benchmark flows need a generated input: tested below
         }
         let scratch = Scratch::new();
         let out_dir = scratch.path().join("out");
@@ -164,4 +167,107 @@ fn the_demo_lake_is_partitioned_by_day_and_masked() {
     let emails = batch.column_by_name("Email").unwrap();
     assert_eq!(arrow::array::Array::null_count(emails.as_ref()), 0);
     assert!(batch.column_by_name("ContactName").is_some());
+}
+
+#[test]
+fn the_benchmark_flow_does_the_reference_job() {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::Float64Type;
+
+    let scratch = Scratch::new();
+    let mut generate: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("benches/compare/generate.json").unwrap())
+            .unwrap();
+    generate["nodes"][0]["config"]["records"] = serde_json::json!(3000);
+    let generate = scratch.flow("generate.json", &generate);
+    let input_dir = scratch.path().join("input");
+    let o = scratch.cli(&[
+        "run",
+        generate.to_str().unwrap(),
+        "--param",
+        &format!("output={}", input_dir.display()),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let input = std::fs::read_dir(&input_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+
+    // What the job must produce, worked out record by record.
+    let mut expected_by_stage = std::collections::BTreeMap::<String, u64>::new();
+    let mut expected_revenue = 0.0;
+    for line in std::fs::read_to_string(&input).unwrap().lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let stage = r["StageName"].as_str().unwrap();
+        let amount = r["Amount"].as_f64();
+        if r["Email"].is_null() || stage == "Closed Lost" || amount.is_none_or(|a| a <= 1000.0) {
+            continue;
+        }
+        *expected_by_stage.entry(stage.to_string()).or_default() += 1;
+        expected_revenue += amount.unwrap() * r["Probability"].as_f64().unwrap() / 100.0;
+    }
+    assert!(expected_by_stage.len() >= 5, "{expected_by_stage:?}");
+
+    let output = scratch.path().join("lake");
+    let o = scratch.cli(&[
+        "run",
+        "flows/bench-opportunities.json",
+        "--param",
+        &format!("input={}", input.display()),
+        "--param",
+        &format!("output={}", output.display()),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut by_stage = std::collections::BTreeMap::<String, u64>::new();
+    let mut revenue = 0.0;
+    for file in files_under(&output) {
+        let path = output.join(&file);
+        let stage = file
+            .split('/')
+            .next()
+            .unwrap()
+            .trim_start_matches("StageName=");
+        let stage = stage.replace("%2F", "/");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&path).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            assert!(
+                batch.column_by_name("StageName").is_none(),
+                "Hive leaves it out"
+            );
+            assert_eq!(batch.num_columns(), 14);
+            *by_stage.entry(stage.clone()).or_default() += batch.num_rows() as u64;
+            let r = batch.column_by_name("ExpectedRevenue").unwrap();
+            revenue += r
+                .as_primitive::<Float64Type>()
+                .iter()
+                .flatten()
+                .sum::<f64>();
+            let cards = batch
+                .column_by_name("CreditCard")
+                .unwrap()
+                .as_string::<i32>();
+            assert!(
+                cards
+                    .iter()
+                    .flatten()
+                    .all(|c| c.starts_with("************"))
+            );
+            let text = batch
+                .column_by_name("Description")
+                .unwrap()
+                .as_string::<i32>();
+            assert!(text.iter().flatten().all(|d| d.chars().count() <= 64));
+            assert_eq!(cards.null_count(), 0);
+        }
+    }
+    assert_eq!(by_stage, expected_by_stage);
+    assert!((revenue - expected_revenue).abs() < 1e-6 * expected_revenue);
 }
