@@ -16,6 +16,12 @@ use tributary::flow::Problem;
 use tributary::paths::Dirs;
 use tributary::{registry, schema, workspace};
 
+/// Runs allocate and free many large buffers a second (one per batch and column); mimalloc
+/// reuses them where the system allocator returns pages to the kernel and faults them in
+/// again.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tributary",

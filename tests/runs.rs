@@ -112,6 +112,58 @@ fn malformed_json_lines_go_to_the_error_output_with_line_numbers() {
 }
 
 #[test]
+fn json_lines_decoded_in_parallel_keep_their_order_and_line_numbers() {
+    let scratch = Scratch::new();
+    let bad = [5u64, 20_001, 49_999];
+    let mut text = String::new();
+    for line in 1..=50_000u64 {
+        if bad.contains(&line) {
+            text.push_str("{\"id\": broken\n");
+        } else {
+            text.push_str(&format!(
+                "{{\"id\": {line}, \"note\": \"record {line}\"}}\n"
+            ));
+        }
+    }
+    scratch.write("in.jsonl", &text);
+    let f = flow(
+        vec![
+            node(
+                "src",
+                "source.file",
+                json!({"path": "in.jsonl", "schema": {"id": "integer"}}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("src", "out")],
+    );
+    let (code, record, err) = run_cli(&scratch, &f);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(record["records_written"], 49_997);
+    let lines: Vec<u64> = error_lines(&record)
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, bad);
+    let files = files_under(&scratch.path().join("out"));
+    let written = std::fs::read_to_string(scratch.path().join("out").join(&files[0])).unwrap();
+    let ids: Vec<u64> = written
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let expected: Vec<u64> = (1..=50_000).filter(|l| !bad.contains(l)).collect();
+    assert_eq!(ids, expected, "records leave in the order of the file");
+}
+
+#[test]
 fn malformed_csv_rows_go_to_the_error_output_with_line_numbers() {
     let scratch = Scratch::new();
     scratch.write("in.csv", "id,amount,when\n1,10.5,2024-01-01\n2,abc,2024-01-02\n3,7\n4,\"1,5\",2024-01-04\n5,8,2024-01-05\n");

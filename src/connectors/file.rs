@@ -433,19 +433,7 @@ impl Reader<'_> {
     }
 
     fn json_decoder(&self, rows: usize) -> Result<arrow::json::reader::Decoder, NodeError> {
-        Ok(arrow::json::ReaderBuilder::new(self.run.schema.clone())
-            .with_batch_size(rows.max(1))
-            .with_coerce_primitive(true)
-            .build_decoder()?)
-    }
-
-    /// Decodes newline-separated JSON records; returns `None` when any of them is bad.
-    fn decode_json(&self, text: &[u8], rows: usize) -> Result<Option<RecordBatch>, NodeError> {
-        let mut decoder = self.json_decoder(rows)?;
-        let decoded = decoder.decode(text).and_then(|_| decoder.flush());
-        Ok(decoded
-            .ok()
-            .map(|b| b.unwrap_or_else(|| RecordBatch::new_empty(self.run.schema.clone()))))
+        json_decoder(&self.run.schema, rows)
     }
 
     /// Why one record does not decode, or `None` when it does.
@@ -474,12 +462,47 @@ impl Reader<'_> {
             .map(|e| arrow_message(&e)))
     }
 
+    /// JSON lines are cut into chunks of whole lines here and decoded on other threads,
+    /// several at once, then sent on in file order. A bounded number of chunks is in flight,
+    /// so memory stays flat whatever the file size.
     fn read_jsonl(&mut self) -> Result<Demand, NodeError> {
+        let workers = decode_threads();
+        let schema = self.run.schema.clone();
+        std::thread::scope(|scope| {
+            let (jobs, job_queue) = std::sync::mpsc::sync_channel::<Chunk>(workers);
+            let job_queue = std::sync::Arc::new(std::sync::Mutex::new(job_queue));
+            let (done, decoded) = std::sync::mpsc::channel::<(Chunk, Option<RecordBatch>)>();
+            for _ in 0..workers {
+                let (queue, done, schema) = (job_queue.clone(), done.clone(), schema.clone());
+                scope.spawn(move || {
+                    loop {
+                        let job = queue.lock().expect("a decode thread panicked").recv();
+                        let Ok(chunk) = job else { break };
+                        let batch = decode_json(&schema, &chunk.text, chunk.lines.len());
+                        if done.send((chunk, batch)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(done);
+            // Dropping `jobs` on the way out lets the decode threads end.
+            self.read_jsonl_chunks(jobs, &decoded, workers)
+        })
+    }
+
+    fn read_jsonl_chunks(
+        &mut self,
+        jobs: std::sync::mpsc::SyncSender<Chunk>,
+        decoded: &std::sync::mpsc::Receiver<(Chunk, Option<RecordBatch>)>,
+        workers: usize,
+    ) -> Result<Demand, NodeError> {
         let mut input = BufReader::with_capacity(1 << 20, self.open()?);
         let (mut line_no, mut read) = (0u64, 0u64);
         let mut line = Vec::new();
-        let mut chunk = Vec::new();
-        let mut lines: Vec<(u64, usize, usize)> = Vec::new();
+        let mut chunk = Chunk::default();
+        let (mut sent, mut next) = (0u64, 0u64);
+        let mut ready = std::collections::BTreeMap::new();
         loop {
             line.clear();
             let n = input
@@ -489,22 +512,36 @@ impl Reader<'_> {
                 line_no += 1;
                 let text = line.trim_ascii();
                 if !text.is_empty() {
-                    let start = chunk.len();
-                    chunk.extend_from_slice(text);
-                    chunk.push(b'\n');
-                    lines.push((line_no, start, chunk.len()));
+                    let start = chunk.text.len();
+                    chunk.text.extend_from_slice(text);
+                    chunk.text.push(b'\n');
+                    chunk.lines.push((line_no, start, chunk.text.len()));
                 }
             }
-            if lines.len() >= self.rows_wanted() || (n == 0 && !lines.is_empty()) {
-                let batch = match self.decode_json(&chunk, lines.len())? {
-                    Some(batch) => batch,
-                    None => self.decode_good_lines(&chunk, &lines)?,
+            let full = chunk.lines.len() >= self.rows_wanted()
+                || chunk.text.len() >= self.out.batch_bytes();
+            if full || (n == 0 && !chunk.lines.is_empty()) {
+                chunk.seq = next;
+                chunk.bytes = input.get_ref().bytes();
+                next += 1;
+                let _ = jobs.send(std::mem::take(&mut chunk));
+            }
+            // Take in decoded chunks: to keep the number in flight bounded, and all of them
+            // at the end of the file.
+            while next - sent > workers as u64 || (n == 0 && sent < next) {
+                let Ok((chunk, batch)) = decoded.recv() else {
+                    return Err(NodeError::msg("a decode thread ended early"));
                 };
-                chunk.clear();
-                lines.clear();
-                let counted = input.get_ref().bytes();
-                if self.send(batch, &mut read, counted)? == Demand::Enough {
-                    return Ok(Demand::Enough);
+                ready.insert(chunk.seq, (chunk, batch));
+                while let Some((chunk, batch)) = ready.remove(&sent) {
+                    sent += 1;
+                    let batch = match batch {
+                        Some(batch) => batch,
+                        None => self.decode_good_lines(&chunk.text, &chunk.lines)?,
+                    };
+                    if self.send(batch, &mut read, chunk.bytes)? == Demand::Enough {
+                        return Ok(Demand::Enough);
+                    }
                 }
             }
             if n == 0 {
@@ -537,7 +574,7 @@ impl Reader<'_> {
                 }
             }
         }
-        self.decode_json(&good, rows)?.ok_or_else(|| {
+        decode_json(&self.run.schema, &good, rows).ok_or_else(|| {
             NodeError::msg(format!(
                 "{}: records that decode one by one failed to decode together",
                 self.name()
@@ -642,6 +679,7 @@ impl Reader<'_> {
         let mut columns: Vec<StringBuilder> =
             positions.iter().map(|_| StringBuilder::new()).collect();
         let mut line_numbers: Vec<u64> = Vec::new();
+        let mut batch_bytes = 0;
         let mut record = csv::StringRecord::new();
         let mut read = 0u64;
         loop {
@@ -673,9 +711,13 @@ impl Reader<'_> {
                         column.append_option(pos.map(|p| &record[p]));
                     }
                     line_numbers.push(line);
+                    batch_bytes += record.as_slice().len();
                 }
             }
-            if line_numbers.len() >= self.rows_wanted() || (!more && !line_numbers.is_empty()) {
+            let full =
+                line_numbers.len() >= self.rows_wanted() || batch_bytes >= self.out.batch_bytes();
+            if full || (!more && !line_numbers.is_empty()) {
+                batch_bytes = 0;
                 let texts: Vec<StringArray> = columns.iter_mut().map(|c| c.finish()).collect();
                 let batch = self.typed_batch(&texts, &line_numbers)?;
                 line_numbers.clear();
@@ -812,4 +854,40 @@ fn conform(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, NodeEr
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// Whole JSON lines on their way to a decode thread and back.
+#[derive(Default)]
+struct Chunk {
+    /// Where the chunk is in the file, counted in chunks.
+    seq: u64,
+    /// The lines, each ended by a newline.
+    text: Vec<u8>,
+    /// (line number, start, end) of each line in `text`.
+    lines: Vec<(u64, usize, usize)>,
+    /// Bytes of the file read when the chunk was complete.
+    bytes: u64,
+}
+
+/// Threads that decode JSON lines: one a core, but at most four, since the transforms and
+/// the destination need cores too.
+fn decode_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+fn json_decoder(
+    schema: &SchemaRef,
+    rows: usize,
+) -> Result<arrow::json::reader::Decoder, NodeError> {
+    Ok(arrow::json::ReaderBuilder::new(schema.clone())
+        .with_batch_size(rows.max(1))
+        .with_coerce_primitive(true)
+        .build_decoder()?)
+}
+
+/// Decodes newline-separated JSON records; `None` when any of them is bad.
+fn decode_json(schema: &SchemaRef, text: &[u8], rows: usize) -> Option<RecordBatch> {
+    let mut decoder = json_decoder(schema, rows).ok()?;
+    let decoded = decoder.decode(text).and_then(|_| decoder.flush()).ok()?;
+    Some(decoded.unwrap_or_else(|| RecordBatch::new_empty(schema.clone())))
 }

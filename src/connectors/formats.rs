@@ -4,11 +4,14 @@ use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::array::RecordBatch;
+use std::collections::HashSet;
+
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -91,8 +94,30 @@ enum Kind<W: Write + Send> {
     Parquet(Box<ArrowWriter<Counting<W>>>),
 }
 
+/// The most a Parquet file keeps in memory before writing a row group.
+const ROW_GROUP_BYTES: usize = 16 << 20;
+
+/// Whether most of a text column's first values differ from each other. A dictionary
+/// pays off for fields with few distinct values (stages, countries) and only costs time for
+/// nearly unique ones (ids, e-mail addresses, descriptions), which Parquet would give up on
+/// after a megabyte of dictionary anyway.
+fn mostly_distinct(column: &dyn Array) -> bool {
+    let Some(text) = column.as_string_opt::<i32>() else {
+        return false;
+    };
+    let sample = text.len().min(2048);
+    let distinct: HashSet<&str> = text.iter().take(sample).flatten().collect();
+    distinct.len() * 2 > sample
+}
+
 impl<W: Write + Send> FileWriter<W> {
-    pub fn new(format: FileFormat, sink: W, schema: &SchemaRef) -> Result<Self, NodeError> {
+    /// `first` is the first batch the file will hold: Parquet chooses its encodings from it.
+    pub fn new(
+        format: FileFormat,
+        sink: W,
+        schema: &SchemaRef,
+        first: &RecordBatch,
+    ) -> Result<Self, NodeError> {
         let bytes = Arc::new(AtomicU64::new(0));
         let sink = Counting {
             inner: sink,
@@ -107,12 +132,22 @@ impl<W: Write + Send> FileWriter<W> {
             FileFormat::Jsonl => Kind::Jsonl(arrow::json::LineDelimitedWriter::new(sink)),
             FileFormat::Json => Kind::Json(arrow::json::ArrayWriter::new(sink)),
             FileFormat::Parquet => {
-                let props = WriterProperties::builder()
+                let mut props = WriterProperties::builder()
                     .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                    // Row groups of this size keep a writer's buffer small, which matters
-                    // when many partitions are open at once.
+                    // A row group is buffered until it is written: bounding it by bytes
+                    // as well as rows keeps wide records and many open partitions from
+                    // filling memory.
                     .set_max_row_group_row_count(Some(128 * 1024))
-                    .build();
+                    .set_max_row_group_bytes(Some(ROW_GROUP_BYTES));
+                for (field, column) in first.schema().fields().iter().zip(first.columns()) {
+                    if mostly_distinct(column) {
+                        props = props.set_column_dictionary_enabled(
+                            ColumnPath::from(field.name().as_str()),
+                            false,
+                        );
+                    }
+                }
+                let props = props.build();
                 Kind::Parquet(Box::new(ArrowWriter::try_new(
                     sink,
                     schema.clone(),

@@ -2,6 +2,7 @@
 //! execution id, file size) plus Hive-style partitioning by field values. Shared by every
 //! destination that writes files.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
@@ -137,28 +138,52 @@ impl Partitioner {
                     .clone())
             })
             .collect::<Result<_, arrow::error::ArrowError>>()?;
-        let mut groups: IndexMap<String, Vec<u32>> = IndexMap::new();
-        let mut folder = String::new();
+        // Each column's values get a number in order of first appearance, and each number
+        // its escaped `name=value` folder once; rows are then grouped by their numbers, so
+        // nothing is formatted or allocated per row.
+        let mut fragments: Vec<Vec<String>> = Vec::with_capacity(texts.len());
+        let mut ids: Vec<Vec<u32>> = Vec::with_capacity(texts.len());
+        for (name, text) in self.names.iter().zip(&texts) {
+            let name = escape_partition_value(name);
+            let mut seen: HashMap<Option<&str>, u32> = HashMap::new();
+            let mut column_fragments = Vec::new();
+            let column_ids = text
+                .iter()
+                .map(|value| {
+                    *seen.entry(value).or_insert_with(|| {
+                        let value =
+                            value.map_or(NULL_PARTITION.to_string(), escape_partition_value);
+                        column_fragments.push(format!("{name}={value}"));
+                        column_fragments.len() as u32 - 1
+                    })
+                })
+                .collect();
+            fragments.push(column_fragments);
+            ids.push(column_ids);
+        }
+        let mut groups: IndexMap<Vec<u32>, Vec<u32>> = IndexMap::new();
+        let mut key = Vec::with_capacity(ids.len());
         for row in 0..batch.num_rows() {
-            folder.clear();
-            for (k, (name, text)) in self.names.iter().zip(&texts).enumerate() {
-                if k > 0 {
-                    folder.push('/');
-                }
-                let value = if text.is_valid(row) {
-                    escape_partition_value(text.value(row))
-                } else {
-                    NULL_PARTITION.to_string()
-                };
-                folder.push_str(&format!("{}={value}", escape_partition_value(name)));
-            }
-            match groups.get_mut(folder.as_str()) {
+            key.clear();
+            key.extend(ids.iter().map(|c| c[row]));
+            match groups.get_mut(key.as_slice()) {
                 Some(rows) => rows.push(row as u32),
                 None => {
-                    groups.insert(folder.clone(), vec![row as u32]);
+                    groups.insert(key.clone(), vec![row as u32]);
                 }
             }
         }
+        let folder = |key: &[u32]| {
+            key.iter()
+                .zip(&fragments)
+                .map(|(&id, f)| f[id as usize].as_str())
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        let groups: Vec<(String, Vec<u32>)> = groups
+            .into_iter()
+            .map(|(key, rows)| (folder(&key), rows))
+            .collect();
         let data = batch.project(&self.data)?;
         if groups.len() == 1 {
             let (folder, _) = groups.into_iter().next().expect("one group");

@@ -216,7 +216,8 @@ struct LocalRun {
 }
 
 impl LocalRun {
-    fn open_file(&mut self, partition: &str) -> Result<OpenFile, NodeError> {
+    /// Opens the next file of `partition`; `first` is the first batch it will hold.
+    fn open_file(&mut self, partition: &str, first: &RecordBatch) -> Result<OpenFile, NodeError> {
         let name = file_name(&self.execution_id, self.seq, self.format.extension());
         self.seq += 1;
         let relative = [self.run_folder.as_str(), partition, name.as_str()]
@@ -236,6 +237,7 @@ impl LocalRun {
             self.format,
             BufWriter::with_capacity(1 << 20, file),
             self.partitioner.data_schema(),
+            first,
         )?;
         Ok(OpenFile {
             writer,
@@ -266,7 +268,7 @@ impl Destination for LocalRun {
         for (partition, part) in self.partitioner.split(batch)? {
             let mut file = match self.open.shift_remove(&partition) {
                 Some(f) => f,
-                None => self.open_file(&partition)?,
+                None => self.open_file(&partition, &part)?,
             };
             file.writer.write(&part)?;
             file.records += part.num_rows() as u64;

@@ -116,6 +116,7 @@ pub struct SourceOutput {
     pub(super) limit: Option<u64>,
     pub(super) sent: u64,
     pub(super) batch_rows: usize,
+    pub(super) batch_bytes: usize,
 }
 
 impl SourceOutput {
@@ -180,6 +181,11 @@ impl SourceOutput {
     /// Rows per batch to aim for.
     pub fn batch_rows(&self) -> usize {
         self.batch_rows
+    }
+
+    /// Input bytes after which a batch is cut short of its rows.
+    pub fn batch_bytes(&self) -> usize {
+        self.batch_bytes
     }
 
     /// How many more records the preview wants; `None` for a full run.

@@ -43,6 +43,9 @@ pub struct RunOptions {
     pub channel_capacity: usize,
     /// Rows per batch that sources aim for.
     pub batch_rows: usize,
+    /// Bytes of input per batch that sources stop at, whatever the rows: wide records make
+    /// smaller batches, so what waits between nodes stays bounded in bytes.
+    pub batch_bytes: usize,
     pub rates: Rates,
 }
 
@@ -54,6 +57,7 @@ impl RunOptions {
             events: None,
             channel_capacity: 4,
             batch_rows: 8192,
+            batch_bytes: 4 << 20,
             rates: Rates::default(),
         }
     }
@@ -359,6 +363,7 @@ async fn execute(
                     limit,
                     sent: 0,
                     batch_rows: opts.batch_rows,
+                    batch_bytes: opts.batch_bytes,
                 };
                 tasks.spawn(async move {
                     TaskEnd {
