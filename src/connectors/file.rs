@@ -503,6 +503,7 @@ impl Reader<'_> {
         let mut chunk = Chunk::default();
         let (mut sent, mut next) = (0u64, 0u64);
         let mut ready = std::collections::BTreeMap::new();
+        let mut spare: Vec<Chunk> = Vec::new();
         loop {
             line.clear();
             let n = input
@@ -524,7 +525,8 @@ impl Reader<'_> {
                 chunk.seq = next;
                 chunk.bytes = input.get_ref().bytes();
                 next += 1;
-                let _ = jobs.send(std::mem::take(&mut chunk));
+                let fresh = spare.pop().unwrap_or_default();
+                let _ = jobs.send(std::mem::replace(&mut chunk, fresh));
             }
             // Take in decoded chunks: to keep the number in flight bounded, and all of them
             // at the end of the file.
@@ -533,7 +535,7 @@ impl Reader<'_> {
                     return Err(NodeError::msg("a decode thread ended early"));
                 };
                 ready.insert(chunk.seq, (chunk, batch));
-                while let Some((chunk, batch)) = ready.remove(&sent) {
+                while let Some((mut chunk, batch)) = ready.remove(&sent) {
                     sent += 1;
                     let batch = match batch {
                         Some(batch) => batch,
@@ -542,6 +544,10 @@ impl Reader<'_> {
                     if self.send(batch, &mut read, chunk.bytes)? == Demand::Enough {
                         return Ok(Demand::Enough);
                     }
+                    // Its buffers hold the next chunk: no growing from empty each time.
+                    chunk.text.clear();
+                    chunk.lines.clear();
+                    spare.push(chunk);
                 }
             }
             if n == 0 {

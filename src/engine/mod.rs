@@ -57,7 +57,7 @@ impl RunOptions {
             events: None,
             channel_capacity: 4,
             batch_rows: 8192,
-            batch_bytes: 4 << 20,
+            batch_bytes: 2 << 20,
             rates: Rates::default(),
         }
     }
