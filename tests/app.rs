@@ -41,6 +41,18 @@ fn wait_for(
     harness.run_steps(2);
 }
 
+/// Whether some text on screen contains `text`.
+fn shows(harness: &Harness<'static, TributaryApp>, text: &str) -> bool {
+    harness.query_all_by_label_contains(text).next().is_some()
+}
+
+/// Steps the app until the flow as it is now has been validated.
+fn validated(harness: &mut Harness<'static, TributaryApp>) {
+    wait_for(harness, "validation", |app| {
+        app.state.analysis_revision == app.state.doc.revision
+    });
+}
+
 fn demo_flow(scratch: &Scratch) -> std::path::PathBuf {
     let path = scratch.path().join("demo.json");
     std::fs::copy("flows/demo-opportunities-to-lake.json", &path).unwrap();
@@ -64,20 +76,10 @@ fn the_demo_flow_shows_its_nodes_and_is_ready_to_run() {
         "Contact name",
         "Local lake",
     ] {
-        assert!(
-            harness.query_all_by_label_contains(label).next().is_some(),
-            "the canvas shows {label}"
-        );
+        assert!(shows(&harness, label), "the canvas shows {label}");
     }
-    wait_for(&mut harness, "validation", |app| {
-        app.state.analysis_revision == app.state.doc.revision
-    });
-    assert!(
-        harness
-            .query_all_by_label_contains("ready to run")
-            .next()
-            .is_some()
-    );
+    validated(&mut harness);
+    assert!(shows(&harness, "ready to run"));
     assert!(
         harness.query_by_label("Sources").is_some()
             && harness.query_by_label("Destinations").is_some()
@@ -102,15 +104,8 @@ fn clicking_a_palette_entry_adds_a_node_and_the_inspector_offers_its_settings() 
     );
     assert!(harness.query_by_label("Salt").is_some());
     // A new, unconnected node has problems, shown on it.
-    wait_for(&mut harness, "validation", |app| {
-        app.state.analysis_revision == app.state.doc.revision
-    });
-    assert!(
-        harness
-            .query_all_by_label_contains("problem")
-            .next()
-            .is_some()
-    );
+    validated(&mut harness);
+    assert!(shows(&harness, "problem"));
 }
 
 #[test]
@@ -174,25 +169,10 @@ fn the_run_button_runs_the_flow_and_shows_the_outcome() {
     assert_eq!(record.records_written, 4862);
     let files = files_under(&scratch.path().join("out/opportunities-lake"));
     assert_eq!(files.len(), 1, "{files:?}");
-    assert!(
-        harness
-            .query_all_by_label_contains("Successful")
-            .next()
-            .is_some()
-    );
-    assert!(
-        harness
-            .query_all_by_label_contains("4862 written")
-            .next()
-            .is_some()
-    );
+    assert!(shows(&harness, "Successful"));
+    assert!(shows(&harness, "4862 written"));
     apply(&mut harness, Command::ShowTab(Tab::Cost));
-    assert!(
-        harness
-            .query_all_by_label_contains("This run: $0.00")
-            .next()
-            .is_some()
-    );
+    assert!(shows(&harness, "This run: $0.00"));
 }
 
 #[test]
@@ -250,12 +230,7 @@ fn connections_that_make_no_sense_are_refused() {
         },
     );
     assert_eq!(harness.state().state.doc.flow.edges, edges);
-    assert!(
-        harness
-            .query_all_by_label_contains("would make a cycle")
-            .next()
-            .is_some()
-    );
+    assert!(shows(&harness, "would make a cycle"));
 }
 
 #[test]
@@ -307,18 +282,11 @@ fn problems_are_listed_and_lead_to_their_node() {
         ),
     );
     let mut harness = open(&scratch, &broken);
-    wait_for(&mut harness, "validation", |app| {
-        app.state.analysis_revision == app.state.doc.revision
-    });
+    validated(&mut harness);
     harness.get_by_label_contains("1 problem").click();
     harness.run_steps(2);
     assert_eq!(harness.state().state.tab, Tab::Problems);
-    assert!(
-        harness
-            .query_all_by_label_contains("no field `CardNumber`")
-            .next()
-            .is_some()
-    );
+    assert!(shows(&harness, "no field `CardNumber`"));
     harness.get_by_label("mask").click();
     harness.run_steps(2);
     assert_eq!(harness.state().state.selection, vec!["mask".to_string()]);
@@ -410,9 +378,7 @@ fn the_map_node_shows_a_field_mapping_with_sample_values() {
         },
     );
     apply(&mut harness, Command::Select(vec!["map".into()]));
-    wait_for(&mut harness, "validation", |app| {
-        app.state.analysis_revision == app.state.doc.revision
-    });
+    validated(&mut harness);
     harness.get_by_label("Map every input field").click();
     harness.run_steps(2);
     let fields = harness.state().state.doc.flow.node("map").unwrap().config["fields"]
@@ -426,10 +392,7 @@ fn the_map_node_shows_a_field_mapping_with_sample_values() {
         |app| matches!(&app.state.preview.result, Some((k, Ok(_))) if k.node == "map" && k.revision == app.state.doc.revision),
     );
     assert!(
-        harness
-            .query_all_by_label_contains("e.g. 0065g")
-            .next()
-            .is_some(),
+        shows(&harness, "e.g. 0065g"),
         "the Id row shows a sample Id"
     );
 }
@@ -460,12 +423,7 @@ fn the_welcome_screen_offers_the_demo_the_examples_and_recent_flows() {
     harness.get_by_label("▶ Try the demo flow").click();
     harness.run_steps(3);
     assert!(!harness.state().state.welcome);
-    assert!(
-        harness
-            .query_all_by_label_contains("Mask card")
-            .next()
-            .is_some()
-    );
+    assert!(shows(&harness, "Mask card"));
 
     // A flow that was opened is offered again next time.
     let path = demo_flow(&scratch);
@@ -487,12 +445,7 @@ fn unsaved_changes_are_never_dropped_without_asking() {
     assert!(harness.state().state.doc.is_dirty());
 
     apply(&mut harness, Command::NewFlow);
-    assert!(
-        harness
-            .query_all_by_label_contains("Save the changes to demo.json")
-            .next()
-            .is_some()
-    );
+    assert!(shows(&harness, "Save the changes to demo.json"));
     harness.get_by_label("Cancel").click();
     harness.run_steps(2);
     assert!(harness.state().state.confirm.is_none());
@@ -522,9 +475,7 @@ fn a_setting_changed_in_the_inspector_changes_the_flow() {
     let scratch = Scratch::new();
     let mut harness = open(&scratch, &demo_flow(&scratch));
     apply(&mut harness, Command::Select(vec!["lake".into()]));
-    wait_for(&mut harness, "validation", |app| {
-        app.state.analysis_revision == app.state.doc.revision
-    });
+    validated(&mut harness);
     harness.get_by_label("Execution id folder").click();
     harness.run_steps(2);
     let flow = &harness.state().state.doc.flow;
@@ -540,21 +491,14 @@ fn a_destination_gets_a_field_mapping_in_front_of_it() {
     let scratch = Scratch::new();
     let mut harness = open(&scratch, &demo_flow(&scratch));
     apply(&mut harness, Command::Select(vec!["lake".into()]));
-    wait_for(&mut harness, "validation", |app| {
-        app.state.analysis_revision == app.state.doc.revision
-    });
+    validated(&mut harness);
     let previewed = |app: &TributaryApp| {
         app.state.preview.result.as_ref().is_some_and(|(k, r)| {
             k.node == "lake" && r.is_ok() && k.revision == app.state.doc.revision
         })
     };
     wait_for(&mut harness, "the preview of the destination", previewed);
-    assert!(
-        harness
-            .query_all_by_label_contains("Every incoming field is written")
-            .next()
-            .is_some()
-    );
+    assert!(shows(&harness, "Every incoming field is written"));
     assert!(harness.query_by_label("e.g. Johansson").is_some());
     harness.get_by_label("Map fields…").click();
     harness.run_steps(2);
@@ -566,18 +510,10 @@ fn a_destination_gets_a_field_mapping_in_front_of_it() {
     assert!(mapped > 5, "every incoming field is mapped: {mapped}");
     wait_for(&mut harness, "the preview through the mapping", previewed);
     assert!(
-        harness
-            .query_all_by_label_contains("Kept in the Map node")
-            .next()
-            .is_some(),
+        shows(&harness, "Kept in the Map node"),
         "the destination edits the mapping in place"
     );
-    assert!(
-        harness
-            .query_all_by_label_contains("e.g. ")
-            .next()
-            .is_some()
-    );
+    assert!(shows(&harness, "e.g. "));
     apply(&mut harness, Command::Undo);
     assert!(harness.state().state.doc.flow.node("map").is_none());
 }
@@ -645,9 +581,7 @@ fn a_filter_on_a_date_offers_a_calendar_and_only_operators_that_fit() {
         },
     );
     apply(&mut harness, Command::Select(vec!["shipped".into()]));
-    wait_for(&mut harness, "validation", |app| {
-        app.state.analysis_revision == app.state.doc.revision
-    });
+    validated(&mut harness);
     harness.get_by_label("2026-08-01 📆").click();
     harness.run_steps(2);
     harness.get_by_label("15").click();

@@ -45,19 +45,8 @@ fn error_lines(record: &Value) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn malformed_json_lines_go_to_the_error_output_with_line_numbers() {
-    let scratch = Scratch::new();
-    scratch.write(
-        "in.jsonl",
-        "{\"id\": 1, \"amount\": 10.5, \"name\": \"a\"}\n\
-         {\"id\": 2, \"amount\": 3, \"name\": \"b\"}\n\
-         {\"id\": 3, \"amount\": oops}\n\
-         \n\
-         {\"id\": \"four\", \"amount\": 1, \"name\": \"d\"}\n\
-         [1, 2]\n\
-         {\"id\": 7, \"name\": \"Zoë\"}\n",
-    );
+/// Runs `in.jsonl` (with `id` read as an integer) into JSON lines under `out`.
+fn copy_json_lines(scratch: &Scratch) -> (Option<i32>, Value, String) {
     let f = flow(
         vec![
             node(
@@ -73,7 +62,23 @@ fn malformed_json_lines_go_to_the_error_output_with_line_numbers() {
         ],
         &[("src", "out")],
     );
-    let (code, record, err) = run_cli(&scratch, &f);
+    run_cli(scratch, &f)
+}
+
+#[test]
+fn malformed_json_lines_go_to_the_error_output_with_line_numbers() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "in.jsonl",
+        "{\"id\": 1, \"amount\": 10.5, \"name\": \"a\"}\n\
+         {\"id\": 2, \"amount\": 3, \"name\": \"b\"}\n\
+         {\"id\": 3, \"amount\": oops}\n\
+         \n\
+         {\"id\": \"four\", \"amount\": 1, \"name\": \"d\"}\n\
+         [1, 2]\n\
+         {\"id\": 7, \"name\": \"Zoë\"}\n",
+    );
+    let (code, record, err) = copy_json_lines(&scratch);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(record["records_processed"], 3);
     assert_eq!(record["records_written"], 3);
@@ -126,22 +131,7 @@ fn json_lines_decoded_in_parallel_keep_their_order_and_line_numbers() {
         }
     }
     scratch.write("in.jsonl", &text);
-    let f = flow(
-        vec![
-            node(
-                "src",
-                "source.file",
-                json!({"path": "in.jsonl", "schema": {"id": "integer"}}),
-            ),
-            node(
-                "out",
-                "destination.local",
-                json!({"folder": "out", "format": "jsonl"}),
-            ),
-        ],
-        &[("src", "out")],
-    );
-    let (code, record, err) = run_cli(&scratch, &f);
+    let (code, record, err) = copy_json_lines(&scratch);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(record["records_written"], 49_997);
     let lines: Vec<u64> = error_lines(&record)

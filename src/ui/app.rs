@@ -320,14 +320,8 @@ impl TributaryApp {
                 }
                 ui.spinner();
             } else {
-                let run = egui::Button::new(
-                    RichText::new("▶ Run")
-                        .size(15.0)
-                        .color(egui::Color32::WHITE),
-                )
-                .fill(egui::Color32::from_rgb(0x2f, 0x7d, 0x5b));
                 if ui
-                    .add(run)
+                    .add(super::primary_button("▶ Run"))
                     .on_hover_text("Run the whole flow (Ctrl+R)")
                     .clicked()
                 {

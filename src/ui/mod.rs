@@ -24,6 +24,16 @@ pub use worker::Worker;
 
 use crate::paths::Dirs;
 
+/// The green button of the one thing to do next: Run, or try the demo flow.
+fn primary_button(text: &str) -> egui::Button<'_> {
+    egui::Button::new(
+        egui::RichText::new(text)
+            .size(15.0)
+            .color(egui::Color32::WHITE),
+    )
+    .fill(egui::Color32::from_rgb(0x2f, 0x7d, 0x5b))
+}
+
 /// How the window starts.
 #[derive(Debug, Default, clap::Args)]
 pub struct Options {

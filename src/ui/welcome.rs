@@ -106,14 +106,8 @@ fn start(ui: &mut Ui, c: &mut Vec<Command>) {
     ui.horizontal(|ui| {
         ui.spacing_mut().button_padding = egui::vec2(12.0, 6.0);
         let big = |text: &str| egui::Button::new(RichText::new(text).size(15.0));
-        let demo = egui::Button::new(
-            RichText::new("▶ Try the demo flow")
-                .size(15.0)
-                .color(egui::Color32::WHITE),
-        )
-        .fill(egui::Color32::from_rgb(0x2f, 0x7d, 0x5b));
         if ui
-            .add(demo)
+            .add(super::primary_button("▶ Try the demo flow"))
             .on_hover_text(
                 "Opportunities from the built-in demo CRM, masked and written to a local \
                  folder. No account needed.",
