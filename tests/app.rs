@@ -12,9 +12,14 @@ use tributary::paths::Dirs;
 use tributary::ui::{AppState, Command, Tab, TributaryApp, Worker};
 
 fn open(scratch: &Scratch, flow: &std::path::Path) -> Harness<'static, TributaryApp> {
+    start(scratch, Some(flow))
+}
+
+/// The app as it opens: on `flow`, or on the welcome screen.
+fn start(scratch: &Scratch, flow: Option<&std::path::Path>) -> Harness<'static, TributaryApp> {
     let dirs = Dirs::under(&scratch.home());
     let worker = Worker::new(dirs.clone(), || {});
-    let state = AppState::open_initial(dirs, Some(flow));
+    let state = AppState::open_initial(dirs, flow);
     let app = TributaryApp::new(state, worker);
     let mut harness = Harness::builder()
         .with_size([1440.0, 900.0])
@@ -397,21 +402,10 @@ fn the_map_node_shows_a_field_mapping_with_sample_values() {
     );
 }
 
-fn welcome(scratch: &Scratch) -> Harness<'static, TributaryApp> {
-    let dirs = Dirs::under(&scratch.home());
-    let worker = Worker::new(dirs.clone(), || {});
-    let app = TributaryApp::new(AppState::open_initial(dirs, None), worker);
-    let mut harness = Harness::builder()
-        .with_size([1440.0, 900.0])
-        .build_ui_state(|ui, app: &mut TributaryApp| app.ui(ui), app);
-    harness.run_steps(3);
-    harness
-}
-
 #[test]
 fn the_welcome_screen_offers_the_demo_the_examples_and_recent_flows() {
     let scratch = Scratch::new();
-    let mut harness = welcome(&scratch);
+    let mut harness = start(&scratch, None);
     assert!(harness.state().state.welcome);
     assert!(harness.query_by_label("+ New flow").is_some());
     assert!(
@@ -428,12 +422,18 @@ fn the_welcome_screen_offers_the_demo_the_examples_and_recent_flows() {
     // A flow that was opened is offered again next time.
     let path = demo_flow(&scratch);
     apply(&mut harness, Command::OpenFlow(path.clone()));
-    let again = welcome(&scratch);
+    let again = start(&scratch, None);
     assert_eq!(
         again.state().state.recent,
         vec![std::fs::canonicalize(&path).unwrap()]
     );
     assert!(again.query_by_label("demo.json").is_some());
+
+    // A flow that does not open says why on the welcome screen.
+    let broken = scratch.write("broken.json", "{ not a flow");
+    let harness = start(&scratch, Some(&broken));
+    assert!(harness.state().state.welcome);
+    assert!(shows(&harness, "broken.json"), "the error names the file");
 }
 
 #[test]
@@ -689,7 +689,7 @@ fn drag(harness: &mut Harness<'static, TributaryApp>, from: egui::Pos2, to: egui
 #[test]
 fn nodes_dragged_from_the_palette_are_connected_by_dragging_between_ports() {
     let scratch = Scratch::new();
-    let mut harness = welcome(&scratch);
+    let mut harness = start(&scratch, None);
     harness.get_by_label("+ New flow").click();
     harness.run_steps(3);
 

@@ -65,6 +65,13 @@ pub fn ui(ui: &mut Ui, state: &AppState) -> Vec<Command> {
                         .weak(),
                 );
             });
+            // A flow that would not open says why here: the toolbar is not shown.
+            if let Some(status) = state.status.as_ref().filter(|s| s.error) {
+                ui.add_space(12.0);
+                ui.vertical_centered(|ui| {
+                    ui.colored_label(ui.visuals().error_fg_color, &status.text);
+                });
+            }
             ui.add_space(28.0);
             ui.horizontal_top(|ui| {
                 let side = (ui.available_width() - width).max(0.0) / 2.0;
