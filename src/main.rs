@@ -26,12 +26,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "tributary",
     version,
-    about = "Move records from SaaS apps and files to your data lake, on your own machine."
+    about = "Move records from SaaS apps and files to your data lake, on your own machine.",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     /// Without a command, the app opens.
     #[command(subcommand)]
     command: Option<Command>,
+    /// Open this flow file in the app: `tributary FLOW` is `tributary gui FLOW`.
+    flow: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -105,7 +108,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Gui {
-        flow: None,
+        flow: cli.flow,
         options: Default::default(),
     });
     match execute(command) {
@@ -341,4 +344,19 @@ fn run(
     } else {
         1
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flow_file_alone_opens_the_app_on_it() {
+        let cli = Cli::try_parse_from(["tributary", "flows/x.json"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.flow, Some(PathBuf::from("flows/x.json")));
+        let cli = Cli::try_parse_from(["tributary", "run", "flows/x.json"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Run { .. })));
+        assert!(cli.flow.is_none());
+    }
 }

@@ -83,7 +83,7 @@ for tool, seconds, kib, figures in rows:
     rate = n / seconds if seconds else 0
     ratio = f"{seconds / base[1]:.2f}×" if seconds and tool != "tributary" else ""
     agrees = "✔" if figures == base[3] else f"✘ {figures}"
-    print(f"| {tool} | {seconds:.2f} | {rate / 1e6:.2f} M | {ratio} | {kib / 1024:.0f} MB | {agrees} |")
+    print(f"| {tool} | {seconds:.2f} | {rate / 1e6:.2f} M | {ratio} | {kib / 1024:.0f} MiB | {agrees} |")
 print(f"\nTributary's figures: {json.dumps(base[3])}")
 PY
 done
