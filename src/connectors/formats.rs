@@ -95,7 +95,7 @@ enum Kind<W: Write + Send> {
 }
 
 /// The most a Parquet file keeps in memory before writing a row group.
-const ROW_GROUP_BYTES: usize = 8 << 20;
+const ROW_GROUP_BYTES: usize = 4 << 20;
 
 /// Whether most of a text column's first values differ from each other. A dictionary
 /// pays off for fields with few distinct values (stages, countries) and only costs time for
