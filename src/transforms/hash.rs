@@ -52,7 +52,8 @@ impl Hash {
             "a text, number or date field",
         );
         problems.into_result(())?;
-        Ok((columns.clone(), text_fields(input, &columns)))
+        let output = text_fields(input, &columns);
+        Ok((columns, output))
     }
 }
 
