@@ -7,7 +7,14 @@ cd "$(dirname "$0")/.."
 # A C toolchain for the C code some crates bundle (zstd). The app's tests run headless and
 # need no display libraries.
 source scripts/packages.sh
-ensure_packages build-essential pkg-config
+ensure_packages build-essential pkg-config python3-venv
+
+# The S3 tests start an S3-compatible server on loopback (moto's), from a virtualenv of its
+# own. 5.1 is the newest line whose CompleteMultipartUpload answer strict clients can parse.
+venv=target/test-venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.1.22'
+export TRIBUTARY_TEST_PYTHON=$PWD/$venv/bin/python
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

@@ -4,6 +4,7 @@
 
 use std::sync::LazyLock;
 
+use crate::connectors::s3::{destination as s3_destination, source as s3_source};
 use crate::connectors::{demo_crm, file, local};
 use crate::node::NodeType;
 use crate::transforms::{
@@ -14,6 +15,7 @@ static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
     vec![
         NodeType::of::<demo_crm::DemoCrm>(),
         NodeType::of::<file::FileSource>(),
+        NodeType::of::<s3_source::S3Source>(),
         NodeType::of::<map::Map>(),
         NodeType::of::<map::MapAll>(),
         NodeType::of::<filter::Filter>(),
@@ -26,6 +28,7 @@ static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
         NodeType::of::<hash::Hash>(),
         NodeType::of::<dedupe::Dedupe>(),
         NodeType::of::<local::LocalDestination>(),
+        NodeType::of::<s3_destination::S3Destination>(),
     ]
 });
 

@@ -116,28 +116,40 @@ impl FileSource {
                 format!("{}: {m}", first.display()),
             )]
         })?;
-        let mut fields: Vec<Field> = inferred
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect();
-        let mut problems = Vec::new();
-        for (name, t) in &self.schema {
-            match fields.iter_mut().find(|f| f.name() == name) {
-                Some(f) => *f = Field::new(name, t.arrow(), true),
-                None if format == FileFormat::Parquet => problems.push(ConfigProblem::new(
-                    format!("/schema/{name}"),
-                    format!("{} has no field `{name}`", first.display()),
-                )),
-                // A field that the first records never set can still come later.
-                None => fields.push(Field::new(name, t.arrow(), true)),
-            }
-        }
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        Ok((format, files, Arc::new(Schema::new(fields))))
+        let schema = with_overrides(inferred, &self.schema, format, &first.display().to_string())?;
+        Ok((format, files, schema))
     }
+}
+
+/// The fields read from the data, with the types the flow sets instead; every field may be
+/// missing from a record.
+pub(crate) fn with_overrides(
+    inferred: Schema,
+    overrides: &IndexMap<String, FieldType>,
+    format: FileFormat,
+    origin: &str,
+) -> Result<SchemaRef, Vec<ConfigProblem>> {
+    let mut fields: Vec<Field> = inferred
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    let mut problems = Vec::new();
+    for (name, t) in overrides {
+        match fields.iter_mut().find(|f| f.name() == name) {
+            Some(f) => *f = Field::new(name, t.arrow(), true),
+            None if format == FileFormat::Parquet => problems.push(ConfigProblem::new(
+                format!("/schema/{name}"),
+                format!("{origin} has no field `{name}`"),
+            )),
+            // A field that the first records never set can still come later.
+            None => fields.push(Field::new(name, t.arrow(), true)),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Arc::new(Schema::new(fields)))
 }
 
 impl NodeConfig for FileSource {
@@ -160,16 +172,22 @@ impl NodeConfig for FileSource {
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let (format, files, _) = self.plan(&cx.base_dir)?;
         Ok(Runtime::Source(Box::new(FileRun {
-            format,
+            settings: ReadSettings {
+                format,
+                schema: cx.output_schema.clone(),
+                delimiter: self.delimiter as u8,
+                fail_on_first_error: self.fail_on_first_error,
+            },
             files,
-            schema: cx.output_schema.clone(),
-            delimiter: self.delimiter as u8,
-            fail_on_first_error: self.fail_on_first_error,
         })))
     }
 }
 
-fn infer_schema(format: FileFormat, path: &Path, delimiter: char) -> Result<Schema, String> {
+pub(crate) fn infer_schema(
+    format: FileFormat,
+    path: &Path,
+    delimiter: char,
+) -> Result<Schema, String> {
     let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     match format {
         FileFormat::Parquet => {
@@ -260,12 +278,18 @@ fn infer_json(values: &[serde_json::Value]) -> Result<Schema, String> {
         .map_err(|e| format!("cannot work out the fields: {e}"))
 }
 
+/// How a run reads files, whatever they come from.
+pub(crate) struct ReadSettings {
+    pub format: FileFormat,
+    /// The planned schema; every batch is made to fit it.
+    pub schema: SchemaRef,
+    pub delimiter: u8,
+    pub fail_on_first_error: bool,
+}
+
 struct FileRun {
-    format: FileFormat,
+    settings: ReadSettings,
     files: Vec<PathBuf>,
-    schema: SchemaRef,
-    delimiter: u8,
-    fail_on_first_error: bool,
 }
 
 impl Source for FileRun {
@@ -273,12 +297,8 @@ impl Source for FileRun {
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 for path in &self.files {
-                    let mut reader = Reader {
-                        run: &self,
-                        out: &mut out,
-                        path,
-                    };
-                    if reader.read()? == Demand::Enough {
+                    let name = path.display().to_string();
+                    if read_file(&self.settings, &mut out, path, &name)? == Demand::Enough {
                         break;
                     }
                 }
@@ -290,11 +310,28 @@ impl Source for FileRun {
     }
 }
 
+/// Reads one file into the run; `name` is what messages and error records call it.
+pub(crate) fn read_file(
+    settings: &ReadSettings,
+    out: &mut SourceOutput,
+    path: &Path,
+    name: &str,
+) -> Result<Demand, NodeError> {
+    Reader {
+        run: settings,
+        out,
+        path,
+        name,
+    }
+    .read()
+}
+
 /// Reads one file.
 struct Reader<'a> {
-    run: &'a FileRun,
+    run: &'a ReadSettings,
     out: &'a mut SourceOutput,
     path: &'a Path,
+    name: &'a str,
 }
 
 /// Counts bytes as they are read, for the run's "bytes processed".
@@ -371,7 +408,7 @@ fn read_json_array<R: Read>(
 
 impl Reader<'_> {
     fn name(&self) -> String {
-        self.path.display().to_string()
+        self.name.to_string()
     }
 
     fn open(&self) -> Result<CountingRead<File>, NodeError> {

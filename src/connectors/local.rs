@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
-use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::formats::{FileFormat, FileWriter};
-use super::layout::{Partitioner, TimePrefix, file_name, run_folder};
+use super::formats::FileFormat;
+use super::layout::TimePrefix;
+use super::output::{FileSet, Layout, Store};
 use crate::node::{
     BuildContext, ConfigProblem, Destination, NodeConfig, NodeError, NodeKind, OutputLocation,
     PlanContext, Runtime,
@@ -40,6 +40,10 @@ pub struct LocalDestination {
     /// A folder per run, named by its execution id, below the time prefix.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub execution_id_folder: bool,
+    /// A folder named after the records' fields and types (`schema-1a2b3c4d`), below the
+    /// execution id: files of a changed schema never mix with older ones.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub schema_version_folder: bool,
     /// Hive-style folders by these fields' values: `StageName=Closed Won/…`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-field" = true))]
@@ -105,23 +109,20 @@ impl NodeConfig for LocalDestination {
         let columns = self.partition_columns(input)?;
         let root = cx.base_dir.join(&self.folder);
         let staging = Staging::create(&root, &cx.execution_id)?;
+        let layout = Layout {
+            format: self.format,
+            time_prefix: self.prefix,
+            execution_id_folder: self.execution_id_folder,
+            schema_version_folder: self.schema_version_folder,
+            partition_columns: columns,
+            keep_partition_fields: self.keep_partition_fields,
+            target_bytes: self.file_size_mb.map(|mb| mb * 1024 * 1024),
+            file_per_batch: false,
+            all_strings: false,
+        };
         Ok(Runtime::Destination(Box::new(LocalRun {
             root,
-            staging,
-            run_folder: run_folder(
-                self.prefix,
-                self.execution_id_folder,
-                cx.started,
-                &cx.execution_id,
-            ),
-            execution_id: cx.execution_id.clone(),
-            format: self.format,
-            partitioner: Partitioner::new(input, columns, self.keep_partition_fields),
-            target_bytes: self.file_size_mb.map(|mb| mb * 1024 * 1024),
-            open: IndexMap::new(),
-            done: Vec::new(),
-            seq: 0,
-            closed_bytes: 0,
+            files: FileSet::new(staging, layout, input, cx.started, &cx.execution_id),
         })))
     }
 }
@@ -188,110 +189,50 @@ fn remove_abandoned(parent: &Path) {
     }
 }
 
-struct OpenFile {
-    writer: FileWriter<BufWriter<File>>,
-    relative: String,
-    records: u64,
-}
+/// Files are written below the staging folder and synced before they count as staged.
+impl Store for Staging {
+    type Sink = BufWriter<File>;
+    type Staged = ();
 
-struct DoneFile {
-    relative: String,
-    records: u64,
-    bytes: u64,
-}
-
-struct LocalRun {
-    root: PathBuf,
-    staging: Staging,
-    run_folder: String,
-    execution_id: String,
-    format: FileFormat,
-    partitioner: Partitioner,
-    target_bytes: Option<u64>,
-    /// Open files by partition folder.
-    open: IndexMap<String, OpenFile>,
-    done: Vec<DoneFile>,
-    seq: u32,
-    closed_bytes: u64,
-}
-
-impl LocalRun {
-    /// Opens the next file of `partition`; `first` is the first batch it will hold.
-    fn open_file(&mut self, partition: &str, first: &RecordBatch) -> Result<OpenFile, NodeError> {
-        let name = file_name(&self.execution_id, self.seq, self.format.extension());
-        self.seq += 1;
-        let relative = [self.run_folder.as_str(), partition, name.as_str()]
-            .iter()
-            .filter(|p| !p.is_empty())
-            .copied()
-            .collect::<Vec<_>>()
-            .join("/");
-        let path = self.staging.dir.join(&relative);
+    fn create(&mut self, relative: &str, _: FileFormat) -> Result<Self::Sink, NodeError> {
+        let path = self.dir.join(relative);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)
                 .map_err(|e| NodeError::io(format!("cannot create {}", dir.display()), e))?;
         }
         let file = File::create(&path)
             .map_err(|e| NodeError::io(format!("cannot create {}", path.display()), e))?;
-        let writer = FileWriter::new(
-            self.format,
-            BufWriter::with_capacity(1 << 20, file),
-            self.partitioner.data_schema(),
-            first,
-        )?;
-        Ok(OpenFile {
-            writer,
-            relative,
-            records: 0,
-        })
+        Ok(BufWriter::with_capacity(1 << 20, file))
     }
 
-    fn close(&mut self, file: OpenFile) -> Result<(), NodeError> {
-        let (buffered, bytes) = file.writer.close()?;
-        let io = |e| NodeError::io(format!("cannot finish {}", file.relative), e);
-        let handle = buffered.into_inner().map_err(|e| io(e.into_error()))?;
+    fn stage(&mut self, relative: &str, sink: Self::Sink) -> Result<(), NodeError> {
+        let io = |e| NodeError::io(format!("cannot finish {relative}"), e);
+        let handle = sink.into_inner().map_err(|e| io(e.into_error()))?;
         // On disk before it is renamed into place: a crash after the rename must not leave
         // an empty file under a final name.
-        handle.sync_all().map_err(io)?;
-        self.closed_bytes += bytes;
-        self.done.push(DoneFile {
-            relative: file.relative,
-            records: file.records,
-            bytes,
-        });
-        Ok(())
+        handle.sync_all().map_err(io)
     }
+}
+
+struct LocalRun {
+    root: PathBuf,
+    files: FileSet<Staging>,
 }
 
 impl Destination for LocalRun {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), NodeError> {
-        for (partition, part) in self.partitioner.split(batch)? {
-            let mut file = match self.open.shift_remove(&partition) {
-                Some(f) => f,
-                None => self.open_file(&partition, &part)?,
-            };
-            file.writer.write(&part)?;
-            file.records += part.num_rows() as u64;
-            if self.target_bytes.is_some_and(|t| file.writer.size() >= t) {
-                self.close(file)?;
-            } else {
-                self.open.insert(partition, file);
-            }
-        }
-        Ok(())
+        self.files.write(batch)
     }
 
     fn finish(&mut self) -> Result<(), NodeError> {
-        for (_, file) in std::mem::take(&mut self.open) {
-            self.close(file)?;
-        }
-        Ok(())
+        self.files.finish()
     }
 
     fn commit(self: Box<Self>) -> Result<Vec<OutputLocation>, NodeError> {
-        let mut outputs = Vec::with_capacity(self.done.len());
+        let files = self.files;
+        let mut outputs = Vec::with_capacity(files.staged.len());
         let mut made: HashSet<PathBuf> = HashSet::new();
-        for file in &self.done {
+        for file in &files.staged {
             let target = self.root.join(&file.relative);
             if let Some(dir) = target.parent()
                 && made.insert(dir.to_path_buf())
@@ -299,7 +240,7 @@ impl Destination for LocalRun {
                 fs::create_dir_all(dir)
                     .map_err(|e| NodeError::io(format!("cannot create {}", dir.display()), e))?;
             }
-            fs::rename(self.staging.dir.join(&file.relative), &target).map_err(|e| {
+            fs::rename(files.store.dir.join(&file.relative), &target).map_err(|e| {
                 NodeError::io(format!("cannot move {} into place", target.display()), e)
             })?;
             outputs.push(OutputLocation {
@@ -308,19 +249,19 @@ impl Destination for LocalRun {
                 bytes: file.bytes,
             });
         }
-        if let Some(dir) = self.root.join(&self.run_folder).parent() {
+        if let Some(dir) = self.root.join(files.run_folder()).parent() {
             sync_dir(dir);
         }
-        self.staging.remove();
+        files.store.remove();
         Ok(outputs)
     }
 
     fn abort(self: Box<Self>) {
-        self.staging.remove();
+        self.files.store.remove();
     }
 
     fn bytes_written(&self) -> u64 {
-        self.closed_bytes + self.open.values().map(|f| f.writer.size()).sum::<u64>()
+        self.files.bytes_written()
     }
 }
 

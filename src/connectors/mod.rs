@@ -5,3 +5,5 @@ pub mod file;
 pub mod formats;
 pub mod layout;
 pub mod local;
+pub mod output;
+pub mod s3;

@@ -1,0 +1,285 @@
+//! `destination.s3`: writes CSV, JSON lines or Parquet objects to a bucket, with AppFlow's
+//! S3 output options (file aggregation, prefix by time, execution id and schema version,
+//! source types or text) and Hive-style partitions by field values.
+//!
+//! Every object is a multipart upload that is completed only when the whole run succeeded:
+//! until then nothing is visible under its key, and a failed or cancelled run aborts its
+//! uploads, so the bucket holds a run's complete output or none of it.
+
+use std::collections::HashMap;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use aws_sdk_s3::types::ServerSideEncryption;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::upload::{ObjectSettings, Uploads};
+use super::{Access, check_bucket, normalize_prefix};
+use crate::connectors::formats::FileFormat;
+use crate::connectors::layout::TimePrefix;
+use crate::connectors::output::{FileSet, Layout};
+use crate::node::{
+    BuildContext, ConfigProblem, Destination, NodeConfig, NodeError, NodeKind, OutputLocation,
+    PlanContext, Runtime,
+};
+use crate::transforms::fields::{Problems, any_type};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3Destination {
+    /// An S3 connection (region, profile, endpoint); the standard AWS environment
+    /// (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`, `~/.aws`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// The bucket to write to.
+    pub bucket: String,
+    /// Keys start with this, e.g. `crm/opportunities/`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
+    #[serde(default = "parquet")]
+    pub format: FileFormat,
+    /// Write every field as text instead of keeping the source's types (AppFlow's
+    /// "preserve source data typing" turned off).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_strings: bool,
+    /// One object per run (and per partition), or one per batch of records.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub aggregation: Aggregation,
+    /// Start a new object when one reaches about this many MB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_size_mb: Option<u64>,
+    /// Folders by the run's start time (UTC): year, month, day, hour or minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_prefix: Option<TimePrefix>,
+    /// A folder per run, named by its execution id, below the time prefix.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub execution_id_folder: bool,
+    /// A folder named after the records' fields and types (`schema-1a2b3c4d`), below the
+    /// execution id: objects of a changed schema never mix with older ones.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub schema_version_folder: bool,
+    /// Hive-style folders by these fields' values: `StageName=Closed Won/…`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-field" = true))]
+    pub partition_by: Vec<String>,
+    /// Also keep the partition fields inside the objects (Hive leaves them out).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_partition_fields: bool,
+    /// Server-side encryption of the objects.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub encryption: Encryption,
+    /// The KMS key for `sse_kms` (id, ARN or alias); the bucket's default key when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// The bucket's region, over the connection's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// An S3-compatible store's address (MinIO, Ceph, R2…), over the connection's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+}
+
+fn parquet() -> FileFormat {
+    FileFormat::Parquet
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// How records are gathered into objects (AppFlow's aggregation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// One object per run and partition (split by `file_size_mb` when set).
+    #[default]
+    SingleFile,
+    /// One object per batch of records, as they arrive.
+    PerBatch,
+}
+
+/// Server-side encryption, as S3 offers it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Encryption {
+    /// The bucket's default.
+    #[default]
+    BucketDefault,
+    /// S3-managed keys (AES256).
+    SseS3,
+    /// AWS KMS keys.
+    SseKms,
+}
+
+impl NodeKind for S3Destination {
+    const TYPE: &'static str = "destination.s3";
+    const TITLE: &'static str = "Amazon S3";
+    const ICON: &'static str = "🪣";
+    const DESCRIPTION: &'static str =
+        "Write CSV, JSON lines or Parquet objects to an S3 bucket or an S3-compatible store";
+}
+
+impl S3Destination {
+    fn check(&self, input: &Schema) -> Result<Vec<usize>, Vec<ConfigProblem>> {
+        let mut problems = Problems::default();
+        let columns = problems.fields(input, &self.partition_by, "/partition_by", any_type, "");
+        if let Err(p) = check_bucket(&self.bucket) {
+            problems.push(&p.path, p.message);
+        }
+        if self.file_size_mb == Some(0) {
+            problems.push("/file_size_mb", "an object size must be at least 1 MB");
+        }
+        if self.kms_key_id.is_some() && self.encryption != Encryption::SseKms {
+            problems.push(
+                "/kms_key_id",
+                "a KMS key is used only with encryption sse_kms",
+            );
+        }
+        problems.into_result(columns)
+    }
+}
+
+impl NodeConfig for S3Destination {
+    fn output_schema(
+        &self,
+        input: Option<&SchemaRef>,
+        _: &PlanContext,
+    ) -> Result<SchemaRef, Vec<ConfigProblem>> {
+        let input = input.expect("a destination has an input");
+        self.check(input)?;
+        Ok(input.clone())
+    }
+
+    fn summary(&self) -> String {
+        let mut s = format!(
+            "s3://{}/{} · {}",
+            self.bucket,
+            normalize_prefix(&self.prefix),
+            self.format.extension()
+        );
+        if !self.partition_by.is_empty() {
+            s += &format!(" · by {}", self.partition_by.join(", "));
+        }
+        s
+    }
+
+    fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
+        let input = cx
+            .input_schema
+            .as_ref()
+            .expect("a destination has an input");
+        let columns = self.check(input)?;
+        let access = Access::resolve(
+            self.connection.as_deref(),
+            self.region.as_deref(),
+            self.endpoint_url.as_deref(),
+        )?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| NodeError::msg("S3 needs the async runtime"))?;
+        let settings = ObjectSettings {
+            encryption: match self.encryption {
+                Encryption::BucketDefault => None,
+                Encryption::SseS3 => Some(ServerSideEncryption::Aes256),
+                Encryption::SseKms => Some(ServerSideEncryption::AwsKms),
+            },
+            kms_key_id: self.kms_key_id.clone(),
+            metadata: HashMap::from([
+                ("execution-id".to_string(), cx.execution_id.clone()),
+                ("flow".to_string(), header_safe(&cx.flow_name)),
+                ("node".to_string(), header_safe(&cx.node_id)),
+            ]),
+        };
+        let uploads = Uploads::new(
+            access,
+            self.bucket.clone(),
+            normalize_prefix(&self.prefix),
+            settings,
+            runtime,
+        );
+        let layout = Layout {
+            format: self.format,
+            time_prefix: self.time_prefix,
+            execution_id_folder: self.execution_id_folder,
+            schema_version_folder: self.schema_version_folder,
+            partition_columns: columns,
+            keep_partition_fields: self.keep_partition_fields,
+            target_bytes: self.file_size_mb.map(|mb| mb * 1024 * 1024),
+            file_per_batch: self.aggregation == Aggregation::PerBatch,
+            all_strings: self.all_strings,
+        };
+        Ok(Runtime::Destination(Box::new(S3Run {
+            files: FileSet::new(uploads, layout, input, cx.started, &cx.execution_id),
+        })))
+    }
+}
+
+/// Object metadata travels in HTTP headers, which take ASCII only: anything else is
+/// percent-encoded.
+fn header_safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() && !c.is_ascii_control() && c != '%' {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+struct S3Run {
+    files: FileSet<Uploads>,
+}
+
+impl Destination for S3Run {
+    fn write(&mut self, batch: &arrow::array::RecordBatch) -> Result<(), NodeError> {
+        self.files.write(batch)
+    }
+
+    fn finish(&mut self) -> Result<(), NodeError> {
+        self.files.finish()
+    }
+
+    fn commit(self: Box<Self>) -> Result<Vec<OutputLocation>, NodeError> {
+        let mut files = self.files;
+        let staged = std::mem::take(&mut files.staged);
+        let outputs = staged
+            .iter()
+            .map(|f| OutputLocation {
+                location: format!("s3://{}/{}", files.store.bucket(), f.staged.key),
+                records: f.records,
+                bytes: f.bytes,
+            })
+            .collect();
+        files
+            .store
+            .publish(staged.into_iter().map(|f| f.staged).collect())?;
+        Ok(outputs)
+    }
+
+    fn abort(self: Box<Self>) {
+        let mut files = self.files;
+        files.store.abort();
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.files.bytes_written()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_is_ascii() {
+        assert_eq!(
+            header_safe("Opportunities to the lake"),
+            "Opportunities to the lake"
+        );
+        assert_eq!(header_safe("Zürich 100%"), "Z%C3%BCrich 100%25");
+    }
+}

@@ -1,0 +1,387 @@
+//! Amazon S3 and S3-compatible stores: what the S3 source and destination share. How to
+//! reach a bucket (region, profile, endpoint) comes from the node's settings over its
+//! connection's, and with neither from the standard AWS environment, as every AWS tool does.
+
+pub mod destination;
+pub mod source;
+mod upload;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::Region;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls;
+
+use crate::node::{ConfigProblem, NodeError};
+use crate::paths::Dirs;
+
+/// The connector name S3 connections carry in `connections.json`.
+pub const CONNECTOR: &str = "s3";
+
+/// How to reach a bucket. Everything left out comes from the AWS environment: the
+/// credential chain (environment, `~/.aws/config` and `credentials`, SSO), `AWS_REGION`,
+/// `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_S3`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Access {
+    pub region: Option<String>,
+    /// A named profile of `~/.aws/config`.
+    pub profile: Option<String>,
+    /// An S3-compatible store, e.g. `http://127.0.0.1:9000`.
+    pub endpoint_url: Option<String>,
+    /// Bucket in the path instead of the host name; automatic for IP addresses and
+    /// `localhost`, where host-style addressing cannot work.
+    pub path_style: Option<bool>,
+}
+
+impl Access {
+    /// The node's own settings over those of the connection it names.
+    pub fn resolve(
+        connection: Option<&str>,
+        region: Option<&str>,
+        endpoint_url: Option<&str>,
+    ) -> Result<Access, NodeError> {
+        let mut access = match connection {
+            Some(name) => Self::of_connection(name)?,
+            None => Access::default(),
+        };
+        let given = |s: Option<&str>| s.map(str::trim).filter(|s| !s.is_empty()).map(String::from);
+        if let Some(region) = given(region) {
+            access.region = Some(region);
+        }
+        if let Some(endpoint) = given(endpoint_url) {
+            access.endpoint_url = Some(endpoint);
+        }
+        Ok(access)
+    }
+
+    fn of_connection(name: &str) -> Result<Access, NodeError> {
+        let connections = crate::auth::load(&Dirs::from_env()).map_err(NodeError::msg)?;
+        let connection = connections
+            .get(name)
+            .ok_or_else(|| NodeError::msg(format!("there is no connection named `{name}`")))?;
+        if connection.connector != CONNECTOR {
+            return Err(NodeError::msg(format!(
+                "the connection `{name}` is for {}, not S3",
+                connection.connector
+            )));
+        }
+        let text = |key: &str| {
+            connection
+                .settings
+                .get(key)
+                .and_then(|v| v.as_str())
+                .map(String::from)
+        };
+        Ok(Access {
+            region: text("region"),
+            profile: text("profile"),
+            endpoint_url: text("endpoint_url"),
+            path_style: connection
+                .settings
+                .get("path_style")
+                .and_then(|v| v.as_bool()),
+        })
+    }
+
+    /// A client for these settings. Only HTTPS is used unless the endpoint is on this
+    /// machine, where a test or development store speaks plain HTTP.
+    pub async fn client(&self) -> Result<Client, NodeError> {
+        let http = http_client();
+        // A dead endpoint should fail in seconds; a part of many MB on a slow link may
+        // take minutes.
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .operation_attempt_timeout(Duration::from_secs(300))
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .timeout_config(timeouts);
+        if let Some(profile) = &self.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = &self.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(endpoint) = &self.endpoint_url {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let config = loader.load().await;
+        let endpoint = config
+            .endpoint_url()
+            .map(String::from)
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+            .filter(|e| !e.is_empty());
+        if let Some(endpoint) = &endpoint {
+            check_endpoint(endpoint)?;
+        }
+        let mut builder = aws_sdk_s3::config::Builder::from(&config);
+        if config.region().is_none() {
+            if endpoint.is_none() {
+                return Err(NodeError::msg(
+                    "no AWS region is set: give the node or its connection a region, or set AWS_REGION",
+                ));
+            }
+            // S3-compatible stores mostly ignore the region, but requests are signed for one.
+            builder = builder.region(Region::new("us-east-1"));
+        }
+        let path_style = self
+            .path_style
+            .unwrap_or_else(|| endpoint.as_deref().is_some_and(is_local_or_ip));
+        builder = builder.force_path_style(path_style);
+        Ok(Client::from_conf(builder.build()))
+    }
+
+    /// Where requests go, for messages.
+    fn place(&self) -> String {
+        self.endpoint_url
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+            .unwrap_or_else(|| "Amazon S3".into())
+    }
+}
+
+/// The SDK's HTTP client on rustls with *ring*, the same TLS stack as the rest of Tributary
+/// (the SDK's default would build a second one, aws-lc, from C).
+pub fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
+/// The host of an endpoint URL.
+fn host_of(endpoint: &str) -> &str {
+    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    }
+}
+
+fn is_local_or_ip(endpoint: &str) -> bool {
+    let host = host_of(endpoint);
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok()
+}
+
+fn is_loopback(endpoint: &str) -> bool {
+    let host = host_of(endpoint);
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Keys and data travel in the clear over plain HTTP, so it is only for this machine.
+fn check_endpoint(endpoint: &str) -> Result<(), NodeError> {
+    if endpoint.starts_with("https://") {
+        return Ok(());
+    }
+    if endpoint.starts_with("http://") {
+        if is_loopback(endpoint) {
+            return Ok(());
+        }
+        return Err(NodeError::msg(format!(
+            "the endpoint {endpoint} uses plain HTTP, which would send data and signatures unencrypted; use https:// (plain HTTP is allowed only to this machine)"
+        )));
+    }
+    Err(NodeError::msg(format!(
+        "the endpoint `{endpoint}` is not a URL; write it as https://host[:port]"
+    )))
+}
+
+/// Checks a bucket name as S3 does, so a typo is reported before anything is sent.
+pub fn check_bucket(bucket: &str) -> Result<(), ConfigProblem> {
+    let problem = |m: String| Err(ConfigProblem::new("/bucket", m));
+    if bucket.trim().is_empty() {
+        return problem("name the bucket".into());
+    }
+    let ok_chars = bucket
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+    if !(3..=63).contains(&bucket.len()) || !ok_chars {
+        return problem(format!(
+            "`{bucket}` is not a bucket name: 3 to 63 lowercase letters, digits, dots and hyphens"
+        ));
+    }
+    Ok(())
+}
+
+/// A key prefix as written by the user, made to end in one `/` (or empty).
+pub fn normalize_prefix(prefix: &str) -> String {
+    let trimmed = prefix.trim().trim_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("{trimmed}/")
+    }
+}
+
+/// An S3 failure in words: which bucket, and what to do about it.
+pub fn explain<E>(err: SdkError<E, HttpResponse>, access: &Access, bucket: &str) -> NodeError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let place = access.place();
+    let detail = DisplayErrorContext(&err).to_string();
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let bucket_region = err
+        .raw_response()
+        .and_then(|r| r.headers().get("x-amz-bucket-region"))
+        .map(String::from);
+    let message = match &err {
+        SdkError::DispatchFailure(failure) => {
+            if detail.to_lowercase().contains("credentials") {
+                format!(
+                    "no AWS credentials were found for the bucket `{bucket}`: name a profile in the connection, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ({})",
+                    source_text(&err)
+                )
+            } else if failure.is_timeout() {
+                format!("{place} did not answer in time (bucket `{bucket}`)")
+            } else {
+                format!("cannot connect to {place}: {}", source_text(&err))
+            }
+        }
+        SdkError::TimeoutError(_) => format!("{place} did not answer in time (bucket `{bucket}`)"),
+        SdkError::ConstructionFailure(_) => {
+            format!("cannot make a request for the bucket `{bucket}`: {detail}")
+        }
+        _ => {
+            let code = err.code().map(String::from);
+            let text = err.message().unwrap_or_default().to_string();
+            match (code.as_deref(), status) {
+                (Some("NoSuchBucket"), _) | (None, Some(404)) => {
+                    format!("the bucket `{bucket}` does not exist at {place}")
+                }
+                (Some("InvalidAccessKeyId"), _) => format!(
+                    "the AWS access key id is not known to {place} (bucket `{bucket}`): check the credentials"
+                ),
+                (Some("SignatureDoesNotMatch"), _) => format!(
+                    "the AWS secret access key does not match its access key id (bucket `{bucket}`): check the credentials"
+                ),
+                (Some("PermanentRedirect" | "AuthorizationHeaderMalformed"), _)
+                | (None, Some(301)) => match bucket_region {
+                    Some(region) => format!(
+                        "the bucket `{bucket}` is in the region {region}: set that region on the node or its connection"
+                    ),
+                    None => format!("the bucket `{bucket}` is in another region: {text}"),
+                },
+                (Some("AccessDenied"), _) | (None, Some(403)) => {
+                    format!("access to the bucket `{bucket}` is denied: {text}")
+                        .trim_end_matches(": ")
+                        .to_string()
+                }
+                (Some(code), _) => {
+                    format!("S3 refused a request for the bucket `{bucket}`: {code}: {text}")
+                }
+                (None, _) => format!("S3 failed a request for the bucket `{bucket}`: {detail}"),
+            }
+        }
+    };
+    NodeError::msg(message)
+}
+
+/// The innermost cause of a failure, which is what says what went wrong (connection
+/// refused, no such host).
+fn source_text(err: &dyn std::error::Error) -> String {
+    let mut last = err.to_string();
+    let mut current = err.source();
+    while let Some(e) = current {
+        last = e.to_string();
+        current = e.source();
+    }
+    last
+}
+
+/// Checks that the bucket can be listed, for "Test connection": `Ok` says how many keys
+/// the first page under the prefix held.
+pub async fn test(access: &Access, bucket: &str, prefix: &str) -> Result<String, NodeError> {
+    let client = access.client().await?;
+    let prefix = normalize_prefix(prefix);
+    let page = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(&prefix)
+        .max_keys(1000)
+        .send()
+        .await
+        .map_err(|e| explain(e, access, bucket))?;
+    let count = page.key_count().unwrap_or(0);
+    let more = if page.is_truncated() == Some(true) {
+        " or more"
+    } else {
+        ""
+    };
+    Ok(format!(
+        "connected to s3://{bucket}/{prefix}: {count}{more} object{} there",
+        if count == 1 { "" } else { "s" }
+    ))
+}
+
+/// Runs network work from code that is not async (planning, which the app does on a
+/// blocking worker and the command line outside any runtime), on a thread of its own so it
+/// never blocks an async runtime's thread.
+pub fn block_on<F>(future: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for one request")
+                    .block_on(future)
+            })
+            .join()
+            .expect("the request thread ended")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_style_for_addresses_only() {
+        assert!(is_local_or_ip("http://127.0.0.1:9000"));
+        assert!(is_local_or_ip("http://localhost:9000/"));
+        assert!(is_local_or_ip("https://[::1]:9000"));
+        assert!(is_local_or_ip("https://10.0.0.5"));
+        assert!(!is_local_or_ip("https://s3.eu-west-1.amazonaws.com"));
+        assert!(!is_local_or_ip("https://minio.example.com:9000"));
+    }
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        assert!(check_endpoint("http://127.0.0.1:9000").is_ok());
+        assert!(check_endpoint("http://localhost:9000").is_ok());
+        assert!(check_endpoint("https://minio.example.com").is_ok());
+        let err = check_endpoint("http://minio.example.com")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("plain HTTP"), "{err}");
+        assert!(check_endpoint("minio.example.com").is_err());
+    }
+
+    #[test]
+    fn bucket_names() {
+        assert!(check_bucket("my-lake.2026").is_ok());
+        assert!(check_bucket("My_Lake").is_err());
+        assert!(check_bucket("ab").is_err());
+        assert!(check_bucket("").is_err());
+    }
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(normalize_prefix("/crm/opps/"), "crm/opps/");
+        assert_eq!(normalize_prefix("crm"), "crm/");
+        assert_eq!(normalize_prefix(" "), "");
+    }
+}

@@ -1,0 +1,363 @@
+//! Objects written as multipart uploads, streamed: a part goes out as soon as it is full,
+//! with a bounded number of parts in flight, so memory stays flat whatever the object's
+//! size. An upload is completed only when the run commits; until then no object exists
+//! under its key, and aborting the run aborts every upload so no parts are left behind.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use super::{Access, explain};
+use crate::connectors::formats::FileFormat;
+use crate::connectors::output::Store;
+use crate::node::NodeError;
+
+/// The first parts' size. S3 wants at least 5 MiB for every part but the last, and allows
+/// 10,000 parts: sizes double every 1,000 parts so an object can grow to terabytes.
+const FIRST_PART_BYTES: usize = 8 << 20;
+/// Parts uploading at once, for the whole destination.
+const PARTS_IN_FLIGHT: usize = 4;
+
+fn part_bytes(part_number: i32) -> usize {
+    FIRST_PART_BYTES << ((part_number.max(1) - 1) / 1000).min(9)
+}
+
+/// What every object of one destination run is written with.
+pub struct ObjectSettings {
+    pub encryption: Option<ServerSideEncryption>,
+    pub kms_key_id: Option<String>,
+    /// User metadata: the execution id and the flow.
+    pub metadata: HashMap<String, String>,
+}
+
+struct Shared {
+    client: Client,
+    runtime: Handle,
+    access: Access,
+    bucket: String,
+    /// Permits for parts in flight; all of them free means nothing is uploading.
+    in_flight: Arc<Semaphore>,
+}
+
+impl Shared {
+    fn fail(&self, e: NodeError) -> io::Error {
+        io::Error::other(e.to_string())
+    }
+}
+
+/// Where a destination's objects go: a bucket and a key prefix.
+pub struct Uploads {
+    access: Access,
+    bucket: String,
+    key_prefix: String,
+    settings: ObjectSettings,
+    runtime: Handle,
+    /// Made on the first object, on the writer's thread, so building the node stays quick.
+    shared: Option<Arc<Shared>>,
+    /// Every upload started (key, upload id), so that abort can remove them all.
+    started: Vec<(String, String)>,
+}
+
+impl Uploads {
+    pub fn new(
+        access: Access,
+        bucket: String,
+        key_prefix: String,
+        settings: ObjectSettings,
+        runtime: Handle,
+    ) -> Self {
+        Self {
+            access,
+            bucket,
+            key_prefix,
+            settings,
+            runtime,
+            shared: None,
+            started: Vec::new(),
+        }
+    }
+
+    pub fn key(&self, relative: &str) -> String {
+        format!("{}{relative}", self.key_prefix)
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn shared(&mut self) -> Result<Arc<Shared>, NodeError> {
+        if let Some(shared) = &self.shared {
+            return Ok(shared.clone());
+        }
+        let client = self.runtime.block_on(self.access.client())?;
+        let shared = Arc::new(Shared {
+            client,
+            runtime: self.runtime.clone(),
+            access: self.access.clone(),
+            bucket: self.bucket.clone(),
+            in_flight: Arc::new(Semaphore::new(PARTS_IN_FLIGHT)),
+        });
+        self.shared = Some(shared.clone());
+        Ok(shared)
+    }
+
+    /// Completes every staged upload: the objects appear. When one fails, those completed
+    /// before it are deleted and the rest aborted, so the run leaves all or nothing.
+    pub fn publish(&mut self, objects: Vec<StagedObject>) -> Result<(), NodeError> {
+        let Some(shared) = self.shared.clone() else {
+            return Ok(());
+        };
+        let mut published: Vec<String> = Vec::with_capacity(objects.len());
+        for object in &objects {
+            let done = shared.runtime.block_on(
+                shared
+                    .client
+                    .complete_multipart_upload()
+                    .bucket(&shared.bucket)
+                    .key(&object.key)
+                    .upload_id(&object.upload_id)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(object.parts.clone()))
+                            .build(),
+                    )
+                    .send(),
+            );
+            if let Err(e) = done {
+                let error = explain(e, &shared.access, &shared.bucket);
+                for key in &published {
+                    let _ = shared.runtime.block_on(
+                        shared
+                            .client
+                            .delete_object()
+                            .bucket(&shared.bucket)
+                            .key(key)
+                            .send(),
+                    );
+                }
+                self.started.retain(|(key, _)| !published.contains(key));
+                self.abort();
+                return Err(error);
+            }
+            published.push(object.key.clone());
+        }
+        self.started.clear();
+        Ok(())
+    }
+
+    /// Aborts every upload this run started. Parts still uploading are waited for first: an
+    /// abort that races a part upload can leave that part behind.
+    pub fn abort(&mut self) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let runtime = shared.runtime.clone();
+        let all = PARTS_IN_FLIGHT as u32;
+        let _quiet = runtime.block_on(shared.in_flight.acquire_many(all));
+        for (key, upload_id) in std::mem::take(&mut self.started) {
+            let aborted = runtime.block_on(
+                shared
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&shared.bucket)
+                    .key(&key)
+                    .upload_id(&upload_id)
+                    .send(),
+            );
+            if let Err(e) = aborted {
+                tracing::warn!(
+                    "could not abort the upload of s3://{}/{key}: {}",
+                    shared.bucket,
+                    explain(e, &shared.access, &shared.bucket)
+                );
+            }
+        }
+    }
+}
+
+impl Store for Uploads {
+    type Sink = ObjectSink;
+    type Staged = StagedObject;
+
+    fn create(&mut self, relative: &str, format: FileFormat) -> Result<ObjectSink, NodeError> {
+        let shared = self.shared()?;
+        let key = self.key(relative);
+        let created = shared.runtime.block_on(
+            shared
+                .client
+                .create_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&key)
+                .content_type(format.content_type())
+                .set_server_side_encryption(self.settings.encryption.clone())
+                .set_ssekms_key_id(self.settings.kms_key_id.clone())
+                .set_metadata(Some(self.settings.metadata.clone()))
+                .send(),
+        );
+        let created = created.map_err(|e| explain(e, &self.access, &self.bucket))?;
+        let upload_id = created
+            .upload_id()
+            .ok_or_else(|| NodeError::msg(format!("S3 started no upload for {key}")))?
+            .to_string();
+        self.started.push((key.clone(), upload_id.clone()));
+        Ok(ObjectSink {
+            shared,
+            key,
+            upload_id,
+            buffer: Vec::with_capacity(part_bytes(1)),
+            next_part: 1,
+            uploading: VecDeque::new(),
+            done: Vec::new(),
+        })
+    }
+
+    fn stage(&mut self, _: &str, mut sink: ObjectSink) -> Result<StagedObject, NodeError> {
+        if !sink.buffer.is_empty() || sink.next_part == 1 {
+            sink.send_part()
+                .map_err(|e| NodeError::io(sink.describe(), e))?;
+        }
+        sink.wait_all()?;
+        sink.done.sort_by_key(|p| p.part_number());
+        Ok(StagedObject {
+            key: sink.key,
+            upload_id: sink.upload_id,
+            parts: sink.done,
+        })
+    }
+}
+
+/// An object's bytes on their way up, a part at a time.
+pub struct ObjectSink {
+    shared: Arc<Shared>,
+    key: String,
+    upload_id: String,
+    buffer: Vec<u8>,
+    next_part: i32,
+    uploading: VecDeque<JoinHandle<Result<CompletedPart, NodeError>>>,
+    done: Vec<CompletedPart>,
+}
+
+/// A complete multipart upload, waiting for the run to commit.
+pub struct StagedObject {
+    pub key: String,
+    upload_id: String,
+    parts: Vec<CompletedPart>,
+}
+
+impl ObjectSink {
+    fn describe(&self) -> String {
+        format!("uploading s3://{}/{}", self.shared.bucket, self.key)
+    }
+
+    /// Sends the buffer as the next part; waits while the destination has as many parts in
+    /// flight as it allows.
+    fn send_part(&mut self) -> io::Result<()> {
+        self.collect_finished()?;
+        let shared = self.shared.clone();
+        let permit = shared
+            .runtime
+            .block_on(shared.in_flight.clone().acquire_owned())
+            .map_err(io::Error::other)?;
+        let part_number = self.next_part;
+        self.next_part += 1;
+        let body = std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(part_bytes(self.next_part)),
+        );
+        let key = self.key.clone();
+        let upload_id = self.upload_id.clone();
+        let task = shared.runtime.spawn({
+            let shared = shared.clone();
+            async move {
+                let _permit = permit;
+                let uploaded = shared
+                    .client
+                    .upload_part()
+                    .bucket(&shared.bucket)
+                    .key(&key)
+                    .upload_id(upload_id)
+                    .part_number(part_number)
+                    .body(ByteStream::from(body))
+                    .send()
+                    .await
+                    .map_err(|e| explain(e, &shared.access, &shared.bucket))?;
+                Ok(CompletedPart::builder()
+                    .part_number(part_number)
+                    .set_e_tag(uploaded.e_tag().map(String::from))
+                    .set_checksum_crc32(uploaded.checksum_crc32().map(String::from))
+                    .set_checksum_crc32_c(uploaded.checksum_crc32_c().map(String::from))
+                    .set_checksum_crc64_nvme(uploaded.checksum_crc64_nvme().map(String::from))
+                    .set_checksum_sha1(uploaded.checksum_sha1().map(String::from))
+                    .set_checksum_sha256(uploaded.checksum_sha256().map(String::from))
+                    .build())
+            }
+        });
+        self.uploading.push_back(task);
+        Ok(())
+    }
+
+    /// Takes in the parts that have finished uploading, so a failed one stops the run at
+    /// the next write instead of at the end.
+    fn collect_finished(&mut self) -> io::Result<()> {
+        while self.uploading.front().is_some_and(JoinHandle::is_finished) {
+            let task = self.uploading.pop_front().expect("checked");
+            let part = self.join(task).map_err(|e| self.shared.fail(e))?;
+            self.done.push(part);
+        }
+        Ok(())
+    }
+
+    fn join(
+        &self,
+        task: JoinHandle<Result<CompletedPart, NodeError>>,
+    ) -> Result<CompletedPart, NodeError> {
+        self.shared
+            .runtime
+            .block_on(task)
+            .map_err(|e| NodeError::msg(format!("{} stopped unexpectedly: {e}", self.describe())))?
+    }
+
+    fn wait_all(&mut self) -> Result<(), NodeError> {
+        while let Some(task) = self.uploading.pop_front() {
+            let part = self.join(task)?;
+            self.done.push(part);
+        }
+        Ok(())
+    }
+}
+
+impl Write for ObjectSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        if self.buffer.len() >= part_bytes(self.next_part) {
+            self.send_part()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_grow_so_ten_thousand_hold_terabytes() {
+        assert_eq!(part_bytes(1), 8 << 20);
+        assert_eq!(part_bytes(1000), 8 << 20);
+        assert_eq!(part_bytes(1001), 16 << 20);
+        let total: u64 = (1..=10_000).map(|n| part_bytes(n) as u64).sum();
+        assert!(total > 5 << 40, "{total}");
+        assert!(part_bytes(10_000) <= 5 << 30);
+    }
+}

@@ -1,0 +1,680 @@
+//! The S3 source and destination against a real S3-compatible server on loopback (moto's
+//! server, started by these tests; a second one checks signatures for the tests about
+//! credentials). Runs go through the `tributary` binary, as a user would run them; the
+//! bucket is then inspected with the SDK.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use arrow::array::RecordBatchReader;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use common::*;
+use serde_json::{Value, json};
+
+/// The server, shared by every test here; it stops when this test process ends and its
+/// standard input closes.
+struct Server {
+    endpoint: String,
+    key_id: String,
+    secret: String,
+    _child: Child,
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| start_server(false))
+}
+
+/// A server that refuses requests not signed by its one user's key.
+fn signing_server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| start_server(true))
+}
+
+fn start_server(check_signatures: bool) -> Server {
+    {
+        let python = std::env::var("TRIBUTARY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/s3_server.py");
+        let log = std::fs::File::create(format!(
+            "{}/s3-server{}.log",
+            env!("CARGO_TARGET_TMPDIR"),
+            if check_signatures { "-signing" } else { "" }
+        ))
+        .unwrap();
+        let mut child = Command::new(&python)
+            .arg(script)
+            .args(check_signatures.then_some("--check-signatures"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {python}: {e}"));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+            panic!(
+                "the S3 test server did not start; it needs moto's server (`pip install 'moto[server]'`, \
+                 or run scripts/test.sh, which sets it up). Its log: {}/s3-server.log",
+                env!("CARGO_TARGET_TMPDIR")
+            )
+        });
+        Server {
+            endpoint: ready["endpoint"].as_str().unwrap().into(),
+            key_id: ready["access_key_id"].as_str().unwrap().into(),
+            secret: ready["secret_access_key"].as_str().unwrap().into(),
+            _child: child,
+        }
+    }
+}
+
+fn client() -> Client {
+    client_of(server())
+}
+
+fn client_of(s: &Server) -> Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version_latest()
+        .http_client(tributary::connectors::s3::http_client())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&s.endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(&s.key_id, &s.secret, None, None, "tests"))
+        .build();
+    Client::from_conf(config)
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// A new, empty bucket for one test.
+fn bucket(name: &str) -> String {
+    block_on(client().create_bucket().bucket(name).send()).unwrap();
+    name.to_string()
+}
+
+fn signed_bucket(name: &str) -> String {
+    block_on(
+        client_of(signing_server())
+            .create_bucket()
+            .bucket(name)
+            .send(),
+    )
+    .unwrap();
+    name.to_string()
+}
+
+/// Every key in a bucket with its size, listed page by page.
+fn keys(bucket: &str) -> BTreeMap<String, i64> {
+    block_on(async {
+        let mut pages = client()
+            .list_objects_v2()
+            .bucket(bucket)
+            .into_paginator()
+            .send();
+        let mut out = BTreeMap::new();
+        while let Some(page) = pages.next().await {
+            for o in page.unwrap().contents() {
+                out.insert(o.key().unwrap().to_string(), o.size().unwrap());
+            }
+        }
+        out
+    })
+}
+
+fn get(bucket: &str, key: &str) -> Vec<u8> {
+    block_on(async {
+        let o = client()
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        o.body.collect().await.unwrap().to_vec()
+    })
+}
+
+fn open_uploads(bucket: &str) -> usize {
+    let out = block_on(client().list_multipart_uploads().bucket(bucket).send()).unwrap();
+    out.uploads().len()
+}
+
+/// `tributary` with the server's address and keys in the standard AWS variables, and no
+/// AWS settings of the machine's own.
+fn tributary(scratch: &Scratch, server: &Server, key_id: &str, secret: &str) -> Command {
+    let empty = scratch.write("aws-config-of-this-test", "");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tributary"));
+    c.env("TRIBUTARY_HOME", scratch.home())
+        .env_remove("TRIBUTARY_LOG")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .env("AWS_CONFIG_FILE", &empty)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
+        .env("AWS_ENDPOINT_URL", &server.endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", key_id)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    c
+}
+
+fn run(scratch: &Scratch, flow: &Value) -> (Option<i32>, Value, String) {
+    let s = server();
+    let o = run_with_keys(scratch, flow, s, &s.key_id, &s.secret);
+    let record = serde_json::from_str(&stdout(&o)).unwrap_or(Value::Null);
+    (o.status.code(), record, stderr(&o))
+}
+
+fn run_with_keys(
+    scratch: &Scratch,
+    flow: &Value,
+    server: &Server,
+    key_id: &str,
+    secret: &str,
+) -> Output {
+    let path = scratch.flow("flow.json", flow);
+    tributary(scratch, server, key_id, secret)
+        .args(["run", path.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap()
+}
+
+fn demo_to_s3(records: u64, destination: Value) -> Value {
+    flow(
+        vec![
+            node(
+                "crm",
+                "source.demo_crm",
+                json!({"object": "Opportunity", "records": records}),
+            ),
+            node("lake", "destination.s3", destination),
+        ],
+        &[("crm", "lake")],
+    )
+}
+
+#[test]
+fn a_large_object_goes_up_in_parts_with_memory_bounded() {
+    let b = bucket("multipart");
+    let scratch = Scratch::new();
+    let f = demo_to_s3(
+        500_000,
+        json!({"bucket": b, "prefix": "crm/opps", "format": "jsonl"}),
+    );
+    let path = scratch.flow("flow.json", &f);
+    let s = server();
+    let child = tributary(&scratch, s, &s.key_id, &s.secret)
+        .args(["run", path.to_str().unwrap(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (status, peak_rss_kib, out) = wait_with_peak_rss(child);
+    assert_eq!(status, 0, "{out}");
+    let record: Value = serde_json::from_str(&out).unwrap();
+
+    let listed = keys(&b);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let (key, size) = listed.iter().next().unwrap();
+    let execution = record["execution_id"].as_str().unwrap();
+    assert_eq!(key, &format!("crm/opps/part-{execution}-00000.jsonl"));
+    assert!(*size > 250 << 20, "{size} bytes");
+
+    let head = block_on(client().head_object().bucket(&b).key(key).send()).unwrap();
+    // A multipart object's ETag ends in its number of parts.
+    let etag = head.e_tag().unwrap().trim_matches('"').to_string();
+    let parts: u32 = etag.rsplit_once('-').unwrap().1.parse().unwrap();
+    assert!(parts >= 10, "{etag}");
+    assert_eq!(head.content_type(), Some("application/x-ndjson"));
+    let metadata = head.metadata().unwrap();
+    assert_eq!(metadata["execution-id"], execution);
+    assert_eq!(metadata["flow"], "test flow");
+
+    let body = get(&b, key);
+    assert_eq!(body.iter().filter(|&&c| c == b'\n').count(), 500_000);
+    assert_eq!(record["outputs"][0]["records"], 500_000);
+    assert_eq!(
+        record["outputs"][0]["location"],
+        format!("s3://{b}/{key}").as_str()
+    );
+    // The object never sits in memory: parts of 8 MiB, four at most in flight. The whole
+    // run peaks at about 100 MiB whether the object is 50 MB or 300 MB.
+    let peak_mib = peak_rss_kib / 1024;
+    assert!(peak_mib < 160, "peak {peak_mib} MiB for {size} bytes");
+    assert_eq!(open_uploads(&b), 0);
+}
+
+/// Waits for a child and reads its peak resident memory from the kernel's account of it.
+fn wait_with_peak_rss(mut child: Child) -> (i32, u64, String) {
+    use std::io::Read;
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: rusage is plain data, filled by the kernel; the pid is our own child's.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert!(pid > 0, "wait4 failed; stderr: {err}");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    if code != 0 {
+        out.push_str(&err);
+    }
+    (code, usage.ru_maxrss as u64, out)
+}
+
+#[test]
+fn a_failed_run_leaves_neither_object_nor_parts() {
+    let b = bucket("aborted");
+    let scratch = Scratch::new();
+    // 40 MB of good records, then one that is not JSON: the run stops after parts have
+    // gone up.
+    let mut text = String::new();
+    let filler = "x".repeat(400);
+    for i in 0..100_000 {
+        text += &format!("{{\"id\": {i}, \"note\": \"{filler}\"}}\n");
+    }
+    text += "{not json\n";
+    scratch.write("in.jsonl", &text);
+    let f = flow(
+        vec![
+            node(
+                "src",
+                "source.file",
+                json!({"path": "in.jsonl", "fail_on_first_error": true}),
+            ),
+            node(
+                "lake",
+                "destination.s3",
+                json!({"bucket": b, "format": "csv"}),
+            ),
+        ],
+        &[("src", "lake")],
+    );
+    let (code, record, err) = run(&scratch, &f);
+    assert_eq!(code, Some(1), "{record} {err}");
+    let message = record["error"]["message"].as_str().unwrap();
+    assert!(message.contains("line 100001"), "{message}");
+    assert!(keys(&b).is_empty(), "{:?}", keys(&b));
+    assert_eq!(open_uploads(&b), 0);
+}
+
+#[test]
+fn more_than_a_thousand_objects_are_listed_and_read() {
+    let b = bucket("many-objects");
+    let c = client();
+    block_on(async {
+        let mut puts = tokio::task::JoinSet::new();
+        for i in 0..1205 {
+            let c = c.clone();
+            let b = b.clone();
+            puts.spawn(async move {
+                let body = format!("id,name\n{i},item {i}\n");
+                c.put_object()
+                    .bucket(b)
+                    .key(format!("exports/orders-{i:05}.csv"))
+                    .body(ByteStream::from(body.into_bytes()))
+                    .send()
+                    .await
+                    .unwrap();
+            });
+            if puts.len() >= 16 {
+                puts.join_next().await.unwrap().unwrap();
+            }
+        }
+        puts.join_all().await;
+        // Not CSV, and outside the prefix: both left alone.
+        c.put_object()
+            .bucket(&b)
+            .key("exports/README.txt")
+            .body(ByteStream::from_static(b"not data"))
+            .send()
+            .await
+            .unwrap();
+        c.put_object()
+            .bucket(&b)
+            .key("other/orders.csv")
+            .body(ByteStream::from_static(b"id,name\n9999,elsewhere\n"))
+            .send()
+            .await
+            .unwrap();
+    });
+    let scratch = Scratch::new();
+    let f = flow(
+        vec![
+            node(
+                "s3",
+                "source.s3",
+                json!({"bucket": b, "prefix": "exports/"}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("s3", "out")],
+    );
+    let (code, record, err) = run(&scratch, &f);
+    assert_eq!(code, Some(0), "{record} {err}");
+    let files = files_under(&scratch.path().join("out"));
+    assert_eq!(files.len(), 1);
+    let text = std::fs::read_to_string(scratch.path().join("out").join(&files[0])).unwrap();
+    let ids: Vec<i64> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        (0..1205).collect::<Vec<i64>>(),
+        "in key order, each once"
+    );
+}
+
+#[test]
+fn only_objects_modified_after_the_given_instant_are_read() {
+    let b = bucket("modified-after");
+    let c = client();
+    let put = |key: &str, body: &str| {
+        block_on(
+            c.put_object()
+                .bucket(&b)
+                .key(key)
+                .body(ByteStream::from(body.as_bytes().to_vec()))
+                .send(),
+        )
+        .unwrap();
+    };
+    put("in/old.jsonl", "{\"id\": 1}\n");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let between = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    put("in/new.jsonl", "{\"id\": 2}\n");
+    let scratch = Scratch::new();
+    let f = flow(
+        vec![
+            node(
+                "s3",
+                "source.s3",
+                json!({"bucket": b, "prefix": "in", "modified_after": between}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("s3", "out")],
+    );
+    let (code, record, err) = run(&scratch, &f);
+    assert_eq!(code, Some(0), "{record} {err}");
+    assert_eq!(record["records_written"], 1, "{record}");
+    let files = files_under(&scratch.path().join("out"));
+    let text = std::fs::read_to_string(scratch.path().join("out").join(&files[0])).unwrap();
+    assert_eq!(text.trim(), "{\"id\":2}");
+}
+
+#[test]
+fn encryption_settings_reach_the_server() {
+    let b = bucket("encrypted");
+    let scratch = Scratch::new();
+    let f = flow(
+        vec![
+            node(
+                "crm",
+                "source.demo_crm",
+                json!({"object": "Opportunity", "records": 50}),
+            ),
+            node(
+                "aes",
+                "destination.s3",
+                json!({"bucket": b, "prefix": "aes", "format": "csv", "encryption": "sse_s3"}),
+            ),
+            node(
+                "kms",
+                "destination.s3",
+                json!({"bucket": b, "prefix": "kms", "format": "csv", "encryption": "sse_kms", "kms_key_id": "alias/tributary-lake"}),
+            ),
+        ],
+        &[("crm", "aes"), ("crm", "kms")],
+    );
+    let (code, record, err) = run(&scratch, &f);
+    assert_eq!(code, Some(0), "{record} {err}");
+    let listed = keys(&b);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    for key in listed.keys() {
+        let head = block_on(client().head_object().bucket(&b).key(key).send()).unwrap();
+        let sse = head
+            .server_side_encryption()
+            .map(|s| s.as_str().to_string());
+        if key.starts_with("aes/") {
+            assert_eq!(sse.as_deref(), Some("AES256"), "{key}");
+        } else {
+            assert_eq!(sse.as_deref(), Some("aws:kms"), "{key}");
+            assert_eq!(head.ssekms_key_id(), Some("alias/tributary-lake"), "{key}");
+        }
+        assert_eq!(head.content_type(), Some("text/csv"));
+    }
+}
+
+#[test]
+fn wrong_keys_and_a_missing_bucket_are_said_in_words() {
+    let b = signed_bucket("credentials");
+    let s = signing_server();
+    let scratch = Scratch::new();
+    let f = demo_to_s3(10, json!({"bucket": b, "format": "csv"}));
+
+    // The run's error, as the run record on standard output has it.
+    let failure = |o: &Output| {
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(o));
+        let record: Value = serde_json::from_str(&stdout(o)).unwrap();
+        assert!(!stdout(o).contains(&s.secret) && !stderr(o).contains(&s.secret));
+        record["error"]["message"].as_str().unwrap().to_string()
+    };
+
+    let err = failure(&run_with_keys(
+        &scratch,
+        &f,
+        s,
+        &s.key_id,
+        "not-the-secret-key",
+    ));
+    assert!(err.contains("secret access key does not match"), "{err}");
+    assert!(err.contains(&format!("`{b}`")), "{err}");
+
+    let err = failure(&run_with_keys(
+        &scratch,
+        &f,
+        s,
+        "AKIANOSUCHKEY0000000",
+        &s.secret,
+    ));
+    assert!(err.contains("access key id is not known"), "{err}");
+
+    let f = demo_to_s3(
+        10,
+        json!({"bucket": "no-such-bucket-here", "format": "csv"}),
+    );
+    let err = failure(&run_with_keys(&scratch, &f, s, &s.key_id, &s.secret));
+    assert!(
+        err.contains("the bucket `no-such-bucket-here` does not exist"),
+        "{err}"
+    );
+    let listed = block_on(client_of(s).list_objects_v2().bucket(&b).send()).unwrap();
+    assert_eq!(listed.key_count(), Some(0));
+}
+
+#[test]
+fn partitioned_parquet_reads_back_with_the_same_records_and_types() {
+    let b = bucket("parquet-lake");
+    let scratch = Scratch::new();
+    let settings = |dest: Value| demo_to_s3(3000, dest);
+    let f = settings(json!({
+        "bucket": b, "prefix": "lake/opportunities", "format": "parquet",
+        "time_prefix": "day", "execution_id_folder": true, "partition_by": ["StageName"],
+    }));
+    let (code, record, err) = run(&scratch, &f);
+    assert_eq!(code, Some(0), "{record} {err}");
+    let execution = record["execution_id"].as_str().unwrap();
+    let day = chrono::DateTime::parse_from_rfc3339(record["started_at"].as_str().unwrap())
+        .unwrap()
+        .format("%Y/%m/%d")
+        .to_string();
+
+    // The same flow into a local folder, to compare with.
+    let local =
+        settings(json!({"folder": "local", "format": "parquet", "partition_by": ["StageName"]}));
+    let mut local = local;
+    local["nodes"][1]["type"] = json!("destination.local");
+    let (code, _, err) = run(&scratch, &local);
+    assert_eq!(code, Some(0), "{err}");
+    let local_dir = scratch.path().join("local");
+    let local_files = files_under(&local_dir);
+
+    let listed = keys(&b);
+    assert_eq!(listed.len(), local_files.len(), "{listed:?}");
+    let mut total = 0;
+    for key in listed.keys() {
+        let rest = key
+            .strip_prefix(&format!("lake/opportunities/{day}/{execution}/StageName="))
+            .unwrap_or_else(|| panic!("{key}"));
+        let (stage, file) = rest.split_once('/').unwrap();
+        assert_eq!(
+            file,
+            format!(
+                "part-{execution}-{}.parquet",
+                &file[file.len() - 13..file.len() - 8]
+            )
+        );
+        let remote = parquet_rows(get(&b, key));
+        let local_file = local_files
+            .iter()
+            .find(|f| f.starts_with(&format!("StageName={stage}/")))
+            .unwrap_or_else(|| panic!("no local partition for {stage}"));
+        let local = parquet_rows(std::fs::read(local_dir.join(local_file)).unwrap());
+        assert_eq!(remote.0, local.0, "types of {key}");
+        assert_eq!(remote.1, local.1, "records of {key}");
+        total += remote.1.len();
+    }
+    assert_eq!(total, 3000);
+    assert_eq!(record["outputs"].as_array().unwrap().len(), listed.len());
+}
+
+/// The schema (as text) and the rows (as JSON) of a Parquet file.
+fn parquet_rows(bytes: Vec<u8>) -> (String, Vec<Value>) {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(bytes),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let schema = format!("{:?}", reader.schema().fields());
+    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+    for batch in reader {
+        writer.write(&batch.unwrap()).unwrap();
+    }
+    writer.finish().unwrap();
+    let rows: Vec<Value> = serde_json::from_slice(&writer.into_inner()).unwrap_or_default();
+    (schema, rows)
+}
+
+#[test]
+fn all_strings_and_an_object_per_batch() {
+    let b = bucket("text-batches");
+    let scratch = Scratch::new();
+    let f = demo_to_s3(
+        20_000,
+        json!({"bucket": b, "format": "parquet", "all_strings": true, "aggregation": "per_batch", "schema_version_folder": true}),
+    );
+    let (code, record, err) = run(&scratch, &f);
+    assert_eq!(code, Some(0), "{record} {err}");
+    let listed = keys(&b);
+    assert!(listed.len() >= 2, "{listed:?}");
+    let folder = listed
+        .keys()
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(folder.starts_with("schema-"), "{folder}");
+    let mut total = 0;
+    for key in listed.keys() {
+        assert!(key.starts_with(&format!("{folder}/")), "{key}");
+        let (schema, rows) = parquet_rows(get(&b, key));
+        assert!(
+            !schema.contains("Float64") && !schema.contains("Timestamp"),
+            "{schema}"
+        );
+        assert!(rows[0]["Amount"].is_string() || rows[0]["Amount"].is_null());
+        total += rows.len();
+    }
+    assert_eq!(total, 20_000);
+}
+
+#[test]
+fn the_s3_example_flow_runs_against_the_server() {
+    let b = bucket("example-lake");
+    let scratch = Scratch::new();
+    let s = server();
+    let flow = concat!(env!("CARGO_MANIFEST_DIR"), "/flows/demo-crm-to-s3.json");
+    let o = tributary(&scratch, s, &s.key_id, &s.secret)
+        .env_remove("AWS_ENDPOINT_URL")
+        .args(["run", flow, "--json"])
+        .args(["--param", &format!("bucket={b}")])
+        .args(["--param", &format!("endpoint={}", s.endpoint)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let record: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let execution = record["execution_id"].as_str().unwrap();
+    let listed = keys(&b);
+    assert!(!listed.is_empty());
+    for key in listed.keys() {
+        // prefix / year / month / day / StageName=… / part-….parquet
+        let parts: Vec<&str> = key.split('/').collect();
+        assert_eq!(parts[0..2], ["crm", "opportunities"], "{key}");
+        assert_eq!(parts[2].len(), 4, "{key}");
+        assert!(parts[5].starts_with("StageName="), "{key}");
+        assert!(parts[6].starts_with(&format!("part-{execution}-")), "{key}");
+        assert!(parts[6].ends_with(".parquet"), "{key}");
+        let (_, rows) = parquet_rows(get(&b, key));
+        for row in rows {
+            let card = row["CreditCard"].as_str().unwrap();
+            assert!(card.starts_with("************"), "{card}");
+        }
+    }
+}
