@@ -98,6 +98,13 @@ pub trait NodeConfig: Send + Sync + fmt::Debug + 'static {
 
     /// The runtime that does the work.
     fn build(&self, ctx: &BuildContext) -> Result<Runtime, NodeError>;
+
+    /// Reaches the service this node talks to with its settings and says what it found,
+    /// for the inspector's "Test connection". Node types that talk to no service (and say so
+    /// with [`NodeKind::TESTS_CONNECTION`]) keep this default.
+    fn test_connection(&self) -> BoxFuture<Result<String, NodeError>> {
+        Box::pin(async { Err(NodeError::msg("this node does not connect to a service")) })
+    }
 }
 
 /// A node type's static description plus how its config is parsed.
@@ -110,6 +117,8 @@ pub trait NodeKind: NodeConfig + DeserializeOwned + JsonSchema {
     const DESCRIPTION: &'static str;
     /// A symbol for the palette and the canvas.
     const ICON: &'static str;
+    /// Whether the node reaches a service that "Test connection" can check.
+    const TESTS_CONNECTION: bool = false;
 }
 
 /// One entry of the registry.
@@ -119,6 +128,7 @@ pub struct NodeType {
     pub title: &'static str,
     pub description: &'static str,
     pub icon: &'static str,
+    pub tests_connection: bool,
     parse: fn(serde_json::Value) -> Result<Arc<dyn NodeConfig>, ConfigProblem>,
     schema: fn(&mut SchemaGenerator) -> Schema,
 }
@@ -131,6 +141,7 @@ impl NodeType {
             title: K::TITLE,
             description: K::DESCRIPTION,
             icon: K::ICON,
+            tests_connection: K::TESTS_CONNECTION,
             parse: parse_config::<K>,
             schema: |g| g.subschema_for::<K>(),
         }

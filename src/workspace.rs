@@ -113,3 +113,26 @@ fn analyze_with(
     };
     analyze(flow, &cx)
 }
+
+/// One node's settings as a run would see them: placeholders filled, parsed by its type.
+pub fn node_config(
+    flow: &Flow,
+    node: &str,
+    overrides: &IndexMap<String, String>,
+) -> Result<std::sync::Arc<dyn crate::node::NodeConfig>, String> {
+    let n = flow
+        .node(node)
+        .ok_or_else(|| format!("there is no node `{node}`"))?;
+    let kind =
+        crate::registry::find(&n.kind).ok_or_else(|| format!("`{}` is not a node type", n.kind))?;
+    let params = crate::flow::params::merge(&flow.params, overrides);
+    let mut config = n.config.clone();
+    if let Some(missing) = crate::flow::params::fill(&mut config, &params).first() {
+        return Err(format!(
+            "the parameter `{}` used at {} has no value",
+            missing.name, missing.path
+        ));
+    }
+    kind.parse(config)
+        .map_err(|p| format!("{}: {}", p.path.trim_start_matches('/'), p.message))
+}

@@ -718,3 +718,60 @@ fn nodes_dragged_from_the_palette_are_connected_by_dragging_between_ports() {
     assert_eq!(flow.edges[0].from, flow.nodes[0].id);
     assert_eq!(flow.edges[0].to, flow.nodes[1].id);
 }
+
+#[test]
+fn test_connection_reports_what_is_wrong_in_words() {
+    let scratch = Scratch::new();
+    let flow = flow(
+        vec![
+            node("crm", "source.demo_crm", serde_json::json!({"records": 10})),
+            node(
+                "lake",
+                "destination.s3",
+                serde_json::json!({"bucket": "lake", "endpoint_url": "http://storage.example.com:9000"}),
+            ),
+        ],
+        &[("crm", "lake")],
+    );
+    let path = scratch.flow("s3.json", &flow);
+    let mut harness = open(&scratch, &path);
+    apply(&mut harness, Command::Select(vec!["lake".into()]));
+    validated(&mut harness);
+    harness.get_by_label("Test connection").click();
+    wait_for(&mut harness, "the test's answer", |app| {
+        app.state
+            .connection_tests
+            .get("lake")
+            .is_some_and(|t| t.result.is_some())
+    });
+    assert!(shows(&harness, "uses plain HTTP"));
+
+    // Another endpoint: the old answer no longer applies and is not shown.
+    let mut config = harness
+        .state()
+        .state
+        .doc
+        .flow
+        .node("lake")
+        .unwrap()
+        .config
+        .clone();
+    config["endpoint_url"] = serde_json::json!("ftp://storage.example.com");
+    apply(
+        &mut harness,
+        Command::SetConfig {
+            node: "lake".into(),
+            config,
+        },
+    );
+    assert!(!shows(&harness, "uses plain HTTP"));
+    harness.get_by_label("Test connection").click();
+    wait_for(&mut harness, "the second answer", |app| {
+        let now = &app.state.doc.flow.node("lake").unwrap().config;
+        app.state
+            .connection_tests
+            .get("lake")
+            .is_some_and(|t| t.result.is_some() && &t.config == now)
+    });
+    assert!(shows(&harness, "is not a URL"));
+}

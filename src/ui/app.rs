@@ -337,10 +337,7 @@ impl TributaryApp {
                 let problems = self.state.analysis.problems.len();
                 if self.state.analysis_revision == self.state.doc.revision {
                     if problems == 0 {
-                        ui.label(
-                            RichText::new("✔ ready to run")
-                                .color(egui::Color32::from_rgb(0x2f, 0x9e, 0x5b)),
-                        );
+                        ui.label(RichText::new("✔ ready to run").color(super::SUCCESS));
                     } else if ui
                         .link(
                             RichText::new(format!(

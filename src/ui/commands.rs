@@ -54,6 +54,8 @@ pub enum Command {
         pointer: String,
         folder: bool,
     },
+    /// Check that a source or destination reaches its service with its current settings.
+    TestConnection(String),
     /// Put a Map node with every incoming field just before `node`, so its fields can be
     /// mapped.
     InsertMap {

@@ -8,7 +8,7 @@ use super::commands::Command;
 use super::form::{self, FormContext};
 use super::state::AppState;
 use super::table::PreviewTable;
-use crate::flow::Trigger;
+use crate::flow::{Node, Trigger};
 use crate::registry;
 use crate::types::describe;
 
@@ -108,6 +108,10 @@ fn node_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
             node: node.id.clone(),
             config,
         });
+    }
+    if kind.tests_connection {
+        ui.separator();
+        connection_test(ui, state, node, commands);
     }
     if kind.role == crate::node::Role::Destination {
         ui.separator();
@@ -498,4 +502,34 @@ fn target_of(row: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string()
+}
+
+/// "Test connection" and what the last test of these settings found.
+fn connection_test(ui: &mut Ui, state: &AppState, node: &Node, commands: &mut Vec<Command>) {
+    let test = state
+        .connection_tests
+        .get(&node.id)
+        .filter(|t| t.document == state.document && t.config == node.config);
+    ui.horizontal(|ui| {
+        let running = test.is_some_and(|t| t.result.is_none());
+        if ui
+            .add_enabled(!running, egui::Button::new("Test connection"))
+            .clicked()
+        {
+            commands.push(Command::TestConnection(node.id.clone()));
+        }
+        if running {
+            ui.spinner();
+            ui.label(RichText::new("Connecting…").weak());
+        }
+    });
+    match test.and_then(|t| t.result.as_ref()) {
+        Some(Ok(found)) => {
+            ui.label(RichText::new(format!("✔ {found}")).color(super::SUCCESS));
+        }
+        Some(Err(why)) => {
+            ui.label(RichText::new(format!("✖ {why}")).color(ui.visuals().error_fg_color));
+        }
+        None => {}
+    }
 }

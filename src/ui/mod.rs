@@ -56,6 +56,9 @@ pub enum Theme {
     Dark,
 }
 
+/// The colour of things that went well: ready to run, connected, done.
+pub const SUCCESS: egui::Color32 = egui::Color32::from_rgb(0x2f, 0x9e, 0x5b);
+
 /// Opens the window; returns when it is closed.
 pub fn run(flow: Option<PathBuf>, start: Options) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {

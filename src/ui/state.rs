@@ -2,6 +2,7 @@
 //! what validation, previews and runs reported. [`AppState::apply`] is the one place
 //! commands change it.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -144,6 +145,15 @@ pub struct Status {
     pub error: bool,
 }
 
+/// "Test connection" for one node: for which settings, and what came of it (`None` while
+/// it runs). A result for other settings than the node has now is out of date.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionTest {
+    pub document: u64,
+    pub config: Value,
+    pub result: Option<Result<String, String>>,
+}
+
 pub struct AppState {
     pub doc: Document,
     history: History,
@@ -172,6 +182,8 @@ pub struct AppState {
     pub quit: bool,
     /// Goes up each time another flow is opened or started.
     pub document: u64,
+    /// The last "Test connection" of each node.
+    pub connection_tests: HashMap<String, ConnectionTest>,
 }
 
 impl AppState {
@@ -198,6 +210,7 @@ impl AppState {
             examples: Vec::new(),
             dirs,
             welcome: false,
+            connection_tests: HashMap::new(),
             confirm: None,
             after_save: None,
             quit: false,
@@ -477,6 +490,20 @@ impl AppState {
                 pointer,
                 folder,
             } => worker.choose_path(node, pointer, folder, self.doc.base_dir()),
+            Command::TestConnection(node) => {
+                let Some(config) = self.doc.flow.node(&node).map(|n| n.config.clone()) else {
+                    return;
+                };
+                self.connection_tests.insert(
+                    node.clone(),
+                    ConnectionTest {
+                        document: self.document,
+                        config: config.clone(),
+                        result: None,
+                    },
+                );
+                worker.test_connection(self.doc.flow.clone(), node, config, self.document);
+            }
             Command::InsertMap { before } => self.insert_map(&before),
             Command::SetLabel { node, label } => {
                 let key = format!("label:{node}");
@@ -809,6 +836,25 @@ impl AppState {
                     self.run.record = Some(*record);
                 }
             },
+            Message::ConnectionTested {
+                node,
+                config,
+                document,
+                result,
+            } => {
+                let test = ConnectionTest {
+                    document,
+                    config,
+                    result: Some(result),
+                };
+                // Only the answer to the latest test of these settings counts.
+                if let Some(current) = self.connection_tests.get_mut(&node)
+                    && current.document == test.document
+                    && current.config == test.config
+                {
+                    *current = test;
+                }
+            }
             Message::RunRefused(problems) => {
                 self.run.cancel = None;
                 self.run.refused = problems;

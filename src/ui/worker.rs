@@ -27,6 +27,13 @@ pub enum Message {
     },
     Run(RunEvent),
     RunRefused(Vec<Problem>),
+    ConnectionTested {
+        node: String,
+        /// The settings tested, so a late answer is not shown for changed ones.
+        config: serde_json::Value,
+        document: u64,
+        result: Result<String, String>,
+    },
     FileChosen {
         save: bool,
         path: Option<PathBuf>,
@@ -95,6 +102,29 @@ impl Worker {
             send(Message::Analysis {
                 revision,
                 analysis: Box::new(analysis),
+            });
+        });
+    }
+
+    /// Reaches the service a node talks to, with the node's settings as they are now.
+    pub fn test_connection(
+        &self,
+        flow: Flow,
+        node: String,
+        config: serde_json::Value,
+        document: u64,
+    ) {
+        let send = self.sender();
+        self.runtime.spawn(async move {
+            let result = match workspace::node_config(&flow, &node, &IndexMap::new()) {
+                Ok(parsed) => parsed.test_connection().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            send(Message::ConnectionTested {
+                node,
+                config,
+                document,
+                result,
             });
         });
     }

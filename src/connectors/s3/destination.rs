@@ -19,8 +19,8 @@ use crate::connectors::formats::FileFormat;
 use crate::connectors::layout::TimePrefix;
 use crate::connectors::output::{FileSet, Layout};
 use crate::node::{
-    BuildContext, ConfigProblem, Destination, NodeConfig, NodeError, NodeKind, OutputLocation,
-    PlanContext, Runtime,
+    BoxFuture, BuildContext, ConfigProblem, Destination, NodeConfig, NodeError, NodeKind,
+    OutputLocation, PlanContext, Runtime,
 };
 use crate::transforms::fields::{Problems, any_type};
 
@@ -115,6 +115,7 @@ impl NodeKind for S3Destination {
     const TYPE: &'static str = "destination.s3";
     const TITLE: &'static str = "Amazon S3";
     const ICON: &'static str = "🪣";
+    const TESTS_CONNECTION: bool = true;
     const DESCRIPTION: &'static str =
         "Write CSV, JSON lines or Parquet objects to an S3 bucket or an S3-compatible store";
 }
@@ -148,6 +149,17 @@ impl NodeConfig for S3Destination {
         let input = input.expect("a destination has an input");
         self.check(input)?;
         Ok(input.clone())
+    }
+
+    fn test_connection(&self) -> BoxFuture<Result<String, NodeError>> {
+        let access = Access::resolve(
+            self.connection.as_deref(),
+            self.region.as_deref(),
+            self.endpoint_url.as_deref(),
+        );
+        let bucket = self.bucket.clone();
+        let prefix = self.prefix.clone();
+        Box::pin(async move { super::test(&access?, &bucket, &prefix).await })
     }
 
     fn summary(&self) -> String {

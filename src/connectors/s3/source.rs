@@ -80,6 +80,7 @@ impl NodeKind for S3Source {
     const TYPE: &'static str = "source.s3";
     const TITLE: &'static str = "Amazon S3";
     const ICON: &'static str = "🪣";
+    const TESTS_CONNECTION: bool = true;
     const DESCRIPTION: &'static str =
         "Read CSV, JSON lines, JSON or Parquet objects from an S3 bucket or an S3-compatible store";
 }
@@ -303,6 +304,17 @@ impl NodeConfig for S3Source {
         _: &PlanContext,
     ) -> Result<SchemaRef, Vec<ConfigProblem>> {
         self.plan().map(|(_, schema)| schema)
+    }
+
+    fn test_connection(&self) -> BoxFuture<Result<String, NodeError>> {
+        let access = Access::resolve(
+            self.connection.as_deref(),
+            self.region.as_deref(),
+            self.endpoint_url.as_deref(),
+        );
+        let bucket = self.bucket.clone();
+        let prefix = self.prefix.clone();
+        Box::pin(async move { super::test(&access?, &bucket, &prefix).await })
     }
 
     fn summary(&self) -> String {
