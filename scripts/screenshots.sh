@@ -45,3 +45,4 @@ shot inspector 3 "$demo" --select lake
 shot preview 3 "$demo" --select card
 shot run 6 "$demo" --run
 shot light 3 "$demo" --select name --theme light
+shot s3 3 flows/demo-crm-to-s3.json --select lake

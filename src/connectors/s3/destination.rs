@@ -121,6 +121,14 @@ impl NodeKind for S3Destination {
 }
 
 impl S3Destination {
+    fn access(&self) -> Result<Access, NodeError> {
+        Access::resolve(
+            self.connection.as_deref(),
+            self.region.as_deref(),
+            self.endpoint_url.as_deref(),
+        )
+    }
+
     fn check(&self, input: &Schema) -> Result<Vec<usize>, Vec<ConfigProblem>> {
         let mut problems = Problems::default();
         let columns = problems.fields(input, &self.partition_by, "/partition_by", any_type, "");
@@ -152,14 +160,7 @@ impl NodeConfig for S3Destination {
     }
 
     fn test_connection(&self) -> BoxFuture<Result<String, NodeError>> {
-        let access = Access::resolve(
-            self.connection.as_deref(),
-            self.region.as_deref(),
-            self.endpoint_url.as_deref(),
-        );
-        let bucket = self.bucket.clone();
-        let prefix = self.prefix.clone();
-        Box::pin(async move { super::test(&access?, &bucket, &prefix).await })
+        super::test(self.access(), &self.bucket, &self.prefix)
     }
 
     fn summary(&self) -> String {
@@ -181,11 +182,7 @@ impl NodeConfig for S3Destination {
             .as_ref()
             .expect("a destination has an input");
         let columns = self.check(input)?;
-        let access = Access::resolve(
-            self.connection.as_deref(),
-            self.region.as_deref(),
-            self.endpoint_url.as_deref(),
-        )?;
+        let access = self.access()?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| NodeError::msg("S3 needs the async runtime"))?;
         let settings = ObjectSettings {

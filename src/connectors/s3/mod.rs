@@ -16,7 +16,7 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls;
 
-use crate::node::{ConfigProblem, NodeError};
+use crate::node::{BoxFuture, ConfigProblem, NodeError};
 use crate::paths::Dirs;
 
 /// The connector name S3 connections carry in `connections.json`.
@@ -299,13 +299,22 @@ fn source_text(err: &dyn std::error::Error) -> String {
 
 /// Checks that the bucket can be listed, for "Test connection": `Ok` says how many keys
 /// the first page under the prefix held.
-pub async fn test(access: &Access, bucket: &str, prefix: &str) -> Result<String, NodeError> {
-    let client = access.client().await?;
+pub fn test(
+    access: Result<Access, NodeError>,
+    bucket: &str,
+    prefix: &str,
+) -> BoxFuture<Result<String, NodeError>> {
+    let bucket = bucket.to_string();
     let prefix = normalize_prefix(prefix);
+    Box::pin(async move { list_first_page(&access?, &bucket, &prefix).await })
+}
+
+async fn list_first_page(access: &Access, bucket: &str, prefix: &str) -> Result<String, NodeError> {
+    let client = access.client().await?;
     let page = client
         .list_objects_v2()
         .bucket(bucket)
-        .prefix(&prefix)
+        .prefix(prefix)
         .max_keys(1000)
         .send()
         .await

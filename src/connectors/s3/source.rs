@@ -307,14 +307,7 @@ impl NodeConfig for S3Source {
     }
 
     fn test_connection(&self) -> BoxFuture<Result<String, NodeError>> {
-        let access = Access::resolve(
-            self.connection.as_deref(),
-            self.region.as_deref(),
-            self.endpoint_url.as_deref(),
-        );
-        let bucket = self.bucket.clone();
-        let prefix = self.prefix.clone();
-        Box::pin(async move { super::test(&access?, &bucket, &prefix).await })
+        super::test(self.access(), &self.bucket, &self.prefix)
     }
 
     fn summary(&self) -> String {
