@@ -188,9 +188,23 @@ impl<'a> FormContext<'a> {
     }
 }
 
-/// "fail_on_first_error" → "Fail on first error".
+/// "fail_on_first_error" → "Fail on first error"; "sse_kms" → "SSE KMS".
 pub fn humanize(name: &str) -> String {
-    let spaced = name.replace('_', " ").replace(" mb", " MB");
+    let words: Vec<&str> = name
+        .split('_')
+        .map(|word| match word {
+            "mb" => "MB",
+            "url" => "URL",
+            "kms" => "KMS",
+            "sse" => "SSE",
+            "s3" => "S3",
+            "csv" => "CSV",
+            "json" => "JSON",
+            "jsonl" => "JSON lines",
+            other => other,
+        })
+        .collect();
+    let spaced = words.join(" ");
     let mut chars = spaced.chars();
     match chars.next() {
         Some(c) => c.to_uppercase().chain(chars).collect(),
@@ -797,5 +811,9 @@ mod tests {
     fn names_read_as_words() {
         assert_eq!(humanize("fail_on_first_error"), "Fail on first error");
         assert_eq!(humanize("all_but_last_n"), "All but last n");
+        assert_eq!(humanize("sse_kms"), "SSE KMS");
+        assert_eq!(humanize("endpoint_url"), "Endpoint URL");
+        assert_eq!(humanize("jsonl"), "JSON lines");
+        assert_eq!(humanize("file_size_mb"), "File size MB");
     }
 }

@@ -114,7 +114,7 @@ pub enum Encryption {
 impl NodeKind for S3Destination {
     const TYPE: &'static str = "destination.s3";
     const TITLE: &'static str = "Amazon S3";
-    const ICON: &'static str = "🪣";
+    const ICON: &'static str = "☁";
     const TESTS_CONNECTION: bool = true;
     const DESCRIPTION: &'static str =
         "Write CSV, JSON lines or Parquet objects to an S3 bucket or an S3-compatible store";

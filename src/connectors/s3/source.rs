@@ -79,7 +79,7 @@ fn is_comma(c: &char) -> bool {
 impl NodeKind for S3Source {
     const TYPE: &'static str = "source.s3";
     const TITLE: &'static str = "Amazon S3";
-    const ICON: &'static str = "🪣";
+    const ICON: &'static str = "☁";
     const TESTS_CONNECTION: bool = true;
     const DESCRIPTION: &'static str =
         "Read CSV, JSON lines, JSON or Parquet objects from an S3 bucket or an S3-compatible store";
