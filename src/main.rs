@@ -55,6 +55,15 @@ enum Command {
         /// Print the run record as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// Read everything, not only what is new since the last run; where the sources
+        /// get to is saved all the same.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Show or reset where a flow's incremental sources left off.
+    State {
+        #[command(subcommand)]
+        action: StateAction,
     },
     /// Check flows; every problem with its node and JSON path.
     Validate {
@@ -85,6 +94,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum StateAction {
+    /// Where each incremental source of the flow will start its next run.
+    Show {
+        flow: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget where the flow's sources left off: the next run reads everything.
+    Reset { flow: PathBuf },
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -127,7 +148,13 @@ fn execute(command: Command) -> anyhow::Result<u8> {
             tributary::ui::run(flow, options)?;
             Ok(0)
         }
-        Command::Run { flow, params, json } => run(flow, params.into_iter().collect(), json, dirs),
+        Command::Run {
+            flow,
+            params,
+            json,
+            full,
+        } => run(flow, params.into_iter().collect(), json, full, dirs),
+        Command::State { action } => state(action, &dirs),
         Command::Validate { flows, params } => {
             let overrides: IndexMap<String, String> = params.into_iter().collect();
             let mut code = 0;
@@ -276,10 +303,55 @@ fn report(path: &std::path::Path, problems: &[Problem]) {
     }
 }
 
+/// Watermarks are kept by flow name, the name the run records carry.
+fn state(action: StateAction, dirs: &Dirs) -> anyhow::Result<u8> {
+    let path = match &action {
+        StateAction::Show { flow, .. } | StateAction::Reset { flow } => flow,
+    };
+    let flow = match tributary::flow::Flow::load(path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(INVALID);
+        }
+    };
+    let store = tributary::state::StateStore::open(dirs).map_err(anyhow::Error::msg)?;
+    match action {
+        StateAction::Show { json, .. } => {
+            let marks = store.watermarks(&flow.name).map_err(anyhow::Error::msg)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&marks)?);
+            } else if marks.is_empty() {
+                println!(
+                    "\"{}\": no source has a saved watermark; the next run reads everything",
+                    flow.name
+                );
+            } else {
+                for m in marks {
+                    println!(
+                        "{}: {} (saved by run {} at {})",
+                        m.node, m.value, m.execution_id, m.saved_at
+                    );
+                }
+            }
+        }
+        StateAction::Reset { .. } => {
+            let n = store.reset(&flow.name).map_err(anyhow::Error::msg)?;
+            println!(
+                "\"{}\": {n} watermark{} forgotten; the next run reads everything",
+                flow.name,
+                if n == 1 { "" } else { "s" }
+            );
+        }
+    }
+    Ok(0)
+}
+
 fn run(
     path: PathBuf,
     overrides: IndexMap<String, String>,
     json: bool,
+    full: bool,
     dirs: Dirs,
 ) -> anyhow::Result<u8> {
     let (_, plan) = match workspace::plan_file(&path, &overrides, &dirs) {
@@ -291,6 +363,7 @@ fn run(
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runner")?;
     let mut options = RunOptions::new(dirs);
+    options.full = full;
     let (events, mut rx) = mpsc::unbounded_channel();
     options.events = Some(events);
     let cancel = options.cancel.clone();

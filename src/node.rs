@@ -81,6 +81,10 @@ pub struct BuildContext {
     pub output_schema: SchemaRef,
     /// Rows per batch that sources aim for.
     pub batch_rows: usize,
+    /// Where this source's last successful run left off (what it gave
+    /// [`SourceOutput::advance_watermark`](crate::engine::SourceOutput::advance_watermark));
+    /// `None` the first time and on `run --full`.
+    pub watermark: Option<serde_json::Value>,
 }
 
 /// A node type's settings, as parsed from the flow file.

@@ -117,9 +117,16 @@ pub struct SourceOutput {
     pub(super) sent: u64,
     pub(super) batch_rows: usize,
     pub(super) batch_bytes: usize,
+    pub(super) watermark: Arc<Mutex<Option<serde_json::Value>>>,
 }
 
 impl SourceOutput {
+    /// Where the next run should start, for a source that pulls incrementally. Saved only
+    /// once the run's output is committed; until then the last run's watermark stands.
+    pub fn advance_watermark(&self, mark: serde_json::Value) {
+        *self.watermark.lock().unwrap() = Some(mark);
+    }
+
     /// Sends a batch on, cut to the preview's sample size.
     pub async fn send(&mut self, batch: RecordBatch) -> Result<Demand, NodeError> {
         let (batch, demand) = self.take(batch);

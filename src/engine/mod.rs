@@ -11,11 +11,11 @@ mod record;
 
 pub use context::{Demand, ErrorSink, InFlight, SourceOutput, TransformContext};
 pub use progress::{NodeFigures, NodeMetrics, NodeState, RunEvent};
-pub use record::{RunError, RunRecord, RunStatus, human_bytes};
+pub use record::{RunError, RunRecord, RunStatus, Window, human_bytes};
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -30,6 +30,7 @@ use crate::node::{
     BuildContext, Destination, ErrorRecord, NodeError, OutputLocation, Runtime, Transform,
 };
 use crate::paths::Dirs;
+use crate::state::StateStore;
 use context::{NodeHandle, Outputs};
 
 /// How a run is carried out and who watches it.
@@ -48,6 +49,9 @@ pub struct RunOptions {
     /// smaller batches, so what waits between nodes stays bounded in bytes.
     pub batch_bytes: usize,
     pub rates: Rates,
+    /// Read everything, not just what is new since the last run (`run --full`). The
+    /// watermark reached is saved all the same.
+    pub full: bool,
 }
 
 impl RunOptions {
@@ -60,6 +64,7 @@ impl RunOptions {
             batch_rows: 8192,
             batch_bytes: 2 << 20,
             rates: Rates::default(),
+            full: false,
         }
     }
 }
@@ -107,6 +112,7 @@ pub async fn run(plan: &Plan, opts: RunOptions) -> RunRecord {
         outputs: outcome.outputs,
         error_output,
         error: outcome.error,
+        windows: outcome.windows,
         cost: cost::of_run(
             bytes_processed,
             outcome.status == RunStatus::Successful,
@@ -211,6 +217,7 @@ struct Outcome {
     outputs: Vec<OutputLocation>,
     collected: HashMap<usize, Vec<RecordBatch>>,
     peak_in_flight: usize,
+    windows: Vec<Window>,
 }
 
 /// What a node's task hands back: how it ended, and a destination to commit or abort.
@@ -263,12 +270,27 @@ async fn execute(
             events: opts.events.clone(),
         })
         .collect();
-    let figures =
-        |handles: &[NodeHandle]| handles.iter().map(|h| h.metrics.figures(&h.id)).collect();
 
     // Build every runtime before anything runs, so a config the runtime refuses fails the
     // run before it reads a single record.
     let started = Utc::now();
+    // Where each source left off last time; a source that does not pull incrementally
+    // ignores it.
+    let mut state = match StateStore::open(&opts.dirs) {
+        Ok(state) => state,
+        Err(message) => return Outcome::failed(None, message, &handles),
+    };
+    let mut from: Vec<Option<serde_json::Value>> = vec![None; n];
+    for (i, node) in plan.nodes.iter().enumerate() {
+        if selected[i] && node.kind.role == crate::node::Role::Source && !opts.full {
+            match state.watermark(&plan.flow_name, &node.id) {
+                Ok(mark) => from[i] = mark,
+                Err(message) => return Outcome::failed(Some(&node.id), message, &handles),
+            }
+        }
+    }
+    let marks: Vec<Arc<Mutex<Option<serde_json::Value>>>> =
+        (0..n).map(|_| Arc::default()).collect();
     let mut runtimes: Vec<Option<Runtime>> = Vec::with_capacity(n);
     for (i, node) in plan.nodes.iter().enumerate() {
         if !selected[i] {
@@ -284,6 +306,7 @@ async fn execute(
             input_schema: node.inputs.first().map(|&j| plan.nodes[j].schema.clone()),
             output_schema: node.schema.clone(),
             batch_rows: opts.batch_rows,
+            watermark: from[i].clone(),
         };
         match node.config.build(&cx) {
             Ok(rt) => runtimes.push(Some(rt)),
@@ -296,17 +319,7 @@ async fn execute(
                 }
                 handles[i].metrics.set_state(NodeState::Failed);
                 *handles[i].metrics.error.lock().unwrap() = Some(e.to_string());
-                return Outcome {
-                    status: RunStatus::Error,
-                    error: Some(RunError {
-                        node: Some(node.id.clone()),
-                        message: e.to_string(),
-                    }),
-                    figures: figures(&handles),
-                    outputs: Vec::new(),
-                    collected: HashMap::new(),
-                    peak_in_flight: 0,
-                };
+                return Outcome::failed(Some(&node.id), e.to_string(), &handles);
             }
         }
     }
@@ -365,6 +378,7 @@ async fn execute(
                     sent: 0,
                     batch_rows: opts.batch_rows,
                     batch_bytes: opts.batch_bytes,
+                    watermark: marks[i].clone(),
                 };
                 tasks.spawn(async move {
                     TaskEnd {
@@ -450,10 +464,36 @@ async fn execute(
     };
     let (outputs, commit_error) =
         finish_destinations(destinations, status == RunStatus::Successful, &handles).await;
-    let (status, error) = match commit_error {
+    let (mut status, mut error) = match commit_error {
         Some(e) => (RunStatus::Error, Some(e)),
         None => (status, error),
     };
+
+    // The output is committed: only now may the sources' watermarks move on.
+    let windows: Vec<Window> = (0..n)
+        .filter_map(|i| {
+            let to = marks[i].lock().unwrap().take();
+            (from[i].is_some() || to.is_some()).then(|| Window {
+                node: plan.nodes[i].id.clone(),
+                from: from[i].take(),
+                to,
+            })
+        })
+        .collect();
+    let reached: Vec<(String, serde_json::Value)> = windows
+        .iter()
+        .filter_map(|w| Some((w.node.clone(), w.to.clone()?)))
+        .collect();
+    let save = matches!(mode, Mode::Run) && status == RunStatus::Successful && !reached.is_empty();
+    if save && let Err(e) = state.save(&plan.flow_name, execution_id, &reached) {
+        status = RunStatus::Error;
+        error = Some(RunError {
+            node: None,
+            message: format!(
+                "the output is complete, but where the sources left off could not be saved, so the next run will read the same records again: {e}"
+            ),
+        });
+    }
     Outcome {
         status,
         error,
@@ -461,6 +501,29 @@ async fn execute(
         outputs,
         collected,
         peak_in_flight: in_flight.peak(),
+        windows,
+    }
+}
+
+fn figures(handles: &[NodeHandle]) -> Vec<NodeFigures> {
+    handles.iter().map(|h| h.metrics.figures(&h.id)).collect()
+}
+
+impl Outcome {
+    /// A run that failed before any node started.
+    fn failed(node: Option<&str>, message: String, handles: &[NodeHandle]) -> Self {
+        Outcome {
+            status: RunStatus::Error,
+            error: Some(RunError {
+                node: node.map(str::to_string),
+                message,
+            }),
+            figures: figures(handles),
+            outputs: Vec::new(),
+            collected: HashMap::new(),
+            peak_in_flight: 0,
+            windows: Vec::new(),
+        }
     }
 }
 

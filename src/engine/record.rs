@@ -42,7 +42,20 @@ pub struct RunRecord {
     pub error_output: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<RunError>,
+    /// What each incremental source read: from where the last run left off to where this
+    /// one did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<Window>,
     pub cost: Cost,
+}
+
+/// An incremental source's window in one run. `to` is saved for the next run only when the
+/// run succeeded; it is absent when nothing new was read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    pub node: String,
+    pub from: Option<serde_json::Value>,
+    pub to: Option<serde_json::Value>,
 }
 
 /// Why a run failed, tied to the node where it happened.

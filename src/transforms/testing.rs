@@ -84,6 +84,7 @@ fn build_context(input: SchemaRef, output: SchemaRef) -> BuildContext {
         input_schema: Some(input),
         output_schema: output,
         batch_rows: 1024,
+        watermark: None,
     }
 }
 

@@ -5,7 +5,7 @@
 //! then read exactly as the file source reads a local file: the same types, the same
 //! handling of malformed records, with `s3://bucket/key` named in every error record.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -50,6 +50,10 @@ pub struct S3Source {
     /// or a `${param}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modified_after: Option<String>,
+    /// Read only the objects added or changed since the last successful run (`run --full`
+    /// reads them all once more).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incremental: bool,
     /// Field types to use instead of the ones read from the data, e.g.
     /// `{"CloseDate": "date"}`.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
@@ -120,22 +124,32 @@ impl S3Source {
             })
     }
 
-    /// Whether an object belongs to the run.
-    fn wanted(&self, object: &Object, format: FileFormat, after: Option<DateTime<Utc>>) -> bool {
-        let Some(key) = object.key() else {
-            return false;
+    /// Which objects this run reads: those after `modified_after`, and with `incremental`
+    /// those after the last run's watermark.
+    fn window(&self, watermark: Option<&serde_json::Value>) -> Result<Window, NodeError> {
+        let mut window = Window {
+            after: self
+                .modified_after()
+                .map_err(|p| NodeError::msg(p.message))?,
+            seen: HashSet::new(),
+            exclusive: true,
         };
-        if key.ends_with('/') || FileFormat::from_path(key) != Some(format) {
-            return false;
+        let Some(mark) = watermark.filter(|_| self.incremental) else {
+            return Ok(window);
+        };
+        let mark: Mark = serde_json::from_value(mark.clone()).map_err(|e| {
+            NodeError::msg(format!(
+                "the saved watermark is not one this source wrote ({e}); reset it with `tributary state reset`"
+            ))
+        })?;
+        if window.after.is_none_or(|after| mark.last_modified >= after) {
+            window = Window {
+                after: Some(mark.last_modified),
+                seen: mark.keys.into_iter().collect(),
+                exclusive: false,
+            };
         }
-        match (after, object.last_modified()) {
-            (Some(after), Some(modified)) => {
-                modified.secs() > after.timestamp()
-                    || (modified.secs() == after.timestamp()
-                        && modified.subsec_nanos() > after.timestamp_subsec_nanos())
-            }
-            _ => true,
-        }
+        Ok(window)
     }
 
     /// The format and the fields of the objects, from the first one.
@@ -297,6 +311,58 @@ fn parquet_schema(footer: &[u8]) -> Result<Schema, String> {
         .map_err(|e| format!("cannot read the Parquet schema: {e}"))
 }
 
+/// Where an incremental pull got to: the newest modification time read, and the keys read
+/// at that very time. S3 keeps times to the second, so objects written in the same second
+/// as the last one read are read next time, except those named here: none is lost and none
+/// read twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Mark {
+    last_modified: DateTime<Utc>,
+    keys: Vec<String>,
+}
+
+impl Mark {
+    /// Takes in an object that was read.
+    fn advance(mark: &mut Option<Mark>, key: String, modified: DateTime<Utc>) {
+        match mark {
+            Some(m) if m.last_modified == modified => m.keys.push(key),
+            Some(m) if m.last_modified > modified => {}
+            _ => {
+                *mark = Some(Mark {
+                    last_modified: modified,
+                    keys: vec![key],
+                })
+            }
+        }
+    }
+}
+
+/// Which objects a run reads: modified after `after` or, unless `exclusive`, at `after`
+/// itself but not among the keys `seen` there. `modified_after` alone excludes its instant;
+/// a watermark includes it.
+#[derive(Debug)]
+struct Window {
+    after: Option<DateTime<Utc>>,
+    seen: HashSet<String>,
+    exclusive: bool,
+}
+
+impl Window {
+    fn includes(&self, key: &str, modified: Option<DateTime<Utc>>) -> bool {
+        match (self.after, modified) {
+            (Some(after), Some(m)) => {
+                m > after || (m == after && !self.exclusive && !self.seen.contains(key))
+            }
+            _ => true,
+        }
+    }
+}
+
+fn modified(object: &Object) -> Option<DateTime<Utc>> {
+    let t = object.last_modified()?;
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
 impl NodeConfig for S3Source {
     fn output_schema(
         &self,
@@ -320,13 +386,11 @@ impl NodeConfig for S3Source {
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let (format, _) = self.plan()?;
-        let after = self
-            .modified_after()
-            .map_err(|p| NodeError::msg(p.message))?;
+        let window = self.window(cx.watermark.as_ref())?;
         Ok(Runtime::Source(Box::new(S3Read {
             config: self.clone(),
             access: self.access()?,
-            after,
+            window,
             settings: ReadSettings {
                 format,
                 schema: cx.output_schema.clone(),
@@ -340,7 +404,7 @@ impl NodeConfig for S3Source {
 struct S3Read {
     config: S3Source,
     access: Access,
-    after: Option<DateTime<Utc>>,
+    window: Window,
     settings: ReadSettings,
 }
 
@@ -348,6 +412,8 @@ struct S3Read {
 struct Downloaded {
     file: tempfile::TempPath,
     name: String,
+    key: String,
+    modified: Option<DateTime<Utc>>,
 }
 
 impl Source for S3Read {
@@ -356,22 +422,42 @@ impl Source for S3Read {
             let S3Read {
                 config,
                 access,
-                after,
+                window,
                 settings,
             } = *self;
+            // The watermark goes on from the last one when objects of its second are read.
+            let mut reached = window
+                .after
+                .filter(|_| config.incremental && !window.exclusive)
+                .map(|t| Mark {
+                    last_modified: t,
+                    keys: window.seen.iter().cloned().collect(),
+                });
+            let incremental = config.incremental;
             // One object waits on disk while another is read.
             let (tx, mut rx) = mpsc::channel::<Downloaded>(1);
             let format = settings.format;
             let download =
                 tokio::spawn(
-                    async move { download_all(&config, &access, format, after, tx).await },
+                    async move { download_all(&config, &access, format, &window, tx).await },
                 );
             let read = tokio::task::spawn_blocking(move || {
+                let mut read_any = false;
                 while let Some(object) = rx.blocking_recv() {
                     let path: PathBuf = object.file.to_path_buf();
                     if read_file(&settings, &mut out, &path, &object.name)? == Demand::Enough {
-                        break;
+                        return Ok(());
                     }
+                    read_any = true;
+                    if let Some(t) = object.modified {
+                        Mark::advance(&mut reached, object.key, t);
+                    }
+                }
+                if incremental
+                    && read_any
+                    && let Some(mark) = reached
+                {
+                    out.advance_watermark(serde_json::to_value(mark).expect("plain data"));
                 }
                 Ok::<(), NodeError>(())
             });
@@ -393,7 +479,7 @@ async fn download_all(
     config: &S3Source,
     access: &Access,
     format: FileFormat,
-    after: Option<DateTime<Utc>>,
+    window: &Window,
     tx: mpsc::Sender<Downloaded>,
 ) -> Result<(), NodeError> {
     let bucket = &config.bucket;
@@ -407,13 +493,20 @@ async fn download_all(
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| explain(e, access, bucket))?;
         for object in page.contents() {
-            if !config.wanted(object, format, after) {
+            let Some(key) = object.key() else { continue };
+            let of_format = !key.ends_with('/') && FileFormat::from_path(key) == Some(format);
+            if !of_format || !window.includes(key, modified(object)) {
                 continue;
             }
-            let key = object.key().expect("wanted objects have keys");
             let name = format!("s3://{bucket}/{key}");
             let file = download(&client, access, bucket, key, &name).await?;
-            if tx.send(Downloaded { file, name }).await.is_err() {
+            let downloaded = Downloaded {
+                file,
+                name,
+                key: key.to_string(),
+                modified: modified(object),
+            };
+            if tx.send(downloaded).await.is_err() {
                 return Ok(());
             }
         }
@@ -457,6 +550,50 @@ async fn download(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn objects_sharing_the_watermark_second_are_neither_lost_nor_read_twice() {
+        let source: S3Source = serde_json::from_value(serde_json::json!({
+            "bucket": "b", "incremental": true
+        }))
+        .unwrap();
+        let mark = serde_json::json!({"last_modified": "2026-11-27T10:00:00Z", "keys": ["a"]});
+        let window = source.window(Some(&mark)).unwrap();
+        let t = at("2026-11-27T10:00:00Z");
+        assert!(!window.includes("a", Some(t)), "read last time");
+        assert!(window.includes("b", Some(t)), "same second, not read yet");
+        assert!(!window.includes("old", Some(at("2026-11-27T09:59:59Z"))));
+        assert!(window.includes("new", Some(at("2026-11-27T10:00:01Z"))));
+
+        // The next mark keeps the keys of its second, from this run and the last.
+        let mut reached = Some(Mark {
+            last_modified: t,
+            keys: vec!["a".into()],
+        });
+        Mark::advance(&mut reached, "b".into(), t);
+        Mark::advance(&mut reached, "old".into(), at("2026-11-27T09:00:00Z"));
+        assert_eq!(reached.as_ref().unwrap().keys, ["a", "b"]);
+        Mark::advance(&mut reached, "new".into(), at("2026-11-27T10:00:01Z"));
+        assert_eq!(reached.as_ref().unwrap().keys, ["new"]);
+
+        // Without `incremental`, or with a later `modified_after`, the watermark is ignored;
+        // `modified_after` leaves out its own instant.
+        let plain: S3Source = serde_json::from_value(serde_json::json!({
+            "bucket": "b", "modified_after": "2026-11-27T11:00:00Z", "incremental": true
+        }))
+        .unwrap();
+        let window = plain.window(Some(&mark)).unwrap();
+        assert!(!window.includes("b", Some(at("2026-11-27T11:00:00Z"))));
+        assert!(window.includes("b", Some(at("2026-11-27T11:00:01Z"))));
+        let bad = serde_json::json!({"cursor": 3});
+        assert!(source.window(Some(&bad)).is_err());
+    }
 
     #[test]
     fn parquet_footers_decode() {
