@@ -46,12 +46,6 @@ struct Shared {
     in_flight: Arc<Semaphore>,
 }
 
-impl Shared {
-    fn fail(&self, e: NodeError) -> io::Error {
-        io::Error::other(e.to_string())
-    }
-}
-
 /// Where a destination's objects go: a bucket and a key prefix.
 pub struct Uploads {
     access: Access,
@@ -308,7 +302,7 @@ impl ObjectSink {
     fn collect_finished(&mut self) -> io::Result<()> {
         while self.uploading.front().is_some_and(JoinHandle::is_finished) {
             let task = self.uploading.pop_front().expect("checked");
-            let part = self.join(task).map_err(|e| self.shared.fail(e))?;
+            let part = self.join(task).map_err(|e| io::Error::other(e.to_string()))?;
             self.done.push(part);
         }
         Ok(())
