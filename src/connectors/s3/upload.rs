@@ -302,7 +302,9 @@ impl ObjectSink {
     fn collect_finished(&mut self) -> io::Result<()> {
         while self.uploading.front().is_some_and(JoinHandle::is_finished) {
             let task = self.uploading.pop_front().expect("checked");
-            let part = self.join(task).map_err(|e| io::Error::other(e.to_string()))?;
+            let part = self
+                .join(task)
+                .map_err(|e| io::Error::other(e.to_string()))?;
             self.done.push(part);
         }
         Ok(())
