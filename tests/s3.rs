@@ -801,3 +801,51 @@ fn an_incremental_source_reads_each_object_once_and_only_after_a_committed_run()
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(ids(&record), [2, 3, 4, 10]);
 }
+
+#[test]
+fn a_run_killed_mid_upload_leaves_no_object() {
+    let b = bucket("killed");
+    let scratch = Scratch::new();
+    let f = demo_to_s3(2_000_000, json!({"bucket": b, "format": "jsonl"}));
+    let path = scratch.flow("flow.json", &f);
+    let s = server();
+    let mut child = tributary(&scratch, s, &s.key_id, &s.secret)
+        .args(["run", path.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once parts have gone up.
+    let started = std::time::Instant::now();
+    loop {
+        let uploads = block_on(client().list_multipart_uploads().bucket(&b).send()).unwrap();
+        let parts = match uploads.uploads().first() {
+            Some(u) => block_on(
+                client()
+                    .list_parts()
+                    .bucket(&b)
+                    .key(u.key().unwrap())
+                    .upload_id(u.upload_id().unwrap())
+                    .send(),
+            )
+            .unwrap()
+            .parts()
+            .len(),
+            None => 0,
+        };
+        if parts >= 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no parts went up"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The parts stay with the unfinished upload (a lifecycle rule removes them), but no
+    // object exists: a reader never sees part of the output.
+    assert!(keys(&b).is_empty(), "{:?}", keys(&b));
+}
