@@ -849,3 +849,25 @@ fn a_run_killed_mid_upload_leaves_no_object() {
     // object exists: a reader never sees part of the output.
     assert!(keys(&b).is_empty(), "{:?}", keys(&b));
 }
+
+#[test]
+fn keys_never_reach_the_logs_even_when_tracing() {
+    let b = bucket("quiet-logs");
+    let scratch = Scratch::new();
+    let f = demo_to_s3(100, json!({"bucket": b, "format": "csv"}));
+    let path = scratch.flow("flow.json", &f);
+    let s = server();
+    let secret = "tributary-test-secret-0123456789";
+    let o = tributary(&scratch, s, &s.key_id, secret)
+        .env("TRIBUTARY_LOG", "trace")
+        .args(["run", path.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let logs = stderr(&o);
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "tracing is on"
+    );
+    assert!(!logs.contains(secret) && !stdout(&o).contains(secret));
+}
