@@ -50,11 +50,11 @@ pub struct FileSource {
     pub fail_on_first_error: bool,
 }
 
-fn comma() -> char {
+pub(crate) fn comma() -> char {
     ','
 }
 
-fn is_comma(c: &char) -> bool {
+pub(crate) fn is_comma(c: &char) -> bool {
     *c == ','
 }
 

@@ -21,7 +21,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::{Access, block_on, check_bucket, explain, normalize_prefix};
-use crate::connectors::file::{ReadSettings, infer_schema, read_file, with_overrides};
+use crate::connectors::file::{self, ReadSettings, infer_schema, read_file, with_overrides};
 use crate::connectors::formats::FileFormat;
 use crate::engine::{Demand, SourceOutput};
 use crate::node::{
@@ -59,7 +59,7 @@ pub struct S3Source {
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub schema: IndexMap<String, FieldType>,
     /// The CSV field separator.
-    #[serde(default = "comma", skip_serializing_if = "is_comma")]
+    #[serde(default = "file::comma", skip_serializing_if = "file::is_comma")]
     pub delimiter: char,
     /// Stop the run at the first malformed record instead of setting it aside.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -70,14 +70,6 @@ pub struct S3Source {
     /// An S3-compatible store's address (MinIO, Ceph, R2…), over the connection's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
-}
-
-fn comma() -> char {
-    ','
-}
-
-fn is_comma(c: &char) -> bool {
-    *c == ','
 }
 
 impl NodeKind for S3Source {
