@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 # need no display libraries.
 source scripts/packages.sh
 ensure_packages build-essential pkg-config python3-venv
+# The connection tests log in through a real headless browser.
+ensure_packages chromium
+export TRIBUTARY_TEST_CHROMIUM=/usr/bin/chromium
 
 # The S3 tests start an S3-compatible server on loopback (moto's), from a virtualenv of its
 # own. 5.1 is the newest line whose CompleteMultipartUpload answer strict clients can parse.

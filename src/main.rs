@@ -16,6 +16,8 @@ use tributary::flow::Problem;
 use tributary::paths::Dirs;
 use tributary::{registry, schema, workspace};
 
+mod connection_command;
+
 /// Runs allocate and free many large buffers a second (one per batch and column); mimalloc
 /// reuses them where the system allocator returns pages to the kernel and faults them in
 /// again.
@@ -64,6 +66,11 @@ enum Command {
     State {
         #[command(subcommand)]
         action: StateAction,
+    },
+    /// Add, list, test, log in to and remove connections.
+    Connection {
+        #[command(subcommand)]
+        action: connection_command::ConnectionAction,
     },
     /// Check flows; every problem with its node and JSON path.
     Validate {
@@ -155,6 +162,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
             full,
         } => run(flow, params.into_iter().collect(), json, full, dirs),
         Command::State { action } => state(action, &dirs),
+        Command::Connection { action } => connection_command::execute(action, &dirs),
         Command::Validate { flows, params } => {
             let overrides: IndexMap<String, String> = params.into_iter().collect();
             let mut code = 0;
@@ -212,6 +220,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
                     return Ok(INVALID);
                 }
             };
+            unlock_for(&loaded, &dirs)?;
             let runtime = tokio::runtime::Runtime::new()?;
             let preview = match runtime.block_on(engine::preview(
                 &plan,
@@ -291,6 +300,27 @@ fn execute(command: Command) -> anyhow::Result<u8> {
     }
 }
 
+/// Asks for the vault passphrase before a run whose connections keep secrets, at a
+/// terminal, rather than failing in the middle. Headless runs give it in the environment.
+fn unlock_for(flow: &tributary::flow::Flow, dirs: &Dirs) -> anyhow::Result<()> {
+    let Ok(all) = tributary::auth::load(dirs) else {
+        return Ok(());
+    };
+    let needs_secrets = flow
+        .nodes
+        .iter()
+        .filter_map(|n| n.config.get("connection")?.as_str())
+        .any(|name| {
+            all.get(name)
+                .is_some_and(|c| c.auth != tributary::auth::AuthKind::None)
+        });
+    if needs_secrets && std::io::stdin().is_terminal() && !tributary::auth::vault::is_unlocked(dirs)
+    {
+        connection_command::unlock(dirs)?;
+    }
+    Ok(())
+}
+
 fn report(path: &std::path::Path, problems: &[Problem]) {
     eprintln!(
         "{}: {} problem{}",
@@ -354,13 +384,14 @@ fn run(
     full: bool,
     dirs: Dirs,
 ) -> anyhow::Result<u8> {
-    let (_, plan) = match workspace::plan_file(&path, &overrides, &dirs) {
+    let (flow, plan) = match workspace::plan_file(&path, &overrides, &dirs) {
         Ok(p) => p,
         Err(problems) => {
             report(&path, &problems);
             return Ok(INVALID);
         }
     };
+    unlock_for(&flow, &dirs)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runner")?;
     let mut options = RunOptions::new(dirs);
     options.full = full;

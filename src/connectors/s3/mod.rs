@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::Region;
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls;
 
+use crate::auth::{AuthKind, Secret, vault};
 use crate::node::{BoxFuture, ConfigProblem, NodeError};
 use crate::paths::Dirs;
 
@@ -35,6 +36,9 @@ pub struct Access {
     /// Bucket in the path instead of the host name; automatic for IP addresses and
     /// `localhost`, where host-style addressing cannot work.
     pub path_style: Option<bool>,
+    /// An access key id and secret from the vault, for connections that sign in with
+    /// access keys instead of the environment.
+    pub keys: Option<(Secret, Secret)>,
 }
 
 impl Access {
@@ -59,24 +63,33 @@ impl Access {
     }
 
     fn of_connection(name: &str) -> Result<Access, NodeError> {
-        let connections = crate::auth::load(&Dirs::from_env()).map_err(NodeError::msg)?;
-        let connection = connections
-            .get(name)
-            .ok_or_else(|| NodeError::msg(format!("there is no connection named `{name}`")))?;
+        let dirs = Dirs::from_env();
+        let connection = crate::auth::get(&dirs, name).map_err(NodeError::msg)?;
         if connection.connector != CONNECTOR {
             return Err(NodeError::msg(format!(
                 "the connection `{name}` is for {}, not S3",
                 connection.connector
             )));
         }
-        let text = |key: &str| {
-            connection
-                .settings
-                .get(key)
-                .and_then(|v| v.as_str())
-                .map(String::from)
+        let text = |key: &str| connection.setting(key);
+        let keys = match connection.auth {
+            AuthKind::AccessKeys => {
+                let vault = vault::shared(&dirs)
+                    .map_err(|e| NodeError::msg(format!("the connection `{name}`: {e}")))?;
+                let vault = vault.lock().unwrap();
+                let field = |f: &str| {
+                    vault.get(name, f).ok_or_else(|| {
+                        NodeError::msg(format!(
+                            "the connection `{name}` has no {f} in the vault; add the connection again"
+                        ))
+                    })
+                };
+                Some((field("access_key_id")?, field("secret_access_key")?))
+            }
+            _ => None,
         };
         Ok(Access {
+            keys,
             region: text("region"),
             profile: text("profile"),
             endpoint_url: text("endpoint_url"),
@@ -100,7 +113,15 @@ impl Access {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http)
             .timeout_config(timeouts);
-        if let Some(profile) = &self.profile {
+        if let Some((id, secret)) = &self.keys {
+            loader = loader.credentials_provider(Credentials::new(
+                id.expose(),
+                secret.expose(),
+                None,
+                None,
+                "tributary-vault",
+            ));
+        } else if let Some(profile) = &self.profile {
             loader = loader.profile_name(profile);
         }
         if let Some(region) = &self.region {
@@ -116,7 +137,7 @@ impl Access {
             .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
             .filter(|e| !e.is_empty());
         if let Some(endpoint) = &endpoint {
-            check_endpoint(endpoint)?;
+            crate::auth::http::check_url(endpoint).map_err(NodeError::msg)?;
         }
         let mut builder = aws_sdk_s3::config::Builder::from(&config);
         if config.region().is_none() {
@@ -156,42 +177,9 @@ pub fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
 }
 
 /// The host of an endpoint URL.
-fn host_of(endpoint: &str) -> &str {
-    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    }
-}
-
 fn is_local_or_ip(endpoint: &str) -> bool {
-    let host = host_of(endpoint);
+    let host = crate::auth::http::host_of(endpoint);
     host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok()
-}
-
-fn is_loopback(endpoint: &str) -> bool {
-    let host = host_of(endpoint);
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Keys and data travel in the clear over plain HTTP, so it is only for this machine.
-fn check_endpoint(endpoint: &str) -> Result<(), NodeError> {
-    if endpoint.starts_with("https://") {
-        return Ok(());
-    }
-    if endpoint.starts_with("http://") {
-        if is_loopback(endpoint) {
-            return Ok(());
-        }
-        return Err(NodeError::msg(format!(
-            "the endpoint {endpoint} uses plain HTTP, which would send data and signatures unencrypted; use https:// (plain HTTP is allowed only to this machine)"
-        )));
-    }
-    Err(NodeError::msg(format!(
-        "the endpoint `{endpoint}` is not a URL; write it as https://host[:port]"
-    )))
 }
 
 /// Checks a bucket name as S3 does, so a typo is reported before anything is sent.
@@ -309,6 +297,29 @@ pub fn test(
     Box::pin(async move { list_first_page(&access?, &bucket, &prefix).await })
 }
 
+/// Checks that an S3 connection's credentials are accepted, for the Connections window:
+/// lists the account's buckets. A refusal to list (AccessDenied) still proves the keys
+/// are valid, as a request with unknown keys fails with another code.
+pub async fn test_connection(name: &str) -> Result<String, String> {
+    let access = Access::resolve(Some(name), None, None).map_err(|e| e.to_string())?;
+    let client = access.client().await.map_err(|e| e.to_string())?;
+    match client.list_buckets().send().await {
+        Ok(answer) => {
+            let count = answer.buckets().len();
+            Ok(format!(
+                "connected to {}: {count} bucket{} visible",
+                access.place(),
+                if count == 1 { "" } else { "s" }
+            ))
+        }
+        Err(e) if e.code() == Some("AccessDenied") => Ok(format!(
+            "the credentials are accepted by {}; they may not list buckets",
+            access.place()
+        )),
+        Err(e) => Err(explain(e, &access, "(any)").to_string()),
+    }
+}
+
 async fn list_first_page(access: &Access, bucket: &str, prefix: &str) -> Result<String, NodeError> {
     let client = access.client().await?;
     let page = client
@@ -365,18 +376,6 @@ mod tests {
         assert!(is_local_or_ip("https://10.0.0.5"));
         assert!(!is_local_or_ip("https://s3.eu-west-1.amazonaws.com"));
         assert!(!is_local_or_ip("https://minio.example.com:9000"));
-    }
-
-    #[test]
-    fn plain_http_only_to_this_machine() {
-        assert!(check_endpoint("http://127.0.0.1:9000").is_ok());
-        assert!(check_endpoint("http://localhost:9000").is_ok());
-        assert!(check_endpoint("https://minio.example.com").is_ok());
-        let err = check_endpoint("http://minio.example.com")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("plain HTTP"), "{err}");
-        assert!(check_endpoint("minio.example.com").is_err());
     }
 
     #[test]
