@@ -681,3 +681,150 @@ fn the_vault_needs_its_passphrase_and_secrets_never_reach_the_logs() {
     assert!(vault.get("crm", "refresh_token").is_none());
     assert!(vault.get("crm", "client_secret").is_none());
 }
+
+mod app {
+    //! The Connections window, driven through its accessibility tree with egui_kittest.
+
+    use super::*;
+    use egui::accesskit::Role;
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable;
+    use tributary::ui::{AppState, TributaryApp, Worker};
+
+    fn start(home: &Home) -> Harness<'static, TributaryApp> {
+        let dirs = home.dirs();
+        let mut worker = Worker::new(dirs.clone(), || {});
+        // The test is the user pasting the link into a browser.
+        worker.open_browser = |_| Ok(());
+        let state = AppState::open_initial(dirs, None);
+        let app = TributaryApp::new(state, worker);
+        let mut harness = Harness::builder()
+            .with_size([1440.0, 900.0])
+            .build_ui_state(|ui, app: &mut TributaryApp| app.ui(ui), app);
+        harness.run_steps(3);
+        harness
+    }
+
+    fn wait_for(
+        harness: &mut Harness<'static, TributaryApp>,
+        what: &str,
+        done: impl Fn(&TributaryApp) -> bool,
+    ) {
+        let start = Instant::now();
+        while !done(harness.state()) {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+            harness.step();
+        }
+        harness.run_steps(2);
+    }
+
+    fn shows(harness: &Harness<'static, TributaryApp>, text: &str) -> bool {
+        harness.query_all_by_label_contains(text).next().is_some()
+    }
+
+    /// Replaces what a labelled text field (or password field) holds.
+    fn fill(harness: &mut Harness<'static, TributaryApp>, label: &str, text: &str) {
+        let role = if harness
+            .query_by_role_and_label(Role::TextInput, label)
+            .is_some()
+        {
+            Role::TextInput
+        } else {
+            Role::PasswordInput
+        };
+        harness.get_by_role_and_label(role, label).focus();
+        harness.run_steps(1);
+        harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+        harness.get_by_role_and_label(role, label).type_text(text);
+        harness.run_steps(2);
+    }
+
+    #[test]
+    fn the_connections_window_adds_a_connection_and_logs_it_in_through_the_browser() {
+        let server = start_server();
+        let home = Home::new();
+        let mut harness = start(&home);
+        harness.get_by_label("Connections").click();
+        // A new window takes a few frames to settle its size and place.
+        harness.run_steps(6);
+        assert!(shows(&harness, "No connections yet"));
+
+        harness.get_by_label("+ New connection").click();
+        harness.run_steps(6);
+        fill(&mut harness, "Name", "crm");
+        fill(&mut harness, "Login URL", &server.url);
+        fill(&mut harness, "Consumer key", CLIENT_ID);
+        fill(&mut harness, "Client secret", CLIENT_SECRET);
+        harness.get_by_label("Save").click();
+        harness.run_steps(2);
+
+        // The first secret creates the vault: its passphrase is chosen, twice.
+        assert!(shows(&harness, "Choose a passphrase for the vault"));
+        fill(&mut harness, "Passphrase", PASSPHRASE);
+        fill(&mut harness, "The same again", "something else");
+        harness.get_by_label("Create vault").click();
+        harness.run_steps(2);
+        assert!(shows(&harness, "the two passphrases differ"));
+        fill(&mut harness, "The same again", PASSPHRASE);
+        harness.get_by_label("Create vault").click();
+        harness.run_steps(3);
+        assert!(
+            shows(&harness, "not logged in"),
+            "the list shows the new connection"
+        );
+        let saved = home.connections();
+        assert_eq!(saved["crm"]["settings"]["login_url"], server.url);
+        assert!(
+            !std::fs::read_to_string(home.dirs().config.join("connections.json"))
+                .unwrap()
+                .contains(CLIENT_SECRET)
+        );
+
+        harness.get_by_label("Log in with browser").click();
+        wait_for(&mut harness, "the login URL", |app| {
+            app.state
+                .connections
+                .busy
+                .get("crm")
+                .is_some_and(|b| b.url.is_some())
+        });
+        assert!(shows(&harness, "Waiting for the browser"));
+        let url = harness.state().state.connections.busy["crm"]
+            .url
+            .clone()
+            .unwrap();
+        let status = Command::new(&home.browser).arg(&url).status().unwrap();
+        assert!(status.success());
+        wait_for(&mut harness, "the login", |app| {
+            app.state.connections.outcome.contains_key("crm")
+        });
+        assert!(
+            shows(&harness, "logged in as analyst@example.com"),
+            "{:?}",
+            harness.state().state.connections.outcome
+        );
+        assert!(shows(&harness, "ready"));
+
+        harness.get_by_label("Test").click();
+        harness.run_steps(2);
+        wait_for(&mut harness, "the test", |app| {
+            app.state.connections.busy.is_empty()
+                && app.state.connections.outcome.contains_key("crm")
+        });
+        assert!(shows(&harness, "signed in as analyst@example.com"));
+
+        // Delete asks first, then removes the connection and its secrets.
+        harness.get_by_label("Delete").click();
+        harness.run_steps(2);
+        assert!(shows(&harness, "Delete it and its secrets?"));
+        harness.get_by_label("Delete").click();
+        harness.run_steps(2);
+        assert!(shows(&harness, "No connections yet"));
+        let vault = vault::Vault::unlock(&vault::vault_file(&home.dirs()), PASSPHRASE).unwrap();
+        assert!(vault.get("crm", "refresh_token").is_none());
+    }
+}

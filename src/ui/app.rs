@@ -8,7 +8,7 @@ use super::canvas::Canvas;
 use super::commands::Command;
 use super::state::AppState;
 use super::worker::Worker;
-use super::{inspector, palette, panels, welcome};
+use super::{connections, inspector, palette, panels, welcome};
 
 pub struct TributaryApp {
     pub state: AppState,
@@ -61,6 +61,8 @@ impl TributaryApp {
             commands.extend(self.menu(ui));
         });
         commands.extend(welcome::confirm(ui, &self.state));
+        commands.extend(connections::window(ui, &self.state));
+        commands.extend(connections::vault_prompt(ui, &self.state));
         if self.state.welcome {
             egui::CentralPanel::default().show(ui, |ui| {
                 commands.extend(welcome::ui(ui, &self.state));
@@ -250,6 +252,9 @@ impl TributaryApp {
                     c.push(Command::Quit);
                 }
             });
+            if ui.button("Connections").clicked() {
+                c.push(Command::ShowConnections(true));
+            }
             if self.state.welcome {
                 return;
             }

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use crate::auth::Secret;
 use crate::flow::Trigger;
+
+pub use super::connection_state::ConnectionDraft;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -88,4 +91,29 @@ pub enum Command {
     ShowTab(super::state::Tab),
     /// Opens a file or folder with the system's handler.
     OpenExternally(PathBuf),
+
+    /// Show or hide the Connections window.
+    ShowConnections(bool),
+    /// Start the New connection form; `for_node` gets the connection once it is saved.
+    NewConnection {
+        connector: Option<String>,
+        for_node: Option<String>,
+    },
+    EditConnectionDraft(ConnectionDraft),
+    SaveConnectionDraft,
+    CancelConnectionDraft,
+    /// Log a connection in through the browser.
+    LogIn(String),
+    CancelLogIn(String),
+    /// Check that a connection signs in.
+    CheckConnection(String),
+    /// Ask before removing a connection and its secrets; `None` takes the question back.
+    AskRemoveConnection(Option<String>),
+    RemoveConnection(String),
+    EditVaultPrompt {
+        passphrase: Secret,
+        again: Secret,
+    },
+    UnlockVault,
+    CancelUnlock,
 }

@@ -10,6 +10,7 @@ use std::sync::LazyLock;
 use egui::{ComboBox, DragValue, RichText, TextEdit, Ui};
 use serde_json::{Map, Value, json};
 
+use super::connection_state::ConnectionsState;
 use crate::node::NodeType;
 use crate::registry;
 
@@ -168,6 +169,10 @@ pub struct FormContext<'a> {
     /// Set when the user asked to browse for a file or folder: (JSON pointer into the
     /// config, whether a folder).
     pub browse: Cell<Option<(String, bool)>>,
+    /// The connections there are, for settings that name one.
+    pub connections: Option<&'a ConnectionsState>,
+    /// Set when the user asked for a new connection of this connector.
+    pub new_connection: Cell<Option<String>>,
 }
 
 impl<'a> FormContext<'a> {
@@ -175,7 +180,14 @@ impl<'a> FormContext<'a> {
         Self {
             fields,
             browse: Cell::new(None),
+            connections: None,
+            new_connection: Cell::new(None),
         }
+    }
+
+    pub fn with_connections(mut self, connections: &'a ConnectionsState) -> Self {
+        self.connections = Some(connections);
+        self
     }
 
     /// The type, in words, of the input field the sibling setting `key` names.
@@ -418,6 +430,10 @@ fn edit_value(
         }
         Some("array") => edit_list(ui, root, &schema, value, cx, path),
         Some("string") if is_field(&schema) => pick_field(ui, value, cx, path),
+        Some("string") if schema.get("x-connection").is_some() => {
+            let connector = schema["x-connection"].as_str().unwrap_or_default();
+            pick_connection(ui, value, cx, connector, path)
+        }
         Some("string") if schema.get("x-path").is_some() => {
             let folder = schema.get("x-path") == Some(&json!("folder"));
             let mut changed = false;
@@ -679,6 +695,47 @@ fn pick_field(ui: &mut Ui, value: &mut Value, cx: &FormContext, path: &str) -> b
                     *value = json!(name);
                     changed = true;
                 }
+            }
+        });
+    changed
+}
+
+/// A connection of the node's connector, from a list that ends with "New connection…".
+fn pick_connection(
+    ui: &mut Ui,
+    value: &mut Value,
+    cx: &FormContext,
+    connector: &str,
+    path: &str,
+) -> bool {
+    let current = value.as_str().unwrap_or_default().to_string();
+    let names = cx
+        .connections
+        .map(|c| c.names_for(connector))
+        .unwrap_or_default();
+    let shown = if current.is_empty() {
+        RichText::new("choose a connection").weak()
+    } else if names.contains(&current) {
+        RichText::new(&current)
+    } else {
+        RichText::new(format!("{current} (no such connection)")).color(ui.visuals().error_fg_color)
+    };
+    let mut changed = false;
+    ComboBox::from_id_salt(path)
+        .selected_text(shown)
+        .width(ui.available_width().min(240.0))
+        .show_ui(ui, |ui| {
+            for name in &names {
+                if ui.selectable_label(name == &current, name).clicked() && name != &current {
+                    *value = json!(name);
+                    changed = true;
+                }
+            }
+            if !names.is_empty() {
+                ui.separator();
+            }
+            if ui.selectable_label(false, "New connection…").clicked() {
+                cx.new_connection.set(Some(connector.to_string()));
             }
         });
     changed

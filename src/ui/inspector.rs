@@ -92,8 +92,14 @@ fn node_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
     let changed = if kind.name == "transform.map" {
         field_mapping(ui, sample_of(state, &node.id), &mut config, &fields)
     } else {
-        let cx = FormContext::new(&fields);
+        let cx = FormContext::new(&fields).with_connections(&state.connections);
         let changed = form::edit(ui, schema, &mut config, &cx);
+        if let Some(connector) = cx.new_connection.take() {
+            commands.push(Command::NewConnection {
+                connector: Some(connector),
+                for_node: Some(node.id.clone()),
+            });
+        }
         if let Some((pointer, folder)) = cx.browse.take() {
             commands.push(Command::ChoosePath {
                 node: node.id.clone(),

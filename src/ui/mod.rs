@@ -5,6 +5,8 @@
 mod app;
 mod canvas;
 pub mod commands;
+mod connection_state;
+mod connections;
 mod form;
 mod inspector;
 mod palette;
@@ -46,6 +48,9 @@ pub struct Options {
     /// Start a run of the flow as soon as it opens.
     #[arg(long, requires = "flow")]
     pub run: bool,
+    /// Open the Connections window.
+    #[arg(long)]
+    pub connections: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy, clap::ValueEnum)]
@@ -86,6 +91,9 @@ pub fn run(flow: Option<PathBuf>, start: Options) -> anyhow::Result<()> {
             }
             if start.run {
                 state.apply(Command::Run, &worker);
+            }
+            if start.connections {
+                state.apply(Command::ShowConnections(true), &worker);
             }
             Ok(Box::new(TributaryApp::new(state, worker)))
         }),

@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::commands::Command;
+use super::connection_state::ConnectionsState;
 use super::form;
 use super::table::PreviewTable;
 use super::worker::{Message, Worker};
@@ -184,6 +185,8 @@ pub struct AppState {
     pub document: u64,
     /// The last "Test connection" of each node.
     pub connection_tests: HashMap<String, ConnectionTest>,
+    /// The Connections window, and the connections nodes can pick from.
+    pub connections: ConnectionsState,
 }
 
 impl AppState {
@@ -207,6 +210,7 @@ impl AppState {
             palette_search: String::new(),
             status: None,
             recent: super::recent::load(&dirs),
+            connections: ConnectionsState::load(&dirs),
             examples: Vec::new(),
             dirs,
             welcome: false,
@@ -354,6 +358,9 @@ impl AppState {
         );
         if drops_the_flow && self.doc.is_dirty() && !self.welcome {
             self.confirm = Some(command);
+            return;
+        }
+        if self.hold_for_vault(&command) {
             return;
         }
         self.carry_out(command, worker);
@@ -597,6 +604,19 @@ impl AppState {
             Command::SetPreviewLimit(limit) => self.preview.limit = limit.clamp(1, 100_000),
             Command::RefreshPreview => self.preview.requested = None,
             Command::ShowTab(tab) => self.tab = tab,
+            command @ (Command::ShowConnections(_)
+            | Command::NewConnection { .. }
+            | Command::EditConnectionDraft(_)
+            | Command::SaveConnectionDraft
+            | Command::CancelConnectionDraft
+            | Command::LogIn(_)
+            | Command::CancelLogIn(_)
+            | Command::CheckConnection(_)
+            | Command::AskRemoveConnection(_)
+            | Command::RemoveConnection(_)
+            | Command::EditVaultPrompt { .. }
+            | Command::UnlockVault
+            | Command::CancelUnlock) => self.apply_connections(command, worker),
             Command::OpenExternally(path) => {
                 if let Err(e) = open_externally(&path) {
                     self.say(format!("Cannot open {}: {e}", path.display()), true);
@@ -854,6 +874,9 @@ impl AppState {
                 {
                     *current = test;
                 }
+            }
+            message @ (Message::LoginWaiting { .. } | Message::ConnectionChecked { .. }) => {
+                self.receive_connection(message)
             }
             Message::RunRefused(problems) => {
                 self.run.cancel = None;

@@ -14,7 +14,10 @@ use super::table::PreviewTable;
 use crate::engine::{self, RunEvent, RunOptions};
 use crate::flow::{Analysis, Flow, Problem};
 use crate::paths::Dirs;
-use crate::workspace;
+use crate::{auth, workspace};
+
+/// How long the app waits for a browser login.
+const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 pub enum Message {
     Analysis {
@@ -32,6 +35,16 @@ pub enum Message {
         /// The settings tested, so a late answer is not shown for changed ones.
         config: serde_json::Value,
         document: u64,
+        result: Result<String, String>,
+    },
+    /// A browser login is waiting for the user, at this URL.
+    LoginWaiting {
+        connection: String,
+        url: String,
+    },
+    /// A login or a test of a connection came back.
+    ConnectionChecked {
+        connection: String,
         result: Result<String, String>,
     },
     FileChosen {
@@ -54,6 +67,9 @@ pub struct Worker {
     dirs: Dirs,
     /// The revision an analysis is running for, so each revision is analysed once.
     analysing: Mutex<Option<u64>>,
+    /// How a login URL reaches the browser: the desktop's browser, or in tests nothing
+    /// (the test drives a browser itself).
+    pub open_browser: fn(&str) -> Result<(), String>,
 }
 
 impl Worker {
@@ -72,6 +88,7 @@ impl Worker {
             repaint: Arc::new(repaint),
             dirs,
             analysing: Mutex::new(None),
+            open_browser: crate::auth::oauth::open_browser,
         }
     }
 
@@ -80,7 +97,7 @@ impl Worker {
     }
 
     /// Sends a message and wakes the UI.
-    fn sender(&self) -> impl Fn(Message) + Send + Sync + 'static {
+    fn sender(&self) -> impl Fn(Message) + Clone + Send + Sync + 'static {
         let tx = self.tx.clone();
         let repaint = self.repaint.clone();
         move |m| {
@@ -126,6 +143,48 @@ impl Worker {
                 document,
                 result,
             });
+        });
+    }
+
+    /// Logs a connection in through the browser, until done, timed out or cancelled.
+    pub fn log_in(&self, connection: String, cancel: CancellationToken) {
+        let send = self.sender();
+        let dirs = self.dirs.clone();
+        let open = self.open_browser;
+        self.runtime.spawn(async move {
+            let name = connection.clone();
+            let login = async {
+                let found = auth::get(&dirs, &name)?;
+                let waiting = send.clone();
+                let show = Box::new(move |url: &str| {
+                    waiting(Message::LoginWaiting {
+                        connection: name.clone(),
+                        url: url.to_string(),
+                    })
+                });
+                let mut options = auth::connect::login_options(&found, LOGIN_TIMEOUT, show)?;
+                options.open = open;
+                let saved = auth::connect::login(&dirs, &connection, options).await?;
+                Ok(match saved.status.identity {
+                    Some(who) => format!("logged in as {who}"),
+                    None => "logged in".to_string(),
+                })
+            };
+            let result = tokio::select! {
+                result = login => result,
+                _ = cancel.cancelled() => Err("the login was cancelled".to_string()),
+            };
+            send(Message::ConnectionChecked { connection, result });
+        });
+    }
+
+    /// Checks that a connection signs in.
+    pub fn check_connection(&self, connection: String) {
+        let send = self.sender();
+        let dirs = self.dirs.clone();
+        self.runtime.spawn(async move {
+            let result = auth::connect::test(&dirs, &connection).await;
+            send(Message::ConnectionChecked { connection, result });
         });
     }
 

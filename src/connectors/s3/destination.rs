@@ -30,6 +30,7 @@ pub struct S3Destination {
     /// An S3 connection (region, profile, endpoint); the standard AWS environment
     /// (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`, `~/.aws`) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-connection" = "s3"))]
     pub connection: Option<String>,
     /// The bucket to write to.
     pub bucket: String,

@@ -1,0 +1,370 @@
+//! What the Connections window shows and what its commands do: the list of connections,
+//! the New connection form, logins and tests under way, and the vault passphrase prompt
+//! that stands in front of anything that touches secrets.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tokio_util::sync::CancellationToken;
+
+use super::commands::Command;
+use super::state::AppState;
+use super::worker::{Message, Worker};
+use crate::auth::{self, AuthKind, Connection, NewConnection, Secret, catalog, vault};
+
+#[derive(Default)]
+pub struct ConnectionsState {
+    pub open: bool,
+    /// The connections file as last read.
+    pub list: BTreeMap<String, Connection>,
+    /// Why the connections file could not be read.
+    pub load_error: Option<String>,
+    pub draft: Option<ConnectionDraft>,
+    /// Logins and tests under way.
+    pub busy: HashMap<String, Busy>,
+    /// What the last login or test of each connection said.
+    pub outcome: HashMap<String, Result<String, String>>,
+    /// The connection the user asked to remove, waiting for the answer.
+    pub confirm_remove: Option<String>,
+    pub vault_prompt: Option<VaultPrompt>,
+}
+
+/// A login or test under way.
+pub struct Busy {
+    pub login: bool,
+    /// The login URL, once the browser has been sent to it, for pasting by hand.
+    pub url: Option<String>,
+    pub cancel: CancellationToken,
+}
+
+/// The New connection form as filled in so far. Secrets typed in stay in memory only,
+/// until the vault takes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionDraft {
+    pub name: String,
+    pub connector: String,
+    pub auth: AuthKind,
+    pub settings: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, Secret>,
+    pub for_node: Option<String>,
+    pub error: Option<String>,
+}
+
+impl ConnectionDraft {
+    /// A blank form for a connector, its settings at their defaults.
+    pub fn new(connector: &catalog::ConnectorAuth, taken: &BTreeMap<String, Connection>) -> Self {
+        let mut draft = ConnectionDraft {
+            name: (1..)
+                .map(|i| {
+                    if i == 1 {
+                        connector.connector.to_string()
+                    } else {
+                        format!("{}-{i}", connector.connector)
+                    }
+                })
+                .find(|n| !taken.contains_key(n))
+                .expect("a free name"),
+            connector: connector.connector.to_string(),
+            auth: connector.kinds[0],
+            settings: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            for_node: None,
+            error: None,
+        };
+        draft.fill_defaults(connector);
+        draft
+    }
+
+    /// Settings of the chosen kind of sign-in that are still empty get their defaults.
+    pub fn fill_defaults(&mut self, connector: &catalog::ConnectorAuth) {
+        for setting in connector.settings_for(self.auth) {
+            if let Some(default) = setting.default {
+                self.settings
+                    .entry(setting.key.to_string())
+                    .or_insert_with(|| default.to_string());
+            }
+        }
+    }
+
+    fn to_new(&self) -> Result<NewConnection, String> {
+        let entry = catalog::find(&self.connector)?;
+        let settings = self
+            .settings
+            .iter()
+            .filter(|(key, value)| {
+                !value.trim().is_empty()
+                    && entry.settings_for(self.auth).any(|s| s.key == key.as_str())
+            })
+            .map(|(k, v)| (k.clone(), serde_json::Value::from(v.trim())))
+            .collect();
+        Ok(NewConnection {
+            name: self.name.trim().to_string(),
+            connection: Connection {
+                connector: self.connector.clone(),
+                auth: self.auth,
+                settings,
+                status: Default::default(),
+            },
+            secrets: self
+                .auth
+                .secret_fields()
+                .iter()
+                .filter_map(|(field, _)| {
+                    Some((field.to_string(), self.secrets.get(*field)?.clone()))
+                })
+                .collect(),
+        })
+    }
+}
+
+/// The passphrase prompt, and the command that waits for the vault.
+pub struct VaultPrompt {
+    pub passphrase: Secret,
+    pub again: Secret,
+    /// No vault file yet: the passphrase is being chosen, so it is asked twice.
+    pub new_vault: bool,
+    pub error: Option<String>,
+    pub then: Box<Command>,
+}
+
+impl ConnectionsState {
+    pub fn load(dirs: &crate::paths::Dirs) -> Self {
+        let mut state = ConnectionsState::default();
+        state.reload(dirs);
+        state
+    }
+
+    fn reload(&mut self, dirs: &crate::paths::Dirs) {
+        match auth::load(dirs) {
+            Ok(list) => {
+                self.list = list;
+                self.load_error = None;
+            }
+            Err(e) => self.load_error = Some(e),
+        }
+    }
+
+    /// Connections of one connector, for a node's dropdown.
+    pub fn names_for(&self, connector: &str) -> Vec<String> {
+        self.list
+            .iter()
+            .filter(|(_, c)| c.connector == connector)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+}
+
+impl AppState {
+    /// Whether a command needs the vault open, and the vault is not.
+    fn waits_for_vault(&self, command: &Command) -> bool {
+        let conns = &self.connections;
+        let needs = match command {
+            Command::SaveConnectionDraft => conns
+                .draft
+                .as_ref()
+                .is_some_and(|d| d.secrets.values().any(|s| !s.expose().is_empty())),
+            Command::LogIn(_) => true,
+            Command::CheckConnection(name) => conns
+                .list
+                .get(name)
+                .is_some_and(|c| c.auth != AuthKind::None),
+            Command::RemoveConnection(_) => vault::vault_file(&self.dirs).exists(),
+            Command::Run => self.doc.flow.nodes.iter().any(|n| {
+                n.config
+                    .get("connection")
+                    .and_then(|c| c.as_str())
+                    .and_then(|c| conns.list.get(c))
+                    .is_some_and(|c| c.auth != AuthKind::None)
+            }),
+            _ => false,
+        };
+        needs && !vault::is_unlocked(&self.dirs)
+    }
+
+    /// Puts the passphrase prompt in front of a command that needs the vault; `true` when
+    /// the command has to wait.
+    pub(super) fn hold_for_vault(&mut self, command: &Command) -> bool {
+        if !self.waits_for_vault(command) {
+            return false;
+        }
+        self.connections.vault_prompt = Some(VaultPrompt {
+            passphrase: Secret::new(""),
+            again: Secret::new(""),
+            new_vault: !vault::vault_file(&self.dirs).exists(),
+            error: None,
+            then: Box::new(command.clone()),
+        });
+        true
+    }
+
+    pub(super) fn apply_connections(&mut self, command: Command, worker: &Worker) {
+        let conns = &mut self.connections;
+        match command {
+            Command::ShowConnections(open) => {
+                conns.open = open;
+                if open {
+                    conns.reload(&self.dirs);
+                }
+            }
+            Command::NewConnection {
+                connector,
+                for_node,
+            } => {
+                let entry = connector
+                    .as_deref()
+                    .and_then(|c| catalog::find(c).ok())
+                    .unwrap_or(&catalog::CATALOG[0]);
+                let mut draft = ConnectionDraft::new(entry, &conns.list);
+                draft.for_node = for_node;
+                conns.draft = Some(draft);
+                conns.open = true;
+            }
+            Command::EditConnectionDraft(mut draft) => {
+                if let Some(old) = &conns.draft
+                    && (old.connector != draft.connector || old.auth != draft.auth)
+                    && let Ok(entry) = catalog::find(&draft.connector)
+                {
+                    if !entry.kinds.contains(&draft.auth) {
+                        draft.auth = entry.kinds[0];
+                    }
+                    draft.fill_defaults(entry);
+                }
+                conns.draft = Some(draft);
+            }
+            Command::CancelConnectionDraft => conns.draft = None,
+            Command::SaveConnectionDraft => {
+                let Some(draft) = conns.draft.as_mut() else {
+                    return;
+                };
+                let saved = draft.to_new().and_then(|new| {
+                    let name = new.name.clone();
+                    auth::add(&self.dirs, new).map(|()| name)
+                });
+                match saved {
+                    Ok(name) => {
+                        let for_node = draft.for_node.take();
+                        conns.draft = None;
+                        conns.reload(&self.dirs);
+                        let uses_login = conns
+                            .list
+                            .get(&name)
+                            .is_some_and(|c| c.auth == AuthKind::OAuth2);
+                        conns.outcome.insert(
+                            name.clone(),
+                            Ok(if uses_login {
+                                "saved; log in to use it".to_string()
+                            } else {
+                                "saved".to_string()
+                            }),
+                        );
+                        if let Some(node) = for_node {
+                            self.set_node_connection(&node, &name, worker);
+                        }
+                    }
+                    Err(e) => draft.error = Some(e),
+                }
+            }
+            Command::LogIn(name) => {
+                let cancel = CancellationToken::new();
+                conns.outcome.remove(&name);
+                conns.busy.insert(
+                    name.clone(),
+                    Busy {
+                        login: true,
+                        url: None,
+                        cancel: cancel.clone(),
+                    },
+                );
+                worker.log_in(name, cancel);
+            }
+            Command::CancelLogIn(name) => {
+                if let Some(busy) = conns.busy.get(&name) {
+                    busy.cancel.cancel();
+                }
+            }
+            Command::CheckConnection(name) => {
+                conns.outcome.remove(&name);
+                conns.busy.insert(
+                    name.clone(),
+                    Busy {
+                        login: false,
+                        url: None,
+                        cancel: CancellationToken::new(),
+                    },
+                );
+                worker.check_connection(name);
+            }
+            Command::AskRemoveConnection(name) => conns.confirm_remove = name,
+            Command::RemoveConnection(name) => {
+                conns.confirm_remove = None;
+                match auth::remove(&self.dirs, &name) {
+                    Ok(()) => {
+                        conns.outcome.remove(&name);
+                        conns.reload(&self.dirs);
+                    }
+                    Err(e) => {
+                        conns.outcome.insert(name, Err(e));
+                    }
+                }
+            }
+            Command::EditVaultPrompt { passphrase, again } => {
+                if let Some(prompt) = conns.vault_prompt.as_mut() {
+                    prompt.passphrase = passphrase;
+                    prompt.again = again;
+                }
+            }
+            Command::CancelUnlock => conns.vault_prompt = None,
+            Command::UnlockVault => {
+                let Some(prompt) = conns.vault_prompt.as_mut() else {
+                    return;
+                };
+                if prompt.new_vault && prompt.passphrase != prompt.again {
+                    prompt.error = Some("the two passphrases differ".into());
+                    return;
+                }
+                match vault::unlock_shared(&self.dirs, prompt.passphrase.expose()) {
+                    Ok(_) => {
+                        let then = conns.vault_prompt.take().expect("checked above").then;
+                        self.apply(*then, worker);
+                    }
+                    Err(e) => prompt.error = Some(e.to_string()),
+                }
+            }
+            _ => unreachable!("only connection commands come here"),
+        }
+    }
+
+    fn set_node_connection(&mut self, node: &str, name: &str, worker: &Worker) {
+        let Some(mut config) = self.doc.flow.node(node).map(|n| n.config.clone()) else {
+            return;
+        };
+        if let Some(object) = config.as_object_mut() {
+            object.insert("connection".into(), name.into());
+            self.apply(
+                Command::SetConfig {
+                    node: node.to_string(),
+                    config,
+                },
+                worker,
+            );
+        }
+    }
+
+    /// Messages about connections from the worker.
+    pub(super) fn receive_connection(&mut self, message: Message) {
+        let conns = &mut self.connections;
+        match message {
+            Message::LoginWaiting { connection, url } => {
+                if let Some(busy) = conns.busy.get_mut(&connection) {
+                    busy.url = Some(url);
+                }
+            }
+            Message::ConnectionChecked { connection, result } => {
+                conns.busy.remove(&connection);
+                conns.outcome.insert(connection, result);
+                // A login or refresh changed who, until when, or the problem.
+                conns.reload(&self.dirs);
+            }
+            _ => unreachable!("only connection messages come here"),
+        }
+    }
+}
