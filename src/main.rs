@@ -150,6 +150,9 @@ fn main() -> ExitCode {
 
 fn execute(command: Command) -> anyhow::Result<u8> {
     let dirs = Dirs::from_env();
+    if let Err(e) = tributary::auth::http::load_proxy(&dirs) {
+        eprintln!("warning: {e}; going without the proxy setting");
+    }
     match command {
         Command::Gui { flow, options } => {
             tributary::ui::run(flow, options)?;

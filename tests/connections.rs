@@ -24,8 +24,13 @@ struct Server {
 }
 
 fn start_server() -> Server {
+    start_script("oauth_server.py")
+}
+
+/// Starts one of the test servers of `tests/support`, which prints its URL when ready.
+fn start_script(name: &str) -> Server {
     let python = std::env::var("TRIBUTARY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/oauth_server.py");
+    let script = format!("{}/tests/support/{name}", env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new(&python)
         .arg(script)
         .stdin(Stdio::piped())
@@ -36,7 +41,8 @@ fn start_server() -> Server {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let ready: Value = serde_json::from_str(&line).expect("the OAuth test server did not start");
+    let ready: Value =
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("{name} did not start"));
     Server {
         url: ready["url"].as_str().unwrap().to_string(),
         _child: child,
@@ -680,6 +686,58 @@ fn the_vault_needs_its_passphrase_and_secrets_never_reach_the_logs() {
     let vault = vault::Vault::unlock(&vault::vault_file(&dirs), PASSPHRASE).unwrap();
     assert!(vault.get("crm", "refresh_token").is_none());
     assert!(vault.get("crm", "client_secret").is_none());
+}
+
+#[test]
+fn requests_go_through_the_proxy_of_the_app_or_the_environment() {
+    let server = start_server();
+    let home = Home::new();
+    home.add_salesforce(&server, "crm");
+    assert_ok(&home.login("crm"));
+    let proxied = |proxy: &Server| -> Vec<String> {
+        let out = Command::new("python3")
+            .args(["-c", "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())"])
+            .arg(format!("{}/log", proxy.url))
+            .env_remove("http_proxy")
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let expected = format!("GET {}/services/data/", server.url);
+
+    // The proxy set in the app (its config file).
+    let app_proxy = start_script("proxy.py");
+    std::fs::write(
+        home.dirs().config.join("network.json"),
+        json!({"proxy": app_proxy.url}).to_string(),
+    )
+    .unwrap();
+    assert_ok(&home.run(&["connection", "test", "crm"]));
+    assert!(
+        proxied(&app_proxy).contains(&expected),
+        "{:?}",
+        proxied(&app_proxy)
+    );
+
+    // HTTP_PROXY when the app sets none.
+    std::fs::remove_file(home.dirs().config.join("network.json")).unwrap();
+    let env_proxy = start_script("proxy.py");
+    let out = home
+        .command(&["connection", "test", "crm"])
+        .env("HTTP_PROXY", &env_proxy.url)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert!(
+        proxied(&env_proxy).contains(&expected),
+        "{:?}",
+        proxied(&env_proxy)
+    );
+    assert_eq!(
+        proxied(&app_proxy).len(),
+        1,
+        "the app's proxy is no longer used"
+    );
 }
 
 mod app {

@@ -871,3 +871,88 @@ fn keys_never_reach_the_logs_even_when_tracing() {
     );
     assert!(!logs.contains(secret) && !stdout(&o).contains(secret));
 }
+
+#[test]
+fn access_keys_kept_in_the_vault_sign_the_requests() {
+    let b = signed_bucket("vaulted");
+    let s = signing_server();
+    let scratch = Scratch::new();
+    // The environment's keys are wrong: only the connection's can work.
+    let with_vault = |args: &[&str], input: &str| {
+        use std::io::Write;
+        let mut child = tributary(&scratch, s, "AKIANOSUCHKEY0000000", "wrong")
+            .env("TRIBUTARY_VAULT_PASSPHRASE", "lake passphrase")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let added = with_vault(
+        &[
+            "connection",
+            "add",
+            "lake",
+            "--connector",
+            "s3",
+            "--auth",
+            "access_keys",
+        ],
+        &format!("{}\n{}\n", s.key_id, s.secret),
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let tested = with_vault(&["connection", "test", "lake"], "");
+    assert!(tested.status.success(), "{}", stderr(&tested));
+    assert!(stdout(&tested).contains("bucket"), "{}", stdout(&tested));
+
+    let f = demo_to_s3(
+        50,
+        json!({"bucket": b, "format": "csv", "connection": "lake"}),
+    );
+    let path = scratch.flow("flow.json", &f);
+    let ran = with_vault(&["run", path.to_str().unwrap(), "--json"], "");
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    let record: Value = serde_json::from_str(&stdout(&ran)).unwrap();
+    assert_eq!(record["records_written"], 50);
+    let listed = block_on(client_of(s).list_objects_v2().bucket(&b).send()).unwrap();
+    assert_eq!(listed.key_count(), Some(1));
+    // Neither the run's output nor any file but the vault holds the secret key.
+    assert!(!stdout(&ran).contains(&s.secret) && !stderr(&ran).contains(&s.secret));
+    let mut stack = vec![scratch.home()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().unwrap() != "vault.bin" {
+                let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                assert!(
+                    !text.contains(&s.secret),
+                    "{} holds the secret",
+                    path.display()
+                );
+            }
+        }
+    }
+
+    // Without the passphrase the run stops and says why.
+    let locked = tributary(&scratch, s, "AKIANOSUCHKEY0000000", "wrong")
+        .args(["run", path.to_str().unwrap(), "--json"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(locked.status.code(), Some(1));
+    assert!(
+        stdout(&locked).contains("the vault is locked"),
+        "{}",
+        stdout(&locked)
+    );
+}

@@ -116,4 +116,7 @@ pub enum Command {
     },
     UnlockVault,
     CancelUnlock,
+    /// The proxy field as typed, and saving it.
+    EditProxy(String),
+    SaveProxy,
 }

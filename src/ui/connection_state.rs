@@ -26,6 +26,9 @@ pub struct ConnectionsState {
     /// The connection the user asked to remove, waiting for the answer.
     pub confirm_remove: Option<String>,
     pub vault_prompt: Option<VaultPrompt>,
+    /// The proxy field as typed, and what saving it said.
+    pub proxy: String,
+    pub proxy_outcome: Option<Result<String, String>>,
 }
 
 /// A login or test under way.
@@ -130,6 +133,10 @@ impl ConnectionsState {
     pub fn load(dirs: &crate::paths::Dirs) -> Self {
         let mut state = ConnectionsState::default();
         state.reload(dirs);
+        match auth::http::load_proxy(dirs) {
+            Ok(proxy) => state.proxy = proxy.unwrap_or_default(),
+            Err(e) => state.proxy_outcome = Some(Err(e)),
+        }
         state
     }
 
@@ -328,6 +335,20 @@ impl AppState {
                     }
                     Err(e) => prompt.error = Some(e.to_string()),
                 }
+            }
+            Command::EditProxy(text) => {
+                conns.proxy = text;
+                conns.proxy_outcome = None;
+            }
+            Command::SaveProxy => {
+                conns.proxy_outcome =
+                    Some(auth::http::save_proxy(&self.dirs, &conns.proxy).map(|()| {
+                        if conns.proxy.trim().is_empty() {
+                            "no proxy: HTTPS_PROXY and NO_PROXY apply".to_string()
+                        } else {
+                            "every connection goes through the proxy".to_string()
+                        }
+                    }));
             }
             _ => unreachable!("only connection commands come here"),
         }

@@ -54,6 +54,8 @@ fn list(ui: &mut Ui, conns: &ConnectionsState, c: &mut Vec<Command>) {
     if let Some(e) = &conns.load_error {
         ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
     }
+    proxy(ui, conns, c);
+    ui.separator();
     if conns.list.is_empty() {
         ui.add_space(20.0);
         ui.vertical_centered(|ui| {
@@ -71,6 +73,38 @@ fn list(ui: &mut Ui, conns: &ConnectionsState, c: &mut Vec<Command>) {
                 ui.separator();
             }
         });
+}
+
+/// The proxy all connections go through, for networks that allow no other way out.
+fn proxy(ui: &mut Ui, conns: &ConnectionsState, c: &mut Vec<Command>) {
+    ui.horizontal(|ui| {
+        let label = ui.label("Proxy");
+        let mut text = conns.proxy.clone();
+        let field = ui
+            .add(
+                TextEdit::singleline(&mut text)
+                    .desired_width(300.0)
+                    .hint_text("none: HTTPS_PROXY and NO_PROXY apply"),
+            )
+            .labelled_by(label.id)
+            .on_hover_text("e.g. http://proxy.example.com:3128, for every connection");
+        if field.changed() {
+            c.push(Command::EditProxy(text));
+        }
+        let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if ui.button("Save proxy").clicked() || enter {
+            c.push(Command::SaveProxy);
+        }
+        match &conns.proxy_outcome {
+            Some(Ok(words)) => {
+                ui.label(RichText::new(format!("✔ {words}")).color(super::SUCCESS));
+            }
+            Some(Err(words)) => {
+                ui.label(RichText::new(format!("⚠ {words}")).color(ui.visuals().error_fg_color));
+            }
+            None => {}
+        }
+    });
 }
 
 fn row(

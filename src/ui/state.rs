@@ -616,7 +616,9 @@ impl AppState {
             | Command::RemoveConnection(_)
             | Command::EditVaultPrompt { .. }
             | Command::UnlockVault
-            | Command::CancelUnlock) => self.apply_connections(command, worker),
+            | Command::CancelUnlock
+            | Command::EditProxy(_)
+            | Command::SaveProxy) => self.apply_connections(command, worker),
             Command::OpenExternally(path) => {
                 if let Err(e) = open_externally(&path) {
                     self.say(format!("Cannot open {}: {e}", path.display()), true);

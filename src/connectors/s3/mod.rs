@@ -14,7 +14,8 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_smithy_http_client::tls;
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::{Connector, tls};
 
 use crate::auth::{AuthKind, Secret, vault};
 use crate::node::{BoxFuture, ConfigProblem, NodeError};
@@ -169,11 +170,29 @@ impl Access {
 /// The SDK's HTTP client on rustls with *ring*, the same TLS stack as the rest of Tributary
 /// (the SDK's default would build a second one, aws-lc, from C).
 pub fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
+    // Through the proxy set in the app, or the ones the environment names.
+    let proxy = crate::auth::http::proxy()
+        .and_then(|url| ProxyConfig::all(url).ok())
+        .map(
+            |p| match std::env::var("NO_PROXY").or_else(|_| std::env::var("no_proxy")) {
+                Ok(rules) => p.no_proxy(rules),
+                Err(_) => p,
+            },
+        )
+        .unwrap_or_else(ProxyConfig::from_env);
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut builder = Connector::builder();
+        builder.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            builder.set_sleep_impl(components.sleep_impl());
+        }
+        builder
+            .proxy_config(proxy.clone())
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build()
+    })
 }
 
 /// The host of an endpoint URL.
