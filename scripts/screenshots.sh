@@ -46,3 +46,14 @@ shot preview 3 "$demo" --select card
 shot run 6 "$demo" --run
 shot light 3 "$demo" --select name --theme light
 shot s3 3 flows/demo-crm-to-s3.json --select lake
+
+# The Connections window, with connections made as a user would (secrets through stdin).
+export TRIBUTARY_VAULT_PASSPHRASE=screenshots
+bin=target/release/tributary
+$bin connection add lake --connector s3 --set region=eu-west-1 </dev/null
+printf 'AKIAEXAMPLEKEY\nexample-secret\n' |
+  $bin connection add archive --connector s3 --auth access_keys --set region=us-east-1
+printf '\n' | $bin connection add crm --connector salesforce --set client_id=my-connected-app
+printf 'example-key\n' |
+  $bin connection add billing-api --connector http --auth api_key --set key_name=X-Api-Key
+shot connections 3 flows/demo-crm-to-s3.json --connections

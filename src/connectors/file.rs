@@ -270,7 +270,7 @@ pub(crate) fn infer_schema(
     }
 }
 
-fn infer_json(values: &[serde_json::Value]) -> Result<Schema, String> {
+pub(crate) fn infer_json(values: &[serde_json::Value]) -> Result<Schema, String> {
     if values.is_empty() {
         return Err("holds no records to learn the fields from".into());
     }
@@ -634,37 +634,15 @@ impl Reader<'_> {
                          index: u64,
                          counted: u64|
          -> Result<Demand, NodeError> {
-            let mut decoder = this.json_decoder(values.len())?;
-            let batch = match decoder.serialize(values).and_then(|_| decoder.flush()) {
-                Ok(b) => b.unwrap_or_else(|| RecordBatch::new_empty(this.run.schema.clone())),
-                Err(_) => {
-                    let first = index - values.len() as u64;
-                    let mut good = Vec::new();
-                    for (k, v) in values.drain(..).enumerate() {
-                        let mut one = this.json_decoder(1)?;
-                        match one
-                            .serialize(std::slice::from_ref(&v))
-                            .and_then(|_| one.flush())
-                        {
-                            Ok(_) => good.push(v),
-                            Err(e) => this.reject(
-                                None,
-                                format!(
-                                    "element {} of the array: {}",
-                                    first + k as u64 + 1,
-                                    arrow_message(&e)
-                                ),
-                                v.to_string(),
-                            )?,
-                        }
-                    }
-                    let mut decoder = this.json_decoder(good.len())?;
-                    decoder.serialize(&good)?;
-                    decoder
-                        .flush()?
-                        .unwrap_or_else(|| RecordBatch::new_empty(this.run.schema.clone()))
-                }
-            };
+            let first = index - values.len() as u64;
+            let schema = this.run.schema.clone();
+            let batch = values_to_batch(&schema, values, &mut |k, reason, record| {
+                this.reject(
+                    None,
+                    format!("element {} of the array: {reason}", first + k as u64 + 1),
+                    record,
+                )
+            })?;
             values.clear();
             this.send(batch, &mut read, counted)
         };
@@ -926,6 +904,37 @@ fn json_decoder(
         .with_batch_size(rows.max(1))
         .with_coerce_primitive(true)
         .build_decoder()?)
+}
+
+/// Records as JSON values into one batch of `schema`. Values that do not fit (a text where a
+/// number belongs) go to `reject` with their index, reason and text; the others are kept.
+pub(crate) fn values_to_batch(
+    schema: &SchemaRef,
+    values: &mut Vec<serde_json::Value>,
+    reject: &mut dyn FnMut(usize, String, String) -> Result<(), NodeError>,
+) -> Result<RecordBatch, NodeError> {
+    let mut decoder = json_decoder(schema, values.len())?;
+    if let Ok(batch) = decoder.serialize(values).and_then(|_| decoder.flush()) {
+        values.clear();
+        return Ok(batch.unwrap_or_else(|| RecordBatch::new_empty(schema.clone())));
+    }
+    // The slow path: find the values that do not fit, one by one.
+    let mut good = Vec::with_capacity(values.len());
+    for (k, v) in values.drain(..).enumerate() {
+        let mut one = json_decoder(schema, 1)?;
+        match one
+            .serialize(std::slice::from_ref(&v))
+            .and_then(|_| one.flush())
+        {
+            Ok(_) => good.push(v),
+            Err(e) => reject(k, arrow_message(&e), v.to_string())?,
+        }
+    }
+    let mut decoder = json_decoder(schema, good.len())?;
+    decoder.serialize(&good)?;
+    Ok(decoder
+        .flush()?
+        .unwrap_or_else(|| RecordBatch::new_empty(schema.clone())))
 }
 
 /// Decodes newline-separated JSON records; `None` when any of them is bad.

@@ -3,6 +3,7 @@
 pub mod demo_crm;
 pub mod file;
 pub mod formats;
+pub mod http;
 pub mod layout;
 pub mod local;
 pub mod output;
