@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use crate::connectors::s3::{destination as s3_destination, source as s3_source};
-use crate::connectors::{demo_crm, file, local};
+use crate::connectors::{demo_crm, file, local, rest};
 use crate::node::NodeType;
 use crate::transforms::{
     aggregate, arithmetic, dedupe, filter, hash, map, mask, merge, truncate, validate,
@@ -16,6 +16,7 @@ static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
         NodeType::of::<demo_crm::DemoCrm>(),
         NodeType::of::<file::FileSource>(),
         NodeType::of::<s3_source::S3Source>(),
+        NodeType::of::<rest::RestSource>(),
         NodeType::of::<map::Map>(),
         NodeType::of::<map::MapAll>(),
         NodeType::of::<filter::Filter>(),

@@ -775,3 +775,40 @@ fn test_connection_reports_what_is_wrong_in_words() {
     });
     assert!(shows(&harness, "is not a URL"));
 }
+
+#[test]
+fn a_setting_with_variants_offers_them_and_then_the_chosen_ones_settings() {
+    let scratch = Scratch::new();
+    let mut harness = start(&scratch, None);
+    apply(&mut harness, Command::NewFlow);
+    apply(
+        &mut harness,
+        Command::AddNode {
+            kind: "source.rest".into(),
+            position: [100.0, 100.0],
+        },
+    );
+    let id = harness.state().state.doc.flow.nodes[0].id.clone();
+    apply(&mut harness, Command::Select(vec![id.clone()]));
+    assert!(shows(&harness, "Pagination"));
+    // The REST source pages in one of five ways; each has settings of its own.
+    harness.get_by_value("None").click();
+    harness.run_steps(2);
+    harness.get_by_label("Cursor").click();
+    harness.run_steps(3);
+    let config = &harness.state().state.doc.flow.node(&id).unwrap().config;
+    assert_eq!(
+        config["pagination"],
+        serde_json::json!({"style": "cursor", "path": "", "param": ""})
+    );
+    assert!(shows(&harness, "Param"));
+    harness.get_by_value("Cursor").click();
+    harness.run_steps(2);
+    harness.get_by_label("Page number").click();
+    harness.run_steps(3);
+    let config = &harness.state().state.doc.flow.node(&id).unwrap().config;
+    assert_eq!(
+        config["pagination"],
+        serde_json::json!({"style": "page_number", "param": "page", "start": 1, "size_param": "", "size": 100})
+    );
+}

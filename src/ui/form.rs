@@ -136,6 +136,11 @@ pub fn default_value(root: &Value, schema: &Value) -> Value {
     if let Some(any) = schema.get("anyOf").and_then(Value::as_array) {
         return any.first().map_or(Value::Null, |s| default_value(root, s));
     }
+    if let Some((tag, variants)) = tagged_union(root, &schema) {
+        return variants
+            .first()
+            .map_or(Value::Null, |v| variant_default(root, &tag, v));
+    }
     match types(&schema).first().copied() {
         Some("object") => {
             let required: Vec<&str> = schema
@@ -160,6 +165,121 @@ pub fn default_value(root: &Value, schema: &Value) -> Value {
         Some("boolean") => json!(false),
         _ => Value::Null,
     }
+}
+
+/// One variant of a tagged union: its tag value, what it means, its schema.
+struct Variant {
+    name: String,
+    description: Option<String>,
+    schema: Value,
+}
+
+/// A `oneOf` of objects told apart by one property's constant, as serde writes an
+/// internally tagged enum (`{"style": "cursor", "path": …}`): the tag's name and the
+/// variants.
+fn tagged_union(root: &Value, schema: &Value) -> Option<(String, Vec<Variant>)> {
+    let one_of = schema.get("oneOf").and_then(Value::as_array)?;
+    let mut tag: Option<String> = None;
+    let mut variants = Vec::new();
+    for option in one_of {
+        let option = resolve(root, option).into_owned();
+        let props = option.get("properties")?.as_object()?;
+        let (key, value) = props.iter().find_map(|(k, p)| {
+            let p = resolve(root, p);
+            p.get("const")
+                .and_then(Value::as_str)
+                .map(|c| (k.clone(), c.to_string()))
+        })?;
+        if tag.get_or_insert_with(|| key.clone()) != &key {
+            return None;
+        }
+        let description = option
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        variants.push(Variant {
+            name: value,
+            description,
+            schema: option,
+        });
+    }
+    Some((tag?, variants))
+}
+
+fn variant_default(root: &Value, tag: &str, variant: &Variant) -> Value {
+    let mut value = default_value(root, &without_tag(&variant.schema, tag));
+    if let Value::Object(o) = &mut value {
+        // Every setting of the variant with a default shows it, not only the required.
+        if let Some(props) = variant.schema.get("properties").and_then(Value::as_object) {
+            for (k, p) in props {
+                if let Some(d) = resolve(root, p).get("default") {
+                    o.entry(k.clone()).or_insert(d.clone());
+                }
+            }
+        }
+        o.insert(tag.to_string(), json!(variant.name));
+    }
+    value
+}
+
+/// A variant's schema without its tag, for drawing its other settings.
+fn without_tag(variant: &Value, tag: &str) -> Value {
+    let mut v = variant.clone();
+    if let Some(Value::Object(props)) = v.get_mut("properties") {
+        props.remove(tag);
+    }
+    if let Some(Value::Array(required)) = v.get_mut("required") {
+        required.retain(|r| r != tag);
+    }
+    v
+}
+
+/// A choice of variant, then the chosen variant's settings.
+fn edit_tagged(
+    ui: &mut Ui,
+    root: &Value,
+    tag: &str,
+    variants: &[Variant],
+    value: &mut Value,
+    cx: &FormContext,
+    path: &str,
+) -> bool {
+    let current = value
+        .get(tag)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let options: Vec<(String, Option<String>)> = variants
+        .iter()
+        .map(|v| (v.name.clone(), v.description.clone()))
+        .collect();
+    let mut chosen = json!(current);
+    let mut changed = false;
+    if choose(ui, &options, &mut chosen, &format!("{path}/{tag}")) {
+        let name = chosen.as_str().unwrap_or_default();
+        if let Some(variant) = variants.iter().find(|v| v.name == name) {
+            *value = variant_default(root, tag, variant);
+            changed = true;
+        }
+    }
+    let name = value
+        .get(tag)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if let Some(variant) = variants.iter().find(|v| v.name == name) {
+        let settings = without_tag(&variant.schema, tag);
+        let has_settings = settings
+            .get("properties")
+            .and_then(Value::as_object)
+            .is_some_and(|p| !p.is_empty());
+        if has_settings {
+            ui.indent(format!("{path}/variant"), |ui| {
+                changed |= edit_object(ui, root, &settings, value, cx, path);
+            });
+        }
+    }
+    changed
 }
 
 /// What a form needs besides the schema and the value.
@@ -418,6 +538,9 @@ fn edit_value(
     }
     if let Some(any) = schema.get("anyOf").and_then(Value::as_array) {
         return edit_operand(ui, root, any, value, cx, path);
+    }
+    if let Some((tag, variants)) = tagged_union(root, &schema) {
+        return edit_tagged(ui, root, &tag, &variants, value, cx, path);
     }
     match types(&schema).first().copied() {
         Some("object") => {

@@ -17,6 +17,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::{Connector, tls};
 
+pub(crate) use super::block_on;
 use crate::auth::{AuthKind, Secret, vault};
 use crate::node::{BoxFuture, ConfigProblem, NodeError};
 use crate::paths::Dirs;
@@ -359,28 +360,6 @@ async fn list_first_page(access: &Access, bucket: &str, prefix: &str) -> Result<
         "connected to s3://{bucket}/{prefix}: {count}{more} object{} there",
         if count == 1 { "" } else { "s" }
     ))
-}
-
-/// Runs network work from code that is not async (planning, which the app does on a
-/// blocking worker and the command line outside any runtime), on a thread of its own so it
-/// never blocks an async runtime's thread.
-pub fn block_on<F>(future: F) -> F::Output
-where
-    F: std::future::Future + Send,
-    F::Output: Send,
-{
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for one request")
-                    .block_on(future)
-            })
-            .join()
-            .expect("the request thread ended")
-    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,779 @@
+//! `source.rest`: records from any JSON API, without code. The first page's URL, where the
+//! records are in each answer, how the API pages (a next link in the body or the `Link`
+//! header, a cursor, page numbers or offsets), and optionally a query parameter that asks
+//! only for what changed since the last run.
+//!
+//! Requests go through the shared client (`connectors::http`): the connection's
+//! credentials, a token refresh after a `401`, retries on `5xx`, waits on `429`. The fields
+//! are learnt from the first page (a minute's cache keeps the app from asking on every
+//! edit) unless `schema` names their types.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::datatypes::{Schema, SchemaRef};
+use indexmap::IndexMap;
+use oauth2::url::Url;
+use reqwest::header::HeaderMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::block_on;
+use super::file::{infer_json, values_to_batch, with_overrides};
+use super::formats::FileFormat;
+use super::http::Api;
+use crate::auth::session::Session;
+use crate::engine::{Demand, SourceOutput};
+use crate::node::{
+    BoxFuture, BuildContext, ConfigProblem, ErrorRecord, NodeConfig, NodeError, NodeKind,
+    PlanContext, Runtime, Source,
+};
+use crate::paths::Dirs;
+use crate::types::FieldType;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestSource {
+    /// A connection that signs the requests (API key, basic, OAuth); none for an API that
+    /// needs no sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-connection" = "http"))]
+    pub connection: Option<String>,
+    /// The first page, e.g. `https://api.example.com/v2/tickets`; `${params}` are filled.
+    pub url: String,
+    /// Query parameters of every request, e.g. `{"status": "open"}`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub query: IndexMap<String, String>,
+    /// Where the records are in an answer, as a dot path such as `data.items`; empty when
+    /// the answer is the list itself.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub records_path: String,
+    /// How the API hands out the pages after the first.
+    #[serde(default, skip_serializing_if = "Pagination::is_none")]
+    pub pagination: Pagination,
+    /// Ask only for the records changed since the last successful run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<Incremental>,
+    /// Field types to use instead of the ones learnt from the first page, e.g.
+    /// `{"created_at": "timestamp"}`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub schema: IndexMap<String, FieldType>,
+    /// Stop with an error past this many pages: an API that never says it is done would
+    /// otherwise be read forever.
+    #[serde(default = "max_pages")]
+    pub max_pages: u64,
+    /// Stop the run at the first record that does not fit its fields' types instead of
+    /// setting it aside.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_on_first_error: bool,
+}
+
+fn max_pages() -> u64 {
+    10_000
+}
+
+/// How the pages after the first are asked for.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "style", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Pagination {
+    /// One answer holds every record.
+    #[default]
+    None,
+    /// Each answer names the next page's URL: at a dot path of the body (`next`,
+    /// `links.next`), or with an empty path in the `Link` header (`rel="next"`), as GitHub
+    /// and Zendesk do.
+    NextLink {
+        #[serde(default)]
+        path: String,
+    },
+    /// Each answer carries a cursor that the next request sends back, as Slack's
+    /// `response_metadata.next_cursor` → `cursor`. No cursor, or an empty one, ends it.
+    Cursor {
+        /// Where the cursor is in the answer.
+        path: String,
+        /// The query parameter that takes it.
+        param: String,
+    },
+    /// Numbered pages: `page=1`, `page=2`… until a page has fewer records than `size` (or
+    /// none).
+    PageNumber {
+        #[serde(default = "page")]
+        param: String,
+        #[serde(default = "one")]
+        start: u64,
+        /// The query parameter for the page size, e.g. `per_page`; empty when the API has
+        /// none.
+        #[serde(default)]
+        size_param: String,
+        #[serde(default = "hundred")]
+        size: u64,
+    },
+    /// Offsets: `offset=0&limit=100`, `offset=100&limit=100`… until a page has fewer
+    /// records than `limit`.
+    Offset {
+        #[serde(default = "offset")]
+        param: String,
+        #[serde(default = "limit")]
+        limit_param: String,
+        #[serde(default = "hundred")]
+        limit: u64,
+    },
+}
+
+fn page() -> String {
+    "page".into()
+}
+fn offset() -> String {
+    "offset".into()
+}
+fn limit() -> String {
+    "limit".into()
+}
+fn one() -> u64 {
+    1
+}
+fn hundred() -> u64 {
+    100
+}
+
+impl Pagination {
+    fn is_none(&self) -> bool {
+        *self == Pagination::None
+    }
+}
+
+/// An incremental pull: the API is asked for records changed since the newest change the
+/// last run saw, and records at that very instant already read are skipped, so none is
+/// lost or read twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Incremental {
+    /// The query parameter that takes the last change seen, e.g. `updated_since`.
+    pub param: String,
+    /// The record field holding when a record last changed, e.g. `updated_at`.
+    pub field: String,
+    /// The record field that identifies a record, e.g. `id`, to skip records at the
+    /// watermark's instant that were read already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_field: Option<String>,
+}
+
+impl NodeKind for RestSource {
+    const TYPE: &'static str = "source.rest";
+    const TITLE: &'static str = "REST API";
+    const ICON: &'static str = "🌐";
+    const TESTS_CONNECTION: bool = true;
+    const DESCRIPTION: &'static str =
+        "Read records from any JSON API, page by page, with an API key, a password or OAuth";
+}
+
+type Learnt = Result<Schema, String>;
+static LEARNT: LazyLock<Mutex<HashMap<String, (Instant, Learnt)>>> = LazyLock::new(Mutex::default);
+
+impl RestSource {
+    fn api(&self) -> Result<Api, NodeError> {
+        let session = match &self.connection {
+            Some(name) => Some(Session::open(&Dirs::from_env(), name).map_err(NodeError::msg)?),
+            None => None,
+        };
+        Ok(Api::new(session))
+    }
+
+    fn check(&self) -> Result<Url, ConfigProblem> {
+        let url = Url::parse(self.url.trim())
+            .map_err(|e| ConfigProblem::new("/url", format!("`{}` is not a URL: {e}", self.url)))?;
+        crate::auth::http::check_url(url.as_str()).map_err(|m| ConfigProblem::new("/url", m))?;
+        Ok(url)
+    }
+
+    /// The fields, from the first page, kept a minute.
+    fn plan(&self) -> Result<SchemaRef, Vec<ConfigProblem>> {
+        self.check().map_err(|p| vec![p])?;
+        let key = serde_json::to_string(self).expect("plain data");
+        let cached = LEARNT.lock().unwrap().get(&key).and_then(|(at, learnt)| {
+            let fresh = match learnt {
+                Ok(_) => Duration::from_secs(60),
+                Err(_) => Duration::from_secs(5),
+            };
+            (at.elapsed() < fresh).then(|| learnt.clone())
+        });
+        let learnt = match cached {
+            Some(learnt) => learnt,
+            None => {
+                let learnt = block_on(self.learn());
+                LEARNT
+                    .lock()
+                    .unwrap()
+                    .insert(key, (Instant::now(), learnt.clone()));
+                learnt
+            }
+        };
+        let inferred = learnt.map_err(|m| vec![ConfigProblem::new("/url", m)])?;
+        with_overrides(inferred, &self.schema, FileFormat::Json, &self.url)
+    }
+
+    async fn learn(&self) -> Learnt {
+        let api = self.api().map_err(|e| e.to_string())?;
+        let base = self.check().map_err(|p| p.message)?;
+        let mut pages = Pages::new(self, base, None);
+        let (records, _) = pages.next(&api).await.map_err(|e| e.to_string())?;
+        infer_json(&records.unwrap_or_default()).map_err(|e| format!("the first page {e}"))
+    }
+}
+
+impl NodeConfig for RestSource {
+    fn output_schema(
+        &self,
+        _: Option<&SchemaRef>,
+        _: &PlanContext,
+    ) -> Result<SchemaRef, Vec<ConfigProblem>> {
+        self.plan()
+    }
+
+    fn summary(&self) -> String {
+        let url = Url::parse(&self.url);
+        match &url {
+            Ok(u) => format!("{}{}", u.host_str().unwrap_or_default(), u.path()),
+            Err(_) => self.url.clone(),
+        }
+    }
+
+    fn test_connection(&self) -> BoxFuture<Result<String, NodeError>> {
+        let config = self.clone();
+        Box::pin(async move {
+            let api = config.api()?;
+            let base = config.check().map_err(|p| NodeError::msg(p.message))?;
+            let mut pages = Pages::new(&config, base, None);
+            let (records, more) = pages.next(&api).await?;
+            let count = records.map_or(0, |r| r.len());
+            Ok(format!(
+                "connected: the first page holds {count} record{}{}",
+                if count == 1 { "" } else { "s" },
+                if more {
+                    ", and there are more pages"
+                } else {
+                    ""
+                }
+            ))
+        })
+    }
+
+    fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
+        let base = self.check().map_err(|p| NodeError::msg(p.message))?;
+        let mark = match (&self.incremental, &cx.watermark) {
+            (Some(_), Some(saved)) => Some(serde_json::from_value::<Mark>(saved.clone()).map_err(|e| {
+                NodeError::msg(format!(
+                    "the saved watermark is not one this source wrote ({e}); reset it with `tributary state reset`"
+                ))
+            })?),
+            _ => None,
+        };
+        Ok(Runtime::Source(Box::new(RestRead {
+            config: self.clone(),
+            api: self.api()?,
+            base,
+            mark,
+            schema: cx.output_schema.clone(),
+        })))
+    }
+}
+
+/// Where an incremental pull got to: the newest change seen, and the ids of the records
+/// at that instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Mark {
+    value: Value,
+    #[serde(default)]
+    ids: Vec<String>,
+}
+
+/// Walks the pages of one pull.
+struct Pages<'a> {
+    config: &'a RestSource,
+    base: Url,
+    /// The next request's URL; `None` once the last page was read.
+    next: Option<Url>,
+    number: u64,
+    since: Option<String>,
+}
+
+impl<'a> Pages<'a> {
+    fn new(config: &'a RestSource, base: Url, since: Option<String>) -> Self {
+        let mut pages = Pages {
+            config,
+            base: base.clone(),
+            next: None,
+            number: 0,
+            since,
+        };
+        pages.next = Some(pages.url_for(0, None));
+        pages
+    }
+
+    /// The URL of a page asked for by number, offset or cursor.
+    fn url_for(&self, index: u64, cursor: Option<&str>) -> Url {
+        let mut url = self.base.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            for (k, v) in &self.config.query {
+                query.append_pair(k, v);
+            }
+            if let (Some(inc), Some(since)) = (&self.config.incremental, &self.since) {
+                query.append_pair(&inc.param, since);
+            }
+            match &self.config.pagination {
+                Pagination::PageNumber {
+                    param,
+                    start,
+                    size_param,
+                    size,
+                } => {
+                    query.append_pair(param, &(start + index).to_string());
+                    if !size_param.is_empty() {
+                        query.append_pair(size_param, &size.to_string());
+                    }
+                }
+                Pagination::Offset {
+                    param,
+                    limit_param,
+                    limit,
+                } => {
+                    query.append_pair(param, &(index * limit).to_string());
+                    query.append_pair(limit_param, &limit.to_string());
+                }
+                Pagination::Cursor { param, .. } => {
+                    if let Some(cursor) = cursor {
+                        query.append_pair(param, cursor);
+                    }
+                }
+                Pagination::None | Pagination::NextLink { .. } => {}
+            }
+        }
+        // `query_pairs_mut` leaves a bare `?` when it added nothing.
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        url
+    }
+
+    /// The next page's records, and whether there are more pages; `None` after the last.
+    async fn next(&mut self, api: &Api) -> Result<(Option<Vec<Value>>, bool), NodeError> {
+        let Some(url) = self.next.take() else {
+            return Ok((None, false));
+        };
+        self.number += 1;
+        if self.number > self.config.max_pages {
+            return Err(NodeError::msg(format!(
+                "{}: more than {} pages; raise `max_pages` if the API really has that many",
+                self.base, self.config.max_pages
+            )));
+        }
+        let what = format!("page {} of {}", self.number, redact(&url));
+        let (answer, headers) = api
+            .get_json(&what, |c| {
+                c.get(url.clone()).header("Accept", "application/json")
+            })
+            .await?;
+        let records = records_at(&answer, &self.config.records_path)
+            .map_err(|m| NodeError::msg(format!("{what}: {m}")))?;
+        let full = |size: u64| !records.is_empty() && records.len() as u64 >= size;
+        self.next = match &self.config.pagination {
+            Pagination::None => None,
+            Pagination::NextLink { path } => {
+                let link = if path.is_empty() {
+                    link_header_next(&headers)
+                } else {
+                    at_path(&answer, path)
+                        .and_then(Value::as_str)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                };
+                match link {
+                    Some(link) => Some(self.follow(&url, &link)?),
+                    None => None,
+                }
+            }
+            Pagination::Cursor { path, .. } => {
+                let cursor = at_path(&answer, path).and_then(|c| match c {
+                    Value::String(s) if !s.is_empty() => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                });
+                cursor.map(|c| self.url_for(self.number, Some(&c)))
+            }
+            Pagination::PageNumber { size, .. } => {
+                full(*size).then(|| self.url_for(self.number, None))
+            }
+            Pagination::Offset { limit, .. } => {
+                full(*limit).then(|| self.url_for(self.number, None))
+            }
+        };
+        Ok((Some(records), self.next.is_some()))
+    }
+
+    /// The URL a next link names, relative ones resolved. Credentials go only where the
+    /// first page went: a next link to another host is refused.
+    fn follow(&self, current: &Url, link: &str) -> Result<Url, NodeError> {
+        let next = current.join(link).map_err(|e| {
+            NodeError::msg(format!("the next page's link `{link}` is not a URL: {e}"))
+        })?;
+        if next.origin() != self.base.origin() {
+            return Err(NodeError::msg(format!(
+                "the next page's link goes to another site ({}) than the first page ({}); Tributary does not send the connection's credentials there",
+                next.origin().ascii_serialization(),
+                self.base.origin().ascii_serialization()
+            )));
+        }
+        Ok(next)
+    }
+}
+
+/// A URL for messages, without query values that may be keys.
+fn redact(url: &Url) -> String {
+    let mut shown = url.clone();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let secretish = ["key", "token", "secret", "password", "signature"]
+                .iter()
+                .any(|s| k.to_lowercase().contains(s));
+            (
+                k.into_owned(),
+                if secretish {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                },
+            )
+        })
+        .collect();
+    if pairs.is_empty() {
+        return shown.to_string();
+    }
+    shown.query_pairs_mut().clear().extend_pairs(pairs);
+    shown.to_string()
+}
+
+/// The `rel="next"` URL of a `Link` header (RFC 8288).
+fn link_header_next(headers: &HeaderMap) -> Option<String> {
+    for value in headers.get_all("link") {
+        let Ok(text) = value.to_str() else { continue };
+        for part in text.split(',') {
+            let mut pieces = part.split(';');
+            let target = pieces.next()?.trim();
+            let is_next = pieces.any(|p| {
+                let p = p.trim().to_ascii_lowercase().replace(' ', "");
+                p == "rel=\"next\"" || p == "rel=next"
+            });
+            if is_next {
+                return Some(
+                    target
+                        .trim_start_matches('<')
+                        .trim_end_matches('>')
+                        .to_string(),
+                );
+            }
+        }
+    }
+    None
+}
+
+/// The value at a dot path (`data.items`, `results.0.rows`).
+fn at_path<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('.')
+        .filter(|p| !p.is_empty())
+        .try_fold(value, |v, key| match v {
+            Value::Object(o) => o.get(key),
+            Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+            _ => None,
+        })
+}
+
+/// The records of an answer.
+fn records_at(answer: &Value, path: &str) -> Result<Vec<Value>, String> {
+    let found = if path.is_empty() {
+        Some(answer)
+    } else {
+        at_path(answer, path)
+    };
+    match found {
+        Some(Value::Array(items)) => Ok(items.clone()),
+        // A missing list on a page is an empty page (some APIs leave it out at the end).
+        Some(Value::Null) | None if !path.is_empty() && answer.is_object() => Ok(Vec::new()),
+        Some(other) => Err(format!(
+            "the answer has no list of records at `{}`: it holds {}{}",
+            if path.is_empty() { "(the top)" } else { path },
+            kind(other),
+            match other {
+                Value::Object(o) => format!(
+                    " with {}",
+                    o.keys().take(8).cloned().collect::<Vec<_>>().join(", ")
+                ),
+                _ => String::new(),
+            }
+        )),
+        None => Err("the answer holds no records".into()),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Orders two watermark values: instants as instants, numbers as numbers, else as text.
+fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x
+            .as_f64()
+            .partial_cmp(&y.as_f64())
+            .unwrap_or(std::cmp::Ordering::Equal),
+        (Value::String(x), Value::String(y)) => {
+            match (
+                chrono::DateTime::parse_from_rfc3339(x),
+                chrono::DateTime::parse_from_rfc3339(y),
+            ) {
+                (Ok(x), Ok(y)) => x.cmp(&y),
+                _ => x.cmp(y),
+            }
+        }
+        _ => a.to_string().cmp(&b.to_string()),
+    }
+}
+
+fn as_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+struct RestRead {
+    config: RestSource,
+    api: Api,
+    base: Url,
+    mark: Option<Mark>,
+    schema: SchemaRef,
+}
+
+impl Source for RestRead {
+    fn run(self: Box<Self>, mut out: SourceOutput) -> BoxFuture<Result<(), NodeError>> {
+        Box::pin(async move {
+            let RestRead {
+                config,
+                api,
+                base,
+                mark,
+                schema,
+            } = *self;
+            let seen: HashSet<String> = mark.iter().flat_map(|m| m.ids.iter().cloned()).collect();
+            let mut reached = mark.clone();
+            let since = mark.as_ref().map(|m| as_text(&m.value));
+            let mut pages = Pages::new(&config, base, since);
+            let node = out.node_id().to_string();
+            let schema = Arc::clone(&schema);
+            loop {
+                if out.is_cancelled() {
+                    return Err(NodeError::Cancelled);
+                }
+                let (Some(mut records), _) = pages.next(&api).await? else {
+                    break;
+                };
+                let page = pages.number;
+                if let Some(inc) = &config.incremental {
+                    records.retain(|r| keep(r, inc, mark.as_ref(), &seen));
+                    for record in &records {
+                        advance(&mut reached, record, inc);
+                    }
+                }
+                for chunk in records.chunks(out.batch_rows().max(1)) {
+                    let mut values = chunk.to_vec();
+                    let mut rejected = Vec::new();
+                    let batch = values_to_batch(&schema, &mut values, &mut |k, reason, record| {
+                        let error = ErrorRecord {
+                            node: node.clone(),
+                            file: Some(format!("page {page}")),
+                            line: None,
+                            reason: format!("record {} of the page: {reason}", k + 1),
+                            record,
+                        };
+                        if config.fail_on_first_error {
+                            return Err(NodeError::Rejected(error));
+                        }
+                        rejected.push(error);
+                        Ok(())
+                    })?;
+                    for error in rejected {
+                        out.reject(error)?;
+                    }
+                    if out.send(batch).await? == Demand::Enough {
+                        return Ok(());
+                    }
+                }
+            }
+            if config.incremental.is_some()
+                && let Some(reached) = reached
+                && Some(&reached) != mark.as_ref()
+            {
+                out.advance_watermark(serde_json::to_value(reached).expect("plain data"));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Whether a record belongs to this pull: after the watermark, or at it and not read yet.
+fn keep(record: &Value, inc: &Incremental, mark: Option<&Mark>, seen: &HashSet<String>) -> bool {
+    let (Some(mark), Some(changed)) = (mark, record.get(&inc.field)) else {
+        return true;
+    };
+    match compare(changed, &mark.value) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => match inc.id_field.as_ref().and_then(|f| record.get(f)) {
+            Some(id) => !seen.contains(&as_text(id)),
+            // Without ids, records at the very instant were read last time.
+            None => false,
+        },
+    }
+}
+
+fn advance(reached: &mut Option<Mark>, record: &Value, inc: &Incremental) {
+    let Some(changed) = record.get(&inc.field).filter(|v| !v.is_null()) else {
+        return;
+    };
+    let id = inc
+        .id_field
+        .as_ref()
+        .and_then(|f| record.get(f))
+        .map(as_text);
+    match reached {
+        Some(m) if compare(changed, &m.value) == std::cmp::Ordering::Equal => {
+            m.ids.extend(id);
+        }
+        Some(m) if compare(changed, &m.value) == std::cmp::Ordering::Less => {}
+        _ => {
+            *reached = Some(Mark {
+                value: changed.clone(),
+                ids: id.into_iter().collect(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn records_are_found_by_their_path() {
+        let answer = json!({"data": {"items": [{"a": 1}]}, "meta": {}});
+        assert_eq!(records_at(&answer, "data.items").unwrap().len(), 1);
+        assert_eq!(
+            records_at(&json!([{"a": 1}, {"a": 2}]), "").unwrap().len(),
+            2
+        );
+        assert!(
+            records_at(&answer, "")
+                .unwrap_err()
+                .contains("an object with data, meta")
+        );
+        assert!(
+            records_at(&json!({"data": 3}), "data")
+                .unwrap_err()
+                .contains("a number")
+        );
+        assert_eq!(
+            records_at(&json!({"next": null}), "items").unwrap().len(),
+            0
+        );
+    }
+
+    #[test]
+    fn the_link_header_names_the_next_page() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "link",
+            "<https://api.example.com/x?page=1>; rel=\"prev\", <https://api.example.com/x?page=3>; rel=\"next\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            link_header_next(&h).as_deref(),
+            Some("https://api.example.com/x?page=3")
+        );
+        assert_eq!(link_header_next(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn records_at_the_watermark_are_read_once() {
+        let inc = Incremental {
+            param: "since".into(),
+            field: "updated_at".into(),
+            id_field: Some("id".into()),
+        };
+        let mark = Mark {
+            value: json!("2026-11-27T10:00:00Z"),
+            ids: vec!["1".into()],
+        };
+        let seen: HashSet<String> = mark.ids.iter().cloned().collect();
+        let at = |id: u32, t: &str| json!({"id": id, "updated_at": t});
+        assert!(!keep(
+            &at(1, "2026-11-27T10:00:00Z"),
+            &inc,
+            Some(&mark),
+            &seen
+        ));
+        assert!(keep(
+            &at(2, "2026-11-27T10:00:00Z"),
+            &inc,
+            Some(&mark),
+            &seen
+        ));
+        // The same instant written in another zone is the same instant.
+        assert!(keep(
+            &at(3, "2026-11-27T11:00:00+01:00"),
+            &inc,
+            Some(&mark),
+            &seen
+        ));
+        assert!(!keep(
+            &at(5, "2026-11-27T09:59:59Z"),
+            &inc,
+            Some(&mark),
+            &seen
+        ));
+        assert!(keep(
+            &at(4, "2026-11-27T10:00:01Z"),
+            &inc,
+            Some(&mark),
+            &seen
+        ));
+        let mut reached = Some(mark.clone());
+        advance(&mut reached, &at(2, "2026-11-27T10:00:00Z"), &inc);
+        assert_eq!(reached.as_ref().unwrap().ids, vec!["1", "2"]);
+        advance(&mut reached, &at(4, "2026-11-27T10:00:01Z"), &inc);
+        assert_eq!(
+            reached.unwrap(),
+            Mark {
+                value: json!("2026-11-27T10:00:01Z"),
+                ids: vec!["4".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn query_values_that_look_secret_are_hidden_in_messages() {
+        let url = Url::parse("https://api.example.com/x?api_key=abc&page=2").unwrap();
+        assert_eq!(redact(&url), "https://api.example.com/x?api_key=***&page=2");
+    }
+}
