@@ -5,6 +5,7 @@
 use std::sync::LazyLock;
 
 use crate::connectors::s3::{destination as s3_destination, source as s3_source};
+use crate::connectors::salesforce::source as salesforce_source;
 use crate::connectors::{demo_crm, file, local, rest};
 use crate::node::NodeType;
 use crate::transforms::{
@@ -16,6 +17,7 @@ static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
         NodeType::of::<demo_crm::DemoCrm>(),
         NodeType::of::<file::FileSource>(),
         NodeType::of::<s3_source::S3Source>(),
+        NodeType::of::<salesforce_source::SalesforceSource>(),
         NodeType::of::<rest::RestSource>(),
         NodeType::of::<map::Map>(),
         NodeType::of::<map::MapAll>(),

@@ -9,6 +9,7 @@ pub mod local;
 pub mod output;
 pub mod rest;
 pub mod s3;
+pub mod salesforce;
 
 /// Runs network work from code that is not async (planning, which the app does on a
 /// blocking worker and the command line outside any runtime), on a thread of its own so it

@@ -1,0 +1,313 @@
+//! Salesforce: what the Salesforce nodes share. An [`Org`] is a logged-in connection's
+//! REST API (`{instance_url}/services/data/vXX.X/…`) through the shared client, so every
+//! request carries the connection's token, is sent again after a refresh when Salesforce
+//! answers `401 INVALID_SESSION_ID`, and waits out `503` and rate limits.
+//!
+//! Salesforce field types map to Arrow types once, here, from `describe`: the same types
+//! whether records come from the REST query API (JSON) or Bulk API 2.0 (CSV), which AppFlow
+//! does not manage (its output changes format with the API it picked).
+
+pub mod source;
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::http::Api;
+use crate::auth::session::Session;
+use crate::node::NodeError;
+use crate::paths::Dirs;
+
+/// The connector name Salesforce connections carry.
+pub const CONNECTOR: &str = "salesforce";
+
+/// The REST API version requests use unless the node names another.
+pub const API_VERSION: &str = "62.0";
+
+/// A logged-in org's REST API.
+#[derive(Clone)]
+pub struct Org {
+    pub api: Api,
+    base: String,
+}
+
+/// One field of an object, as `describe` has it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldInfo {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub label: String,
+    #[serde(default = "yes")]
+    pub nillable: bool,
+    #[serde(default = "yes")]
+    pub filterable: bool,
+    /// Set on the parts of a compound field (`BillingStreet` → `BillingAddress`).
+    #[serde(default)]
+    pub compound_field_name: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What `describe` says of an object.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Describe {
+    pub name: String,
+    pub fields: Vec<FieldInfo>,
+}
+
+impl Describe {
+    pub fn field(&self, name: &str) -> Option<&FieldInfo> {
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+}
+
+impl FieldInfo {
+    /// Compound fields (addresses, geolocations) come whole in the REST API and not at all
+    /// in Bulk API 2.0; their parts are fields of their own, so they are left out.
+    pub fn is_compound(&self) -> bool {
+        matches!(self.kind.as_str(), "address" | "location")
+    }
+
+    /// The Arrow type of a Salesforce field type.
+    pub fn arrow_type(&self) -> DataType {
+        match self.kind.as_str() {
+            "boolean" => DataType::Boolean,
+            "int" => DataType::Int32,
+            "long" => DataType::Int64,
+            "double" | "currency" | "percent" => DataType::Float64,
+            "date" => DataType::Date32,
+            "datetime" => DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into())),
+            // id, reference, string, textarea, picklist, multipicklist, combobox, email,
+            // phone, url, encryptedstring, base64 (a URL to the blob), time, anyType…
+            _ => DataType::Utf8,
+        }
+    }
+
+    /// A value as the REST API or a Bulk CSV cell gives it, as JSON the Arrow decoder takes
+    /// for this field's type: texts of numbers and booleans become numbers and booleans,
+    /// Salesforce's `+0000` offsets become `+00:00`, empty cells null.
+    pub fn normalize(&self, value: Value) -> Value {
+        match (self.arrow_type(), value) {
+            (_, Value::String(s)) if s.is_empty() && self.arrow_type() != DataType::Utf8 => {
+                Value::Null
+            }
+            (DataType::Boolean, Value::String(s)) => match s.as_str() {
+                "true" | "TRUE" | "True" => Value::Bool(true),
+                "false" | "FALSE" | "False" => Value::Bool(false),
+                _ => Value::String(s),
+            },
+            (DataType::Int32 | DataType::Int64 | DataType::Float64, Value::String(s)) => {
+                match s.parse::<i64>() {
+                    Ok(n) => Value::from(n),
+                    Err(_) => s
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(serde_json::Number::from_f64)
+                        .map_or(Value::String(s), Value::Number),
+                }
+            }
+            (DataType::Timestamp(..), Value::String(s)) => Value::String(rfc3339(&s)),
+            (_, v) => v,
+        }
+    }
+}
+
+/// `2026-11-27T10:00:00.000+0000` → `2026-11-27T10:00:00.000+00:00`.
+fn rfc3339(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let n = bytes.len();
+    if n > 5 && matches!(bytes[n - 5], b'+' | b'-') && bytes[n - 4..].iter().all(u8::is_ascii_digit)
+    {
+        format!("{}:{}", &text[..n - 2], &text[n - 2..])
+    } else {
+        text.to_string()
+    }
+}
+
+/// The Arrow schema of the chosen fields, in the order given.
+pub fn schema_of(fields: &[&FieldInfo]) -> Schema {
+    Schema::new(
+        fields
+            .iter()
+            .map(|f| Field::new(&f.name, f.arrow_type(), true))
+            .collect::<Vec<_>>(),
+    )
+}
+
+impl Org {
+    /// The org a connection is logged in to.
+    pub fn open(dirs: &Dirs, connection: &str, version: &str) -> Result<Org, NodeError> {
+        let session = Session::open(dirs, connection).map_err(NodeError::msg)?;
+        let found = session.connection();
+        if found.connector != CONNECTOR {
+            return Err(NodeError::msg(format!(
+                "the connection `{connection}` is for {}, not Salesforce",
+                found.connector
+            )));
+        }
+        let instance = found.setting("instance_url").ok_or_else(|| {
+            NodeError::msg(format!(
+                "the connection `{connection}` has not logged in yet: log in in the app (Connections) or with `tributary connection login {connection}`"
+            ))
+        })?;
+        crate::auth::http::check_url(&instance).map_err(NodeError::msg)?;
+        let version = version.trim().trim_start_matches('v');
+        Ok(Org {
+            api: Api::new(Some(Arc::clone(&session))),
+            base: format!(
+                "{}/services/data/v{version}",
+                instance.trim_end_matches('/')
+            ),
+        })
+    }
+
+    /// A URL of the versioned REST API, e.g. `/sobjects`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A URL Salesforce gave (`nextRecordsUrl`), which starts at `/services/data/…`.
+    pub fn absolute(&self, path: &str) -> String {
+        let root = self
+            .base
+            .split("/services/data/")
+            .next()
+            .unwrap_or(&self.base);
+        format!("{root}{path}")
+    }
+
+    pub async fn describe(&self, object: &str) -> Result<Describe, NodeError> {
+        let url = self.url(&format!("/sobjects/{object}/describe"));
+        let (answer, _) = self
+            .api
+            .get_json(&format!("describing {object}"), |c| c.get(&url))
+            .await
+            .map_err(|e| match e.status {
+                Some(404) => NodeError::msg(format!(
+                    "Salesforce has no object `{object}` (or the connection may not see it)"
+                )),
+                _ => NodeError::msg(salesforce_words(&e.message)),
+            })?;
+        serde_json::from_value(answer).map_err(|e| {
+            NodeError::msg(format!(
+                "Salesforce's description of {object} is not one Tributary reads: {e}"
+            ))
+        })
+    }
+
+    /// The objects that can be queried, as (name, label).
+    pub async fn objects(&self) -> Result<Vec<(String, String)>, NodeError> {
+        let url = self.url("/sobjects");
+        let (answer, _) = self
+            .api
+            .get_json("listing the objects", |c| c.get(&url))
+            .await
+            .map_err(|e| NodeError::msg(salesforce_words(&e.message)))?;
+        Ok(answer["sobjects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| o["queryable"].as_bool().unwrap_or(true))
+            .filter_map(|o| {
+                Some((
+                    o["name"].as_str()?.to_string(),
+                    o["label"].as_str().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect())
+    }
+}
+
+/// Salesforce's error bodies (`[{"message": …, "errorCode": …}]`) read as words.
+pub fn salesforce_words(message: &str) -> String {
+    let hint = if message.contains("REQUEST_LIMIT_EXCEEDED") {
+        " (the org's daily API request limit is used up; it frees up over 24 hours)"
+    } else if message.contains("INVALID_FIELD") {
+        " (a field named in the node does not exist or is not visible to the connection)"
+    } else if message.contains("INVALID_TYPE") {
+        " (the object does not exist or is not visible to the connection)"
+    } else if message.contains("API_DISABLED_FOR_ORG") {
+        " (this Salesforce edition does not allow API access)"
+    } else {
+        ""
+    };
+    format!("{message}{hint}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn field(kind: &str) -> FieldInfo {
+        FieldInfo {
+            name: "F".into(),
+            kind: kind.into(),
+            label: String::new(),
+            nillable: true,
+            filterable: true,
+            compound_field_name: None,
+        }
+    }
+
+    #[test]
+    fn every_salesforce_type_has_an_arrow_type() {
+        let cases = [
+            ("id", DataType::Utf8),
+            ("reference", DataType::Utf8),
+            ("string", DataType::Utf8),
+            ("textarea", DataType::Utf8),
+            ("picklist", DataType::Utf8),
+            ("multipicklist", DataType::Utf8),
+            ("combobox", DataType::Utf8),
+            ("email", DataType::Utf8),
+            ("phone", DataType::Utf8),
+            ("url", DataType::Utf8),
+            ("encryptedstring", DataType::Utf8),
+            ("base64", DataType::Utf8),
+            ("time", DataType::Utf8),
+            ("anyType", DataType::Utf8),
+            ("boolean", DataType::Boolean),
+            ("int", DataType::Int32),
+            ("long", DataType::Int64),
+            ("double", DataType::Float64),
+            ("currency", DataType::Float64),
+            ("percent", DataType::Float64),
+            ("date", DataType::Date32),
+            (
+                "datetime",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into())),
+            ),
+        ];
+        for (kind, arrow) in cases {
+            assert_eq!(field(kind).arrow_type(), arrow, "{kind}");
+        }
+        assert!(field("address").is_compound() && field("location").is_compound());
+    }
+
+    #[test]
+    fn csv_cells_and_rest_values_normalize_alike() {
+        assert_eq!(field("boolean").normalize(json!("true")), json!(true));
+        assert_eq!(field("currency").normalize(json!("1250.5")), json!(1250.5));
+        assert_eq!(field("int").normalize(json!("42")), json!(42));
+        assert_eq!(field("double").normalize(json!("")), Value::Null);
+        assert_eq!(field("string").normalize(json!("")), json!(""));
+        assert_eq!(
+            field("datetime").normalize(json!("2026-11-27T10:00:00.000+0000")),
+            json!("2026-11-27T10:00:00.000+00:00")
+        );
+        assert_eq!(
+            field("datetime").normalize(json!("2026-11-27T10:00:00.000Z")),
+            json!("2026-11-27T10:00:00.000Z")
+        );
+    }
+}

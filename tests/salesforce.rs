@@ -1,0 +1,479 @@
+//! `source.salesforce` through the `tributary` command against an org on loopback that
+//! speaks the REST API's and Bulk API 2.0's documented wire formats
+//! (`tests/support/salesforce_server.py`). The tests check the requests (paths, SOQL text,
+//! Bulk jobs) as well as the records written.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+
+use common::*;
+use serde_json::{Value, json};
+
+struct Org {
+    url: String,
+    secret: String,
+    _child: Child,
+}
+
+fn start() -> Org {
+    let python = std::env::var("TRIBUTARY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/salesforce_server.py"
+    );
+    let mut child = Command::new(&python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {python}: {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready: Value =
+        serde_json::from_str(&line).expect("the Salesforce test server did not start");
+    Org {
+        url: ready["url"].as_str().unwrap().to_string(),
+        secret: ready["client_secret"].as_str().unwrap().to_string(),
+        _child: child,
+    }
+}
+
+impl Org {
+    fn control(&self, change: Value) {
+        let status = Command::new("python3")
+            .args([
+                "-c",
+                "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method='POST')).read()",
+            ])
+            .arg(format!("{}/test/control", self.url))
+            .arg(change.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// The requests since the last call.
+    fn requests(&self) -> Vec<Value> {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())",
+            ])
+            .arg(format!("{}/test/log", self.url))
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+/// An installation with a Salesforce connection (client credentials) logged in to the org.
+fn connected(org: &Org) -> Scratch {
+    let scratch = Scratch::new();
+    let mut child = tributary(&scratch)
+        .args([
+            "connection",
+            "add",
+            "crm",
+            "--connector",
+            "salesforce",
+            "--auth",
+            "oauth2_client_credentials",
+            "--set",
+            &format!("login_url={}", org.url),
+            "--set",
+            "client_id=sf-test-client",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{}\n", org.secret).as_bytes())
+        .unwrap();
+    let added = child.wait_with_output().unwrap();
+    assert!(added.status.success(), "{}", stderr(&added));
+    let login = tributary(&scratch)
+        .args(["connection", "login", "crm"])
+        .output()
+        .unwrap();
+    assert!(login.status.success(), "{}", stderr(&login));
+    org.requests();
+    scratch
+}
+
+fn tributary(scratch: &Scratch) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tributary"));
+    c.env("TRIBUTARY_HOME", scratch.home())
+        .env("TRIBUTARY_VAULT_PASSPHRASE", "salesforce tests")
+        .env_remove("TRIBUTARY_LOG");
+    c
+}
+
+fn to_folder(source: Value) -> Value {
+    let mut config = json!({"connection": "crm", "object": "Opportunity"});
+    config
+        .as_object_mut()
+        .unwrap()
+        .extend(source.as_object().unwrap().clone());
+    flow(
+        vec![
+            node("sf", "source.salesforce", config),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("sf", "out")],
+    )
+}
+
+fn run(scratch: &Scratch, flow: &Value, extra: &[&str]) -> Output {
+    let path = scratch.flow("flow.json", flow);
+    tributary(scratch)
+        .args(["run", path.to_str().unwrap(), "--json"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn ran(out: &Output) -> Value {
+    assert!(out.status.success(), "{}\n{}", stdout(out), stderr(out));
+    serde_json::from_str(&stdout(out)).unwrap()
+}
+
+/// Every record written so far, by Id, with how many times each came.
+fn written(scratch: &Scratch) -> (BTreeMap<String, Value>, usize) {
+    let mut by_id = BTreeMap::new();
+    let mut count = 0;
+    let out = scratch.path().join("out");
+    for file in files_under(&out) {
+        for line in std::fs::read_to_string(out.join(&file)).unwrap().lines() {
+            let record: Value = serde_json::from_str(line).unwrap();
+            by_id.insert(record["Id"].as_str().unwrap().to_string(), record);
+            count += 1;
+        }
+    }
+    (by_id, count)
+}
+
+fn soqls(requests: &[Value]) -> Vec<String> {
+    requests
+        .iter()
+        .filter_map(|r| r["soql"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn a_rest_pull_follows_next_records_urls_and_pushes_conditions_down() {
+    let org = start();
+    let scratch = connected(&org);
+    let flow = to_folder(json!({
+        "fields": ["Id", "Name", "StageName", "Amount", "CloseDate", "SystemModstamp", "IsWon"],
+        "conditions": [
+            {"field": "StageName", "operator": "not_equal_to", "value": "Closed Lost"},
+            {"field": "Amount", "operator": "greater_than", "value": 1000}
+        ],
+        "api": "rest"
+    }));
+    let record = ran(&run(&scratch, &flow, &[]));
+    let (by_id, count) = written(&scratch);
+    // Deals 98..450 with an amount (every tenth has none) and not Closed Lost (i % 4 == 3).
+    let expected = (98..=450).filter(|i| i % 10 != 0 && i % 4 != 3).count();
+    assert_eq!(count, expected);
+    assert_eq!(record["records_written"], expected as u64);
+    let deal = &by_id["006000000000101"];
+    assert_eq!(deal["Name"], "Deal 101");
+    assert_eq!(deal["Amount"], 1035.25);
+    assert_eq!(deal["CloseDate"], "2026-12-18");
+    assert_eq!(deal["IsWon"], false);
+
+    let requests = org.requests();
+    let paths: Vec<&str> = requests
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"/services/data/v62.0/sobjects/Opportunity/describe"));
+    assert_eq!(
+        soqls(&requests),
+        vec![
+            "SELECT Id, Name, StageName, Amount, CloseDate, SystemModstamp, IsWon FROM Opportunity WHERE StageName != 'Closed Lost' AND Amount > 1000"
+        ]
+    );
+    // Pages of 200 records: the query, then nextRecordsUrl.
+    let pages = paths.iter().filter(|p| p.contains("/query")).count();
+    assert!(pages >= 2, "{paths:?}");
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.starts_with("/services/data/v62.0/query/01g"))
+    );
+}
+
+#[test]
+fn every_salesforce_type_arrives_as_its_arrow_type() {
+    let org = start();
+    let scratch = connected(&org);
+    let path = scratch.flow("flow.json", &to_folder(json!({})));
+    let out = tributary(&scratch)
+        .args([
+            "preview",
+            path.to_str().unwrap(),
+            "--node",
+            "sf",
+            "--limit",
+            "5",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let preview: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let types: BTreeMap<String, String> = preview["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().into(),
+                f["type"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let expect = |name: &str, kind: &str| assert_eq!(types[name], kind, "{name}");
+    for text in [
+        "Id",
+        "Name",
+        "AccountId",
+        "Description",
+        "StageName",
+        "Tags__c",
+        "Email__c",
+        "Phone__c",
+        "Site__c",
+        "Kind__c",
+        "Secret__c",
+        "Doc__c",
+        "Start__c",
+        "Any__c",
+    ] {
+        expect(text, "string");
+    }
+    expect("IsDeleted", "boolean");
+    expect("Amount", "number");
+    expect("Probability", "number");
+    expect("Score__c", "number");
+    expect("Quantity__c", "integer");
+    expect("Views__c", "integer");
+    expect("CloseDate", "date");
+    expect("SystemModstamp", "timestamp");
+    // The compound address is left out; its parts would be fields of their own.
+    assert!(!types.contains_key("Address__c"));
+    assert_eq!(preview["records"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        preview["records"][0]["SystemModstamp"],
+        "2026-11-01T00:00:00Z"
+    );
+    // A preview asks Salesforce for no more than it shows.
+    let soql = soqls(&org.requests());
+    assert!(soql.iter().all(|s| s.ends_with(" LIMIT 5")), "{soql:?}");
+}
+
+#[test]
+fn an_expired_session_mid_pagination_is_refreshed_and_the_page_asked_again() {
+    let org = start();
+    let scratch = connected(&org);
+    // Pages of 100: the session ends when the third page is asked for, and the fourth
+    // meets a 503.
+    org.control(
+        json!({"page_size": 100, "expire_at": "-200", "fail": [{"status": 503, "at": "-300"}]}),
+    );
+    let flow = to_folder(json!({"fields": ["Id", "Name"], "api": "rest"}));
+    let record = ran(&run(&scratch, &flow, &[]));
+    assert_eq!(record["records_written"], 450);
+    let trail: Vec<String> = org
+        .requests()
+        .iter()
+        .filter(|r| r["path"] != "/services/data/v62.0/sobjects/Opportunity/describe")
+        .map(|r| {
+            let path = r["path"].as_str().unwrap();
+            let short = if path.ends_with("/token") {
+                "token"
+            } else {
+                path.rsplit('/').next().unwrap().rsplit('-').next().unwrap()
+            };
+            format!("{} {short}", r["status"])
+        })
+        .collect();
+    assert_eq!(
+        trail,
+        vec![
+            "200 query",
+            "200 100",
+            "401 200",
+            "200 token",
+            "200 200",
+            "503 300",
+            "200 300",
+            "200 400"
+        ]
+    );
+    let (by_id, count) = written(&scratch);
+    assert_eq!((by_id.len(), count), (450, 450));
+}
+
+#[test]
+fn incremental_pulls_read_every_record_once_across_runs() {
+    let org = start();
+    let scratch = connected(&org);
+    let flow = to_folder(json!({
+        "fields": ["Id", "Name", "SystemModstamp"],
+        "incremental": "SystemModstamp",
+        "api": "rest"
+    }));
+    let first = ran(&run(&scratch, &flow, &[]));
+    assert_eq!(first["records_written"], 450);
+    assert_eq!(first["windows"][0]["from"], Value::Null);
+    let soql = soqls(&org.requests());
+    assert!(soql[0].contains(" WHERE SystemModstamp < "), "{soql:?}");
+
+    // The last run's newest instant is 2026-11-01T01:30 (deals 450..454 would share it;
+    // 450 is there). Two new deals land at that very instant, one later.
+    org.control(json!({"upsert": [
+        {"Id": "006000000000451", "Name": "Deal 451", "SystemModstamp": "2026-11-01T01:30:00.000+0000"},
+        {"Id": "006000000000452", "Name": "Deal 452", "SystemModstamp": "2026-11-01T01:30:00.000+0000"},
+        {"Id": "006000000000017", "Name": "Deal 17 again", "SystemModstamp": "2026-11-01T02:00:00.000+0000"},
+    ]}));
+    let second = ran(&run(&scratch, &flow, &[]));
+    assert_eq!(second["records_written"], 3);
+    let soql = soqls(&org.requests());
+    assert!(
+        soql[0].contains("SystemModstamp >= 2026-11-01T01:30:00.000Z AND SystemModstamp < "),
+        "{soql:?}"
+    );
+    let third = ran(&run(&scratch, &flow, &[]));
+    assert_eq!(third["records_written"], 0);
+
+    let (by_id, count) = written(&scratch);
+    assert_eq!(by_id.len(), 452);
+    // Deal 17 came twice: as it was, and changed.
+    assert_eq!(count, 453);
+    assert_eq!(by_id["006000000000017"]["Name"], "Deal 17 again");
+    let state = tributary(&scratch)
+        .args([
+            "state",
+            "show",
+            scratch.path().join("flow.json").to_str().unwrap(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&state).contains("2026-11-01T02:00:00Z"),
+        "{}",
+        stdout(&state)
+    );
+}
+
+#[test]
+fn a_bulk_query_reads_its_result_sets_by_locator() {
+    let org = start();
+    let scratch = connected(&org);
+    // Automatic: the count says 450 records, above this node's threshold of 100.
+    let flow = to_folder(json!({
+        "fields": ["Id", "Name", "Amount", "IsWon", "CloseDate", "SystemModstamp"],
+        "bulk_from": 100
+    }));
+    let record = ran(&run(&scratch, &flow, &[]));
+    assert_eq!(record["records_written"], 450);
+    let requests = org.requests();
+    let soql = soqls(&requests);
+    assert_eq!(
+        soql,
+        vec!["SELECT COUNT() FROM Opportunity"],
+        "the count decides; the records come from the job"
+    );
+    let job = requests.iter().find(|r| r.get("job").is_some()).unwrap();
+    assert_eq!(job["job"]["operation"], "query");
+    assert_eq!(
+        job["job"]["query"],
+        "SELECT Id, Name, Amount, IsWon, CloseDate, SystemModstamp FROM Opportunity"
+    );
+    let results: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().ends_with("/results"))
+        .collect();
+    // 160 records a result set: three sets, the second and third asked for by locator.
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[1]["query"]["locator"], "160");
+    assert_eq!(results[2]["query"]["locator"], "320");
+    let polls = requests
+        .iter()
+        .filter(|r| {
+            let p = r["path"].as_str().unwrap();
+            p.contains("/jobs/query/750") && !p.ends_with("/results")
+        })
+        .count();
+    assert!(polls >= 2, "the job was InProgress first");
+
+    // The same records, typed the same, as a REST pull writes.
+    let (bulk, _) = written(&scratch);
+    let rest_scratch = connected(&org);
+    let mut rest_flow = flow.clone();
+    rest_flow["nodes"][0]["config"]["api"] = json!("rest");
+    ran(&run(&rest_scratch, &rest_flow, &[]));
+    let (rest, _) = written(&rest_scratch);
+    assert_eq!(bulk, rest);
+    assert_eq!(bulk["006000000000010"]["Amount"], Value::Null);
+}
+
+#[test]
+fn salesforce_errors_are_said_in_words() {
+    let org = start();
+    let scratch = connected(&org);
+    let bad_field = to_folder(json!({"fields": ["Id", "Nme"]}));
+    let out = run(&scratch, &bad_field, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("Opportunity has no field `Nme`"),
+        "{}",
+        stderr(&out)
+    );
+    let bad_object = to_folder(json!({"object": "Opportunityy"}));
+    let out = run(&scratch, &bad_object, &[]);
+    assert!(
+        stderr(&out).contains("Salesforce has no object `Opportunityy`"),
+        "{}",
+        stderr(&out)
+    );
+    // The daily limit: Salesforce's code and what it means.
+    let flow = to_folder(json!({"fields": ["Id"], "api": "rest"}));
+    let path = scratch.flow("flow.json", &flow);
+    assert!(
+        tributary(&scratch)
+            .args(["validate", path.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    org.control(json!({"fail": [{"status": 403, "at": "/query"}]}));
+    let out = run(&scratch, &flow, &[]);
+    assert!(!out.status.success());
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("REQUEST_LIMIT_EXCEEDED"), "{text}");
+    assert!(text.contains("daily API request limit"), "{text}");
+}
