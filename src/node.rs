@@ -85,6 +85,9 @@ pub struct BuildContext {
     /// [`SourceOutput::advance_watermark`](crate::engine::SourceOutput::advance_watermark));
     /// `None` the first time and on `run --full`.
     pub watermark: Option<serde_json::Value>,
+    /// The run's error output, for destinations whose service refuses single records
+    /// (Salesforce) and that set those aside as sources do.
+    pub errors: crate::engine::ErrorSink,
 }
 
 /// A node type's settings, as parsed from the flow file.

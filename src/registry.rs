@@ -5,7 +5,9 @@
 use std::sync::LazyLock;
 
 use crate::connectors::s3::{destination as s3_destination, source as s3_source};
-use crate::connectors::salesforce::source as salesforce_source;
+use crate::connectors::salesforce::{
+    destination as salesforce_destination, source as salesforce_source,
+};
 use crate::connectors::{demo_crm, file, local, rest};
 use crate::node::NodeType;
 use crate::transforms::{
@@ -32,6 +34,7 @@ static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
         NodeType::of::<dedupe::Dedupe>(),
         NodeType::of::<local::LocalDestination>(),
         NodeType::of::<s3_destination::S3Destination>(),
+        NodeType::of::<salesforce_destination::SalesforceDestination>(),
     ]
 });
 

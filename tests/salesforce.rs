@@ -477,3 +477,109 @@ fn salesforce_errors_are_said_in_words() {
     assert!(text.contains("REQUEST_LIMIT_EXCEEDED"), "{text}");
     assert!(text.contains("daily API request limit"), "{text}");
 }
+
+#[test]
+fn an_upsert_sends_200_records_a_request_and_sets_refused_ones_aside() {
+    let org = start();
+    let scratch = connected(&org);
+    let mut csv = String::from("External_Id__c,Name,Amount,StageName\n");
+    for i in 1..=400 {
+        csv += &format!("EXT-{i},Renamed {i},{}.5,Qualification\n", i * 3);
+    }
+    for i in 901..=947 {
+        csv += &format!("EXT-{i},New deal {i},{i},Prospecting\n");
+    }
+    csv += "EXT-948,,10,Prospecting\n"; // new, and no name
+    csv += "EXT-949,Refund,-5,Prospecting\n";
+    csv += "EXT-7,Deal 7 again,-1,Prospecting\n"; // refused: the earlier rename stands
+    let input = scratch.write("deals.csv", &csv);
+    let flow = flow(
+        vec![
+            node(
+                "csv",
+                "source.file",
+                json!({"path": input.to_str().unwrap()}),
+            ),
+            node(
+                "sf",
+                "destination.salesforce",
+                json!({"connection": "crm", "object": "Opportunity", "operation": "upsert",
+                       "external_id_field": "External_Id__c"}),
+            ),
+        ],
+        &[("csv", "sf")],
+    );
+    let record = ran(&run(&scratch, &flow, &[]));
+    assert_eq!(record["records_rejected"], 3);
+    assert_eq!(record["outputs"][0]["records"], 447);
+    assert_eq!(
+        record["outputs"][0]["location"],
+        "salesforce:Opportunity (upsert by External_Id__c)"
+    );
+
+    let calls: Vec<Value> = org
+        .requests()
+        .into_iter()
+        .filter(|r| r.get("operation").is_some())
+        .collect();
+    let sizes: Vec<u64> = calls.iter().map(|c| c["count"].as_u64().unwrap()).collect();
+    assert_eq!(sizes, vec![200, 200, 50]);
+    assert!(calls.iter().all(|c| {
+        c["method"] == "PATCH"
+            && c["allOrNone"] == false
+            && c["path"] == "/services/data/v62.0/composite/sobjects/Opportunity/External_Id__c"
+    }));
+
+    // The refused records, with Salesforce's codes, in the run's error output.
+    let errors_file = record["error_output"].as_str().unwrap();
+    let errors: Vec<Value> = std::fs::read_to_string(errors_file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let reasons: Vec<&str> = errors
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 3);
+    assert!(
+        reasons.contains(&"REQUIRED_FIELD_MISSING: Required fields are missing: [Name] (Name)")
+    );
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| r.starts_with("FIELD_CUSTOM_VALIDATION_EXCEPTION"))
+            .count(),
+        2
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["record"].as_str().unwrap().contains("EXT-949"))
+    );
+
+    // What the org holds now: 400 renamed, 47 new, deal 7 as the first upsert left it.
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())",
+        ])
+        .arg(format!("{}/test/records", org.url))
+        .output()
+        .unwrap();
+    let records: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let named = |prefix: &str| {
+        records
+            .iter()
+            .filter(|r| r["Name"].as_str().unwrap_or_default().starts_with(prefix))
+            .count()
+    };
+    assert_eq!(named("Renamed "), 400);
+    assert_eq!(named("New deal "), 47);
+    assert_eq!(records.len(), 450 + 47);
+    let deal7 = records
+        .iter()
+        .find(|r| r["External_Id__c"] == "EXT-7")
+        .unwrap();
+    assert_eq!(deal7["Name"], "Renamed 7");
+}

@@ -307,6 +307,7 @@ async fn execute(
             output_schema: node.schema.clone(),
             batch_rows: opts.batch_rows,
             watermark: from[i].clone(),
+            errors: errors.clone(),
         };
         match node.config.build(&cx) {
             Ok(rt) => runtimes.push(Some(rt)),

@@ -45,6 +45,7 @@ FIELDS = [
     ("IsWon", "boolean"), ("Email__c", "email"), ("Phone__c", "phone"), ("Site__c", "url"),
     ("Kind__c", "combobox"), ("Secret__c", "encryptedstring"), ("Doc__c", "base64"),
     ("Start__c", "time"), ("Any__c", "anyType"), ("Address__c", "address"),
+    ("External_Id__c", "string"),
 ]
 STAGES = ["Prospecting", "Qualification", "Closed Won", "Closed Lost"]
 records = {}
@@ -64,6 +65,7 @@ def make(i, minute, **over):
         "IsWon": i % 4 == 2, "Email__c": "d%d@example.com" % i, "Phone__c": "+1 555 %04d" % i,
         "Site__c": "https://example.com/%d" % i, "Kind__c": "new", "Secret__c": "****", "Doc__c": "/services/data/v62.0/sobjects/Opportunity/%d/Doc__c" % i,
         "Start__c": "09:00:00.000Z", "Any__c": "x", "Address__c": {"city": "Lyon"},
+        "External_Id__c": "EXT-%d" % i,
     }
     r.update(over)
     return r
@@ -267,7 +269,74 @@ class Handler(BaseHTTPRequestHandler):
                 jobs[job] = {"names": names, "rows": rows, "polls": 0}
             return self.send(200, {"id": job, "operation": spec["operation"], "object": "Opportunity", "state": "UploadComplete",
                                    "contentType": "CSV", "apiVersion": 62.0, "lineEnding": "LF", "columnDelimiter": "COMMA"})
+        if re.fullmatch(r"/services/data/v[\d.]+/composite/sobjects", self.route):
+            return self.collection("insert", None)
         self.send(404, [{"message": "not found", "errorCode": "NOT_FOUND"}])
+
+    def do_PATCH(self):
+        if self.begin():
+            return
+        m = re.fullmatch(r"/services/data/v[\d.]+/composite/sobjects(?:/(\w+)/(\w+))?", self.route)
+        if not m:
+            return self.send(404, [{"message": "not found", "errorCode": "NOT_FOUND"}])
+        return self.collection("upsert" if m.group(2) else "update", m.group(2))
+
+    def do_DELETE(self):
+        if self.begin():
+            return
+        ids = self.q.get("ids", "").split(",")
+        self.entry["count"] = len(ids)
+        results = []
+        with lock:
+            for rid in ids:
+                i = int(rid[3:]) if rid[3:].isdigit() else -1
+                if i in records and not records[i]["IsDeleted"]:
+                    records[i]["IsDeleted"] = True
+                    results.append({"id": rid, "success": True, "errors": []})
+                else:
+                    results.append({"id": rid, "success": False, "errors": [
+                        {"statusCode": "ENTITY_IS_DELETED", "message": "entity is deleted", "fields": []}]})
+        self.send(200, results)
+
+    def collection(self, operation, external):
+        """sObject Collections: at most 200 records, each saved or refused on its own."""
+        spec = json.loads(self.body)
+        items = spec.get("records", [])
+        self.entry.update({"operation": operation, "count": len(items), "allOrNone": spec.get("allOrNone")})
+        if len(items) > 200:
+            return self.error(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records into this call")
+        results = []
+        with lock:
+            for item in items:
+                fields = {k: v for k, v in item.items() if k != "attributes"}
+                problems = []
+                if operation in ("insert", "upsert") and not fields.get("Name") and not (operation == "upsert" and self.find(external, fields)):
+                    problems.append({"statusCode": "REQUIRED_FIELD_MISSING", "message": "Required fields are missing: [Name]", "fields": ["Name"]})
+                if isinstance(fields.get("Amount"), (int, float)) and fields["Amount"] < 0:
+                    problems.append({"statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION", "message": "Amount cannot be negative", "fields": []})
+                if problems:
+                    results.append({"success": False, "errors": problems})
+                    continue
+                if operation == "update":
+                    i = int(fields["Id"][3:])
+                    records[i].update(fields)
+                    results.append({"id": fields["Id"], "success": True, "errors": []})
+                    continue
+                found = self.find(external, fields) if operation == "upsert" else None
+                if found is not None:
+                    records[found].update(fields)
+                    results.append({"id": records[found]["Id"], "success": True, "errors": [], "created": False})
+                else:
+                    i = max(records) + 1
+                    records[i] = make(i, 0, **fields)
+                    records[i]["Id"] = "006%012d" % i
+                    results.append({"id": records[i]["Id"], "success": True, "errors": [], "created": True})
+        self.send(200, results)
+
+    def find(self, external, fields):
+        if not external or fields.get(external) is None:
+            return None
+        return next((i for i, r in records.items() if r.get(external) == fields[external]), None)
 
     def do_GET(self):
         if self.route_test():
@@ -332,6 +401,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send(404, [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}])
 
     def route_test(self):
+        if self.path.startswith("/test/records"):
+            with lock:
+                self.send(200, sorted(records.values(), key=lambda r: r["Id"]))
+            return True
         if not self.path.startswith("/test/log"):
             return False
         with lock:

@@ -7,6 +7,7 @@
 //! whether records come from the REST query API (JSON) or Bulk API 2.0 (CSV), which AppFlow
 //! does not manage (its output changes format with the API it picked).
 
+pub mod destination;
 pub mod source;
 
 use std::sync::Arc;
