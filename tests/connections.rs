@@ -3,92 +3,41 @@
 //! checks PKCE, `state`, the redirect URI and the client; tokens refresh before expiry and
 //! after a `401`; secrets stay in the vault.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::SupportServer;
 use serde_json::{Value, json};
 use tributary::auth::session::Session;
 use tributary::auth::vault;
 use tributary::paths::Dirs;
 
+mod common;
+
 const CLIENT_ID: &str = "tributary-test-client";
 const CLIENT_SECRET: &str = "client-s3cret-7f2c";
 const PASSPHRASE: &str = "correct horse battery staple";
 
-struct Server {
-    url: String,
-    _child: Child,
+fn start_server() -> SupportServer {
+    SupportServer::start("oauth_server.py", &[])
 }
 
-fn start_server() -> Server {
-    start_script("oauth_server.py")
+/// Every request the authorization server has seen (its log keeps them all).
+fn log(server: &SupportServer) -> Vec<Value> {
+    server.get("/test/log").as_array().unwrap().clone()
 }
 
-/// Starts one of the test servers of `tests/support`, which prints its URL when ready.
-fn start_script(name: &str) -> Server {
-    let python = std::env::var("TRIBUTARY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = format!("{}/tests/support/{name}", env!("CARGO_MANIFEST_DIR"));
-    let mut child = Command::new(&python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {python}: {e}"));
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ready: Value =
-        serde_json::from_str(&line).unwrap_or_else(|_| panic!("{name} did not start"));
-    Server {
-        url: ready["url"].as_str().unwrap().to_string(),
-        _child: child,
-    }
+fn requests_to(server: &SupportServer, path: &str) -> Vec<Value> {
+    log(server)
+        .into_iter()
+        .filter(|e| e["path"] == path)
+        .collect()
 }
 
-impl Server {
-    fn control(&self, change: Value) {
-        let status = Command::new("python3")
-            .args([
-                "-c",
-                "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method='POST')).read()",
-            ])
-            .arg(format!("{}/test/control", self.url))
-            .arg(change.to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn log(&self) -> Vec<Value> {
-        let out = Command::new("python3")
-            .args([
-                "-c",
-                "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())",
-            ])
-            .arg(format!("{}/test/log", self.url))
-            .output()
-            .unwrap();
-        serde_json::from_slice::<Value>(&out.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
-    fn requests_to(&self, path: &str) -> Vec<Value> {
-        self.log()
-            .into_iter()
-            .filter(|e| e["path"] == path)
-            .collect()
-    }
-
-    fn token_requests(&self) -> Vec<Value> {
-        self.requests_to("/services/oauth2/token")
-    }
+fn token_requests(server: &SupportServer) -> Vec<Value> {
+    requests_to(server, "/services/oauth2/token")
 }
 
 /// One installation (its own config and data folders) and a headless Chromium as its
@@ -169,7 +118,7 @@ impl Home {
     }
 
     /// A Salesforce connection against the test server, its client secret in the vault.
-    fn add_salesforce(&self, server: &Server, name: &str) {
+    fn add_salesforce(&self, server: &SupportServer, name: &str) {
         let out = self.run_with_input(
             &[
                 "connection",
@@ -178,7 +127,7 @@ impl Home {
                 "--connector",
                 "salesforce",
                 "--set",
-                &format!("login_url={}", server.url),
+                &format!("login_url={}", server.url()),
                 "--set",
                 &format!("client_id={CLIENT_ID}"),
             ],
@@ -245,9 +194,8 @@ fn assert_ok(out: &Output) {
 }
 
 /// The tokens the server handed out, from its log.
-fn issued_tokens(server: &Server) -> Vec<String> {
-    server
-        .log()
+fn issued_tokens(server: &SupportServer) -> Vec<String> {
+    log(server)
         .iter()
         .filter_map(|e| e["authorization"].as_str())
         .map(|a| a.trim_start_matches("Bearer ").to_string())
@@ -269,13 +217,13 @@ fn logging_in_through_the_browser_uses_pkce_and_keeps_tokens_in_the_vault() {
     assert!(home.page().contains("Signed in"), "{}", home.page());
 
     // What the browser asked for and what the app sent the token endpoint.
-    let authorize = &server.requests_to("/services/oauth2/authorize")[0]["query"];
+    let authorize = &requests_to(&server, "/services/oauth2/authorize")[0]["query"];
     assert_eq!(authorize["client_id"], CLIENT_ID);
     assert_eq!(authorize["code_challenge_method"], "S256");
     assert_eq!(authorize["scope"], "api id refresh_token");
     let redirect = authorize["redirect_uri"].as_str().unwrap();
     assert!(redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/callback"));
-    let token = &server.token_requests()[0]["form"];
+    let token = &token_requests(&server)[0]["form"];
     assert_eq!(token["grant_type"], "authorization_code");
     assert_eq!(token["redirect_uri"], redirect);
     assert_eq!(token["client_secret"], CLIENT_SECRET);
@@ -287,7 +235,7 @@ fn logging_in_through_the_browser_uses_pkce_and_keeps_tokens_in_the_vault() {
         connections["crm"]["status"]["identity"],
         "analyst@example.com"
     );
-    assert_eq!(connections["crm"]["settings"]["instance_url"], server.url);
+    assert_eq!(connections["crm"]["settings"]["instance_url"], server.url());
     let files = home.files_but_vault();
     let vault_bytes = std::fs::read(home.dirs().config.join("vault.bin")).unwrap();
     let vault_text = String::from_utf8_lossy(&vault_bytes);
@@ -334,7 +282,7 @@ fn a_denied_login_and_a_forged_state_are_refused_in_words() {
         text(&out)
     );
     assert!(home.page().contains("Not signed in"));
-    assert!(server.token_requests().is_empty());
+    assert!(token_requests(&server).is_empty());
 
     std::fs::remove_file(home.dir.path().join("page.html")).unwrap();
     server.control(json!({"mode": "wrong_state"}));
@@ -346,7 +294,7 @@ fn a_denied_login_and_a_forged_state_are_refused_in_words() {
         text(&out)
     );
     // The code that came with the forged state was never exchanged.
-    assert!(server.token_requests().is_empty());
+    assert!(token_requests(&server).is_empty());
     assert!(home.connections()["crm"].get("status").is_none());
 }
 
@@ -377,7 +325,7 @@ fn tokens_refresh_ahead_of_expiry_and_rotated_refresh_tokens_are_kept() {
     let home = Home::new();
     home.add_salesforce(&server, "crm");
     assert_ok(&home.login("crm"));
-    let first_refresh = server.token_requests().len();
+    let first_refresh = token_requests(&server).len();
 
     // An access token a minute from expiry is replaced before it is used.
     let expire_soon = |home: &Home| {
@@ -391,18 +339,18 @@ fn tokens_refresh_ahead_of_expiry_and_rotated_refresh_tokens_are_kept() {
         expire_soon(&home);
         let out = home.run(&["connection", "test", "crm"]);
         assert_ok(&out);
-        let tokens = server.token_requests();
+        let tokens = token_requests(&server);
         assert_eq!(tokens.len(), first_refresh + round + 1);
         assert_eq!(
             tokens.last().unwrap()["form"]["grant_type"],
             "refresh_token"
         );
         // No request ever went out with a stale token.
-        assert!(server.log().iter().all(|e| e["status"] != 401));
+        assert!(log(&server).iter().all(|e| e["status"] != 401));
     }
     // The second refresh used the token the first one rotated in: had the old one been
     // kept, the server (which forgets a rotated token) would have refused it.
-    let tokens = server.token_requests();
+    let tokens = token_requests(&server);
     let used: Vec<_> = tokens[1..]
         .iter()
         .map(|t| t["form"]["refresh_token"].clone())
@@ -441,12 +389,12 @@ fn a_refused_refresh_asks_for_a_new_login_naming_the_connection() {
 }
 
 /// Pages through `/api/items` as a connector does, following `next`.
-async fn pages(session: &Session, server: &Server, revoke_after_first: bool) -> Vec<i64> {
+async fn pages(session: &Session, server: &SupportServer, revoke_after_first: bool) -> Vec<i64> {
     let mut ids = Vec::new();
     let mut next = Some("/api/items?page=1".to_string());
     let mut first = true;
     while let Some(path) = next {
-        let url = format!("{}{path}", server.url);
+        let url = format!("{}{path}", server.url());
         let response = session.send(|c| c.get(&url)).await.unwrap();
         assert_eq!(response.status(), 200);
         let body: Value = response.json().await.unwrap();
@@ -480,7 +428,7 @@ fn a_401_mid_pagination_refreshes_once_and_asks_for_the_same_page_again() {
 
     let ids = runtime.block_on(pages(&session, &server, true));
     assert_eq!(ids, vec![1, 2, 3, 4, 5, 6]);
-    let items: Vec<_> = server.requests_to("/api/items");
+    let items: Vec<_> = requests_to(&server, "/api/items");
     let asked: Vec<(String, Option<i64>)> = items
         .iter()
         .map(|e| {
@@ -499,13 +447,13 @@ fn a_401_mid_pagination_refreshes_once_and_asks_for_the_same_page_again() {
             ("3".into(), Some(200)),
         ]
     );
-    let refreshes = server.token_requests().len() - 1;
+    let refreshes = token_requests(&server).len() - 1;
     assert_eq!(refreshes, 1);
 
     // Eight requests refused at once share one refresh.
     server.control(json!({"revoke_access_tokens": true}));
     let session = Arc::clone(&session);
-    let url = format!("{}/api/items?page=1", server.url);
+    let url = format!("{}/api/items?page=1", server.url());
     runtime.block_on(async {
         let mut tasks = Vec::new();
         for _ in 0..8 {
@@ -519,14 +467,14 @@ fn a_401_mid_pagination_refreshes_once_and_asks_for_the_same_page_again() {
             assert_eq!(task.await.unwrap(), 200);
         }
     });
-    assert_eq!(server.token_requests().len() - 1, refreshes + 1);
+    assert_eq!(token_requests(&server).len() - 1, refreshes + 1);
 }
 
 #[test]
 fn client_credentials_api_keys_and_basic_sign_in() {
     let server = start_server();
     let home = Home::new();
-    let token_url = format!("{}/services/oauth2/token", server.url);
+    let token_url = format!("{}/services/oauth2/token", server.url());
     let out = home.run_with_input(
         &[
             "connection",
@@ -547,7 +495,7 @@ fn client_credentials_api_keys_and_basic_sign_in() {
     let out = home.run(&["connection", "test", "app"]);
     assert_ok(&out);
     assert_eq!(
-        server.token_requests()[0]["form"]["grant_type"],
+        token_requests(&server)[0]["form"]["grant_type"],
         "client_credentials"
     );
 
@@ -610,7 +558,7 @@ fn client_credentials_api_keys_and_basic_sign_in() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let echo = |name: &str| -> Value {
         let session = Session::open(&dirs, name).unwrap();
-        let url = format!("{}/api/keyed", server.url);
+        let url = format!("{}/api/keyed", server.url());
         runtime.block_on(async {
             session
                 .send(|c| c.get(&url))
@@ -694,22 +642,16 @@ fn requests_go_through_the_proxy_of_the_app_or_the_environment() {
     let home = Home::new();
     home.add_salesforce(&server, "crm");
     assert_ok(&home.login("crm"));
-    let proxied = |proxy: &Server| -> Vec<String> {
-        let out = Command::new("python3")
-            .args(["-c", "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())"])
-            .arg(format!("{}/log", proxy.url))
-            .env_remove("http_proxy")
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap()
+    let proxied = |proxy: &SupportServer| -> Vec<String> {
+        serde_json::from_value(proxy.get("/log")).unwrap()
     };
-    let expected = format!("GET {}/services/data/", server.url);
+    let expected = format!("GET {}/services/data/", server.url());
 
     // The proxy set in the app (its config file).
-    let app_proxy = start_script("proxy.py");
+    let app_proxy = SupportServer::start("proxy.py", &[]);
     std::fs::write(
         home.dirs().config.join("network.json"),
-        json!({"proxy": app_proxy.url}).to_string(),
+        json!({"proxy": app_proxy.url()}).to_string(),
     )
     .unwrap();
     assert_ok(&home.run(&["connection", "test", "crm"]));
@@ -721,10 +663,10 @@ fn requests_go_through_the_proxy_of_the_app_or_the_environment() {
 
     // HTTP_PROXY when the app sets none.
     std::fs::remove_file(home.dirs().config.join("network.json")).unwrap();
-    let env_proxy = start_script("proxy.py");
+    let env_proxy = SupportServer::start("proxy.py", &[]);
     let out = home
         .command(&["connection", "test", "crm"])
-        .env("HTTP_PROXY", &env_proxy.url)
+        .env("HTTP_PROXY", &env_proxy.url())
         .output()
         .unwrap();
     assert_ok(&out);
@@ -814,7 +756,7 @@ mod app {
         harness.get_by_label("+ New connection").click();
         harness.run_steps(6);
         fill(&mut harness, "Name", "crm");
-        fill(&mut harness, "Login URL", &server.url);
+        fill(&mut harness, "Login URL", &server.url());
         fill(&mut harness, "Consumer key", CLIENT_ID);
         fill(&mut harness, "Client secret", CLIENT_SECRET);
         harness.get_by_label("Save").click();
@@ -835,7 +777,7 @@ mod app {
             "the list shows the new connection"
         );
         let saved = home.connections();
-        assert_eq!(saved["crm"]["settings"]["login_url"], server.url);
+        assert_eq!(saved["crm"]["settings"]["login_url"], server.url());
         assert!(
             !std::fs::read_to_string(home.dirs().config.join("connections.json"))
                 .unwrap()

@@ -6,67 +6,14 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Output, Stdio};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 
 use common::*;
 use serde_json::{Value, json};
 
-struct Api {
-    url: String,
-    _child: Child,
-}
-
-fn start() -> Api {
-    let python = std::env::var("TRIBUTARY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/rest_server.py");
-    let mut child = Command::new(&python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {python}: {e}"));
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ready: Value = serde_json::from_str(&line).expect("the REST test server did not start");
-    Api {
-        url: ready["url"].as_str().unwrap().to_string(),
-        _child: child,
-    }
-}
-
-impl Api {
-    fn control(&self, change: Value) {
-        let status = Command::new("python3")
-            .args([
-                "-c",
-                "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method='POST')).read()",
-            ])
-            .arg(format!("{}/test/control", self.url))
-            .arg(change.to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// The requests made so far, and forgets them.
-    fn requests(&self) -> Vec<Value> {
-        let out = Command::new("python3")
-            .args([
-                "-c",
-                "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())",
-            ])
-            .arg(format!("{}/test/log", self.url))
-            .output()
-            .unwrap();
-        serde_json::from_slice::<Value>(&out.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
-    }
+fn start() -> SupportServer {
+    SupportServer::start("rest_server.py", &[])
 }
 
 /// A flow: the REST source into JSON lines in `out/`.
@@ -119,7 +66,7 @@ fn assert_ran(out: &Output) -> Value {
 }
 
 /// What each request asked for: (path, the query parameters named).
-fn asked(api: &Api, params: &[&str]) -> Vec<String> {
+fn asked(api: &SupportServer, params: &[&str]) -> Vec<String> {
     api.requests()
         .iter()
         .map(|r| {
@@ -140,27 +87,27 @@ fn every_pagination_style_reads_every_record_once() {
     let all: Vec<i64> = (1..=250).collect();
     let cases = [
         (
-            json!({"url": format!("{}/next-body", api.url), "records_path": "items",
+            json!({"url": format!("{}/next-body", api.url()), "records_path": "items",
                    "pagination": {"style": "next_link", "path": "next"}}),
             7,
         ),
         (
-            json!({"url": format!("{}/link-header", api.url),
+            json!({"url": format!("{}/link-header", api.url()),
                    "pagination": {"style": "next_link"}}),
             5,
         ),
         (
-            json!({"url": format!("{}/cursor", api.url), "records_path": "data",
+            json!({"url": format!("{}/cursor", api.url()), "records_path": "data",
                    "pagination": {"style": "cursor", "path": "response_metadata.next_cursor", "param": "cursor"}}),
             4,
         ),
         (
-            json!({"url": format!("{}/pages", api.url),
+            json!({"url": format!("{}/pages", api.url()),
                    "pagination": {"style": "page_number", "size_param": "per_page", "size": 50}}),
             6,
         ),
         (
-            json!({"url": format!("{}/offset", api.url), "records_path": "results",
+            json!({"url": format!("{}/offset", api.url()), "records_path": "results",
                    "pagination": {"style": "offset", "limit": 100}}),
             3,
         ),
@@ -182,7 +129,7 @@ fn every_pagination_style_reads_every_record_once() {
     assert_ran(&run(
         &scratch,
         &to_folder(
-            json!({"url": format!("{}/offset", api.url), "records_path": "results",
+            json!({"url": format!("{}/offset", api.url()), "records_path": "results",
                           "query": {"sort": "updated"},
                           "pagination": {"style": "offset", "limit": 100}}),
         ),
@@ -201,7 +148,7 @@ fn every_pagination_style_reads_every_record_once() {
     assert_ran(&run(
         &scratch,
         &to_folder(
-            json!({"url": format!("{}/next-body", api.url), "records_path": "items",
+            json!({"url": format!("{}/next-body", api.url()), "records_path": "items",
                           "pagination": {"style": "next_link", "path": "next"}}),
         ),
         &[],
@@ -265,7 +212,7 @@ fn api_keys_and_passwords_come_from_the_connection() {
         ("basic", "basic"),
     ] {
         api.control(json!({"auth": mode}));
-        let source = json!({"url": format!("{}/offset", api.url), "records_path": "results",
+        let source = json!({"url": format!("{}/offset", api.url()), "records_path": "results",
                             "connection": connection, "pagination": {"style": "offset"}});
         let out = run(&scratch, &to_folder(source.clone()), &[]);
         assert_ran(&out);
@@ -295,7 +242,7 @@ fn api_keys_and_passwords_come_from_the_connection() {
 fn rate_limits_and_server_errors_are_waited_out() {
     let api = start();
     let scratch = Scratch::new();
-    let source = json!({"url": format!("{}/pages", api.url),
+    let source = json!({"url": format!("{}/pages", api.url()),
                         "pagination": {"style": "page_number", "size_param": "per_page", "size": 100}});
     let flow = to_folder(source);
     api.control(json!({"fail": [
@@ -323,7 +270,7 @@ fn rate_limits_and_server_errors_are_waited_out() {
         stderr(&out)
     );
     // A 404 is not retried.
-    let missing = to_folder(json!({"url": format!("{}/no-such-thing", api.url)}));
+    let missing = to_folder(json!({"url": format!("{}/no-such-thing", api.url())}));
     api.requests();
     let out = run(&scratch, &missing, &[]);
     assert_eq!(out.status.code(), Some(2));
@@ -340,7 +287,7 @@ fn incremental_pulls_read_each_record_once_across_runs() {
     let api = start();
     let scratch = Scratch::new();
     let flow = to_folder(json!({
-        "url": format!("{}/cursor", api.url), "records_path": "data",
+        "url": format!("{}/cursor", api.url()), "records_path": "data",
         "pagination": {"style": "cursor", "path": "response_metadata.next_cursor", "param": "cursor"},
         "incremental": {"param": "updated_since", "field": "updated_at", "id_field": "id"}
     }));

@@ -6,77 +6,18 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Output, Stdio};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 
 use common::*;
 use serde_json::{Value, json};
 
-struct Org {
-    url: String,
-    secret: String,
-    _child: Child,
-}
-
-fn start() -> Org {
-    let python = std::env::var("TRIBUTARY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/support/salesforce_server.py"
-    );
-    let mut child = Command::new(&python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {python}: {e}"));
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ready: Value =
-        serde_json::from_str(&line).expect("the Salesforce test server did not start");
-    Org {
-        url: ready["url"].as_str().unwrap().to_string(),
-        secret: ready["client_secret"].as_str().unwrap().to_string(),
-        _child: child,
-    }
-}
-
-impl Org {
-    fn control(&self, change: Value) {
-        let status = Command::new("python3")
-            .args([
-                "-c",
-                "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method='POST')).read()",
-            ])
-            .arg(format!("{}/test/control", self.url))
-            .arg(change.to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// The requests since the last call.
-    fn requests(&self) -> Vec<Value> {
-        let out = Command::new("python3")
-            .args([
-                "-c",
-                "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())",
-            ])
-            .arg(format!("{}/test/log", self.url))
-            .output()
-            .unwrap();
-        serde_json::from_slice::<Value>(&out.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
-    }
+fn start() -> SupportServer {
+    SupportServer::start("salesforce_server.py", &[])
 }
 
 /// An installation with a Salesforce connection (client credentials) logged in to the org.
-fn connected(org: &Org) -> Scratch {
+fn connected(org: &SupportServer) -> Scratch {
     let scratch = Scratch::new();
     let mut child = tributary(&scratch)
         .args([
@@ -88,7 +29,7 @@ fn connected(org: &Org) -> Scratch {
             "--auth",
             "oauth2_client_credentials",
             "--set",
-            &format!("login_url={}", org.url),
+            &format!("login_url={}", org.url()),
             "--set",
             "client_id=sf-test-client",
         ])
@@ -101,7 +42,7 @@ fn connected(org: &Org) -> Scratch {
         .stdin
         .take()
         .unwrap()
-        .write_all(format!("{}\n", org.secret).as_bytes())
+        .write_all(format!("{}\n", org.info["client_secret"].as_str().unwrap()).as_bytes())
         .unwrap();
     let added = child.wait_with_output().unwrap();
     assert!(added.status.success(), "{}", stderr(&added));
@@ -559,15 +500,7 @@ fn an_upsert_sends_200_records_a_request_and_sets_refused_ones_aside() {
     );
 
     // What the org holds now: 400 renamed, 47 new, deal 7 as the first upsert left it.
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())",
-        ])
-        .arg(format!("{}/test/records", org.url))
-        .output()
-        .unwrap();
-    let records: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let records = org.get("/test/records").as_array().unwrap().clone();
     let named = |prefix: &str| {
         records
             .iter()

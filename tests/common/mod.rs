@@ -121,3 +121,87 @@ pub fn flow(nodes: Vec<Value>, edges: &[(&str, &str)]) -> Value {
 pub fn node(id: &str, kind: &str, config: Value) -> Value {
     serde_json::json!({"id": id, "type": kind, "position": [0, 0], "config": config})
 }
+
+/// A test server of `tests/support` (a Python script that prints one JSON line when it is
+/// ready and serves until its standard input closes, i.e. until the test process ends).
+pub struct SupportServer {
+    /// What the server printed: at least its `url`.
+    pub info: Value,
+    _child: std::process::Child,
+}
+
+impl SupportServer {
+    pub fn start(script: &str, args: &[&str]) -> SupportServer {
+        use std::io::BufRead;
+        let python = std::env::var("TRIBUTARY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let path = format!("{}/tests/support/{script}", env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new(&python)
+            .arg(&path)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {python}: {e}"));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let info = serde_json::from_str(&line).unwrap_or_else(|_| {
+            panic!("{script} did not start (run scripts/test.sh, which sets up what it needs)")
+        });
+        SupportServer {
+            info,
+            _child: child,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        self.info["url"].as_str().unwrap()
+    }
+
+    /// POSTs a JSON change to the server's `/test/control`.
+    pub fn control(&self, change: Value) {
+        http(
+            "POST",
+            &format!("{}/test/control", self.url()),
+            Some(&change.to_string()),
+        );
+    }
+
+    /// GETs one of the server's JSON pages, e.g. `/test/log`.
+    pub fn get(&self, path: &str) -> Value {
+        let text = http("GET", &format!("{}{path}", self.url()), None);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
+    }
+
+    /// The requests the server saw since this was last asked.
+    pub fn requests(&self) -> Vec<Value> {
+        self.get("/test/log").as_array().unwrap().clone()
+    }
+}
+
+/// One plain HTTP request with Python's standard library, which every test machine has:
+/// the tests need no HTTP client of their own.
+fn http(method: &str, url: &str, body: Option<&str>) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, urllib.request\n\
+             data = sys.argv[3].encode() if len(sys.argv) > 3 else None\n\
+             r = urllib.request.Request(sys.argv[2], data=data, method=sys.argv[1])\n\
+             print(urllib.request.urlopen(r).read().decode())",
+            method,
+            url,
+        ])
+        .args(body)
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{method} {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
