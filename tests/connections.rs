@@ -666,7 +666,7 @@ fn requests_go_through_the_proxy_of_the_app_or_the_environment() {
     let env_proxy = SupportServer::start("proxy.py", &[]);
     let out = home
         .command(&["connection", "test", "crm"])
-        .env("HTTP_PROXY", &env_proxy.url())
+        .env("HTTP_PROXY", env_proxy.url())
         .output()
         .unwrap();
     assert_ok(&out);
@@ -756,7 +756,7 @@ mod app {
         harness.get_by_label("+ New connection").click();
         harness.run_steps(6);
         fill(&mut harness, "Name", "crm");
-        fill(&mut harness, "Login URL", &server.url());
+        fill(&mut harness, "Login URL", server.url());
         fill(&mut harness, "Consumer key", CLIENT_ID);
         fill(&mut harness, "Client secret", CLIENT_SECRET);
         harness.get_by_label("Save").click();
