@@ -695,6 +695,9 @@ fn nodes_dragged_from_the_palette_are_connected_by_dragging_between_ports() {
 
     let entry = harness.get_by_label("Demo CRM").rect().center();
     drag(&mut harness, entry, egui::pos2(450.0, 300.0));
+    // The palette scrolls: destinations come last.
+    harness.get_by_label("Local folder").scroll_to_me();
+    harness.run_steps(3);
     let entry = harness.get_by_label("Local folder").rect().center();
     drag(&mut harness, entry, egui::pos2(850.0, 300.0));
     let flow = harness.state().state.doc.flow.clone();
@@ -790,6 +793,8 @@ fn a_setting_with_variants_offers_them_and_then_the_chosen_ones_settings() {
     );
     let id = harness.state().state.doc.flow.nodes[0].id.clone();
     apply(&mut harness, Command::Select(vec![id.clone()]));
+    // The node's problems show above its settings: wait for them so nothing moves.
+    validated(&mut harness);
     assert!(shows(&harness, "Pagination"));
     // The REST source pages in one of five ways; each has settings of its own.
     harness.get_by_value("None").click();
@@ -802,6 +807,7 @@ fn a_setting_with_variants_offers_them_and_then_the_chosen_ones_settings() {
         serde_json::json!({"style": "cursor", "path": "", "param": ""})
     );
     assert!(shows(&harness, "Param"));
+    validated(&mut harness);
     harness.get_by_value("Cursor").click();
     harness.run_steps(2);
     harness.get_by_label("Page number").click();

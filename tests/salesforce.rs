@@ -516,3 +516,123 @@ fn an_upsert_sends_200_records_a_request_and_sets_refused_ones_aside() {
         .unwrap();
     assert_eq!(deal7["Name"], "Renamed 7");
 }
+
+/// The two example flows against the local org and an S3 server: Salesforce → S3 run
+/// three times with records arriving at the boundary instant, then S3 CSV → Salesforce.
+#[test]
+fn the_salesforce_examples_move_each_record_once() {
+    let org = start();
+    let s3 = SupportServer::start("s3_server.py", &["--bucket", "lake"]);
+    let scratch = connected(&org);
+    let endpoint = s3.info["endpoint"].as_str().unwrap().to_string();
+    let empty = scratch.write("aws-config-of-this-test", "");
+    let with_aws = |args: &[&str]| {
+        let out = tributary(&scratch)
+            .args(args)
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env(
+                "AWS_ACCESS_KEY_ID",
+                s3.info["access_key_id"].as_str().unwrap(),
+            )
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                s3.info["secret_access_key"].as_str().unwrap(),
+            )
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", &empty)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        ran(&out)
+    };
+    let example = |name: &str| format!("{}/flows/{name}", env!("CARGO_MANIFEST_DIR"));
+    let endpoint_param = format!("endpoint={endpoint}");
+    let to_lake = example("salesforce-opportunities-to-s3.json");
+    let pull = || {
+        with_aws(&[
+            "run",
+            &to_lake,
+            "--json",
+            "--param",
+            "connection=crm",
+            "--param",
+            "bucket=lake",
+            "--param",
+            &endpoint_param,
+        ])
+    };
+    assert_eq!(pull()["records_written"], 450);
+    org.control(json!({"upsert": [
+        {"Id": "006000000000451", "Name": "Deal 451", "StageName": "Prospecting", "SystemModstamp": "2026-11-01T01:30:00.000+0000"},
+        {"Id": "006000000000452", "Name": "Deal 452", "StageName": "Prospecting", "SystemModstamp": "2026-11-01T01:30:00.000+0000"},
+        {"Id": "006000000000453", "Name": "Deal 453", "StageName": "Closed Won", "SystemModstamp": "2026-11-01T03:00:00.000+0000"},
+    ]}));
+    assert_eq!(pull()["records_written"], 3);
+    assert_eq!(pull()["records_written"], 0);
+
+    // Read the lake back with the S3 source: every opportunity once, descriptions masked.
+    let back = flow(
+        vec![
+            node(
+                "lake",
+                "source.s3",
+                json!({"bucket": "lake", "prefix": "salesforce/opportunities/", "format": "parquet",
+                       "endpoint_url": endpoint}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("lake", "out")],
+    );
+    let path = scratch.flow("back.json", &back);
+    with_aws(&["run", path.to_str().unwrap(), "--json"]);
+    let (by_id, count) = written(&scratch);
+    assert_eq!((by_id.len(), count), (453, 453));
+    let described = by_id["006000000000001"]["Description"].as_str().unwrap();
+    assert!(described.chars().all(|c| c == '*'), "{described}");
+
+    // The reverse direction: a CSV dropped in the bucket, upserted into Salesforce.
+    let csv = scratch.write(
+        "drop.csv",
+        "External_Id__c,Name,Amount\nEXT-1,Deal 1 renegotiated,990\nEXT-9001,Brand new deal,12000\n",
+    );
+    let drop = flow(
+        vec![
+            node("csv", "source.file", json!({"path": csv.to_str().unwrap()})),
+            node(
+                "bucket",
+                "destination.s3",
+                json!({"bucket": "lake", "prefix": "imports/opportunities", "format": "csv",
+                       "endpoint_url": endpoint}),
+            ),
+        ],
+        &[("csv", "bucket")],
+    );
+    let path = scratch.flow("drop.json", &drop);
+    with_aws(&["run", path.to_str().unwrap(), "--json"]);
+    let record = with_aws(&[
+        "run",
+        &example("s3-csv-to-salesforce.json"),
+        "--json",
+        "--param",
+        "connection=crm",
+        "--param",
+        "bucket=lake",
+        "--param",
+        &endpoint_param,
+    ]);
+    assert_eq!(record["outputs"][0]["records"], 2);
+    let records = org.get("/test/records");
+    let names: Vec<&str> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["Name"].as_str())
+        .collect();
+    assert!(names.contains(&"Deal 1 renegotiated") && names.contains(&"Brand new deal"));
+}

@@ -5,7 +5,8 @@ server makes first. moto recomputes signatures from its own re-encoding of the U
 differs from the AWS SDKs' for keys with spaces or `=` and for some query strings, so only
 the tests about credentials use that mode.
 
-Prints one JSON line (endpoint, access key id, secret access key) once it is ready, then
+`--bucket NAME` makes a bucket first. Prints one JSON line (endpoint, access key id, secret
+access key) once it is ready, then
 serves until its standard input closes, which happens when the test process ends.
 """
 
@@ -46,6 +47,17 @@ iam.put_user_policy(
     ),
 )
 key = iam.create_access_key(UserName="tributary-tests")["AccessKey"]
+
+# `--bucket NAME` (repeatable) makes buckets before the server says it is ready.
+for i, arg in enumerate(sys.argv):
+    if arg == "--bucket":
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=key["AccessKeyId"],
+            aws_secret_access_key=key["SecretAccessKey"],
+        ).create_bucket(Bucket=sys.argv[i + 1])
 
 print(
     json.dumps(
