@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use chrono::{DateTime, Utc};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
@@ -112,6 +112,26 @@ pub trait NodeConfig: Send + Sync + fmt::Debug + 'static {
     fn test_connection(&self) -> BoxFuture<Result<String, NodeError>> {
         Box::pin(async { Err(NodeError::msg("this node does not connect to a service")) })
     }
+
+    /// The objects the node's service offers (AppFlow's entities), for the inspector's
+    /// object list; node types that read one of many objects (and say so with
+    /// [`NodeKind::BROWSES_ENTITIES`]) give them.
+    fn entities(&self) -> BoxFuture<Result<Vec<Entity>, NodeError>> {
+        Box::pin(async { Err(NodeError::msg("this node has no objects to choose from")) })
+    }
+
+    /// Every field of the chosen object with its type, for the inspector's field
+    /// checklist and its filter builder, whichever fields the node reads now.
+    fn entity_fields(&self) -> BoxFuture<Result<Vec<(String, DataType)>, NodeError>> {
+        Box::pin(async { Err(NodeError::msg("this node has no object fields")) })
+    }
+}
+
+/// One object of a service: its API name and what people call it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entity {
+    pub name: String,
+    pub label: String,
 }
 
 /// A node type's static description plus how its config is parsed.
@@ -126,6 +146,9 @@ pub trait NodeKind: NodeConfig + DeserializeOwned + JsonSchema {
     const ICON: &'static str;
     /// Whether the node reaches a service that "Test connection" can check.
     const TESTS_CONNECTION: bool = false;
+    /// Whether the node reads one of its service's objects, listed by
+    /// [`NodeConfig::entities`].
+    const BROWSES_ENTITIES: bool = false;
 }
 
 /// One entry of the registry.
@@ -136,6 +159,7 @@ pub struct NodeType {
     pub description: &'static str,
     pub icon: &'static str,
     pub tests_connection: bool,
+    pub browses_entities: bool,
     parse: fn(serde_json::Value) -> Result<Arc<dyn NodeConfig>, ConfigProblem>,
     schema: fn(&mut SchemaGenerator) -> Schema,
 }
@@ -149,6 +173,7 @@ impl NodeType {
             description: K::DESCRIPTION,
             icon: K::ICON,
             tests_connection: K::TESTS_CONNECTION,
+            browses_entities: K::BROWSES_ENTITIES,
             parse: parse_config::<K>,
             schema: |g| g.subschema_for::<K>(),
         }

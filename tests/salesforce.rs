@@ -6,8 +6,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::*;
 use serde_json::{Value, json};
@@ -19,38 +18,7 @@ fn start() -> SupportServer {
 /// An installation with a Salesforce connection (client credentials) logged in to the org.
 fn connected(org: &SupportServer) -> Scratch {
     let scratch = Scratch::new();
-    let mut child = tributary(&scratch)
-        .args([
-            "connection",
-            "add",
-            "crm",
-            "--connector",
-            "salesforce",
-            "--auth",
-            "oauth2_client_credentials",
-            "--set",
-            &format!("login_url={}", org.url()),
-            "--set",
-            "client_id=sf-test-client",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{}\n", org.info["client_secret"].as_str().unwrap()).as_bytes())
-        .unwrap();
-    let added = child.wait_with_output().unwrap();
-    assert!(added.status.success(), "{}", stderr(&added));
-    let login = tributary(&scratch)
-        .args(["connection", "login", "crm"])
-        .output()
-        .unwrap();
-    assert!(login.status.success(), "{}", stderr(&login));
+    salesforce_connection(&scratch, org, "salesforce tests");
     org.requests();
     scratch
 }

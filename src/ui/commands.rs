@@ -59,6 +59,13 @@ pub enum Command {
     },
     /// Check that a source or destination reaches its service with its current settings.
     TestConnection(String),
+    /// Fetch the objects and the chosen object's fields a node's service offers.
+    LoadCatalog(String),
+    /// The search text of a node's object list.
+    SearchEntities {
+        node: String,
+        text: String,
+    },
     /// Put a Map node with every incoming field just before `node`, so its fields can be
     /// mapped.
     InsertMap {

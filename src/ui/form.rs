@@ -293,6 +293,8 @@ pub struct FormContext<'a> {
     pub connections: Option<&'a ConnectionsState>,
     /// Set when the user asked for a new connection of this connector.
     pub new_connection: Cell<Option<String>>,
+    /// Top-level settings the inspector shows its own way instead.
+    pub hidden: &'a [&'a str],
 }
 
 impl<'a> FormContext<'a> {
@@ -302,6 +304,7 @@ impl<'a> FormContext<'a> {
             browse: Cell::new(None),
             connections: None,
             new_connection: Cell::new(None),
+            hidden: &[],
         }
     }
 
@@ -371,6 +374,9 @@ fn edit_object(
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     for (name, prop) in props {
+        if path == "config" && cx.hidden.contains(&name.as_str()) {
+            continue;
+        }
         let prop = resolve(root, prop);
         let label = humanize(name);
         let description = prop

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::commands::Command;
 use super::form::{self, FormContext};
-use super::state::AppState;
+use super::state::{AppState, Catalog};
 use super::table::PreviewTable;
 use crate::flow::{Node, Trigger};
 use crate::registry;
@@ -83,7 +83,12 @@ fn node_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
         };
         ui.label(RichText::new(text).color(ui.visuals().error_fg_color));
     }
-    let fields = field_list(state, &node.id);
+    // A node that reads one of its service's objects filters on that object's fields.
+    let fields = if kind.browses_entities {
+        catalog_fields(state, node)
+    } else {
+        field_list(state, &node.id)
+    };
     let Some(schema) = form::schema_of(kind.name) else {
         return;
     };
@@ -92,7 +97,11 @@ fn node_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
     let changed = if kind.name == "transform.map" {
         field_mapping(ui, sample_of(state, &node.id), &mut config, &fields)
     } else {
-        let cx = FormContext::new(&fields).with_connections(&state.connections);
+        let mut cx = FormContext::new(&fields).with_connections(&state.connections);
+        if kind.browses_entities {
+            // Chosen in the object browser below, with the object's fields to tick.
+            cx.hidden = &["fields"];
+        }
         let changed = form::edit(ui, schema, &mut config, &cx);
         if let Some(connector) = cx.new_connection.take() {
             commands.push(Command::NewConnection {
@@ -114,6 +123,10 @@ fn node_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
             node: node.id.clone(),
             config,
         });
+    }
+    if kind.browses_entities {
+        ui.separator();
+        entity_browser(ui, state, node, commands);
     }
     if kind.tests_connection {
         ui.separator();
@@ -511,6 +524,181 @@ fn target_of(row: &Value) -> String {
 }
 
 /// "Test connection" and what the last test of these settings found.
+/// The fields of the object a node reads, once its catalog has them.
+fn catalog_fields(state: &AppState, node: &Node) -> Vec<(String, String)> {
+    state
+        .catalogs
+        .get(&node.id)
+        .filter(|c| c.key == Catalog::key_of(&node.config))
+        .and_then(|c| c.fields.clone())
+        .and_then(Result::ok)
+        .unwrap_or_default()
+}
+
+/// The objects of the node's connection, with a search box, and the chosen object's
+/// fields as a checklist.
+fn entity_browser(ui: &mut Ui, state: &AppState, node: &Node, commands: &mut Vec<Command>) {
+    let key = Catalog::key_of(&node.config);
+    if key.0.is_empty() {
+        ui.label(RichText::new("Choose a connection to see its objects.").weak());
+        return;
+    }
+    let catalog = state.catalogs.get(&node.id).filter(|c| c.key == key);
+    let Some(catalog) = catalog else {
+        // Fetched once per connection and object, when the node is looked at.
+        commands.push(Command::LoadCatalog(node.id.clone()));
+        return;
+    };
+    let heading = ui.label(RichText::new("Objects").strong());
+    match &catalog.entities {
+        None => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(RichText::new("Listing the objects…").weak());
+            });
+        }
+        Some(Err(why)) => {
+            ui.label(RichText::new(format!("✖ {why}")).color(ui.visuals().error_fg_color));
+            if ui.button("Try again").clicked() {
+                commands.push(Command::LoadCatalog(node.id.clone()));
+            }
+        }
+        Some(Ok(entities)) => {
+            let mut search = catalog.search.clone();
+            let field = ui
+                .add(
+                    egui::TextEdit::singleline(&mut search)
+                        .hint_text(format!("search {} objects", entities.len()))
+                        .desired_width(f32::INFINITY),
+                )
+                .labelled_by(heading.id);
+            if field.changed() {
+                commands.push(Command::SearchEntities {
+                    node: node.id.clone(),
+                    text: search.clone(),
+                });
+            }
+            let needle = search.to_lowercase();
+            egui::ScrollArea::vertical()
+                .id_salt("objects")
+                .max_height(150.0)
+                .show(ui, |ui| {
+                    for e in entities.iter().filter(|e| {
+                        needle.is_empty()
+                            || e.name.to_lowercase().contains(&needle)
+                            || e.label.to_lowercase().contains(&needle)
+                    }) {
+                        let text = if e.label.is_empty() || e.label == e.name {
+                            e.name.clone()
+                        } else {
+                            format!("{}  ·  {}", e.label, e.name)
+                        };
+                        if ui.selectable_label(e.name == key.1, text).clicked() && e.name != key.1 {
+                            let mut config = node.config.clone();
+                            config["object"] = Value::from(e.name.clone());
+                            if let Some(o) = config.as_object_mut() {
+                                // The old object's fields and conditions mean nothing here.
+                                o.remove("fields");
+                                o.remove("conditions");
+                            }
+                            commands.push(Command::SetConfig {
+                                node: node.id.clone(),
+                                config,
+                            });
+                        }
+                    }
+                });
+        }
+    }
+    if key.1.is_empty() {
+        return;
+    }
+    ui.add_space(4.0);
+    match &catalog.fields {
+        None => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(RichText::new(format!("Reading the fields of {}…", key.1)).weak());
+            });
+        }
+        Some(Err(why)) => {
+            ui.label(RichText::new(format!("✖ {why}")).color(ui.visuals().error_fg_color));
+        }
+        Some(Ok(fields)) => {
+            let chosen: Vec<String> = node
+                .config
+                .get("fields")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let all = chosen.is_empty();
+            ui.horizontal(|ui| {
+                ui.label(
+                    RichText::new(format!(
+                        "Fields of {} ({} of {})",
+                        key.1,
+                        if all { fields.len() } else { chosen.len() },
+                        fields.len()
+                    ))
+                    .strong(),
+                );
+                if !all && ui.small_button("All").clicked() {
+                    let mut config = node.config.clone();
+                    if let Some(o) = config.as_object_mut() {
+                        o.remove("fields");
+                    }
+                    commands.push(Command::SetConfig {
+                        node: node.id.clone(),
+                        config,
+                    });
+                }
+            });
+            egui::ScrollArea::vertical()
+                .id_salt("object fields")
+                .max_height(220.0)
+                .show(ui, |ui| {
+                    for (name, kind) in fields {
+                        let mut on = all || chosen.contains(name);
+                        let label = format!("{name}  ·  {kind}");
+                        if ui.checkbox(&mut on, label).changed() {
+                            // Keep the object's order; every field checked is "all".
+                            let now: Vec<&String> = fields
+                                .iter()
+                                .map(|(n, _)| n)
+                                .filter(|n| {
+                                    if *n == name {
+                                        on
+                                    } else {
+                                        all || chosen.contains(n)
+                                    }
+                                })
+                                .collect();
+                            let mut config = node.config.clone();
+                            if let Some(o) = config.as_object_mut() {
+                                if now.len() == fields.len() {
+                                    o.remove("fields");
+                                } else {
+                                    o.insert(
+                                        "fields".into(),
+                                        Value::from(now.into_iter().cloned().collect::<Vec<_>>()),
+                                    );
+                                }
+                            }
+                            commands.push(Command::SetConfig {
+                                node: node.id.clone(),
+                                config,
+                            });
+                        }
+                    }
+                });
+        }
+    }
+}
+
 fn connection_test(ui: &mut Ui, state: &AppState, node: &Node, commands: &mut Vec<Command>) {
     let test = state
         .connection_tests

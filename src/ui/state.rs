@@ -155,6 +155,31 @@ pub struct ConnectionTest {
     pub result: Option<Result<String, String>>,
 }
 
+/// What a node's service offers, fetched for one connection and object: the objects to
+/// choose from and the chosen object's fields (name, type in words). `None` while loading.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Catalog {
+    pub key: (String, String),
+    pub entities: Option<Result<Vec<crate::node::Entity>, String>>,
+    pub fields: Option<Result<Vec<(String, String)>, String>>,
+    pub search: String,
+}
+
+impl Catalog {
+    /// The connection and object a node's settings name: what a catalog is fetched for.
+    pub fn key_of(config: &Value) -> (String, String) {
+        let text = |k: &str| {
+            config
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        (text("connection"), text("object"))
+    }
+}
+
 pub struct AppState {
     pub doc: Document,
     history: History,
@@ -187,6 +212,8 @@ pub struct AppState {
     pub connection_tests: HashMap<String, ConnectionTest>,
     /// The Connections window, and the connections nodes can pick from.
     pub connections: ConnectionsState,
+    /// Each node's object list and fields, for nodes that read one of many objects.
+    pub catalogs: HashMap<String, Catalog>,
 }
 
 impl AppState {
@@ -211,6 +238,7 @@ impl AppState {
             status: None,
             recent: super::recent::load(&dirs),
             connections: ConnectionsState::load(&dirs),
+            catalogs: HashMap::new(),
             examples: Vec::new(),
             dirs,
             welcome: false,
@@ -510,6 +538,24 @@ impl AppState {
                     },
                 );
                 worker.test_connection(self.doc.flow.clone(), node, config, self.document);
+            }
+            Command::LoadCatalog(node) => {
+                let Some(config) = self.doc.flow.node(&node).map(|n| n.config.clone()) else {
+                    return;
+                };
+                let key = Catalog::key_of(&config);
+                let catalog = self.catalogs.entry(node.clone()).or_default();
+                // Objects depend on the connection only; fields on the object too.
+                let want_entities = catalog.key.0 != key.0 || catalog.entities.is_none();
+                if want_entities {
+                    catalog.entities = None;
+                }
+                catalog.fields = None;
+                catalog.key = key.clone();
+                worker.load_catalog(self.doc.flow.clone(), node, key, want_entities);
+            }
+            Command::SearchEntities { node, text } => {
+                self.catalogs.entry(node).or_default().search = text;
             }
             Command::InsertMap { before } => self.insert_map(&before),
             Command::SetLabel { node, label } => {
@@ -875,6 +921,22 @@ impl AppState {
                     && current.config == test.config
                 {
                     *current = test;
+                }
+            }
+            Message::Catalog {
+                node,
+                key,
+                entities,
+                fields,
+            } => {
+                // Only the answer for the settings the node still has counts.
+                if let Some(catalog) = self.catalogs.get_mut(&node)
+                    && catalog.key == key
+                {
+                    if entities.is_some() {
+                        catalog.entities = entities;
+                    }
+                    catalog.fields = Some(fields);
                 }
             }
             message @ (Message::LoginWaiting { .. } | Message::ConnectionChecked { .. }) => {

@@ -37,6 +37,14 @@ pub enum Message {
         document: u64,
         result: Result<String, String>,
     },
+    /// What a node's service offers, for the connection and object in `key`.
+    Catalog {
+        node: String,
+        key: (String, String),
+        /// Absent when only the fields were asked for.
+        entities: Option<Result<Vec<crate::node::Entity>, String>>,
+        fields: Result<Vec<(String, String)>, String>,
+    },
     /// A browser login is waiting for the user, at this URL.
     LoginWaiting {
         connection: String,
@@ -142,6 +150,46 @@ impl Worker {
                 config,
                 document,
                 result,
+            });
+        });
+    }
+
+    /// Fetches the objects (when asked) and the chosen object's fields of a node's service.
+    pub fn load_catalog(&self, flow: Flow, node: String, key: (String, String), entities: bool) {
+        let send = self.sender();
+        self.runtime.spawn(async move {
+            let config = workspace::node_config(&flow, &node, &IndexMap::new());
+            let (listed, fields) = match config {
+                Ok(config) => {
+                    let listed = match entities {
+                        true => Some(config.entities().await.map_err(|e| e.to_string())),
+                        false => None,
+                    };
+                    let fields = if key.1.is_empty() {
+                        Ok(Vec::new())
+                    } else {
+                        config
+                            .entity_fields()
+                            .await
+                            .map(|fields| {
+                                fields
+                                    .iter()
+                                    .map(|(name, kind)| {
+                                        (name.clone(), crate::types::describe(kind))
+                                    })
+                                    .collect()
+                            })
+                            .map_err(|e| e.to_string())
+                    };
+                    (listed, fields)
+                }
+                Err(e) => (entities.then(|| Err(e.clone())), Err(e)),
+            };
+            send(Message::Catalog {
+                node,
+                key,
+                entities: listed,
+                fields,
             });
         });
     }

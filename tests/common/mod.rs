@@ -205,3 +205,49 @@ fn http(method: &str, url: &str, body: Option<&str>) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Adds the Salesforce connection `crm` (client credentials) to a scratch installation and
+/// logs it in to a `salesforce_server.py` org; the vault takes `passphrase`.
+pub fn salesforce_connection(scratch: &Scratch, org: &SupportServer, passphrase: &str) {
+    use std::io::Write;
+    let tributary = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tributary"));
+        c.env("TRIBUTARY_HOME", scratch.home())
+            .env("TRIBUTARY_VAULT_PASSPHRASE", passphrase)
+            .env_remove("TRIBUTARY_LOG");
+        c
+    };
+    let mut child = tributary()
+        .args([
+            "connection",
+            "add",
+            "crm",
+            "--connector",
+            "salesforce",
+            "--auth",
+            "oauth2_client_credentials",
+            "--set",
+            &format!("login_url={}", org.url()),
+            "--set",
+            "client_id=sf-test-client",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let secret = org.info["client_secret"].as_str().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{secret}\n").as_bytes())
+        .unwrap();
+    let added = child.wait_with_output().unwrap();
+    assert!(added.status.success(), "{}", stderr(&added));
+    let login = tributary()
+        .args(["connection", "login", "crm"])
+        .output()
+        .unwrap();
+    assert!(login.status.success(), "{}", stderr(&login));
+}

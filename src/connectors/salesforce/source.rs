@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use chrono::{DateTime, SecondsFormat, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ use crate::connectors::block_on;
 use crate::connectors::file::values_to_batch;
 use crate::engine::{Demand, SourceOutput};
 use crate::node::{
-    BoxFuture, BuildContext, ConfigProblem, ErrorRecord, NodeConfig, NodeError, NodeKind,
+    BoxFuture, BuildContext, ConfigProblem, Entity, ErrorRecord, NodeConfig, NodeError, NodeKind,
     PlanContext, Runtime, Source,
 };
 use crate::paths::Dirs;
@@ -97,6 +97,7 @@ impl NodeKind for SalesforceSource {
     const TITLE: &'static str = "Salesforce";
     const ICON: &'static str = "☁";
     const TESTS_CONNECTION: bool = true;
+    const BROWSES_ENTITIES: bool = true;
     const DESCRIPTION: &'static str =
         "Read an object's records from Salesforce, all or only those changed since the last run";
 }
@@ -390,6 +391,32 @@ impl NodeConfig for SalesforceSource {
                 describe.name,
                 describe.fields.len()
             ))
+        })
+    }
+
+    fn entities(&self) -> BoxFuture<Result<Vec<Entity>, NodeError>> {
+        let config = self.clone();
+        Box::pin(async move {
+            Ok(config
+                .org()?
+                .objects()
+                .await?
+                .into_iter()
+                .map(|(name, label)| Entity { name, label })
+                .collect())
+        })
+    }
+
+    fn entity_fields(&self) -> BoxFuture<Result<Vec<(String, DataType)>, NodeError>> {
+        let config = self.clone();
+        Box::pin(async move {
+            let describe = config.org()?.describe(config.object.trim()).await?;
+            Ok(describe
+                .fields
+                .iter()
+                .filter(|f| !f.is_compound())
+                .map(|f| (f.name.clone(), f.arrow_type()))
+                .collect())
         })
     }
 

@@ -1,0 +1,142 @@
+//! The Salesforce source's inspector, driven with egui_kittest against a local org: the
+//! connection's objects with a search box, the chosen object's fields as a checklist, and
+//! conditions offered the object's fields.
+//!
+//! Alone in its test binary: node settings find their connection through the process's
+//! `TRIBUTARY_HOME`, which this test sets before anything else runs.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use serde_json::json;
+use tributary::paths::Dirs;
+use tributary::ui::{AppState, Command, TributaryApp, Worker};
+
+fn wait_for(
+    harness: &mut Harness<'static, TributaryApp>,
+    what: &str,
+    done: impl Fn(&TributaryApp) -> bool,
+) {
+    let start = Instant::now();
+    while !done(harness.state()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        harness.step();
+    }
+    harness.run_steps(3);
+}
+
+fn config(harness: &Harness<'static, TributaryApp>) -> serde_json::Value {
+    harness
+        .state()
+        .state
+        .doc
+        .flow
+        .node("sf")
+        .unwrap()
+        .config
+        .clone()
+}
+
+#[test]
+fn the_inspector_lists_objects_and_fields_to_choose_from() {
+    let org = SupportServer::start("salesforce_server.py", &[]);
+    let scratch = Scratch::new();
+    salesforce_connection(&scratch, &org, "app tests");
+    // SAFETY: the only test of this binary, before it starts any thread of its own.
+    unsafe {
+        std::env::set_var("TRIBUTARY_HOME", scratch.home());
+        std::env::set_var("TRIBUTARY_VAULT_PASSPHRASE", "app tests");
+    }
+    let flow = flow(
+        vec![
+            node(
+                "sf",
+                "source.salesforce",
+                json!({"connection": "crm", "object": ""}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("sf", "out")],
+    );
+    let path = scratch.flow("flow.json", &flow);
+    let dirs = Dirs::under(&scratch.home());
+    let worker = Worker::new(dirs.clone(), || {});
+    let state = AppState::open_initial(dirs, Some(&path));
+    let mut harness = Harness::builder()
+        .with_size([1440.0, 1000.0])
+        .build_ui_state(
+            |ui, app: &mut TributaryApp| app.ui(ui),
+            TributaryApp::new(state, worker),
+        );
+    harness.run_steps(3);
+    {
+        let app = harness.state_mut();
+        app.state
+            .apply(Command::Select(vec!["sf".into()]), &app.worker);
+    }
+    wait_for(&mut harness, "the object list", |app| {
+        app.state
+            .catalogs
+            .get("sf")
+            .is_some_and(|c| c.entities.is_some())
+    });
+    assert!(
+        harness
+            .query_by_label_contains("Opportunity History")
+            .is_some()
+    );
+
+    harness
+        .get_by_role_and_label(Role::TextInput, "Objects")
+        .focus();
+    harness.run_steps(2);
+    harness
+        .get_by_role_and_label(Role::TextInput, "Objects")
+        .type_text("opp");
+    harness.run_steps(3);
+    assert!(
+        harness.query_by_label("Account").is_none(),
+        "the search hides Account"
+    );
+    harness.get_by_label("Opportunity").click();
+    harness.run_steps(2);
+    assert_eq!(config(&harness)["object"], "Opportunity");
+
+    wait_for(&mut harness, "the fields", |app| {
+        app.state
+            .catalogs
+            .get("sf")
+            .is_some_and(|c| matches!(c.fields, Some(Ok(_))))
+    });
+    assert!(
+        harness
+            .query_by_label_contains("Fields of Opportunity (26 of 26)")
+            .is_some()
+    );
+    harness.get_by_label("Amount  ·  number").click();
+    harness.run_steps(3);
+    let fields = config(&harness)["fields"].as_array().unwrap().clone();
+    assert_eq!(fields.len(), 25);
+    assert!(!fields.contains(&json!("Amount")));
+    assert_eq!(fields[0], "Id", "the object's order is kept");
+    // The plan of the changed node shows first, moving what is below it.
+    wait_for(&mut harness, "validation", |app| {
+        app.state.analysis_revision == app.state.doc.revision
+    });
+    harness.get_by_label("All").click();
+    harness.run_steps(3);
+    assert!(config(&harness).get("fields").is_none());
+}
