@@ -8,9 +8,8 @@
 //! are learnt from the first page (a minute's cache keeps the app from asking on every
 //! edit) unless `schema` names their types.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use arrow::datatypes::{Schema, SchemaRef};
 use indexmap::IndexMap;
@@ -20,10 +19,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::block_on;
 use super::file::{infer_json, values_to_batch, with_overrides};
 use super::formats::FileFormat;
 use super::http::Api;
+use super::{PlanCache, block_on};
 use crate::auth::session::Session;
 use crate::engine::{Demand, SourceOutput};
 use crate::node::{
@@ -169,8 +168,7 @@ impl NodeKind for RestSource {
         "Read records from any JSON API, page by page, with an API key, a password or OAuth";
 }
 
-type Learnt = Result<Schema, String>;
-static LEARNT: LazyLock<Mutex<HashMap<String, (Instant, Learnt)>>> = LazyLock::new(Mutex::default);
+static LEARNT: PlanCache<Schema> = PlanCache::new();
 
 impl RestSource {
     fn api(&self) -> Result<Api, NodeError> {
@@ -192,29 +190,13 @@ impl RestSource {
     fn plan(&self) -> Result<SchemaRef, Vec<ConfigProblem>> {
         self.check().map_err(|p| vec![p])?;
         let key = serde_json::to_string(self).expect("plain data");
-        let cached = LEARNT.lock().unwrap().get(&key).and_then(|(at, learnt)| {
-            let fresh = match learnt {
-                Ok(_) => Duration::from_secs(60),
-                Err(_) => Duration::from_secs(5),
-            };
-            (at.elapsed() < fresh).then(|| learnt.clone())
-        });
-        let learnt = match cached {
-            Some(learnt) => learnt,
-            None => {
-                let learnt = block_on(self.learn());
-                LEARNT
-                    .lock()
-                    .unwrap()
-                    .insert(key, (Instant::now(), learnt.clone()));
-                learnt
-            }
-        };
-        let inferred = learnt.map_err(|m| vec![ConfigProblem::new("/url", m)])?;
+        let inferred = LEARNT
+            .get_or_learn(key, || block_on(self.learn()))
+            .map_err(|m| vec![ConfigProblem::new("/url", m)])?;
         with_overrides(inferred, &self.schema, FileFormat::Json, &self.url)
     }
 
-    async fn learn(&self) -> Learnt {
+    async fn learn(&self) -> Result<Schema, String> {
         let api = self.api().map_err(|e| e.to_string())?;
         let base = self.check().map_err(|p| p.message)?;
         let mut pages = Pages::new(self, base, None);

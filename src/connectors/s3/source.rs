@@ -5,10 +5,8 @@
 //! then read exactly as the file source reads a local file: the same types, the same
 //! handling of malformed records, with `s3://bucket/key` named in every error record.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant};
 
 use arrow::datatypes::{Schema, SchemaRef};
 use aws_sdk_s3::Client;
@@ -21,6 +19,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::{Access, block_on, check_bucket, explain, normalize_prefix};
+use crate::connectors::PlanCache;
 use crate::connectors::file::{self, ReadSettings, infer_schema, read_file, with_overrides};
 use crate::connectors::formats::FileFormat;
 use crate::engine::{Demand, SourceOutput};
@@ -85,10 +84,9 @@ impl NodeKind for S3Source {
 /// Bytes of a text object read to work out its fields: plenty for 1,000 records.
 const SAMPLE_BYTES: u64 = 4 << 20;
 
-/// What was learnt of a prefix's objects, kept a little while: the app plans the flow on
-/// every edit, and listing a bucket each time would be slow and cost requests.
+/// The format and fields learnt of a prefix's objects.
 type Learnt = Result<(FileFormat, Schema), String>;
-static LEARNT: LazyLock<Mutex<HashMap<String, (Instant, Learnt)>>> = LazyLock::new(Mutex::default);
+static LEARNT: PlanCache<(FileFormat, Schema)> = PlanCache::new();
 
 impl S3Source {
     fn access(&self) -> Result<Access, NodeError> {
@@ -237,25 +235,9 @@ impl S3Source {
             "{access:?}|{}|{}|{:?}|{}",
             self.bucket, self.prefix, self.format, self.delimiter
         );
-        let cached = LEARNT.lock().unwrap().get(&key).and_then(|(at, learnt)| {
-            let fresh = match learnt {
-                Ok(_) => Duration::from_secs(60),
-                Err(_) => Duration::from_secs(5),
-            };
-            (at.elapsed() < fresh).then(|| learnt.clone())
-        });
-        let learnt = match cached {
-            Some(learnt) => learnt,
-            None => {
-                let learnt = block_on(self.learn(&access));
-                LEARNT
-                    .lock()
-                    .unwrap()
-                    .insert(key, (Instant::now(), learnt.clone()));
-                learnt
-            }
-        };
-        let (format, inferred) = learnt.map_err(|m| vec![ConfigProblem::new("/bucket", m)])?;
+        let (format, inferred) = LEARNT
+            .get_or_learn(key, || block_on(self.learn(&access)))
+            .map_err(|m| vec![ConfigProblem::new("/bucket", m)])?;
         let origin = format!("s3://{}/{}", self.bucket, normalize_prefix(&self.prefix));
         let schema = with_overrides(inferred, &self.schema, format, &origin)?;
         Ok((format, schema))

@@ -8,9 +8,8 @@
 //! to the instant this run started (excluded, so records changed while it runs come next
 //! time). Nothing is lost when records share the boundary instant, nothing read twice.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
+use std::time::Duration;
 
 use arrow::datatypes::{DataType, SchemaRef};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -19,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{API_VERSION, Describe, FieldInfo, Org, salesforce_words, schema_of};
-use crate::connectors::block_on;
 use crate::connectors::file::values_to_batch;
+use crate::connectors::{PlanCache, block_on};
 use crate::engine::{Demand, SourceOutput};
 use crate::node::{
     BoxFuture, BuildContext, ConfigProblem, Entity, ErrorRecord, NodeConfig, NodeError, NodeKind,
@@ -102,9 +101,7 @@ impl NodeKind for SalesforceSource {
         "Read an object's records from Salesforce, all or only those changed since the last run";
 }
 
-type Learnt = Result<Describe, String>;
-static DESCRIBED: LazyLock<Mutex<HashMap<String, (Instant, Learnt)>>> =
-    LazyLock::new(Mutex::default);
+static DESCRIBED: PlanCache<Describe> = PlanCache::new();
 
 /// Where an incremental pull got to: the newest change read, and the ids read at it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,29 +127,10 @@ impl SalesforceSource {
             return Err(ConfigProblem::new("/object", "name the object to read"));
         }
         let key = format!("{}|{}|{}", self.connection, self.object, self.api_version);
-        let cached = DESCRIBED
-            .lock()
-            .unwrap()
-            .get(&key)
-            .and_then(|(at, learnt)| {
-                let fresh = match learnt {
-                    Ok(_) => Duration::from_secs(60),
-                    Err(_) => Duration::from_secs(5),
-                };
-                (at.elapsed() < fresh).then(|| learnt.clone())
-            });
-        let learnt = match cached {
-            Some(learnt) => learnt,
-            None => {
-                let learnt = block_on(async { self.org()?.describe(self.object.trim()).await })
-                    .map_err(|e| e.to_string());
-                DESCRIBED
-                    .lock()
-                    .unwrap()
-                    .insert(key, (Instant::now(), learnt.clone()));
-                learnt
-            }
-        };
+        let learnt = DESCRIBED.get_or_learn(key, || {
+            block_on(async { self.org()?.describe(self.object.trim()).await })
+                .map_err(|e| e.to_string())
+        });
         learnt.map_err(|m| ConfigProblem::new("/object", m))
     }
 
