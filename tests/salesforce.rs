@@ -109,6 +109,10 @@ fn a_rest_pull_follows_next_records_urls_and_pushes_conditions_down() {
     assert_eq!(deal["Amount"], 1035.25);
     assert_eq!(deal["CloseDate"], "2026-12-18");
     assert_eq!(deal["IsWon"], false);
+    // Sforce-Limit-Info: the org's API allowance as the last answer gave it.
+    let notes = &record["nodes"][0]["notes"];
+    assert_eq!(notes["api_requests_limit"], 15000);
+    assert!(notes["api_requests_used"].as_u64().unwrap() > 0);
 
     let requests = org.requests();
     let paths: Vec<&str> = requests

@@ -121,6 +121,17 @@ pub struct SourceOutput {
 }
 
 impl SourceOutput {
+    /// Sets a figure of the node's own in the run record (`nodes[].notes`), such as how
+    /// much of a service's daily allowance is used.
+    pub fn set_note(&self, name: &str, value: u64) {
+        self.node
+            .metrics
+            .notes
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), value);
+    }
+
     /// Where the next run should start, for a source that pulls incrementally. Saved only
     /// once the run's output is committed; until then the last run's watermark stands.
     pub fn advance_watermark(&self, mark: serde_json::Value) {

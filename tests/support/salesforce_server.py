@@ -71,8 +71,10 @@ def make(i, minute, **over):
     return r
 
 
-# 450 records; five share each minute, so every instant has several records.
-for i in range(1, 451):
+# 450 records (or `--records N`, at most 216,000); five share each minute, so every instant
+# has several records.
+count = int(sys.argv[sys.argv.index("--records") + 1]) if "--records" in sys.argv else 450
+for i in range(1, count + 1):
     records[i] = make(i, i // 5)
 state = {"page_size": 200, "result_size": 160, "fail": [], "polls": 1}
 tokens = set()

@@ -611,7 +611,7 @@ impl SalesforceRead {
                 Some(url) => self.org.api.get_json(&what, |c| c.get(url)).await,
             }
             .map_err(|e| NodeError::msg(salesforce_words(&e.message)))?;
-            log_limits(&headers);
+            note_limits(sink.out, &headers);
             let records = records_of(&answer)?;
             if sink.take(records).await? == Demand::Enough {
                 return Ok(());
@@ -700,7 +700,7 @@ impl SalesforceRead {
                 })
                 .await
                 .map_err(|e| NodeError::msg(salesforce_words(&e.message)))?;
-            log_limits(response.headers());
+            note_limits(sink.out, response.headers());
             let next = response
                 .headers()
                 .get("sforce-locator")
@@ -766,13 +766,23 @@ fn csv_records(body: &[u8]) -> Result<Vec<Map<String, Value>>, String> {
     Ok(out)
 }
 
-/// `Sforce-Limit-Info: api-usage=18/5000`: how much of the org's daily allowance is used.
-fn log_limits(headers: &reqwest::header::HeaderMap) {
-    if let Some(info) = headers
+/// `Sforce-Limit-Info: api-usage=18/5000`: how much of the org's daily allowance of API
+/// requests is used, kept in the run record as `api_requests_used` and `api_requests_limit`.
+fn note_limits(out: &SourceOutput, headers: &reqwest::header::HeaderMap) {
+    let Some(info) = headers
         .get("sforce-limit-info")
         .and_then(|v| v.to_str().ok())
+    else {
+        return;
+    };
+    let usage = info
+        .split(',')
+        .find_map(|part| part.trim().strip_prefix("api-usage="));
+    if let Some((used, limit)) = usage.and_then(|u| u.split_once('/'))
+        && let (Ok(used), Ok(limit)) = (used.trim().parse(), limit.trim().parse())
     {
-        tracing::info!(limits = info, "Salesforce API usage");
+        out.set_note("api_requests_used", used);
+        out.set_note("api_requests_limit", limit);
     }
 }
 
