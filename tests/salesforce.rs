@@ -391,10 +391,9 @@ fn salesforce_errors_are_said_in_words() {
     assert!(text.contains("daily API request limit"), "{text}");
 }
 
-#[test]
-fn an_upsert_sends_200_records_a_request_and_sets_refused_ones_aside() {
-    let org = start();
-    let scratch = connected(&org);
+/// 450 upserts: 400 renames of existing deals, 47 new deals, and 3 that Salesforce
+/// refuses (no name for a new deal, two negative amounts).
+fn deals_csv() -> String {
     let mut csv = String::from("External_Id__c,Name,Amount,StageName\n");
     for i in 1..=400 {
         csv += &format!("EXT-{i},Renamed {i},{}.5,Qualification\n", i * 3);
@@ -405,6 +404,52 @@ fn an_upsert_sends_200_records_a_request_and_sets_refused_ones_aside() {
     csv += "EXT-948,,10,Prospecting\n"; // new, and no name
     csv += "EXT-949,Refund,-5,Prospecting\n";
     csv += "EXT-7,Deal 7 again,-1,Prospecting\n"; // refused: the earlier rename stands
+    csv
+}
+
+fn upsert_flow(input: &std::path::Path, api: &str) -> Value {
+    flow(
+        vec![
+            node(
+                "csv",
+                "source.file",
+                json!({"path": input.to_str().unwrap()}),
+            ),
+            node(
+                "sf",
+                "destination.salesforce",
+                json!({"connection": "crm", "object": "Opportunity", "operation": "upsert",
+                       "external_id_field": "External_Id__c", "api": api}),
+            ),
+        ],
+        &[("csv", "sf")],
+    )
+}
+
+/// What the org holds after the upsert of `deals_csv`.
+fn assert_upserted(org: &SupportServer) {
+    let records = org.get("/test/records").as_array().unwrap().clone();
+    let named = |prefix: &str| {
+        records
+            .iter()
+            .filter(|r| r["Name"].as_str().unwrap_or_default().starts_with(prefix))
+            .count()
+    };
+    assert_eq!(named("Renamed "), 400);
+    assert_eq!(named("New deal "), 47);
+    assert_eq!(records.len(), 450 + 47);
+    let deal7 = records
+        .iter()
+        .find(|r| r["External_Id__c"] == "EXT-7")
+        .unwrap();
+    assert_eq!(deal7["Name"], "Renamed 7");
+}
+
+#[test]
+fn an_upsert_sends_200_records_a_request_and_sets_refused_ones_aside() {
+    let org = start();
+    let scratch = connected(&org);
+    let csv = deals_csv();
     let input = scratch.write("deals.csv", &csv);
     let flow = flow(
         vec![
@@ -471,22 +516,71 @@ fn an_upsert_sends_200_records_a_request_and_sets_refused_ones_aside() {
             .any(|e| e["record"].as_str().unwrap().contains("EXT-949"))
     );
 
-    // What the org holds now: 400 renamed, 47 new, deal 7 as the first upsert left it.
-    let records = org.get("/test/records").as_array().unwrap().clone();
-    let named = |prefix: &str| {
-        records
+    assert_upserted(&org);
+}
+
+#[test]
+fn a_bulk_ingest_job_writes_and_brings_back_the_refused_records() {
+    let org = start();
+    let scratch = connected(&org);
+    let input = scratch.write("deals.csv", &deals_csv());
+    let record = ran(&run(&scratch, &upsert_flow(&input, "bulk"), &[]));
+    assert_eq!(record["records_rejected"], 3);
+    assert_eq!(record["outputs"][0]["records"], 447);
+    let requests = org.requests();
+    let job = requests.iter().find(|r| r.get("ingest").is_some()).unwrap();
+    assert_eq!(
+        job["ingest"],
+        json!({"object": "Opportunity", "operation": "upsert", "contentType": "CSV",
+               "lineEnding": "LF", "externalIdFieldName": "External_Id__c"})
+    );
+    let uploads: Vec<_> = requests.iter().filter(|r| r["method"] == "PUT").collect();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(
+        requests.iter().find_map(|r| r["ingested"].as_u64()),
+        Some(450),
+        "one CSV of every record"
+    );
+    // No record went through sObject Collections.
+    assert!(requests.iter().all(|r| r.get("operation").is_none()));
+    let errors: Vec<Value> = std::fs::read_to_string(record["error_output"].as_str().unwrap())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(errors.len(), 3);
+    assert!(errors.iter().any(|e| {
+        e["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("REQUIRED_FIELD_MISSING:Required fields are missing: [Name]")
+    }));
+    assert!(
+        errors
             .iter()
-            .filter(|r| r["Name"].as_str().unwrap_or_default().starts_with(prefix))
-            .count()
-    };
-    assert_eq!(named("Renamed "), 400);
-    assert_eq!(named("New deal "), 47);
-    assert_eq!(records.len(), 450 + 47);
-    let deal7 = records
-        .iter()
-        .find(|r| r["External_Id__c"] == "EXT-7")
-        .unwrap();
-    assert_eq!(deal7["Name"], "Renamed 7");
+            .any(|e| e["record"].as_str().unwrap().contains("EXT-949"))
+    );
+    assert_upserted(&org);
+}
+
+#[test]
+fn a_failed_run_sends_nothing_to_salesforce() {
+    let org = start();
+    let scratch = connected(&org);
+    // The second CSV line cannot be read with the schema the first gave; the file source
+    // stops the run at the first bad record.
+    let input = scratch.write(
+        "deals.csv",
+        "External_Id__c,Name,Amount\nEXT-1,Renamed,10\nEXT-2,Renamed,ten\n",
+    );
+    let mut f = upsert_flow(&input, "rest");
+    f["nodes"][0]["config"]["schema"] = json!({"Amount": "number"});
+    f["nodes"][0]["config"]["fail_on_first_error"] = json!(true);
+    let out = run(&scratch, &f, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(org.requests().iter().all(|r| r.get("operation").is_none()));
+    let records = org.get("/test/records");
+    assert_eq!(records[0]["Name"], "Deal 1");
 }
 
 /// The two example flows against the local org and an S3 server: Salesforce → S3 run

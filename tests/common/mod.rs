@@ -135,11 +135,15 @@ impl SupportServer {
         use std::io::BufRead;
         let python = std::env::var("TRIBUTARY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
         let path = format!("{}/tests/support/{script}", env!("CARGO_MANIFEST_DIR"));
+        // What the server says of each request would drown the test's output.
+        let log = std::fs::File::create(format!("{}/{script}.log", env!("CARGO_TARGET_TMPDIR")))
+            .expect("a log file for the server");
         let mut child = Command::new(&python)
             .arg(&path)
             .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
+            .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {python}: {e}"));
         let mut line = String::new();

@@ -9,6 +9,8 @@ formats of the REST API and Bulk API 2.0:
   POST /services/data/vXX.X/jobs/query            Bulk API 2.0 query jobs
   GET  /services/data/vXX.X/jobs/query/ID         the job's state (InProgress, then JobComplete)
   GET  /services/data/vXX.X/jobs/query/ID/results CSV result sets with Sforce-Locator
+  POST/PUT/PATCH/GET …/jobs/ingest[/ID[/batches|/failedResults]]   Bulk API 2.0 ingest
+  POST/PATCH/DELETE …/composite/sobjects[/O/ExternalIdField]       sObject Collections
 
 SOQL is parsed for what the source writes: SELECT fields FROM object, WHERE conditions
 joined by AND (comparisons, IN, NOT IN, LIKE, parentheses), LIMIT, and SELECT COUNT().
@@ -79,6 +81,7 @@ for i in range(1, count + 1):
 state = {"page_size": 200, "result_size": 160, "fail": [], "polls": 1}
 tokens = set()
 jobs = {}
+ingests = {}
 cursors = {}
 log = []
 
@@ -258,6 +261,14 @@ class Handler(BaseHTTPRequestHandler):
                 tokens.add(token)
             return self.send(200, {"access_token": token, "instance_url": self.base(), "id": self.base() + "/id/00D/005",
                                    "token_type": "Bearer", "issued_at": "1", "signature": "x"})
+        if re.fullmatch(r"/services/data/v[\d.]+/jobs/ingest", self.route):
+            spec = json.loads(self.body)
+            self.entry["ingest"] = spec
+            job = "750" + secrets.token_hex(6)
+            with lock:
+                ingests[job] = {"spec": spec, "csv": b"", "state": "Open", "polls": 0}
+            return self.send(200, {"id": job, "operation": spec["operation"], "object": spec["object"], "state": "Open",
+                                   "contentUrl": "services/data/v62.0/jobs/ingest/%s/batches" % job})
         m = re.match(r"/services/data/v[\d.]+/jobs/query$", self.route)
         if m:
             spec = json.loads(self.body)
@@ -275,9 +286,44 @@ class Handler(BaseHTTPRequestHandler):
             return self.collection("insert", None)
         self.send(404, [{"message": "not found", "errorCode": "NOT_FOUND"}])
 
+    def do_PUT(self):
+        if self.begin():
+            return
+        m = re.fullmatch(r"/services/data/v[\d.]+/jobs/ingest/(750\w+)/batches", self.route)
+        if not m or self.headers.get("Content-Type") != "text/csv":
+            return self.error(400, "INVALIDJOB", "upload CSV with Content-Type text/csv")
+        with lock:
+            ingests[m.group(1)]["csv"] += self.body
+        self.entry["bytes"] = len(self.body)
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_PATCH(self):
         if self.begin():
             return
+        m = re.fullmatch(r"/services/data/v[\d.]+/jobs/ingest/(750\w+)", self.route)
+        if m:
+            with lock:
+                job = ingests[m.group(1)]
+            if json.loads(self.body).get("state") == "UploadComplete":
+                spec = job["spec"]
+                rows = list(csv.DictReader(io.StringIO(job["csv"].decode())))
+                self.entry["ingested"] = len(rows)
+                items = []
+                for row in rows:
+                    item = {}
+                    for k, v in row.items():
+                        if v == "":
+                            continue
+                        kind = KIND.get(k)
+                        item[k] = float(v) if kind in ("currency", "percent", "double") else int(v) if kind in ("int", "long") else (v == "true") if kind == "boolean" else v
+                    items.append(item)
+                results = self.save(spec["operation"], spec.get("externalIdFieldName"), items)
+                failed = [(row, r) for row, r in zip(rows, results) if not r["success"]]
+                with lock:
+                    job.update(state="UploadComplete", processed=len(rows), failed=failed)
+            return self.send(200, {"id": m.group(1), "state": "UploadComplete"})
         m = re.fullmatch(r"/services/data/v[\d.]+/composite/sobjects(?:/(\w+)/(\w+))?", self.route)
         if not m:
             return self.send(404, [{"message": "not found", "errorCode": "NOT_FOUND"}])
@@ -307,6 +353,10 @@ class Handler(BaseHTTPRequestHandler):
         self.entry.update({"operation": operation, "count": len(items), "allOrNone": spec.get("allOrNone")})
         if len(items) > 200:
             return self.error(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records into this call")
+        self.send(200, self.save(operation, external, items))
+
+    def save(self, operation, external, items):
+        """Saves records one by one as Salesforce does with allOrNone off."""
         results = []
         with lock:
             for item in items:
@@ -333,7 +383,7 @@ class Handler(BaseHTTPRequestHandler):
                     records[i] = make(i, 0, **fields)
                     records[i]["Id"] = "006%012d" % i
                     results.append({"id": records[i]["Id"], "success": True, "errors": [], "created": True})
-        self.send(200, results)
+        return results
 
     def find(self, external, fields):
         if not external or fields.get(external) is None:
@@ -378,6 +428,27 @@ class Handler(BaseHTTPRequestHandler):
         m = re.fullmatch(v + r"/query/(01g\w+)-(\d+)", self.route)
         if m:
             return self.page(m.group(1), int(m.group(2)))
+        m = re.fullmatch(v + r"/jobs/ingest/(750\w+)", self.route)
+        if m:
+            with lock:
+                job = ingests[m.group(1)]
+                job["polls"] += 1
+                done = job["state"] == "UploadComplete" and job["polls"] > state["polls"]
+            return self.send(200, {"id": m.group(1), "state": "JobComplete" if done else "InProgress",
+                                   "numberRecordsProcessed": job.get("processed", 0) if done else 0,
+                                   "numberRecordsFailed": len(job.get("failed", [])) if done else 0})
+        m = re.fullmatch(v + r"/jobs/ingest/(750\w+)/failedResults", self.route)
+        if m:
+            with lock:
+                job = ingests[m.group(1)]
+            out = io.StringIO()
+            columns = list(job["failed"][0][0].keys()) if job["failed"] else []
+            writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+            writer.writerow(["sf__Id", "sf__Error"] + columns)
+            for row, result in job["failed"]:
+                error = "; ".join("%s:%s:%s --" % (e["statusCode"], e["message"], ",".join(e["fields"])) for e in result["errors"])
+                writer.writerow(["", error] + [row[c] for c in columns])
+            return self.send(200, out.getvalue().encode(), "text/csv")
         m = re.fullmatch(v + r"/jobs/query/(750\w+)", self.route)
         if m:
             with lock:

@@ -4,9 +4,11 @@
 //! run's error output with Salesforce's status codes and messages; the run record counts
 //! them.
 //!
-//! Unlike files, a write to Salesforce takes effect as it is sent: a run that fails
-//! halfway leaves the records sent so far written (as AppFlow's do). Upserts make a run
-//! safe to repeat.
+//! Records are staged on disk while the run goes and sent when it commits, so a run that
+//! fails anywhere sends nothing. From `bulk_from` records on (2,000, Salesforce's advice)
+//! they go as Bulk API 2.0 ingest jobs instead, whose failed records come back with their
+//! reasons the same way. Sending is not a transaction: if Salesforce stops answering
+//! halfway, what was sent stays written; upserts make a run safe to repeat.
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -14,6 +16,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use std::io::Write as _;
+
+use super::source::DataTransferApi;
 use super::{API_VERSION, Describe, Org, salesforce_words};
 use crate::connectors::block_on;
 use crate::engine::ErrorSink;
@@ -39,9 +44,26 @@ pub struct SalesforceDestination {
     /// For `upsert`: the external id field that matches records, e.g. `External_Id__c`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id_field: Option<String>,
+    /// Which Salesforce API writes the records.
+    #[serde(default, skip_serializing_if = "is_automatic")]
+    pub api: DataTransferApi,
+    /// With `automatic`, Bulk API 2.0 writes runs of at least this many records
+    /// (Salesforce's advice: Bulk from 2,000 on).
+    #[serde(default = "bulk_from", skip_serializing_if = "is_bulk_from")]
+    pub bulk_from: u64,
     /// The REST API version, e.g. `62.0`.
     #[serde(default = "api_version", skip_serializing_if = "is_api_version")]
     pub api_version: String,
+}
+
+fn bulk_from() -> u64 {
+    2_000
+}
+fn is_bulk_from(n: &u64) -> bool {
+    *n == bulk_from()
+}
+fn is_automatic(api: &DataTransferApi) -> bool {
+    *api == DataTransferApi::Automatic
 }
 
 fn api_version() -> String {
@@ -190,29 +212,40 @@ impl NodeConfig for SalesforceDestination {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
+        let input = cx
+            .input_schema
+            .as_ref()
+            .expect("a destination has an input");
         let describe = self
-            .check(
-                cx.input_schema
-                    .as_ref()
-                    .expect("a destination has an input"),
-            )
+            .check(input)
             .map_err(|p| NodeError::msg(p[0].message.clone()))?;
+        let columns = match self.operation {
+            WriteOperation::Delete => vec!["Id".to_string()],
+            _ => input.fields().iter().map(|f| f.name().clone()).collect(),
+        };
+        let staged = tempfile::tempfile()
+            .map_err(|e| NodeError::io("cannot stage the records for Salesforce", e))?;
         Ok(Runtime::Destination(Box::new(SalesforceWrite {
             config: self.clone(),
             object: describe.name,
             org: self.org()?,
-            // Writes run on a blocking thread and wait there for the run's own runtime.
+            // Commits run on a blocking thread and wait there for the run's own runtime.
             runtime: tokio::runtime::Handle::try_current()
                 .map_err(|_| NodeError::msg("writing to Salesforce needs the async runtime"))?,
             node: cx.node_id.clone(),
             errors: cx.errors.clone(),
-            pending: Vec::new(),
+            columns,
+            staged: std::io::BufWriter::new(staged),
+            count: 0,
+            staged_bytes: 0,
             written: 0,
             bytes: 0,
         })))
     }
 }
 
+/// Records are staged on disk as JSON lines while the run goes, and sent to Salesforce
+/// only when the run commits: a run that fails anywhere sends nothing.
 struct SalesforceWrite {
     config: SalesforceDestination,
     object: String,
@@ -220,17 +253,35 @@ struct SalesforceWrite {
     runtime: tokio::runtime::Handle,
     node: String,
     errors: ErrorSink,
-    /// Records waiting for a full request.
-    pending: Vec<Map<String, Value>>,
+    /// The fields sent: the input's, or only `Id` to delete.
+    columns: Vec<String>,
+    staged: std::io::BufWriter<std::fs::File>,
+    count: u64,
+    staged_bytes: u64,
     written: u64,
     bytes: u64,
 }
 
 impl SalesforceWrite {
-    /// Sends one request of at most 200 records and sets the refused ones aside.
+    fn refuse(&self, reason: String, record: String) -> Result<(), NodeError> {
+        self.errors.write(ErrorRecord {
+            node: self.node.clone(),
+            file: Some(format!(
+                "salesforce {} {}",
+                self.object,
+                self.config.operation.verb()
+            )),
+            line: None,
+            reason,
+            record,
+        })
+    }
+
+    /// Sends one sObject Collections request of at most 200 records and sets the refused
+    /// ones aside.
     fn send(&mut self, records: Vec<Map<String, Value>>) -> Result<(), NodeError> {
         let op = self.config.operation;
-        let object = &self.object;
+        let object = self.object.clone();
         let body = match op {
             WriteOperation::Delete => Value::Null,
             _ => {
@@ -319,28 +370,223 @@ impl SalesforceWrite {
                     )
                 })
                 .collect();
-            self.errors.write(ErrorRecord {
-                node: self.node.clone(),
-                file: Some(format!("salesforce {object} {}", op.verb())),
-                line: None,
-                reason: if reasons.is_empty() {
-                    "Salesforce refused the record without saying why".into()
-                } else {
-                    reasons.join("; ")
-                },
-                record: Value::Object(record).to_string(),
-            })?;
+            let reason = if reasons.is_empty() {
+                "Salesforce refused the record without saying why".into()
+            } else {
+                reasons.join("; ")
+            };
+            self.refuse(reason, Value::Object(record).to_string())?;
         }
         Ok(())
     }
 
-    fn flush(&mut self, all: bool) -> Result<(), NodeError> {
-        while self.pending.len() >= PER_REQUEST || (all && !self.pending.is_empty()) {
-            let take = self.pending.len().min(PER_REQUEST);
-            let chunk: Vec<_> = self.pending.drain(..take).collect();
+    /// The staged records, read back in order.
+    fn staged_records(
+        &mut self,
+    ) -> Result<impl Iterator<Item = Result<Map<String, Value>, NodeError>> + use<>, NodeError>
+    {
+        use std::io::{BufRead, Seek};
+        self.staged
+            .flush()
+            .map_err(|e| NodeError::io("cannot stage the records for Salesforce", e))?;
+        let mut file = self
+            .staged
+            .get_ref()
+            .try_clone()
+            .map_err(|e| NodeError::io("cannot read the staged records", e))?;
+        file.rewind()
+            .map_err(|e| NodeError::io("cannot read the staged records", e))?;
+        Ok(std::io::BufReader::new(file).lines().map(|line| {
+            let line = line.map_err(|e| NodeError::io("cannot read the staged records", e))?;
+            serde_json::from_str(&line)
+                .map_err(|e| NodeError::msg(format!("a staged record is not JSON: {e}")))
+        }))
+    }
+
+    fn send_collections(&mut self) -> Result<(), NodeError> {
+        let mut chunk = Vec::with_capacity(PER_REQUEST);
+        for record in self.staged_records()? {
+            chunk.push(record?);
+            if chunk.len() == PER_REQUEST {
+                self.send(std::mem::take(&mut chunk))?;
+            }
+        }
+        if !chunk.is_empty() {
             self.send(chunk)?;
         }
         Ok(())
+    }
+
+    /// Bulk API 2.0 ingest: the records as CSV in jobs of at most 100 MB, each uploaded,
+    /// closed, waited for, and its failed records set aside with Salesforce's reasons.
+    fn send_bulk(&mut self) -> Result<(), NodeError> {
+        let mut csv = self.csv_writer();
+        let mut rows = 0;
+        let records: Vec<_> = self.staged_records()?.collect();
+        for record in records {
+            let record = record?;
+            let cells: Vec<String> = self.columns.iter().map(|c| cell(record.get(c))).collect();
+            csv.write_record(&cells)
+                .map_err(|e| NodeError::msg(format!("cannot write CSV for Bulk API 2.0: {e}")))?;
+            rows += 1;
+            if csv.get_ref().len() >= BULK_JOB_BYTES {
+                let full = std::mem::replace(&mut csv, self.csv_writer());
+                self.bulk_job(full, rows)?;
+                rows = 0;
+            }
+        }
+        if rows > 0 {
+            self.bulk_job(csv, rows)?;
+        }
+        Ok(())
+    }
+
+    fn csv_writer(&self) -> csv::Writer<Vec<u8>> {
+        let mut csv = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
+        csv.write_record(&self.columns).expect("writing to memory");
+        csv
+    }
+
+    fn bulk_job(&mut self, csv: csv::Writer<Vec<u8>>, rows: u64) -> Result<(), NodeError> {
+        let body = csv
+            .into_inner()
+            .map_err(|e| NodeError::msg(format!("cannot write CSV for Bulk API 2.0: {e}")))?;
+        self.bytes += body.len() as u64;
+        let op = self.config.operation;
+        let mut spec = serde_json::json!({
+            "object": self.object,
+            "operation": op.verb(),
+            "contentType": "CSV",
+            "lineEnding": "LF",
+        });
+        if let (WriteOperation::Upsert, Some(field)) = (op, &self.config.external_id_field) {
+            spec["externalIdFieldName"] = Value::from(field.clone());
+        }
+        let jobs = self.org.url("/jobs/ingest");
+        let api = self.org.api.clone();
+        let what = format!(
+            "a Bulk API 2.0 {} of {rows} {} records",
+            op.verb(),
+            self.object
+        );
+        let words =
+            |e: crate::connectors::http::ApiError| NodeError::msg(salesforce_words(&e.message));
+        let (job, failed_csv) = self.runtime.block_on(async {
+            let created = api
+                .send(&what, |c| c.post(&jobs).json(&spec))
+                .await
+                .map_err(words)?;
+            let job: Value = created.json().await.map_err(|e| {
+                NodeError::msg(format!("{what}: the job's answer is not JSON: {e}"))
+            })?;
+            let id = job["id"]
+                .as_str()
+                .ok_or_else(|| {
+                    NodeError::msg(format!("{what}: Salesforce made a job without an id"))
+                })?
+                .to_string();
+            let job_url = format!("{jobs}/{id}");
+            let batches = format!("{job_url}/batches");
+            api.send(&what, |c| {
+                c.put(&batches)
+                    .header("Content-Type", "text/csv")
+                    .body(body.clone())
+            })
+            .await
+            .map_err(words)?;
+            let close = serde_json::json!({"state": "UploadComplete"});
+            api.send(&what, |c| c.patch(&job_url).json(&close))
+                .await
+                .map_err(words)?;
+            let mut wait = std::time::Duration::from_millis(250);
+            let status = loop {
+                let (status, _) = api
+                    .get_json(&what, |c| c.get(&job_url))
+                    .await
+                    .map_err(words)?;
+                match status["state"].as_str().unwrap_or_default() {
+                    "JobComplete" => break status,
+                    "Failed" | "Aborted" => {
+                        return Err(NodeError::msg(format!(
+                            "{what}: the job {id} {}: {}",
+                            status["state"].as_str().unwrap_or_default().to_lowercase(),
+                            status["errorMessage"].as_str().unwrap_or("no reason given")
+                        )));
+                    }
+                    _ => {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(std::time::Duration::from_secs(10));
+                    }
+                }
+            };
+            let failed = if status["numberRecordsFailed"].as_u64().unwrap_or(0) > 0 {
+                let url = format!("{job_url}/failedResults");
+                api.send(&what, |c| c.get(&url).header("Accept", "text/csv"))
+                    .await
+                    .map_err(words)?
+                    .bytes()
+                    .await
+                    .map_err(|e| {
+                        NodeError::msg(format!("{what}: the failed results broke off: {e}"))
+                    })?
+                    .to_vec()
+            } else {
+                Vec::new()
+            };
+            Ok::<_, NodeError>((status, failed))
+        })?;
+        let processed = job["numberRecordsProcessed"].as_u64().unwrap_or(rows);
+        let failed = job["numberRecordsFailed"].as_u64().unwrap_or(0);
+        self.written += processed.saturating_sub(failed);
+        if !failed_csv.is_empty() {
+            let mut reader = csv::Reader::from_reader(failed_csv.as_slice());
+            let headers = reader
+                .headers()
+                .map_err(|e| {
+                    NodeError::msg(format!("{what}: the failed results are not CSV: {e}"))
+                })?
+                .clone();
+            for row in reader.records() {
+                let row = row.map_err(|e| {
+                    NodeError::msg(format!("{what}: the failed results are not CSV: {e}"))
+                })?;
+                let mut reason = String::new();
+                let mut record = Map::new();
+                for (k, v) in headers.iter().zip(row.iter()) {
+                    match k {
+                        "sf__Error" => reason = v.trim_end_matches(" --").to_string(),
+                        "sf__Id" => {}
+                        _ => {
+                            record.insert(k.to_string(), Value::from(v));
+                        }
+                    }
+                }
+                self.refuse(reason, Value::Object(record).to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn bulk(&self) -> bool {
+        match self.config.api {
+            DataTransferApi::Rest => false,
+            DataTransferApi::Bulk => true,
+            DataTransferApi::Automatic => self.count >= self.config.bulk_from,
+        }
+    }
+}
+
+/// Bulk API 2.0 takes uploads of up to 150 MB; jobs stay well below.
+const BULK_JOB_BYTES: usize = 100 << 20;
+
+/// A CSV cell as Bulk API 2.0 reads it: empty for a missing value.
+fn cell(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
     }
 }
 
@@ -349,35 +595,49 @@ impl SalesforceWrite {
 fn rows(batch: &RecordBatch) -> Result<Vec<Map<String, Value>>, NodeError> {
     let mut out = Vec::new();
     {
-        let mut writer = arrow::json::ArrayWriter::new(&mut out);
+        let mut writer = arrow::json::LineDelimitedWriter::new(&mut out);
         writer.write(batch)?;
         writer.finish()?;
     }
-    if out.is_empty() {
-        return Ok(Vec::new());
-    }
-    let values: Vec<Map<String, Value>> = serde_json::from_slice(&out)
-        .map_err(|e| NodeError::msg(format!("cannot turn records into JSON: {e}")))?;
-    Ok(values)
+    out.split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            serde_json::from_slice(line)
+                .map_err(|e| NodeError::msg(format!("cannot turn records into JSON: {e}")))
+        })
+        .collect()
 }
 
 impl Destination for SalesforceWrite {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), NodeError> {
-        let mut records = rows(batch)?;
-        if self.config.operation == WriteOperation::Delete {
-            for r in &mut records {
-                r.retain(|k, _| k == "Id");
+        let stage = |e| NodeError::io("cannot stage the records for Salesforce", e);
+        for mut record in rows(batch)? {
+            if self.config.operation == WriteOperation::Delete {
+                record.retain(|k, _| k == "Id");
             }
+            let line = serde_json::to_string(&record).expect("JSON values serialize");
+            self.staged.write_all(line.as_bytes()).map_err(stage)?;
+            self.staged.write_all(b"\n").map_err(stage)?;
+            self.staged_bytes += line.len() as u64 + 1;
+            self.count += 1;
         }
-        self.pending.extend(records);
-        self.flush(false)
+        Ok(())
     }
 
     fn finish(&mut self) -> Result<(), NodeError> {
-        self.flush(true)
+        self.staged
+            .flush()
+            .map_err(|e| NodeError::io("cannot stage the records for Salesforce", e))
     }
 
-    fn commit(self: Box<Self>) -> Result<Vec<OutputLocation>, NodeError> {
+    fn commit(mut self: Box<Self>) -> Result<Vec<OutputLocation>, NodeError> {
+        if self.count > 0 {
+            if self.bulk() {
+                self.send_bulk()?;
+            } else {
+                self.send_collections()?;
+            }
+        }
         let how = match (&self.config.operation, &self.config.external_id_field) {
             (WriteOperation::Upsert, Some(f)) => format!("upsert by {f}"),
             (op, _) => op.verb().to_string(),
@@ -390,16 +650,10 @@ impl Destination for SalesforceWrite {
     }
 
     fn abort(self: Box<Self>) {
-        if self.written > 0 {
-            tracing::warn!(
-                written = self.written,
-                object = %self.object,
-                "the run failed after records were written to Salesforce; they stay written"
-            );
-        }
+        // Nothing was sent: records go out only when the run commits.
     }
 
     fn bytes_written(&self) -> u64 {
-        self.bytes
+        self.staged_bytes
     }
 }

@@ -62,16 +62,16 @@ pub struct SalesforceSource {
     pub api_version: String,
 }
 
-/// AppFlow's `dataTransferApi`.
+/// AppFlow's `dataTransferApi`: which Salesforce API moves the records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DataTransferApi {
     /// REST below `bulk_from` records, Bulk API 2.0 from there on.
     #[default]
     Automatic,
-    /// The REST query API, 2,000 records a page.
+    /// The REST API: queries of 2,000 records a page, writes of 200 records a request.
     Rest,
-    /// Bulk API 2.0 query jobs: for large pulls; not for previews.
+    /// Bulk API 2.0 jobs: for large pulls and writes; previews always use REST.
     Bulk,
 }
 
