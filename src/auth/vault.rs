@@ -133,32 +133,40 @@ impl Vault {
                 )));
             }
         };
-        let not_a_vault = || VaultError::NotAVault(path.to_path_buf());
-        if bytes.len() < HEADER_LEN + NONCE_LEN || &bytes[..MAGIC.len()] != MAGIC {
-            return Err(not_a_vault());
-        }
-        let number = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
-        let (m, t, p) = (number(8), number(12), number(16));
-        let salt: [u8; SALT_LEN] = bytes[20..HEADER_LEN].try_into().unwrap();
-        let key = derive(passphrase, &salt, m, t, p).map_err(|_| not_a_vault())?;
-        let nonce = XNonce::from_slice(&bytes[HEADER_LEN..HEADER_LEN + NONCE_LEN]);
-        let plain = XChaCha20Poly1305::new(key.as_ref().into())
-            .decrypt(
-                nonce,
-                Payload {
-                    msg: &bytes[HEADER_LEN + NONCE_LEN..],
-                    aad: &bytes[..HEADER_LEN],
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| VaultError::WrongPassphrase(path.to_path_buf()))?;
-        let contents = serde_json::from_slice(&plain).map_err(|_| not_a_vault())?;
+        let (m, t, p, salt) = header(&bytes, path)?;
+        let key =
+            derive(passphrase, &salt, m, t, p).map_err(|_| VaultError::NotAVault(path.into()))?;
+        let contents = open(&bytes, &key, path)?;
         Ok(Vault {
             path: path.to_path_buf(),
             key,
             salt,
             contents,
         })
+    }
+
+    /// Takes in what another Tributary process (the app beside a command, say) saved since
+    /// this one read the file, so that saving never drops a connection it added.
+    fn reload(&mut self) -> Result<(), VaultError> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(VaultError::Io(format!(
+                    "cannot read {}: {e}",
+                    self.path.display()
+                )));
+            }
+        };
+        let (_, _, _, salt) = header(&bytes, &self.path)?;
+        if salt != self.salt {
+            return Err(VaultError::Io(format!(
+                "{} was made anew by another Tributary since it was unlocked here; unlock it again",
+                self.path.display()
+            )));
+        }
+        self.contents = open(&bytes, &self.key, &self.path)?;
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -175,6 +183,7 @@ impl Vault {
 
     /// Sets fields of a connection (others stay) and saves.
     pub fn set(&mut self, connection: &str, fields: &[(&str, &Secret)]) -> Result<(), VaultError> {
+        self.reload()?;
         let entry = self.contents.entry(connection.to_string()).or_default();
         for (field, value) in fields {
             entry.insert(field.to_string(), value.expose().to_string());
@@ -184,6 +193,7 @@ impl Vault {
 
     /// Forgets all of a connection's secrets and saves.
     pub fn remove(&mut self, connection: &str) -> Result<(), VaultError> {
+        self.reload()?;
         if self.contents.remove(connection).is_some() {
             self.save()?;
         }
@@ -228,6 +238,32 @@ impl Vault {
             .map_err(|e| io("replace", e.error))?;
         Ok(())
     }
+}
+
+/// The Argon2 settings and the salt of a vault file.
+fn header(bytes: &[u8], path: &Path) -> Result<(u32, u32, u32, [u8; SALT_LEN]), VaultError> {
+    if bytes.len() < HEADER_LEN + NONCE_LEN || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(VaultError::NotAVault(path.to_path_buf()));
+    }
+    let number = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let salt = bytes[20..HEADER_LEN].try_into().unwrap();
+    Ok((number(8), number(12), number(16), salt))
+}
+
+/// The contents of a vault file, decrypted with its key.
+fn open(bytes: &[u8], key: &[u8; 32], path: &Path) -> Result<Contents, VaultError> {
+    let nonce = XNonce::from_slice(&bytes[HEADER_LEN..HEADER_LEN + NONCE_LEN]);
+    let plain = XChaCha20Poly1305::new(key.into())
+        .decrypt(
+            nonce,
+            Payload {
+                msg: &bytes[HEADER_LEN + NONCE_LEN..],
+                aad: &bytes[..HEADER_LEN],
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| VaultError::WrongPassphrase(path.to_path_buf()))?;
+    serde_json::from_slice(&plain).map_err(|_| VaultError::NotAVault(path.to_path_buf()))
 }
 
 #[cfg(unix)]
@@ -343,6 +379,25 @@ mod tests {
             Vault::unlock(&path, "pass"),
             Err(VaultError::NotAVault(_))
         ));
+    }
+
+    #[test]
+    fn a_save_keeps_what_another_process_saved_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.bin");
+        let mut app = Vault::unlock(&path, "pass").unwrap();
+        app.set("crm", &[("refresh_token", &Secret::new("r1"))])
+            .unwrap();
+        // A command in a terminal adds a connection while the app holds the vault open.
+        let mut command = Vault::unlock(&path, "pass").unwrap();
+        command
+            .set("billing", &[("api_key", &Secret::new("k"))])
+            .unwrap();
+        app.set("crm", &[("refresh_token", &Secret::new("r2"))])
+            .unwrap();
+        let now = Vault::unlock(&path, "pass").unwrap();
+        assert_eq!(now.get("billing", "api_key").unwrap().expose(), "k");
+        assert_eq!(now.get("crm", "refresh_token").unwrap().expose(), "r2");
     }
 
     #[test]
