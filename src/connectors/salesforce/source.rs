@@ -711,9 +711,23 @@ impl SalesforceRead {
                 .bytes()
                 .await
                 .map_err(|e| NodeError::msg(format!("{what} broke off: {e}")))?;
-            let records = csv_records(&body).map_err(|e| NodeError::msg(format!("{what}: {e}")))?;
-            if sink.take(records).await? == Demand::Enough {
-                return Ok(());
+            // A result set holds up to 50,000 records: they go on a batch at a time, so
+            // only one batch of them is ever held as JSON values.
+            let per_batch = sink.out.batch_rows().max(1);
+            let mut rows =
+                csv_records(&body).map_err(|e| NodeError::msg(format!("{what}: {e}")))?;
+            loop {
+                let chunk: Vec<_> = rows
+                    .by_ref()
+                    .take(per_batch)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| NodeError::msg(format!("{what}: {e}")))?;
+                if chunk.is_empty() {
+                    break;
+                }
+                if sink.take(chunk).await? == Demand::Enough {
+                    return Ok(());
+                }
             }
             match next {
                 Some(l) => locator = Some(l),
@@ -746,24 +760,22 @@ fn records_of(answer: &Value) -> Result<Vec<Map<String, Value>>, NodeError> {
 }
 
 /// The rows of a Bulk API 2.0 result set (CSV with a header row) as text values.
-fn csv_records(body: &[u8]) -> Result<Vec<Map<String, Value>>, String> {
+fn csv_records(
+    body: &[u8],
+) -> Result<impl Iterator<Item = Result<Map<String, Value>, String>> + Send + '_, String> {
     let mut reader = csv::ReaderBuilder::new().from_reader(body);
     let headers = reader
         .headers()
         .map_err(|e| format!("not CSV: {e}"))?
         .clone();
-    let mut out = Vec::new();
-    for row in reader.records() {
+    Ok(reader.into_records().map(move |row| {
         let row = row.map_err(|e| format!("not CSV: {e}"))?;
-        out.push(
-            headers
-                .iter()
-                .zip(row.iter())
-                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-                .collect(),
-        );
-    }
-    Ok(out)
+        Ok(headers
+            .iter()
+            .zip(row.iter())
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect())
+    }))
 }
 
 /// `Sforce-Limit-Info: api-usage=18/5000`: how much of the org's daily allowance of API
@@ -868,9 +880,11 @@ mod tests {
 
     #[test]
     fn bulk_csv_rows_become_records() {
-        let rows = csv_records(
+        let rows: Vec<_> = csv_records(
             b"\"Id\",\"Amount\",\"Name\"\n\"006A\",\"12.5\",\"Acme, Inc.\"\n\"006B\",\"\",\"\"\n",
         )
+        .unwrap()
+        .collect::<Result<_, _>>()
         .unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0]["Name"], json!("Acme, Inc."));
