@@ -42,9 +42,9 @@ for api in rest bulk; do
    "config": {"folder": "$work/out-$api", "format": "parquet"}}],
  "edges": [{"from": "sf", "to": "out"}]}
 JSON
-  /usr/bin/time -f "%e %M" -o "$work/time-$api" "$tributary" run "$work/$api.json" --json >"$work/record-$api.json"
-  read -r seconds kib <"$work/time-$api"
+  /usr/bin/time -f "%e %U %S %M" -o "$work/time-$api" "$tributary" run "$work/$api.json" --json >"$work/record-$api.json"
+  read -r seconds user system kib <"$work/time-$api"
   written=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['records_written'])" "$work/record-$api.json")
-  python3 -c "import sys; n, s, k, api = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]; print(f'{api:<5} {n:>9,} records  {s:6.1f} s  {n / s:>9,.0f} records/s  peak RSS {k / 1024:6.0f} MiB')" \
-    "$written" "$seconds" "$kib" "$api"
+  python3 -c "import sys; n, s, k, api, cpu = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5]) + float(sys.argv[6]); print(f'{api:<5} {n:>9,} records  {s:6.1f} s  {n / s:>9,.0f} records/s  peak RSS {k / 1024:6.0f} MiB  (Tributary busy {cpu:.1f} s of CPU)')" \
+    "$written" "$seconds" "$kib" "$api" "$user" "$system"
 done
