@@ -44,6 +44,7 @@ pub struct FileSource {
     pub schema: IndexMap<String, FieldType>,
     /// The CSV field separator.
     #[serde(default = "comma", skip_serializing_if = "is_comma")]
+    #[schemars(extend("default" = ","))]
     pub delimiter: char,
     /// Stop the run at the first malformed record instead of setting it aside.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

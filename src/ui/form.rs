@@ -330,6 +330,7 @@ pub fn humanize(name: &str) -> String {
         .map(|word| match word {
             "mb" => "MB",
             "url" => "URL",
+            "api" => "API",
             "kms" => "KMS",
             "sse" => "SSE",
             "s3" => "S3",
@@ -846,6 +847,9 @@ fn pick_connection(
         RichText::new("choose a connection").weak()
     } else if names.contains(&current) {
         RichText::new(&current)
+    } else if current.starts_with("${") {
+        // A flow parameter names the connection; `--param` or the flow's params fill it.
+        RichText::new(format!("{current} (a parameter)"))
     } else {
         RichText::new(format!("{current} (no such connection)")).color(ui.visuals().error_fg_color)
     };

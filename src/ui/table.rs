@@ -25,7 +25,8 @@ pub struct PreviewTable {
 }
 
 fn cells(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let options = FormatOptions::default().with_null("∅");
+    // "∅" is not in the app's fonts (it drew a box): nulls read as the word.
+    let options = FormatOptions::default().with_null("null");
     let mut rows = Vec::new();
     for b in batches {
         let formatters: Vec<ArrayFormatter> = b

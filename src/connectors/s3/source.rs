@@ -60,6 +60,7 @@ pub struct S3Source {
     pub schema: IndexMap<String, FieldType>,
     /// The CSV field separator.
     #[serde(default = "file::comma", skip_serializing_if = "file::is_comma")]
+    #[schemars(extend("default" = ","))]
     pub delimiter: char,
     /// Stop the run at the first malformed record instead of setting it aside.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

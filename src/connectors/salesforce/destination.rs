@@ -50,9 +50,11 @@ pub struct SalesforceDestination {
     /// With `automatic`, Bulk API 2.0 writes runs of at least this many records
     /// (Salesforce's advice: Bulk from 2,000 on).
     #[serde(default = "bulk_from", skip_serializing_if = "is_bulk_from")]
+    #[schemars(extend("default" = 2000))]
     pub bulk_from: u64,
     /// The REST API version, e.g. `62.0`.
     #[serde(default = "api_version", skip_serializing_if = "is_api_version")]
+    #[schemars(extend("default" = "62.0"))]
     pub api_version: String,
 }
 

@@ -56,9 +56,11 @@ pub struct SalesforceSource {
     pub api: DataTransferApi,
     /// With `automatic`, Bulk API 2.0 reads pulls of at least this many records.
     #[serde(default = "bulk_from", skip_serializing_if = "is_bulk_from")]
+    #[schemars(extend("default" = 1000000))]
     pub bulk_from: u64,
     /// The REST API version, e.g. `62.0`.
     #[serde(default = "api_version", skip_serializing_if = "is_api_version")]
+    #[schemars(extend("default" = "62.0"))]
     pub api_version: String,
 }
 
@@ -876,6 +878,21 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn the_schema_shows_the_defaults_a_run_uses() {
+        // Settings left out of the flow file are also left out of the schema's defaults
+        // unless given by hand; the form shows these.
+        let schema = serde_json::to_value(schemars::schema_for!(SalesforceSource)).unwrap();
+        assert_eq!(schema["properties"]["api_version"]["default"], API_VERSION);
+        assert_eq!(schema["properties"]["bulk_from"]["default"], bulk_from());
+        let schema = serde_json::to_value(schemars::schema_for!(
+            super::super::destination::SalesforceDestination
+        ))
+        .unwrap();
+        assert_eq!(schema["properties"]["api_version"]["default"], API_VERSION);
+        assert_eq!(schema["properties"]["bulk_from"]["default"], 2000);
     }
 
     #[test]
