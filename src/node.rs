@@ -90,6 +90,23 @@ pub struct BuildContext {
     pub errors: crate::engine::ErrorSink,
 }
 
+impl BuildContext {
+    /// Where this source's last successful run left off, in the shape the source saved it.
+    pub fn saved_watermark<T: DeserializeOwned>(&self) -> Result<Option<T>, NodeError> {
+        self.watermark.as_ref().map(parse_watermark).transpose()
+    }
+}
+
+/// A saved watermark read back; one of another shape (the source's settings or version
+/// changed) asks for a reset rather than guessing.
+pub fn parse_watermark<T: DeserializeOwned>(saved: &serde_json::Value) -> Result<T, NodeError> {
+    serde_json::from_value(saved.clone()).map_err(|e| {
+        NodeError::msg(format!(
+            "the saved watermark is not one this source wrote ({e}); reset it with `tributary state reset`"
+        ))
+    })
+}
+
 /// A node type's settings, as parsed from the flow file.
 pub trait NodeConfig: Send + Sync + fmt::Debug + 'static {
     /// The schema of the records this node sends on, given the schema it receives

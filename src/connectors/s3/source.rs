@@ -129,11 +129,7 @@ impl S3Source {
         let Some(mark) = watermark.filter(|_| self.incremental) else {
             return Ok(window);
         };
-        let mark: Mark = serde_json::from_value(mark.clone()).map_err(|e| {
-            NodeError::msg(format!(
-                "the saved watermark is not one this source wrote ({e}); reset it with `tributary state reset`"
-            ))
-        })?;
+        let mark: Mark = crate::node::parse_watermark(mark)?;
         if window.after.is_none_or(|after| mark.last_modified >= after) {
             window = Window {
                 after: Some(mark.last_modified),

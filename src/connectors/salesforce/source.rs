@@ -404,13 +404,9 @@ impl NodeConfig for SalesforceSource {
         let (describe, _) = self
             .plan()
             .map_err(|p| NodeError::msg(p[0].message.clone()))?;
-        let mark = match (&self.incremental, &cx.watermark) {
-            (Some(_), Some(saved)) => Some(serde_json::from_value::<Mark>(saved.clone()).map_err(|e| {
-                NodeError::msg(format!(
-                    "the saved watermark is not one this source wrote ({e}); reset it with `tributary state reset`"
-                ))
-            })?),
-            _ => None,
+        let mark = match self.incremental {
+            Some(_) => cx.saved_watermark::<Mark>()?,
+            None => None,
         };
         Ok(Runtime::Source(Box::new(SalesforceRead {
             config: self.clone(),
