@@ -3,8 +3,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::ui::{shows, wait_for};
 use common::*;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -26,29 +27,6 @@ fn start(scratch: &Scratch, flow: Option<&std::path::Path>) -> Harness<'static, 
         .build_ui_state(|ui, app: &mut TributaryApp| app.ui(ui), app);
     harness.run_steps(3);
     harness
-}
-
-/// Steps the app until `done` holds; the background work it waits for is bounded.
-fn wait_for(
-    harness: &mut Harness<'static, TributaryApp>,
-    what: &str,
-    done: impl Fn(&TributaryApp) -> bool,
-) {
-    let start = Instant::now();
-    while !done(harness.state()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-        harness.step();
-    }
-    harness.run_steps(2);
-}
-
-/// Whether some text on screen contains `text`.
-fn shows(harness: &Harness<'static, TributaryApp>, text: &str) -> bool {
-    harness.query_all_by_label_contains(text).next().is_some()
 }
 
 /// Steps the app until the flow as it is now has been validated.

@@ -7,8 +7,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
+use common::ui::wait_for;
 use common::*;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
@@ -16,23 +15,6 @@ use egui_kittest::kittest::Queryable;
 use serde_json::json;
 use tributary::paths::Dirs;
 use tributary::ui::{AppState, Command, TributaryApp, Worker};
-
-fn wait_for(
-    harness: &mut Harness<'static, TributaryApp>,
-    what: &str,
-    done: impl Fn(&TributaryApp) -> bool,
-) {
-    let start = Instant::now();
-    while !done(harness.state()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-        harness.step();
-    }
-    harness.run_steps(3);
-}
 
 fn config(harness: &Harness<'static, TributaryApp>) -> serde_json::Value {
     harness

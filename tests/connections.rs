@@ -686,6 +686,7 @@ mod app {
     //! The Connections window, driven through its accessibility tree with egui_kittest.
 
     use super::*;
+    use common::ui::{shows, wait_for};
     use egui::accesskit::Role;
     use egui_kittest::Harness;
     use egui_kittest::kittest::Queryable;
@@ -703,27 +704,6 @@ mod app {
             .build_ui_state(|ui, app: &mut TributaryApp| app.ui(ui), app);
         harness.run_steps(3);
         harness
-    }
-
-    fn wait_for(
-        harness: &mut Harness<'static, TributaryApp>,
-        what: &str,
-        done: impl Fn(&TributaryApp) -> bool,
-    ) {
-        let start = Instant::now();
-        while !done(harness.state()) {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "timed out waiting for {what}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-            harness.step();
-        }
-        harness.run_steps(2);
-    }
-
-    fn shows(harness: &Harness<'static, TributaryApp>, text: &str) -> bool {
-        harness.query_all_by_label_contains(text).next().is_some()
     }
 
     /// Replaces what a labelled text field (or password field) holds.
