@@ -21,6 +21,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::flat_json::FlatJson;
 use super::formats::FileFormat;
 use crate::engine::{Demand, SourceOutput};
 use crate::node::{
@@ -506,17 +507,22 @@ impl Reader<'_> {
     fn read_jsonl(&mut self) -> Result<Demand, NodeError> {
         let workers = decode_threads();
         let schema = self.run.schema.clone();
+        let flat = FlatJson::new(&schema);
         std::thread::scope(|scope| {
             let (jobs, job_queue) = std::sync::mpsc::sync_channel::<Chunk>(workers);
             let job_queue = std::sync::Arc::new(std::sync::Mutex::new(job_queue));
             let (done, decoded) = std::sync::mpsc::channel::<(Chunk, Option<RecordBatch>)>();
             for _ in 0..workers {
                 let (queue, done, schema) = (job_queue.clone(), done.clone(), schema.clone());
+                let flat = flat.as_ref();
                 scope.spawn(move || {
                     loop {
                         let job = queue.lock().expect("a decode thread panicked").recv();
                         let Ok(chunk) = job else { break };
-                        let batch = decode_json(&schema, &chunk.text, chunk.lines.len());
+                        let rows = chunk.lines.len();
+                        let batch = flat
+                            .and_then(|flat| flat.decode(&chunk.text, rows))
+                            .or_else(|| decode_json(&schema, &chunk.text, rows));
                         if done.send((chunk, batch)).is_err() {
                             break;
                         }

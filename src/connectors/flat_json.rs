@@ -1,0 +1,554 @@
+//! Decodes JSON lines of flat records (text, whole numbers, decimals, true/false) straight
+//! into Arrow columns.
+//!
+//! arrow-json first writes every value onto a tape and then copies it into the columns; on
+//! the files analysts export from SaaS apps (flat records, a few hundred bytes each) that
+//! decoding was half of a whole run's CPU. Here each value is parsed once and appended to its
+//! column. It only covers what it can decode exactly as arrow-json would: a chunk holding
+//! anything else (a nested value, a number where text belongs, a doubled key, a line that
+//! is not one object) is left to arrow-json, whose answer — or whose error, which leads to
+//! the per-line path with line numbers — stands. So this is purely a faster road to the
+//! same batch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, BooleanBufferBuilder, Float64Array, Int64Array, NullBufferBuilder,
+    RecordBatch, StringArray,
+};
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::{DataType, SchemaRef};
+
+/// The column layout of one schema, worked out once per file.
+pub(crate) struct FlatJson {
+    schema: SchemaRef,
+    names: Vec<Box<[u8]>>,
+    kinds: Vec<Kind>,
+    index: HashMap<Box<[u8]>, usize>,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Int,
+    Float,
+    Bool,
+}
+
+/// Stops the decoding of a chunk: the fast path does not apply to it.
+type Decoded<T> = Option<T>;
+
+impl FlatJson {
+    /// `None` when a field has a type this decoder does not read; the file then goes through
+    /// arrow-json only.
+    pub(crate) fn new(schema: &SchemaRef) -> Option<Self> {
+        let kinds = schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 => Some(Kind::Text),
+                DataType::Int64 => Some(Kind::Int),
+                DataType::Float64 => Some(Kind::Float),
+                DataType::Boolean => Some(Kind::Bool),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let names: Vec<Box<[u8]>> = schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_bytes().into())
+            .collect();
+        let index = names.iter().cloned().zip(0..).collect();
+        Some(Self {
+            schema: schema.clone(),
+            names,
+            kinds,
+            index,
+        })
+    }
+
+    /// Decodes `rows` newline-separated records, or `None` when the chunk is not one this
+    /// decoder reads exactly as arrow-json would.
+    pub(crate) fn decode(&self, text: &[u8], rows: usize) -> Option<RecordBatch> {
+        // Valid as a whole, so every piece cut out of it at a quote is valid too, and the
+        // columns need no check of their own (see `Column::finish`).
+        simdutf8::basic::from_utf8(text).ok()?;
+        let mut columns: Vec<Column> = self
+            .kinds
+            .iter()
+            .map(|&kind| Column::new(kind, rows, text.len() / self.kinds.len().max(1)))
+            .collect();
+        // The row that last set each column: a key twice in a record is left to arrow-json.
+        let mut set_in = vec![usize::MAX; columns.len()];
+        // The column of the k-th key of the last record: records of one file nearly always
+        // list their keys in the same order, so a key is usually one comparison away.
+        let mut order: Vec<Option<usize>> = Vec::new();
+        let mut p = Parser { text, pos: 0 };
+        let mut row = 0;
+        loop {
+            p.skip_whitespace();
+            if p.pos == text.len() {
+                break;
+            }
+            if row == rows {
+                return None;
+            }
+            p.expect(b'{')?;
+            p.skip_spaces();
+            if p.peek() == Some(b'}') {
+                p.pos += 1;
+            } else {
+                let mut k = 0;
+                loop {
+                    p.expect(b'"')?;
+                    let column = match order.get(k) {
+                        Some(&Some(c)) if p.key_is(&self.names[c]) => Some(c),
+                        _ => {
+                            let c = self.index.get(p.key()?).copied();
+                            if k < order.len() {
+                                order[k] = c;
+                            } else {
+                                order.push(c);
+                            }
+                            c
+                        }
+                    };
+                    p.skip_spaces();
+                    p.expect(b':')?;
+                    p.skip_spaces();
+                    match column {
+                        Some(c) => {
+                            if std::mem::replace(&mut set_in[c], row) == row {
+                                return None;
+                            }
+                            p.value(&mut columns[c])?;
+                        }
+                        None => p.skip_scalar()?,
+                    }
+                    p.skip_spaces();
+                    match p.next()? {
+                        b',' => {
+                            p.skip_spaces();
+                            k += 1;
+                        }
+                        b'}' => break,
+                        _ => return None,
+                    }
+                }
+            }
+            // One record a line, nothing after it.
+            p.skip_spaces();
+            match p.peek() {
+                Some(b'\n') | None => {}
+                Some(_) => return None,
+            }
+            for (c, column) in columns.iter_mut().enumerate() {
+                if set_in[c] != row {
+                    column.push_null();
+                }
+            }
+            row += 1;
+        }
+        if row != rows {
+            return None;
+        }
+        let arrays = columns.into_iter().map(Column::finish).collect();
+        RecordBatch::try_new(self.schema.clone(), arrays).ok()
+    }
+}
+
+/// One column being filled, with its validity.
+struct Column {
+    values: Values,
+    nulls: NullBufferBuilder,
+}
+
+enum Values {
+    Text { offsets: Vec<i32>, bytes: Vec<u8> },
+    Int(Vec<i64>),
+    Float(Vec<f64>),
+    Bool(BooleanBufferBuilder),
+}
+
+impl Column {
+    fn new(kind: Kind, rows: usize, bytes: usize) -> Self {
+        let values = match kind {
+            Kind::Text => {
+                let mut offsets = Vec::with_capacity(rows + 1);
+                offsets.push(0);
+                Values::Text {
+                    offsets,
+                    bytes: Vec::with_capacity(bytes),
+                }
+            }
+            Kind::Int => Values::Int(Vec::with_capacity(rows)),
+            Kind::Float => Values::Float(Vec::with_capacity(rows)),
+            Kind::Bool => Values::Bool(BooleanBufferBuilder::new(rows)),
+        };
+        Self {
+            values,
+            nulls: NullBufferBuilder::new(rows),
+        }
+    }
+
+    fn push_null(&mut self) {
+        match &mut self.values {
+            Values::Text { offsets, bytes } => offsets.push(bytes.len() as i32),
+            Values::Int(v) => v.push(0),
+            Values::Float(v) => v.push(0.0),
+            Values::Bool(v) => v.append(false),
+        }
+        self.nulls.append_null();
+    }
+
+    fn finish(mut self) -> ArrayRef {
+        let nulls = self.nulls.finish();
+        match self.values {
+            Values::Text { offsets, bytes } => {
+                // SAFETY: the offsets start at 0 and only ever grow to the length of `bytes`
+                // (checked against i32 as they were pushed), and each value is either a piece
+                // of the chunk between two ASCII delimiters — the chunk was checked to be
+                // UTF-8 before decoding, so the pieces are whole characters — or a character
+                // encoded by `char::encode_utf8`. That is `new_unchecked`'s contract.
+                Arc::new(unsafe {
+                    StringArray::new_unchecked(
+                        OffsetBuffer::new_unchecked(ScalarBuffer::from(offsets)),
+                        Buffer::from_vec(bytes),
+                        nulls,
+                    )
+                })
+            }
+            Values::Int(v) => Arc::new(Int64Array::new(ScalarBuffer::from(v), nulls)),
+            Values::Float(v) => Arc::new(Float64Array::new(ScalarBuffer::from(v), nulls)),
+            Values::Bool(mut v) => Arc::new(BooleanArray::new(v.finish(), nulls)),
+        }
+    }
+}
+
+/// Where the next quote, backslash or newline is: what ends the plain run of a string.
+/// Most keys and values are short, and a byte loop finds their end sooner than setting up a
+/// vector search does; long ones (descriptions) go to memchr.
+fn special(text: &[u8]) -> Option<usize> {
+    const SHORT: usize = 24;
+    let is_special = |b: &u8| matches!(b, b'"' | b'\\' | b'\n');
+    match text.iter().take(SHORT).position(is_special) {
+        Some(i) => Some(i),
+        None if text.len() <= SHORT => None,
+        None => memchr::memchr3(b'"', b'\\', b'\n', &text[SHORT..]).map(|i| i + SHORT),
+    }
+}
+
+struct Parser<'a> {
+    text: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.get(self.pos).copied()
+    }
+
+    fn next(&mut self) -> Decoded<u8> {
+        let b = self.peek()?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn expect(&mut self, b: u8) -> Decoded<()> {
+        (self.next()? == b).then_some(())
+    }
+
+    /// Between records.
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\r' | b'\n') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Within a record, which never goes on to the next line.
+    fn skip_spaces(&mut self) {
+        while let Some(b' ' | b'\t' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Whether the key after the opening quote is `name`; if so, it is taken.
+    fn key_is(&mut self, name: &[u8]) -> bool {
+        let end = self.pos + name.len();
+        let same = self.text.get(self.pos..end) == Some(name) && self.text.get(end) == Some(&b'"');
+        if same {
+            self.pos = end + 1;
+        }
+        same
+    }
+
+    /// A key after its opening quote; keys with escapes are left to arrow-json.
+    fn key(&mut self) -> Decoded<&'a [u8]> {
+        let rest = &self.text[self.pos..];
+        let end = special(rest)?;
+        if rest[end] != b'"' {
+            return None;
+        }
+        self.pos += end + 1;
+        Some(&rest[..end])
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Decoded<()> {
+        let end = self.pos + word.len();
+        (self.text.get(self.pos..end)? == word).then(|| self.pos = end)
+    }
+
+    fn value(&mut self, column: &mut Column) -> Decoded<()> {
+        if self.peek()? == b'n' {
+            self.literal(b"null")?;
+            column.push_null();
+            return Some(());
+        }
+        match &mut column.values {
+            Values::Text { offsets, bytes } => {
+                self.expect(b'"')?;
+                self.string(bytes)?;
+                offsets.push(i32::try_from(bytes.len()).ok()?);
+            }
+            Values::Int(v) => {
+                let number = self.number()?;
+                // Decimals and exponents into a whole-number column: arrow-json's rules.
+                if number.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+                    return None;
+                }
+                v.push(std::str::from_utf8(number).ok()?.parse().ok()?);
+            }
+            Values::Float(v) => {
+                v.push(std::str::from_utf8(self.number()?).ok()?.parse().ok()?);
+            }
+            Values::Bool(v) => match self.peek()? {
+                b't' => {
+                    self.literal(b"true")?;
+                    v.append(true);
+                }
+                b'f' => {
+                    self.literal(b"false")?;
+                    v.append(false);
+                }
+                _ => return None,
+            },
+        }
+        column.nulls.append_non_null();
+        Some(())
+    }
+
+    /// A JSON number, checked against the grammar: `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    fn number(&mut self) -> Decoded<&'a [u8]> {
+        let start = self.pos;
+        let digits = |p: &mut Self| -> Decoded<usize> {
+            let from = p.pos;
+            while let Some(b'0'..=b'9') = p.peek() {
+                p.pos += 1;
+            }
+            (p.pos > from).then_some(p.pos - from)
+        };
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        let first = self.peek()?;
+        let whole = digits(self)?;
+        if first == b'0' && whole > 1 {
+            return None;
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            digits(self)?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            digits(self)?;
+        }
+        Some(&self.text[start..self.pos])
+    }
+
+    /// A string after its opening quote, unescaped onto `out`.
+    fn string(&mut self, out: &mut Vec<u8>) -> Decoded<()> {
+        loop {
+            let rest = &self.text[self.pos..];
+            let end = special(rest)?;
+            out.extend_from_slice(&rest[..end]);
+            self.pos += end + 1;
+            match rest[end] {
+                b'"' => return Some(()),
+                b'\n' => return None,
+                _ => {}
+            }
+            let unescaped = match self.next()? {
+                b'"' => b'"',
+                b'\\' => b'\\',
+                b'/' => b'/',
+                b'b' => 8,
+                b'f' => 12,
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                b'u' => {
+                    let c = self.unicode_escape()?;
+                    out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                    continue;
+                }
+                _ => return None,
+            };
+            out.push(unescaped);
+        }
+    }
+
+    /// `\uXXXX` after the `u`, with the second half of a surrogate pair when there is one.
+    fn unicode_escape(&mut self) -> Decoded<char> {
+        let high = self.hex4()?;
+        if !(0xD800..0xDC00).contains(&high) {
+            return char::from_u32(high);
+        }
+        self.literal(b"\\u")?;
+        let low = self.hex4()?;
+        if !(0xDC00..0xE000).contains(&low) {
+            return None;
+        }
+        char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+    }
+
+    fn hex4(&mut self) -> Decoded<u32> {
+        let digits = self.text.get(self.pos..self.pos + 4)?;
+        self.pos += 4;
+        digits
+            .iter()
+            .try_fold(0, |n, &d| Some(n * 16 + char::from(d).to_digit(16)?))
+    }
+
+    /// The value of a key the schema does not have: arrow-json ignores it. Nested values
+    /// are left to arrow-json.
+    fn skip_scalar(&mut self) -> Decoded<()> {
+        match self.peek()? {
+            b'"' => {
+                self.pos += 1;
+                self.string(&mut Vec::new())?;
+            }
+            b'n' => self.literal(b"null")?,
+            b't' => self.literal(b"true")?,
+            b'f' => self.literal(b"false")?,
+            _ => {
+                self.number()?;
+            }
+        }
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{Field, Schema};
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("Id", DataType::Utf8, true),
+            Field::new("Amount", DataType::Float64, true),
+            Field::new("Probability", DataType::Int64, true),
+            Field::new("IsDeleted", DataType::Boolean, true),
+        ]))
+    }
+
+    /// What arrow-json makes of the same lines, with the file reader's settings.
+    fn arrow_json(schema: &SchemaRef, text: &str, rows: usize) -> Option<RecordBatch> {
+        let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
+            .with_batch_size(rows.max(1))
+            .with_coerce_primitive(true)
+            .build_decoder()
+            .unwrap();
+        decoder.decode(text.as_bytes()).ok()?;
+        decoder.flush().ok()?
+    }
+
+    fn lines(records: &[&str]) -> (String, usize) {
+        let mut text = records.join("\n");
+        text.push('\n');
+        (text, records.len())
+    }
+
+    #[test]
+    fn decodes_as_arrow_json_does() {
+        let cases: &[&[&str]] = &[
+            &[
+                r#"{"Id":"006A","Amount":1250.5,"Probability":40,"IsDeleted":false}"#,
+                r#"{"Probability":-7,"Id":"006B","IsDeleted":true,"Amount":3}"#,
+                r#"{"Id":null,"Amount":null}"#,
+                r#"{}"#,
+                r#"{ "Id" : "caf\u00e9 \"quoted\" \\ \/ \n\t" , "Amount" : 1.5e3 }"#,
+                r#"{"Id":"\ud83d\ude00 raw ü and 東京","Extra":"ignored","More":12.5e-1,"Flag":null}"#,
+                r#"{"Amount":-0.0,"Probability":0,"Id":""}"#,
+                r#"{"Amount":12345678901234567890,"Id":"big"}   "#,
+            ],
+            &[r#"{"Id":"same order"}"#, r#"{"Id":"again","Amount":2}"#],
+        ];
+        let schema = schema();
+        let flat = FlatJson::new(&schema).unwrap();
+        for records in cases {
+            let (text, rows) = lines(records);
+            let ours = flat.decode(text.as_bytes(), rows).expect("decoded");
+            assert_eq!(Some(ours), arrow_json(&schema, &text, rows), "{text}");
+        }
+    }
+
+    #[test]
+    fn leaves_what_it_cannot_match_to_arrow_json() {
+        let schema = schema();
+        let flat = FlatJson::new(&schema).unwrap();
+        for record in [
+            r#"{"Id":12}"#,                            // a number where text belongs: coerced
+            r#"{"Probability":"40"}"#,                 // text where a number belongs: parsed
+            r#"{"Probability":12.5}"#,                 // a decimal in a whole-number column
+            r#"{"Probability":1e2}"#,                  // an exponent in a whole-number column
+            r#"{"Id":"a","Id":"b"}"#,                  // a key twice
+            r#"{"Nested":{"a":1}}"#,                   // a nested value
+            r#"{"List":[1]}"#,                         // a list
+            r#"{"Id":"a"} {"Id":"b"}"#,                // two records on a line
+            r#"{"Id":"a",}"#,                          // a trailing comma
+            r#"{"Id":"a""#,                            // cut short
+            r#"["a"]"#,                                // not an object
+            r#"{"Amount":01}"#,                        // not a JSON number
+            r#"{"Amount":1.}"#,                        // not a JSON number
+            r#"{"Amount":NaN}"#,                       // not a JSON number
+            r#"{"IsDeleted":"true"}"#,                 // text where true/false belongs
+            r#"{"Id":"\ud800"}"#,                      // half a surrogate pair
+            r#"{"Id":"\x"}"#,                          // not an escape
+            r#"{"Probability":99999999999999999999}"#, // too big for 64 bits
+            r#"{"I\u0064":"escaped key"}"#,            // a key with an escape
+        ] {
+            let (text, rows) = lines(&[record]);
+            assert!(flat.decode(text.as_bytes(), rows).is_none(), "{record}");
+        }
+    }
+
+    #[test]
+    fn a_record_over_two_lines_is_not_two_records() {
+        let flat = FlatJson::new(&schema()).unwrap();
+        let text = "{\"Id\":\"a\",\n\"Amount\":1}\n{\"Id\":\"b\"}\n";
+        assert!(flat.decode(text.as_bytes(), 3).is_none());
+        assert!(flat.decode(text.as_bytes(), 2).is_none());
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_left_to_arrow_json() {
+        let flat = FlatJson::new(&schema()).unwrap();
+        assert!(flat.decode(b"{\"Id\":\"\xff\"}\n", 1).is_none());
+    }
+
+    #[test]
+    fn other_column_types_are_not_taken() {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "CloseDate",
+            DataType::Date32,
+            true,
+        )]));
+        assert!(FlatJson::new(&schema).is_none());
+    }
+}
