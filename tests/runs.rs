@@ -264,6 +264,113 @@ fn a_terminating_validation_rule_fails_the_run_and_writes_nothing() {
     assert!(files_under(&scratch.path().join("out")).is_empty());
 }
 
+/// Demo opportunities through five transforms in a row, which run as one chain.
+fn five_transforms(check: Value) -> Value {
+    flow(
+        vec![
+            node(
+                "src",
+                "source.demo_crm",
+                json!({"object": "Opportunity", "records": 200_000}),
+            ),
+            node(
+                "open",
+                "transform.filter",
+                json!({"conditions": [{"field": "StageName", "operator": "not_equal_to", "value": "Closed Lost"}]}),
+            ),
+            node("check", "transform.validate", json!({ "rules": [check] })),
+            node(
+                "mask",
+                "transform.mask",
+                json!({"fields": ["CreditCard"], "mode": "all_but_last_n", "n": 4}),
+            ),
+            node(
+                "name",
+                "transform.merge",
+                json!({"output": "ContactName", "format": "{FirstName} {LastName}"}),
+            ),
+            node(
+                "short",
+                "transform.truncate",
+                json!({"fields": ["Description"], "length": 10}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[
+            ("src", "open"),
+            ("open", "check"),
+            ("check", "mask"),
+            ("mask", "name"),
+            ("name", "short"),
+            ("short", "out"),
+        ],
+    )
+}
+
+#[test]
+fn transforms_in_a_row_keep_their_own_figures_and_hold_no_batches_between_them() {
+    let scratch = Scratch::new();
+    let f =
+        five_transforms(json!({"field": "Email", "check": "non_null", "action": "drop_record"}));
+    let (code, record, stderr) = run_cli(&scratch, &f);
+    assert_eq!(code, Some(0), "{stderr}");
+    let nodes = record["nodes"].as_array().unwrap();
+    let figure = |id: &str, key: &str| {
+        nodes.iter().find(|n| n["node"] == id).unwrap()[key]
+            .as_u64()
+            .unwrap()
+    };
+    let order = ["src", "open", "check", "mask", "name", "short", "out"];
+    for pair in order.windows(2) {
+        assert_eq!(
+            figure(pair[0], "records_out"),
+            figure(pair[1], "records_in"),
+            "{pair:?}"
+        );
+    }
+    for id in order {
+        let state = &nodes.iter().find(|n| n["node"] == id).unwrap()["state"];
+        assert_eq!(state, "done", "{id}");
+    }
+    assert!(figure("open", "records_dropped") > 0);
+    assert!(figure("check", "records_dropped") > 0);
+    assert_eq!(figure("open", "records_in"), 200_000);
+    assert_eq!(record["records_written"], figure("short", "records_out"));
+    // However many transforms: the channel into the chain and the one out of it (see the
+    // 5 GB test for the bound of one channel).
+    let peak = record["peak_batches_in_flight"].as_u64().unwrap();
+    assert!(peak <= 2 * (2 + 2), "peak {peak} batches in flight");
+}
+
+#[test]
+fn a_failure_inside_a_chain_of_transforms_names_its_node() {
+    let scratch = Scratch::new();
+    let f = five_transforms(
+        json!({"field": "Amount", "check": "non_null", "action": "terminate_flow"}),
+    );
+    let (code, record, _) = run_cli(&scratch, &f);
+    assert_eq!(code, Some(1));
+    assert_eq!(record["error"]["node"], "check");
+    let state = |id: &str| {
+        record["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == id)
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(state("check"), "failed");
+    for id in ["open", "mask", "name", "short"] {
+        assert_eq!(state(id), "canceled", "{id}");
+    }
+    assert!(files_under(&scratch.path().join("out")).is_empty());
+}
+
 #[test]
 fn output_of_every_destination_is_absent_when_one_fails() {
     let scratch = Scratch::new();

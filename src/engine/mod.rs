@@ -2,7 +2,8 @@
 //! batches, runs them, and reports progress and a run record.
 //!
 //! Memory stays bounded whatever the input size: a node can only get ahead of the next one
-//! by `channel_capacity` batches. Destinations stage their output and make it visible only
+//! by `channel_capacity` batches, and transforms in a row share one task (see [`chains`]), so
+//! a long flow holds no more batches than a short one. Destinations stage their output and make it visible only
 //! when every node of the run succeeded, so output is either complete or absent.
 
 mod context;
@@ -220,11 +221,61 @@ struct Outcome {
     windows: Vec<Window>,
 }
 
-/// What a node's task hands back: how it ended, and a destination to commit or abort.
+/// What a task hands back: how it ended, and a destination to commit or abort.
 struct TaskEnd {
+    /// The node the result is about: the one that failed, when one did.
     node: usize,
+    /// Every node the task ran (several for a chain of transforms).
+    nodes: Vec<usize>,
     result: Result<(), NodeError>,
     destination: Option<Box<dyn Destination>>,
+}
+
+impl TaskEnd {
+    fn of(node: usize, result: Result<(), NodeError>) -> Self {
+        Self {
+            node,
+            nodes: vec![node],
+            result,
+            destination: None,
+        }
+    }
+}
+
+/// For each node, the transform it hands its batches to directly, in the same task, when
+/// there is one: a transform whose only consumer is a transform with no other input.
+///
+/// Chained transforms take a batch through all of them before the next one: no batches
+/// wait between them, so a flow of many steps holds as few batches as one of two, and no
+/// time goes on handing batches between tasks. Sources and destinations keep their own
+/// tasks (they wait on files and networks), and so does a node whose output is collected
+/// for a preview or shared by several nodes.
+fn chains(plan: &Plan, selected: &[bool], collect: &[usize]) -> Vec<Option<usize>> {
+    use crate::node::Role;
+    let n = plan.nodes.len();
+    let mut consumers = vec![0usize; n];
+    for (j, node) in plan.nodes.iter().enumerate() {
+        if selected[j] {
+            for &i in &node.inputs {
+                consumers[i] += 1;
+            }
+        }
+    }
+    for &i in collect {
+        consumers[i] += 1;
+    }
+    let mut chained = vec![None; n];
+    for (j, node) in plan.nodes.iter().enumerate() {
+        if let [i] = node.inputs[..]
+            && selected[j]
+            && node.kind.role == Role::Transform
+            && plan.nodes[i].kind.role == Role::Transform
+            && consumers[i] == 1
+        {
+            chained[i] = Some(j);
+        }
+    }
+    chained
 }
 
 async fn execute(
@@ -331,7 +382,8 @@ async fn execute(
         });
     }
 
-    // One bounded channel per edge that runs, plus one per collected node.
+    let chained = chains(plan, &selected, &collect);
+    // One bounded channel per edge that runs between tasks, plus one per collected node.
     let mut senders: Vec<Vec<mpsc::Sender<RecordBatch>>> = vec![Vec::new(); n];
     let mut receivers: Vec<Option<mpsc::Receiver<RecordBatch>>> = (0..n).map(|_| None).collect();
     for (i, node) in plan.nodes.iter().enumerate() {
@@ -339,6 +391,9 @@ async fn execute(
             continue;
         }
         for &j in &node.inputs {
+            if chained[j] == Some(i) {
+                continue;
+            }
             let (tx, rx) = mpsc::channel(opts.channel_capacity);
             senders[j].push(tx);
             receivers[i] = Some(rx);
@@ -360,12 +415,24 @@ async fn execute(
     }
 
     let mut tasks: JoinSet<TaskEnd> = JoinSet::new();
-    for (i, runtime) in runtimes.into_iter().enumerate() {
-        let Some(runtime) = runtime else { continue };
+    let mut runtimes = runtimes;
+    let in_chain: Vec<bool> = (0..n).map(|j| chained.contains(&Some(j))).collect();
+    for i in 0..n {
+        // A transform fed by a chain runs in the chain's task.
+        if in_chain[i] {
+            continue;
+        }
+        let Some(runtime) = runtimes[i].take() else {
+            continue;
+        };
         let node = handles[i].clone();
         node.set_state(NodeState::Running);
+        let mut last = i;
+        while let Some(next) = chained[last] {
+            last = next;
+        }
         let outputs = Outputs {
-            senders: std::mem::take(&mut senders[i]),
+            senders: std::mem::take(&mut senders[last]),
             in_flight: in_flight.clone(),
             cancel: cancel.clone(),
         };
@@ -381,21 +448,31 @@ async fn execute(
                     batch_bytes: opts.batch_bytes,
                     watermark: marks[i].clone(),
                 };
-                tasks.spawn(async move {
-                    TaskEnd {
-                        node: i,
-                        result: source.run(out).await,
-                        destination: None,
-                    }
-                });
+                tasks.spawn(async move { TaskEnd::of(i, source.run(out).await) });
             }
             Runtime::Transform(transform) => {
                 let rx = receivers[i].take().expect("a transform has an input");
                 let errors = errors.clone();
+                let mut stages = vec![Stage::new(i, node, transform)];
+                let mut at = i;
+                while let Some(next) = chained[at] {
+                    let Some(Runtime::Transform(transform)) = runtimes[next].take() else {
+                        unreachable!("only transforms are chained");
+                    };
+                    let node = handles[next].clone();
+                    node.set_state(NodeState::Running);
+                    stages.push(Stage::new(next, node, transform));
+                    at = next;
+                }
                 tasks.spawn(async move {
-                    let result = run_transform(transform, rx, outputs, &node, &errors).await;
+                    let nodes = stages.iter().map(|s| s.node).collect();
+                    let (node, result) = match run_chain(&mut stages, rx, outputs, &errors).await {
+                        Ok(()) => (i, Ok(())),
+                        Err((node, e)) => (node, Err(e)),
+                    };
                     TaskEnd {
-                        node: i,
+                        node,
+                        nodes,
                         result,
                         destination: None,
                     }
@@ -408,9 +485,8 @@ async fn execute(
                 tasks.spawn_blocking(move || {
                     let result = run_destination(&mut *destination, rx, &node, &in_flight, &cancel);
                     TaskEnd {
-                        node: i,
-                        result,
                         destination: Some(destination),
+                        ..TaskEnd::of(i, result)
                     }
                 });
             }
@@ -436,6 +512,12 @@ async fn execute(
             }
         };
         let handle = &handles[end.node];
+        for &other in end.nodes.iter().filter(|&&k| k != end.node) {
+            handles[other].set_state(match end.result {
+                Ok(()) => NodeState::Done,
+                Err(_) => NodeState::Canceled,
+            });
+        }
         match &end.result {
             Ok(()) => handle.set_state(NodeState::Done),
             Err(NodeError::Cancelled) => handle.set_state(NodeState::Canceled),
@@ -568,43 +650,97 @@ async fn finish_destinations(
     })
 }
 
-async fn run_transform(
-    mut transform: Box<dyn Transform>,
+/// One transform of a chain, with what it reports.
+struct Stage {
+    node: usize,
+    handle: NodeHandle,
+    transform: Box<dyn Transform>,
+    cx: TransformContext,
+}
+
+impl Stage {
+    fn new(node: usize, handle: NodeHandle, transform: Box<dyn Transform>) -> Self {
+        let cx = TransformContext::new(&handle.id);
+        Self {
+            node,
+            handle,
+            transform,
+            cx,
+        }
+    }
+}
+
+/// Runs a chain of transforms (often just one) as one task. A failure names the node of
+/// the chain it happened in.
+async fn run_chain(
+    stages: &mut [Stage],
     mut rx: mpsc::Receiver<RecordBatch>,
     outputs: Outputs,
-    node: &NodeHandle,
     errors: &ErrorSink,
-) -> Result<(), NodeError> {
-    let mut cx = TransformContext::new(&node.id);
+) -> Result<(), (usize, NodeError)> {
+    let first = stages[0].node;
+    let last = stages[stages.len() - 1].node;
     loop {
         let batch = tokio::select! {
             biased;
-            _ = outputs.cancel.cancelled() => return Err(NodeError::Cancelled),
+            _ = outputs.cancel.cancelled() => return Err((first, NodeError::Cancelled)),
             b = rx.recv() => b,
         };
         let Some(batch) = batch else { break };
         outputs.in_flight.remove();
-        node.metrics.add_in(&batch);
-        let out = transform.apply(batch, &mut cx)?;
-        settle(&mut cx, node, errors)?;
-        if out.num_rows() > 0 {
-            outputs.send(&out).await?;
-            node.metrics.add_out(&out);
+        if let Some(out) = pass(stages, batch, errors)? {
+            outputs.send(&out).await.map_err(|e| (last, e))?;
         }
-        node.report();
     }
     if outputs.cancel.is_cancelled() {
-        return Err(NodeError::Cancelled);
+        return Err((first, NodeError::Cancelled));
     }
-    if let Some(out) = transform.finish(&mut cx)? {
-        settle(&mut cx, node, errors)?;
-        if out.num_rows() > 0 {
-            outputs.send(&out).await?;
-            node.metrics.add_out(&out);
+    // What a transform holds back to the end (an aggregate, say) goes through the
+    // transforms after it before they finish in turn.
+    for k in 0..stages.len() {
+        let (done, rest) = stages.split_at_mut(k + 1);
+        let stage = &mut done[k];
+        let out = stage
+            .transform
+            .finish(&mut stage.cx)
+            .map_err(|e| (stage.node, e))?;
+        settle(&mut stage.cx, &stage.handle, errors).map_err(|e| (stage.node, e))?;
+        if let Some(out) = out.filter(|out| out.num_rows() > 0) {
+            stage.handle.metrics.add_out(&out);
+            if let Some(out) = pass(rest, out, errors)? {
+                outputs.send(&out).await.map_err(|e| (last, e))?;
+            }
         }
+        stage.handle.report();
     }
-    node.report();
     Ok(())
+}
+
+/// Takes a batch through `stages` in turn: what comes out of the last one, unless a stage
+/// left nothing.
+fn pass(
+    stages: &mut [Stage],
+    mut batch: RecordBatch,
+    errors: &ErrorSink,
+) -> Result<Option<RecordBatch>, (usize, NodeError)> {
+    for stage in stages {
+        stage.handle.metrics.add_in(&batch);
+        let out = stage
+            .transform
+            .apply(batch, &mut stage.cx)
+            .map_err(|e| (stage.node, e))?;
+        settle(&mut stage.cx, &stage.handle, errors).map_err(|e| (stage.node, e))?;
+        let empty = out.num_rows() == 0;
+        if !empty {
+            stage.handle.metrics.add_out(&out);
+        }
+        stage.handle.report();
+        if empty {
+            return Ok(None);
+        }
+        batch = out;
+    }
+    Ok(Some(batch))
 }
 
 /// Moves what a transform reported into the node's counters and the error output.
@@ -657,4 +793,114 @@ fn run_destination(
         .store(destination.bytes_written(), Ordering::Relaxed);
     node.report();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The plan of demo opportunities through `edges` (ids: src, a–d transforms, out and
+    /// out2 destinations).
+    fn plan(edges: &[(&str, &str)]) -> Plan {
+        let node = |id: &str, kind: &str, config: serde_json::Value| json!({"id": id, "type": kind, "position": [0, 0], "config": config});
+        let filter =
+            json!({"conditions": [{"field": "Amount", "operator": "greater_than", "value": 0}]});
+        let nodes: Vec<serde_json::Value> = [
+            node(
+                "src",
+                "source.demo_crm",
+                json!({"object": "Opportunity", "records": 10}),
+            ),
+            node("a", "transform.filter", filter.clone()),
+            node("b", "transform.filter", filter.clone()),
+            node("c", "transform.filter", filter.clone()),
+            node("d", "transform.filter", filter),
+            node("out", "destination.local", json!({"folder": "out"})),
+            node("out2", "destination.local", json!({"folder": "out2"})),
+        ]
+        .into_iter()
+        .filter(|n| n["id"] == "src" || edges.iter().any(|(_, to)| n["id"] == *to))
+        .collect();
+        let edges: Vec<_> = edges
+            .iter()
+            .map(|(a, b)| json!({"from": a, "to": b}))
+            .collect();
+        let flow = json!({
+            "format": "tributary.flow/1",
+            "name": "chains",
+            "nodes": nodes,
+            "edges": edges,
+        });
+        let flow = crate::flow::Flow::from_json(&flow.to_string(), "chains").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        crate::workspace::plan_flow(
+            &flow,
+            dir.path(),
+            &Default::default(),
+            &Dirs::under(dir.path()),
+        )
+        .unwrap_or_else(|p| panic!("{p:#?}"))
+    }
+
+    /// The chained edges by node id.
+    fn chained(plan: &Plan, collect: &[&str]) -> Vec<(String, String)> {
+        let selected = vec![true; plan.nodes.len()];
+        let collect: Vec<usize> = collect.iter().map(|c| plan.index_of(c).unwrap()).collect();
+        chains(plan, &selected, &collect)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, next)| {
+                let next = (*next)?;
+                Some((plan.nodes[i].id.clone(), plan.nodes[next].id.clone()))
+            })
+            .collect()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn transforms_in_a_row_are_chained_but_sources_and_destinations_are_not() {
+        let plan = plan(&[
+            ("src", "a"),
+            ("a", "b"),
+            ("b", "c"),
+            ("c", "d"),
+            ("d", "out"),
+        ]);
+        assert_eq!(
+            chained(&plan, &[]),
+            pairs(&[("a", "b"), ("b", "c"), ("c", "d")])
+        );
+    }
+
+    #[test]
+    fn a_transform_feeding_two_nodes_ends_its_chain() {
+        let plan = plan(&[
+            ("src", "a"),
+            ("a", "b"),
+            ("b", "c"),
+            ("b", "d"),
+            ("c", "out"),
+            ("d", "out2"),
+        ]);
+        assert_eq!(chained(&plan, &[]), pairs(&[("a", "b")]));
+    }
+
+    #[test]
+    fn a_previewed_node_and_its_input_are_not_chained_together() {
+        // A preview of `c` collects what leaves `b` (its input) and `c` itself.
+        let plan = plan(&[
+            ("src", "a"),
+            ("a", "b"),
+            ("b", "c"),
+            ("c", "d"),
+            ("d", "out"),
+        ]);
+        assert_eq!(chained(&plan, &["c", "b"]), pairs(&[("a", "b")]));
+    }
 }
