@@ -40,9 +40,14 @@ enum Kind {
 type Decoded<T> = Option<T>;
 
 impl FlatJson {
-    /// `None` when a field has a type this decoder does not read; the file then goes through
+    /// `None` when a field has a type this decoder does not read, or a name that would be
+    /// escaped in JSON (keys are compared as they stand); the file then goes through
     /// arrow-json only.
     pub(crate) fn new(schema: &SchemaRef) -> Option<Self> {
+        let plain = |name: &str| !name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+        if !schema.fields().iter().all(|f| plain(f.name())) {
+            return None;
+        }
         let kinds = schema
             .fields()
             .iter()
@@ -540,6 +545,16 @@ mod tests {
     fn text_that_is_not_utf8_is_left_to_arrow_json() {
         let flat = FlatJson::new(&schema()).unwrap();
         assert!(flat.decode(b"{\"Id\":\"\xff\"}\n", 1).is_none());
+    }
+
+    #[test]
+    fn field_names_that_json_escapes_are_not_taken() {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "say \"hi\"",
+            DataType::Utf8,
+            true,
+        )]));
+        assert!(FlatJson::new(&schema).is_none());
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! batches, runs them, and reports progress and a run record.
 //!
 //! Memory stays bounded whatever the input size: a node can only get ahead of the next one
-//! by `channel_capacity` batches, and transforms in a row share one task (see [`chains`]), so
-//! a long flow holds no more batches than a short one. Destinations stage their output and make it visible only
-//! when every node of the run succeeded, so output is either complete or absent.
+//! by `channel_capacity` batches, and transforms in a row share one task (see [`chains`]),
+//! so a long flow holds no more batches than a short one. Destinations stage their output
+//! and make it visible only when every node of the run succeeded, so output is either
+//! complete or absent.
 
 mod context;
 mod progress;
@@ -415,8 +416,10 @@ async fn execute(
     }
 
     let mut tasks: JoinSet<TaskEnd> = JoinSet::new();
-    let mut runtimes = runtimes;
-    let in_chain: Vec<bool> = (0..n).map(|j| chained.contains(&Some(j))).collect();
+    let mut in_chain = vec![false; n];
+    for &next in chained.iter().flatten() {
+        in_chain[next] = true;
+    }
     for i in 0..n {
         // A transform fed by a chain runs in the chain's task.
         if in_chain[i] {
