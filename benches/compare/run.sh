@@ -4,7 +4,10 @@
 # for each with the ratio to Tributary.
 #
 #   bash benches/compare/run.sh [RECORDS ...]      (default: 1000000)
+#   ROUNDS=3 bash benches/compare/run.sh 1000000   (every tool three times, medians shown)
 #
+# On a shared machine one run of a tool can be 20% off its usual time; with several rounds
+# each round runs every tool once, so a slow spell hits all of them alike.
 # Inputs are generated once per record count (seeded: the same records everywhere) under
 # target/bench, or $BENCH_DIR; the Python tools live in a virtualenv there.
 set -euo pipefail
@@ -44,39 +47,52 @@ json.dump(flow, open(sys.argv[2], 'w'), indent=2)" "$n" "$flow"
   cat "$input" >/dev/null
   results=$work/results-$n.tsv
   : >"$results"
-  for tool in tributary duckdb polars pandas miller; do
-    out=$work/out-$n/$tool
-    rm -rf "$out"
-    mkdir -p "$(dirname "$out")"
-    case $tool in
-      tributary) cmd=("$tributary" run flows/bench-opportunities.json --param "input=$input" --param "output=$out") ;;
-      duckdb)
-        sql=$(sed -e "s|@INPUT@|$input|" -e "s|@OUTPUT@|$out|" benches/compare/job.sql)
-        cmd=("$venv/bin/python" -c "import duckdb, sys; duckdb.sql(sys.argv[1])" "$sql") ;;
-      polars) cmd=("$venv/bin/python" benches/compare/job_polars.py "$input" "$out") ;;
-      pandas) cmd=("$venv/bin/python" benches/compare/job_pandas.py "$input" "$out") ;;
-      miller) cmd=(bash benches/compare/job_miller.sh "$input" "$out") ;;
-    esac
-    sync
-    if /usr/bin/time -f "%e %M" -o "$work/time" "${cmd[@]}" >/dev/null 2>"$work/$tool.log"; then
-      read -r seconds kib <"$work/time"
-      figures=$("$venv/bin/python" benches/compare/check.py "$out" 2>>"$work/$tool.log") ||
-        figures='{"unreadable output": true}'
-    else
-      seconds=0 kib=0 figures='{"failed": true}'
-      echo "$tool failed; see $work/$tool.log"
-    fi
-    printf '%s\t%s\t%s\t%s\n' "$tool" "$seconds" "$kib" "$figures" >>"$results"
+  for round in $(seq "${ROUNDS:-1}"); do
+    for tool in tributary duckdb polars pandas miller; do
+      out=$work/out-$n/$tool
+      rm -rf "$out"
+      mkdir -p "$(dirname "$out")"
+      case $tool in
+        tributary) cmd=("$tributary" run flows/bench-opportunities.json --param "input=$input" --param "output=$out") ;;
+        duckdb)
+          sql=$(sed -e "s|@INPUT@|$input|" -e "s|@OUTPUT@|$out|" benches/compare/job.sql)
+          cmd=("$venv/bin/python" -c "import duckdb, sys; duckdb.sql(sys.argv[1])" "$sql") ;;
+        polars) cmd=("$venv/bin/python" benches/compare/job_polars.py "$input" "$out") ;;
+        pandas) cmd=("$venv/bin/python" benches/compare/job_pandas.py "$input" "$out") ;;
+        miller) cmd=(bash benches/compare/job_miller.sh "$input" "$out") ;;
+      esac
+      sync
+      if /usr/bin/time -f "%e %M" -o "$work/time" "${cmd[@]}" >/dev/null 2>"$work/$tool.log"; then
+        read -r seconds kib <"$work/time"
+        figures=$("$venv/bin/python" benches/compare/check.py "$out" 2>>"$work/$tool.log") ||
+          figures='{"unreadable output": true}'
+      else
+        seconds=0 kib=0 figures='{"failed": true}'
+        echo "$tool failed; see $work/$tool.log"
+      fi
+      printf '%s\t%s\t%s\t%s\n' "$tool" "$seconds" "$kib" "$figures" >>"$results"
+    done
   done
   "$venv/bin/python" - "$n" "$results" <<'PY'
-import json, sys
+import json, statistics, sys
 n = int(sys.argv[1])
-rows = []
+runs = {}
 for line in open(sys.argv[2]):
     tool, seconds, kib, figures = line.rstrip("\n").split("\t")
-    rows.append((tool, float(seconds), int(kib), json.loads(figures)))
+    runs.setdefault(tool, []).append((float(seconds), int(kib), json.loads(figures)))
+# A tool's medians; its figures only when every round agrees with itself.
+rows = []
+for tool, results in runs.items():
+    figures = [f for _, _, f in results]
+    rows.append((
+        tool,
+        statistics.median(s for s, _, _ in results),
+        int(statistics.median(k for _, k, _ in results)),
+        figures[0] if all(f == figures[0] for f in figures) else {"rounds disagree": figures},
+    ))
 base = rows[0]
-print(f"\n{n:,} records")
+rounds = len(runs["tributary"])
+print(f"\n{n:,} records" + (f", median of {rounds} rounds" if rounds > 1 else ""))
 print("| tool | seconds | records/s | Tributary is faster by | peak RSS | output agrees |")
 print("| --- | ---: | ---: | ---: | ---: | --- |")
 for tool, seconds, kib, figures in rows:
