@@ -866,15 +866,18 @@ mod tests {
             .collect()
     }
 
+    /// A source, four transforms in a row, a destination.
+    const IN_A_ROW: &[(&str, &str)] = &[
+        ("src", "a"),
+        ("a", "b"),
+        ("b", "c"),
+        ("c", "d"),
+        ("d", "out"),
+    ];
+
     #[test]
     fn transforms_in_a_row_are_chained_but_sources_and_destinations_are_not() {
-        let plan = plan(&[
-            ("src", "a"),
-            ("a", "b"),
-            ("b", "c"),
-            ("c", "d"),
-            ("d", "out"),
-        ]);
+        let plan = plan(IN_A_ROW);
         assert_eq!(
             chained(&plan, &[]),
             pairs(&[("a", "b"), ("b", "c"), ("c", "d")])
@@ -897,13 +900,7 @@ mod tests {
     #[test]
     fn a_previewed_node_and_its_input_are_not_chained_together() {
         // A preview of `c` collects what leaves `b` (its input) and `c` itself.
-        let plan = plan(&[
-            ("src", "a"),
-            ("a", "b"),
-            ("b", "c"),
-            ("c", "d"),
-            ("d", "out"),
-        ]);
+        let plan = plan(IN_A_ROW);
         assert_eq!(chained(&plan, &["c", "b"]), pairs(&[("a", "b")]));
     }
 }
