@@ -796,3 +796,171 @@ fn a_setting_with_variants_offers_them_and_then_the_chosen_ones_settings() {
         serde_json::json!({"style": "page_number", "param": "page", "start": 1, "size_param": "", "size": 100})
     );
 }
+
+/// Types `text` into the focused field as a person does: a character per frame, and
+/// between two keys the background's answers to the last one (its check, the preview)
+/// arrive and are drawn.
+fn type_slowly(harness: &mut Harness<'static, TributaryApp>, text: &str) {
+    for c in text.chars() {
+        harness.event(egui::Event::Text(c.to_string()));
+        harness.step();
+        validated(harness);
+    }
+}
+
+/// Puts the keyboard focus in the labelled text field and selects what it holds.
+fn focus_and_select_all(harness: &mut Harness<'static, TributaryApp>, label: &str) {
+    harness
+        .get_all_by_role_and_label(egui::accesskit::Role::TextInput, label)
+        .next()
+        .unwrap_or_else(|| panic!("a text field labelled {label}"))
+        .focus();
+    harness.run_steps(2);
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.run_steps(2);
+}
+
+/// The CSV orders example with its data beside it.
+fn csv_flow(scratch: &Scratch) -> std::path::PathBuf {
+    let path = scratch.path().join("orders.json");
+    std::fs::copy("flows/csv-orders-to-jsonl.json", &path).unwrap();
+    std::fs::create_dir_all(scratch.path().join("data")).unwrap();
+    std::fs::copy(
+        "flows/data/orders.csv",
+        scratch.path().join("data/orders.csv"),
+    )
+    .unwrap();
+    path
+}
+
+fn focused(harness: &Harness<'static, TributaryApp>) -> bool {
+    harness.ctx.memory(|m| m.focused().is_some())
+}
+
+#[test]
+fn typing_a_path_keeps_every_key_while_its_problems_come_and_go() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &csv_flow(&scratch));
+    apply(&mut harness, Command::Select(vec!["orders".into()]));
+    validated(&mut harness);
+    let nodes = harness.state().state.doc.flow.nodes.len();
+    focus_and_select_all(&mut harness, "Path");
+    // "/" alone makes problems ("there is no file /", no format); they must not take
+    // the focus, and the keys after it (among them `f`, the canvas's fit) stay in the field.
+    let path = std::fs::canonicalize("flows/data/orders.csv").unwrap();
+    let path = path.to_str().unwrap();
+    type_slowly(&mut harness, path);
+    let app = harness.state();
+    assert_eq!(
+        app.state.doc.flow.node("orders").unwrap().config["path"],
+        path
+    );
+    assert_eq!(app.state.doc.flow.nodes.len(), nodes);
+    assert!(focused(&harness), "the field still has the focus");
+    // Backspace edits the text, and never deletes the selected node.
+    harness.key_press(egui::Key::Backspace);
+    harness.run_steps(2);
+    let app = harness.state();
+    assert_eq!(app.state.doc.flow.nodes.len(), nodes);
+    assert_eq!(
+        app.state.doc.flow.node("orders").unwrap().config["path"],
+        &path[..path.len() - 1]
+    );
+}
+
+#[test]
+fn typing_a_filter_value_and_a_map_output_name_keeps_every_key() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &csv_flow(&scratch));
+    apply(&mut harness, Command::Select(vec!["shipped".into()]));
+    validated(&mut harness);
+    focus_and_select_all(&mut harness, "Value");
+    type_slowly(&mut harness, "shipped");
+    let flow = &harness.state().state.doc.flow;
+    assert_eq!(
+        flow.node("shipped").unwrap().config["conditions"][0]["value"],
+        "shipped"
+    );
+    assert!(focused(&harness));
+
+    apply(
+        &mut harness,
+        Command::InsertMap {
+            before: "out".into(),
+        },
+    );
+    let map = harness
+        .state()
+        .state
+        .doc
+        .flow
+        .nodes
+        .last()
+        .unwrap()
+        .id
+        .clone();
+    apply(&mut harness, Command::Select(vec![map.clone()]));
+    validated(&mut harness);
+    focus_and_select_all(&mut harness, "output field");
+    harness.key_press(egui::Key::Backspace);
+    harness.step();
+    validated(&mut harness);
+    type_slowly(&mut harness, "order_no");
+    let rows = &harness.state().state.doc.flow.node(&map).unwrap().config["fields"];
+    assert_eq!(rows[0]["target"], "order_no", "{rows}");
+    assert!(focused(&harness));
+}
+
+#[test]
+fn a_preview_held_back_while_typing_arrives_without_any_input() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let scratch = Scratch::new();
+    // As eframe does: a frame is drawn only when egui asks for one or the worker wakes it.
+    let woken = Arc::new(AtomicBool::new(false));
+    let wake = woken.clone();
+    let dirs = Dirs::under(&scratch.home());
+    let worker = Worker::new(dirs.clone(), move || wake.store(true, Ordering::SeqCst));
+    let state = AppState::open_initial(dirs, Some(&csv_flow(&scratch)));
+    let mut harness = Harness::builder()
+        .with_size([1440.0, 900.0])
+        .build_ui_state(
+            |ui, app: &mut TributaryApp| app.ui(ui),
+            TributaryApp::new(state, worker),
+        );
+    // A blinking cursor asks for frames of its own; without it only the app's own wishes
+    // for a frame are left.
+    harness
+        .ctx
+        .all_styles_mut(|s| s.visuals.text_cursor.blink = false);
+    harness.run_steps(3);
+    apply(&mut harness, Command::Select(vec!["shipped".into()]));
+    wait_for(&mut harness, "the first preview", |app| {
+        app.state.preview.result.is_some()
+    });
+    focus_and_select_all(&mut harness, "Value");
+    harness.event(egui::Event::Text("p".into()));
+    harness.step();
+    let started = std::time::Instant::now();
+    loop {
+        let app = harness.state();
+        if matches!(&app.state.preview.result,
+            Some((k, _)) if k.revision == app.state.doc.revision)
+        {
+            break;
+        }
+        let delay = harness.output().viewport_output[&egui::ViewportId::ROOT].repaint_delay;
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no frame was asked for, and the preview of the edit never came"
+        );
+        if delay == Duration::MAX && !woken.swap(false, Ordering::SeqCst) {
+            // Asleep, as a window with no input is.
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        std::thread::sleep(delay.min(Duration::from_millis(50)));
+        woken.store(false, Ordering::SeqCst);
+        harness.step();
+    }
+}

@@ -16,6 +16,8 @@ pub struct Setting {
     pub kinds: &'static [AuthKind],
     /// Values offered in a list, as (value, label); others can still be typed.
     pub choices: &'static [(&'static str, &'static str)],
+    /// Kept exactly as typed, spaces included (`Bearer `); other settings are trimmed.
+    pub verbatim: bool,
 }
 
 impl Setting {
@@ -59,6 +61,7 @@ const fn setting(key: &'static str, label: &'static str, help: &'static str) -> 
         required: false,
         kinds: &[],
         choices: &[],
+        verbatim: false,
     }
 }
 
@@ -157,6 +160,7 @@ pub const CATALOG: &[ConnectorAuth] = &[
             },
             Setting {
                 kinds: &[AuthKind::ApiKey],
+                verbatim: true,
                 ..setting(
                     "key_prefix",
                     "Key prefix",

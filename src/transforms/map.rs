@@ -66,6 +66,13 @@ impl Map {
             else {
                 continue;
             };
+            if m.target().trim().is_empty() {
+                problems.push(
+                    format!("/fields/{k}/target"),
+                    format!("`{}` needs an output name", m.source),
+                );
+                continue;
+            }
             if fields.iter().any(|f: &Field| f.name() == m.target()) {
                 problems.push(
                     format!("/fields/{k}/target"),

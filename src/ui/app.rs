@@ -54,7 +54,9 @@ impl TributaryApp {
 
     /// The whole window, inside `ui`.
     pub fn ui(&mut self, ui: &mut Ui) {
-        self.state.poll(&self.worker);
+        if let Some(wait) = self.state.poll(&self.worker) {
+            ui.ctx().request_repaint_after(wait);
+        }
         let mut commands = self.shortcuts(ui);
 
         egui::Panel::top("menu").show(ui, |ui| {
@@ -339,7 +341,7 @@ impl TributaryApp {
                 ui.label(RichText::new("unsaved").weak());
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                let problems = self.state.analysis.problems.len();
+                let problems = self.state.all_problems().len();
                 if self.state.analysis_revision == self.state.doc.revision {
                     if problems == 0 {
                         ui.label(RichText::new("✔ ready to run").color(super::SUCCESS));

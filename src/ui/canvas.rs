@@ -268,6 +268,8 @@ pub struct Canvas {
     pub center: [f32; 2],
     /// A fit to do on the next frame, with the smallest zoom it may use.
     fit_requested: Option<f32>,
+    /// The canvas size the last fit was made for.
+    fit_size: Option<Vec2>,
     /// The document shown, to fit each newly opened flow.
     document: u64,
 }
@@ -417,6 +419,14 @@ impl Canvas {
         }
         if let Some(min_zoom) = self.fit_requested.take() {
             self.fit(ui, rect.size(), min_zoom);
+            // The panels around the canvas settle their sizes over the first frames: fit
+            // again on the next frame, which is asked for now rather than left to the next
+            // mouse move.
+            if self.fit_size != Some(rect.size()) {
+                self.fit_size = Some(rect.size());
+                self.fit_requested = Some(min_zoom);
+                ui.ctx().request_repaint();
+            }
         }
         let response = self
             .editor

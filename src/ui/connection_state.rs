@@ -93,11 +93,17 @@ impl ConnectionDraft {
         let settings = self
             .settings
             .iter()
-            .filter(|(key, value)| {
-                !value.trim().is_empty()
-                    && entry.settings_for(self.auth).any(|s| s.key == key.as_str())
+            .filter_map(|(key, value)| {
+                let setting = entry
+                    .settings_for(self.auth)
+                    .find(|s| s.key == key.as_str())?;
+                let value = if setting.verbatim {
+                    value.as_str()
+                } else {
+                    value.trim()
+                };
+                (!value.trim().is_empty()).then(|| (key.clone(), serde_json::Value::from(value)))
             })
-            .map(|(k, v)| (k.clone(), serde_json::Value::from(v.trim())))
             .collect();
         Ok(NewConnection {
             name: self.name.trim().to_string(),
@@ -387,5 +393,24 @@ impl AppState {
             }
             _ => unreachable!("only connection messages come here"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_prefix_keeps_its_trailing_space_and_other_settings_are_trimmed() {
+        let http = catalog::find("http").unwrap();
+        let mut draft = ConnectionDraft::new(http, &BTreeMap::new());
+        draft.auth = AuthKind::ApiKey;
+        draft.settings.insert("key_prefix".into(), "Bearer ".into());
+        draft
+            .settings
+            .insert("key_name".into(), " Authorization ".into());
+        let new = draft.to_new().unwrap();
+        assert_eq!(new.connection.settings["key_prefix"], "Bearer ");
+        assert_eq!(new.connection.settings["key_name"], "Authorization");
     }
 }

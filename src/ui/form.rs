@@ -3,11 +3,11 @@
 //! and a list of the incoming fields wherever the config names a field (`x-field` in the
 //! schema).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use egui::{ComboBox, DragValue, RichText, TextEdit, Ui};
+use egui::{ComboBox, DragValue, Id, Response, RichText, TextEdit, Ui, UiBuilder};
 use serde_json::{Map, Value, json};
 
 use super::connection_state::ConnectionsState;
@@ -295,6 +295,15 @@ pub struct FormContext<'a> {
     pub new_connection: Cell<Option<String>>,
     /// Top-level settings the inspector shows its own way instead.
     pub hidden: &'a [&'a str],
+    /// The node's problems that name a setting: (JSON pointer into the config, message).
+    /// Each is drawn under the setting it names, so problems coming and going never move
+    /// the field being typed in.
+    pub problems: Vec<(String, String)>,
+    /// Which of `problems` have been drawn; the rest go below the form.
+    drawn: RefCell<Vec<bool>>,
+    /// The heading of the setting being drawn, which names its input for screen readers
+    /// (and for tests).
+    heading: Cell<Option<Id>>,
 }
 
 impl<'a> FormContext<'a> {
@@ -305,7 +314,41 @@ impl<'a> FormContext<'a> {
             connections: None,
             new_connection: Cell::new(None),
             hidden: &[],
+            problems: Vec::new(),
+            drawn: RefCell::new(Vec::new()),
+            heading: Cell::new(None),
         }
+    }
+
+    /// Problems to draw under the settings they name: (pointer into the config, message).
+    pub fn with_problems(mut self, problems: Vec<(String, String)>) -> Self {
+        self.drawn = RefCell::new(vec![false; problems.len()]);
+        self.problems = problems;
+        self
+    }
+
+    /// Draws the problems whose pointer is `pointer` (or lies below it, when `below`).
+    fn problems_at(&self, ui: &mut Ui, pointer: &str, below: bool) {
+        let mut drawn = self.drawn.borrow_mut();
+        for (i, (at, message)) in self.problems.iter().enumerate() {
+            let inside = at == pointer
+                || (below && at.starts_with(pointer) && at[pointer.len()..].starts_with('/'));
+            if inside && !drawn[i] {
+                drawn[i] = true;
+                problem_label(ui, message);
+            }
+        }
+    }
+
+    /// The problems no setting has shown (they name a setting the form does not draw).
+    pub fn undrawn_problems(&self) -> Vec<&(String, String)> {
+        let drawn = self.drawn.borrow();
+        self.problems
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !drawn[*i])
+            .map(|(_, p)| p)
+            .collect()
     }
 
     pub fn with_connections(mut self, connections: &'a ConnectionsState) -> Self {
@@ -353,6 +396,34 @@ pub fn edit(ui: &mut Ui, root: &Value, value: &mut Value, cx: &FormContext) -> b
     edit_object(ui, root, root, value, cx, "config")
 }
 
+/// A problem in words, in the error colour, wrapped to the panel.
+pub fn problem_label(ui: &mut Ui, message: &str) {
+    ui.label(RichText::new(format!("⚠ {message}")).color(ui.visuals().error_fg_color));
+}
+
+/// The JSON pointer into the config of the setting at `path` ("config/a/0" → "/a/0").
+fn pointer_of(path: &str) -> &str {
+    path.strip_prefix("config").unwrap_or(path)
+}
+
+/// Draws `add` in a child whose id comes from the setting's path alone, so every widget
+/// inside keeps its id (and a text field its focus) whatever appears or goes above it:
+/// egui otherwise numbers widgets in the order they are drawn.
+pub fn setting_scope<R>(ui: &mut Ui, path: &str, add: impl FnOnce(&mut Ui) -> R) -> R {
+    let id = ui.id().with(path);
+    ui.scope_builder(UiBuilder::new().id(id), add).inner
+}
+
+/// A one-line text input for the setting at `path`: its id from the path, named by the
+/// setting's heading.
+fn text_input(ui: &mut Ui, edit: TextEdit<'_>, path: &str, cx: Option<&FormContext>) -> Response {
+    let response = ui.add(edit.id_salt(path));
+    match cx.and_then(|cx| cx.heading.get()) {
+        Some(heading) => response.labelled_by(heading),
+        None => response,
+    }
+}
+
 fn edit_object(
     ui: &mut Ui,
     root: &Value,
@@ -396,10 +467,11 @@ fn edit_object(
         let obj = value.as_object_mut().expect("made an object above");
         let optional = without_null(&prop);
         let id = format!("{path}/{name}");
-        ui.push_id(&id, |ui| {
+        setting_scope(ui, &id, |ui| {
             if let Some(inner) = optional {
                 let mut on = obj.get(name).is_some_and(|v| !v.is_null());
                 let r = ui.checkbox(&mut on, &label).on_hover_text(&description);
+                cx.heading.set(Some(r.id));
                 if r.changed() {
                     changed = true;
                     if on {
@@ -417,6 +489,7 @@ fn edit_object(
                         }
                     });
                 }
+                cx.problems_at(ui, pointer_of(&id), true);
                 return;
             }
             let mut v = obj
@@ -434,6 +507,7 @@ fn edit_object(
                     obj.insert(name.clone(), json!(b));
                     changed = true;
                 }
+                cx.problems_at(ui, pointer_of(&id), true);
                 return;
             }
             let heading = if required.contains(&name.as_str()) {
@@ -441,9 +515,10 @@ fn edit_object(
             } else {
                 RichText::new(&label)
             };
-            ui.label(heading).on_hover_text(&description);
+            let heading = ui.label(heading).on_hover_text(&description);
+            cx.heading.set(Some(heading.id));
             let edited = match (&value_of, &operator_of, choices(&prop)) {
-                (Some(kind), _, _) => edit_typed(ui, &mut v, kind, operator.as_deref(), &id),
+                (Some(kind), _, _) => edit_typed(ui, &mut v, kind, operator.as_deref(), cx, &id),
                 (None, Some(kind), Some(options)) => {
                     let fitting: Vec<_> = options
                         .into_iter()
@@ -457,6 +532,7 @@ fn edit_object(
                 obj.insert(name.clone(), v);
                 changed = true;
             }
+            cx.problems_at(ui, pointer_of(&id), true);
             ui.add_space(4.0);
         });
     }
@@ -482,17 +558,16 @@ fn edit_map(
     let mut remove: Option<String> = None;
     let entries: Vec<(String, Value)> = obj.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     for (k, v) in entries {
-        ui.push_id(format!("{path}/{k}"), |ui| {
+        let entry = format!("{path}/{k}");
+        setting_scope(ui, &entry, |ui| {
             ui.horizontal(|ui| {
                 let mut key = k.clone();
-                if ui
-                    .add(TextEdit::singleline(&mut key).desired_width(120.0))
-                    .changed()
-                {
+                let edit = TextEdit::singleline(&mut key).desired_width(120.0);
+                if text_input(ui, edit, &format!("{entry}/name"), None).changed() {
                     rename = Some((k.clone(), key));
                 }
                 let mut v2 = v.clone();
-                if edit_value(ui, root, &item, &mut v2, cx, &format!("{path}/{k}")) {
+                if edit_value(ui, root, &item, &mut v2, cx, &entry) {
                     obj.insert(k.clone(), v2);
                     changed = true;
                 }
@@ -500,6 +575,7 @@ fn edit_map(
                     remove = Some(k.clone());
                 }
             });
+            cx.problems_at(ui, pointer_of(&entry), true);
         });
     }
     if let Some((old, new)) = rename
@@ -571,14 +647,10 @@ fn edit_value(
                 let browse = ui.button("Browse…");
                 let mut text = value.as_str().unwrap_or_default().to_string();
                 let hint = if folder { "a folder" } else { "a file" };
-                if ui
-                    .add(
-                        TextEdit::singleline(&mut text)
-                            .hint_text(hint)
-                            .desired_width(f32::INFINITY),
-                    )
-                    .changed()
-                {
+                let edit = TextEdit::singleline(&mut text)
+                    .hint_text(hint)
+                    .desired_width(f32::INFINITY);
+                if text_input(ui, edit, path, Some(cx)).changed() {
                     *value = json!(text);
                     changed = true;
                 }
@@ -595,7 +667,7 @@ fn edit_value(
             let edit = TextEdit::singleline(&mut text)
                 .desired_width(if one_char { 24.0 } else { f32::INFINITY })
                 .char_limit(if one_char { 1 } else { usize::MAX });
-            if ui.add(edit).changed() {
+            if text_input(ui, edit, path, Some(cx)).changed() {
                 *value = json!(text);
                 return true;
             }
@@ -636,7 +708,7 @@ fn edit_value(
             }
             false
         }
-        _ => edit_any(ui, value),
+        _ => edit_any(ui, value, cx, path),
     }
 }
 
@@ -656,6 +728,7 @@ fn edit_typed(
     value: &mut Value,
     kind: &str,
     operator: Option<&str>,
+    cx: &FormContext,
     path: &str,
 ) -> bool {
     if operator == Some("between") {
@@ -666,9 +739,9 @@ fn edit_typed(
         let mut changed = false;
         ui.horizontal(|ui| {
             ui.label("from");
-            changed |= edit_scalar(ui, &mut pair[0], kind, &format!("{path}/0"));
+            changed |= edit_scalar(ui, &mut pair[0], kind, cx, &format!("{path}/0"));
             ui.label("to");
-            changed |= edit_scalar(ui, &mut pair[1], kind, &format!("{path}/1"));
+            changed |= edit_scalar(ui, &mut pair[1], kind, cx, &format!("{path}/1"));
         });
         if changed {
             *value = Value::Array(pair);
@@ -677,18 +750,18 @@ fn edit_typed(
     }
     if value.is_array() {
         // A list of values (any of them): typed as a list.
-        return edit_any(ui, value);
+        return edit_any(ui, value, cx, path);
     }
-    edit_scalar(ui, value, kind, path)
+    edit_scalar(ui, value, kind, cx, path)
 }
 
-fn edit_scalar(ui: &mut Ui, value: &mut Value, kind: &str, path: &str) -> bool {
+fn edit_scalar(ui: &mut Ui, value: &mut Value, kind: &str, cx: &FormContext, path: &str) -> bool {
     let number = value
         .as_f64()
         .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()));
     match kind {
-        "date" => edit_date(ui, value, path, false),
-        "timestamp" => edit_date(ui, value, path, true),
+        "date" => edit_date(ui, value, cx, path, false),
+        "timestamp" => edit_date(ui, value, cx, path, true),
         "boolean" => {
             let mut b = value.as_bool().unwrap_or(false);
             let text = if b { "true" } else { "false" };
@@ -714,13 +787,19 @@ fn edit_scalar(ui: &mut Ui, value: &mut Value, kind: &str, path: &str) -> bool {
             }
             false
         }
-        _ => edit_any(ui, value),
+        _ => edit_any(ui, value, cx, path),
     }
 }
 
 /// A date (`2024-01-31`) or timestamp (`2024-01-31T09:30:00Z`): typed, or picked from a
 /// calendar, which keeps the time of day already typed.
-fn edit_date(ui: &mut Ui, value: &mut Value, path: &str, with_time: bool) -> bool {
+fn edit_date(
+    ui: &mut Ui,
+    value: &mut Value,
+    cx: &FormContext,
+    path: &str,
+    with_time: bool,
+) -> bool {
     let text = value.as_str().unwrap_or_default().to_string();
     let mut changed = false;
     ui.horizontal(|ui| {
@@ -730,14 +809,10 @@ fn edit_date(ui: &mut Ui, value: &mut Value, path: &str, with_time: bool) -> boo
         } else {
             ("2024-01-31", 96.0)
         };
-        if ui
-            .add(
-                TextEdit::singleline(&mut typed)
-                    .hint_text(hint)
-                    .desired_width(width),
-            )
-            .changed()
-        {
+        let edit = TextEdit::singleline(&mut typed)
+            .hint_text(hint)
+            .desired_width(width);
+        if text_input(ui, edit, path, Some(cx)).changed() {
             *value = json!(typed);
             changed = true;
         }
@@ -793,10 +868,8 @@ fn pick_field(ui: &mut Ui, value: &mut Value, cx: &FormContext, path: &str) -> b
     let current = value.as_str().unwrap_or_default().to_string();
     if cx.fields.is_empty() {
         let mut text = current;
-        if ui
-            .add(TextEdit::singleline(&mut text).hint_text("field name"))
-            .changed()
-        {
+        let edit = TextEdit::singleline(&mut text).hint_text("field name");
+        if text_input(ui, edit, path, Some(cx)).changed() {
             *value = json!(text);
             return true;
         }
@@ -895,15 +968,17 @@ fn edit_list(
     let mut changed = false;
     let mut remove = None;
     for (i, v) in list.iter_mut().enumerate() {
-        ui.push_id(i, |ui| {
+        let entry = format!("{path}/{i}");
+        setting_scope(ui, &entry, |ui| {
             ui.horizontal_top(|ui| {
                 if ui.small_button("🗙").on_hover_text("Remove").clicked() {
                     remove = Some(i);
                 }
                 ui.vertical(|ui| {
-                    changed |= edit_value(ui, root, &item, v, cx, &format!("{path}/{i}"));
+                    changed |= edit_value(ui, root, &item, v, cx, &entry);
                 });
             });
+            cx.problems_at(ui, pointer_of(&entry), true);
         });
     }
     if let Some(i) = remove {
@@ -961,16 +1036,14 @@ fn edit_operand(
 
 /// A value of any JSON type, typed as text: numbers, `true`/`false` and `[lists]` are read
 /// as such, anything else is text.
-fn edit_any(ui: &mut Ui, value: &mut Value) -> bool {
+fn edit_any(ui: &mut Ui, value: &mut Value, cx: &FormContext, path: &str) -> bool {
     let mut text = match &*value {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
         other => other.to_string(),
     };
-    if ui
-        .add(TextEdit::singleline(&mut text).hint_text("a value, or [a, list]"))
-        .changed()
-    {
+    let edit = TextEdit::singleline(&mut text).hint_text("a value, or [a, list]");
+    if text_input(ui, edit, path, Some(cx)).changed() {
         *value = match serde_json::from_str::<Value>(&text) {
             Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::Array(_))) => v,
             _ => json!(text),

@@ -32,6 +32,14 @@ pub fn ui(ui: &mut Ui, state: &AppState) -> Vec<Command> {
 
 fn node_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
     let node = state.selected_node().expect("one node selected");
+    // Each node's inputs have ids of their own: a text field's cursor and focus stay with
+    // the node they belong to.
+    form::setting_scope(ui, &format!("node {}", node.id), |ui| {
+        node_form(ui, state, node, commands)
+    });
+}
+
+fn node_form(ui: &mut Ui, state: &AppState, node: &Node, commands: &mut Vec<Command>) {
     let Some(kind) = registry::find(&node.kind) else {
         ui.colored_label(
             ui.visuals().error_fg_color,
@@ -57,6 +65,7 @@ fn node_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
     if ui
         .add(
             egui::TextEdit::singleline(&mut label)
+                .id_salt("label")
                 .hint_text(kind.title)
                 .desired_width(f32::INFINITY),
         )
@@ -68,20 +77,16 @@ fn node_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
         });
     }
     ui.add_space(6.0);
-    for p in state.problems_of(&node.id) {
-        let field = p
-            .path
-            .split("/config")
-            .nth(1)
-            .unwrap_or("")
-            .trim_start_matches('/')
-            .replace('/', " › ");
-        let text = if field.is_empty() {
-            format!("⚠ {}", p.message)
-        } else {
-            format!("⚠ {field}: {}", p.message)
-        };
-        ui.label(RichText::new(text).color(ui.visuals().error_fg_color));
+    // Problems of a setting are drawn under it; the node's own ones here. While an edit is
+    // being checked the last known ones stay, so nothing jumps at every key.
+    let mut setting_problems = Vec::new();
+    for p in state.last_problems_of(&node.id) {
+        match p.path.split_once("/config") {
+            Some((_, pointer)) if !pointer.is_empty() => {
+                setting_problems.push((pointer.to_string(), p.message.clone()));
+            }
+            _ => form::problem_label(ui, &p.message),
+        }
     }
     // A node that reads one of its service's objects filters on that object's fields.
     let fields = if kind.browses_entities {
@@ -95,14 +100,24 @@ fn node_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
     let mut config: Value = node.config.clone();
     ui.separator();
     let changed = if kind.name == "transform.map" {
-        field_mapping(ui, sample_of(state, &node.id), &mut config, &fields)
+        let changed = field_mapping(ui, sample_of(state, &node.id), &mut config, &fields);
+        for (_, message) in &setting_problems {
+            form::problem_label(ui, message);
+        }
+        changed
     } else {
-        let mut cx = FormContext::new(&fields).with_connections(&state.connections);
+        let mut cx = FormContext::new(&fields)
+            .with_connections(&state.connections)
+            .with_problems(setting_problems);
         if kind.browses_entities {
             // Chosen in the object browser below, with the object's fields to tick.
             cx.hidden = &["fields"];
         }
         let changed = form::edit(ui, schema, &mut config, &cx);
+        for (pointer, message) in cx.undrawn_problems() {
+            let setting = pointer.trim_start_matches('/').replace('/', " › ");
+            form::problem_label(ui, &format!("{setting}: {message}"));
+        }
         if let Some(connector) = cx.new_connection.take() {
             commands.push(Command::NewConnection {
                 connector: Some(connector),
@@ -385,8 +400,12 @@ fn field_mapping(
         .num_columns(5)
         .spacing([6.0, 4.0])
         .show(ui, |ui| {
+            let mut output_heading = None;
             for h in ["", "source field", "", "output field", "type"] {
-                ui.label(RichText::new(h).small().weak());
+                let r = ui.label(RichText::new(h).small().weak());
+                if h == "output field" {
+                    output_heading = Some(r.id);
+                }
             }
             ui.end_row();
             for (i, row) in rows.iter_mut().enumerate() {
@@ -416,17 +435,20 @@ fn field_mapping(
                             }
                         });
                 });
-                ui.label("→");
+                ui.label("->");
+                // An emptied name stays empty while the user types the new one; only a
+                // name equal to the source's is dropped (it is the default).
                 let mut target = target_of(row);
-                if ui
-                    .add(
-                        egui::TextEdit::singleline(&mut target)
-                            .id_salt(("target", i))
-                            .desired_width(110.0),
-                    )
-                    .changed()
-                {
-                    if target == source || target.is_empty() {
+                let mut field = ui.add(
+                    egui::TextEdit::singleline(&mut target)
+                        .id_salt(("target", i))
+                        .desired_width(140.0),
+                );
+                if let Some(heading) = output_heading {
+                    field = field.labelled_by(heading);
+                }
+                if field.changed() {
+                    if target == source {
                         row.as_object_mut().expect("a mapping row").remove("target");
                     } else {
                         row["target"] = json!(target);

@@ -11,7 +11,7 @@ use crate::engine::{RunStatus, human_bytes};
 pub fn tabs(ui: &mut Ui, state: &AppState) -> Vec<Command> {
     let mut commands = Vec::new();
     ui.horizontal(|ui| {
-        let problems = state.analysis.problems.len() + state.run.refused.len();
+        let problems = state.all_problems().len();
         for (tab, name) in [
             (Tab::Preview, "Preview".to_string()),
             (Tab::Run, "Run".into()),
@@ -381,12 +381,7 @@ fn expected_demo_records(state: &AppState) -> Option<u64> {
 }
 
 fn problems(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
-    let list: Vec<_> = state
-        .analysis
-        .problems
-        .iter()
-        .chain(&state.run.refused)
-        .collect();
+    let list = state.all_problems();
     if list.is_empty() {
         ui.label(
             RichText::new("No problems: the flow is ready to run.")

@@ -280,6 +280,28 @@ impl AppState {
             .collect()
     }
 
+    /// Every problem of the flow: the latest check's, and those a refused run found beyond
+    /// them (each once). The header, the Problems tab and its count all read this.
+    pub fn all_problems(&self) -> Vec<&Problem> {
+        let mut all: Vec<&Problem> = self.analysis.problems.iter().collect();
+        for p in &self.run.refused {
+            if !all.contains(&p) {
+                all.push(p);
+            }
+        }
+        all
+    }
+
+    /// The node's problems as the latest check found them, even while a newer edit is
+    /// being checked: what the inspector shows, so problems do not blink at every key.
+    pub fn last_problems_of(&self, node: &str) -> Vec<&Problem> {
+        self.analysis
+            .problems
+            .iter()
+            .filter(|p| p.node.as_deref() == Some(node))
+            .collect()
+    }
+
     /// The fields a node receives, when its input is known.
     pub fn input_fields(&self, node: &str) -> Option<arrow::datatypes::SchemaRef> {
         let edge = self.doc.flow.edges.iter().find(|e| e.to == node)?;
@@ -323,6 +345,8 @@ impl AppState {
     fn changed(&mut self) {
         self.doc.revision += 1;
         self.last_edit = Instant::now();
+        // What a refused run found was about the flow as it was.
+        self.run.refused.clear();
         let ids: Vec<String> = self.doc.flow.nodes.iter().map(|n| n.id.clone()).collect();
         self.selection.retain(|s| ids.contains(s));
     }
@@ -336,6 +360,7 @@ impl AppState {
         self.selection.clear();
         self.preview.result = None;
         self.run = RunState::default();
+        self.status = None;
         self.last_edit = Instant::now() - PREVIEW_DEBOUNCE;
     }
 
@@ -395,6 +420,11 @@ impl AppState {
     }
 
     fn carry_out(&mut self, command: Command, worker: &Worker) {
+        // A message speaks of the last thing done: the next one makes it stale. Looking at
+        // another tab changes nothing.
+        if !matches!(command, Command::ShowTab(_)) {
+            self.status = None;
+        }
         match command {
             Command::NewFlow => {
                 let mut flow = empty_flow();
@@ -817,8 +847,9 @@ impl AppState {
     }
 
     /// Takes in what the background reported and asks for what is out of date. Called once
-    /// a frame; never waits.
-    pub fn poll(&mut self, worker: &Worker) {
+    /// a frame; never waits. Returns how soon it needs another frame with no input at all
+    /// (a preview held back while the user types must still go out when they stop).
+    pub fn poll(&mut self, worker: &Worker) -> Option<Duration> {
         while let Some(message) = worker.try_recv() {
             self.receive(message, worker);
         }
@@ -831,7 +862,7 @@ impl AppState {
                 self.doc.revision,
             );
         }
-        self.request_preview(worker);
+        let wake = self.request_preview(worker);
         if let (Some(start), true) = (self.run.started, self.run.is_running()) {
             let read = self.run.records_read(&self.sources());
             let now = Instant::now();
@@ -847,14 +878,15 @@ impl AppState {
                 _ => {}
             }
         }
+        wake
     }
 
-    fn request_preview(&mut self, worker: &Worker) {
-        let Some(node) = self.selected_node().map(|n| n.id.clone()) else {
-            return;
-        };
-        if self.last_edit.elapsed() < PREVIEW_DEBOUNCE {
-            return;
+    /// Asks for the selected node's preview once edits pause; otherwise says when to ask.
+    fn request_preview(&mut self, worker: &Worker) -> Option<Duration> {
+        let node = self.selected_node().map(|n| n.id.clone())?;
+        let since = self.last_edit.elapsed();
+        if since < PREVIEW_DEBOUNCE {
+            return Some(PREVIEW_DEBOUNCE - since);
         }
         let key = PreviewKey {
             node,
@@ -862,11 +894,12 @@ impl AppState {
             limit: self.preview.limit,
         };
         if self.preview.requested.as_ref() == Some(&key) {
-            return;
+            return None;
         }
         self.preview.loading = true;
         self.preview.requested = Some(key.clone());
         worker.preview(self.doc.flow.clone(), self.doc.base_dir(), key);
+        None
     }
 
     fn receive(&mut self, message: Message, worker: &Worker) {
