@@ -166,6 +166,18 @@ pub trait NodeKind: NodeConfig + DeserializeOwned + JsonSchema {
     /// Whether the node reads one of its service's objects, listed by
     /// [`NodeConfig::entities`].
     const BROWSES_ENTITIES: bool = false;
+
+    /// Finishes publishing what a destination's runtime described in
+    /// [`Destination::commit_plan`], for a run that was killed while it committed. Runs in
+    /// another process, so it has only the plan; it must be safe to run again after it was
+    /// itself interrupted. Says what is now published; an error means nothing of that run
+    /// is visible any more (it was rolled back), so the run's records will be read again.
+    fn finish_commit(_plan: &serde_json::Value) -> Result<Vec<OutputLocation>, NodeError> {
+        Err(NodeError::msg(format!(
+            "{} cannot finish a commit from a record",
+            Self::TYPE
+        )))
+    }
 }
 
 /// One entry of the registry.
@@ -179,6 +191,8 @@ pub struct NodeType {
     pub browses_entities: bool,
     parse: fn(serde_json::Value) -> Result<Arc<dyn NodeConfig>, ConfigProblem>,
     schema: fn(&mut SchemaGenerator) -> Schema,
+    /// [`NodeKind::finish_commit`].
+    pub finish_commit: fn(&serde_json::Value) -> Result<Vec<OutputLocation>, NodeError>,
 }
 
 impl NodeType {
@@ -193,6 +207,7 @@ impl NodeType {
             browses_entities: K::BROWSES_ENTITIES,
             parse: parse_config::<K>,
             schema: |g| g.subschema_for::<K>(),
+            finish_commit: K::finish_commit,
         }
     }
 
@@ -214,7 +229,7 @@ fn parse_config<K: NodeKind>(
         Ok(c) => Ok(Arc::new(c)),
         Err(e) => Err(ConfigProblem::new(
             crate::flow::validate::pointer_from_serde_path(e.path()),
-            e.inner().to_string(),
+            crate::flow::validate::serde_in_words(&e.inner().to_string()),
         )),
     }
 }
@@ -253,6 +268,14 @@ pub trait Destination: Send {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), NodeError>;
     /// Flushes and closes staged output; the input has ended.
     fn finish(&mut self) -> Result<(), NodeError>;
+    /// What publishing this run's output takes, as a document that outlives the process
+    /// (see [`NodeKind::finish_commit`]). The engine keeps it in the run's commit record
+    /// before `commit` publishes anything. `None`: the destination publishes in a way that
+    /// cannot be finished by another process; a kill while it commits may leave part of
+    /// its output visible, and the README says so for each such destination.
+    fn commit_plan(&self) -> Option<serde_json::Value> {
+        None
+    }
     fn commit(self: Box<Self>) -> Result<Vec<OutputLocation>, NodeError>;
     fn abort(self: Box<Self>);
     /// Bytes written so far, staged or not.

@@ -338,3 +338,45 @@ fn incremental_pulls_read_each_record_once_across_runs() {
     let full = assert_ran(&run(&scratch, &flow, &["--full"]));
     assert_eq!(full["records_written"], 251);
 }
+
+#[test]
+fn an_incremental_run_killed_while_it_publishes_is_finished_and_never_read_twice() {
+    let api = start();
+    // A file per priority: the commit is a few renames; kill at each of the first two.
+    for k in 1..=2 {
+        let scratch = Scratch::new();
+        let mut flow = to_folder(json!({
+            "url": format!("{}/cursor", api.url()), "records_path": "data",
+            "pagination": {"style": "cursor", "path": "response_metadata.next_cursor", "param": "cursor"},
+            "incremental": {"param": "updated_since", "field": "updated_at", "id_field": "id"}
+        }));
+        flow["nodes"][1]["config"]["partition_by"] = json!(["priority"]);
+        let path = scratch.flow("flow.json", &flow);
+        let killed = Command::new("strace")
+            .args([
+                "-f",
+                "-qq",
+                "-o",
+                "/dev/null",
+                "-e",
+                &format!("inject=rename,renameat,renameat2:signal=SIGKILL:when={k}"),
+                env!("CARGO_BIN_EXE_tributary"),
+                "run",
+                path.to_str().unwrap(),
+            ])
+            .env("TRIBUTARY_HOME", scratch.home())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("strace runs (scripts/test.sh installs it)");
+        assert!(!killed.success());
+        // The next run finishes the killed one's commit and starts where it ended: it reads
+        // nothing new.
+        let next = assert_ran(&run(&scratch, &flow, &[]));
+        assert_eq!(next["records_written"], 0, "k={k}: {next}");
+        let ids = ids_written(&scratch);
+        assert_eq!(ids.len(), 250, "k={k}: each record once");
+        assert_eq!(ids.iter().copied().collect::<BTreeSet<_>>().len(), 250);
+    }
+}

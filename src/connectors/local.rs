@@ -6,6 +6,12 @@
 //! partial file under a final name. A run killed outright leaves only its staging folder;
 //! the next run to the same folder removes it, which it can tell from the lock that a live
 //! run holds on its staging folder.
+//!
+//! Committing renames the files one by one, so it is made finishable: the run's commit
+//! record (kept by the engine) and a `commit.json` in the staging folder list every file
+//! before the first rename. A run killed halfway is finished by the next run of the flow
+//! ([`NodeKind::finish_commit`]), which moves what is left; until then other runs to the
+//! folder leave that staging folder alone.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -25,6 +31,7 @@ use crate::node::{
     PlanContext, Runtime,
 };
 use crate::transforms::fields::{Problems, any_type};
+use serde_json::{Value, json};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -66,6 +73,10 @@ impl NodeKind for LocalDestination {
     const TITLE: &'static str = "Local folder";
     const ICON: &'static str = "📁";
     const DESCRIPTION: &'static str = "Write CSV, JSON lines, JSON or Parquet files to a folder";
+
+    fn finish_commit(plan: &Value) -> Result<Vec<OutputLocation>, NodeError> {
+        CommitPlan::from_value(plan)?.publish()
+    }
 }
 
 impl LocalDestination {
@@ -107,7 +118,9 @@ impl NodeConfig for LocalDestination {
             .as_ref()
             .expect("a destination has an input");
         let columns = self.partition_columns(input)?;
-        let root = cx.base_dir.join(&self.folder);
+        // Absolute, so that a commit finished by a later run started elsewhere finds it.
+        let root = std::path::absolute(cx.base_dir.join(&self.folder))
+            .map_err(|e| NodeError::io(format!("cannot find the folder {}", self.folder), e))?;
         let staging = Staging::create(&root, &cx.execution_id)?;
         let layout = Layout {
             format: self.format,
@@ -141,6 +154,15 @@ impl Staging {
         fs::create_dir_all(&parent).map_err(|e| {
             NodeError::io(format!("cannot create the folder {}", root.display()), e)
         })?;
+        // A link in place of the staging folder would have runs stage (and clean up)
+        // inside whatever folder it points to.
+        let real_folder = fs::symlink_metadata(&parent).is_ok_and(|m| m.file_type().is_dir());
+        if !real_folder {
+            return Err(NodeError::msg(format!(
+                "{} is not a folder (a link or a file is in its place); Tributary stages files only in a real folder: remove it and run again",
+                parent.display()
+            )));
+        }
         remove_abandoned(&parent);
         let dir = parent.join(execution_id);
         fs::create_dir_all(&dir)
@@ -170,6 +192,16 @@ fn remove_abandoned(parent: &Path) {
     };
     for entry in entries.flatten() {
         let dir = entry.path();
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            // Never followed: a link here is removed itself, whatever it points to.
+            let _ = fs::remove_file(&dir);
+            continue;
+        }
+        if dir.join(COMMIT_FILE).exists() {
+            // A commit that was decided and interrupted: the next run of its flow finishes
+            // it from here.
+            continue;
+        }
         let abandoned = match File::open(dir.join("lock")) {
             Ok(lock) => lock.try_lock().is_ok(),
             // A folder without a lock file is either being created right now or was left
@@ -228,32 +260,21 @@ impl Destination for LocalRun {
         self.files.finish()
     }
 
+    fn commit_plan(&self) -> Option<Value> {
+        Some(self.plan().to_value())
+    }
+
     fn commit(self: Box<Self>) -> Result<Vec<OutputLocation>, NodeError> {
-        let files = self.files;
-        let mut outputs = Vec::with_capacity(files.staged.len());
-        let mut made: HashSet<PathBuf> = HashSet::new();
-        for file in &files.staged {
-            let target = self.root.join(&file.relative);
-            if let Some(dir) = target.parent()
-                && made.insert(dir.to_path_buf())
-            {
-                fs::create_dir_all(dir)
-                    .map_err(|e| NodeError::io(format!("cannot create {}", dir.display()), e))?;
-            }
-            fs::rename(files.store.dir.join(&file.relative), &target).map_err(|e| {
-                NodeError::io(format!("cannot move {} into place", target.display()), e)
-            })?;
-            outputs.push(OutputLocation {
-                location: target.display().to_string(),
-                records: file.records,
-                bytes: file.bytes,
-            });
-        }
-        if let Some(dir) = self.root.join(files.run_folder()).parent() {
-            sync_dir(dir);
-        }
-        files.store.remove();
-        Ok(outputs)
+        let plan = self.plan();
+        // Written before the first rename, so that other runs to this folder leave the
+        // staging folder for the one that finishes the commit.
+        let marker = self.files.store.dir.join(COMMIT_FILE);
+        let io = |e| NodeError::io(format!("cannot write {}", marker.display()), e);
+        let mut file = File::create(&marker).map_err(io)?;
+        std::io::Write::write_all(&mut file, plan.to_value().to_string().as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        sync_dir(&self.files.store.dir);
+        plan.publish()
     }
 
     fn abort(self: Box<Self>) {
@@ -262,6 +283,123 @@ impl Destination for LocalRun {
 
     fn bytes_written(&self) -> u64 {
         self.files.bytes_written()
+    }
+}
+
+/// Marks a staging folder whose commit was decided; holds the [`CommitPlan`].
+const COMMIT_FILE: &str = "commit.json";
+
+impl LocalRun {
+    fn plan(&self) -> CommitPlan {
+        CommitPlan {
+            root: self.root.clone(),
+            staging: self.files.store.dir.clone(),
+            files: self
+                .files
+                .staged
+                .iter()
+                .map(|f| (f.relative.clone(), f.records, f.bytes))
+                .collect(),
+        }
+    }
+}
+
+/// What publishing one run's files takes: move each from the staging folder to its place.
+#[derive(Debug, Clone, PartialEq)]
+struct CommitPlan {
+    root: PathBuf,
+    staging: PathBuf,
+    /// Relative path ('/'-separated), records, bytes.
+    files: Vec<(String, u64, u64)>,
+}
+
+impl CommitPlan {
+    fn to_value(&self) -> Value {
+        json!({
+            "root": self.root,
+            "staging": self.staging,
+            "files": self.files.iter().map(|(r, n, b)| json!([r, n, b])).collect::<Vec<_>>(),
+        })
+    }
+
+    fn from_value(plan: &Value) -> Result<Self, NodeError> {
+        let damaged = || NodeError::msg(format!("the commit record is damaged: {plan}"));
+        let path = |key: &str| plan[key].as_str().map(PathBuf::from).ok_or_else(damaged);
+        let files = plan["files"]
+            .as_array()
+            .ok_or_else(damaged)?
+            .iter()
+            .map(|f| {
+                Some((
+                    f.get(0)?.as_str()?.to_string(),
+                    f.get(1)?.as_u64()?,
+                    f.get(2)?.as_u64()?,
+                ))
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(damaged)?;
+        Ok(Self {
+            root: path("root")?,
+            staging: path("staging")?,
+            files,
+        })
+    }
+
+    /// Moves every staged file into place, skipping those already there, then removes the
+    /// staging folder. Safe to run again after an interruption. When a file is neither
+    /// staged nor in place, the commit cannot be finished: what it published is removed
+    /// again, so the run's output is absent rather than partial.
+    fn publish(&self) -> Result<Vec<OutputLocation>, NodeError> {
+        let mut outputs = Vec::with_capacity(self.files.len());
+        let mut made: HashSet<PathBuf> = HashSet::new();
+        for (relative, records, bytes) in &self.files {
+            let staged = self.staging.join(relative);
+            let target = self.root.join(relative);
+            if fs::symlink_metadata(&staged).is_ok() {
+                if let Some(dir) = target.parent()
+                    && made.insert(dir.to_path_buf())
+                {
+                    fs::create_dir_all(dir).map_err(|e| {
+                        NodeError::io(format!("cannot create {}", dir.display()), e)
+                    })?;
+                }
+                fs::rename(&staged, &target).map_err(|e| {
+                    NodeError::io(format!("cannot move {} into place", target.display()), e)
+                })?;
+            } else if fs::symlink_metadata(&target).is_err() {
+                self.roll_back();
+                return Err(NodeError::msg(format!(
+                    "the staged file {} of an interrupted commit is gone, so that run's output was removed; its records will be read again",
+                    staged.display()
+                )));
+            }
+            outputs.push(OutputLocation {
+                location: target.display().to_string(),
+                records: *records,
+                bytes: *bytes,
+            });
+        }
+        for dir in &made {
+            sync_dir(dir);
+        }
+        self.remove_staging();
+        Ok(outputs)
+    }
+
+    /// Removes what the commit published so far, and its staging folder.
+    fn roll_back(&self) {
+        for (relative, _, _) in &self.files {
+            let _ = fs::remove_file(self.root.join(relative));
+        }
+        self.remove_staging();
+    }
+
+    fn remove_staging(&self) {
+        let _ = fs::remove_dir_all(&self.staging);
+        if let Some(parent) = self.staging.parent() {
+            // Only when no other run stages there.
+            let _ = fs::remove_dir(parent);
+        }
     }
 }
 

@@ -32,7 +32,7 @@ use crate::node::{
     BuildContext, Destination, ErrorRecord, NodeError, OutputLocation, Runtime, Transform,
 };
 use crate::paths::Dirs;
-use crate::state::StateStore;
+use crate::state::{RunLock, StateStore};
 use context::{NodeHandle, Outputs};
 
 /// How a run is carried out and who watches it.
@@ -332,6 +332,20 @@ async fn execute(
         Ok(state) => state,
         Err(message) => return Outcome::failed(None, message, &handles),
     };
+    // A run of the flow holds its lock to the end: a second run would read the same
+    // window, and finish the same interrupted commit, as this one.
+    let _lock = match mode {
+        Mode::Run => match RunLock::take(&opts.dirs, &plan.flow_name) {
+            Ok(lock) => Some(lock),
+            Err(message) => return Outcome::failed(None, message, &handles),
+        },
+        Mode::Preview { .. } => None,
+    };
+    if matches!(mode, Mode::Run)
+        && let Err(message) = finish_interrupted_commits(plan, &mut state)
+    {
+        return Outcome::failed(None, message, &handles);
+    }
     let mut from: Vec<Option<serde_json::Value>> = vec![None; n];
     for (i, node) in plan.nodes.iter().enumerate() {
         if selected[i] && node.kind.role == crate::node::Role::Source && !opts.full {
@@ -548,14 +562,7 @@ async fn execute(
         (None, true) => RunStatus::Canceled,
         (None, false) => RunStatus::Successful,
     };
-    let (outputs, commit_error) =
-        finish_destinations(destinations, status == RunStatus::Successful, &handles).await;
-    let (mut status, mut error) = match commit_error {
-        Some(e) => (RunStatus::Error, Some(e)),
-        None => (status, error),
-    };
-
-    // The output is committed: only now may the sources' watermarks move on.
+    // Every task has ended: the windows the sources read are known.
     let windows: Vec<Window> = (0..n)
         .filter_map(|i| {
             let to = marks[i].lock().unwrap().take();
@@ -570,16 +577,21 @@ async fn execute(
         .iter()
         .filter_map(|w| Some((w.node.clone(), w.to.clone()?)))
         .collect();
-    let save = matches!(mode, Mode::Run) && status == RunStatus::Successful && !reached.is_empty();
-    if save && let Err(e) = state.save(&plan.flow_name, execution_id, &reached) {
-        status = RunStatus::Error;
-        error = Some(RunError {
-            node: None,
-            message: format!(
-                "the output is complete, but where the sources left off could not be saved, so the next run will read the same records again: {e}"
-            ),
-        });
-    }
+    let commit = match mode {
+        Mode::Run if status == RunStatus::Successful => Some(Commit {
+            state,
+            flow: plan.flow_name.clone(),
+            execution_id: execution_id.to_string(),
+            reached,
+        }),
+        _ => None,
+    };
+    let kinds = plan.nodes.iter().map(|n| n.kind.name).collect();
+    let (outputs, commit_error) = finish_destinations(destinations, commit, &handles, kinds).await;
+    let (status, error) = match commit_error {
+        Some(e) => (RunStatus::Error, Some(e)),
+        None => (status, error),
+    };
     Outcome {
         status,
         error,
@@ -589,6 +601,51 @@ async fn execute(
         peak_in_flight: in_flight.peak(),
         windows,
     }
+}
+
+/// Finishes the commits of this flow's runs that were killed while they published, oldest
+/// first, and saves the watermarks they reached: the run that follows starts where they
+/// ended. A commit that cannot be finished whole (a destination rolled back, or one that
+/// publishes in a way no other process can finish) is dropped without its watermarks, so
+/// its records are read again: possibly twice where part of it was published, never lost.
+fn finish_interrupted_commits(plan: &Plan, state: &mut StateStore) -> Result<(), String> {
+    for (execution_id, record) in state.pending_commits(&plan.flow_name)? {
+        let mut finished = true;
+        for d in record["destinations"].as_array().into_iter().flatten() {
+            let node = d["node"].as_str().unwrap_or_default();
+            let kind = d["type"].as_str().unwrap_or_default();
+            if d["plan"].is_null() {
+                tracing::warn!(
+                    "run {execution_id} was stopped while it published; `{node}` ({kind}) may hold part of its output, and its records are read again"
+                );
+                finished = false;
+                continue;
+            }
+            let Some(node_type) = plan.nodes.iter().map(|n| n.kind).find(|k| k.name == kind) else {
+                return Err(format!(
+                    "run {execution_id} was stopped while it published, and its destination `{node}` ({kind}) is no longer in the flow, so its output cannot be finished; put the node back for one run, or remove the run's staging folder by hand"
+                ));
+            };
+            match (node_type.finish_commit)(&d["plan"]) {
+                Ok(outputs) => tracing::info!(
+                    "finished publishing {} file(s) of run {execution_id} in node `{node}`",
+                    outputs.len()
+                ),
+                Err(e) => {
+                    tracing::warn!("run {execution_id}, node `{node}`: {e}");
+                    finished = false;
+                }
+            }
+        }
+        let marks: Vec<(String, serde_json::Value)> =
+            serde_json::from_value(record["watermarks"].clone()).unwrap_or_default();
+        if finished {
+            state.end_commit(&plan.flow_name, &execution_id, &marks)?;
+        } else {
+            state.drop_commit(&execution_id)?;
+        }
+    }
+    Ok(())
 }
 
 fn figures(handles: &[NodeHandle]) -> Vec<NodeFigures> {
@@ -613,31 +670,94 @@ impl Outcome {
     }
 }
 
-/// Commits every destination's staged output when the run succeeded, aborts them all
-/// otherwise (or when one commit fails, the ones not yet committed).
+/// What a successful run commits: its output, then where its sources left off.
+struct Commit {
+    state: StateStore,
+    flow: String,
+    execution_id: String,
+    reached: Vec<(String, serde_json::Value)>,
+}
+
+/// Publishes every destination's staged output when the run succeeded (`commit`), aborts
+/// them all otherwise.
+///
+/// Two phases: the commit record (what each destination needs to finish publishing, and
+/// the watermarks reached) is written before anything is published, and deleted together
+/// with saving the watermarks once everything is. A kill in between is finished by the
+/// next run ([`finish_interrupted_commits`]). A destination that fails to publish leaves
+/// the record too, so the next run tries again rather than read the window twice.
 async fn finish_destinations(
     destinations: Vec<(usize, Box<dyn Destination>)>,
-    commit: bool,
+    commit: Option<Commit>,
     handles: &[NodeHandle],
+    kinds: Vec<&'static str>,
 ) -> (Vec<OutputLocation>, Option<RunError>) {
     let ids: Vec<Arc<str>> = handles.iter().map(|h| h.id.clone()).collect();
     tokio::task::spawn_blocking(move || {
+        let Some(mut commit) = commit else {
+            for (_, d) in destinations {
+                d.abort();
+            }
+            return (Vec::new(), None);
+        };
+        let record = serde_json::json!({
+            "destinations": destinations
+                .iter()
+                .map(|(i, d)| serde_json::json!({
+                    "node": &*ids[*i],
+                    "type": kinds[*i],
+                    "plan": d.commit_plan(),
+                }))
+                .collect::<Vec<_>>(),
+            "watermarks": commit.reached,
+        });
+        if let Err(message) = commit
+            .state
+            .begin_commit(&commit.flow, &commit.execution_id, &record)
+        {
+            for (_, d) in destinations {
+                d.abort();
+            }
+            return (
+                Vec::new(),
+                Some(RunError {
+                    node: None,
+                    message,
+                }),
+            );
+        }
         let mut outputs = Vec::new();
         let mut error = None;
         for (i, d) in destinations {
-            if commit && error.is_none() {
-                match d.commit() {
-                    Ok(list) => outputs.extend(list),
-                    Err(e) => {
-                        error = Some(RunError {
-                            node: Some(ids[i].to_string()),
-                            message: format!("cannot finish writing: {e}"),
-                        });
-                    }
-                }
-            } else {
+            if error.is_some() && d.commit_plan().is_none() {
+                // Nothing can finish this one later: it publishes nothing.
                 d.abort();
+                continue;
             }
+            match d.commit() {
+                Ok(list) => outputs.extend(list),
+                Err(e) => {
+                    error.get_or_insert(RunError {
+                        node: Some(ids[i].to_string()),
+                        message: format!(
+                            "cannot finish writing: {e}; the next run of the flow finishes publishing this run's output before it reads anything"
+                        ),
+                    });
+                }
+            }
+        }
+        if error.is_none()
+            && let Err(e) =
+                commit
+                    .state
+                    .end_commit(&commit.flow, &commit.execution_id, &commit.reached)
+        {
+            error = Some(RunError {
+                node: None,
+                message: format!(
+                    "the output is complete, but where the sources left off could not be saved; the next run saves it before it reads anything: {e}"
+                ),
+            });
         }
         (outputs, error)
     })

@@ -5,6 +5,15 @@
 //! A watermark is saved only after every destination of the run has committed its output:
 //! a run that fails, is cancelled or killed leaves the old one, so its window is read again
 //! and nothing is lost.
+//!
+//! Publishing is two-phase. Before a destination publishes anything, the run writes a
+//! *commit record*: what each destination needs to finish publishing, and the watermarks
+//! the run reached. The watermarks are saved and the record deleted in one transaction once
+//! every destination has published. A run killed in between leaves the record, and the
+//! next run of the flow finishes the publication from it and saves those watermarks before
+//! it reads anything, so no record is written twice and none is lost.
+//!
+//! A flow runs once at a time: [`RunLock`] is a lock file a live run holds.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -46,6 +55,12 @@ impl StateStore {
                  saved_at TEXT NOT NULL,
                  execution_id TEXT NOT NULL,
                  PRIMARY KEY (flow, node)
+             );
+             CREATE TABLE IF NOT EXISTS commits (
+                 execution_id TEXT PRIMARY KEY,
+                 flow TEXT NOT NULL,
+                 record TEXT NOT NULL,
+                 started_at TEXT NOT NULL
              );",
         )
         .map_err(fail)?;
@@ -83,17 +98,7 @@ impl StateStore {
     ) -> Result<(), String> {
         let saved_at = chrono::Utc::now().to_rfc3339();
         let tx = self.conn.transaction().map_err(|e| format!("{e}"))?;
-        for (node, value) in marks {
-            tx.execute(
-                "INSERT INTO watermarks (flow, node, value, saved_at, execution_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (flow, node) DO UPDATE SET
-                     value = excluded.value, saved_at = excluded.saved_at,
-                     execution_id = excluded.execution_id",
-                params![flow, node, value.to_string(), saved_at, execution_id],
-            )
-            .map_err(|e| format!("cannot save the watermark of `{node}`: {e}"))?;
-        }
+        save_marks(&tx, flow, execution_id, &saved_at, marks)?;
         tx.commit().map_err(|e| self.fail(e))
     }
 
@@ -129,11 +134,162 @@ impl StateStore {
         .collect()
     }
 
+    /// Writes a run's commit record: from here on its output is published, now or by the
+    /// next run of the flow.
+    pub fn begin_commit(
+        &self,
+        flow: &str,
+        execution_id: &str,
+        record: &Value,
+    ) -> Result<(), String> {
+        self.conn
+            .execute(
+                "INSERT INTO commits (execution_id, flow, record, started_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    execution_id,
+                    flow,
+                    record.to_string(),
+                    chrono::Utc::now().to_rfc3339()
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| format!("cannot write the commit record: {e}"))
+    }
+
+    /// The commit is done: saves the run's watermarks and deletes its record, together.
+    pub fn end_commit(
+        &mut self,
+        flow: &str,
+        execution_id: &str,
+        marks: &[(String, Value)],
+    ) -> Result<(), String> {
+        let saved_at = chrono::Utc::now().to_rfc3339();
+        let path = self.path.display().to_string();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| format!("the run state {path} failed: {e}"))?;
+        save_marks(&tx, flow, execution_id, &saved_at, marks)?;
+        tx.execute(
+            "DELETE FROM commits WHERE execution_id = ?1",
+            params![execution_id],
+        )
+        .map_err(|e| format!("cannot close the commit record: {e}"))?;
+        tx.commit()
+            .map_err(|e| format!("the run state {path} failed: {e}"))
+    }
+
+    /// Forgets a commit record without saving its watermarks: the publication was rolled
+    /// back, so its window must be read again.
+    pub fn drop_commit(&self, execution_id: &str) -> Result<(), String> {
+        self.conn
+            .execute(
+                "DELETE FROM commits WHERE execution_id = ?1",
+                params![execution_id],
+            )
+            .map(|_| ())
+            .map_err(|e| self.fail(e))
+    }
+
+    /// The commit records of `flow`'s runs that did not finish publishing, oldest first.
+    pub fn pending_commits(&self, flow: &str) -> Result<Vec<(String, Value)>, String> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT execution_id, record FROM commits WHERE flow = ?1 ORDER BY started_at")
+            .map_err(|e| self.fail(e))?;
+        let rows = statement
+            .query_map(params![flow], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.fail(e))?;
+        rows.map(|row| {
+            let (id, text) = row.map_err(|e| self.fail(e))?;
+            let record = serde_json::from_str(&text)
+                .map_err(|e| format!("the commit record of run {id} is damaged: {e}"))?;
+            Ok((id, record))
+        })
+        .collect()
+    }
+
     /// Forgets a flow's watermarks: its next run reads everything. Returns how many.
     pub fn reset(&self, flow: &str) -> Result<usize, String> {
         self.conn
             .execute("DELETE FROM watermarks WHERE flow = ?1", params![flow])
             .map_err(|e| self.fail(e))
+    }
+}
+
+fn save_marks(
+    tx: &rusqlite::Transaction<'_>,
+    flow: &str,
+    execution_id: &str,
+    saved_at: &str,
+    marks: &[(String, Value)],
+) -> Result<(), String> {
+    for (node, value) in marks {
+        tx.execute(
+            "INSERT INTO watermarks (flow, node, value, saved_at, execution_id)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (flow, node) DO UPDATE SET
+                 value = excluded.value, saved_at = excluded.saved_at,
+                 execution_id = excluded.execution_id",
+            params![flow, node, value.to_string(), saved_at, execution_id],
+        )
+        .map_err(|e| format!("cannot save the watermark of `{node}`: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A flow's run lock: held by the one live run of the flow, released by the system when
+/// that process ends however it ends. The file holds the holder's process id, to name it.
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    /// Takes the lock of `flow`, or says which process holds it.
+    pub fn take(dirs: &Dirs, flow: &str) -> Result<Self, String> {
+        use std::io::{Read, Seek, Write};
+        let folder = dirs.data.join("locks");
+        std::fs::create_dir_all(&folder)
+            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+        // The flow's name may hold any character: the file is named by its hash.
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(flow.as_bytes());
+        let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let path = folder.join(format!("{name}.lock"));
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = file.set_len(0);
+                let _ = write!(file, "{}", std::process::id());
+                let _ = file.flush();
+                Ok(Self { _file: file })
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.rewind();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let who = if holder.is_empty() {
+                    "another process".to_string()
+                } else {
+                    format!("process {holder}")
+                };
+                Err(format!(
+                    "the flow \"{flow}\" is already running ({who}); a flow runs once at a time, so that two runs never read the same records: wait for that run to end"
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(format!("cannot lock {}: {e}", path.display()))
+            }
+        }
     }
 }
 
@@ -171,5 +327,49 @@ mod tests {
             store.watermark("g", "src").unwrap(),
             Some(serde_json::json!(1))
         );
+    }
+
+    #[test]
+    fn a_commit_record_lives_until_its_watermarks_are_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = Dirs::under(dir.path());
+        let mut store = StateStore::open(&dirs).unwrap();
+        let record = serde_json::json!({"destinations": []});
+        store.begin_commit("f", "run-1", &record).unwrap();
+        store.begin_commit("g", "run-2", &record).unwrap();
+        let again = StateStore::open(&dirs).unwrap();
+        assert_eq!(
+            again.pending_commits("f").unwrap(),
+            vec![("run-1".to_string(), record.clone())]
+        );
+        store
+            .end_commit("f", "run-1", &[("src".into(), serde_json::json!(7))])
+            .unwrap();
+        assert!(again.pending_commits("f").unwrap().is_empty());
+        assert_eq!(
+            again.watermark("f", "src").unwrap(),
+            Some(serde_json::json!(7))
+        );
+        store.drop_commit("run-2").unwrap();
+        assert!(again.pending_commits("g").unwrap().is_empty());
+        assert_eq!(again.watermark("g", "src").unwrap(), None);
+    }
+
+    #[test]
+    fn a_flow_runs_once_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = Dirs::under(dir.path());
+        let first = RunLock::take(&dirs, "Orders").unwrap();
+        let Err(refused) = RunLock::take(&dirs, "Orders") else {
+            panic!("a second run of the flow is refused");
+        };
+        assert!(refused.contains("already running"), "{refused}");
+        assert!(
+            refused.contains(&std::process::id().to_string()),
+            "names the process: {refused}"
+        );
+        let _other = RunLock::take(&dirs, "Invoices").expect("another flow runs beside it");
+        drop(first);
+        RunLock::take(&dirs, "Orders").expect("free again once the run ended");
     }
 }
