@@ -6,8 +6,13 @@ cd "$(dirname "$0")/.."
 
 # A C toolchain for the C code some crates bundle (zstd). The app's tests run headless and
 # need no display libraries.
+# No test may reach for the EC2 instance metadata address: every AWS client here is local.
+export AWS_EC2_METADATA_DISABLED=true
+
 source scripts/packages.sh
 ensure_packages build-essential pkg-config python3-venv
+# The kill-during-commit tests stop a run at its K-th rename with strace's fault injection.
+ensure_packages strace
 # The connection tests log in through a real headless browser.
 ensure_packages chromium
 export TRIBUTARY_TEST_CHROMIUM=/usr/bin/chromium

@@ -1,6 +1,7 @@
 //! `tributary connection add|list|test|login|remove`, and the vault passphrase prompt the
 //! commands that need secrets share.
 
+use crate::console::{errln, out_raw, outln};
 use std::io::{BufRead, IsTerminal};
 use std::time::Duration;
 
@@ -106,22 +107,26 @@ pub fn execute(action: ConnectionAction, dirs: &Dirs) -> anyhow::Result<u8> {
             } else {
                 String::new()
             };
-            println!("connection `{name}` added{next}");
+            outln!("connection `{name}` added{next}");
             Ok(0)
         }
         ConnectionAction::List { json } => {
             let all = auth::load(dirs).map_err(anyhow::Error::msg)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
+                out_raw!("{}", serde_json::to_string_pretty(&all)?);
                 return Ok(0);
             }
             if all.is_empty() {
-                println!("no connections yet; add one with `tributary connection add`");
+                outln!("no connections yet; add one with `tributary connection add`");
                 return Ok(0);
             }
-            println!(
+            outln!(
                 "{:<20} {:<11} {:<26} {:<28} {:<21} STATE",
-                "NAME", "CONNECTOR", "SIGN-IN", "AS", "TOKEN EXPIRES"
+                "NAME",
+                "CONNECTOR",
+                "SIGN-IN",
+                "AS",
+                "TOKEN EXPIRES"
             );
             let now = chrono::Utc::now();
             for (name, c) in &all {
@@ -131,7 +136,7 @@ pub fn execute(action: ConnectionAction, dirs: &Dirs) -> anyhow::Result<u8> {
                     .expires_at
                     .map(|at| at.format("%Y-%m-%d %H:%M UTC").to_string())
                     .unwrap_or_else(|| "-".into());
-                println!(
+                outln!(
                     "{name:<20} {:<11} {:<26} {who:<28} {until:<21} {}",
                     c.connector,
                     c.auth.name(),
@@ -147,11 +152,11 @@ pub fn execute(action: ConnectionAction, dirs: &Dirs) -> anyhow::Result<u8> {
             }
             match runtime()?.block_on(auth::connect::test(dirs, &name)) {
                 Ok(words) => {
-                    println!("{name}: {words}");
+                    outln!("{name}: {words}");
                     Ok(0)
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    errln!("error: {e}");
                     Ok(1)
                 }
             }
@@ -163,7 +168,7 @@ pub fn execute(action: ConnectionAction, dirs: &Dirs) -> anyhow::Result<u8> {
                 &connection,
                 Duration::from_secs(timeout),
                 Box::new(|url: &str| {
-                    eprintln!("Opening the browser to log in. If it does not open, visit:\n  {url}")
+                    errln!("Opening the browser to log in. If it does not open, visit:\n  {url}")
                 }),
             )
             .map_err(anyhow::Error::msg)?;
@@ -174,11 +179,11 @@ pub fn execute(action: ConnectionAction, dirs: &Dirs) -> anyhow::Result<u8> {
                         .identity
                         .map(|w| format!(" as {w}"))
                         .unwrap_or_default();
-                    println!("{name}: logged in{who}");
+                    outln!("{name}: logged in{who}");
                     Ok(0)
                 }
                 Err(e) => {
-                    eprintln!("error: {name}: {e}");
+                    errln!("error: {name}: {e}");
                     Ok(1)
                 }
             }
@@ -189,7 +194,7 @@ pub fn execute(action: ConnectionAction, dirs: &Dirs) -> anyhow::Result<u8> {
                 unlock(dirs)?;
             }
             auth::remove(dirs, &name).map_err(anyhow::Error::msg)?;
-            println!("connection `{name}` and its secrets removed");
+            outln!("connection `{name}` and its secrets removed");
             Ok(0)
         }
     }
@@ -237,7 +242,7 @@ pub fn unlock(dirs: &Dirs) -> anyhow::Result<()> {
     let passphrase = if path.exists() {
         rpassword::prompt_password("Vault passphrase: ")?
     } else {
-        eprintln!(
+        errln!(
             "Secrets are kept in an encrypted vault at {}. Choose its passphrase.",
             path.display()
         );

@@ -79,22 +79,9 @@ pub fn runs_per_month(trigger: &Trigger) -> Option<f64> {
 /// Minutes between runs for AppFlow's `rate(N unit)` expressions (`rate(5minutes)`,
 /// `rate(1 hours)`, `rate(1 day)`).
 pub fn rate_minutes(expression: &str) -> Option<f64> {
-    let inner = expression
-        .trim()
-        .strip_prefix("rate(")?
-        .strip_suffix(')')?
-        .trim();
-    let digits = inner
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(inner.len());
-    let n: f64 = inner[..digits].parse().ok()?;
-    let per = match inner[digits..].trim().trim_end_matches('s') {
-        "minute" => 1.0,
-        "hour" => 60.0,
-        "day" => 24.0 * 60.0,
-        _ => return None,
-    };
-    (n > 0.0).then_some(n * per)
+    crate::flow::schedule::rate_minutes(expression)
+        .ok()
+        .map(|m| m as f64)
 }
 
 #[cfg(test)]

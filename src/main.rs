@@ -17,6 +17,9 @@ use tributary::paths::Dirs;
 use tributary::{registry, schema, workspace};
 
 mod connection_command;
+mod console;
+
+use console::{errln, out_raw, outln};
 
 /// Runs allocate and free many large buffers a second (one per batch and column); mimalloc
 /// reuses them where the system allocator returns pages to the kernel and faults them in
@@ -157,7 +160,7 @@ fn main() -> ExitCode {
     match execute(command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -166,7 +169,7 @@ fn main() -> ExitCode {
 fn execute(command: Command) -> anyhow::Result<u8> {
     let dirs = Dirs::from_env();
     if let Err(e) = tributary::auth::http::load_proxy(&dirs) {
-        eprintln!("warning: {e}; going without the proxy setting");
+        errln!("warning: {e}; going without the proxy setting");
     }
     match command {
         Command::Gui { flow, options } => {
@@ -186,7 +189,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
             let mut code = 0;
             for path in flows {
                 match workspace::plan_file(&path, &overrides, &dirs) {
-                    Ok((flow, plan)) => println!(
+                    Ok((flow, plan)) => outln!(
                         "{}: ok, \"{}\" with {} nodes",
                         path.display(),
                         flow.name,
@@ -210,13 +213,13 @@ fn execute(command: Command) -> anyhow::Result<u8> {
             let loaded = match tributary::flow::Flow::load(&flow) {
                 Ok(f) => f,
                 Err(e) => {
-                    eprintln!("{e}");
+                    errln!("{e}");
                     return Ok(INVALID);
                 }
             };
             if loaded.node(&node).is_none() {
                 let ids: Vec<&str> = loaded.nodes.iter().map(|n| n.id.as_str()).collect();
-                eprintln!(
+                errln!(
                     "{}: there is no node `{node}`; its nodes are {}",
                     flow.display(),
                     ids.join(", ")
@@ -248,7 +251,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
             )) {
                 Ok(p) => p,
                 Err(e) => {
-                    eprintln!(
+                    errln!(
                         "preview failed{}: {}",
                         e.node
                             .map(|n| format!(" in node `{n}`"))
@@ -279,21 +282,21 @@ fn execute(command: Command) -> anyhow::Result<u8> {
                     .map(|f| serde_json::json!({"name": f.name(), "type": tributary::types::describe(f.data_type())}))
                     .collect();
                 let out = serde_json::json!({"node": preview.node, "fields": fields, "records": records, "rejected": preview.rejected});
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                out_raw!("{}", serde_json::to_string_pretty(&out)?);
             } else {
-                println!(
+                outln!(
                     "{}",
                     arrow::util::pretty::pretty_format_batches(&preview.batches)?
                 );
-                println!("{} records from node `{node}`", preview.num_rows());
+                outln!("{} records from node `{node}`", preview.num_rows());
                 for r in &preview.rejected {
-                    println!("rejected: {r}");
+                    outln!("rejected: {r}");
                 }
             }
             Ok(0)
         }
         Command::Schema => {
-            print!("{}", schema::flow_schema_text());
+            out_raw!("{}", schema::flow_schema_text().trim_end());
             Ok(0)
         }
         Command::Connectors { json } => {
@@ -302,10 +305,10 @@ fn execute(command: Command) -> anyhow::Result<u8> {
                     .iter()
                     .map(|t| serde_json::json!({"type": t.name, "role": t.role, "title": t.title, "description": t.description}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                out_raw!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 for t in registry::all() {
-                    println!(
+                    outln!(
                         "{:<24} {:<12} {}",
                         t.name,
                         t.role.to_string(),
@@ -340,14 +343,14 @@ fn unlock_for(flow: &tributary::flow::Flow, dirs: &Dirs) -> anyhow::Result<()> {
 }
 
 fn report(path: &std::path::Path, problems: &[Problem]) {
-    eprintln!(
+    errln!(
         "{}: {} problem{}",
         path.display(),
         problems.len(),
         if problems.len() == 1 { "" } else { "s" }
     );
     for p in problems {
-        eprintln!("  {p}");
+        errln!("  {p}");
     }
 }
 
@@ -359,7 +362,7 @@ fn state(action: StateAction, dirs: &Dirs) -> anyhow::Result<u8> {
     let flow = match tributary::flow::Flow::load(path) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("{e}");
+            errln!("{e}");
             return Ok(INVALID);
         }
     };
@@ -368,24 +371,27 @@ fn state(action: StateAction, dirs: &Dirs) -> anyhow::Result<u8> {
         StateAction::Show { json, .. } => {
             let marks = store.watermarks(&flow.name).map_err(anyhow::Error::msg)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&marks)?);
+                out_raw!("{}", serde_json::to_string_pretty(&marks)?);
             } else if marks.is_empty() {
-                println!(
+                outln!(
                     "\"{}\": no source has a saved watermark; the next run reads everything",
                     flow.name
                 );
             } else {
                 for m in marks {
-                    println!(
+                    outln!(
                         "{}: {} (saved by run {} at {})",
-                        m.node, m.value, m.execution_id, m.saved_at
+                        m.node,
+                        m.value,
+                        m.execution_id,
+                        m.saved_at
                     );
                 }
             }
         }
         StateAction::Reset { .. } => {
             let n = store.reset(&flow.name).map_err(anyhow::Error::msg)?;
-            println!(
+            outln!(
                 "\"{}\": {n} watermark{} forgotten; the next run reads everything",
                 flow.name,
                 if n == 1 { "" } else { "s" }
@@ -419,8 +425,8 @@ fn run(
     let show_progress = std::io::stderr().is_terminal();
     let record = runtime.block_on(async {
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("cancelling…");
+            if stop_asked().await {
+                errln!("cancelling…");
                 cancel.cancel();
             }
         });
@@ -457,15 +463,36 @@ fn run(
         record
     });
     if json {
-        println!("{}", serde_json::to_string_pretty(&record)?);
+        out_raw!("{}", serde_json::to_string_pretty(&record)?);
     } else {
-        println!("{}", record.summary());
+        outln!("{}", record.summary());
     }
     Ok(if record.status == RunStatus::Successful {
         0
     } else {
         1
     })
+}
+
+/// Waits for Ctrl+C or SIGTERM (what `kill`, systemd and container runtimes send to stop
+/// a process): both cancel a run the same way, so it ends recorded as canceled with
+/// nothing published. False when signals cannot be watched.
+async fn stop_asked() -> bool {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return tokio::signal::ctrl_c().await.is_ok();
+        };
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.is_ok(),
+            r = term.recv() => r.is_some(),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.is_ok()
+    }
 }
 
 #[cfg(test)]

@@ -382,3 +382,116 @@ fn a_missing_file_is_an_invalid_command() {
         stderr(&o)
     );
 }
+
+#[test]
+fn schedule_expressions_are_checked_with_the_column_of_the_mistake() {
+    for (expression, column) in [
+        ("rate(banana)", 6),
+        ("rate(0 days)", 6),
+        ("rate(-5 minutes)", 6),
+        ("", 1),
+        ("rate(5 weeks)", 8),
+    ] {
+        let mut f = flow(vec![demo("src"), lake("out")], &[("src", "out")]);
+        f["trigger"] = json!({"type": "schedule", "expression": expression});
+        assert_problem(&f, &["/trigger/expression", &format!("at column {column}")]);
+    }
+    let mut good = flow(vec![demo("src"), lake("out")], &[("src", "out")]);
+    good["trigger"] = json!({"type": "schedule", "expression": "rate(15 minutes)"});
+    assert!(problems(&good).is_empty());
+}
+
+#[test]
+fn node_ids_hold_only_safe_characters_and_problems_print_none_raw() {
+    for (id, shown) in [
+        ("la\u{200b}ke", "U+200B"),
+        ("\u{1b}[2Jlake", "U+001B"),
+        ("my lake", "U+0020"),
+    ] {
+        let found = problems(&flow(vec![demo("src"), lake(id)], &[("src", id)]));
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("letters, digits") && p.contains(shown)),
+            "{id:?}: {found:#?}"
+        );
+        for p in &found {
+            assert!(
+                !p.chars().any(|c| c.is_control() || c == '\u{200b}'),
+                "printed raw: {p:?}"
+            );
+        }
+    }
+}
+
+/// `tributary validate` of a file holding `text`; its exit code and what it printed.
+fn validate_text(text: &str) -> (Option<i32>, String) {
+    let scratch = Scratch::new();
+    let path = scratch.write("flow.json", text);
+    let o = scratch.cli(&["validate", path.to_str().unwrap()]);
+    (o.status.code(), stderr(&o) + &stdout(&o))
+}
+
+#[test]
+fn a_key_given_twice_is_refused_with_both_places() {
+    let mut text =
+        serde_json::to_string_pretty(&flow(vec![demo("src"), lake("out")], &[("src", "out")]))
+            .unwrap();
+    text = text.replace(
+        "\"records\": 10",
+        "\"records\": 50,\n        \"records\": 7",
+    );
+    let (code, said) = validate_text(&text);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("\"records\" is given twice"), "{said}");
+    assert!(said.matches("line ").count() >= 2, "both places: {said}");
+}
+
+#[test]
+fn misleading_messages_say_what_to_change() {
+    let good =
+        serde_json::to_string_pretty(&flow(vec![demo("src"), lake("out")], &[("src", "out")]))
+            .unwrap();
+    // A byte order mark is read past.
+    let (code, said) = validate_text(&format!("\u{feff}{good}"));
+    assert_eq!(code, Some(0), "{said}");
+    // A list where the flow object belongs.
+    let (code, said) = validate_text("[1, 2]");
+    assert_eq!(code, Some(2));
+    assert!(
+        said.contains("one JSON object") && !said.contains("struct"),
+        "{said}"
+    );
+    // serde's words for numbers.
+    let (_, said) = validate_text(&good.replace("\"records\": 10", "\"records\": 1e30"));
+    assert!(
+        said.contains("the number 1e30") && said.contains("whole number"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("usize") && !said.contains("floating point"),
+        "{said}"
+    );
+    // A placeholder without its closing brace.
+    let mut f = flow(vec![demo("src"), lake("out")], &[("src", "out")]);
+    f["nodes"][1]["config"]["folder"] = json!("${output");
+    assert_problem(&f, &["/nodes/1/config/folder", "no closing"]);
+}
+
+#[test]
+fn a_folder_or_a_fifo_given_as_the_flow_is_refused_at_once() {
+    let scratch = Scratch::new();
+    let o = scratch.cli(&["validate", scratch.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("a folder"), "{}", stderr(&o));
+    let fifo = scratch.path().join("flow.json");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Would wait forever for a writer if it were opened.
+    let o = scratch.cli(&["validate", fifo.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+}

@@ -33,6 +33,12 @@ const HEADER_LEN: usize = MAGIC.len() + 12 + SALT_LEN;
 const M_COST_KIB: u32 = 64 * 1024;
 const T_COST: u32 = 3;
 const P_COST: u32 = 1;
+/// The Argon2 settings a vault file may ask for. The header is authenticated only after
+/// the key is derived, so a changed header could otherwise make Tributary allocate
+/// terabytes or spin for hours before saying anything: these bounds are the only defence.
+const M_COST_KIB_RANGE: std::ops::RangeInclusive<u32> = 8 * 1024..=1024 * 1024;
+const T_COST_RANGE: std::ops::RangeInclusive<u32> = 1..=10;
+const P_COST_RANGE: std::ops::RangeInclusive<u32> = 1..=16;
 
 /// A secret value. It prints as `***` in `Debug` so it can sit in structs that are logged,
 /// and its memory is wiped when dropped.
@@ -67,6 +73,10 @@ pub enum VaultError {
     WrongPassphrase(PathBuf),
     #[error("{0} is not a Tributary vault file")]
     NotAVault(PathBuf),
+    #[error(
+        "{path} asks for key settings no Tributary vault uses ({what}); the file was changed or damaged: restore it from a backup, or remove it and add the connections again"
+    )]
+    BadSettings { path: PathBuf, what: String },
     #[error("the vault passphrase is empty")]
     EmptyPassphrase,
     #[error("{0}")]
@@ -247,7 +257,23 @@ fn header(bytes: &[u8], path: &Path) -> Result<(u32, u32, u32, [u8; SALT_LEN]), 
     }
     let number = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
     let salt = bytes[20..HEADER_LEN].try_into().unwrap();
-    Ok((number(8), number(12), number(16), salt))
+    let (m, t, p) = (number(8), number(12), number(16));
+    let bad = |what: String| VaultError::BadSettings {
+        path: path.to_path_buf(),
+        what,
+    };
+    if !M_COST_KIB_RANGE.contains(&m) {
+        return Err(bad(format!(
+            "{m} KiB of memory, where 8 MiB to 1 GiB are allowed"
+        )));
+    }
+    if !T_COST_RANGE.contains(&t) {
+        return Err(bad(format!("{t} passes, where 1 to 10 are allowed")));
+    }
+    if !P_COST_RANGE.contains(&p) {
+        return Err(bad(format!("{p} lanes, where 1 to 16 are allowed")));
+    }
+    Ok((m, t, p, salt))
 }
 
 /// The contents of a vault file, decrypted with its key.
@@ -359,6 +385,29 @@ mod tests {
             Vault::unlock(&path, "wrong horse").unwrap_err(),
             VaultError::WrongPassphrase(path.clone())
         );
+    }
+
+    #[test]
+    fn key_settings_out_of_bounds_are_refused_before_deriving() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.bin");
+        let mut vault = Vault::unlock(&path, "pass").unwrap();
+        vault.set("a", &[("api_key", &Secret::new("k"))]).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        // One flipped byte each: 64 GiB of memory, 65,283 passes, 257 lanes. Deriving with
+        // any of them would take the machine's memory or minutes; the refusal is instant.
+        for (at, byte) in [(11, 0x04), (13, 0xff), (17, 0x01)] {
+            let mut bytes = good.clone();
+            bytes[at] ^= byte;
+            std::fs::write(&path, &bytes).unwrap();
+            let started = std::time::Instant::now();
+            let Err(err) = Vault::unlock(&path, "pass") else {
+                panic!("byte {at}: refused");
+            };
+            assert!(matches!(err, VaultError::BadSettings { .. }), "{err}");
+            assert!(err.to_string().contains("allowed"), "{err}");
+            assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        }
     }
 
     #[test]

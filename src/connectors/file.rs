@@ -238,6 +238,17 @@ pub(crate) fn infer_schema(
                 .headers()
                 .map_err(|e| format!("cannot read the header line: {e}"))?
                 .clone();
+            // Two columns of one name would reach the output as one, the second's values
+            // lost.
+            for (i, name) in headers.iter().enumerate() {
+                if let Some(j) = headers.iter().take(i).position(|n| n == name) {
+                    return Err(format!(
+                        "columns {} and {} of the header line are both named `{name}`; rename one in the file",
+                        j + 1,
+                        i + 1
+                    ));
+                }
+            }
             let mut sample = csv::WriterBuilder::new()
                 .delimiter(delimiter as u8)
                 .from_writer(Vec::new());
@@ -492,6 +503,11 @@ impl Reader<'_> {
                 )));
             }
             Ok(_) => {}
+        }
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(record)
+            && let Some(reason) = fraction_in_whole_number(&self.run.schema, &v)
+        {
+            return Ok(Some(reason));
         }
         let mut decoder = self.json_decoder(1)?;
         Ok(decoder
@@ -920,14 +936,21 @@ pub(crate) fn values_to_batch(
     values: &mut Vec<serde_json::Value>,
     reject: &mut dyn FnMut(usize, String, String) -> Result<(), NodeError>,
 ) -> Result<RecordBatch, NodeError> {
+    let whole = values
+        .iter()
+        .all(|v| fraction_in_whole_number(schema, v).is_none());
     let mut decoder = json_decoder(schema, values.len())?;
-    if let Ok(batch) = decoder.serialize(values).and_then(|_| decoder.flush()) {
+    if whole && let Ok(batch) = decoder.serialize(values).and_then(|_| decoder.flush()) {
         values.clear();
         return Ok(batch.unwrap_or_else(|| RecordBatch::new_empty(schema.clone())));
     }
     // The slow path: find the values that do not fit, one by one.
     let mut good = Vec::with_capacity(values.len());
     for (k, v) in values.drain(..).enumerate() {
+        if let Some(reason) = fraction_in_whole_number(schema, &v) {
+            reject(k, reason, v.to_string())?;
+            continue;
+        }
         let mut one = json_decoder(schema, 1)?;
         match one
             .serialize(std::slice::from_ref(&v))
@@ -944,8 +967,46 @@ pub(crate) fn values_to_batch(
         .unwrap_or_else(|| RecordBatch::new_empty(schema.clone())))
 }
 
+/// Why a record cannot go into `schema` without losing a fraction: a whole-number field
+/// (learned from the first records, or declared) holding 3.7. arrow-json would write 3;
+/// such a record is refused instead, as CSV refuses it, with the way out in the reason.
+fn fraction_in_whole_number(schema: &Schema, record: &serde_json::Value) -> Option<String> {
+    let object = record.as_object()?;
+    schema.fields().iter().find_map(|field| {
+        if !field.data_type().is_integer() {
+            return None;
+        }
+        let number = object.get(field.name())?.as_number()?;
+        if number.is_i64() || number.is_u64() {
+            return None;
+        }
+        let value = number.as_f64()?;
+        (value.fract() != 0.0).then(|| {
+            format!(
+                "`{}` is {number}, but the field holds whole numbers; declare it as `number` or `decimal` in the source's schema to keep the fraction",
+                field.name()
+            )
+        })
+    })
+}
+
+/// Whether a chunk of JSON lines may hold a fraction in a whole-number field; when it
+/// cannot (no whole-number field, or no `.`/`e` in the text), no record is parsed twice.
+fn may_lose_fractions(schema: &Schema, text: &[u8]) -> bool {
+    schema.fields().iter().any(|f| f.data_type().is_integer())
+        && text.iter().any(|b| matches!(b, b'.' | b'e' | b'E'))
+}
+
 /// Decodes newline-separated JSON records; `None` when any of them is bad.
 fn decode_json(schema: &SchemaRef, text: &[u8], rows: usize) -> Option<RecordBatch> {
+    if may_lose_fractions(schema, text)
+        && text.split(|b| *b == b'\n').any(|line| {
+            serde_json::from_slice::<serde_json::Value>(line)
+                .is_ok_and(|v| fraction_in_whole_number(schema, &v).is_some())
+        })
+    {
+        return None;
+    }
     let mut decoder = json_decoder(schema, rows).ok()?;
     let decoded = decoder.decode(text).and_then(|_| decoder.flush()).ok()?;
     Some(decoded.unwrap_or_else(|| RecordBatch::new_empty(schema.clone())))

@@ -12,6 +12,8 @@ pub struct Unfilled {
     /// JSON pointer below the config, e.g. `/path`.
     pub path: String,
     pub name: String,
+    /// Written without its closing `}`: `${output`.
+    pub unclosed: bool,
 }
 
 /// The flow's params with the overrides applied on top.
@@ -44,9 +46,10 @@ fn fill_at(
         Value::String(s) if s.contains('$') => {
             let (text, missing) = fill_str(s, params);
             *s = text;
-            unfilled.extend(missing.into_iter().map(|name| Unfilled {
+            unfilled.extend(missing.into_iter().map(|(name, unclosed)| Unfilled {
                 path: path.clone(),
                 name,
+                unclosed,
             }));
         }
         Value::Array(items) => {
@@ -68,8 +71,9 @@ fn fill_at(
     }
 }
 
-/// Fills one string; returns it with the names that had no value (left as written).
-pub fn fill_str(s: &str, params: &IndexMap<String, String>) -> (String, Vec<String>) {
+/// Fills one string; returns it with the names that had no value (left as written), each
+/// with whether its `}` is missing.
+pub fn fill_str(s: &str, params: &IndexMap<String, String>) -> (String, Vec<(String, bool)>) {
     let mut out = String::with_capacity(s.len());
     let mut missing = Vec::new();
     let mut rest = s;
@@ -86,11 +90,16 @@ pub fn fill_str(s: &str, params: &IndexMap<String, String>) -> (String, Vec<Stri
             match params.get(name) {
                 Some(v) => out.push_str(v),
                 None => {
-                    missing.push(name.to_string());
+                    missing.push((name.to_string(), false));
                     out.push_str(&after[..end + 3]);
                 }
             }
             rest = &tail[end + 1..];
+        } else if let Some(tail) = after.strip_prefix("${") {
+            // `${output` would otherwise be taken literally: a folder named `${output`.
+            missing.push((tail.to_string(), true));
+            out.push_str(after);
+            rest = "";
         } else {
             out.push('$');
             rest = &after[1..];
@@ -123,7 +132,8 @@ mod tests {
             missing,
             vec![Unfilled {
                 path: "/list/2".into(),
-                name: "nope".into()
+                name: "nope".into(),
+                unclosed: false,
             }]
         );
     }
@@ -132,7 +142,10 @@ mod tests {
     fn escapes_and_stray_dollars_are_kept() {
         let p = params(&[("x", "1")]);
         assert_eq!(fill_str("$${x} costs $5 ${x}", &p).0, "${x} costs $5 1");
-        assert_eq!(fill_str("${unclosed", &p), ("${unclosed".into(), vec![]));
+        assert_eq!(
+            fill_str("out/${unclosed", &p),
+            ("out/${unclosed".into(), vec![("unclosed".into(), true)])
+        );
     }
 
     #[test]

@@ -105,6 +105,16 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
         message,
     };
 
+    if let Trigger::Schedule { expression } = &flow.trigger
+        && let Err(e) = super::schedule::rate_minutes(expression)
+    {
+        problems.push(problem(
+            None,
+            "/trigger/expression".into(),
+            format!("the schedule `{expression}` does not parse {e}"),
+        ));
+    }
+
     // Node by node: identity, type, placeholders, connection, config.
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut kinds: Vec<Option<&'static NodeType>> = Vec::new();
@@ -116,6 +126,15 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
                 id,
                 format!("/nodes/{i}/id"),
                 "a node needs an id".into(),
+            ));
+        } else if let Some(bad) = node.id.chars().find(|c| !is_id_char(*c)) {
+            problems.push(problem(
+                id,
+                format!("/nodes/{i}/id"),
+                format!(
+                    "a node id may hold letters, digits, `_`, `-` and `.` only, not {}",
+                    describe_char(bad)
+                ),
             ));
         } else if index.insert(&node.id, i).is_some() {
             problems.push(problem(
@@ -145,14 +164,18 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
         let mut config = node.config.clone();
         let unfilled = params::fill(&mut config, &params);
         for u in &unfilled {
-            problems.push(problem(
-                id,
-                format!("/nodes/{i}/config{}", u.path),
+            let message = if u.unclosed {
+                format!(
+                    "`${{{}` has no closing `}}`: write `${{name}}` for a parameter, or `$${{` for a literal `${{`",
+                    u.name
+                )
+            } else {
                 format!(
                     "the placeholder `${{{}}}` has no value: add it to the flow's params or pass --param {}=…",
                     u.name, u.name
-                ),
-            ));
+                )
+            };
+            problems.push(problem(id, format!("/nodes/{i}/config{}", u.path), message));
         }
         if let Some(name) = config.get("connection").and_then(|c| c.as_str())
             && !cx.connections.iter().any(|c| c == name)
@@ -416,6 +439,76 @@ pub fn pointer_from_serde_path(path: &serde_path_to_error::Path) -> String {
         }
     }
     out
+}
+
+/// serde's message about a value of the wrong shape, in the words of someone editing a flow
+/// file: "invalid type: floating point `1e30`, expected usize" becomes "the number 1e30
+/// where a whole number of 0 or more belongs".
+pub fn serde_in_words(message: &str) -> String {
+    let message = message.strip_prefix("invalid type: ").unwrap_or(message);
+    let message = message.strip_prefix("invalid value: ").unwrap_or(message);
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        return match rest.split_once(", expected ") {
+            Some((field, expected)) => {
+                let expected = expected.trim_start_matches("one of ");
+                format!("unknown setting {field}; the settings here are {expected}")
+            }
+            None => format!("unknown setting {rest}"),
+        };
+    }
+    if let Some(field) = message.strip_prefix("missing field ") {
+        return format!("the setting {field} is missing");
+    }
+    let Some((found, expected)) = message.rsplit_once(", expected ") else {
+        return message.to_string();
+    };
+    let found = if let Some(n) = found
+        .strip_prefix("floating point ")
+        .or_else(|| found.strip_prefix("integer "))
+    {
+        format!("the number {}", n.trim_matches('`'))
+    } else if let Some(text) = found.strip_prefix("string ") {
+        format!("the text {text}")
+    } else if found == "map" {
+        "an object ({…})".to_string()
+    } else if found == "sequence" {
+        "a list ([…])".to_string()
+    } else if found == "unit value" || found == "null" {
+        "null".to_string()
+    } else if let Some(b) = found.strip_prefix("boolean ") {
+        b.trim_matches('`').to_string()
+    } else {
+        found.to_string()
+    };
+    let expected = match expected {
+        "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number of 0 or more",
+        "i64" | "i32" | "i16" | "i8" | "isize" => "a whole number",
+        "f64" | "f32" => "a number",
+        "a string" | "string" => "text",
+        "a boolean" | "bool" => "true or false",
+        "a sequence" => "a list ([…])",
+        e if e.starts_with("struct ") || e == "a map" || e.starts_with("a map") => {
+            "an object ({…})"
+        }
+        e => return format!("{found} where {e} belongs"),
+    };
+    format!("{found} where {expected} belongs")
+}
+
+/// The characters of a node id: ASCII letters and digits, `_`, `-`, `.`. Ids are printed in
+/// terminals, logs and file names, and are typed into `--node`; nothing in them may hide
+/// or act on a terminal.
+fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+/// A character in words: itself when it is visible, its code point when it is not.
+fn describe_char(c: char) -> String {
+    if c.is_control() || c.is_whitespace() || !c.is_ascii() {
+        format!("U+{:04X}", c as u32)
+    } else {
+        format!("`{c}`")
+    }
 }
 
 /// The id of the node a pointer such as `/nodes/3/config/x` falls in.

@@ -46,6 +46,7 @@ impl Scratch {
         Command::new(env!("CARGO_BIN_EXE_tributary"))
             .args(args)
             .env("TRIBUTARY_HOME", self.home())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
             .env_remove("TRIBUTARY_LOG")
             .output()
             .unwrap()
