@@ -418,3 +418,59 @@ fn a_full_disk_fails_the_run_in_words_and_publishes_nothing() {
         files_under(&out)
     );
 }
+
+#[test]
+fn a_field_first_seen_after_the_learned_records_is_never_dropped_unseen() {
+    let scratch = Scratch::new();
+    let mut text = String::new();
+    for i in 0..1200 {
+        if i < 1000 {
+            text += &format!("{{\"id\": {i}, \"name\": \"n{i}\"}}\n");
+        } else {
+            text +=
+                &format!("{{\"id\": {i}, \"name\": \"n{i}\", \"email\": \"p{i}@example.com\"}}\n");
+        }
+    }
+    scratch.write("in.jsonl", &text);
+    let out = scratch.path().join("out");
+    let run = |source: Value| {
+        let _ = std::fs::remove_dir_all(&out);
+        let path = scratch.flow(
+            "drift.json",
+            &flow(
+                vec![
+                    node("src", "source.file", source),
+                    node(
+                        "out",
+                        "destination.local",
+                        json!({"folder": "out", "format": "jsonl"}),
+                    ),
+                ],
+                &[("src", "out")],
+            ),
+        );
+        let o = scratch.cli(&["run", path.to_str().unwrap(), "--json"]);
+        let record: Value =
+            serde_json::from_str(&stdout(&o)).unwrap_or_else(|_| panic!("{}", stderr(&o)));
+        (record, written_lines(&out))
+    };
+    // By default the records with the new field are set aside, the field named.
+    let (record, written) = run(json!({"path": "in.jsonl"}));
+    assert_eq!(record["records_rejected"], 200, "{record}");
+    assert_eq!(written.len(), 1000);
+    let errors = std::fs::read_to_string(record["error_output"].as_str().unwrap()).unwrap();
+    assert!(
+        errors.contains("a field `email`") && errors.contains("`schema`"),
+        "{errors}"
+    );
+    // Declared, it is read.
+    let (record, written) = run(json!({"path": "in.jsonl", "schema": {"email": "string"}}));
+    assert_eq!(record["records_rejected"], 0, "{record}");
+    assert_eq!(written.len(), 1200);
+    assert_eq!(written[1100]["email"], "p1100@example.com");
+    // Left out only when the flow says so.
+    let (record, written) = run(json!({"path": "in.jsonl", "new_fields": "ignore"}));
+    assert_eq!(record["records_rejected"], 0, "{record}");
+    assert_eq!(written.len(), 1200);
+    assert!(written.iter().all(|r| r.get("email").is_none()));
+}

@@ -50,6 +50,33 @@ pub struct FileSource {
     /// Stop the run at the first malformed record instead of setting it aside.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fail_on_first_error: bool,
+    /// What happens to a JSON record holding a field the source's fields lack (they are
+    /// learned from the first 1,000 records).
+    #[serde(default, skip_serializing_if = "NewFields::is_default")]
+    pub new_fields: NewFields,
+}
+
+/// A field that appears only after the records the fields were learned from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NewFields {
+    /// The record goes to the error output, with the field named: nothing is dropped
+    /// unseen. Add the field to `schema` to read it.
+    #[default]
+    Reject,
+    /// The field is left out and the rest of the record read.
+    Ignore,
+}
+
+impl NewFields {
+    pub fn is_default(&self) -> bool {
+        *self == NewFields::default()
+    }
+
+    /// Whether decoding refuses a record with a field the schema lacks.
+    pub fn strict(self) -> bool {
+        self == NewFields::Reject
+    }
 }
 
 pub(crate) fn comma() -> char {
@@ -179,6 +206,7 @@ impl NodeConfig for FileSource {
                 schema: cx.output_schema.clone(),
                 delimiter: self.delimiter as u8,
                 fail_on_first_error: self.fail_on_first_error,
+                strict: self.new_fields.strict(),
             },
             files,
         })))
@@ -298,6 +326,8 @@ pub(crate) struct ReadSettings {
     pub schema: SchemaRef,
     pub delimiter: u8,
     pub fail_on_first_error: bool,
+    /// A JSON record with a field the schema lacks is refused ([`NewFields::Reject`]).
+    pub strict: bool,
 }
 
 struct FileRun {
@@ -483,7 +513,7 @@ impl Reader<'_> {
     }
 
     fn json_decoder(&self, rows: usize) -> Result<arrow::json::reader::Decoder, NodeError> {
-        json_decoder(&self.run.schema, rows)
+        json_decoder(&self.run.schema, rows, self.run.strict)
     }
 
     /// Why one record does not decode, or `None` when it does.
@@ -523,7 +553,8 @@ impl Reader<'_> {
     fn read_jsonl(&mut self) -> Result<Demand, NodeError> {
         let workers = decode_threads();
         let schema = self.run.schema.clone();
-        let flat = FlatJson::new(&schema);
+        let strict = self.run.strict;
+        let flat = FlatJson::new(&schema, strict);
         std::thread::scope(|scope| {
             let (jobs, job_queue) = std::sync::mpsc::sync_channel::<Chunk>(workers);
             let job_queue = std::sync::Arc::new(std::sync::Mutex::new(job_queue));
@@ -538,7 +569,7 @@ impl Reader<'_> {
                         let rows = chunk.lines.len();
                         let batch = flat
                             .and_then(|flat| flat.decode(&chunk.text, rows))
-                            .or_else(|| decode_json(&schema, &chunk.text, rows));
+                            .or_else(|| decode_json(&schema, &chunk.text, rows, strict));
                         if done.send((chunk, batch)).is_err() {
                             break;
                         }
@@ -640,7 +671,7 @@ impl Reader<'_> {
                 }
             }
         }
-        decode_json(&self.run.schema, &good, rows).ok_or_else(|| {
+        decode_json(&self.run.schema, &good, rows, self.run.strict).ok_or_else(|| {
             NodeError::msg(format!(
                 "{}: records that decode one by one failed to decode together",
                 self.name()
@@ -659,7 +690,8 @@ impl Reader<'_> {
          -> Result<Demand, NodeError> {
             let first = index - values.len() as u64;
             let schema = this.run.schema.clone();
-            let batch = values_to_batch(&schema, values, &mut |k, reason, record| {
+            let strict = this.run.strict;
+            let batch = values_to_batch(&schema, values, strict, &mut |k, reason, record| {
                 this.reject(
                     None,
                     format!("element {} of the array: {reason}", first + k as u64 + 1),
@@ -870,6 +902,14 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 /// Arrow's message without its error-kind prefix, which means nothing to a user.
 fn arrow_message(e: &arrow::error::ArrowError) -> String {
     let text = e.to_string();
+    // arrow-json's strict mode: "column 'email' missing from schema".
+    if let Some(rest) = text.split("column '").nth(1)
+        && let Some(field) = rest.strip_suffix("' missing from schema")
+    {
+        return format!(
+            "the record has a field `{field}` that the source's fields lack (they were learned from the first {INFER_RECORDS} records): add `{field}` to the source's `schema` setting to read it, or set `new_fields` to `ignore` to leave it out"
+        );
+    }
     for prefix in [
         "Json error: ",
         "Parser error: ",
@@ -922,10 +962,12 @@ fn decode_threads() -> usize {
 fn json_decoder(
     schema: &SchemaRef,
     rows: usize,
+    strict: bool,
 ) -> Result<arrow::json::reader::Decoder, NodeError> {
     Ok(arrow::json::ReaderBuilder::new(schema.clone())
         .with_batch_size(rows.max(1))
         .with_coerce_primitive(true)
+        .with_strict_mode(strict)
         .build_decoder()?)
 }
 
@@ -934,12 +976,13 @@ fn json_decoder(
 pub(crate) fn values_to_batch(
     schema: &SchemaRef,
     values: &mut Vec<serde_json::Value>,
+    strict: bool,
     reject: &mut dyn FnMut(usize, String, String) -> Result<(), NodeError>,
 ) -> Result<RecordBatch, NodeError> {
     let whole = values
         .iter()
         .all(|v| fraction_in_whole_number(schema, v).is_none());
-    let mut decoder = json_decoder(schema, values.len())?;
+    let mut decoder = json_decoder(schema, values.len(), strict)?;
     if whole && let Ok(batch) = decoder.serialize(values).and_then(|_| decoder.flush()) {
         values.clear();
         return Ok(batch.unwrap_or_else(|| RecordBatch::new_empty(schema.clone())));
@@ -951,7 +994,7 @@ pub(crate) fn values_to_batch(
             reject(k, reason, v.to_string())?;
             continue;
         }
-        let mut one = json_decoder(schema, 1)?;
+        let mut one = json_decoder(schema, 1, strict)?;
         match one
             .serialize(std::slice::from_ref(&v))
             .and_then(|_| one.flush())
@@ -960,7 +1003,7 @@ pub(crate) fn values_to_batch(
             Err(e) => reject(k, arrow_message(&e), v.to_string())?,
         }
     }
-    let mut decoder = json_decoder(schema, good.len())?;
+    let mut decoder = json_decoder(schema, good.len(), strict)?;
     decoder.serialize(&good)?;
     Ok(decoder
         .flush()?
@@ -998,7 +1041,7 @@ fn may_lose_fractions(schema: &Schema, text: &[u8]) -> bool {
 }
 
 /// Decodes newline-separated JSON records; `None` when any of them is bad.
-fn decode_json(schema: &SchemaRef, text: &[u8], rows: usize) -> Option<RecordBatch> {
+fn decode_json(schema: &SchemaRef, text: &[u8], rows: usize, strict: bool) -> Option<RecordBatch> {
     if may_lose_fractions(schema, text)
         && text.split(|b| *b == b'\n').any(|line| {
             serde_json::from_slice::<serde_json::Value>(line)
@@ -1007,7 +1050,7 @@ fn decode_json(schema: &SchemaRef, text: &[u8], rows: usize) -> Option<RecordBat
     {
         return None;
     }
-    let mut decoder = json_decoder(schema, rows).ok()?;
+    let mut decoder = json_decoder(schema, rows, strict).ok()?;
     let decoded = decoder.decode(text).and_then(|_| decoder.flush()).ok()?;
     Some(decoded.unwrap_or_else(|| RecordBatch::new_empty(schema.clone())))
 }

@@ -26,6 +26,8 @@ pub(crate) struct FlatJson {
     names: Vec<Box<[u8]>>,
     kinds: Vec<Kind>,
     index: HashMap<Box<[u8]>, usize>,
+    /// Give back chunks holding a key the schema lacks.
+    strict: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -43,7 +45,9 @@ impl FlatJson {
     /// `None` when a field has a type this decoder does not read, or a name that would be
     /// escaped in JSON (keys are compared as they stand); the file then goes through
     /// arrow-json only.
-    pub(crate) fn new(schema: &SchemaRef) -> Option<Self> {
+    /// `strict`: a record with a key the schema lacks makes the chunk go back to arrow-json,
+    /// which refuses that record as the source's `new_fields` setting asks.
+    pub(crate) fn new(schema: &SchemaRef, strict: bool) -> Option<Self> {
         let plain = |name: &str| !name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
         if !schema.fields().iter().all(|f| plain(f.name())) {
             return None;
@@ -70,6 +74,7 @@ impl FlatJson {
             names,
             kinds,
             index,
+            strict,
         })
     }
 
@@ -129,6 +134,7 @@ impl FlatJson {
                             }
                             p.value(&mut columns[c])?;
                         }
+                        None if self.strict => return None,
                         None => p.skip_scalar()?,
                     }
                     p.skip_spaces();
@@ -495,7 +501,7 @@ mod tests {
             &[r#"{"Id":"same order"}"#, r#"{"Id":"again","Amount":2}"#],
         ];
         let schema = schema();
-        let flat = FlatJson::new(&schema).unwrap();
+        let flat = FlatJson::new(&schema, false).unwrap();
         for records in cases {
             let (text, rows) = lines(records);
             let ours = flat.decode(text.as_bytes(), rows).expect("decoded");
@@ -506,7 +512,7 @@ mod tests {
     #[test]
     fn leaves_what_it_cannot_match_to_arrow_json() {
         let schema = schema();
-        let flat = FlatJson::new(&schema).unwrap();
+        let flat = FlatJson::new(&schema, false).unwrap();
         for record in [
             r#"{"Id":12}"#,                            // a number where text belongs: coerced
             r#"{"Probability":"40"}"#,                 // text where a number belongs: parsed
@@ -535,7 +541,7 @@ mod tests {
 
     #[test]
     fn a_record_over_two_lines_is_not_two_records() {
-        let flat = FlatJson::new(&schema()).unwrap();
+        let flat = FlatJson::new(&schema(), false).unwrap();
         let text = "{\"Id\":\"a\",\n\"Amount\":1}\n{\"Id\":\"b\"}\n";
         assert!(flat.decode(text.as_bytes(), 3).is_none());
         assert!(flat.decode(text.as_bytes(), 2).is_none());
@@ -543,7 +549,7 @@ mod tests {
 
     #[test]
     fn text_that_is_not_utf8_is_left_to_arrow_json() {
-        let flat = FlatJson::new(&schema()).unwrap();
+        let flat = FlatJson::new(&schema(), false).unwrap();
         assert!(flat.decode(b"{\"Id\":\"\xff\"}\n", 1).is_none());
     }
 
@@ -554,7 +560,7 @@ mod tests {
             DataType::Utf8,
             true,
         )]));
-        assert!(FlatJson::new(&schema).is_none());
+        assert!(FlatJson::new(&schema, false).is_none());
     }
 
     #[test]
@@ -564,6 +570,6 @@ mod tests {
             DataType::Date32,
             true,
         )]));
-        assert!(FlatJson::new(&schema).is_none());
+        assert!(FlatJson::new(&schema, false).is_none());
     }
 }

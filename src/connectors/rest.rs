@@ -19,7 +19,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::file::{infer_json, values_to_batch, with_overrides};
+use super::file::{NewFields, infer_json, values_to_batch, with_overrides};
 use super::formats::FileFormat;
 use super::http::Api;
 use super::{PlanCache, block_on};
@@ -67,6 +67,10 @@ pub struct RestSource {
     /// setting it aside.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fail_on_first_error: bool,
+    /// What happens to a record holding a field the fields learned from the first page
+    /// lack.
+    #[serde(default, skip_serializing_if = "NewFields::is_default")]
+    pub new_fields: NewFields,
 }
 
 fn max_pages() -> u64 {
@@ -575,20 +579,22 @@ impl Source for RestRead {
                 for chunk in records.chunks(out.batch_rows().max(1)) {
                     let mut values = chunk.to_vec();
                     let mut rejected = Vec::new();
-                    let batch = values_to_batch(&schema, &mut values, &mut |k, reason, record| {
-                        let error = ErrorRecord {
-                            node: node.clone(),
-                            file: Some(format!("page {page}")),
-                            line: None,
-                            reason: format!("record {} of the page: {reason}", k + 1),
-                            record,
-                        };
-                        if config.fail_on_first_error {
-                            return Err(NodeError::Rejected(error));
-                        }
-                        rejected.push(error);
-                        Ok(())
-                    })?;
+                    let strict = config.new_fields.strict();
+                    let batch =
+                        values_to_batch(&schema, &mut values, strict, &mut |k, reason, record| {
+                            let error = ErrorRecord {
+                                node: node.clone(),
+                                file: Some(format!("page {page}")),
+                                line: None,
+                                reason: format!("record {} of the page: {reason}", k + 1),
+                                record,
+                            };
+                            if config.fail_on_first_error {
+                                return Err(NodeError::Rejected(error));
+                            }
+                            rejected.push(error);
+                            Ok(())
+                        })?;
                     for error in rejected {
                         out.reject(error)?;
                     }

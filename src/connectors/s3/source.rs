@@ -65,6 +65,10 @@ pub struct S3Source {
     /// Stop the run at the first malformed record instead of setting it aside.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fail_on_first_error: bool,
+    /// What happens to a JSON record holding a field the fields learned from the first
+    /// object lack.
+    #[serde(default, skip_serializing_if = "file::NewFields::is_default")]
+    pub new_fields: file::NewFields,
     /// The bucket's region, over the connection's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
@@ -368,6 +372,7 @@ impl NodeConfig for S3Source {
                 schema: cx.output_schema.clone(),
                 delimiter: self.delimiter as u8,
                 fail_on_first_error: self.fail_on_first_error,
+                strict: self.new_fields.strict(),
             },
         })))
     }

@@ -466,16 +466,22 @@ impl Sink<'_> {
         // A value that does not fit its described type (rare: Salesforce checks types) is
         // set aside with its page, never dropped.
         let mut rejected = Vec::new();
-        let batch = values_to_batch(&read.schema, &mut values, &mut |k, reason, record| {
-            rejected.push(ErrorRecord {
-                node: node.clone(),
-                file: Some(format!("{} page {page}", read.describe.name)),
-                line: None,
-                reason: format!("record {} of the page: {reason}", k + 1),
-                record,
-            });
-            Ok(())
-        })?;
+        // Only the described fields are asked for: nothing else can come.
+        let batch = values_to_batch(
+            &read.schema,
+            &mut values,
+            false,
+            &mut |k, reason, record| {
+                rejected.push(ErrorRecord {
+                    node: node.clone(),
+                    file: Some(format!("{} page {page}", read.describe.name)),
+                    line: None,
+                    reason: format!("record {} of the page: {reason}", k + 1),
+                    record,
+                });
+                Ok(())
+            },
+        )?;
         for error in rejected {
             self.out.reject(error)?;
         }
