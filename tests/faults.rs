@@ -474,3 +474,55 @@ fn a_field_first_seen_after_the_learned_records_is_never_dropped_unseen() {
     assert_eq!(written.len(), 1200);
     assert!(written.iter().all(|r| r.get("email").is_none()));
 }
+
+#[test]
+fn an_unclosed_csv_quote_stops_the_run_at_its_line() {
+    let scratch = Scratch::new();
+    let mut text = String::from("id,note\n1,fine\n2,\"never closed\n");
+    let filler = "3,just another line of an export that now sits inside the quote\n";
+    while text.len() < 20 << 20 {
+        text += filler;
+    }
+    scratch.write("in.csv", &text);
+    let path = file_to_jsonl(&scratch, "in.csv");
+    let o = scratch.cli(&["run", path.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let record: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let message = record["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("line 3") && message.contains("quote") && message.contains("in.csv"),
+        "{message}"
+    );
+    assert!(files_under(&scratch.path().join("out")).is_empty());
+}
+
+#[test]
+fn a_run_that_rejects_most_of_its_input_fails_and_publishes_nothing() {
+    let scratch = Scratch::new();
+    let mut text = String::new();
+    for i in 0..10 {
+        if i < 2 {
+            text += &format!("{{\"id\": {i}}}\n");
+        } else {
+            text += "{not json\n";
+        }
+    }
+    scratch.write("in.jsonl", &text);
+    let path = file_to_jsonl(&scratch, "in.jsonl");
+    let o = scratch.cli(&["run", path.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let record: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let message = record["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("8 of 10 records were rejected") && message.contains("error_threshold"),
+        "{message}"
+    );
+    assert!(files_under(&scratch.path().join("out")).is_empty());
+    // The flow may say how much it tolerates.
+    let mut flow_file: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    flow_file["error_threshold"] = json!(100);
+    let path = scratch.flow("file.json", &flow_file);
+    let o = scratch.cli(&["run", path.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

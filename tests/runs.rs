@@ -940,6 +940,7 @@ fn a_five_gigabyte_stream_runs_with_a_bounded_number_of_batches_in_flight() {
     let plan = Plan {
         flow_name: "stream".into(),
         trigger: Default::default(),
+        error_threshold: 50,
         base_dir: scratch.path().to_path_buf(),
         nodes: vec![
             PlannedNode { id: "src".into(), kind: leak(NodeType::of::<stream::Repeat>()), config: Arc::new(stream::Repeat { batches }), inputs: vec![], outputs: vec![1], schema: schema.clone() },

@@ -334,7 +334,7 @@ fn config_errors_name_the_field() {
         ],
         &[("src", "out")],
     );
-    assert_problem(&f, &["unknown field `recrods`"]);
+    assert_problem(&f, &["unknown setting `recrods`", "`records`"]);
 }
 
 #[test]
@@ -465,7 +465,7 @@ fn misleading_messages_say_what_to_change() {
     // serde's words for numbers.
     let (_, said) = validate_text(&good.replace("\"records\": 10", "\"records\": 1e30"));
     assert!(
-        said.contains("the number 1e30") && said.contains("whole number"),
+        said.contains("the number 1e+30") && said.contains("whole number"),
         "{said}"
     );
     assert!(

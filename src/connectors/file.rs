@@ -382,7 +382,25 @@ struct Reader<'a> {
 struct CountingRead<R> {
     inner: R,
     counter: Rc<Cell<u64>>,
+    /// Where the record being parsed started, for parsers that bound a record's size.
+    record_start: Option<Rc<Cell<u64>>>,
 }
+
+/// The longest record a CSV file may hold. A quote that is opened and never closed makes
+/// the rest of the file one record; past this size reading stops and says where.
+const MAX_RECORD_BYTES: u64 = 16 << 20;
+
+/// The reading error of a record longer than [`MAX_RECORD_BYTES`].
+#[derive(Debug)]
+struct RecordTooLong;
+
+impl std::fmt::Display for RecordTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a record longer than {} MiB", MAX_RECORD_BYTES >> 20)
+    }
+}
+
+impl std::error::Error for RecordTooLong {}
 
 impl<R> CountingRead<R> {
     fn bytes(&self) -> u64 {
@@ -392,6 +410,11 @@ impl<R> CountingRead<R> {
 
 impl<R: Read> Read for CountingRead<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(start) = &self.record_start
+            && self.counter.get().saturating_sub(start.get()) > MAX_RECORD_BYTES
+        {
+            return Err(std::io::Error::other(RecordTooLong));
+        }
         let n = self.inner.read(buf)?;
         self.counter.set(self.counter.get() + n as u64);
         Ok(n)
@@ -460,6 +483,7 @@ impl Reader<'_> {
         Ok(CountingRead {
             inner: file,
             counter: Rc::default(),
+            record_start: None,
         })
     }
 
@@ -732,7 +756,9 @@ impl Reader<'_> {
     }
 
     fn read_csv(&mut self) -> Result<Demand, NodeError> {
-        let input = self.open()?;
+        let mut input = self.open()?;
+        let record_start = Rc::new(Cell::new(0));
+        input.record_start = Some(record_start.clone());
         let mut csv = csv::ReaderBuilder::new()
             .delimiter(self.run.delimiter)
             .flexible(true)
@@ -759,8 +785,21 @@ impl Reader<'_> {
         let mut record = csv::StringRecord::new();
         let mut read = 0u64;
         loop {
+            record_start.set(csv.position().byte());
+            let starts_on = csv.position().line();
             let more = match csv.read_record(&mut record) {
                 Ok(more) => more,
+                Err(e)
+                    if matches!(e.kind(), csv::ErrorKind::Io(io)
+                        if io.get_ref().is_some_and(|inner| inner.is::<RecordTooLong>())) =>
+                {
+                    // Nothing after it can be read as records: the run stops here.
+                    return Err(NodeError::msg(format!(
+                        "{}: the record starting on line {starts_on} runs past {} MiB; most likely a quote (\") opened there is never closed",
+                        self.name(),
+                        MAX_RECORD_BYTES >> 20
+                    )));
+                }
                 Err(e) => {
                     let line = e.position().map(|p| p.line());
                     let reason = match e.kind() {

@@ -557,6 +557,28 @@ async fn execute(
         collected.insert(i, batches);
     }
 
+    // A run that set most of its input aside is not a success: it publishes nothing.
+    if error.is_none() && matches!(mode, Mode::Run) {
+        let rejected = errors.count();
+        let read: u64 = plan
+            .nodes
+            .iter()
+            .zip(&handles)
+            .filter(|(n, _)| n.kind.role == crate::node::Role::Source)
+            .map(|(_, h)| h.metrics.figures(&h.id).records_out)
+            .sum::<u64>()
+            + rejected;
+        if rejected > 0 && rejected * 100 > u64::from(plan.error_threshold) * read {
+            error = Some(RunError {
+                node: None,
+                message: format!(
+                    "{rejected} of {read} records were rejected ({:.1}%), more than the flow's error threshold of {}%, so nothing was published; see the error output for why, or raise `error_threshold`",
+                    rejected as f64 * 100.0 / read as f64,
+                    plan.error_threshold
+                ),
+            });
+        }
+    }
     let status = match (&error, opts.cancel.is_cancelled()) {
         (Some(_), _) => RunStatus::Error,
         (None, true) => RunStatus::Canceled,

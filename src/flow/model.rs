@@ -22,6 +22,11 @@ pub struct Flow {
     /// Values for `${name}` placeholders in node configs; `--param name=value` overrides them.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub params: IndexMap<String, String>,
+    /// The percent of the records read that may be set aside as rejected (bad JSON, a
+    /// value of the wrong type…) before the run fails and publishes nothing; 50 unless set.
+    /// 0 fails a run on any rejected record; 100 never fails one for rejections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_threshold: Option<u8>,
     /// The nodes on the canvas.
     pub nodes: Vec<Node>,
     /// Connections between nodes: records leave `from` and enter `to`.

@@ -39,6 +39,8 @@ impl fmt::Display for Problem {
 pub struct Plan {
     pub flow_name: String,
     pub trigger: Trigger,
+    /// The flow's `error_threshold`: percent of the records read.
+    pub error_threshold: u8,
     pub base_dir: PathBuf,
     /// In run order: every node comes after all of its inputs.
     pub nodes: Vec<PlannedNode>,
@@ -105,6 +107,13 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
         message,
     };
 
+    if flow.error_threshold.is_some_and(|t| t > 100) {
+        problems.push(problem(
+            None,
+            "/error_threshold".into(),
+            "the error threshold is a percent of the records read, from 0 to 100".into(),
+        ));
+    }
     if let Trigger::Schedule { expression } = &flow.trigger
         && let Err(e) = super::schedule::rate_minutes(expression)
     {
@@ -381,6 +390,7 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
     let plan = Plan {
         flow_name: flow.name.clone(),
         trigger: flow.trigger.clone(),
+        error_threshold: flow.error_threshold.unwrap_or(DEFAULT_ERROR_THRESHOLD),
         base_dir: cx.base_dir.clone(),
         nodes,
     };
@@ -423,6 +433,10 @@ fn reaches_destination(start: usize, outputs: &[Vec<usize>], kinds: &[Option<&No
     }
     false
 }
+
+/// Percent of the records read that may be rejected before a run fails, unless the flow
+/// says otherwise: a run that set most of its input aside is not a success.
+pub const DEFAULT_ERROR_THRESHOLD: u8 = 50;
 
 /// A JSON pointer (`/nodes/2/config`) from serde_path_to_error's path.
 pub fn pointer_from_serde_path(path: &serde_path_to_error::Path) -> String {

@@ -1016,6 +1016,7 @@ fn empty_flow() -> Flow {
         description: None,
         trigger: Default::default(),
         params: Default::default(),
+        error_threshold: None,
         nodes: Vec::new(),
         edges: Vec::new(),
     }
