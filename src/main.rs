@@ -144,14 +144,7 @@ const INVALID: u8 = 2;
 
 fn main() -> ExitCode {
     tune_allocator();
-    let level = std::env::var("TRIBUTARY_LOG")
-        .ok()
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(tracing::Level::WARN);
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Gui {
         flow: cli.flow,
@@ -472,6 +465,27 @@ fn run(
     } else {
         1
     })
+}
+
+/// Logs go to stderr. By default only Tributary's own warnings show: the libraries below
+/// it (the AWS SDK looking for credentials, say) speak only of errors, since their
+/// warnings are about their internals, not about what the user asked. `TRIBUTARY_LOG=debug`
+/// (or `info`, `trace`…) shows everything at that level.
+fn init_logs() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let chosen: Option<tracing::Level> = std::env::var("TRIBUTARY_LOG")
+        .ok()
+        .and_then(|l| l.parse().ok());
+    let level = chosen.unwrap_or(tracing::Level::WARN);
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_target("tributary", level)
+        .with_default(chosen.unwrap_or(tracing::Level::ERROR));
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .finish()
+        .with(filter);
+    let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
 /// Waits for Ctrl+C or SIGTERM (what `kill`, systemd and container runtimes send to stop
