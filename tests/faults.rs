@@ -526,3 +526,93 @@ fn a_run_that_rejects_most_of_its_input_fails_and_publishes_nothing() {
     let o = scratch.cli(&["run", path.to_str().unwrap(), "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+#[test]
+fn empty_inputs_are_zero_records_and_wrong_paths_say_what_to_do() {
+    let scratch = Scratch::new();
+    scratch.write("empty.jsonl", "");
+    scratch.write("empty.csv", "id,name\n");
+    for input in ["empty.jsonl", "empty.csv"] {
+        let path = file_to_jsonl(&scratch, input);
+        let o = scratch.cli(&["run", path.to_str().unwrap(), "--json"]);
+        assert_eq!(o.status.code(), Some(0), "{input}: {}", stderr(&o));
+        let record: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(record["records_written"], 0);
+    }
+    std::fs::create_dir(scratch.path().join("exports")).unwrap();
+    scratch.write("orders.csv", "id\n1\n");
+    for (input, says) in [
+        ("exports", "is a folder"),
+        ("Orders.csv", "did you mean orders.csv?"),
+        ("ordrs.csv", "did you mean orders.csv?"),
+        ("", "choose a file to read"),
+    ] {
+        let path = file_to_jsonl(&scratch, input);
+        let o = scratch.cli(&["validate", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2));
+        let err = stderr(&o);
+        assert!(err.contains(says), "{input}: {err}");
+        assert!(!err.contains("format of ``"), "{input}: {err}");
+    }
+}
+
+fn demo_to(scratch: &Scratch, folder: &str) -> std::path::PathBuf {
+    scratch.flow(
+        "demo.json",
+        &flow(
+            vec![
+                node(
+                    "src",
+                    "source.demo_crm",
+                    json!({"object": "Lead", "records": 10}),
+                ),
+                node(
+                    "out",
+                    "destination.local",
+                    json!({"folder": folder, "format": "csv"}),
+                ),
+            ],
+            &[("src", "out")],
+        ),
+    )
+}
+
+#[test]
+fn a_link_in_place_of_the_staging_folder_is_never_followed() {
+    let scratch = Scratch::new();
+    let victim = scratch.path().join("shared");
+    std::fs::create_dir_all(victim.join("abandoned-looking")).unwrap();
+    std::fs::write(victim.join("abandoned-looking/keep.txt"), "precious").unwrap();
+    std::fs::write(victim.join("keep.txt"), "precious").unwrap();
+    let out = scratch.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::os::unix::fs::symlink(&victim, out.join(".tributary-staging")).unwrap();
+    let o = scratch.cli(&["run", demo_to(&scratch, "out").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("not a folder") || stderr(&o).contains("not a folder"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        files_under(&victim),
+        vec![
+            "abandoned-looking/keep.txt".to_string(),
+            "keep.txt".to_string()
+        ],
+        "nothing outside the staging folder was touched"
+    );
+}
+
+#[test]
+fn a_destination_folder_that_is_a_dangling_link_is_named_as_such() {
+    let scratch = Scratch::new();
+    std::os::unix::fs::symlink("/nonexistent/lake", scratch.path().join("lake")).unwrap();
+    let o = scratch.cli(&["run", demo_to(&scratch, "lake").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let said = stdout(&o) + &stderr(&o);
+    assert!(
+        said.contains("is a link to /nonexistent/lake, which does not exist"),
+        "{said}"
+    );
+}

@@ -79,6 +79,34 @@ impl NewFields {
     }
 }
 
+/// "; did you mean orders.csv?" when the folder of a missing file holds one of a name
+/// close to it (a typo, another case, another extension).
+fn did_you_mean(missing: &Path) -> String {
+    let (Some(folder), Some(name)) = (missing.parent(), missing.file_name()) else {
+        return String::new();
+    };
+    let name = name.to_string_lossy().to_lowercase();
+    let Ok(entries) = std::fs::read_dir(if folder.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        folder
+    }) else {
+        return String::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .map(|candidate| {
+            let distance = strsim::levenshtein(&name, &candidate.to_lowercase());
+            (distance, candidate)
+        })
+        .filter(|(distance, _)| *distance <= 2.max(name.len() / 4))
+        .min()
+        .map(|(_, candidate)| format!("; did you mean {candidate}?"))
+        .unwrap_or_default()
+}
+
 pub(crate) fn comma() -> char {
     ','
 }
@@ -99,6 +127,10 @@ impl NodeKind for FileSource {
 
 impl FileSource {
     fn format(&self) -> Result<FileFormat, ConfigProblem> {
+        if self.path.trim().is_empty() && self.format.is_none() {
+            // The path's own problem says what to do; the format follows from it.
+            return Ok(FileFormat::Csv);
+        }
         self.format
             .or_else(|| FileFormat::from_path(&self.path))
             .ok_or_else(|| ConfigProblem::new("/format", format!("cannot tell the format of `{}` from its name; set format to csv, jsonl, json or parquet", self.path)))
@@ -106,14 +138,27 @@ impl FileSource {
 
     /// The files the path names, in name order.
     fn files(&self, base: &Path) -> Result<Vec<PathBuf>, ConfigProblem> {
+        let problem = |m: String| ConfigProblem::new("/path", m);
+        if self.path.trim().is_empty() {
+            return Err(problem("choose a file to read".into()));
+        }
         let full = base.join(&self.path);
         let pattern = full.to_string_lossy();
-        let problem = |m: String| ConfigProblem::new("/path", m);
         if !self.path.contains(['*', '?', '[']) {
             return if full.is_file() {
                 Ok(vec![full])
+            } else if full.is_dir() {
+                Err(problem(format!(
+                    "{} is a folder: name a file in it, or all its files of one kind with a pattern such as {}/*.csv",
+                    full.display(),
+                    self.path.trim_end_matches('/')
+                )))
             } else {
-                Err(problem(format!("there is no file {}", full.display())))
+                Err(problem(format!(
+                    "there is no file {}{}",
+                    full.display(),
+                    did_you_mean(&full)
+                )))
             };
         }
         let mut files: Vec<PathBuf> = glob::glob(&pattern)
@@ -313,7 +358,9 @@ pub(crate) fn infer_schema(
 
 pub(crate) fn infer_json(values: &[serde_json::Value]) -> Result<Schema, String> {
     if values.is_empty() {
-        return Err("holds no records to learn the fields from".into());
+        // An empty input is zero records, as an empty CSV is; the fields are the ones the
+        // source's `schema` declares.
+        return Ok(Schema::empty());
     }
     arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok))
         .map_err(|e| format!("cannot work out the fields: {e}"))

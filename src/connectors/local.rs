@@ -121,6 +121,15 @@ impl NodeConfig for LocalDestination {
         // Absolute, so that a commit finished by a later run started elsewhere finds it.
         let root = std::path::absolute(cx.base_dir.join(&self.folder))
             .map_err(|e| NodeError::io(format!("cannot find the folder {}", self.folder), e))?;
+        if let Ok(target) = fs::read_link(&root)
+            && !root.exists()
+        {
+            return Err(NodeError::msg(format!(
+                "{} is a link to {}, which does not exist: create that folder, or choose another",
+                root.display(),
+                target.display()
+            )));
+        }
         let staging = Staging::create(&root, &cx.execution_id)?;
         let layout = Layout {
             format: self.format,
