@@ -403,6 +403,22 @@ fn run(
 ) -> anyhow::Result<u8> {
     let (flow, plan) = match workspace::plan_file(&path, &overrides, &dirs) {
         Ok(p) => p,
+        Err(problems) if problems.iter().all(|p| p.service) => {
+            // The flow is fine; a service it reads is not: a failed run, recorded as such.
+            let flow = tributary::flow::Flow::load(&path)?;
+            let first = &problems[0];
+            let error = engine::RunError {
+                node: first.node.clone(),
+                message: problems
+                    .iter()
+                    .map(|p| p.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            };
+            let base = workspace::base_dir(&path);
+            let record = engine::failed_to_start(&flow, &base, error, RunOptions::new(dirs));
+            return print_record(&record, json);
+        }
         Err(problems) => {
             report(&path, &problems);
             return Ok(INVALID);
@@ -455,8 +471,13 @@ fn run(
         let _ = watcher.await;
         record
     });
+    print_record(&record, json)
+}
+
+/// Prints a run's record (JSON or a summary); the exit code its status calls for.
+fn print_record(record: &engine::RunRecord, json: bool) -> anyhow::Result<u8> {
     if json {
-        out_raw!("{}", serde_json::to_string_pretty(&record)?);
+        out_raw!("{}", serde_json::to_string_pretty(record)?);
     } else {
         outln!("{}", record.summary());
     }

@@ -52,6 +52,9 @@ impl fmt::Display for Role {
 pub struct ConfigProblem {
     pub path: String,
     pub message: String,
+    /// The service the node reads could not be reached or answered with an error while
+    /// the node learnt its fields: a failed run, not a flow the user must fix.
+    pub service: bool,
 }
 
 impl ConfigProblem {
@@ -59,6 +62,15 @@ impl ConfigProblem {
         Self {
             path: path.into(),
             message: message.into(),
+            service: false,
+        }
+    }
+
+    /// A problem of the service rather than of the flow (see [`ConfigProblem::service`]).
+    pub fn service(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            service: true,
+            ..Self::new(path, message)
         }
     }
 }

@@ -24,11 +24,7 @@ pub fn plan_file(
 ) -> Result<(Flow, Plan), Vec<Problem>> {
     let flow = Flow::load(path).map_err(|e| match e {
         LoadError::Invalid(p) => vec![p],
-        io => vec![Problem {
-            node: None,
-            path: String::new(),
-            message: io.to_string(),
-        }],
+        io => vec![Problem::new(None, "", io.to_string())],
     })?;
     let plan = plan_flow(&flow, &base_dir(path), overrides, dirs)?;
     Ok((flow, plan))
@@ -94,11 +90,7 @@ fn analyze_with(
     let connections = match crate::auth::names(dirs) {
         Ok(c) => c,
         Err(m) => {
-            let problem = Problem {
-                node: None,
-                path: String::new(),
-                message: m,
-            };
+            let problem = Problem::new(None, "", m);
             return Analysis {
                 problems: vec![problem],
                 ..Default::default()

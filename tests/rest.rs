@@ -380,3 +380,26 @@ fn an_incremental_run_killed_while_it_publishes_is_finished_and_never_read_twice
         assert_eq!(ids.iter().copied().collect::<BTreeSet<_>>().len(), 250);
     }
 }
+
+#[test]
+fn a_service_that_fails_on_the_first_page_is_a_failed_run_not_an_invalid_flow() {
+    let api = start();
+    let scratch = Scratch::new();
+    for url in [
+        "http://127.0.0.1:9/records".to_string(),
+        format!("{}/no-such-path", api.url()),
+    ] {
+        let flow = to_folder(json!({"url": url, "records_path": "data"}));
+        let out = run(&scratch, &flow, &[]);
+        assert_eq!(out.status.code(), Some(1), "{url}: {}", stderr(&out));
+        let record: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(record["status"], "Error", "{record}");
+        assert_eq!(record["error"]["node"], "api");
+        let kept = scratch
+            .home()
+            .join("data/runs")
+            .join(record["execution_id"].as_str().unwrap())
+            .join("run.json");
+        assert!(kept.exists(), "the run record is kept: {}", kept.display());
+    }
+}

@@ -196,7 +196,7 @@ impl RestSource {
         let key = serde_json::to_string(self).expect("plain data");
         let inferred = LEARNT
             .get_or_learn(key, || block_on(self.learn()))
-            .map_err(|m| vec![ConfigProblem::new("/url", m)])?;
+            .map_err(|m| vec![ConfigProblem::service("/url", m)])?;
         with_overrides(inferred, &self.schema, FileFormat::Json, &self.url)
     }
 

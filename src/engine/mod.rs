@@ -74,10 +74,52 @@ impl RunOptions {
 /// Runs the whole flow.
 pub async fn run(plan: &Plan, opts: RunOptions) -> RunRecord {
     let execution_id = uuid::Uuid::now_v7().to_string();
-    let run_dir = opts.dirs.run_dir(&execution_id);
-    let errors = ErrorSink::to_file(run_dir.join("errors.jsonl"));
+    let errors = ErrorSink::to_file(opts.dirs.run_dir(&execution_id).join("errors.jsonl"));
     let started = Utc::now();
     let outcome = execute(plan, &opts, &execution_id, Mode::Run, errors.clone()).await;
+    record_run(plan, &opts, execution_id, started, outcome, errors)
+}
+
+/// The record of a run that failed before it could start: a service the flow reads could
+/// not be reached, or refused, while the run learnt its fields. It is a failed run (kept
+/// with the others, exit 1), not an invalid flow.
+pub fn failed_to_start(
+    flow: &crate::flow::Flow,
+    base_dir: &std::path::Path,
+    error: RunError,
+    opts: RunOptions,
+) -> RunRecord {
+    let execution_id = uuid::Uuid::now_v7().to_string();
+    let plan = Plan {
+        flow_name: flow.name.clone(),
+        trigger: flow.trigger.clone(),
+        error_threshold: flow
+            .error_threshold
+            .unwrap_or(crate::flow::validate::DEFAULT_ERROR_THRESHOLD),
+        base_dir: base_dir.to_path_buf(),
+        nodes: Vec::new(),
+    };
+    let outcome = Outcome::failed(error.node.as_deref(), error.message, &[]);
+    record_run(
+        &plan,
+        &opts,
+        execution_id,
+        Utc::now(),
+        outcome,
+        ErrorSink::in_memory(),
+    )
+}
+
+/// Makes, keeps and announces the record of a run that ended with `outcome`.
+fn record_run(
+    plan: &Plan,
+    opts: &RunOptions,
+    execution_id: String,
+    started: chrono::DateTime<Utc>,
+    outcome: Outcome,
+    errors: ErrorSink,
+) -> RunRecord {
+    let run_dir = opts.dirs.run_dir(&execution_id);
 
     let error_output = match errors.close() {
         Ok(path) => path.map(|p| p.display().to_string()),

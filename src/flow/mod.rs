@@ -39,6 +39,7 @@ impl Flow {
         // Parse to a value first so that syntax errors (line, column) and shape errors
         // (JSON path) are told apart in the message.
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| Problem {
+            service: false,
             node: None,
             path: String::new(),
             message: format!(
@@ -51,6 +52,7 @@ impl Flow {
         // A value given twice would silently be the last one.
         if let Err(e) = serde_json::from_str::<unique::UniqueKeys>(text) {
             return Err(Problem {
+                service: false,
                 node: None,
                 path: String::new(),
                 message: format!("{origin}: {}", unique::describe(text, &e)),
@@ -58,6 +60,7 @@ impl Flow {
         }
         if !value.is_object() {
             return Err(Problem {
+                service: false,
                 node: None,
                 path: String::new(),
                 message: format!(
@@ -74,13 +77,13 @@ impl Flow {
         if let Some(format) = value.get("format").and_then(|f| f.as_str())
             && format != FORMAT
         {
-            return Err(Problem {
-                node: None,
-                path: "/format".into(),
-                message: format!(
+            return Err(Problem::new(
+                None,
+                "/format",
+                format!(
                     "{origin}: unknown flow format `{format}`; this version of Tributary reads `{FORMAT}`"
                 ),
-            });
+            ));
         }
         serde_path_to_error::deserialize(&value).map_err(|e| {
             let path = validate::pointer_from_serde_path(e.path());
@@ -91,6 +94,7 @@ impl Flow {
                     validate::serde_in_words(&e.inner().to_string())
                 ),
                 path,
+                service: false,
             }
         })
     }

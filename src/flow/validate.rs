@@ -22,6 +22,21 @@ pub struct Problem {
     /// JSON pointer into the flow file, e.g. `/nodes/2/config/fields/0`.
     pub path: String,
     pub message: String,
+    /// A service could not be reached or refused while the flow was planned (see
+    /// `ConfigProblem::service`): a run with only such problems fails (exit 1), it is not
+    /// an invalid flow (exit 2).
+    pub service: bool,
+}
+
+impl Problem {
+    pub fn new(node: Option<&str>, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            node: node.map(str::to_string),
+            path: path.into(),
+            message: message.into(),
+            service: false,
+        }
+    }
 }
 
 impl fmt::Display for Problem {
@@ -101,11 +116,8 @@ pub fn validate(flow: &Flow, cx: &Context) -> Result<Plan, Vec<Problem>> {
 pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
     let mut problems = Vec::new();
     let params = params::merge(&flow.params, cx.overrides);
-    let problem = |node: Option<&str>, path: String, message: String| Problem {
-        node: node.map(str::to_string),
-        path,
-        message,
-    };
+    let problem =
+        |node: Option<&str>, path: String, message: String| Problem::new(node, path, message);
 
     if flow.error_threshold.is_some_and(|t| t > 100) {
         problems.push(problem(
@@ -345,8 +357,9 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
         };
         match config.output_schema(input, &plan_cx) {
             Ok(schema) => schemas[i] = Some(schema),
-            Err(list) => problems.extend(list.into_iter().map(|p| {
-                problem(
+            Err(list) => problems.extend(list.into_iter().map(|p| Problem {
+                service: p.service,
+                ..problem(
                     Some(&flow.nodes[i].id),
                     format!("/nodes/{i}/config{}", p.path),
                     p.message,

@@ -238,7 +238,7 @@ impl S3Source {
         );
         let (format, inferred) = LEARNT
             .get_or_learn(key, || block_on(self.learn(&access)))
-            .map_err(|m| vec![ConfigProblem::new("/bucket", m)])?;
+            .map_err(|m| vec![ConfigProblem::service("/bucket", m)])?;
         let origin = format!("s3://{}/{}", self.bucket, normalize_prefix(&self.prefix));
         let schema = with_overrides(inferred, &self.schema, format, &origin)?;
         Ok((format, schema))
