@@ -307,7 +307,7 @@ fn a_bulk_query_reads_its_result_sets_by_locator() {
     let scratch = connected(&org);
     // Automatic: the count says 450 records, above this node's threshold of 100.
     let flow = to_folder(json!({
-        "fields": ["Id", "Name", "Amount", "IsWon", "CloseDate", "SystemModstamp"],
+        "fields": ["Id", "Name", "Amount", "IsWon", "CloseDate", "SystemModstamp", "Description", "Tags__c"],
         "bulk_from": 100
     }));
     let record = ran(&run(&scratch, &flow, &[]));
@@ -323,7 +323,7 @@ fn a_bulk_query_reads_its_result_sets_by_locator() {
     assert_eq!(job["job"]["operation"], "query");
     assert_eq!(
         job["job"]["query"],
-        "SELECT Id, Name, Amount, IsWon, CloseDate, SystemModstamp FROM Opportunity"
+        "SELECT Id, Name, Amount, IsWon, CloseDate, SystemModstamp, Description, Tags__c FROM Opportunity"
     );
     let results: Vec<&Value> = requests
         .iter()
@@ -349,8 +349,11 @@ fn a_bulk_query_reads_its_result_sets_by_locator() {
     rest_flow["nodes"][0]["config"]["api"] = json!("rest");
     ran(&run(&rest_scratch, &rest_flow, &[]));
     let (rest, _) = written(&rest_scratch);
+    // Field by field, empties included: an empty text is null through either API.
     assert_eq!(bulk, rest);
     assert_eq!(bulk["006000000000010"]["Amount"], Value::Null);
+    assert_eq!(bulk["006000000000007"]["Description"], Value::Null);
+    assert_eq!(bulk["006000000000008"]["Description"], "Déjà vu deal 8");
 }
 
 #[test]
@@ -560,6 +563,14 @@ fn a_bulk_ingest_job_writes_and_brings_back_the_refused_records() {
             .iter()
             .any(|e| e["record"].as_str().unwrap().contains("EXT-949"))
     );
+    // Typed as sent, as sObject Collections' refusals are: amounts are numbers.
+    let amounts: Vec<Value> = errors
+        .iter()
+        .map(|e| serde_json::from_str::<Value>(e["record"].as_str().unwrap()).unwrap())
+        .filter_map(|r| r.get("Amount").cloned())
+        .collect();
+    assert!(!amounts.is_empty());
+    assert!(amounts.iter().all(Value::is_number), "{amounts:?}");
     assert_upserted(&org);
 }
 

@@ -11,7 +11,7 @@
 //! halfway, what was sent stays written; upserts make a run safe to repeat.
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -236,6 +236,7 @@ impl NodeConfig for SalesforceDestination {
                 .map_err(|_| NodeError::msg("writing to Salesforce needs the async runtime"))?,
             node: cx.node_id.clone(),
             errors: cx.errors.clone(),
+            input: input.clone(),
             columns,
             staged: std::io::BufWriter::new(staged),
             count: 0,
@@ -257,6 +258,8 @@ struct SalesforceWrite {
     errors: ErrorSink,
     /// The fields sent: the input's, or only `Id` to delete.
     columns: Vec<String>,
+    /// The records' fields, to read refused records back typed from Bulk's CSV.
+    input: SchemaRef,
     staged: std::io::BufWriter<std::fs::File>,
     count: u64,
     staged_bytes: u64,
@@ -560,8 +563,10 @@ impl SalesforceWrite {
                     match k {
                         "sf__Error" => reason = v.trim_end_matches(" --").to_string(),
                         "sf__Id" => {}
+                        // Empty is null, left out as sObject Collections' records leave it.
+                        _ if v.is_empty() => {}
                         _ => {
-                            record.insert(k.to_string(), Value::from(v));
+                            record.insert(k.to_string(), typed_cell(&self.input, k, v));
                         }
                     }
                 }
@@ -582,6 +587,32 @@ impl SalesforceWrite {
 
 /// Bulk API 2.0 takes uploads of up to 150 MB; jobs stay well below.
 const BULK_JOB_BYTES: usize = 100 << 20;
+
+/// A cell of Bulk's failed-results CSV as the value it was sent as, by its field's type in
+/// the input: a refused record reaches the error output as the typed record it was,
+/// whichever API sent it.
+fn typed_cell(input: &SchemaRef, field: &str, text: &str) -> Value {
+    let kind = input.field_with_name(field).map(|f| f.data_type().clone());
+    let number = || {
+        text.parse::<i64>().map(Value::from).ok().or_else(|| {
+            text.parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+        })
+    };
+    match kind {
+        Ok(t) if t.is_numeric() => {
+            number().unwrap_or_else(|| Value::from(text))
+        }
+        Ok(DataType::Boolean) => match text {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => Value::from(text),
+        },
+        _ => Value::from(text),
+    }
+}
 
 /// A CSV cell as Bulk API 2.0 reads it: empty for a missing value.
 fn cell(value: Option<&Value>) -> String {

@@ -98,9 +98,9 @@ impl FieldInfo {
     /// Salesforce's `+0000` offsets become `+00:00`, empty cells null.
     pub fn normalize(&self, value: Value) -> Value {
         match (self.arrow_type(), value) {
-            (_, Value::String(s)) if s.is_empty() && self.arrow_type() != DataType::Utf8 => {
-                Value::Null
-            }
+            // Salesforce keeps an empty text as null; a Bulk CSV can only show null as an
+            // empty cell. So an empty cell is null for every type, as the REST API says.
+            (_, Value::String(s)) if s.is_empty() => Value::Null,
             (DataType::Boolean, Value::String(s)) => match s.as_str() {
                 "true" | "TRUE" | "True" => Value::Bool(true),
                 "false" | "FALSE" | "False" => Value::Bool(false),
@@ -121,6 +121,9 @@ impl FieldInfo {
         }
     }
 }
+
+/// How [`Org::describe`] starts the message of an object Salesforce does not have.
+pub const NO_OBJECT: &str = "Salesforce has no object";
 
 /// `2026-11-27T10:00:00.000+0000` → `2026-11-27T10:00:00.000+00:00`.
 fn rfc3339(text: &str) -> String {
@@ -186,6 +189,8 @@ impl Org {
         format!("{root}{path}")
     }
 
+    /// What an object's description is, or why there is none. A message starting with
+    /// [`NO_OBJECT`] is the flow's mistake (a misspelt object); any other, the service's.
     pub async fn describe(&self, object: &str) -> Result<Describe, NodeError> {
         let url = self.url(&format!("/sobjects/{object}/describe"));
         let (answer, _) = self
@@ -194,7 +199,7 @@ impl Org {
             .await
             .map_err(|e| match e.status {
                 Some(404) => NodeError::msg(format!(
-                    "Salesforce has no object `{object}` (or the connection may not see it)"
+                    "{NO_OBJECT} `{object}` (or the connection may not see it)"
                 )),
                 _ => NodeError::msg(salesforce_words(&e.message)),
             })?;
@@ -258,6 +263,16 @@ mod tests {
             filterable: true,
             compound_field_name: None,
         }
+    }
+
+    #[test]
+    fn an_empty_bulk_cell_is_null_for_every_type() {
+        for kind in [
+            "string", "textarea", "picklist", "double", "date", "boolean", "datetime",
+        ] {
+            assert_eq!(field(kind).normalize(json!("")), Value::Null, "{kind}");
+        }
+        assert_eq!(field("string").normalize(json!("x")), json!("x"));
     }
 
     #[test]

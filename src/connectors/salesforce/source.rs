@@ -133,7 +133,13 @@ impl SalesforceSource {
             block_on(async { self.org()?.describe(self.object.trim()).await })
                 .map_err(|e| e.to_string())
         });
-        learnt.map_err(|m| ConfigProblem::service("/object", m))
+        learnt.map_err(|m| {
+            if m.starts_with(super::NO_OBJECT) {
+                ConfigProblem::new("/object", m)
+            } else {
+                ConfigProblem::service("/object", m)
+            }
+        })
     }
 
     /// The fields to output, checked against the description.
