@@ -964,3 +964,33 @@ fn a_preview_held_back_while_typing_arrives_without_any_input() {
         harness.step();
     }
 }
+
+#[test]
+fn a_number_that_does_not_read_says_why_beside_its_field() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &demo_flow(&scratch));
+    apply(&mut harness, Command::Select(vec!["crm".into()]));
+    validated(&mut harness);
+    let before = harness.state().state.doc.flow.node("crm").unwrap().config["records"].clone();
+    // The flow keeps the last value that read: none of "abc", and "2" of "2.5".
+    for (typed, why, kept) in [
+        ("abc", "“abc” is not a number", before),
+        ("2.5", "2.5 is not a whole number", serde_json::json!(2)),
+    ] {
+        focus_and_select_all(&mut harness, "Records");
+        type_slowly(&mut harness, typed);
+        assert!(shows(&harness, why), "{typed}: says why");
+        assert_eq!(
+            harness.state().state.doc.flow.node("crm").unwrap().config["records"],
+            kept,
+            "{typed}"
+        );
+    }
+    focus_and_select_all(&mut harness, "Records");
+    type_slowly(&mut harness, "250");
+    assert_eq!(
+        harness.state().state.doc.flow.node("crm").unwrap().config["records"],
+        250
+    );
+    assert!(!shows(&harness, "is not a"));
+}

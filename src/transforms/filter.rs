@@ -46,6 +46,54 @@ pub struct Condition {
     pub value: Value,
 }
 
+impl Condition {
+    /// The condition as the node's one-line summary says it, in the form's words:
+    /// `status equal to shipped or delivered`, `quantity greater than 0`.
+    pub fn in_words(&self) -> String {
+        let value = |v: &Value| match v {
+            Value::Null => "(no value yet)".to_string(),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let values = match (&self.value, self.operator) {
+            (Value::Array(pair), Operator::Between) if pair.len() == 2 => {
+                format!("{} and {}", value(&pair[0]), value(&pair[1]))
+            }
+            (Value::Array(list), _) => {
+                let joiner = if self.operator == Operator::NotEqualTo {
+                    " nor "
+                } else {
+                    " or "
+                };
+                list.iter().map(value).collect::<Vec<_>>().join(joiner)
+            }
+            (v, _) => value(v),
+        };
+        let field = if self.field.is_empty() {
+            "(no field yet)"
+        } else {
+            &self.field
+        };
+        format!("{field} {} {values}", self.operator.in_words())
+    }
+}
+
+impl Operator {
+    /// The words the form shows for it.
+    pub fn in_words(self) -> &'static str {
+        match self {
+            Operator::LessThan => "less than",
+            Operator::GreaterThan => "greater than",
+            Operator::LessThanOrEqualTo => "less than or equal to",
+            Operator::GreaterThanOrEqualTo => "greater than or equal to",
+            Operator::EqualTo => "equal to",
+            Operator::NotEqualTo => "not equal to",
+            Operator::Contains => "contains",
+            Operator::Between => "between",
+        }
+    }
+}
+
 /// AppFlow's comparison operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -202,7 +250,7 @@ impl NodeConfig for Filter {
     fn summary(&self) -> String {
         match self.conditions.as_slice() {
             [] => "keeps every record".into(),
-            [c] => format!("{} {:?} {}", c.field, c.operator, c.value).replace('"', ""),
+            [c] => c.in_words(),
             many => format!("{} conditions", many.len()),
         }
     }
@@ -284,6 +332,25 @@ mod tests {
 
     fn filter(conditions: Value) -> Filter {
         serde_json::from_value(json!({ "conditions": conditions })).unwrap()
+    }
+
+    #[test]
+    fn summaries_speak_the_forms_words() {
+        let one = |c: Value| filter(json!([c])).summary();
+        assert_eq!(
+            one(
+                json!({"field": "status", "operator": "equal_to", "value": ["shipped", "delivered"]})
+            ),
+            "status equal to shipped or delivered"
+        );
+        assert_eq!(
+            one(json!({"field": "quantity", "operator": "less_than", "value": null})),
+            "quantity less than (no value yet)"
+        );
+        assert_eq!(
+            one(json!({"field": "amount", "operator": "between", "value": [1, 5]})),
+            "amount between 1 and 5"
+        );
     }
 
     fn sample() -> RecordBatch {

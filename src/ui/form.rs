@@ -673,32 +673,10 @@ fn edit_value(
             }
             false
         }
-        Some("integer") => {
-            let mut n = value.as_i64().unwrap_or(0);
-            let min = schema
-                .get("minimum")
-                .and_then(Value::as_f64)
-                .unwrap_or(f64::MIN);
-            let max = schema
-                .get("maximum")
-                .and_then(Value::as_f64)
-                .unwrap_or(f64::MAX);
-            if ui
-                .add(DragValue::new(&mut n).range(min..=max).speed(1.0))
-                .changed()
-            {
-                *value = json!(n);
-                return true;
-            }
-            false
-        }
-        Some("number") => {
-            let mut n = value.as_f64().unwrap_or(0.0);
-            if ui.add(DragValue::new(&mut n).speed(0.1)).changed() {
-                *value = json!(n);
-                return true;
-            }
-            false
+        Some(kind @ ("integer" | "number")) => {
+            let min = schema.get("minimum").and_then(Value::as_f64);
+            let max = schema.get("maximum").and_then(Value::as_f64);
+            number_input(ui, value, kind == "integer", (min, max), cx, path)
         }
         Some("boolean") => {
             let mut b = value.as_bool().unwrap_or(false);
@@ -710,6 +688,85 @@ fn edit_value(
         }
         _ => edit_any(ui, value, cx, path),
     }
+}
+
+/// A number typed as text. What does not read as one (or lies outside the setting's range)
+/// stays in the box as typed, with the reason under it, until it is put right; the flow
+/// keeps its last good value meanwhile.
+fn number_input(
+    ui: &mut Ui,
+    value: &mut Value,
+    whole: bool,
+    (min, max): (Option<f64>, Option<f64>),
+    cx: &FormContext,
+    path: &str,
+) -> bool {
+    let typed_id = ui.id().with(path).with("typed");
+    let kept: Option<String> = ui.data(|d| d.get_temp(typed_id));
+    let mut text = kept.clone().unwrap_or_else(|| match &*value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    });
+    let edit = TextEdit::singleline(&mut text)
+        .desired_width(120.0)
+        .hint_text(if whole { "a whole number" } else { "a number" });
+    let response = text_input(ui, edit, path, Some(cx));
+    let read = read_number(&text, whole, min, max);
+    let mut edited = false;
+    if response.changed() {
+        // What is typed stays as typed while the box has the focus: "1." is on its way
+        // to "1.5", not the 1.0 it reads as.
+        ui.data_mut(|d| d.insert_temp(typed_id, text.clone()));
+        if let Ok(n) = &read {
+            *value = n.clone();
+            edited = true;
+        }
+    } else if !response.has_focus() && read.is_ok() && kept.is_some() {
+        ui.data_mut(|d| {
+            d.remove_temp::<String>(typed_id);
+        });
+    }
+    if (response.changed() || kept.is_some())
+        && let Err(why) = read
+    {
+        problem_label(ui, &why);
+    }
+    edited
+}
+
+/// `text` as the JSON number a setting holds, or why it is not one.
+fn read_number(
+    text: &str,
+    whole: bool,
+    min: Option<f64>,
+    max: Option<f64>,
+) -> Result<Value, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(if whole {
+            "type a whole number".into()
+        } else {
+            "type a number".into()
+        });
+    }
+    let n: f64 = text
+        .parse()
+        .map_err(|_| format!("“{text}” is not a number"))?;
+    if whole && n.fract() != 0.0 {
+        return Err(format!("{text} is not a whole number"));
+    }
+    if let Some(min) = min
+        && n < min
+    {
+        return Err(format!("{text} is less than the smallest allowed, {min}"));
+    }
+    if let Some(max) = max
+        && n > max
+    {
+        return Err(format!("{text} is more than the largest allowed, {max}"));
+    }
+    Ok(if whole { json!(n as i64) } else { json!(n) })
 }
 
 /// Whether a filter operator makes sense for a field of type `kind` (in words).
@@ -756,6 +813,10 @@ fn edit_typed(
 }
 
 fn edit_scalar(ui: &mut Ui, value: &mut Value, kind: &str, cx: &FormContext, path: &str) -> bool {
+    if value.is_null() && (kind == "integer" || kind == "number" || kind.starts_with("decimal")) {
+        // No value yet: an empty box to type one in, not a 0 that is not there.
+        return edit_any(ui, value, cx, path);
+    }
     let number = value
         .as_f64()
         .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()));
@@ -771,22 +832,15 @@ fn edit_scalar(ui: &mut Ui, value: &mut Value, kind: &str, cx: &FormContext, pat
             }
             false
         }
-        "integer" => {
-            let mut n = number.unwrap_or(0.0) as i64;
-            if ui.add(DragValue::new(&mut n)).changed() {
+        "integer" | "number" => {
+            if let Some(n) = number
+                && !value.is_number()
+            {
                 *value = json!(n);
-                return true;
             }
-            false
+            number_input(ui, value, kind == "integer", (None, None), cx, path)
         }
-        k if k == "number" || k.starts_with("decimal") => {
-            let mut n = number.unwrap_or(0.0);
-            if ui.add(DragValue::new(&mut n).speed(1.0)).changed() {
-                *value = json!(n);
-                return true;
-            }
-            false
-        }
+        k if k.starts_with("decimal") => number_input(ui, value, false, (None, None), cx, path),
         _ => edit_any(ui, value, cx, path),
     }
 }

@@ -401,7 +401,8 @@ fn field_mapping(
         .spacing([6.0, 4.0])
         .show(ui, |ui| {
             let mut output_heading = None;
-            for h in ["", "source field", "", "output field", "type"] {
+            // One heading a cell: the remove button and the source field share the first.
+            for h in ["source field", "", "output field", "type"] {
                 let r = ui.label(RichText::new(h).small().weak());
                 if h == "output field" {
                     output_heading = Some(r.id);

@@ -602,9 +602,7 @@ fn typed_cell(input: &SchemaRef, field: &str, text: &str) -> Value {
         })
     };
     match kind {
-        Ok(t) if t.is_numeric() => {
-            number().unwrap_or_else(|| Value::from(text))
-        }
+        Ok(t) if t.is_numeric() => number().unwrap_or_else(|| Value::from(text)),
         Ok(DataType::Boolean) => match text {
             "true" => Value::Bool(true),
             "false" => Value::Bool(false),
