@@ -994,3 +994,54 @@ fn a_number_that_does_not_read_says_why_beside_its_field() {
     );
     assert!(!shows(&harness, "is not a"));
 }
+
+#[test]
+fn after_a_failed_run_no_node_is_left_waiting_and_the_table_names_nodes_by_label() {
+    let scratch = Scratch::new();
+    let path = demo_flow(&scratch);
+    // The lake's folder cannot be made: a file stands where its parent should be.
+    std::fs::write(scratch.path().join("blocked"), "a file").unwrap();
+    let mut harness = open(&scratch, &path);
+    let mut config = harness
+        .state()
+        .state
+        .doc
+        .flow
+        .node("lake")
+        .unwrap()
+        .config
+        .clone();
+    config["folder"] = serde_json::json!("blocked/lake");
+    apply(
+        &mut harness,
+        Command::SetConfig {
+            node: "lake".into(),
+            config,
+        },
+    );
+    validated(&mut harness);
+    harness.get_by_label("▶ Run").click();
+    wait_for(&mut harness, "the run", |app| {
+        app.state.run.record.is_some()
+    });
+    let app = harness.state();
+    assert_eq!(
+        app.state.run.record.as_ref().unwrap().status,
+        tributary::engine::RunStatus::Error
+    );
+    for (node, f) in &app.state.run.figures {
+        assert!(
+            !matches!(
+                f.state,
+                tributary::engine::NodeState::Idle | tributary::engine::NodeState::Running
+            ),
+            "{node} is {:?} after the run ended",
+            f.state
+        );
+    }
+    assert!(!shows(&harness, "waiting"));
+    assert!(
+        harness.query_by_label("Local lake").is_some() && shows(&harness, "Has e-mail"),
+        "the run table names nodes by their labels"
+    );
+}

@@ -20,6 +20,17 @@ pub enum NodeState {
 }
 
 impl NodeState {
+    /// The state as the canvas and the Run tab say it.
+    pub fn in_words(self) -> &'static str {
+        match self {
+            NodeState::Idle => "waiting",
+            NodeState::Running => "running",
+            NodeState::Done => "done",
+            NodeState::Failed => "failed",
+            NodeState::Canceled => "stopped",
+        }
+    }
+
     fn from_u8(v: u8) -> Self {
         match v {
             1 => NodeState::Running,

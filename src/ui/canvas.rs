@@ -114,18 +114,19 @@ impl NodeDataTrait for NodeView {
         ui.set_max_width(220.0);
         ui.label(RichText::new(&self.summary).small());
         if let Some(f) = &self.figures {
+            let words = f.state.in_words();
             let (text, color) = match f.state {
-                NodeState::Idle => ("waiting".to_string(), ui.visuals().weak_text_color()),
+                NodeState::Idle => (words.to_string(), ui.visuals().weak_text_color()),
                 NodeState::Running => (
-                    format!("running · {} in · {} out", f.records_in, f.records_out),
+                    format!("{words} · {} in · {} out", f.records_in, f.records_out),
                     Color32::from_rgb(0x3d, 0x8b, 0xd9),
                 ),
                 NodeState::Done => (
-                    format!("done · {} in · {} out", f.records_in, f.records_out),
+                    format!("{words} · {} in · {} out", f.records_in, f.records_out),
                     Color32::from_rgb(0x2f, 0x9e, 0x5b),
                 ),
-                NodeState::Failed => ("failed".to_string(), ui.visuals().error_fg_color),
-                NodeState::Canceled => ("cancelled".to_string(), ui.visuals().warn_fg_color),
+                NodeState::Failed => (words.to_string(), ui.visuals().error_fg_color),
+                NodeState::Canceled => (words.to_string(), ui.visuals().warn_fg_color),
             };
             let text = match (f.state, self.kind.role) {
                 (NodeState::Running | NodeState::Done, Role::Source) => {

@@ -224,8 +224,14 @@ fn run(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
                     }
                     ui.end_row();
                     for (id, f) in &run.figures {
-                        ui.label(id);
-                        ui.label(format!("{:?}", f.state).to_lowercase());
+                        let label = state
+                            .doc
+                            .flow
+                            .node(id)
+                            .and_then(|n| n.label.as_deref())
+                            .unwrap_or(id);
+                        ui.label(label).on_hover_text(format!("node id {id}"));
+                        ui.label(f.state.in_words());
                         ui.label(f.records_in.to_string());
                         ui.label(f.records_out.to_string());
                         ui.label(f.records_dropped.to_string());

@@ -15,7 +15,7 @@ use super::connection_state::ConnectionsState;
 use super::form;
 use super::table::PreviewTable;
 use super::worker::{Message, Worker};
-use crate::engine::{NodeFigures, RunEvent, RunRecord};
+use crate::engine::{NodeFigures, NodeState, RunEvent, RunRecord};
 use crate::flow::{Analysis, Edge, Flow, Node, Problem};
 use crate::node::Role;
 use crate::paths::Dirs;
@@ -925,6 +925,12 @@ impl AppState {
                     self.run.cancel = None;
                     for f in &record.nodes {
                         self.run.figures.insert(f.node.clone(), f.clone());
+                    }
+                    // The run is over: a node still waiting or running did not finish.
+                    for f in self.run.figures.values_mut() {
+                        if matches!(f.state, NodeState::Idle | NodeState::Running) {
+                            f.state = NodeState::Canceled;
+                        }
                     }
                     let text = match &record.error {
                         Some(e) => format!("The run failed: {}", e.message),
