@@ -1045,3 +1045,34 @@ fn after_a_failed_run_no_node_is_left_waiting_and_the_table_names_nodes_by_label
         "the run table names nodes by their labels"
     );
 }
+
+#[test]
+fn a_new_connections_offered_name_follows_the_connector_until_the_user_names_it() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &demo_flow(&scratch));
+    apply(
+        &mut harness,
+        Command::NewConnection {
+            connector: Some("salesforce".into()),
+            for_node: None,
+        },
+    );
+    let draft =
+        |h: &Harness<'static, TributaryApp>| h.state().state.connections.draft.clone().unwrap();
+    let mut changed = draft(&harness);
+    assert_eq!(changed.name, "salesforce");
+    changed.connector = "http".into();
+    apply(&mut harness, Command::EditConnectionDraft(changed));
+    assert_eq!(draft(&harness).name, "http");
+    let mut named = draft(&harness);
+    named.name = "crm-api".into();
+    apply(&mut harness, Command::EditConnectionDraft(named));
+    let mut changed = draft(&harness);
+    changed.connector = "s3".into();
+    apply(&mut harness, Command::EditConnectionDraft(changed));
+    assert_eq!(
+        draft(&harness).name,
+        "crm-api",
+        "a name the user typed stays"
+    );
+}

@@ -140,12 +140,17 @@ impl NodeDataTrait for NodeView {
             ui.label(RichText::new(text).small().color(color));
         }
         if let Some(p) = &self.problem {
-            ui.label(
-                RichText::new("⚠ needs attention")
-                    .small()
-                    .color(ui.visuals().error_fg_color),
-            )
-            .on_hover_text(p);
+            // The first problem itself, at the body's size so it reads at any zoom; all of
+            // them on hover.
+            let count = p.lines().count();
+            let first = p.lines().next().unwrap_or_default();
+            let text = if count > 1 {
+                format!("⚠ {first} (+{} more)", count - 1)
+            } else {
+                format!("⚠ {first}")
+            };
+            ui.add(egui::Label::new(RichText::new(text).color(ui.visuals().error_fg_color)).wrap())
+                .on_hover_text(p);
         }
         Vec::new()
     }

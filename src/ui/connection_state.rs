@@ -39,6 +39,21 @@ pub struct Busy {
     pub cancel: CancellationToken,
 }
 
+/// The name a new connection of `connector` is offered: the connector's, numbered when
+/// taken.
+fn default_name(connector: &str, taken: &BTreeMap<String, Connection>) -> String {
+    (1..)
+        .map(|i| {
+            if i == 1 {
+                connector.to_string()
+            } else {
+                format!("{connector}-{i}")
+            }
+        })
+        .find(|n| !taken.contains_key(n))
+        .expect("a free name")
+}
+
 /// The New connection form as filled in so far. Secrets typed in stay in memory only,
 /// until the vault takes them.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,16 +71,7 @@ impl ConnectionDraft {
     /// A blank form for a connector, its settings at their defaults.
     pub fn new(connector: &catalog::ConnectorAuth, taken: &BTreeMap<String, Connection>) -> Self {
         let mut draft = ConnectionDraft {
-            name: (1..)
-                .map(|i| {
-                    if i == 1 {
-                        connector.connector.to_string()
-                    } else {
-                        format!("{}-{i}", connector.connector)
-                    }
-                })
-                .find(|n| !taken.contains_key(n))
-                .expect("a free name"),
+            name: default_name(connector.connector, taken),
             connector: connector.connector.to_string(),
             auth: connector.kinds[0],
             settings: BTreeMap::new(),
@@ -240,6 +246,12 @@ impl AppState {
                         draft.auth = entry.kinds[0];
                     }
                     draft.fill_defaults(entry);
+                    // A name the user did not choose follows the connector.
+                    if old.connector != draft.connector
+                        && draft.name == default_name(&old.connector, &conns.list)
+                    {
+                        draft.name = default_name(&draft.connector, &conns.list);
+                    }
                 }
                 conns.draft = Some(draft);
             }
