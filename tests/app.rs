@@ -1076,3 +1076,57 @@ fn a_new_connections_offered_name_follows_the_connector_until_the_user_names_it(
         "a name the user typed stays"
     );
 }
+
+#[test]
+fn save_as_into_another_folder_keeps_relative_paths_pointing_where_they_pointed() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &csv_flow(&scratch));
+    let mut config = harness
+        .state()
+        .state
+        .doc
+        .flow
+        .node("orders")
+        .unwrap()
+        .config
+        .clone();
+    config["path"] = serde_json::json!("data/orders.csv");
+    apply(
+        &mut harness,
+        Command::SetConfig {
+            node: "orders".into(),
+            config,
+        },
+    );
+    let sub = scratch.path().join("kept/elsewhere");
+    std::fs::create_dir_all(&sub).unwrap();
+    apply(&mut harness, Command::SaveAs(sub.join("moved.json")));
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sub.join("moved.json")).unwrap()).unwrap();
+    let path = saved["nodes"][0]["config"]["path"].as_str().unwrap();
+    assert_eq!(
+        std::path::Path::new(path),
+        scratch.path().join("data/orders.csv"),
+        "outside the new folder: the whole path"
+    );
+    // A relative path set in the moved flow is rewritten relative to the next folder.
+    let mut config = harness.state().state.doc.flow.node("orders").unwrap().config.clone();
+    config["path"] = serde_json::json!("../../data/orders.csv");
+    apply(
+        &mut harness,
+        Command::SetConfig {
+            node: "orders".into(),
+            config,
+        },
+    );
+    apply(
+        &mut harness,
+        Command::SaveAs(scratch.path().join("back.json")),
+    );
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(scratch.path().join("back.json")).unwrap())
+            .unwrap();
+    assert_eq!(saved["nodes"][0]["config"]["path"], "data/orders.csv");
+    validated(&mut harness);
+    assert!(harness.state().state.analysis.problems.is_empty());
+}

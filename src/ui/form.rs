@@ -14,6 +14,22 @@ use super::connection_state::ConnectionsState;
 use crate::node::NodeType;
 use crate::registry;
 
+/// The JSON pointers of a node type's settings that name a file or a folder (`x-path`), for
+/// keeping them right when a flow moves.
+pub fn path_settings(kind: &str) -> Vec<String> {
+    let Some(schema) = schema_of(kind) else {
+        return Vec::new();
+    };
+    let root = resolve(schema, schema);
+    root.get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(_, p)| resolve(schema, p).get("x-path").is_some())
+        .map(|(name, _)| format!("/{name}"))
+        .collect()
+}
+
 /// Each node type's config schema, with its definitions beside it.
 static SCHEMAS: LazyLock<HashMap<&'static str, Value>> = LazyLock::new(|| {
     registry::all()

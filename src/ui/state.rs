@@ -379,6 +379,19 @@ impl AppState {
     }
 
     fn save_to(&mut self, path: PathBuf, worker: &Worker) {
+        // Files and folders named relative to where the flow was keep pointing where they
+        // pointed from where it goes.
+        let from = std::path::absolute(self.doc.base_dir()).unwrap_or_default();
+        let to = std::path::absolute(crate::workspace::base_dir(&path)).unwrap_or_default();
+        if from != to {
+            for node in &mut self.doc.flow.nodes {
+                for pointer in form::path_settings(&node.kind) {
+                    if let Some(Value::String(p)) = node.config.pointer_mut(&pointer) {
+                        *p = moved_path(p, &from, &to);
+                    }
+                }
+            }
+        }
         match self.doc.flow.save(&path) {
             Ok(()) => {
                 self.doc.saved = self.doc.flow.clone();
@@ -1002,8 +1015,12 @@ impl AppState {
                     return;
                 };
                 let base = self.doc.base_dir();
-                // Inside the flow's folder a relative path keeps the flow portable.
-                let shown = path.strip_prefix(&base).unwrap_or(&path);
+                // Inside a saved flow's folder a relative path keeps the flow portable; a
+                // flow not saved yet has no folder of its own, so it keeps the whole path.
+                let shown = match &self.doc.path {
+                    Some(_) => path.strip_prefix(&base).unwrap_or(&path),
+                    None => &path,
+                };
                 let (parent, key) = pointer.rsplit_once('/').unwrap_or(("", &pointer));
                 if let Some(Value::Object(o)) = config.pointer_mut(parent) {
                     o.insert(key.into(), shown.to_string_lossy().into_owned().into());
@@ -1011,6 +1028,30 @@ impl AppState {
                 }
             }
         }
+    }
+}
+
+/// `setting` (a path relative to `from`, or absolute) as the same place seen from `to`:
+/// relative when it lies below `to`, absolute otherwise. Placeholders (`${input}`) stay as
+/// they are: the parameter decides.
+fn moved_path(setting: &str, from: &Path, to: &Path) -> String {
+    if setting.is_empty() || setting.contains("${") || Path::new(setting).is_absolute() {
+        return setting.to_string();
+    }
+    // `..` and `.` resolved in the text alone: the place need not exist yet.
+    let mut place = PathBuf::new();
+    for part in from.join(setting).components() {
+        match part {
+            std::path::Component::ParentDir => {
+                place.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => place.push(other),
+        }
+    }
+    match place.strip_prefix(to) {
+        Ok(inside) => inside.to_string_lossy().into_owned(),
+        Err(_) => place.to_string_lossy().into_owned(),
     }
 }
 
