@@ -1110,7 +1110,15 @@ fn save_as_into_another_folder_keeps_relative_paths_pointing_where_they_pointed(
         "outside the new folder: the whole path"
     );
     // A relative path set in the moved flow is rewritten relative to the next folder.
-    let mut config = harness.state().state.doc.flow.node("orders").unwrap().config.clone();
+    let mut config = harness
+        .state()
+        .state
+        .doc
+        .flow
+        .node("orders")
+        .unwrap()
+        .config
+        .clone();
     config["path"] = serde_json::json!("../../data/orders.csv");
     apply(
         &mut harness,
@@ -1129,4 +1137,34 @@ fn save_as_into_another_folder_keeps_relative_paths_pointing_where_they_pointed(
     assert_eq!(saved["nodes"][0]["config"]["path"], "data/orders.csv");
     validated(&mut harness);
     assert!(harness.state().state.analysis.problems.is_empty());
+}
+
+#[test]
+fn when_the_file_dialog_cannot_open_the_app_asks_for_the_path_itself() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &csv_flow(&scratch));
+    // No portal and no zenity here, as on a minimal desktop.
+    apply(&mut harness, Command::ChooseSaveAs);
+    wait_for(&mut harness, "the path box", |app| {
+        app.state.path_prompt.is_some()
+    });
+    assert!(shows(&harness, "could not be opened"), "it says why");
+    let offered = harness.state().state.path_prompt.clone().unwrap().text;
+    assert!(
+        offered.ends_with("shipped-orders-with-totals.json"),
+        "the flow's name is offered: {offered}"
+    );
+    let target = scratch.path().join("typed.json");
+    apply(
+        &mut harness,
+        Command::EditPathPrompt(target.to_string_lossy().into_owned()),
+    );
+    harness.get_by_label("Save").click();
+    harness.run_steps(3);
+    assert!(target.exists(), "saved where typed");
+    assert_eq!(
+        harness.state().state.doc.path.as_deref(),
+        Some(target.as_path())
+    );
+    assert!(harness.state().state.path_prompt.is_none());
 }

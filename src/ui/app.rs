@@ -63,6 +63,7 @@ impl TributaryApp {
             commands.extend(self.menu(ui));
         });
         commands.extend(welcome::confirm(ui, &self.state));
+        commands.extend(welcome::path_prompt(ui, &self.state));
         commands.extend(connections::window(ui, &self.state));
         commands.extend(connections::vault_prompt(ui, &self.state));
         if self.state.welcome {

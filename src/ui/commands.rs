@@ -57,6 +57,11 @@ pub enum Command {
         pointer: String,
         folder: bool,
     },
+    /// The path typed in the app's own path box, shown when the desktop's file dialog
+    /// cannot open.
+    EditPathPrompt(String),
+    SubmitPathPrompt,
+    CancelPathPrompt,
     /// Check that a source or destination reaches its service with its current settings.
     TestConnection(String),
     /// Fetch the objects and the chosen object's fields a node's service offers.

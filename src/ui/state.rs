@@ -14,7 +14,7 @@ use super::commands::Command;
 use super::connection_state::ConnectionsState;
 use super::form;
 use super::table::PreviewTable;
-use super::worker::{Message, Worker};
+use super::worker::{DialogRequest, Message, Worker};
 use crate::engine::{NodeFigures, NodeState, RunEvent, RunRecord};
 use crate::flow::{Analysis, Edge, Flow, Node, Problem};
 use crate::node::Role;
@@ -202,6 +202,8 @@ pub struct AppState {
     pub examples: Vec<super::welcome::Example>,
     /// A command that would drop unsaved changes, waiting for the user's answer.
     pub confirm: Option<Command>,
+    /// The app's own path box, open when the desktop's file dialog could not be shown.
+    pub path_prompt: Option<PathPrompt>,
     /// A command to carry out once the Save As dialog has saved the flow.
     after_save: Option<Command>,
     /// The window may close now.
@@ -244,6 +246,7 @@ impl AppState {
             welcome: false,
             connection_tests: HashMap::new(),
             confirm: None,
+            path_prompt: None,
             after_save: None,
             quit: false,
             document: 0,
@@ -451,13 +454,42 @@ impl AppState {
                 self.replace_document(demo, None);
                 self.welcome = false;
             }
-            Command::ChooseFlowToOpen => worker.choose_file(false),
+            Command::ChooseFlowToOpen => worker.choose_file(None, self.doc.base_dir()),
             Command::OpenFlow(path) => self.open(path),
             Command::Save => match self.doc.path.clone() {
                 Some(path) => self.save_to(path, worker),
-                None => worker.choose_file(true),
+                None => worker.choose_file(Some(self.offered_file_name()), self.doc.base_dir()),
             },
-            Command::ChooseSaveAs => worker.choose_file(true),
+            Command::ChooseSaveAs => {
+                worker.choose_file(Some(self.offered_file_name()), self.doc.base_dir())
+            }
+            Command::EditPathPrompt(text) => {
+                if let Some(prompt) = &mut self.path_prompt {
+                    prompt.text = text;
+                }
+            }
+            Command::CancelPathPrompt => {
+                // As a cancelled dialog: what waited for a save does not happen.
+                if matches!(
+                    self.path_prompt.take().map(|p| p.request),
+                    Some(DialogRequest::SaveFlow(_))
+                ) {
+                    self.after_save = None;
+                }
+            }
+            Command::SubmitPathPrompt => {
+                let Some(prompt) = self.path_prompt.take() else {
+                    return;
+                };
+                let path = PathBuf::from(prompt.text.trim());
+                match prompt.request {
+                    DialogRequest::OpenFlow => self.carry_out(Command::OpenFlow(path), worker),
+                    DialogRequest::SaveFlow(_) => self.carry_out(Command::SaveAs(path), worker),
+                    DialogRequest::NodePath { node, pointer, .. } => {
+                        self.set_node_path(node, &pointer, path, worker)
+                    }
+                }
+            }
             Command::SaveAs(path) => self.save_to(path, worker),
             Command::CloseFlow => {
                 self.replace_document(empty_flow(), None);
@@ -477,7 +509,7 @@ impl AppState {
                     }
                     None => {
                         self.after_save = Some(next);
-                        worker.choose_file(true);
+                        worker.choose_file(Some(self.offered_file_name()), self.doc.base_dir());
                     }
                 }
             }
@@ -1006,27 +1038,64 @@ impl AppState {
                 // Save As was cancelled: what waited for the save does not happen.
                 None => self.after_save = None,
             },
+            Message::DialogUnavailable(request) => {
+                let text = match &request {
+                    DialogRequest::SaveFlow(name) => self.doc.base_dir().join(name),
+                    _ => self.doc.base_dir().join(""),
+                };
+                self.path_prompt = Some(PathPrompt {
+                    request,
+                    text: text.to_string_lossy().into_owned(),
+                });
+            }
             Message::PathChosen {
                 node,
                 pointer,
                 path,
-            } => {
-                let Some(mut config) = self.doc.flow.node(&node).map(|n| n.config.clone()) else {
-                    return;
-                };
-                let base = self.doc.base_dir();
-                // Inside a saved flow's folder a relative path keeps the flow portable; a
-                // flow not saved yet has no folder of its own, so it keeps the whole path.
-                let shown = match &self.doc.path {
-                    Some(_) => path.strip_prefix(&base).unwrap_or(&path),
-                    None => &path,
-                };
-                let (parent, key) = pointer.rsplit_once('/').unwrap_or(("", &pointer));
-                if let Some(Value::Object(o)) = config.pointer_mut(parent) {
-                    o.insert(key.into(), shown.to_string_lossy().into_owned().into());
-                    self.apply(Command::SetConfig { node, config }, worker);
+            } => self.set_node_path(node, &pointer, path, worker),
+        }
+    }
+
+    /// What Save As offers as the file name: the flow's name, as a file name.
+    fn offered_file_name(&self) -> String {
+        let name: String = self
+            .doc
+            .flow
+            .name
+            .trim()
+            .chars()
+            .map(|c| {
+                if c.is_alphanumeric() || c == '-' || c == '_' {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
                 }
-            }
+            })
+            .collect();
+        let name = name.trim_matches('-');
+        if name.is_empty() {
+            "flow.json".into()
+        } else {
+            format!("{name}.json")
+        }
+    }
+
+    /// Sets a node's file or folder setting to a chosen path.
+    fn set_node_path(&mut self, node: String, pointer: &str, path: PathBuf, worker: &Worker) {
+        let Some(mut config) = self.doc.flow.node(&node).map(|n| n.config.clone()) else {
+            return;
+        };
+        let base = self.doc.base_dir();
+        // Inside a saved flow's folder a relative path keeps the flow portable; a flow not
+        // saved yet has no folder of its own, so it keeps the whole path.
+        let shown = match &self.doc.path {
+            Some(_) => path.strip_prefix(&base).unwrap_or(&path),
+            None => &path,
+        };
+        let (parent, key) = pointer.rsplit_once('/').unwrap_or(("", pointer));
+        if let Some(Value::Object(o)) = config.pointer_mut(parent) {
+            o.insert(key.into(), shown.to_string_lossy().into_owned().into());
+            self.apply(Command::SetConfig { node, config }, worker);
         }
     }
 }
@@ -1053,6 +1122,13 @@ fn moved_path(setting: &str, from: &Path, to: &Path) -> String {
         Ok(inside) => inside.to_string_lossy().into_owned(),
         Err(_) => place.to_string_lossy().into_owned(),
     }
+}
+
+/// The app's own path box: what it is for, and what is typed so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathPrompt {
+    pub request: DialogRequest,
+    pub text: String,
 }
 
 /// A flow with nothing in it yet.

@@ -194,3 +194,58 @@ pub fn confirm(ui: &Ui, state: &AppState) -> Vec<Command> {
     }
     c
 }
+
+/// The app's own path box, for when the desktop's file dialog cannot be shown: it says
+/// so, and takes the path typed.
+pub fn path_prompt(ui: &Ui, state: &AppState) -> Vec<Command> {
+    use super::worker::DialogRequest;
+    let mut c = Vec::new();
+    let Some(prompt) = &state.path_prompt else {
+        return c;
+    };
+    let (title, button) = match &prompt.request {
+        DialogRequest::OpenFlow => ("Open a flow file", "Open"),
+        DialogRequest::SaveFlow(_) => ("Save the flow as", "Save"),
+        DialogRequest::NodePath { folder: true, .. } => ("Choose a folder", "Choose"),
+        DialogRequest::NodePath { .. } => ("Choose a file", "Choose"),
+    };
+    let modal = egui::Modal::new(egui::Id::new("path prompt")).show(ui.ctx(), |ui| {
+        ui.set_width(520.0);
+        ui.label(RichText::new(title).size(15.0).strong());
+        ui.add_space(4.0);
+        ui.label(
+            RichText::new(
+                "The desktop's file dialog could not be opened (it needs xdg-desktop-portal or zenity). Type the path instead:",
+            )
+            .weak(),
+        );
+        ui.add_space(6.0);
+        let mut text = prompt.text.clone();
+        let field = ui.add(
+            egui::TextEdit::singleline(&mut text)
+                .id_salt("path prompt text")
+                .desired_width(f32::INFINITY),
+        );
+        if ui.memory(|m| m.focused().is_none()) {
+            field.request_focus();
+        }
+        if field.changed() {
+            c.push(Command::EditPathPrompt(text.clone()));
+        }
+        let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        ui.add_space(8.0);
+        ui.horizontal(|ui| {
+            let ready = !text.trim().is_empty();
+            if ui.add_enabled(ready, egui::Button::new(button)).clicked() || (enter && ready) {
+                c.push(Command::SubmitPathPrompt);
+            }
+            if ui.button("Cancel").clicked() {
+                c.push(Command::CancelPathPrompt);
+            }
+        });
+    });
+    if modal.should_close() && c.is_empty() {
+        c.push(Command::CancelPathPrompt);
+    }
+    c
+}

@@ -59,6 +59,9 @@ pub enum Message {
         save: bool,
         path: Option<PathBuf>,
     },
+    /// The desktop's file dialog could not be shown (no portal or zenity on a minimal
+    /// desktop): the app asks for the path itself.
+    DialogUnavailable(DialogRequest),
     /// A file or folder for a node's setting; nothing is sent when the dialog is cancelled.
     PathChosen {
         node: String,
@@ -66,6 +69,23 @@ pub enum Message {
         path: PathBuf,
     },
 }
+
+/// What a file dialog was asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DialogRequest {
+    OpenFlow,
+    /// Save the flow; the name offered.
+    SaveFlow(String),
+    /// A file or folder for a node's setting.
+    NodePath {
+        node: String,
+        pointer: String,
+        folder: bool,
+    },
+}
+
+/// A dialog answered sooner than this never showed: nobody cancels a dialog that fast.
+const DIALOG_FAILED_WITHIN: std::time::Duration = std::time::Duration::from_millis(400);
 
 pub struct Worker {
     runtime: tokio::runtime::Runtime,
@@ -290,15 +310,27 @@ impl Worker {
     }
 
     /// Shows the system's file dialog without holding up the UI.
-    pub fn choose_file(&self, save: bool) {
+    /// Asks for a flow file to open (`save_as: None`) or where to save one, offering the
+    /// file name `save_as`.
+    pub fn choose_file(&self, save_as: Option<String>, start: PathBuf) {
         let send = self.sender();
         self.runtime.spawn(async move {
-            let dialog = rfd::AsyncFileDialog::new().add_filter("Tributary flow", &["json"]);
-            let path = if save {
-                dialog.set_file_name("flow.json").save_file().await
-            } else {
-                dialog.pick_file().await
+            let asked = std::time::Instant::now();
+            let dialog = rfd::AsyncFileDialog::new()
+                .add_filter("Tributary flow", &["json"])
+                .set_directory(&start);
+            let save = save_as.is_some();
+            let path = match &save_as {
+                Some(name) => dialog.set_file_name(name).save_file().await,
+                None => dialog.pick_file().await,
             };
+            if path.is_none() && asked.elapsed() < DIALOG_FAILED_WITHIN {
+                send(Message::DialogUnavailable(match save_as {
+                    Some(name) => DialogRequest::SaveFlow(name),
+                    None => DialogRequest::OpenFlow,
+                }));
+                return;
+            }
             send(Message::FileChosen {
                 save,
                 path: path.map(|h| h.path().to_path_buf()),
@@ -310,12 +342,21 @@ impl Worker {
     pub fn choose_path(&self, node: String, pointer: String, folder: bool, start: PathBuf) {
         let send = self.sender();
         self.runtime.spawn(async move {
+            let asked = std::time::Instant::now();
             let dialog = rfd::AsyncFileDialog::new().set_directory(start);
             let chosen = if folder {
                 dialog.pick_folder().await
             } else {
                 dialog.pick_file().await
             };
+            if chosen.is_none() && asked.elapsed() < DIALOG_FAILED_WITHIN {
+                send(Message::DialogUnavailable(DialogRequest::NodePath {
+                    node,
+                    pointer,
+                    folder,
+                }));
+                return;
+            }
             if let Some(handle) = chosen {
                 send(Message::PathChosen {
                     node,
