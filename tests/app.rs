@@ -1168,3 +1168,54 @@ fn when_the_file_dialog_cannot_open_the_app_asks_for_the_path_itself() {
     );
     assert!(harness.state().state.path_prompt.is_none());
 }
+
+#[test]
+fn a_refused_rewire_keeps_the_old_wire_and_a_replaced_one_is_said() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &demo_flow(&scratch));
+    let edges = |h: &Harness<'static, TributaryApp>| {
+        let mut e: Vec<(String, String)> = h
+            .state()
+            .state
+            .doc
+            .flow
+            .edges
+            .iter()
+            .map(|e| (e.from.clone(), e.to.clone()))
+            .collect();
+        e.sort();
+        e
+    };
+    let before = edges(&harness);
+    // The wire into the lake, dropped on the source's input: refused, and kept.
+    apply(
+        &mut harness,
+        Command::Rewire {
+            old: ("name".into(), "lake".into()),
+            from: "name".into(),
+            to: "crm".into(),
+        },
+    );
+    assert_eq!(edges(&harness), before);
+    let status = harness.state().state.status.clone().unwrap();
+    assert!(
+        status.error && status.text.contains("is kept"),
+        "{status:?}"
+    );
+    // Connecting into an occupied input replaces the wire there, and says so.
+    apply(
+        &mut harness,
+        Command::Connect {
+            from: "card".into(),
+            to: "lake".into(),
+        },
+    );
+    let status = harness.state().state.status.clone().unwrap();
+    assert!(
+        status.text.contains("instead of Contact name"),
+        "{status:?}"
+    );
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    harness.run_steps(2);
+    assert_eq!(edges(&harness), before, "undoable");
+}

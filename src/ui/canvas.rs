@@ -276,6 +276,8 @@ pub struct Canvas {
     fit_requested: Option<f32>,
     /// The canvas size the last fit was made for.
     fit_size: Option<Vec2>,
+    /// A wire being dragged off the input it was in: (from, to) in the flow.
+    lifted: Option<(String, String)>,
     /// The document shown, to fit each newly opened flow.
     document: u64,
 }
@@ -449,9 +451,10 @@ impl Canvas {
                     );
                     if let (Some(from), Some(to)) = (self.to_flow.get(&from), self.to_flow.get(&to))
                     {
-                        commands.push(Command::Connect {
-                            from: from.clone(),
-                            to: to.clone(),
+                        let (from, to) = (from.clone(), to.clone());
+                        commands.push(match self.lifted.take() {
+                            Some(old) => Command::Rewire { old, from, to },
+                            None => Command::Connect { from, to },
                         });
                     }
                 }
@@ -462,10 +465,8 @@ impl Canvas {
                         from.and_then(|n| self.to_flow.get(&n)),
                         to.and_then(|n| self.to_flow.get(&n)),
                     ) {
-                        commands.push(Command::Disconnect {
-                            from: from.clone(),
-                            to: to.clone(),
-                        });
+                        // Lifted off its input: what the drop does decides (below).
+                        self.lifted = Some((from.clone(), to.clone()));
                     }
                 }
                 NodeResponse::DeleteNodeFull { node_id, .. } => {
@@ -489,6 +490,12 @@ impl Canvas {
                 NodeResponse::SelectNode(node) => clicked = Some(node),
                 _ => {}
             }
+        }
+        // A wire lifted off its input and let go of away from any port is taken out.
+        if self.editor.connection_in_progress.is_none()
+            && let Some((from, to)) = self.lifted.take()
+        {
+            commands.push(Command::Disconnect { from, to });
         }
         if moved {
             let moves = self

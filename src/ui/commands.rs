@@ -43,6 +43,13 @@ pub enum Command {
         from: String,
         to: String,
     },
+    /// A wire dragged off the input it was in (`old`: from, to) and dropped on another
+    /// port: one change, and a refused drop keeps the old wire.
+    Rewire {
+        old: (String, String),
+        from: String,
+        to: String,
+    },
     Disconnect {
         from: String,
         to: String,

@@ -141,6 +141,8 @@ impl RunState {
     }
 }
 
+/// The status line's message: what the last action did, or why it could not.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Status {
     pub text: String,
     pub error: bool,
@@ -578,9 +580,50 @@ impl AppState {
                     self.doc.revision += 1;
                     return;
                 }
+                // A transform or destination takes one input: a new one replaces it, and
+                // says so.
+                let replaced = self
+                    .doc
+                    .flow
+                    .edges
+                    .iter()
+                    .find(|e| e.to == to && e.from != from)
+                    .map(|e| e.from.clone());
+                let said = replaced.map(|old| {
+                    format!(
+                        "{} now takes its records from {} instead of {} (Ctrl+Z to undo)",
+                        self.label_of(&to),
+                        self.label_of(&from),
+                        self.label_of(&old)
+                    )
+                });
                 self.edit(None, |f| {
-                    // A transform or destination takes one input: a new one replaces it.
                     f.edges.retain(|e| e.to != to);
+                    f.edges.push(Edge { from, to });
+                });
+                if let Some(said) = said {
+                    self.say(said, false);
+                }
+            }
+            Command::Rewire { old, from, to } => {
+                let mut edges = self.doc.flow.edges.clone();
+                edges.retain(|e| !(e.from == old.0 && e.to == old.1));
+                if let Err(why) = self.can_connect_in(&edges, &from, &to) {
+                    self.say(
+                        format!(
+                            "{why}; the connection from {} to {} is kept",
+                            self.label_of(&old.0),
+                            self.label_of(&old.1)
+                        ),
+                        true,
+                    );
+                    // The canvas moved the wire already; the next sync puts it back.
+                    self.doc.revision += 1;
+                    return;
+                }
+                self.edit(None, |f| {
+                    f.edges
+                        .retain(|e| !(e.from == old.0 && e.to == old.1) && e.to != to);
                     f.edges.push(Edge { from, to });
                 });
             }
@@ -749,6 +792,11 @@ impl AppState {
     }
 
     fn can_connect(&self, from: &str, to: &str) -> Result<(), String> {
+        self.can_connect_in(&self.doc.flow.edges, from, to)
+    }
+
+    /// Whether `from` → `to` may join a flow with these `edges`.
+    fn can_connect_in(&self, edges: &[Edge], from: &str, to: &str) -> Result<(), String> {
         let role = |id: &str| {
             self.doc
                 .flow
@@ -772,17 +820,19 @@ impl AppState {
                 return Err("that connection would make a cycle; records must flow one way".into());
             }
             if seen.insert(n.clone()) {
-                stack.extend(
-                    self.doc
-                        .flow
-                        .edges
-                        .iter()
-                        .filter(|e| e.from == n)
-                        .map(|e| e.to.clone()),
-                );
+                stack.extend(edges.iter().filter(|e| e.from == n).map(|e| e.to.clone()));
             }
         }
         Ok(())
+    }
+
+    /// A node as the user knows it: its label, or its id.
+    fn label_of(&self, id: &str) -> String {
+        self.doc
+            .flow
+            .node(id)
+            .and_then(|n| n.label.clone())
+            .unwrap_or_else(|| id.to_string())
     }
 
     /// Puts a Map node between `before` and its input, mapping every incoming field as it
