@@ -1219,3 +1219,49 @@ fn a_refused_rewire_keeps_the_old_wire_and_a_replaced_one_is_said() {
     harness.run_steps(2);
     assert_eq!(edges(&harness), before, "undoable");
 }
+
+#[test]
+fn a_renamed_field_shows_as_a_rename_not_as_changed_values() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &demo_flow(&scratch));
+    apply(
+        &mut harness,
+        Command::AddNode {
+            kind: "transform.map".into(),
+            position: [300.0, 400.0],
+        },
+    );
+    apply(
+        &mut harness,
+        Command::Connect {
+            from: "name".into(),
+            to: "map".into(),
+        },
+    );
+    apply(
+        &mut harness,
+        Command::SetConfig {
+            node: "map".into(),
+            config: serde_json::json!({"fields": [
+                {"source": "Id", "target": "OpportunityId"},
+                {"source": "Name"}
+            ]}),
+        },
+    );
+    apply(&mut harness, Command::Select(vec!["map".into()]));
+    wait_for(
+        &mut harness,
+        "the preview",
+        |app| matches!(&app.state.preview.result, Some((k, Ok(_))) if k.node == "map" && k.revision == app.state.doc.revision),
+    );
+    let (_, table) = harness.state().state.preview.result.as_ref().unwrap();
+    let table = table.as_ref().unwrap();
+    let c = table
+        .columns
+        .iter()
+        .position(|(n, _)| n == "OpportunityId")
+        .unwrap();
+    assert_eq!(table.renamed_from[c].as_deref(), Some("Id"));
+    assert!(table.changed.iter().all(|row| row[c].is_none()));
+    assert!(shows(&harness, "was Id"));
+}

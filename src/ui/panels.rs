@@ -93,10 +93,15 @@ fn preview(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
                         .striped(true)
                         .min_col_width(60.0)
                         .show(ui, |ui| {
-                            for (name, kind) in &table.columns {
+                            for (c, (name, kind)) in table.columns.iter().enumerate() {
                                 ui.vertical(|ui| {
                                     ui.label(RichText::new(name).strong());
-                                    ui.label(RichText::new(kind).small().weak());
+                                    let was = table.renamed_from.get(c).and_then(Option::as_ref);
+                                    let under = match was {
+                                        Some(old) => format!("{kind} · was {old}"),
+                                        None => kind.clone(),
+                                    };
+                                    ui.label(RichText::new(under).small().weak());
                                 });
                             }
                             ui.end_row();

@@ -17,6 +17,8 @@ pub struct PreviewTable {
     /// where it is unchanged. Empty when rows cannot be matched one to one (the node drops
     /// or groups records). Columns with changes come first.
     pub changed: Vec<Vec<Option<String>>>,
+    /// Per column: the input field it is, renamed; its values are not changes.
+    pub renamed_from: Vec<Option<String>>,
     pub rejected: Vec<ErrorRecord>,
     /// Records that entered the node, for "N in → M out".
     pub rows_in: usize,
@@ -61,6 +63,7 @@ impl PreviewTable {
         let mut rows = cells(&p.batches);
         let rows_in: usize = p.input.iter().map(RecordBatch::num_rows).sum();
         let mut changed = Vec::new();
+        let mut renamed_from = vec![None; columns.len()];
         if !p.input.is_empty() && rows_in == rows.len() {
             let input_names: Vec<String> = p.input[0]
                 .schema()
@@ -69,10 +72,27 @@ impl PreviewTable {
                 .map(|f| f.name().clone())
                 .collect();
             let before = cells(&p.input);
-            let index: Vec<Option<usize>> = columns
+            let mut index: Vec<Option<usize>> = columns
                 .iter()
                 .map(|(n, _)| input_names.iter().position(|i| i == n))
                 .collect();
+            // A new name holding, record by record, the values of an input field that is
+            // gone from the output: that field, renamed.
+            let gone: Vec<usize> = (0..input_names.len())
+                .filter(|j| !columns.iter().any(|(n, _)| n == &input_names[*j]))
+                .collect();
+            for c in 0..columns.len() {
+                if index[c].is_some() {
+                    continue;
+                }
+                let same = gone.iter().copied().find(|&j| {
+                    !index.contains(&Some(j)) && rows.iter().zip(&before).all(|(a, b)| a[c] == b[j])
+                });
+                if let Some(j) = same {
+                    index[c] = Some(j);
+                    renamed_from[c] = Some(input_names[j].clone());
+                }
+            }
             changed = rows
                 .iter()
                 .zip(&before)
@@ -98,6 +118,7 @@ impl PreviewTable {
                 .chain((0..columns.len()).filter(|c| !touched(c)))
                 .collect();
             reorder(&mut columns, &order);
+            reorder(&mut renamed_from, &order);
             rows.iter_mut().for_each(|r| reorder(r, &order));
             changed.iter_mut().for_each(|r| reorder(r, &order));
         }
@@ -115,6 +136,7 @@ impl PreviewTable {
             },
             rows,
             changed,
+            renamed_from,
             rejected: p.rejected.clone(),
             rows_in,
         }
