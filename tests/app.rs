@@ -1265,3 +1265,69 @@ fn a_renamed_field_shows_as_a_rename_not_as_changed_values() {
     assert!(table.changed.iter().all(|row| row[c].is_none()));
     assert!(shows(&harness, "was Id"));
 }
+
+/// The characters inside string literals of the code below `dir` (tests left out) that
+/// are not ASCII, with where each was first seen.
+fn drawn_characters(dir: &std::path::Path, found: &mut std::collections::BTreeMap<char, String>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            drawn_characters(&path, found);
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("#[cfg(test)]") {
+                break;
+            }
+            if code.starts_with("//") {
+                continue;
+            }
+            // Only what is between quotes on the line: messages, labels, icons.
+            for (k, part) in code.split('"').enumerate() {
+                if k % 2 == 1 {
+                    for c in part.chars().filter(|c| !c.is_ascii()) {
+                        found
+                            .entry(c)
+                            .or_insert_with(|| format!("{}:{}", path.display(), n + 1));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every character in the app's text and icons is in one of the fonts egui draws text
+/// with (Ubuntu Light, then Noto Emoji, then the emoji icon font); anything else is drawn
+/// as an empty box.
+#[test]
+fn every_character_the_app_draws_is_in_its_fonts() {
+    use skrifa::MetadataProvider;
+    let mut found = std::collections::BTreeMap::new();
+    drawn_characters(std::path::Path::new("src"), &mut found);
+    for t in tributary::registry::all() {
+        for c in t.icon.chars() {
+            found.insert(c, format!("the icon of {}", t.name));
+        }
+    }
+    let fonts: Vec<skrifa::FontRef> = [
+        epaint_default_fonts::UBUNTU_LIGHT,
+        epaint_default_fonts::NOTO_EMOJI_REGULAR,
+        epaint_default_fonts::EMOJI_ICON,
+    ]
+    .iter()
+    .map(|bytes| skrifa::FontRef::new(bytes).unwrap())
+    .collect();
+    let missing: Vec<String> = found
+        .iter()
+        // Variation selectors only pick a presentation; they draw nothing themselves.
+        .filter(|(c, _)| !('\u{fe00}'..='\u{fe0f}').contains(*c))
+        .filter(|(c, _)| fonts.iter().all(|f| f.charmap().map(**c).is_none()))
+        .map(|(c, at)| format!("{c:?} (U+{:04X}) at {at}", *c as u32))
+        .collect();
+    assert!(missing.is_empty(), "drawn as empty boxes: {missing:#?}");
+}

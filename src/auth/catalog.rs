@@ -90,7 +90,7 @@ pub const CATALOG: &[ConnectorAuth] = &[
                 ..setting(
                     "client_id",
                     "Consumer key",
-                    "The consumer key of your connected app (Setup → App Manager).",
+                    "The consumer key of your connected app (Setup, then App Manager).",
                 )
             },
             Setting {

@@ -241,7 +241,7 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
                     None,
                     format!("/edges/{j}/{end}"),
                     format!(
-                        "the edge {} `{}` → `{}` names a node `{id}` that is not in the flow",
+                        "the edge {} from `{}` to `{}` names a node `{id}` that is not in the flow",
                         j, edge.from, edge.to
                     ),
                 ));
@@ -254,7 +254,7 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
             problems.push(problem(
                 Some(&edge.to),
                 format!("/edges/{j}"),
-                format!("the edge `{}` → `{}` is listed twice", edge.from, edge.to),
+                format!("the edge from `{}` to `{}` is listed twice", edge.from, edge.to),
             ));
             continue;
         }

@@ -396,119 +396,130 @@ fn field_mapping(
         .expect("made an array above");
     ui.label(RichText::new("Field mapping").strong());
     let mut remove = None;
-    egui::Grid::new("mapping")
-        .num_columns(5)
-        .spacing([6.0, 4.0])
+    // Wider than the panel, the rows scroll: they never widen the inspector for good.
+    egui::ScrollArea::horizontal()
+        .id_salt("mapping rows")
         .show(ui, |ui| {
-            let mut output_heading = None;
-            // One heading a cell: the remove button and the source field share the first.
-            for h in ["source field", "", "output field", "type"] {
-                let r = ui.label(RichText::new(h).small().weak());
-                if h == "output field" {
-                    output_heading = Some(r.id);
-                }
-            }
-            ui.end_row();
-            for (i, row) in rows.iter_mut().enumerate() {
-                let source = row["source"].as_str().unwrap_or_default().to_string();
-                ui.push_id(i, |ui| {
-                    if ui
-                        .small_button("🗙")
-                        .on_hover_text("Leave this field out")
-                        .clicked()
-                    {
-                        remove = Some(i);
-                    }
-                    egui::ComboBox::from_id_salt(("source", i))
-                        .selected_text(&source)
-                        .width(110.0)
-                        .height(320.0)
-                        .show_ui(ui, |ui| {
-                            for (name, kind) in fields {
-                                if ui
-                                    .selectable_label(name == &source, format!("{name} · {kind}"))
-                                    .clicked()
-                                    && name != &source
-                                {
-                                    row["source"] = json!(name);
-                                    changed = true;
-                                }
-                            }
-                        });
-                });
-                ui.label("->");
-                // An emptied name stays empty while the user types the new one; only a
-                // name equal to the source's is dropped (it is the default).
-                let mut target = target_of(row);
-                let mut field = ui.add(
-                    egui::TextEdit::singleline(&mut target)
-                        .id_salt(("target", i))
-                        .desired_width(140.0),
-                );
-                if let Some(heading) = output_heading {
-                    field = field.labelled_by(heading);
-                }
-                if field.changed() {
-                    if target == source {
-                        row.as_object_mut().expect("a mapping row").remove("target");
-                    } else {
-                        row["target"] = json!(target);
-                    }
-                    changed = true;
-                }
-                let current = row
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                let shown = if current.is_empty() {
-                    "as is".to_string()
-                } else {
-                    current.clone()
-                };
-                egui::ComboBox::from_id_salt(("type", i))
-                    .selected_text(shown)
-                    .width(80.0)
-                    .show_ui(ui, |ui| {
-                        for t in [
-                            "",
-                            "string",
-                            "integer",
-                            "number",
-                            "boolean",
-                            "date",
-                            "timestamp",
-                        ] {
-                            if ui
-                                .selectable_label(
-                                    current == t,
-                                    if t.is_empty() { "as is" } else { t },
-                                )
-                                .clicked()
-                                && current != t
-                            {
-                                if t.is_empty() {
-                                    row.as_object_mut().expect("a mapping row").remove("type");
-                                } else {
-                                    row["type"] = json!(t);
-                                }
-                                changed = true;
-                            }
+            egui::Grid::new("mapping")
+                .num_columns(4)
+                .spacing([6.0, 4.0])
+                .show(ui, |ui| {
+                    let mut output_heading = None;
+                    // One heading a cell: the remove button and the source field share the first.
+                    for h in ["source field", "", "output field", "type"] {
+                        let r = ui.label(RichText::new(h).small().weak());
+                        if h == "output field" {
+                            output_heading = Some(r.id);
                         }
-                    });
-                ui.end_row();
-                if let Some(table) = sample
-                    && let Some(c) = table.columns.iter().position(|(n, _)| n == &target_of(row))
-                {
-                    ui.label("");
-                    ui.label(
-                        RichText::new(format!("e.g. {}", table.rows[0][c]))
-                            .small()
-                            .weak(),
-                    );
+                    }
                     ui.end_row();
-                }
-            }
+                    for (i, row) in rows.iter_mut().enumerate() {
+                        let source = row["source"].as_str().unwrap_or_default().to_string();
+                        ui.push_id(i, |ui| {
+                            if ui
+                                .small_button("🗙")
+                                .on_hover_text("Leave this field out")
+                                .clicked()
+                            {
+                                remove = Some(i);
+                            }
+                            egui::ComboBox::from_id_salt(("source", i))
+                                .selected_text(&source)
+                                .width(110.0)
+                                .height(320.0)
+                                .show_ui(ui, |ui| {
+                                    for (name, kind) in fields {
+                                        if ui
+                                            .selectable_label(
+                                                name == &source,
+                                                format!("{name} · {kind}"),
+                                            )
+                                            .clicked()
+                                            && name != &source
+                                        {
+                                            row["source"] = json!(name);
+                                            changed = true;
+                                        }
+                                    }
+                                });
+                        });
+                        ui.label("->");
+                        // An emptied name stays empty while the user types the new one; only a
+                        // name equal to the source's is dropped (it is the default).
+                        let mut target = target_of(row);
+                        let mut field = ui.add(
+                            egui::TextEdit::singleline(&mut target)
+                                .id_salt(("target", i))
+                                .desired_width(140.0),
+                        );
+                        if let Some(heading) = output_heading {
+                            field = field.labelled_by(heading);
+                        }
+                        if field.changed() {
+                            if target == source {
+                                row.as_object_mut().expect("a mapping row").remove("target");
+                            } else {
+                                row["target"] = json!(target);
+                            }
+                            changed = true;
+                        }
+                        let current = row
+                            .get("type")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
+                        let shown = if current.is_empty() {
+                            "as is".to_string()
+                        } else {
+                            current.clone()
+                        };
+                        egui::ComboBox::from_id_salt(("type", i))
+                            .selected_text(shown)
+                            .width(80.0)
+                            .show_ui(ui, |ui| {
+                                for t in [
+                                    "",
+                                    "string",
+                                    "integer",
+                                    "number",
+                                    "boolean",
+                                    "date",
+                                    "timestamp",
+                                ] {
+                                    if ui
+                                        .selectable_label(
+                                            current == t,
+                                            if t.is_empty() { "as is" } else { t },
+                                        )
+                                        .clicked()
+                                        && current != t
+                                    {
+                                        if t.is_empty() {
+                                            row.as_object_mut()
+                                                .expect("a mapping row")
+                                                .remove("type");
+                                        } else {
+                                            row["type"] = json!(t);
+                                        }
+                                        changed = true;
+                                    }
+                                }
+                            });
+                        ui.end_row();
+                        if let Some(table) = sample
+                            && let Some(c) =
+                                table.columns.iter().position(|(n, _)| n == &target_of(row))
+                        {
+                            ui.label("");
+                            ui.label(
+                                RichText::new(format!("e.g. {}", table.rows[0][c]))
+                                    .small()
+                                    .weak(),
+                            );
+                            ui.end_row();
+                        }
+                    }
+                });
         });
     if let Some(i) = remove {
         rows.remove(i);

@@ -78,7 +78,7 @@ impl Document {
             .map_or("untitled".into(), |n| n.to_string_lossy().into_owned());
         format!(
             "{}{} — Tributary",
-            if self.is_dirty() { "● " } else { "" },
+            if self.is_dirty() { "* " } else { "" },
             name
         )
     }
