@@ -616,3 +616,58 @@ fn a_destination_folder_that_is_a_dangling_link_is_named_as_such() {
         "{said}"
     );
 }
+
+#[test]
+fn nested_objects_and_lists_travel_whole_and_a_map_takes_values_out_of_them() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "in.jsonl",
+        "{\"id\":1,\"owner\":{\"email\":\"a@x.com\",\"name\":\"A\"},\"tags\":[\"x\",\"y\"]}\n\
+         {\"id\":2,\"owner\":null,\"tags\":[]}\n",
+    );
+    let run_to = |folder: &str, format: &str, extra: Option<Value>| {
+        let mut nodes = vec![node("src", "source.file", json!({"path": "in.jsonl"}))];
+        let mut edges = vec![];
+        let mut last = "src";
+        if let Some(map) = extra {
+            nodes.push(node("map", "transform.map", map));
+            edges.push(("src", "map"));
+            last = "map";
+        }
+        nodes.push(node(
+            "out",
+            "destination.local",
+            json!({"folder": folder, "format": format}),
+        ));
+        edges.push((last, "out"));
+        let path = scratch.flow("nested.json", &flow(nodes, &edges));
+        let o = scratch.cli(&["run", path.to_str().unwrap()]);
+        assert!(o.status.success(), "{format}: {}", stderr(&o));
+        let dir = scratch.path().join(folder);
+        let file = dir.join(&files_under(&dir)[0]);
+        std::fs::read_to_string(file).unwrap_or_default()
+    };
+    // CSV cells hold objects and lists as JSON text.
+    let csv = run_to("out-csv", "csv", None);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(&rows[0][1], r#"{"email":"a@x.com","name":"A"}"#);
+    assert_eq!(&rows[0][2], r#"["x","y"]"#);
+    assert_eq!(&rows[1][1], "");
+    // JSON lines keep them as they came.
+    let jsonl = run_to("out-jsonl", "jsonl", None);
+    let first: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(first["owner"]["email"], "a@x.com");
+    // A map takes a value out of an object by its path; inside a missing object it is null.
+    let mapped = run_to(
+        "out-mapped",
+        "jsonl",
+        Some(json!({"fields": [{"source": "id"}, {"source": "owner.email", "target": "email"}]})),
+    );
+    let lines: Vec<Value> = mapped
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0], json!({"id": 1, "email": "a@x.com"}));
+    assert_eq!(lines[1], json!({"id": 2}));
+}

@@ -163,7 +163,7 @@ impl<W: Write + Send> FileWriter<W> {
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), NodeError> {
         match &mut self.kind {
-            Kind::Csv(w) => w.write(batch)?,
+            Kind::Csv(w) => w.write(&nested_as_json_text(batch)?)?,
             Kind::Jsonl(w) => w.write(batch)?,
             Kind::Json(w) => w.write(batch)?,
             Kind::Parquet(w) => w.write(batch)?,
@@ -196,4 +196,63 @@ impl<W: Write + Send> FileWriter<W> {
         };
         Ok((counting.inner, self.bytes.load(Ordering::Relaxed)))
     }
+}
+/// Whether a CSV cell cannot hold a value of this type as it is: objects and lists.
+pub fn is_nested(kind: &arrow::datatypes::DataType) -> bool {
+    use arrow::datatypes::DataType::*;
+    matches!(
+        kind,
+        Struct(_) | List(_) | LargeList(_) | FixedSizeList(..) | Map(..) | ListView(_)
+    )
+}
+
+/// `batch` with its objects and lists as JSON text (`{"email":"a@x.com"}`, `["x","y"]`),
+/// which is how a CSV cell holds them; other columns as they are.
+fn nested_as_json_text(batch: &RecordBatch) -> Result<RecordBatch, NodeError> {
+    use arrow::array::{ArrayRef, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| is_nested(f.data_type()))
+    {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !is_nested(field.data_type()) {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+            continue;
+        }
+        let one = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![field.as_ref().clone()])),
+            vec![column.clone()],
+        )?;
+        let mut text = Vec::new();
+        {
+            let mut writer = arrow::json::ArrayWriter::new(&mut text);
+            writer.write(&one)?;
+            writer.finish()?;
+        }
+        let rows: Vec<serde_json::Value> = if text.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_slice(&text).map_err(|e| {
+                NodeError::msg(format!("cannot write `{}` as JSON: {e}", field.name()))
+            })?
+        };
+        let cells: StringArray = rows
+            .iter()
+            .map(|row| row.get(field.name()).map(|v| v.to_string()))
+            .collect();
+        fields.push(Field::new(field.name(), DataType::Utf8, true));
+        columns.push(Arc::new(cells));
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }

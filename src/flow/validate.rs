@@ -254,7 +254,10 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
             problems.push(problem(
                 Some(&edge.to),
                 format!("/edges/{j}"),
-                format!("the edge from `{}` to `{}` is listed twice", edge.from, edge.to),
+                format!(
+                    "the edge from `{}` to `{}` is listed twice",
+                    edge.from, edge.to
+                ),
             ));
             continue;
         }

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanBuilder, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, RecordBatch, make_array};
+use arrow::buffer::NullBuffer;
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +29,8 @@ pub struct Map {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldMapping {
-    /// The field in the input.
+    /// The field in the input; `owner.email` takes the `email` field out of the `owner`
+    /// object.
     #[schemars(extend("x-field" = true))]
     pub source: String,
     /// Its name in the output; the source name when absent.
@@ -54,7 +56,7 @@ impl NodeKind for Map {
 }
 
 impl Map {
-    fn plan(&self, input: &Schema) -> Result<(Vec<usize>, SchemaRef), Vec<ConfigProblem>> {
+    fn plan(&self, input: &Schema) -> Result<(Vec<Vec<usize>>, SchemaRef), Vec<ConfigProblem>> {
         let mut problems = Problems::default();
         let mut indices = Vec::new();
         let mut fields = Vec::new();
@@ -62,7 +64,8 @@ impl Map {
             problems.push("/fields", "map at least one field");
         }
         for (k, m) in self.fields.iter().enumerate() {
-            let Some(i) = problems.check(find(input, &m.source, format!("/fields/{k}/source")))
+            let Some((path, from)) =
+                problems.check(find_path(input, &m.source, format!("/fields/{k}/source")))
             else {
                 continue;
             };
@@ -79,7 +82,7 @@ impl Map {
                     format!("two fields are named `{}` in the output", m.target()),
                 );
             }
-            let from = input.field(i).data_type();
+            let from = &from;
             let to = m
                 .to_type
                 .map(FieldType::arrow)
@@ -94,11 +97,66 @@ impl Map {
                     ),
                 );
             }
-            indices.push(i);
+            indices.push(path);
             fields.push(Field::new(m.target(), to, true));
         }
         problems.into_result((indices, Arc::new(Schema::new(fields))))
     }
+}
+
+/// A field of the input by name, or a value inside an object field by a dotted path
+/// (`owner.email`): the child indices to it, and its type. A field whose own name holds a
+/// dot is found as it is first.
+fn find_path(
+    input: &Schema,
+    source: &str,
+    at: String,
+) -> Result<(Vec<usize>, DataType), ConfigProblem> {
+    if let Ok(i) = input.index_of(source) {
+        return Ok((vec![i], input.field(i).data_type().clone()));
+    }
+    let mut parts = source.split('.');
+    let first = parts.next().unwrap_or_default();
+    if !source.contains('.') || input.index_of(first).is_err() {
+        return find(input, source, at).map(|i| (vec![i], input.field(i).data_type().clone()));
+    }
+    let i = input.index_of(first).expect("checked above");
+    let (mut path, mut kind, mut walked) = (
+        vec![i],
+        input.field(i).data_type().clone(),
+        first.to_string(),
+    );
+    for part in parts {
+        let DataType::Struct(children) = &kind else {
+            return Err(ConfigProblem::new(
+                at,
+                format!("`{walked}` is not an object, so it has no `{part}`"),
+            ));
+        };
+        let Some(c) = children.iter().position(|f| f.name() == part) else {
+            let names: Vec<&str> = children.iter().map(|f| f.name().as_str()).collect();
+            return Err(ConfigProblem::new(
+                at,
+                format!("`{walked}` has no `{part}`; it holds {}", names.join(", ")),
+            ));
+        };
+        path.push(c);
+        kind = children[c].data_type().clone();
+        walked = format!("{walked}.{part}");
+    }
+    Ok((path, kind))
+}
+
+/// The column at `path` (see [`find_path`]); a value inside a missing object is missing.
+fn column_at(batch: &RecordBatch, path: &[usize]) -> Result<ArrayRef, NodeError> {
+    let mut column = batch.column(path[0]).clone();
+    for &c in &path[1..] {
+        let parent = column.as_struct();
+        let child = parent.column(c);
+        let nulls = NullBuffer::union(parent.nulls(), child.nulls());
+        column = make_array(child.to_data().into_builder().nulls(nulls).build()?);
+    }
+    Ok(column)
 }
 
 impl NodeConfig for Map {
@@ -123,7 +181,8 @@ impl NodeConfig for Map {
 }
 
 struct MapRun {
-    indices: Vec<usize>,
+    /// Per output field, where it is in the input (see [`find_path`]).
+    indices: Vec<Vec<usize>>,
     schema: SchemaRef,
 }
 
@@ -136,13 +195,13 @@ impl Transform for MapRun {
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.indices.len());
         // Rows whose value would not convert; they leave the stream for the error output.
         let mut bad: Vec<Option<String>> = vec![None; batch.num_rows()];
-        for (&i, field) in self.indices.iter().zip(self.schema.fields()) {
-            let column = batch.column(i);
+        for (path, field) in self.indices.iter().zip(self.schema.fields()) {
+            let column = &column_at(&batch, path)?;
             if column.data_type() == field.data_type() {
                 columns.push(column.clone());
                 continue;
             }
-            let source = batch.schema().field(i).name().clone();
+            let source = batch.schema().field(path[0]).name().clone();
             let type_name = describe(field.data_type());
             columns.push(crate::records::convert(
                 column,

@@ -316,7 +316,8 @@ mod tests {
         assert_eq!(field("currency").normalize(json!("1250.5")), json!(1250.5));
         assert_eq!(field("int").normalize(json!("42")), json!(42));
         assert_eq!(field("double").normalize(json!("")), Value::Null);
-        assert_eq!(field("string").normalize(json!("")), json!(""));
+        // Salesforce keeps no empty text: through either API it is null.
+        assert_eq!(field("string").normalize(json!("")), Value::Null);
         assert_eq!(
             field("datetime").normalize(json!("2026-11-27T10:00:00.000+0000")),
             json!("2026-11-27T10:00:00.000+00:00")
