@@ -62,29 +62,6 @@ fn ids_by_run(out: &Path) -> BTreeMap<String, Vec<u64>> {
     runs
 }
 
-/// Runs `tributary run FLOW` under strace, which kills it with SIGKILL as it enters its
-/// `k`-th rename: deterministic, wherever the commit is then.
-fn run_killed_at_rename(scratch: &Scratch, flow: &Path, k: usize) -> std::process::ExitStatus {
-    Command::new("strace")
-        .args([
-            "-f",
-            "-qq",
-            "-o",
-            "/dev/null",
-            "-e",
-            &format!("inject=rename,renameat,renameat2:signal=SIGKILL:when={k}"),
-            env!("CARGO_BIN_EXE_tributary"),
-            "run",
-            flow.to_str().unwrap(),
-        ])
-        .env("TRIBUTARY_HOME", scratch.home())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("strace runs (scripts/test.sh installs it)")
-}
-
 #[test]
 fn a_kill_at_any_rename_of_a_commit_is_finished_by_the_next_run() {
     const RECORDS: usize = 600;
@@ -186,24 +163,7 @@ fn a_second_run_of_a_running_flow_is_refused_with_the_first_ones_process() {
     first.kill().unwrap();
     first.wait().unwrap();
     // The lock goes with the process, however it ended.
-    let small = scratch.flow(
-        "long.json",
-        &flow(
-            vec![
-                node(
-                    "src",
-                    "source.demo_crm",
-                    json!({"object": "Lead", "records": 10}),
-                ),
-                node(
-                    "out",
-                    "destination.local",
-                    json!({"folder": "out", "format": "csv"}),
-                ),
-            ],
-            &[("src", "out")],
-        ),
-    );
+    let small = demo_to(&scratch, "out");
     let third = scratch.cli(&["run", small.to_str().unwrap()]);
     assert!(third.status.success(), "{}", stderr(&third));
 }
@@ -234,24 +194,7 @@ fn sigterm_cancels_a_run_and_records_it_as_canceled() {
 #[test]
 fn a_closed_stdout_ends_the_output_quietly() {
     let scratch = Scratch::new();
-    let small = scratch.flow(
-        "small.json",
-        &flow(
-            vec![
-                node(
-                    "src",
-                    "source.demo_crm",
-                    json!({"object": "Lead", "records": 10}),
-                ),
-                node(
-                    "out",
-                    "destination.local",
-                    json!({"folder": "out", "format": "csv"}),
-                ),
-            ],
-            &[("src", "out")],
-        ),
-    );
+    let small = demo_to(&scratch, "out");
     for args in [
         vec!["schema"],
         vec!["connectors"],

@@ -352,24 +352,7 @@ fn an_incremental_run_killed_while_it_publishes_is_finished_and_never_read_twice
         }));
         flow["nodes"][1]["config"]["partition_by"] = json!(["priority"]);
         let path = scratch.flow("flow.json", &flow);
-        let killed = Command::new("strace")
-            .args([
-                "-f",
-                "-qq",
-                "-o",
-                "/dev/null",
-                "-e",
-                &format!("inject=rename,renameat,renameat2:signal=SIGKILL:when={k}"),
-                env!("CARGO_BIN_EXE_tributary"),
-                "run",
-                path.to_str().unwrap(),
-            ])
-            .env("TRIBUTARY_HOME", scratch.home())
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("strace runs (scripts/test.sh installs it)");
+        let killed = run_killed_at_rename(&scratch, &path, k);
         assert!(!killed.success());
         // The next run finishes the killed one's commit and starts where it ended: it reads
         // nothing new.

@@ -4,7 +4,7 @@
 pub mod ui;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
@@ -257,4 +257,27 @@ pub fn salesforce_connection(scratch: &Scratch, org: &SupportServer, passphrase:
         .output()
         .unwrap();
     assert!(login.status.success(), "{}", stderr(&login));
+}
+
+/// Runs `tributary run FLOW` under strace, which kills it with SIGKILL as it enters its
+/// `k`-th rename: deterministic, wherever the commit is then.
+pub fn run_killed_at_rename(scratch: &Scratch, flow: &Path, k: usize) -> std::process::ExitStatus {
+    Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            &format!("inject=rename,renameat,renameat2:signal=SIGKILL:when={k}"),
+            env!("CARGO_BIN_EXE_tributary"),
+            "run",
+            flow.to_str().unwrap(),
+        ])
+        .env("TRIBUTARY_HOME", scratch.home())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("strace runs (scripts/test.sh installs it)")
 }
