@@ -1331,3 +1331,24 @@ fn every_character_the_app_draws_is_in_its_fonts() {
         .collect();
     assert!(missing.is_empty(), "drawn as empty boxes: {missing:#?}");
 }
+
+#[test]
+fn dragging_a_node_selects_it_and_keeps_it_selected() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &demo_flow(&scratch));
+    apply(&mut harness, Command::Select(vec![]));
+    let mask = tributary::registry::find("transform.mask").unwrap().icon;
+    let from = title_at(&harness, &format!("{mask} Mask card")) + egui::vec2(30.0, 8.0);
+    drag(&mut harness, from, from + egui::vec2(0.0, 120.0));
+    harness.run_steps(3);
+    assert_eq!(harness.state().state.selection, vec!["card".to_string()]);
+    let moved = harness
+        .state()
+        .state
+        .doc
+        .flow
+        .node("card")
+        .unwrap()
+        .position;
+    assert!(moved[1] > 100.0, "the node moved: {moved:?}");
+}

@@ -7,6 +7,9 @@ use crate::types::describe;
 
 /// The index of `name` in `schema`, or a problem at `path` that lists the fields there are.
 pub fn find(schema: &Schema, name: &str, path: impl Into<String>) -> Result<usize, ConfigProblem> {
+    if name.trim().is_empty() {
+        return Err(ConfigProblem::new(path, "choose a field"));
+    }
     schema.index_of(name).map_err(|_| {
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         let close: Vec<&&str> = names

@@ -218,9 +218,8 @@ fn constant(v: &Value, dt: &DataType) -> Result<ArrayRef, String> {
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Null => {
-            return Err(
-                "null is not a value to compare with (a comparison with null never holds)".into(),
-            );
+            // Also what a condition just added holds: say what to do.
+            return Err("type a value to compare with".into());
         }
         _ => return Err("write a single value".into()),
     };

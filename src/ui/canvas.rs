@@ -442,6 +442,7 @@ impl Canvas {
         let mut commands = Vec::new();
         let mut moved = false;
         let mut clicked = None;
+        let mut dragged = None;
         for r in response.node_responses {
             match r {
                 NodeResponse::ConnectEventEnded { output, input } => {
@@ -486,7 +487,10 @@ impl Canvas {
                         position: [pos.x.round(), pos.y.round()],
                     });
                 }
-                NodeResponse::MoveNode { .. } => moved = true,
+                NodeResponse::MoveNode { node, .. } => {
+                    moved = true;
+                    dragged = Some(node);
+                }
                 NodeResponse::SelectNode(node) => clicked = Some(node),
                 _ => {}
             }
@@ -516,6 +520,13 @@ impl Canvas {
         // selected a node, which happens when press and release arrive together.
         if let Some(node) = clicked
             && self.editor.selected_nodes.is_empty()
+        {
+            self.editor.selected_nodes = vec![node];
+        }
+        // A node being dragged is the one being worked on: it is selected (with the others
+        // when it was one of several), never deselected by the drag.
+        if let Some(node) = dragged
+            && !self.editor.selected_nodes.contains(&node)
         {
             self.editor.selected_nodes = vec![node];
         }

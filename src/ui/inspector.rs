@@ -396,128 +396,24 @@ fn field_mapping(
         .expect("made an array above");
     ui.label(RichText::new("Field mapping").strong());
     let mut remove = None;
-    // Wider than the panel, the rows scroll: they never widen the inspector for good.
+    // Each field takes two lines, so a row fits the inspector: the source and its output
+    // name, then its type and a sample. Wider still, the rows scroll rather than widen the
+    // inspector for good.
     egui::ScrollArea::horizontal()
         .id_salt("mapping rows")
         .show(ui, |ui| {
             egui::Grid::new("mapping")
-                .num_columns(4)
-                .spacing([6.0, 4.0])
+                .num_columns(3)
+                .min_col_width(0.0)
+                .spacing([6.0, 2.0])
                 .show(ui, |ui| {
-                    let mut output_heading = None;
-                    // One heading a cell: the remove button and the source field share the first.
-                    for h in ["source field", "", "output field", "type"] {
-                        let r = ui.label(RichText::new(h).small().weak());
-                        if h == "output field" {
-                            output_heading = Some(r.id);
-                        }
-                    }
+                    ui.label(RichText::new("source field").small().weak());
+                    ui.label("");
+                    let output_heading = ui.label(RichText::new("output field").small().weak()).id;
                     ui.end_row();
                     for (i, row) in rows.iter_mut().enumerate() {
-                        let source = row["source"].as_str().unwrap_or_default().to_string();
-                        ui.push_id(i, |ui| {
-                            if ui
-                                .small_button("🗙")
-                                .on_hover_text("Leave this field out")
-                                .clicked()
-                            {
-                                remove = Some(i);
-                            }
-                            egui::ComboBox::from_id_salt(("source", i))
-                                .selected_text(&source)
-                                .width(110.0)
-                                .height(320.0)
-                                .show_ui(ui, |ui| {
-                                    for (name, kind) in fields {
-                                        if ui
-                                            .selectable_label(
-                                                name == &source,
-                                                format!("{name} · {kind}"),
-                                            )
-                                            .clicked()
-                                            && name != &source
-                                        {
-                                            row["source"] = json!(name);
-                                            changed = true;
-                                        }
-                                    }
-                                });
-                        });
-                        ui.label("->");
-                        // An emptied name stays empty while the user types the new one; only a
-                        // name equal to the source's is dropped (it is the default).
-                        let mut target = target_of(row);
-                        let mut field = ui.add(
-                            egui::TextEdit::singleline(&mut target)
-                                .id_salt(("target", i))
-                                .desired_width(140.0),
-                        );
-                        if let Some(heading) = output_heading {
-                            field = field.labelled_by(heading);
-                        }
-                        if field.changed() {
-                            if target == source {
-                                row.as_object_mut().expect("a mapping row").remove("target");
-                            } else {
-                                row["target"] = json!(target);
-                            }
-                            changed = true;
-                        }
-                        let current = row
-                            .get("type")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string();
-                        let shown = if current.is_empty() {
-                            "as is".to_string()
-                        } else {
-                            current.clone()
-                        };
-                        egui::ComboBox::from_id_salt(("type", i))
-                            .selected_text(shown)
-                            .width(80.0)
-                            .show_ui(ui, |ui| {
-                                for t in [
-                                    "",
-                                    "string",
-                                    "integer",
-                                    "number",
-                                    "boolean",
-                                    "date",
-                                    "timestamp",
-                                ] {
-                                    if ui
-                                        .selectable_label(
-                                            current == t,
-                                            if t.is_empty() { "as is" } else { t },
-                                        )
-                                        .clicked()
-                                        && current != t
-                                    {
-                                        if t.is_empty() {
-                                            row.as_object_mut()
-                                                .expect("a mapping row")
-                                                .remove("type");
-                                        } else {
-                                            row["type"] = json!(t);
-                                        }
-                                        changed = true;
-                                    }
-                                }
-                            });
-                        ui.end_row();
-                        if let Some(table) = sample
-                            && let Some(c) =
-                                table.columns.iter().position(|(n, _)| n == &target_of(row))
-                        {
-                            ui.label("");
-                            ui.label(
-                                RichText::new(format!("e.g. {}", table.rows[0][c]))
-                                    .small()
-                                    .weak(),
-                            );
-                            ui.end_row();
-                        }
+                        changed |=
+                            mapping_row(ui, i, row, fields, sample, output_heading, &mut remove);
                     }
                 });
         });
@@ -545,6 +441,119 @@ fn field_mapping(
             changed = true;
         }
     });
+    changed
+}
+
+/// One field of a Map: remove, source and output name on a line, type and a sample value
+/// under them. True when the row changed.
+fn mapping_row(
+    ui: &mut Ui,
+    i: usize,
+    row: &mut Value,
+    fields: &[(String, String)],
+    sample: Option<&PreviewTable>,
+    output_heading: egui::Id,
+    remove: &mut Option<usize>,
+) -> bool {
+    let mut changed = false;
+    let source = row["source"].as_str().unwrap_or_default().to_string();
+    ui.horizontal(|ui| {
+        if ui
+            .small_button("🗙")
+            .on_hover_text("Leave this field out")
+            .clicked()
+        {
+            *remove = Some(i);
+        }
+        egui::ComboBox::from_id_salt(("source", i))
+            .selected_text(&source)
+            .width(92.0)
+            .height(320.0)
+            .show_ui(ui, |ui| {
+                for (name, kind) in fields {
+                    if ui
+                        .selectable_label(name == &source, format!("{name} · {kind}"))
+                        .clicked()
+                        && name != &source
+                    {
+                        row["source"] = json!(name);
+                        changed = true;
+                    }
+                }
+            });
+    });
+    ui.label("->");
+    // An emptied name stays empty while the user types the new one; only a name equal to
+    // the source's is dropped (it is the default). The size is set, not just wished for:
+    // a grid cell otherwise keeps the width its column had on the first frame.
+    let mut target = target_of(row);
+    let field = ui
+        .add(
+            egui::TextEdit::singleline(&mut target)
+                .id_salt(("target", i))
+                .min_size(egui::vec2(100.0, 0.0))
+                .desired_width(100.0),
+        )
+        .labelled_by(output_heading);
+    if field.changed() {
+        if target == source {
+            row.as_object_mut().expect("a mapping row").remove("target");
+        } else {
+            row["target"] = json!(target);
+        }
+        changed = true;
+    }
+    ui.end_row();
+    let current = row
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    ui.horizontal(|ui| {
+        ui.add_space(20.0);
+        ui.label(RichText::new("type").small().weak());
+        egui::ComboBox::from_id_salt(("type", i))
+            .selected_text(if current.is_empty() {
+                "as is"
+            } else {
+                &current
+            })
+            .width(70.0)
+            .show_ui(ui, |ui| {
+                for t in [
+                    "",
+                    "string",
+                    "integer",
+                    "number",
+                    "boolean",
+                    "date",
+                    "timestamp",
+                ] {
+                    if ui
+                        .selectable_label(current == t, if t.is_empty() { "as is" } else { t })
+                        .clicked()
+                        && current != t
+                    {
+                        if t.is_empty() {
+                            row.as_object_mut().expect("a mapping row").remove("type");
+                        } else {
+                            row["type"] = json!(t);
+                        }
+                        changed = true;
+                    }
+                }
+            });
+    });
+    ui.label("");
+    let example = sample.and_then(|table| {
+        let c = table
+            .columns
+            .iter()
+            .position(|(n, _)| n == &target_of(row))?;
+        Some(format!("e.g. {}", table.rows[0][c]))
+    });
+    ui.add(egui::Label::new(RichText::new(example.unwrap_or_default()).small().weak()).truncate());
+    ui.end_row();
     changed
 }
 
