@@ -9,7 +9,9 @@ source scripts/packages.sh
 ensure_packages xvfb imagemagick xdotool libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 \
   libxcursor1 libxrandr2 libxi6
 
-cargo build --release --locked
+# TRIBUTARY_BIN=target/debug/tributary takes the pictures with a build already made.
+bin=${TRIBUTARY_BIN:-target/release/tributary}
+[ -n "${TRIBUTARY_BIN:-}" ] || cargo build --release --locked
 out=assets/screenshots
 mkdir -p "$out"
 # A home of its own: no recent flows or connections of the user's in the pictures.
@@ -27,7 +29,7 @@ sleep 1
 shot() {
   local name=$1 wait=$2
   shift 2
-  target/release/tributary gui "$@" &
+  "$bin" gui "$@" &
   local app=$!
   local window
   window=$(xdotool search --sync --name Tributary | head -n1)
@@ -49,7 +51,6 @@ shot s3 3 flows/demo-crm-to-s3.json --select lake
 
 # The Connections window, with connections made as a user would (secrets through stdin).
 export TRIBUTARY_VAULT_PASSPHRASE=screenshots
-bin=target/release/tributary
 $bin connection add lake --connector s3 --set region=eu-west-1 </dev/null
 printf 'AKIAEXAMPLEKEY\nexample-secret\n' |
   $bin connection add archive --connector s3 --auth access_keys --set region=us-east-1
