@@ -156,7 +156,7 @@ fn json_lines_decoded_in_parallel_keep_their_order_and_line_numbers() {
 fn malformed_csv_rows_go_to_the_error_output_with_line_numbers() {
     let scratch = Scratch::new();
     scratch.write("in.csv", "id,amount,when\n1,10.5,2024-01-01\n2,abc,2024-01-02\n3,7\n4,\"1,5\",2024-01-04\n5,8,2024-01-05\n");
-    let f = flow(
+    let mut f = flow(
         vec![
             node(
                 "src",
@@ -172,7 +172,6 @@ fn malformed_csv_rows_go_to_the_error_output_with_line_numbers() {
         &[("src", "out")],
     );
     // Three of five rejected: more than the default threshold lets a run succeed.
-    let mut f = f;
     f["error_threshold"] = json!(100);
     let (code, record, err) = run_cli(&scratch, &f);
     assert_eq!(code, Some(0), "{err}");
