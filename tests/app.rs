@@ -1352,3 +1352,94 @@ fn dragging_a_node_selects_it_and_keeps_it_selected() {
         .position;
     assert!(moved[1] > 100.0, "the node moved: {moved:?}");
 }
+
+#[test]
+fn a_refused_run_lists_each_problem_once_and_an_edit_clears_what_it_found() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &demo_flow(&scratch));
+    let mut config = harness
+        .state()
+        .state
+        .doc
+        .flow
+        .node("card")
+        .unwrap()
+        .config
+        .clone();
+    config["fields"] = serde_json::json!(["CardNumber"]);
+    apply(
+        &mut harness,
+        Command::SetConfig {
+            node: "card".into(),
+            config,
+        },
+    );
+    validated(&mut harness);
+    apply(&mut harness, Command::Run);
+    wait_for(&mut harness, "the refusal", |app| {
+        !app.state.run.refused.is_empty()
+    });
+    // The refusal found the same problem the check did: listed, and counted, once.
+    assert_eq!(harness.state().state.all_problems().len(), 1);
+    assert!(shows(&harness, "Problems (1)"));
+    assert!(shows(&harness, "1 problem"));
+    // Undone, the flow is fine again, and the tab says so at once.
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    harness.run_steps(2);
+    validated(&mut harness);
+    assert!(harness.state().state.all_problems().is_empty());
+    assert!(shows(&harness, "Problems (0)"));
+}
+
+#[test]
+fn a_status_message_goes_stale_with_the_next_thing_done() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &demo_flow(&scratch));
+    apply(
+        &mut harness,
+        Command::Connect {
+            from: "lake".into(),
+            to: "crm".into(),
+        },
+    );
+    assert!(
+        harness.state().state.status.is_some(),
+        "the refusal is said"
+    );
+    apply(&mut harness, Command::Select(vec!["card".into()]));
+    assert!(
+        harness.state().state.status.is_none(),
+        "and gone after the next action"
+    );
+    // A finished run's message does not follow the user into another flow.
+    apply(&mut harness, Command::Run);
+    wait_for(&mut harness, "the run", |app| {
+        app.state.run.record.is_some()
+    });
+    assert!(harness.state().state.status.is_some());
+    apply(&mut harness, Command::NewFlow);
+    apply(&mut harness, Command::DiscardThenContinue);
+    assert!(harness.state().state.status.is_none());
+    assert!(harness.state().state.run.record.is_none());
+}
+
+#[test]
+fn a_filter_value_not_given_yet_shows_an_empty_box_not_a_zero() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &csv_flow(&scratch));
+    apply(
+        &mut harness,
+        Command::SetConfig {
+            node: "shipped".into(),
+            config: serde_json::json!({"conditions": [
+                {"field": "quantity", "operator": "greater_than", "value": null}
+            ]}),
+        },
+    );
+    apply(&mut harness, Command::Select(vec!["shipped".into()]));
+    validated(&mut harness);
+    let value = harness.get_by_role_and_label(egui::accesskit::Role::TextInput, "Value");
+    assert_eq!(value.value().as_deref(), Some(""), "no 0 that is not there");
+    assert!(shows(&harness, "type a value to compare with"));
+    assert!(shows(&harness, "quantity greater than (no value yet)"));
+}
