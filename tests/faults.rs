@@ -614,3 +614,25 @@ fn nested_objects_and_lists_travel_whole_and_a_map_takes_values_out_of_them() {
     assert_eq!(lines[0], json!({"id": 1, "email": "a@x.com"}));
     assert_eq!(lines[1], json!({"id": 2}));
 }
+
+#[test]
+fn a_json_line_longer_than_a_record_may_be_is_set_aside_and_the_rest_read() {
+    let scratch = Scratch::new();
+    let long = "x".repeat(20 << 20);
+    scratch.write(
+        "in.jsonl",
+        &format!("{{\"id\": 1}}\n{{\"id\": 2, \"note\": \"{long}\"}}\n{{\"id\": 3}}\n"),
+    );
+    let path = file_to_jsonl(&scratch, "in.jsonl");
+    let o = scratch.cli(&["run", path.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let record: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(record["records_rejected"], 1, "{record}");
+    let written = written_lines(&scratch.path().join("out"));
+    assert_eq!(written, vec![json!({"id": 1}), json!({"id": 3})]);
+    let errors = std::fs::read_to_string(record["error_output"].as_str().unwrap()).unwrap();
+    assert!(
+        errors.contains("longer than 16 MiB") && errors.contains("\"line\":2"),
+        "{errors}"
+    );
+}

@@ -433,8 +433,9 @@ struct CountingRead<R> {
     record_start: Option<Rc<Cell<u64>>>,
 }
 
-/// The longest record a CSV file may hold. A quote that is opened and never closed makes
-/// the rest of the file one record; past this size reading stops and says where.
+/// The longest record a file may hold. In a CSV file a quote that is opened and never
+/// closed makes the rest of the file one record: past this size reading stops and says
+/// where. A longer JSON line is set aside as a rejected record.
 const MAX_RECORD_BYTES: u64 = 16 << 20;
 
 /// The reading error of a record longer than [`MAX_RECORD_BYTES`].
@@ -668,9 +669,26 @@ impl Reader<'_> {
         let mut spare: Vec<Chunk> = Vec::new();
         loop {
             line.clear();
-            let n = input
+            let io = |e| NodeError::io(format!("cannot read {}", self.name()), e);
+            // A line is read up to the longest record allowed, never further into memory.
+            let n = (&mut input)
+                .take(MAX_RECORD_BYTES + 1)
                 .read_until(b'\n', &mut line)
-                .map_err(|e| NodeError::io(format!("cannot read {}", self.name()), e))?;
+                .map_err(io)?;
+            if n as u64 > MAX_RECORD_BYTES && line.last() != Some(&b'\n') {
+                line_no += 1;
+                input.skip_until(b'\n').map_err(io)?;
+                let start = String::from_utf8_lossy(&line[..200]).into_owned();
+                self.reject(
+                    Some(line_no),
+                    format!(
+                        "the record is longer than {} MiB; it starts: {start}…",
+                        MAX_RECORD_BYTES >> 20
+                    ),
+                    String::new(),
+                )?;
+                continue;
+            }
             if n > 0 {
                 line_no += 1;
                 let text = line.trim_ascii();
