@@ -1443,3 +1443,26 @@ fn a_filter_value_not_given_yet_shows_an_empty_box_not_a_zero() {
     assert!(shows(&harness, "type a value to compare with"));
     assert!(shows(&harness, "quantity greater than (no value yet)"));
 }
+
+#[test]
+fn the_toolbar_shows_the_zoom_and_f1_lists_the_shortcuts() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &demo_flow(&scratch));
+    let before = harness.state().canvas.zoom();
+    assert!(shows(&harness, &format!("{:.0}%", before * 100.0)));
+    harness.get_by_label("+").click();
+    harness.run_steps(3);
+    let after = harness.state().canvas.zoom();
+    assert!((after / before - 1.25).abs() < 0.01, "{before} -> {after}");
+    assert!(shows(&harness, &format!("{:.0}%", after * 100.0)));
+    harness.get_by_label("-").click();
+    harness.run_steps(3);
+    assert!((harness.state().canvas.zoom() - before).abs() < 0.01);
+
+    harness.key_press(egui::Key::F1);
+    harness.run_steps(2);
+    assert!(shows(&harness, "Delete the selected nodes"));
+    harness.key_press(egui::Key::F1);
+    harness.run_steps(2);
+    assert!(!shows(&harness, "Delete the selected nodes"));
+}

@@ -17,7 +17,30 @@ pub struct TributaryApp {
     title: String,
     /// The close has been sent to the window.
     closing: bool,
+    /// The keyboard shortcuts window is open (F1 or ?).
+    pub show_shortcuts: bool,
 }
+
+/// Every shortcut, as the help window lists them: (keys, what they do).
+const SHORTCUTS: &[(&str, &str)] = &[
+    ("Ctrl+N", "New flow"),
+    ("Ctrl+O", "Open a flow"),
+    ("Ctrl+S", "Save"),
+    ("Ctrl+Shift+S", "Save as"),
+    ("Ctrl+R", "Run the flow"),
+    ("Ctrl+Z", "Undo"),
+    ("Ctrl+Shift+Z, Ctrl+Y", "Redo"),
+    ("Ctrl+C, Ctrl+V", "Copy and paste nodes"),
+    ("Ctrl+D", "Duplicate the selected nodes"),
+    ("Ctrl+A", "Select every node"),
+    ("Delete, Backspace", "Delete the selected nodes"),
+    ("F", "Fit the flow in view"),
+    ("Scroll", "Zoom the canvas"),
+    ("Middle-drag", "Pan the canvas"),
+    ("Right-click", "Find a node type to add"),
+    ("F1, ?", "This list"),
+    ("Ctrl+Q", "Quit"),
+];
 
 /// The canvas behind the nodes: darker than the panels in the dark theme, a light grey in
 /// the light one so the white node bodies stand out.
@@ -43,6 +66,7 @@ impl TributaryApp {
             canvas,
             title: String::new(),
             closing: false,
+            show_shortcuts: false,
         }
     }
 
@@ -74,7 +98,31 @@ impl TributaryApp {
             self.editor(ui, &mut commands);
         }
         self.apply(commands);
+        self.shortcuts_window(ui);
         self.window(ui);
+    }
+
+    /// The keyboard shortcuts, in a window that F1, ? or its close button put away.
+    fn shortcuts_window(&mut self, ui: &Ui) {
+        let mut open = self.show_shortcuts;
+        egui::Window::new("Keyboard shortcuts")
+            .open(&mut open)
+            .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
+            .collapsible(false)
+            .resizable(false)
+            .show(ui.ctx(), |ui| {
+                egui::Grid::new("shortcuts")
+                    .striped(true)
+                    .spacing([16.0, 4.0])
+                    .show(ui, |ui| {
+                        for (keys, what) in SHORTCUTS {
+                            ui.label(RichText::new(*keys).strong());
+                            ui.label(*what);
+                            ui.end_row();
+                        }
+                    });
+            });
+        self.show_shortcuts = open;
     }
 
     /// Title, closing and repaints: what the window itself needs after the commands ran.
@@ -192,6 +240,15 @@ impl TributaryApp {
         if shortcut(ui, Modifiers::NONE, Key::F) {
             self.canvas.fit_to_view();
         }
+        let asked_for_help = ui.ctx().input(|i| {
+            i.key_pressed(Key::F1)
+                || i.events
+                    .iter()
+                    .any(|e| matches!(e, egui::Event::Text(t) if t == "?"))
+        });
+        if asked_for_help {
+            self.show_shortcuts = !self.show_shortcuts;
+        }
         let events: Vec<egui::Event> = ui.ctx().input(|i| i.events.clone());
         for e in events {
             match e {
@@ -292,6 +349,12 @@ impl TributaryApp {
                 {
                     self.canvas.fit_to_view();
                 }
+                if ui
+                    .add(egui::Button::new("Keyboard shortcuts").shortcut_text("F1"))
+                    .clicked()
+                {
+                    self.show_shortcuts = true;
+                }
                 egui::widgets::global_theme_preference_buttons(ui);
             });
             ui.menu_button("Run", |ui| {
@@ -340,6 +403,23 @@ impl TributaryApp {
             ui.label(RichText::new(&self.state.doc.flow.name).strong());
             if self.state.doc.is_dirty() {
                 ui.label(RichText::new("unsaved").weak());
+            }
+            ui.separator();
+            // The canvas's zoom: where it is, and buttons for a person without a wheel.
+            if ui.small_button("-").on_hover_text("Zoom out").clicked() {
+                self.canvas.zoom_by(0.8);
+            }
+            ui.label(RichText::new(format!("{:.0}%", self.canvas.zoom() * 100.0)).weak())
+                .on_hover_text("The canvas's zoom; scroll on the canvas to zoom too");
+            if ui.small_button("+").on_hover_text("Zoom in").clicked() {
+                self.canvas.zoom_by(1.25);
+            }
+            if ui
+                .small_button("Fit")
+                .on_hover_text("Show the whole flow (F)")
+                .clicked()
+            {
+                self.canvas.fit_to_view();
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 let problems = self.state.all_problems().len();

@@ -278,6 +278,8 @@ pub struct Canvas {
     fit_size: Option<Vec2>,
     /// A wire being dragged off the input it was in: (from, to) in the flow.
     lifted: Option<(String, String)>,
+    /// A zoom asked for from outside the canvas (the toolbar), done on its next frame.
+    zoom_requested: Option<f32>,
     /// The document shown, to fit each newly opened flow.
     document: u64,
 }
@@ -286,6 +288,16 @@ impl Canvas {
     /// Shows the whole flow, zooming out as far as that takes.
     pub fn fit_to_view(&mut self) {
         self.fit_requested = Some(0.3);
+    }
+
+    /// Zooms by `factor` about the middle of the view (1.25 in, 0.8 out).
+    pub fn zoom_by(&mut self, factor: f32) {
+        self.zoom_requested = Some(self.zoom_requested.unwrap_or(1.0) * factor);
+    }
+
+    /// The zoom the flow is shown at, 1.0 being its size in the file.
+    pub fn zoom(&self) -> f32 {
+        self.editor.pan_zoom.zoom
     }
 
     /// Brings the graph up to date with the flow, keeping the editor's own ids for nodes
@@ -424,6 +436,9 @@ impl Canvas {
             // A flow just opened: fit it, but never so small that node text is hard to
             // read; a wider flow pans instead.
             self.fit_requested = Some(0.8);
+        }
+        if let Some(factor) = self.zoom_requested.take() {
+            self.editor.zoom(ui, factor);
         }
         if let Some(min_zoom) = self.fit_requested.take() {
             self.fit(ui, rect.size(), min_zoom);
