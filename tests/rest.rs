@@ -206,6 +206,57 @@ fn api_keys_and_passwords_come_from_the_connection() {
         &["--auth", "basic", "--set", "username=ana"],
         "pw-1",
     );
+    // Test calls the connection's test URL, signed, and says how the API answered.
+    add(
+        "tested",
+        &[
+            "--auth",
+            "api_key",
+            "--set",
+            "key_name=X-Api-Key",
+            "--set",
+            &format!("test_url={}/offset", api.url()),
+        ],
+        "k-123",
+    );
+    add(
+        "wrong",
+        &[
+            "--auth",
+            "api_key",
+            "--set",
+            "key_name=X-Api-Key",
+            "--set",
+            &format!("test_url={}/offset", api.url()),
+        ],
+        "not-the-key",
+    );
+    api.control(json!({"auth": "api_key"}));
+    api.requests();
+    let test = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_tributary"))
+            .args(["connection", "test", name])
+            .env("TRIBUTARY_HOME", scratch.home())
+            .env("TRIBUTARY_VAULT_PASSPHRASE", "rest tests")
+            .output()
+            .unwrap()
+    };
+    let good = test("tested");
+    assert!(good.status.success(), "{}", stderr(&good));
+    assert!(stdout(&good).contains("answered 200"), "{}", stdout(&good));
+    let bad = test("wrong");
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("refused the credentials (401"),
+        "{}",
+        stderr(&bad)
+    );
+    let keys: Vec<Value> = api
+        .requests()
+        .iter()
+        .map(|r| r["api_key"].clone())
+        .collect();
+    assert_eq!(keys, vec![json!("k-123"), json!("not-the-key")]);
     for (mode, connection) in [
         ("api_key", "header"),
         ("query", "query"),

@@ -207,6 +207,13 @@ pub const CATALOG: &[ConnectorAuth] = &[
                     "A fixed port for the login's redirect (http://127.0.0.1:PORT/callback), for services that want the exact redirect URI registered; empty for any free port.",
                 )
             },
+            Setting {
+                ..setting(
+                    "test_url",
+                    "Test URL",
+                    "An address of the API that answers only when signed in (e.g. https://api.example.com/v1/me); Test calls it with these credentials.",
+                )
+            },
         ],
         oauth: Some(OAuthEndpoints {
             authorize: "{authorize_url}",

@@ -73,6 +73,9 @@ pub async fn test(dirs: &Dirs, name: &str) -> Result<String, String> {
         return crate::connectors::s3::test_connection(name).await;
     }
     let session = Session::open(dirs, name)?;
+    if let Some(url) = connection.setting("test_url") {
+        return test_url(&session, name, &url).await;
+    }
     if !connection.auth.uses_tokens() {
         return Ok(format!(
             "the connection `{name}` has its secrets in the vault; the service checks them on the first request"
@@ -107,6 +110,26 @@ pub async fn test(dirs: &Dirs, name: &str) -> Result<String, String> {
         .map(|who| format!(" as {who}"))
         .unwrap_or_default();
     Ok(format!("signed in{who}{until}"))
+}
+
+/// Calls the connection's test URL, signed as every request of it is, and says how the
+/// service answered.
+async fn test_url(session: &Session, name: &str, url: &str) -> Result<String, String> {
+    http::check_url(url)?;
+    let response = session
+        .send(|c| c.get(url))
+        .await
+        .map_err(|e| format!("the connection `{name}`: {e}"))?;
+    let status = response.status();
+    match status.as_u16() {
+        200..=299 => Ok(format!("{url} answered {status} to these credentials")),
+        401 | 403 => Err(format!(
+            "the connection `{name}`: {url} refused the credentials ({status}); check the key, the password or the login"
+        )),
+        _ => Err(format!(
+            "the connection `{name}`: {url} answered {status}; is it an address of the API?"
+        )),
+    }
 }
 
 /// The login options for a connection: a fixed callback port when its settings name one.
