@@ -405,7 +405,16 @@ fn the_welcome_screen_offers_the_demo_the_examples_and_recent_flows() {
         again.state().state.recent,
         vec![std::fs::canonicalize(&path).unwrap()]
     );
-    assert!(again.query_by_label("demo.json").is_some());
+    // By the flow's name, with its file.
+    let canonical = std::fs::canonicalize(&path).unwrap();
+    assert_eq!(
+        again.state().state.recent_label(&canonical).0,
+        "Opportunities to the lake"
+    );
+    assert!(shows(
+        &again,
+        &std::fs::canonicalize(&path).unwrap().display().to_string()
+    ));
 
     // A flow that does not open says why on the welcome screen.
     let broken = scratch.write("broken.json", "{ not a flow");

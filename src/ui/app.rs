@@ -290,7 +290,12 @@ impl TributaryApp {
                         ui.label(RichText::new("No recent flows").weak());
                     }
                     for path in &self.state.recent {
-                        if ui.button(path.display().to_string()).clicked() {
+                        let (name, file) = self.state.recent_label(path);
+                        if ui
+                            .button(format!("{name}  ·  {file}"))
+                            .on_hover_text(&file)
+                            .clicked()
+                        {
                             c.push(Command::OpenFlow(path.clone()));
                         }
                     }

@@ -26,6 +26,18 @@ pub fn load(dirs: &Dirs) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The names of the flows in `list`, read once (when the app starts), so the menus can
+/// say which flow a file is without reading files while drawing.
+pub fn names(list: &[PathBuf]) -> std::collections::HashMap<PathBuf, String> {
+    list.iter()
+        .filter_map(|path| {
+            let text = std::fs::read_to_string(path).ok()?;
+            let flow: serde_json::Value = serde_json::from_str(&text).ok()?;
+            Some((path.clone(), flow.get("name")?.as_str()?.to_string()))
+        })
+        .collect()
+}
+
 /// Puts `path` first in `list` and writes the list.
 pub fn remember(dirs: &Dirs, list: &mut Vec<PathBuf>, path: &Path) {
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());

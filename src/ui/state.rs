@@ -200,6 +200,8 @@ pub struct AppState {
     pub welcome: bool,
     /// Flows opened or saved lately, newest first.
     pub recent: Vec<PathBuf>,
+    /// Their flows' names, as last read or saved.
+    pub recent_names: HashMap<PathBuf, String>,
     /// The example flows the welcome screen offers.
     pub examples: Vec<super::welcome::Example>,
     /// A command that would drop unsaved changes, waiting for the user's answer.
@@ -222,6 +224,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(dirs: Dirs, flow: Flow, path: Option<PathBuf>) -> Self {
+        let recent = super::recent::load(&dirs);
         Self {
             doc: Document::new(flow, path),
             history: History::default(),
@@ -240,7 +243,8 @@ impl AppState {
             tab: Tab::Preview,
             palette_search: String::new(),
             status: None,
-            recent: super::recent::load(&dirs),
+            recent_names: super::recent::names(&recent),
+            recent,
             connections: ConnectionsState::load(&dirs),
             catalogs: HashMap::new(),
             examples: Vec::new(),
@@ -374,7 +378,7 @@ impl AppState {
             Ok(flow) => {
                 self.replace_document(flow, Some(path.clone()));
                 self.welcome = false;
-                super::recent::remember(&self.dirs, &mut self.recent, &path);
+                self.remember_recent(&path);
                 self.say(format!("Opened {}", path.display()), false);
             }
             Err(e) => {
@@ -405,7 +409,7 @@ impl AppState {
                     // Relative paths now resolve against another folder.
                     self.changed();
                 }
-                super::recent::remember(&self.dirs, &mut self.recent, &path);
+                self.remember_recent(&path);
                 self.say(format!("Saved {}", path.display()), false);
                 if let Some(next) = self.after_save.take() {
                     self.confirm = None;
@@ -1103,6 +1107,28 @@ impl AppState {
                 pointer,
                 path,
             } => self.set_node_path(node, &pointer, path, worker),
+        }
+    }
+
+    /// Puts the open flow's file first among the recent ones, with its name.
+    fn remember_recent(&mut self, path: &Path) {
+        super::recent::remember(&self.dirs, &mut self.recent, path);
+        if let Some(first) = self.recent.first() {
+            self.recent_names
+                .insert(first.clone(), self.doc.flow.name.clone());
+        }
+    }
+
+    /// The recent flow at `path` as menus show it: its name, and the file.
+    pub fn recent_label(&self, path: &Path) -> (String, String) {
+        let file = path.display().to_string();
+        match self.recent_names.get(path) {
+            Some(name) if !name.trim().is_empty() => (name.clone(), file),
+            _ => (
+                path.file_name()
+                    .map_or(file.clone(), |n| n.to_string_lossy().into_owned()),
+                file,
+            ),
         }
     }
 

@@ -90,15 +90,8 @@ pub fn ui(ui: &mut Ui, state: &AppState) -> Vec<Command> {
                     if !state.recent.is_empty() {
                         section(ui, "Recent");
                         for path in &state.recent {
-                            let name = path
-                                .file_name()
-                                .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-                            let folder = path
-                                .parent()
-                                .map_or(String::new(), |p| p.display().to_string());
-                            entry(ui, &name, &folder, || {
-                                c.push(Command::OpenFlow(path.clone()))
-                            });
+                            let (name, file) = state.recent_label(path);
+                            entry(ui, &name, &file, || c.push(Command::OpenFlow(path.clone())));
                         }
                     }
                 });
