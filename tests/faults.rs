@@ -126,15 +126,41 @@ fn long_flow(scratch: &Scratch) -> std::path::PathBuf {
 }
 
 /// Starts `tributary run FLOW --json` in the background.
-fn spawn_run(scratch: &Scratch, flow: &Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_tributary"))
+fn spawn_run(scratch: &Scratch, flow: &Path) -> Running {
+    let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
         .args(["run", flow.to_str().unwrap(), "--json"])
         .env("TRIBUTARY_HOME", scratch.home())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Running(Some(child))
+}
+
+/// A run in the background, killed when the test ends however it ends, so a failed
+/// assertion leaves no 50-million-record run behind. It owns the child, so a process that
+/// was already waited for is never signalled (its pid may belong to another by then).
+struct Running(Option<std::process::Child>);
+
+impl Running {
+    fn id(&self) -> u32 {
+        self.0.as_ref().expect("running").id()
+    }
+
+    /// Waits for the run to end on its own; what it printed.
+    fn output(mut self) -> std::process::Output {
+        self.0.take().expect("running").wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// Waits until the run has staged something: it is past planning and reading.
@@ -150,7 +176,7 @@ fn wait_until_staging(out: &Path) {
 fn a_second_run_of_a_running_flow_is_refused_with_the_first_ones_process() {
     let scratch = Scratch::new();
     let path = long_flow(&scratch);
-    let mut first = spawn_run(&scratch, &path);
+    let first = spawn_run(&scratch, &path);
     wait_until_staging(&scratch.path().join("out"));
     let second = scratch.cli(&["run", path.to_str().unwrap()]);
     assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
@@ -160,9 +186,8 @@ fn a_second_run_of_a_running_flow_is_refused_with_the_first_ones_process() {
         said.contains(&first.id().to_string()),
         "names the pid: {said}"
     );
-    first.kill().unwrap();
-    first.wait().unwrap();
-    // The lock goes with the process, however it ended.
+    drop(first);
+    // The lock goes with the process, however it ended (here: killed).
     let small = demo_to(&scratch, "out");
     let third = scratch.cli(&["run", small.to_str().unwrap()]);
     assert!(third.status.success(), "{}", stderr(&third));
@@ -180,7 +205,7 @@ fn sigterm_cancels_a_run_and_records_it_as_canceled() {
         .status()
         .unwrap();
     assert!(status.success());
-    let done = child.wait_with_output().unwrap();
+    let done = child.output();
     assert_eq!(done.status.code(), Some(1), "{}", stderr(&done));
     let record: Value = serde_json::from_slice(&done.stdout).expect("the run record");
     assert_eq!(record["status"], "Canceled", "{record}");
