@@ -1475,3 +1475,45 @@ fn the_toolbar_shows_the_zoom_and_f1_lists_the_shortcuts() {
     harness.run_steps(2);
     assert!(!shows(&harness, "Delete the selected nodes"));
 }
+
+#[test]
+fn tidy_layout_puts_each_node_a_column_after_its_inputs_and_undoes() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &csv_flow(&scratch));
+    let before: Vec<[f32; 2]> = harness
+        .state()
+        .state
+        .doc
+        .flow
+        .nodes
+        .iter()
+        .map(|n| n.position)
+        .collect();
+    // Scrambled, as an imported flow may be.
+    apply(
+        &mut harness,
+        Command::MoveNodes(vec![
+            ("orders".into(), [900.0, 500.0]),
+            ("out".into(), [0.0, 0.0]),
+        ]),
+    );
+    apply(&mut harness, Command::TidyLayout);
+    let flow = &harness.state().state.doc.flow;
+    let x = |id: &str| flow.node(id).unwrap().position[0];
+    assert!(x("orders") < x("shipped") && x("shipped") < x("total") && x("total") < x("out"));
+    let rows: Vec<f32> = flow.nodes.iter().map(|n| n.position[1]).collect();
+    assert!(rows.iter().all(|y| *y == rows[0]), "one row: {rows:?}");
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    harness.run_steps(2);
+    let undone: Vec<[f32; 2]> = harness
+        .state()
+        .state
+        .doc
+        .flow
+        .nodes
+        .iter()
+        .map(|n| n.position)
+        .collect();
+    assert_eq!(undone, before);
+}

@@ -355,6 +355,14 @@ impl TributaryApp {
                     self.canvas.fit_to_view();
                 }
                 if ui
+                    .add_enabled(!self.state.welcome, egui::Button::new("Tidy layout"))
+                    .on_hover_text("Lay the flow out left to right, each node after its inputs")
+                    .clicked()
+                {
+                    c.push(Command::TidyLayout);
+                    self.canvas.fit_after_change();
+                }
+                if ui
                     .add(egui::Button::new("Keyboard shortcuts").shortcut_text("F1"))
                     .clicked()
                 {

@@ -280,6 +280,8 @@ pub struct Canvas {
     lifted: Option<(String, String)>,
     /// A zoom asked for from outside the canvas (the toolbar), done on its next frame.
     zoom_requested: Option<f32>,
+    /// Fit the flow in view once the next change to it has reached the canvas.
+    fit_after_change: bool,
     /// The document shown, to fit each newly opened flow.
     document: u64,
 }
@@ -288,6 +290,11 @@ impl Canvas {
     /// Shows the whole flow, zooming out as far as that takes.
     pub fn fit_to_view(&mut self) {
         self.fit_requested = Some(0.3);
+    }
+
+    /// Fits the flow in view once the change about to be made (a tidy layout) is drawn.
+    pub fn fit_after_change(&mut self) {
+        self.fit_after_change = true;
     }
 
     /// Zooms by `factor` about the middle of the view (1.25 in, 0.8 out).
@@ -425,7 +432,11 @@ impl Canvas {
     pub fn ui(&mut self, ui: &mut Ui, state: &AppState) -> Vec<Command> {
         // Text in nodes must not take the clicks and drags that select and move the node.
         ui.style_mut().interaction.selectable_labels = false;
+        let changed = self.synced_revision != state.doc.revision;
         self.sync(state);
+        if changed && std::mem::take(&mut self.fit_after_change) {
+            self.fit_requested = Some(0.3);
+        }
         let rect = ui.max_rect();
         self.center = [
             rect.center().x - rect.min.x - self.editor.pan_zoom.pan.x - 90.0,

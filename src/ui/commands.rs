@@ -39,6 +39,8 @@ pub enum Command {
     },
     RemoveNodes(Vec<String>),
     MoveNodes(Vec<(String, [f32; 2])>),
+    /// Lay the flow out left to right: each node a column after its inputs.
+    TidyLayout,
     Connect {
         from: String,
         to: String,

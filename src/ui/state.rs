@@ -560,6 +560,16 @@ impl AppState {
                         .retain(|e| !ids.contains(&e.from) && !ids.contains(&e.to));
                 });
             }
+            Command::TidyLayout => {
+                let moves = tidy_layout(&self.doc.flow);
+                self.edit(None, |f| {
+                    for n in &mut f.nodes {
+                        if let Some(pos) = moves.get(&n.id) {
+                            n.position = *pos;
+                        }
+                    }
+                });
+            }
             Command::MoveNodes(moves) => {
                 let key = format!(
                     "move:{}",
@@ -1174,6 +1184,54 @@ impl AppState {
             self.apply(Command::SetConfig { node, config }, worker);
         }
     }
+}
+
+/// Where each node goes in a left-to-right layout: a column per step from the sources (a
+/// node one column after its furthest input), and within a column the order the nodes
+/// already had from top to bottom, so a tidy keeps what the user arranged as far as it can.
+fn tidy_layout(flow: &Flow) -> HashMap<String, [f32; 2]> {
+    const COLUMN: f32 = 260.0;
+    const ROW: f32 = 150.0;
+    let mut column: HashMap<&str, usize> = HashMap::new();
+    // Flows have no cycles (connections that would close one are refused), so this ends;
+    // the bound keeps a hand-edited file with one from spinning.
+    for _ in 0..=flow.nodes.len() {
+        let mut moved = false;
+        for n in &flow.nodes {
+            let c = flow
+                .edges
+                .iter()
+                .filter(|e| e.to == n.id)
+                .filter_map(|e| column.get(e.from.as_str()).map(|c| c + 1))
+                .max()
+                .unwrap_or(0);
+            if column.insert(&n.id, c) != Some(c) {
+                moved = true;
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    let mut by_column: Vec<Vec<&Node>> = Vec::new();
+    for n in &flow.nodes {
+        let c = column[n.id.as_str()];
+        if by_column.len() <= c {
+            by_column.resize(c + 1, Vec::new());
+        }
+        by_column[c].push(n);
+    }
+    let mut at = HashMap::new();
+    for (c, nodes) in by_column.iter_mut().enumerate() {
+        nodes.sort_by(|a, b| a.position[1].total_cmp(&b.position[1]));
+        for (r, n) in nodes.iter().enumerate() {
+            at.insert(
+                n.id.clone(),
+                [40.0 + c as f32 * COLUMN, 120.0 + r as f32 * ROW],
+            );
+        }
+    }
+    at
 }
 
 /// `setting` (a path relative to `from`, or absolute) as the same place seen from `to`:
