@@ -38,32 +38,31 @@ impl Flow {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // Parse to a value first so that syntax errors (line, column) and shape errors
         // (JSON path) are told apart in the message.
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| Problem {
-            service: false,
-            node: None,
-            path: String::new(),
-            message: format!(
-                "{origin}: not valid JSON at line {}, column {}: {}",
-                e.line(),
-                e.column(),
-                strip_position(&e.to_string())
-            ),
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            Problem::new(
+                None,
+                "",
+                format!(
+                    "{origin}: not valid JSON at line {}, column {}: {}",
+                    e.line(),
+                    e.column(),
+                    strip_position(&e.to_string())
+                ),
+            )
         })?;
         // A value given twice would silently be the last one.
         if let Err(e) = serde_json::from_str::<unique::UniqueKeys>(text) {
-            return Err(Problem {
-                service: false,
-                node: None,
-                path: String::new(),
-                message: format!("{origin}: {}", unique::describe(text, &e)),
-            });
+            return Err(Problem::new(
+                None,
+                "",
+                format!("{origin}: {}", unique::describe(text, &e)),
+            ));
         }
         if !value.is_object() {
-            return Err(Problem {
-                service: false,
-                node: None,
-                path: String::new(),
-                message: format!(
+            return Err(Problem::new(
+                None,
+                "",
+                format!(
                     "{origin}: a flow file holds one JSON object ({{\"format\": …, \"nodes\": […]}}), not {}",
                     match value {
                         serde_json::Value::Array(_) => "a list",
@@ -72,7 +71,7 @@ impl Flow {
                         _ => "a single value",
                     }
                 ),
-            });
+            ));
         }
         if let Some(format) = value.get("format").and_then(|f| f.as_str())
             && format != FORMAT
