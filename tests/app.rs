@@ -710,6 +710,50 @@ fn nodes_dragged_from_the_palette_are_connected_by_dragging_between_ports() {
 }
 
 #[test]
+fn a_wire_let_go_of_near_a_node_connects_to_its_port() {
+    let scratch = Scratch::new();
+    let mut harness = start(&scratch, None);
+    harness.get_by_label("+ New flow").click();
+    harness.run_steps(3);
+    apply(
+        &mut harness,
+        Command::AddNode {
+            kind: "source.demo_crm".into(),
+            position: [100.0, 200.0],
+        },
+    );
+    apply(
+        &mut harness,
+        Command::AddNode {
+            kind: "destination.local".into(),
+            position: [520.0, 200.0],
+        },
+    );
+    harness.run_steps(3);
+    let mut ports = ports(&harness);
+    ports.sort_by(|a, b| a.x.total_cmp(&b.x));
+    let [output, input] = ports[..] else {
+        panic!("two ports: {ports:?}");
+    };
+    let edges = |h: &Harness<'static, TributaryApp>| h.state().state.doc.flow.edges.len();
+
+    // Well away from the node: nothing is connected.
+    drag(&mut harness, output, input - egui::vec2(90.0, 0.0));
+    assert_eq!(edges(&harness), 0);
+    // A little short of the port, outside the node and outside the editor's own reach.
+    drag(&mut harness, output, input - egui::vec2(18.0, 6.0));
+    assert_eq!(edges(&harness), 1, "a drop beside the port connects");
+    apply(&mut harness, Command::Undo);
+    assert_eq!(edges(&harness), 0);
+    // On the node's body, far from its port.
+    drag(&mut harness, output, input + egui::vec2(80.0, 20.0));
+    let flow = &harness.state().state.doc.flow;
+    assert_eq!(flow.edges.len(), 1, "a drop on the node connects");
+    assert_eq!(flow.edges[0].from, flow.nodes[0].id);
+    assert_eq!(flow.edges[0].to, flow.nodes[1].id);
+}
+
+#[test]
 fn test_connection_reports_what_is_wrong_in_words() {
     let scratch = Scratch::new();
     let flow = flow(
@@ -918,6 +962,88 @@ fn typing_a_filter_value_and_a_map_output_name_keeps_every_key() {
     let rows = &harness.state().state.doc.flow.node(&map).unwrap().config["fields"];
     assert_eq!(rows[0]["target"], "order_no", "{rows}");
     assert!(focused(&harness));
+}
+
+#[test]
+fn a_filter_on_text_offers_the_values_its_input_holds() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &csv_flow(&scratch));
+    apply(&mut harness, Command::Select(vec!["shipped".into()]));
+    wait_for(
+        &mut harness,
+        "the filter's preview",
+        |app| matches!(&app.state.preview.result, Some((k, Ok(_))) if k.node == "shipped"),
+    );
+    // The value box first, then a pick list of what the input holds: "cancelled" is among
+    // them although the filter lets no cancelled order through.
+    harness.get_by_value("pick").click();
+    harness.run_steps(2);
+    for status in ["shipped", "cancelled", "returned", "delivered"] {
+        assert!(shows(&harness, status), "{status} is offered");
+    }
+    harness.get_by_label("returned").click();
+    harness.run_steps(2);
+    let value = &harness
+        .state()
+        .state
+        .doc
+        .flow
+        .node("shipped")
+        .unwrap()
+        .config["conditions"][0]["value"];
+    assert_eq!(
+        value,
+        &serde_json::json!(["shipped", "delivered", "returned"]),
+        "a list gains the value picked"
+    );
+    harness.get_by_value("pick").click();
+    harness.run_steps(2);
+    // In the list, not in the preview below it.
+    let in_list = egui_kittest::kittest::by()
+        .label("delivered")
+        .predicate(|n| n.role() != egui::accesskit::Role::Label);
+    harness.get(in_list).click();
+    harness.run_steps(2);
+    let value = &harness
+        .state()
+        .state
+        .doc
+        .flow
+        .node("shipped")
+        .unwrap()
+        .config["conditions"][0]["value"];
+    assert_eq!(
+        value,
+        &serde_json::json!(["shipped", "returned"]),
+        "picked again, a value leaves the list"
+    );
+    // A single value is replaced by the one picked.
+    let mut config = harness
+        .state()
+        .state
+        .doc
+        .flow
+        .node("shipped")
+        .unwrap()
+        .config
+        .clone();
+    config["conditions"][0]["value"] = serde_json::json!("shipped");
+    apply(
+        &mut harness,
+        Command::SetConfig {
+            node: "shipped".into(),
+            config,
+        },
+    );
+    harness.get_by_value("pick").click();
+    harness.run_steps(2);
+    harness.get_by_label("cancelled").click();
+    harness.run_steps(2);
+    let flow = &harness.state().state.doc.flow;
+    assert_eq!(
+        flow.node("shipped").unwrap().config["conditions"][0]["value"],
+        "cancelled"
+    );
 }
 
 #[test]

@@ -3,12 +3,13 @@
 //! user does in it comes back as commands.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashMap;
 
-use egui::{Color32, RichText, Ui, Vec2};
+use egui::{Color32, Pos2, Rect, RichText, Ui, Vec2};
 use egui_graph_edit::{
-    DataTypeTrait, Graph, GraphEditorState, InputParamKind, NodeDataTrait, NodeId, NodeResponse,
-    NodeTemplateIter, NodeTemplateTrait, UserResponseTrait, WidgetValueTrait,
+    AnyParameterId, DataTypeTrait, Graph, GraphEditorState, InputParamKind, NodeDataTrait, NodeId,
+    NodeResponse, NodeTemplateIter, NodeTemplateTrait, UserResponseTrait, WidgetValueTrait,
 };
 
 use super::commands::Command;
@@ -76,6 +77,9 @@ pub struct NodeView {
     pub summary: String,
     pub figures: Option<NodeFigures>,
     pub problem: Option<String>,
+    /// Where the node was drawn this frame, in screen points: a wire let go of over a node
+    /// (or just beside it) connects to its port.
+    rect: Cell<Option<Rect>>,
 }
 
 impl NodeView {
@@ -86,6 +90,7 @@ impl NodeView {
             summary: String::new(),
             figures: None,
             problem: None,
+            rect: Cell::new(None),
         }
     }
 }
@@ -152,6 +157,7 @@ impl NodeDataTrait for NodeView {
             ui.add(egui::Label::new(RichText::new(text).color(ui.visuals().error_fg_color)).wrap())
                 .on_hover_text(p);
         }
+        self.rect.set(Some(ui.min_rect()));
         Vec::new()
     }
 
@@ -421,6 +427,54 @@ impl Canvas {
         }
     }
 
+    /// The connection a wire dragged from `port` of `origin` makes when let go of at `at`
+    /// without the editor's own port hit (a few points across): the node under the pointer,
+    /// or the nearest within a snap distance, gives its port of the other side, since every
+    /// node has at most one input and one output. (from, to) in the flow.
+    fn drop_target(
+        &self,
+        origin: NodeId,
+        port: AnyParameterId,
+        at: Pos2,
+    ) -> Option<(String, String)> {
+        const SNAP: f32 = 24.0;
+        let zoom = self.editor.pan_zoom.zoom;
+        let wants_input = matches!(port, AnyParameterId::Output(_));
+        let target = self
+            .editor
+            .graph
+            .nodes
+            .iter()
+            .filter(|(id, node)| {
+                *id != origin
+                    && if wants_input {
+                        !node.inputs.is_empty()
+                    } else {
+                        !node.outputs.is_empty()
+                    }
+            })
+            .filter_map(|(id, node)| {
+                // The node's frame, with its ports on its edges, lies a margin outside what
+                // it draws (egui-graph-edit's 15 × 5 points, scaled with the zoom).
+                let rect = node
+                    .user_data
+                    .rect
+                    .get()?
+                    .expand2(Vec2::new(15.0, 5.0) * zoom);
+                let distance = rect.distance_to_pos(at);
+                (distance <= SNAP).then_some((id, distance))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))?
+            .0;
+        let origin = self.to_flow.get(&origin)?.clone();
+        let target = self.to_flow.get(&target)?.clone();
+        Some(if wants_input {
+            (origin, target)
+        } else {
+            (target, origin)
+        })
+    }
+
     fn remove_graph_node(&mut self, node: NodeId) {
         self.editor.graph.remove_node(node);
         self.editor.node_positions.remove(node);
@@ -462,10 +516,26 @@ impl Canvas {
                 ui.ctx().request_repaint();
             }
         }
+        let dragging = self.editor.connection_in_progress;
         let response = self
             .editor
             .draw_graph_editor(ui, AllTemplates, &mut (), Vec::new());
         let mut commands = Vec::new();
+        let connected = response
+            .node_responses
+            .iter()
+            .any(|r| matches!(r, NodeResponse::ConnectEventEnded { .. }));
+        if let Some((origin, port)) = dragging
+            && self.editor.connection_in_progress.is_none()
+            && !connected
+            && let Some(at) = ui.ctx().input(|i| i.pointer.latest_pos())
+            && let Some((from, to)) = self.drop_target(origin, port, at)
+        {
+            commands.push(match self.lifted.take() {
+                Some(old) => Command::Rewire { old, from, to },
+                None => Command::Connect { from, to },
+            });
+        }
         let mut moved = false;
         let mut clicked = None;
         let mut dragged = None;

@@ -307,6 +307,9 @@ pub struct FormContext<'a> {
     pub browse: Cell<Option<(String, bool)>>,
     /// The connections there are, for settings that name one.
     pub connections: Option<&'a ConnectionsState>,
+    /// Values seen in the sample of the node's input, per text field: a filter's value
+    /// can be picked from them.
+    pub values: &'a [(String, Vec<String>)],
     /// Set when the user asked for a new connection of this connector.
     pub new_connection: Cell<Option<String>>,
     /// Top-level settings the inspector shows its own way instead.
@@ -328,6 +331,7 @@ impl<'a> FormContext<'a> {
             fields,
             browse: Cell::new(None),
             connections: None,
+            values: &[],
             new_connection: Cell::new(None),
             hidden: &[],
             problems: Vec::new(),
@@ -370,6 +374,14 @@ impl<'a> FormContext<'a> {
     pub fn with_connections(mut self, connections: &'a ConnectionsState) -> Self {
         self.connections = Some(connections);
         self
+    }
+
+    /// The values seen in the sample of the input field the sibling setting `key` names.
+    fn values_of_sibling(&self, object: &Value, key: Option<&str>) -> &'a [String] {
+        let values = self.values;
+        key.and_then(|key| object.get(key)?.as_str())
+            .and_then(|field| values.iter().find(|(n, _)| n == field))
+            .map_or(&[], |(_, v)| v.as_slice())
     }
 
     /// The type, in words, of the input field the sibling setting `key` names.
@@ -476,6 +488,7 @@ fn edit_object(
         let extension = |name: &str| prop.get(name).and_then(Value::as_str);
         let operator_of = cx.type_of_sibling(value, extension("x-operator-of"));
         let value_of = cx.type_of_sibling(value, extension("x-value-of"));
+        let seen = cx.values_of_sibling(value, extension("x-value-of"));
         let operator = value
             .get("operator")
             .and_then(Value::as_str)
@@ -534,7 +547,14 @@ fn edit_object(
             let heading = ui.label(heading).on_hover_text(&description);
             cx.heading.set(Some(heading.id));
             let edited = match (&value_of, &operator_of, choices(&prop)) {
-                (Some(kind), _, _) => edit_typed(ui, &mut v, kind, operator.as_deref(), cx, &id),
+                (Some(kind), _, _) => {
+                    let typed = Typed {
+                        kind,
+                        operator: operator.as_deref(),
+                        seen,
+                    };
+                    edit_typed(ui, &mut v, &typed, cx, &id)
+                }
                 (None, Some(kind), Some(options)) => {
                     let fitting: Vec<_> = options
                         .into_iter()
@@ -794,17 +814,18 @@ fn operator_fits(operator: &str, kind: &str) -> bool {
     }
 }
 
-/// A value to compare a field of type `kind` with, in an input that fits the type; two
-/// inputs for `between`.
-fn edit_typed(
-    ui: &mut Ui,
-    value: &mut Value,
-    kind: &str,
-    operator: Option<&str>,
-    cx: &FormContext,
-    path: &str,
-) -> bool {
-    if operator == Some("between") {
+/// What a filter's value is compared with: the field's type in words, the operator, and
+/// the values the sample holds for it.
+struct Typed<'a> {
+    kind: &'a str,
+    operator: Option<&'a str>,
+    seen: &'a [String],
+}
+
+/// A value to compare a field with, in an input that fits the field's type; two inputs for
+/// `between`.
+fn edit_typed(ui: &mut Ui, value: &mut Value, typed: &Typed, cx: &FormContext, path: &str) -> bool {
+    if typed.operator == Some("between") {
         let mut pair = match &*value {
             Value::Array(a) if a.len() == 2 => a.clone(),
             _ => vec![Value::Null, Value::Null],
@@ -812,23 +833,30 @@ fn edit_typed(
         let mut changed = false;
         ui.horizontal(|ui| {
             ui.label("from");
-            changed |= edit_scalar(ui, &mut pair[0], kind, cx, &format!("{path}/0"));
+            changed |= edit_scalar(ui, &mut pair[0], typed, cx, &format!("{path}/0"));
             ui.label("to");
-            changed |= edit_scalar(ui, &mut pair[1], kind, cx, &format!("{path}/1"));
+            changed |= edit_scalar(ui, &mut pair[1], typed, cx, &format!("{path}/1"));
         });
         if changed {
             *value = Value::Array(pair);
         }
         return changed;
     }
-    if value.is_array() {
+    if value.is_array() && typed.kind != "string" {
         // A list of values (any of them): typed as a list.
         return edit_any(ui, value, cx, path);
     }
-    edit_scalar(ui, value, kind, cx, path)
+    edit_scalar(ui, value, typed, cx, path)
 }
 
-fn edit_scalar(ui: &mut Ui, value: &mut Value, kind: &str, cx: &FormContext, path: &str) -> bool {
+fn edit_scalar(
+    ui: &mut Ui,
+    value: &mut Value,
+    typed: &Typed,
+    cx: &FormContext,
+    path: &str,
+) -> bool {
+    let kind = typed.kind;
     if value.is_null() && (kind == "integer" || kind == "number" || kind.starts_with("decimal")) {
         // No value yet: an empty box to type one in, not a 0 that is not there.
         return edit_any(ui, value, cx, path);
@@ -857,8 +885,71 @@ fn edit_scalar(ui: &mut Ui, value: &mut Value, kind: &str, cx: &FormContext, pat
             number_input(ui, value, kind == "integer", (None, None), cx, path)
         }
         k if k.starts_with("decimal") => number_input(ui, value, false, (None, None), cx, path),
+        "string" => edit_text_or_pick(ui, value, typed.seen, cx, path),
         _ => edit_any(ui, value, cx, path),
     }
+}
+
+/// Text for a text field: typed (`[a, b]` for a list), or picked from the values the
+/// sample holds, once it is known. One layout with or without the pick list, so the
+/// preview arriving while someone types keeps the focus where it is.
+fn edit_text_or_pick(
+    ui: &mut Ui,
+    value: &mut Value,
+    seen: &[String],
+    cx: &FormContext,
+    path: &str,
+) -> bool {
+    ui.horizontal(|ui| {
+        let mut text = match &*value {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        let edit = TextEdit::singleline(&mut text)
+            .hint_text("a value, or [a, list]")
+            .desired_width(160.0);
+        let mut changed = false;
+        if text_input(ui, edit, path, Some(cx)).changed() {
+            *value = match serde_json::from_str::<Value>(&text) {
+                Ok(list @ Value::Array(_)) => list,
+                _ => json!(text),
+            };
+            changed = true;
+        }
+        if seen.is_empty() {
+            return changed;
+        }
+        ComboBox::from_id_salt(format!("{path}/seen"))
+            .selected_text(RichText::new("pick").weak())
+            .width(56.0)
+            .height(320.0)
+            .show_ui(ui, |ui| {
+                ui.label(RichText::new("Values in the sample").weak());
+                for v in seen {
+                    let picked = match &*value {
+                        Value::Array(list) => list.iter().any(|x| x.as_str() == Some(v)),
+                        other => other.as_str() == Some(v),
+                    };
+                    if !ui.selectable_label(picked, v).clicked() {
+                        continue;
+                    }
+                    // A list gains the value, or loses it when it had it; a single value
+                    // is replaced by the one picked.
+                    match &mut *value {
+                        Value::Array(list) if picked => list.retain(|x| x.as_str() != Some(v)),
+                        Value::Array(list) => list.push(json!(v)),
+                        other if !picked => *other = json!(v),
+                        _ => continue,
+                    }
+                    changed = true;
+                }
+            })
+            .response
+            .on_hover_text("Pick from the values the sample holds; in a list, picking a value again takes it out");
+        changed
+    })
+    .inner
 }
 
 /// A date (`2024-01-31`) or timestamp (`2024-01-31T09:30:00Z`): typed, or picked from a

@@ -109,6 +109,7 @@ fn node_form(ui: &mut Ui, state: &AppState, node: &Node, commands: &mut Vec<Comm
         let mut cx = FormContext::new(&fields)
             .with_connections(&state.connections)
             .with_problems(setting_problems);
+        cx.values = input_values_of(state, &node.id);
         if kind.browses_entities {
             // Chosen in the object browser below, with the object's fields to tick.
             cx.hidden = &["fields"];
@@ -287,6 +288,17 @@ fn sample_of<'a>(state: &'a AppState, node: &str) -> Option<&'a PreviewTable> {
         .filter(|(k, _)| k.node == node)
         .and_then(|(_, r)| r.as_ref().ok())
         .filter(|t| !t.rows.is_empty())
+}
+
+/// The values seen per text field in what enters `node`, when its preview is the one shown.
+fn input_values_of<'a>(state: &'a AppState, node: &str) -> &'a [(String, Vec<String>)] {
+    state
+        .preview
+        .result
+        .as_ref()
+        .filter(|(k, _)| k.node == node)
+        .and_then(|(_, r)| r.as_ref().ok())
+        .map_or(&[], |t| t.input_values.as_slice())
 }
 
 /// What a destination writes, field by field. The mapping itself is the Map node that feeds

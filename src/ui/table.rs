@@ -1,7 +1,11 @@
 //! A preview as the Preview tab shows it: text cells, column types, and which cells a
 //! transform changed. Built once per preview in the background, never per frame.
 
-use arrow::array::RecordBatch;
+use std::collections::HashMap;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use crate::engine::Preview;
@@ -20,6 +24,9 @@ pub struct PreviewTable {
     /// Per column: the input field it is, renamed; its values are not changes.
     pub renamed_from: Vec<Option<String>>,
     pub rejected: Vec<ErrorRecord>,
+    /// Per text field of what entered the node: the values seen in the sample, the most
+    /// frequent first, for a filter's pick list.
+    pub input_values: Vec<(String, Vec<String>)>,
     /// Records that entered the node, for "N in → M out".
     pub rows_in: usize,
     /// In-memory bytes per record, for cost estimates.
@@ -50,6 +57,46 @@ fn reorder<T>(row: &mut Vec<T>, order: &[usize]) {
         .iter()
         .map(|&i| old[i].take().expect("each index once"))
         .collect();
+}
+
+/// The most values of one field a pick list offers.
+const MOST_VALUES: usize = 40;
+
+/// Each text column's distinct values, the most frequent first (ties in the order seen),
+/// at most [`MOST_VALUES`] of them.
+fn text_values(batches: &[RecordBatch]) -> Vec<(String, Vec<String>)> {
+    let Some(first) = batches.first() else {
+        return Vec::new();
+    };
+    let schema = first.schema();
+    let mut values = Vec::new();
+    for (c, field) in schema.fields().iter().enumerate() {
+        if !matches!(
+            field.data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ) {
+            continue;
+        }
+        // value → (count, first seen)
+        let mut seen: HashMap<String, (usize, usize)> = HashMap::new();
+        for batch in batches {
+            let Ok(column) = cast(batch.column(c), &DataType::Utf8) else {
+                continue;
+            };
+            for value in column.as_string::<i32>().iter().flatten() {
+                let order = seen.len();
+                seen.entry(value.to_string()).or_insert((0, order)).0 += 1;
+            }
+        }
+        let mut ranked: Vec<(String, (usize, usize))> = seen.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.1.1.cmp(&b.1.1)));
+        ranked.truncate(MOST_VALUES);
+        values.push((
+            field.name().clone(),
+            ranked.into_iter().map(|(v, _)| v).collect(),
+        ));
+    }
+    values
 }
 
 impl PreviewTable {
@@ -138,6 +185,7 @@ impl PreviewTable {
             changed,
             renamed_from,
             rejected: p.rejected.clone(),
+            input_values: text_values(&p.input),
             rows_in,
         }
     }
