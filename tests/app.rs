@@ -729,23 +729,31 @@ fn a_wire_let_go_of_near_a_node_connects_to_its_port() {
             position: [520.0, 200.0],
         },
     );
-    harness.run_steps(3);
-    let mut ports = ports(&harness);
-    ports.sort_by(|a, b| a.x.total_cmp(&b.x));
-    let [output, input] = ports[..] else {
-        panic!("two ports: {ports:?}");
-    };
     let edges = |h: &Harness<'static, TributaryApp>| h.state().state.doc.flow.edges.len();
+    // The ports where they are once the nodes show what validation says of them (a
+    // problem's text changes a node's size).
+    let ports_now = |h: &mut Harness<'static, TributaryApp>| {
+        validated(h);
+        let mut ports = ports(h);
+        ports.sort_by(|a, b| a.x.total_cmp(&b.x));
+        let [output, input] = ports[..] else {
+            panic!("two ports: {ports:?}");
+        };
+        (output, input)
+    };
 
     // Well away from the node: nothing is connected.
+    let (output, input) = ports_now(&mut harness);
     drag(&mut harness, output, input - egui::vec2(90.0, 0.0));
     assert_eq!(edges(&harness), 0);
     // A little short of the port, outside the node and outside the editor's own reach.
+    let (output, input) = ports_now(&mut harness);
     drag(&mut harness, output, input - egui::vec2(18.0, 6.0));
     assert_eq!(edges(&harness), 1, "a drop beside the port connects");
     apply(&mut harness, Command::Undo);
     assert_eq!(edges(&harness), 0);
     // On the node's body, far from its port.
+    let (output, input) = ports_now(&mut harness);
     drag(&mut harness, output, input + egui::vec2(80.0, 20.0));
     let flow = &harness.state().state.doc.flow;
     assert_eq!(flow.edges.len(), 1, "a drop on the node connects");

@@ -108,7 +108,7 @@ fn the_inspector_lists_objects_and_fields_to_choose_from() {
             .query_by_label_contains("Fields of Opportunity (26 of 26)")
             .is_some()
     );
-    harness.get_by_label("Amount  ·  number").click();
+    harness.get_by_label("Amount  ·  decimal(18,2)").click();
     harness.run_steps(3);
     let fields = config(&harness)["fields"].as_array().unwrap().clone();
     assert_eq!(fields.len(), 25);

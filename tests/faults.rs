@@ -300,6 +300,162 @@ fn a_fraction_in_a_whole_number_field_is_refused_not_truncated() {
     assert!(errors.contains("-2.9"), "{errors}");
 }
 
+/// The text of every line the local folder `out` holds.
+fn written_text(out: &Path) -> String {
+    files_under(out)
+        .iter()
+        .map(|f| std::fs::read_to_string(out.join(f)).unwrap())
+        .collect()
+}
+
+#[test]
+fn money_declared_decimal_adds_up_to_the_cent() {
+    let scratch = Scratch::new();
+    // Ten times 0.10 and 2.675: as floating point the sum is 3.6750000000000003, and 2.675
+    // itself is 2.67499999999999982236431605997495353221893310546875.
+    let mut text = String::from("id,amount,price\n");
+    for i in 0..10 {
+        text += &format!("{i},0.10,19.99\n");
+    }
+    text += "10,2.675,0.015\n11,123456789012345678,1\n";
+    scratch.write("in.csv", &text);
+    let path = scratch.flow(
+        "money.json",
+        &flow(
+            vec![
+                node(
+                    "src",
+                    "source.file",
+                    json!({"path": "in.csv", "schema": {"amount": "decimal(18,2)"}}),
+                ),
+                node(
+                    "price",
+                    "transform.map",
+                    json!({"fields": [
+                        {"source": "id"},
+                        {"source": "amount"},
+                        {"source": "price", "type": "decimal(10,2)"}
+                    ]}),
+                ),
+                node(
+                    "total",
+                    "transform.aggregate",
+                    json!({"aggregates": [
+                        {"function": "sum", "field": "amount", "output": "total"},
+                        {"function": "sum", "field": "price", "output": "prices"},
+                        {"function": "max", "field": "amount", "output": "largest"}
+                    ]}),
+                ),
+                node(
+                    "sum",
+                    "destination.local",
+                    json!({"folder": "sum", "format": "jsonl"}),
+                ),
+                node(
+                    "rows",
+                    "destination.local",
+                    json!({"folder": "rows", "format": "parquet"}),
+                ),
+            ],
+            &[
+                ("src", "price"),
+                ("price", "total"),
+                ("total", "sum"),
+                ("price", "rows"),
+            ],
+        ),
+    );
+    let o = scratch.cli(&["run", path.to_str().unwrap(), "--json"]);
+    let record: Value =
+        serde_json::from_str(&stdout(&o)).unwrap_or_else(|_| panic!("{}", stderr(&o)));
+    // 123456789012345678 has more digits before the point than decimal(18,2) holds: its
+    // record is set aside with the reason, never written rounded or cut.
+    assert_eq!(record["records_rejected"], 1, "{record}");
+    let errors = std::fs::read_to_string(record["error_output"].as_str().unwrap()).unwrap();
+    assert!(
+        errors.contains("123456789012345678") && errors.contains("decimal(18,2)"),
+        "{errors}"
+    );
+    // Exact, rounded half away from zero at the declared scale: 2.675 is 2.68.
+    assert_eq!(
+        written_text(&scratch.path().join("sum")).trim(),
+        r#"{"total":3.68,"prices":199.92,"largest":2.68}"#
+    );
+
+    // The Parquet file holds decimals of the declared digits, and reads back as them.
+    let back = scratch.flow(
+        "back.json",
+        &flow(
+            vec![
+                node("src", "source.file", json!({"path": "rows/*.parquet"})),
+                node(
+                    "out",
+                    "destination.local",
+                    json!({"folder": "back", "format": "csv"}),
+                ),
+            ],
+            &[("src", "out")],
+        ),
+    );
+    let o = scratch.cli(&["preview", back.to_str().unwrap(), "--node", "src", "--json"]);
+    let preview: Value =
+        serde_json::from_str(&stdout(&o)).unwrap_or_else(|_| panic!("{}", stderr(&o)));
+    let types: Vec<(&str, &str)> = preview["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap(), f["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("id", "integer"),
+            ("amount", "decimal(18,2)"),
+            ("price", "decimal(10,2)")
+        ]
+    );
+    let o = scratch.cli(&["run", back.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = written_text(&scratch.path().join("back"));
+    assert!(csv.contains("\n10,2.68,0.02\n"), "{csv}");
+    assert!(csv.contains("\n0,0.10,19.99\n"), "{csv}");
+}
+
+#[test]
+fn a_field_type_that_is_not_one_is_refused_in_words() {
+    let scratch = Scratch::new();
+    scratch.write("in.csv", "id,amount\n1,2\n");
+    for (kind, says) in [
+        ("decimal(40,2)", "1 to 38 digits"),
+        ("decimal(4,6)", "cannot have 6 of them after the point"),
+        ("decimal(a,2)", "the precision must be a whole number"),
+        ("money", "use one of string, integer, number, decimal"),
+    ] {
+        let path = scratch.flow(
+            "bad.json",
+            &flow(
+                vec![
+                    node(
+                        "src",
+                        "source.file",
+                        json!({"path": "in.csv", "schema": {"amount": kind}}),
+                    ),
+                    node(
+                        "out",
+                        "destination.local",
+                        json!({"folder": "out", "format": "jsonl"}),
+                    ),
+                ],
+                &[("src", "out")],
+            ),
+        );
+        let o = scratch.cli(&["validate", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{kind}");
+        let err = stderr(&o);
+        assert!(err.contains(says) && err.contains("src"), "{kind}: {err}");
+    }
+}
+
 #[test]
 fn a_csv_header_naming_a_column_twice_is_refused_with_both_columns() {
     let scratch = Scratch::new();

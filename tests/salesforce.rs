@@ -186,8 +186,9 @@ fn every_salesforce_type_arrives_as_its_arrow_type() {
         expect(text, "string");
     }
     expect("IsDeleted", "boolean");
-    expect("Amount", "number");
-    expect("Probability", "number");
+    // Money and percentages are exact decimals of the digits describe gives.
+    expect("Amount", "decimal(18,2)");
+    expect("Probability", "decimal(3,0)");
     expect("Score__c", "number");
     expect("Quantity__c", "integer");
     expect("Views__c", "integer");

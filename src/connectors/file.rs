@@ -1014,6 +1014,17 @@ fn arrow_message(e: &arrow::error::ArrowError) -> String {
             "the record has a field `{field}` that the source's fields lack (they were learned from the first {INFER_RECORDS} records): add `{field}` to the source's `schema` setting to read it, or set `new_fields` to `ignore` to leave it out"
         );
     }
+    // arrow-json's decimals: "\"1234\" does not fit in Decimal128(18, 2)".
+    if let Some((value, kind)) = text.split_once(" does not fit in Decimal128(")
+        && let Some((precision, scale)) = kind.trim_end_matches(')').split_once(", ")
+        && let (Ok(precision), Ok(scale)) = (precision.parse::<u32>(), scale.parse::<u32>())
+    {
+        let value = value.rsplit(": ").next().unwrap_or(value).trim_matches('"');
+        return format!(
+            "`{value}` is too large for decimal({precision},{scale}), which holds {} digits before the point",
+            precision - scale
+        );
+    }
     for prefix in [
         "Json error: ",
         "Parser error: ",

@@ -6,9 +6,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, Float64Array, Float64Builder, Int64Builder, RecordBatch, new_null_array,
+    Array, ArrayRef, AsArray, Decimal128Builder, Float64Array, Float64Builder, Int64Builder,
+    RecordBatch, new_null_array,
 };
 use arrow::compute::cast;
+use arrow::datatypes::{DECIMAL128_MAX_PRECISION, Decimal128Type};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{OwnedRow, RowConverter, SortField};
 use schemars::JsonSchema;
@@ -109,7 +111,14 @@ impl Aggregate {
             };
             let dt = match a.function {
                 Function::Count | Function::CountDistinct => DataType::Int64,
-                Function::Sum | Function::Avg => DataType::Float64,
+                // Decimals add up exactly, in the widest decimal of the same scale.
+                Function::Sum => match input.field(column.expect("has a field")).data_type() {
+                    DataType::Decimal128(_, scale) => {
+                        DataType::Decimal128(DECIMAL128_MAX_PRECISION, *scale)
+                    }
+                    _ => DataType::Float64,
+                },
+                Function::Avg => DataType::Float64,
                 Function::Min | Function::Max => input
                     .field(column.expect("has a field"))
                     .data_type()
@@ -187,6 +196,11 @@ impl NodeConfig for Aggregate {
                     converter,
                     count: Vec::new(),
                     sum: Vec::new(),
+                    scale: match column.map(|i| input.field(i).data_type()) {
+                        Some(DataType::Decimal128(_, scale)) => Some(*scale),
+                        _ => None,
+                    },
+                    exact: Vec::new(),
                     best: Vec::new(),
                     distinct: Vec::new(),
                 })
@@ -212,6 +226,10 @@ struct State {
     converter: Option<RowConverter>,
     count: Vec<i64>,
     sum: Vec<f64>,
+    /// The scale of a decimal field summed or averaged: its sums are kept exact, in
+    /// `exact`, in units of that scale.
+    scale: Option<i8>,
+    exact: Vec<i128>,
     best: Vec<Option<OwnedRow>>,
     distinct: Vec<HashSet<Box<[u8]>>>,
 }
@@ -247,6 +265,7 @@ impl AggregateRun {
         for s in &mut self.states {
             s.count.push(0);
             s.sum.push(0.0);
+            s.exact.push(0);
             s.best.push(None);
             s.distinct.push(HashSet::new());
         }
@@ -293,6 +312,24 @@ impl Transform for AggregateRun {
                 Function::Count => {
                     for (r, &g) in ids.iter().enumerate() {
                         if column.is_none_or(|c| c.is_valid(r)) {
+                            s.count[g] += 1;
+                        }
+                    }
+                }
+                Function::Sum | Function::Avg if s.scale.is_some() => {
+                    let values = column
+                        .expect("has a field")
+                        .as_primitive::<Decimal128Type>();
+                    for (r, &g) in ids.iter().enumerate() {
+                        if values.is_valid(r) {
+                            s.exact[g] = s.exact[g]
+                                .checked_add(values.value(r))
+                                .filter(|sum| sum.unsigned_abs() < 10u128.pow(38))
+                                .ok_or_else(|| {
+                                    NodeError::msg(format!(
+                                        "the sum is beyond the {DECIMAL128_MAX_PRECISION} digits a decimal holds"
+                                    ))
+                                })?;
                             s.count[g] += 1;
                         }
                     }
@@ -369,13 +406,27 @@ impl Transform for AggregateRun {
                         })
                         .finish(),
                 ),
+                Function::Sum if s.scale.is_some() => {
+                    let mut b = Decimal128Builder::with_capacity(n);
+                    for g in 0..n {
+                        match s.count[g] {
+                            0 => b.append_null(),
+                            _ => b.append_value(s.exact[g]),
+                        }
+                    }
+                    Arc::new(b.finish().with_data_type(field.data_type().clone()))
+                }
                 Function::Sum | Function::Avg => {
                     let mut b = Float64Builder::with_capacity(n);
                     for g in 0..n {
+                        let sum = match s.scale {
+                            Some(scale) => s.exact[g] as f64 / 10f64.powi(i32::from(scale)),
+                            None => s.sum[g],
+                        };
                         match (s.count[g], s.function) {
                             (0, _) => b.append_null(),
-                            (_, Function::Sum) => b.append_value(s.sum[g]),
-                            (c, _) => b.append_value(s.sum[g] / c as f64),
+                            (_, Function::Sum) => b.append_value(sum),
+                            (c, _) => b.append_value(sum / c as f64),
                         }
                     }
                     Arc::new(b.finish())

@@ -117,9 +117,12 @@ fn choices(schema: &Value) -> Option<Vec<(String, Option<String>)>> {
                 .collect(),
         );
     }
-    let one_of = schema.get("oneOf").and_then(Value::as_array)?;
+    let options = schema
+        .get("oneOf")
+        .or_else(|| schema.get("anyOf"))
+        .and_then(Value::as_array)?;
     let mut out = Vec::new();
-    for option in one_of {
+    for option in options {
         let description = option
             .get("description")
             .and_then(Value::as_str)
@@ -131,11 +134,13 @@ fn choices(schema: &Value) -> Option<Vec<(String, Option<String>)>> {
                 e.iter()
                     .filter_map(|v| v.as_str().map(|s| (s.to_string(), description.clone()))),
             );
-        } else {
+        } else if option.get("pattern").is_none() {
             return None;
         }
+        // A pattern is the general form of what the list offers (any `decimal(p,s)`),
+        // written in the flow file.
     }
-    Some(out)
+    (!out.is_empty()).then_some(out)
 }
 
 pub fn default_value(root: &Value, schema: &Value) -> Value {

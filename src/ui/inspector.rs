@@ -532,15 +532,8 @@ fn mapping_row(
             })
             .width(70.0)
             .show_ui(ui, |ui| {
-                for t in [
-                    "",
-                    "string",
-                    "integer",
-                    "number",
-                    "boolean",
-                    "date",
-                    "timestamp",
-                ] {
+                let offered = crate::types::OFFERED.iter().map(|(name, _)| *name);
+                for t in std::iter::once("").chain(offered) {
                     if ui
                         .selectable_label(current == t, if t.is_empty() { "as is" } else { t })
                         .clicked()

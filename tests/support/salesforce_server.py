@@ -49,6 +49,8 @@ FIELDS = [
     ("Start__c", "time"), ("Any__c", "anyType"), ("Address__c", "address"),
     ("External_Id__c", "string"),
 ]
+# Digits in all and after the point of the number fields, as describe gives them.
+DIGITS = {"Amount": (18, 2), "Probability": (3, 0), "Score__c": (18, 6)}
 STAGES = ["Prospecting", "Qualification", "Closed Won", "Closed Lost"]
 records = {}
 
@@ -407,7 +409,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.error(404, "NOT_FOUND", "The requested resource does not exist")
             return self.send(200, {"name": "Opportunity", "label": "Opportunity", "fields": [
                 {"name": n, "type": t, "label": n, "nillable": n != "Id", "filterable": t not in ("textarea", "encryptedstring", "address"),
-                 "compoundFieldName": None} for n, t in FIELDS]})
+                 "compoundFieldName": None, "precision": DIGITS.get(n, (0, 0))[0], "scale": DIGITS.get(n, (0, 0))[1]}
+                for n, t in FIELDS]})
         m = re.fullmatch(v + r"/(query|queryAll)", self.route)
         if m:
             self.entry["soql"] = self.q.get("q")

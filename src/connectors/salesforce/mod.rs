@@ -50,6 +50,12 @@ pub struct FieldInfo {
     /// Set on the parts of a compound field (`BillingStreet` → `BillingAddress`).
     #[serde(default)]
     pub compound_field_name: Option<String>,
+    /// Digits in all, of a number field.
+    #[serde(default)]
+    pub precision: u32,
+    /// Digits after the point, of a number field.
+    #[serde(default)]
+    pub scale: u32,
 }
 
 fn yes() -> bool {
@@ -84,7 +90,15 @@ impl FieldInfo {
             "boolean" => DataType::Boolean,
             "int" => DataType::Int32,
             "long" => DataType::Int64,
-            "double" | "currency" | "percent" => DataType::Float64,
+            // Money and percentages are exact decimals in Salesforce, and stay so: summed
+            // as floating point they end up a cent off.
+            "currency" | "percent" => {
+                match crate::types::FieldType::decimal(self.precision, self.scale) {
+                    Ok(t) => t.arrow(),
+                    Err(_) => DataType::Float64,
+                }
+            }
+            "double" => DataType::Float64,
             "date" => DataType::Date32,
             "datetime" => DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into())),
             // id, reference, string, textarea, picklist, multipicklist, combobox, email,
@@ -106,6 +120,8 @@ impl FieldInfo {
                 "false" | "FALSE" | "False" => Value::Bool(false),
                 _ => Value::String(s),
             },
+            // A decimal is read from its text, exactly.
+            (DataType::Decimal128(..), v) => v,
             (DataType::Int32 | DataType::Int64 | DataType::Float64, Value::String(s)) => {
                 match s.parse::<i64>() {
                     Ok(n) => Value::from(n),
@@ -262,6 +278,8 @@ mod tests {
             nillable: true,
             filterable: true,
             compound_field_name: None,
+            precision: 18,
+            scale: 2,
         }
     }
 
@@ -296,8 +314,8 @@ mod tests {
             ("int", DataType::Int32),
             ("long", DataType::Int64),
             ("double", DataType::Float64),
-            ("currency", DataType::Float64),
-            ("percent", DataType::Float64),
+            ("currency", DataType::Decimal128(18, 2)),
+            ("percent", DataType::Decimal128(18, 2)),
             ("date", DataType::Date32),
             (
                 "datetime",
@@ -313,7 +331,12 @@ mod tests {
     #[test]
     fn csv_cells_and_rest_values_normalize_alike() {
         assert_eq!(field("boolean").normalize(json!("true")), json!(true));
-        assert_eq!(field("currency").normalize(json!("1250.5")), json!(1250.5));
+        // A decimal is read from its text, as the Bulk CSV has it, or from the number.
+        assert_eq!(
+            field("currency").normalize(json!("1250.5")),
+            json!("1250.5")
+        );
+        assert_eq!(field("currency").normalize(json!(1250.5)), json!(1250.5));
         assert_eq!(field("int").normalize(json!("42")), json!(42));
         assert_eq!(field("double").normalize(json!("")), Value::Null);
         // Salesforce keeps no empty text: through either API it is null.

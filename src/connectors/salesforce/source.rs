@@ -821,6 +821,8 @@ mod tests {
             nillable: true,
             filterable: true,
             compound_field_name: None,
+            precision: 18,
+            scale: 2,
         }
     }
 
