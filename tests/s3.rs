@@ -850,6 +850,184 @@ fn a_run_killed_mid_upload_leaves_no_object() {
     assert!(keys(&b).is_empty(), "{:?}", keys(&b));
 }
 
+/// Writes the records of `input` to `lake` under `prefix`, one object per group, and kills
+/// the run while S3 completes its `k`-th object (a proxy holds that request): `k - 1`
+/// objects are visible. Returns the flow.
+fn kill_at_completion(
+    scratch: &Scratch,
+    input: &str,
+    lake: &str,
+    prefix: &str,
+    k: usize,
+) -> std::path::PathBuf {
+    let path = scratch.flow(
+        "flow.json",
+        &flow(
+            vec![
+                node(
+                    "in",
+                    "source.s3",
+                    json!({"bucket": input, "prefix": "in/", "format": "jsonl", "incremental": true}),
+                ),
+                node(
+                    "lake",
+                    "destination.s3",
+                    json!({"bucket": lake, "prefix": prefix, "format": "jsonl", "partition_by": ["group"]}),
+                ),
+            ],
+            &[("in", "lake")],
+        ),
+    );
+    let proxy = SupportServer::start(
+        "proxy.py",
+        &["--hold", r"^POST .*\?uploadId=", "--nth", &k.to_string()],
+    );
+    let s = server();
+    let mut child = tributary(scratch, s, &s.key_id, &s.secret)
+        .env("HTTP_PROXY", proxy.url())
+        .args(["run", path.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !proxy
+        .get("/log")
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l.as_str().unwrap().starts_with("HELD "))
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "completion {k} never came: {:?}",
+            proxy.get("/log")
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let visible = keys(lake)
+        .keys()
+        .filter(|key| key.starts_with(prefix))
+        .count();
+    assert_eq!(visible, k - 1, "killed at completion {k}");
+    path
+}
+
+/// 100 records with ids 0..100 in four JSON lines objects under `in/`, each record in one
+/// of five groups.
+fn hundred_records(bucket: &str) {
+    let c = client();
+    for o in 0..4 {
+        let text: String = (o * 25..(o + 1) * 25)
+            .map(|id| format!("{{\"id\": {id}, \"group\": {}}}\n", id % 5))
+            .collect();
+        block_on(
+            c.put_object()
+                .bucket(bucket)
+                .key(format!("in/{o}.jsonl"))
+                .body(ByteStream::from(text.into_bytes()))
+                .send(),
+        )
+        .unwrap();
+    }
+}
+
+/// Ids of the JSON lines records in the objects under `prefix`.
+fn ids_under(bucket: &str, prefix: &str) -> Vec<i64> {
+    let mut ids: Vec<i64> = keys(bucket)
+        .keys()
+        .filter(|k| k.starts_with(prefix))
+        .flat_map(|k| {
+            String::from_utf8(get(bucket, k))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<Value>(l).unwrap()["id"]
+                        .as_i64()
+                        .unwrap()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn a_run_killed_while_it_completes_its_uploads_is_finished_by_the_next_run() {
+    let input = bucket("commit-in");
+    let lake = bucket("commit-lake");
+    hundred_records(&input);
+    let s = server();
+    let all: Vec<i64> = (0..100).collect();
+    // Killed at each of the five completions in turn: the K-th is held at the proxy, so
+    // K - 1 objects are visible when the run dies.
+    for k in 1..=5 {
+        let scratch = Scratch::new();
+        let prefix = format!("k{k}/");
+        let path = kill_at_completion(&scratch, &input, &lake, &prefix, k);
+
+        // The next run completes the rest before it reads anything, and saves where the
+        // killed run left off: it finds nothing new, and every record is there once.
+        let o = tributary(&scratch, s, &s.key_id, &s.secret)
+            .args(["run", path.to_str().unwrap(), "--json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let record: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(record["records_processed"], 0, "{record}");
+        assert_eq!(ids_under(&lake, &prefix), all, "killed at completion {k}");
+        let objects = keys(&lake)
+            .keys()
+            .filter(|key| key.starts_with(&prefix))
+            .count();
+        assert_eq!(objects, 5);
+    }
+    assert_eq!(open_uploads(&lake), 0, "no upload is left behind");
+}
+
+#[test]
+fn a_killed_commit_that_cannot_be_finished_is_removed_whole_and_read_again() {
+    let input = bucket("gone-in");
+    let lake = bucket("gone-lake");
+    hundred_records(&input);
+    let scratch = Scratch::new();
+    let path = kill_at_completion(&scratch, &input, &lake, "", 3);
+    // The uploads not completed yet go away, as a lifecycle rule would take them.
+    let c = client();
+    let uploads = block_on(c.list_multipart_uploads().bucket(&lake).send()).unwrap();
+    for u in uploads.uploads() {
+        block_on(
+            c.abort_multipart_upload()
+                .bucket(&lake)
+                .key(u.key().unwrap())
+                .upload_id(u.upload_id().unwrap())
+                .send(),
+        )
+        .unwrap();
+    }
+    // The killed run's output cannot be made whole: its two objects are removed, and its
+    // records are read again, so each is in the bucket once.
+    let s = server();
+    let o = tributary(&scratch, s, &s.key_id, &s.secret)
+        .args(["run", path.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let record: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(record["records_processed"], 100, "{record}");
+    assert_eq!(ids_under(&lake, ""), (0..100).collect::<Vec<i64>>());
+    assert!(
+        stderr(&o).contains("`lake` could not finish publishing")
+            && stderr(&o).contains("read again"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn keys_never_reach_the_logs_even_when_tracing() {
     let b = bucket("quiet-logs");

@@ -696,7 +696,9 @@ fn finish_interrupted_commits(plan: &Plan, state: &mut StateStore) -> Result<(),
                     outputs.len()
                 ),
                 Err(e) => {
-                    tracing::warn!("run {execution_id}, node `{node}`: {e}");
+                    tracing::warn!(
+                        "run {execution_id} was stopped while it published, and `{node}` could not finish publishing it ({e}); what it had published is removed, and its records are read again"
+                    );
                     finished = false;
                 }
             }

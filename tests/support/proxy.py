@@ -1,11 +1,16 @@
 """A forward HTTP proxy on loopback that keeps a log of what went through it, for the
-test that connections honour the proxy setting and HTTP_PROXY.
+test that connections honour the proxy setting and HTTP_PROXY, and for the tests that kill
+a run at an exact request.
 
 Requests in absolute form (`GET http://host/path`) are forwarded; `GET /log` answers the
-log. Prints one JSON line with its URL, then serves until its standard input closes.
+log. With `--hold PATTERN --nth N`, the N-th request whose `METHOD URL` matches the regular
+expression PATTERN is never forwarded nor answered: the log says `HELD METHOD URL` and the
+request waits until the proxy ends. Prints one JSON line with its URL, then serves until
+its standard input closes.
 """
 
 import json
+import re
 import sys
 import threading
 import urllib.error
@@ -14,6 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 log = []
 lock = threading.Lock()
+hold = re.compile(sys.argv[sys.argv.index("--hold") + 1]) if "--hold" in sys.argv else None
+nth = int(sys.argv[sys.argv.index("--nth") + 1]) if "--nth" in sys.argv else 1
+matched = 0
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -43,11 +51,19 @@ class Handler(BaseHTTPRequestHandler):
         if not self.path.startswith("http://"):
             with lock:
                 return self.reply(200, [("Content-Type", "application/json")], json.dumps(log).encode())
-        with lock:
-            log.append("%s %s" % (self.command, self.path))
+        global matched
+        line = "%s %s" % (self.command, self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "proxy-connection", "connection")}
+        with lock:
+            held = False
+            if hold is not None and hold.search(line):
+                matched += 1
+                held = matched == nth
+            log.append(("HELD " if held else "") + line)
+        if held:
+            threading.Event().wait()
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "proxy-connection", "connection", "expect")}
         request = urllib.request.Request(self.path, data=body, method=self.command, headers=headers)
         try:
             response = opener.open(request)
@@ -57,6 +73,9 @@ class Handler(BaseHTTPRequestHandler):
 
     do_GET = forward
     do_POST = forward
+    do_PUT = forward
+    do_DELETE = forward
+    do_HEAD = forward
 
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -4,7 +4,8 @@
 //!
 //! Every object is a multipart upload that is completed only when the whole run succeeded:
 //! until then nothing is visible under its key, and a failed or cancelled run aborts its
-//! uploads, so the bucket holds a run's complete output or none of it.
+//! uploads, so the bucket holds a run's complete output or none of it. A run killed while
+//! it completes them is finished by the next run of the flow, from the commit record.
 
 use std::collections::HashMap;
 
@@ -13,8 +14,8 @@ use aws_sdk_s3::types::ServerSideEncryption;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::upload::{ObjectSettings, Uploads};
-use super::{Access, check_bucket, normalize_prefix};
+use super::upload::{self, ObjectSettings, StagedObject, Uploads};
+use super::{Access, block_on, check_bucket, normalize_prefix};
 use crate::connectors::formats::FileFormat;
 use crate::connectors::layout::TimePrefix;
 use crate::connectors::output::{FileSet, Layout};
@@ -119,6 +120,22 @@ impl NodeKind for S3Destination {
     const TESTS_CONNECTION: bool = true;
     const DESCRIPTION: &'static str =
         "Write CSV, JSON lines or Parquet objects to an S3 bucket or an S3-compatible store";
+
+    fn finish_commit(plan: &serde_json::Value) -> Result<Vec<OutputLocation>, NodeError> {
+        let plan: CommitPlan = serde_json::from_value(plan.clone())
+            .map_err(|e| NodeError::msg(format!("the commit record cannot be read: {e}")))?;
+        let access = Access::resolve(
+            plan.reach.connection.as_deref(),
+            plan.reach.region.as_deref(),
+            plan.reach.endpoint_url.as_deref(),
+        )?;
+        let uploads: Vec<StagedObject> = plan.objects.iter().map(|o| o.upload.clone()).collect();
+        block_on(async {
+            let client = access.client().await?;
+            upload::finish(&client, &access, &plan.bucket, &uploads).await
+        })?;
+        Ok(plan.outputs())
+    }
 }
 
 impl S3Destination {
@@ -219,6 +236,11 @@ impl NodeConfig for S3Destination {
         };
         Ok(Runtime::Destination(Box::new(S3Run {
             files: FileSet::new(uploads, layout, input, cx.started, &cx.execution_id),
+            reach: Reach {
+                connection: self.connection.clone(),
+                region: self.region.clone(),
+                endpoint_url: self.endpoint_url.clone(),
+            },
         })))
     }
 }
@@ -242,6 +264,64 @@ fn header_safe(text: &str) -> String {
 
 struct S3Run {
     files: FileSet<Uploads>,
+    reach: Reach,
+}
+
+/// The node's settings that say how to reach the bucket, kept in a commit record so that
+/// another process can finish the commit. Never keys: those stay in the vault, under the
+/// connection's name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Reach {
+    connection: Option<String>,
+    region: Option<String>,
+    endpoint_url: Option<String>,
+}
+
+/// What publishing a run's objects takes: [`Destination::commit_plan`]'s document.
+#[derive(Debug, Serialize, Deserialize)]
+struct CommitPlan {
+    reach: Reach,
+    bucket: String,
+    objects: Vec<PlannedObject>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PlannedObject {
+    upload: StagedObject,
+    records: u64,
+    bytes: u64,
+}
+
+impl CommitPlan {
+    fn outputs(&self) -> Vec<OutputLocation> {
+        self.objects
+            .iter()
+            .map(|o| OutputLocation {
+                location: format!("s3://{}/{}", self.bucket, o.upload.key),
+                records: o.records,
+                bytes: o.bytes,
+            })
+            .collect()
+    }
+}
+
+impl S3Run {
+    fn plan(&self) -> CommitPlan {
+        CommitPlan {
+            reach: self.reach.clone(),
+            bucket: self.files.store.bucket().to_string(),
+            objects: self
+                .files
+                .staged
+                .iter()
+                .map(|f| PlannedObject {
+                    upload: f.staged.clone(),
+                    records: f.records,
+                    bytes: f.bytes,
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Destination for S3Run {
@@ -253,21 +333,19 @@ impl Destination for S3Run {
         self.files.finish()
     }
 
+    fn commit_plan(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self.plan()).ok()
+    }
+
     fn commit(self: Box<Self>) -> Result<Vec<OutputLocation>, NodeError> {
+        let plan = self.plan();
         let mut files = self.files;
-        let staged = std::mem::take(&mut files.staged);
-        let outputs = staged
-            .iter()
-            .map(|f| OutputLocation {
-                location: format!("s3://{}/{}", files.store.bucket(), f.staged.key),
-                records: f.records,
-                bytes: f.bytes,
-            })
+        let staged: Vec<StagedObject> = std::mem::take(&mut files.staged)
+            .into_iter()
+            .map(|f| f.staged)
             .collect();
-        files
-            .store
-            .publish(staged.into_iter().map(|f| f.staged).collect())?;
-        Ok(outputs)
+        files.store.publish(&staged)?;
+        Ok(plan.outputs())
     }
 
     fn abort(self: Box<Self>) {

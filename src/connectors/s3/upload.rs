@@ -2,14 +2,20 @@
 //! with a bounded number of parts in flight, so memory stays flat whatever the object's
 //! size. An upload is completed only when the run commits; until then no object exists
 //! under its key, and aborting the run aborts every upload so no parts are left behind.
+//!
+//! The uploads to complete (ids and parts) are the destination's commit plan: a run killed
+//! while it completed them is finished by the next run of the flow ([`finish`]), or, when
+//! that cannot be done, rolled back, so the bucket never keeps part of a run.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::sync::Arc;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -102,45 +108,18 @@ impl Uploads {
         Ok(shared)
     }
 
-    /// Completes every staged upload: the objects appear. When one fails, those completed
-    /// before it are deleted and the rest aborted, so the run leaves all or nothing.
-    pub fn publish(&mut self, objects: Vec<StagedObject>) -> Result<(), NodeError> {
+    /// Completes every staged upload: the objects appear. A failure stops here and leaves
+    /// the rest pending: the run's commit record holds them, and the next run of the flow
+    /// completes them ([`finish`]) or, if it cannot, removes them all.
+    pub fn publish(&mut self, objects: &[StagedObject]) -> Result<(), NodeError> {
         let Some(shared) = self.shared.clone() else {
             return Ok(());
         };
-        let mut published: Vec<String> = Vec::with_capacity(objects.len());
-        for object in &objects {
-            let done = shared.runtime.block_on(
-                shared
-                    .client
-                    .complete_multipart_upload()
-                    .bucket(&shared.bucket)
-                    .key(&object.key)
-                    .upload_id(&object.upload_id)
-                    .multipart_upload(
-                        CompletedMultipartUpload::builder()
-                            .set_parts(Some(object.parts.clone()))
-                            .build(),
-                    )
-                    .send(),
-            );
-            if let Err(e) = done {
-                let error = explain(e, &shared.access, &shared.bucket);
-                for key in &published {
-                    let _ = shared.runtime.block_on(
-                        shared
-                            .client
-                            .delete_object()
-                            .bucket(&shared.bucket)
-                            .key(key)
-                            .send(),
-                    );
-                }
-                self.started.retain(|(key, _)| !published.contains(key));
-                self.abort();
-                return Err(error);
-            }
-            published.push(object.key.clone());
+        for object in objects {
+            shared
+                .runtime
+                .block_on(complete(&shared.client, &shared.bucket, object))
+                .map_err(|e| explain(e, &shared.access, &shared.bucket))?;
         }
         self.started.clear();
         Ok(())
@@ -218,13 +197,105 @@ impl Store for Uploads {
                 .map_err(|e| NodeError::io(sink.describe(), e))?;
         }
         sink.wait_all()?;
-        sink.done.sort_by_key(|p| p.part_number());
+        sink.done.sort_by_key(|p| p.number);
         Ok(StagedObject {
             key: sink.key,
             upload_id: sink.upload_id,
             parts: sink.done,
         })
     }
+}
+
+/// Completes one object's upload.
+async fn complete(
+    client: &Client,
+    bucket: &str,
+    object: &StagedObject,
+) -> Result<
+    (),
+    aws_sdk_s3::error::SdkError<
+        aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadError,
+        aws_sdk_s3::config::http::HttpResponse,
+    >,
+> {
+    let parts = object.parts.iter().map(Part::completed).collect();
+    client
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(&object.key)
+        .upload_id(&object.upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .map(|_| ())
+}
+
+/// Finishes a commit that a killed run left: completes each upload not completed yet (S3
+/// answers `NoSuchUpload` for one that was; its object is then there). Safe to run again.
+/// When an upload cannot be completed, every object of the commit is removed and every
+/// upload aborted: the run's output is absent, and its records are read again.
+pub async fn finish(
+    client: &Client,
+    access: &Access,
+    bucket: &str,
+    objects: &[StagedObject],
+) -> Result<(), NodeError> {
+    let mut failure = None;
+    for object in objects {
+        let error = match complete(client, bucket, object).await {
+            Ok(()) => continue,
+            Err(e) => e,
+        };
+        if error.code() == Some("NoSuchUpload") {
+            let there = client
+                .head_object()
+                .bucket(bucket)
+                .key(&object.key)
+                .send()
+                .await
+                .is_ok();
+            if there {
+                continue;
+            }
+            failure = Some(NodeError::msg(format!(
+                "the upload of s3://{bucket}/{} is gone (aborted, or removed by a lifecycle rule)",
+                object.key
+            )));
+        } else {
+            failure = Some(explain(error, access, bucket));
+        }
+        break;
+    }
+    let Some(failure) = failure else {
+        return Ok(());
+    };
+    for object in objects {
+        let _ = client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(&object.key)
+            .upload_id(&object.upload_id)
+            .send()
+            .await;
+        if let Err(e) = client
+            .delete_object()
+            .bucket(bucket)
+            .key(&object.key)
+            .send()
+            .await
+        {
+            tracing::warn!(
+                "could not remove s3://{bucket}/{}: {}",
+                object.key,
+                explain(e, access, bucket)
+            );
+        }
+    }
+    Err(failure)
 }
 
 /// An object's bytes on their way up, a part at a time.
@@ -234,15 +305,66 @@ pub struct ObjectSink {
     upload_id: String,
     buffer: Vec<u8>,
     next_part: i32,
-    uploading: VecDeque<JoinHandle<Result<CompletedPart, NodeError>>>,
-    done: Vec<CompletedPart>,
+    uploading: VecDeque<JoinHandle<Result<Part, NodeError>>>,
+    done: Vec<Part>,
 }
 
-/// A complete multipart upload, waiting for the run to commit.
+/// A complete multipart upload, waiting for the run to commit; kept in the run's commit
+/// record until it is completed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StagedObject {
     pub key: String,
     upload_id: String,
-    parts: Vec<CompletedPart>,
+    parts: Vec<Part>,
+}
+
+/// An uploaded part as completing the upload names it: its number, ETag and the checksum
+/// S3 computed, if any.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Part {
+    number: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    etag: Option<String>,
+    /// (algorithm, value): `crc32`, `crc32c`, `crc64nvme`, `sha1` or `sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checksum: Option<(String, String)>,
+}
+
+impl Part {
+    fn of(part: &aws_sdk_s3::operation::upload_part::UploadPartOutput, number: i32) -> Part {
+        let checksum = [
+            ("crc32", part.checksum_crc32()),
+            ("crc32c", part.checksum_crc32_c()),
+            ("crc64nvme", part.checksum_crc64_nvme()),
+            ("sha1", part.checksum_sha1()),
+            ("sha256", part.checksum_sha256()),
+        ]
+        .into_iter()
+        .find_map(|(algorithm, value)| Some((algorithm.to_string(), value?.to_string())));
+        Part {
+            number,
+            etag: part.e_tag().map(String::from),
+            checksum,
+        }
+    }
+
+    fn completed(&self) -> CompletedPart {
+        let builder = CompletedPart::builder()
+            .part_number(self.number)
+            .set_e_tag(self.etag.clone());
+        match &self.checksum {
+            Some((algorithm, value)) => match algorithm.as_str() {
+                "crc32" => builder.checksum_crc32(value),
+                "crc32c" => builder.checksum_crc32_c(value),
+                "crc64nvme" => builder.checksum_crc64_nvme(value),
+                "sha1" => builder.checksum_sha1(value),
+                "sha256" => builder.checksum_sha256(value),
+                _ => builder,
+            },
+            None => builder,
+        }
+        .build()
+    }
 }
 
 impl ObjectSink {
@@ -282,15 +404,7 @@ impl ObjectSink {
                     .send()
                     .await
                     .map_err(|e| explain(e, &shared.access, &shared.bucket))?;
-                Ok(CompletedPart::builder()
-                    .part_number(part_number)
-                    .set_e_tag(uploaded.e_tag().map(String::from))
-                    .set_checksum_crc32(uploaded.checksum_crc32().map(String::from))
-                    .set_checksum_crc32_c(uploaded.checksum_crc32_c().map(String::from))
-                    .set_checksum_crc64_nvme(uploaded.checksum_crc64_nvme().map(String::from))
-                    .set_checksum_sha1(uploaded.checksum_sha1().map(String::from))
-                    .set_checksum_sha256(uploaded.checksum_sha256().map(String::from))
-                    .build())
+                Ok(Part::of(&uploaded, part_number))
             }
         });
         self.uploading.push_back(task);
@@ -310,10 +424,7 @@ impl ObjectSink {
         Ok(())
     }
 
-    fn join(
-        &self,
-        task: JoinHandle<Result<CompletedPart, NodeError>>,
-    ) -> Result<CompletedPart, NodeError> {
+    fn join(&self, task: JoinHandle<Result<Part, NodeError>>) -> Result<Part, NodeError> {
         self.shared
             .runtime
             .block_on(task)
