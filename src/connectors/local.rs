@@ -398,7 +398,14 @@ impl CommitPlan {
     /// Removes what the commit published so far, and its staging folder.
     fn roll_back(&self) {
         for (relative, _, _) in &self.files {
-            let _ = fs::remove_file(self.root.join(relative));
+            let file = self.root.join(relative);
+            let _ = fs::remove_file(&file);
+            // And the folders the commit made for it (a partition's), once empty.
+            for folder in file.ancestors().skip(1) {
+                if folder == self.root || fs::remove_dir(folder).is_err() {
+                    break;
+                }
+            }
         }
         self.remove_staging();
     }
