@@ -842,6 +842,46 @@ fn nested_objects_and_lists_travel_whole_and_a_map_takes_values_out_of_them() {
 }
 
 #[test]
+fn a_huge_first_json_line_is_never_read_whole_to_learn_the_fields() {
+    let scratch = Scratch::new();
+    // 150 MB on one line, first in the file: learning the fields skips it, never holding
+    // more of it than a record may be (16 MiB).
+    // Written a MiB at a time: the kernel counts the memory this process holds at the
+    // spawn in the child's peak.
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(scratch.path().join("in.jsonl")).unwrap();
+        file.write_all(b"{\"id\": 0, \"note\": \"").unwrap();
+        let mib = vec![b'x'; 1 << 20];
+        for _ in 0..150 {
+            file.write_all(&mib).unwrap();
+        }
+        file.write_all(b"\"}\n{\"id\": 1, \"qty\": 2}\n").unwrap();
+    }
+    let path = file_to_jsonl(&scratch, "in.jsonl");
+    let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["validate", path.to_str().unwrap()])
+        .env("TRIBUTARY_HOME", scratch.home())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, peak_kib, out) = wait_with_peak_rss(child);
+    assert_eq!(code, 0, "{out}");
+    // About 30 MiB for the program and up to 32 MiB of line buffer; reading the line
+    // whole took 480 MiB.
+    assert!(
+        peak_kib < 120 << 10,
+        "peak {} MiB while learning the fields",
+        peak_kib >> 10
+    );
+    // The fields come from the lines after it.
+    let o = scratch.cli(&["preview", path.to_str().unwrap(), "--node", "src", "--json"]);
+    assert!(stdout(&o).contains("\"qty\""), "{}", stderr(&o));
+}
+
+#[test]
 fn a_json_line_longer_than_a_record_may_be_is_set_aside_and_the_rest_read() {
     let scratch = Scratch::new();
     let long = "x".repeat(20 << 20);

@@ -258,39 +258,6 @@ fn a_large_object_goes_up_in_parts_with_memory_bounded() {
     assert_eq!(open_uploads(&b), 0);
 }
 
-/// Waits for a child and reads its peak resident memory from the kernel's account of it.
-fn wait_with_peak_rss(mut child: Child) -> (i32, u64, String) {
-    use std::io::Read;
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    let mut status = 0;
-    // SAFETY: rusage is plain data, filled by the kernel; the pid is our own child's.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert!(pid > 0, "wait4 failed; stderr: {err}");
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    if code != 0 {
-        out.push_str(&err);
-    }
-    (code, usage.ru_maxrss as u64, out)
-}
-
 #[test]
 fn a_failed_run_leaves_neither_object_nor_parts() {
     let b = bucket("aborted");

@@ -271,15 +271,36 @@ pub(crate) fn infer_schema(
             Ok(builder.schema().as_ref().clone())
         }
         FileFormat::Jsonl => {
-            // Lines that do not parse are skipped here; the run sets them aside.
-            let values: Vec<serde_json::Value> = BufReader::new(file)
-                .lines()
-                .map_while(Result::ok)
-                .filter(|l| !l.trim().is_empty())
-                .take(INFER_RECORDS)
-                .filter_map(|l| serde_json::from_str(&l).ok())
-                .filter(serde_json::Value::is_object)
-                .collect();
+            // Lines that do not parse, or are longer than a record may be, are skipped here;
+            // the run sets them aside. None is read into memory further than that bound.
+            let mut input = BufReader::new(file);
+            let mut values = Vec::new();
+            let mut line = Vec::new();
+            let mut records = 0;
+            while records < INFER_RECORDS {
+                line.clear();
+                let n = (&mut input)
+                    .take(MAX_RECORD_BYTES + 1)
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| format!("cannot read: {e}"))?;
+                if n == 0 {
+                    break;
+                }
+                if line.trim_ascii().is_empty() {
+                    continue;
+                }
+                records += 1;
+                if n as u64 > MAX_RECORD_BYTES && line.last() != Some(&b'\n') {
+                    input
+                        .skip_until(b'\n')
+                        .map_err(|e| format!("cannot read: {e}"))?;
+                    continue;
+                }
+                match serde_json::from_slice::<serde_json::Value>(line.trim_ascii()) {
+                    Ok(value) if value.is_object() => values.push(value),
+                    _ => {}
+                }
+            }
             infer_json(&values)
         }
         FileFormat::Json => {

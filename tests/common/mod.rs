@@ -281,3 +281,37 @@ pub fn run_killed_at_rename(scratch: &Scratch, flow: &Path, k: usize) -> std::pr
         .status()
         .expect("strace runs (scripts/test.sh installs it)")
 }
+
+/// Waits for `child` (its output piped) and says its exit code, its peak memory (KiB) and
+/// its standard output, with its standard error after it when it failed.
+pub fn wait_with_peak_rss(mut child: std::process::Child) -> (i32, u64, String) {
+    use std::io::Read;
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: rusage is plain data, filled by the kernel; the pid is our own child's.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert!(pid > 0, "wait4 failed; stderr: {err}");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    if code != 0 {
+        out.push_str(&err);
+    }
+    (code, usage.ru_maxrss as u64, out)
+}
