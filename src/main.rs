@@ -139,8 +139,19 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Exit codes: 0 success, 1 the run failed, 2 the flow or the command line is invalid.
+/// Exit codes: 0 success, 1 the run failed (or a service the flow reads did, before the
+/// flow could be checked whole), 2 the flow or the command line is invalid.
 const INVALID: u8 = 2;
+const FAILED: u8 = 1;
+
+/// The exit code for a flow's problems: a service failing is not a flaw of the flow.
+fn code_of(problems: &[Problem]) -> u8 {
+    if problems.iter().all(|p| p.service) {
+        FAILED
+    } else {
+        INVALID
+    }
+}
 
 fn main() -> ExitCode {
     tune_allocator();
@@ -190,7 +201,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
                     ),
                     Err(problems) => {
                         report(&path, &problems);
-                        code = INVALID;
+                        code = code.max(code_of(&problems));
                     }
                 }
             }
@@ -231,7 +242,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
                 Ok(p) => p,
                 Err(problems) => {
                     report(&flow, &problems);
-                    return Ok(INVALID);
+                    return Ok(code_of(&problems));
                 }
             };
             unlock_for(&loaded, &dirs)?;

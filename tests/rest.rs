@@ -436,5 +436,26 @@ fn a_service_that_fails_on_the_first_page_is_a_failed_run_not_an_invalid_flow() 
             .join(record["execution_id"].as_str().unwrap())
             .join("run.json");
         assert!(kept.exists(), "the run record is kept: {}", kept.display());
+        // Checking the flow says what failed, and that it is the service, not the flow.
+        let path = scratch.flow("flow.json", &flow);
+        for command in ["validate", "preview"] {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_tributary"));
+            c.arg(command).arg(&path);
+            if command == "preview" {
+                c.args(["--node", "api"]);
+            }
+            let out = c
+                .env("TRIBUTARY_HOME", scratch.home())
+                .env("TRIBUTARY_VAULT_PASSPHRASE", "rest tests")
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{command} {url}: {}",
+                stderr(&out)
+            );
+            assert!(stderr(&out).contains("`api`"), "{}", stderr(&out));
+        }
     }
 }
