@@ -996,6 +996,51 @@ fn a_killed_commit_that_cannot_be_finished_is_removed_whole_and_read_again() {
 }
 
 #[test]
+fn with_no_region_or_keys_anywhere_the_instance_metadata_is_asked_once_and_the_node_says_so() {
+    // What a laptop sees of the EC2 instance metadata address: nothing answers. Here it is
+    // a server on loopback that never answers, so no request leaves this machine; it is
+    // the one test that lets the SDK look for instance metadata at all.
+    let silent = SupportServer::start("stall_server.py", &[]);
+    let scratch = Scratch::new();
+    let empty = scratch.write("aws-config-of-this-test", "");
+    let path = scratch.flow(
+        "flow.json",
+        &demo_to_s3(10, json!({"bucket": "lake", "format": "jsonl"})),
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["run", path.to_str().unwrap()])
+        .env("TRIBUTARY_HOME", scratch.home())
+        .env_remove("TRIBUTARY_LOG")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .env("AWS_CONFIG_FILE", &empty)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
+        .env("AWS_EC2_METADATA_DISABLED", "false")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", silent.url())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        stdout(&o).contains("no AWS region is set"),
+        "{}\n{err}",
+        stdout(&o)
+    );
+    // Tributary's own message only, not the SDK's warnings.
+    assert!(!err.contains("imds"), "{err}");
+    let asked = silent.get("/test/count");
+    assert!(
+        asked.as_array().unwrap().len() <= 1,
+        "the metadata address is asked once, not retried: {asked}"
+    );
+}
+
+#[test]
 fn keys_never_reach_the_logs_even_when_tracing() {
     let b = bucket("quiet-logs");
     let scratch = Scratch::new();

@@ -10,6 +10,13 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
+use aws_config::default_provider::credentials::DefaultCredentialsChain;
+use aws_config::environment::region::EnvironmentVariableRegionProvider;
+use aws_config::imds;
+use aws_config::imds::region::ImdsRegionProvider;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::ProfileFileRegionProvider;
+use aws_config::provider_config::ProviderConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{Credentials, Region};
@@ -113,8 +120,44 @@ impl Access {
             .operation_attempt_timeout(Duration::from_secs(300))
             .build();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http)
+            .http_client(http.clone())
             .timeout_config(timeouts);
+        if let Some(profile) = &self.profile {
+            loader = loader.profile_name(profile);
+        }
+        // Off EC2 the instance metadata address answers nothing: ask it once, briefly, not
+        // the SDK's three times for the region alone, and again for the credentials.
+        let provider_config = ProviderConfig::without_region().with_http_client(http);
+        let metadata = imds::Client::builder()
+            .configure(&provider_config)
+            .max_attempts(1)
+            .connect_timeout(Duration::from_secs(1))
+            .read_timeout(Duration::from_secs(1))
+            .build();
+        let region = match &self.region {
+            Some(region) => Some(Region::new(region.clone())),
+            None => {
+                let mut from_profile = ProfileFileRegionProvider::builder();
+                if let Some(profile) = &self.profile {
+                    from_profile = from_profile.profile_name(profile);
+                }
+                RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+                    .or_else(from_profile.build())
+                    .or_else(
+                        ImdsRegionProvider::builder()
+                            .imds_client(metadata.clone())
+                            .build(),
+                    )
+                    .region()
+                    .await
+            }
+        };
+        // S3-compatible stores mostly ignore the region, but requests are signed for one.
+        // Given here even when none was found (and refused below unless an endpoint is
+        // set), so that loading the rest looks for a region nowhere else.
+        let found_region = region.is_some();
+        let region = region.unwrap_or_else(|| Region::new("us-east-1"));
+        loader = loader.region(region.clone());
         if let Some((id, secret)) = &self.keys {
             loader = loader.credentials_provider(Credentials::new(
                 id.expose(),
@@ -123,11 +166,15 @@ impl Access {
                 None,
                 "tributary-vault",
             ));
-        } else if let Some(profile) = &self.profile {
-            loader = loader.profile_name(profile);
-        }
-        if let Some(region) = &self.region {
-            loader = loader.region(Region::new(region.clone()));
+        } else {
+            let mut chain = DefaultCredentialsChain::builder()
+                .configure(provider_config)
+                .region(region)
+                .imds_client(metadata);
+            if let Some(profile) = &self.profile {
+                chain = chain.profile_name(profile);
+            }
+            loader = loader.credentials_provider(chain.build().await);
         }
         if let Some(endpoint) = &self.endpoint_url {
             loader = loader.endpoint_url(endpoint);
@@ -141,16 +188,12 @@ impl Access {
         if let Some(endpoint) = &endpoint {
             crate::auth::http::check_url(endpoint).map_err(NodeError::msg)?;
         }
-        let mut builder = aws_sdk_s3::config::Builder::from(&config);
-        if config.region().is_none() {
-            if endpoint.is_none() {
-                return Err(NodeError::msg(
-                    "no AWS region is set: give the node or its connection a region, or set AWS_REGION",
-                ));
-            }
-            // S3-compatible stores mostly ignore the region, but requests are signed for one.
-            builder = builder.region(Region::new("us-east-1"));
+        if !found_region && endpoint.is_none() {
+            return Err(NodeError::msg(
+                "no AWS region is set: give the node or its connection a region, or set AWS_REGION",
+            ));
         }
+        let mut builder = aws_sdk_s3::config::Builder::from(&config);
         let path_style = self
             .path_style
             .unwrap_or_else(|| endpoint.as_deref().is_some_and(is_local_or_ip));

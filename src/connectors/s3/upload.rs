@@ -61,6 +61,9 @@ pub struct Uploads {
     runtime: Handle,
     /// Made on the first object, on the writer's thread, so building the node stays quick.
     shared: Option<Arc<Shared>>,
+    /// Why the client could not be made: said again rather than tried again (which would
+    /// wait on the same unanswering addresses).
+    unreachable: Option<String>,
     /// Every upload started (key, upload id), so that abort can remove them all.
     started: Vec<(String, String)>,
 }
@@ -80,6 +83,7 @@ impl Uploads {
             settings,
             runtime,
             shared: None,
+            unreachable: None,
             started: Vec::new(),
         }
     }
@@ -96,7 +100,13 @@ impl Uploads {
         if let Some(shared) = &self.shared {
             return Ok(shared.clone());
         }
-        let client = self.runtime.block_on(self.access.client())?;
+        if let Some(why) = &self.unreachable {
+            return Err(NodeError::msg(why.clone()));
+        }
+        let client = self
+            .runtime
+            .block_on(self.access.client())
+            .inspect_err(|e| self.unreachable = Some(e.to_string()))?;
         let shared = Arc::new(Shared {
             client,
             runtime: self.runtime.clone(),
