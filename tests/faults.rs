@@ -642,6 +642,50 @@ fn a_field_first_seen_after_the_learned_records_is_never_dropped_unseen() {
     assert_eq!(record["records_rejected"], 0, "{record}");
     assert_eq!(written.len(), 1200);
     assert!(written.iter().all(|r| r.get("email").is_none()));
+    // `fail`: the run stops at the first such record and publishes nothing.
+    let (record, written) = run(json!({"path": "in.jsonl", "new_fields": "fail"}));
+    assert_eq!(record["status"], "Error", "{record}");
+    let message = record["error"]["message"].as_str().unwrap();
+    assert!(message.contains("a field `email`"), "{message}");
+    assert!(message.contains("1001"), "the line is named: {message}");
+    assert!(written.is_empty());
+    // `add`: the fields are learned from every record, in every file of the pattern.
+    scratch.write(
+        "in2.jsonl",
+        "{\"id\": 5000, \"name\": \"late\", \"score\": 2.5}\n",
+    );
+    let (record, written) = run(json!({"path": "in*.jsonl", "new_fields": "add"}));
+    assert_eq!(record["records_rejected"], 0, "{record}");
+    assert_eq!(written.len(), 1201);
+    assert_eq!(written[1100]["email"], "p1100@example.com");
+    assert!(
+        written[0].get("email").is_none(),
+        "null where it was missing"
+    );
+    assert_eq!(written[1200]["score"], 2.5);
+    // `add` is for files read whole before the run; a CSV's fields are in its header.
+    scratch.write("in.csv", "id\n1\n");
+    let path = scratch.flow(
+        "csv.json",
+        &flow(
+            vec![
+                node(
+                    "src",
+                    "source.file",
+                    json!({"path": "in.csv", "new_fields": "add"}),
+                ),
+                node(
+                    "out",
+                    "destination.local",
+                    json!({"folder": "out", "format": "jsonl"}),
+                ),
+            ],
+            &[("src", "out")],
+        ),
+    );
+    let o = scratch.cli(&["validate", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("header line"), "{}", stderr(&o));
 }
 
 #[test]

@@ -495,3 +495,24 @@ fn a_folder_or_a_fifo_given_as_the_flow_is_refused_at_once() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
 }
+
+#[test]
+fn learning_fields_from_every_record_is_for_files_only() {
+    for source in [
+        node(
+            "api",
+            "source.rest",
+            json!({"url": "http://127.0.0.1:9/records", "new_fields": "add"}),
+        ),
+        node(
+            "api",
+            "source.s3",
+            json!({"bucket": "lake", "region": "eu-west-1", "new_fields": "add"}),
+        ),
+    ] {
+        assert_problem(
+            &flow(vec![source, lake("out")], &[("api", "out")]),
+            &["api", "new_fields", "only the File source"],
+        );
+    }
+}

@@ -64,6 +64,12 @@ pub enum NewFields {
     /// unseen. Add the field to `schema` to read it.
     #[default]
     Reject,
+    /// The run stops at the first such record, naming the field, and publishes nothing.
+    Fail,
+    /// The fields are learned from every record of every file, before the run: a field
+    /// first seen late is read like the others (null in the records without it). The
+    /// input is read twice. JSON files only.
+    Add,
     /// The field is left out and the rest of the record read.
     Ignore,
 }
@@ -75,8 +81,31 @@ impl NewFields {
 
     /// Whether decoding refuses a record with a field the schema lacks.
     pub fn strict(self) -> bool {
-        self == NewFields::Reject
+        self != NewFields::Ignore
     }
+
+    /// Whether such a record stops the run.
+    pub fn stops(self) -> bool {
+        self == NewFields::Fail
+    }
+
+    /// The problem of `add` on a source that reads its input once (an API, a bucket).
+    pub fn problem_unless_once(self) -> Option<ConfigProblem> {
+        (self == NewFields::Add).then(|| {
+            ConfigProblem::new(
+                "/new_fields",
+                "`add` learns the fields from the whole input before the run, which only the File source does; use `reject`, `fail` or `ignore`, or name the late fields in `schema`",
+            )
+        })
+    }
+}
+
+/// How the reason for a record holding a field the schema lacks begins.
+const NEW_FIELD: &str = "the record has a field `";
+
+/// Whether a rejection's reason is a field the schema lacks.
+pub(crate) fn is_new_field(reason: &str) -> bool {
+    reason.starts_with(NEW_FIELD)
 }
 
 /// "; did you mean orders.csv?" when the folder of a missing file holds one of a name
@@ -184,7 +213,27 @@ impl FileSource {
             (a, b) => return Err([a.err(), b.err()].into_iter().flatten().collect()),
         };
         let first = &files[0];
-        let inferred = infer_schema(format, first, self.delimiter).map_err(|m| {
+        let inferred = match (self.new_fields, format) {
+            (NewFields::Add, FileFormat::Jsonl | FileFormat::Json) => {
+                every_records_fields(format, &files)
+            }
+            (NewFields::Add, _) => {
+                return Err(vec![ConfigProblem::new(
+                    "/new_fields",
+                    format!(
+                        "`add` is for JSON files; a {} file has its fields in its {}",
+                        format.extension(),
+                        if format == FileFormat::Csv {
+                            "header line"
+                        } else {
+                            "footer"
+                        }
+                    ),
+                )]);
+            }
+            _ => infer_schema(format, first, self.delimiter),
+        }
+        .map_err(|m| {
             vec![ConfigProblem::new(
                 "/path",
                 format!("{}: {m}", first.display()),
@@ -252,6 +301,7 @@ impl NodeConfig for FileSource {
                 delimiter: self.delimiter as u8,
                 fail_on_first_error: self.fail_on_first_error,
                 strict: self.new_fields.strict(),
+                stop_on_new_field: self.new_fields.stops(),
             },
             files,
         })))
@@ -270,56 +320,15 @@ pub(crate) fn infer_schema(
                 .map_err(|e| format!("not a readable Parquet file: {e}"))?;
             Ok(builder.schema().as_ref().clone())
         }
-        FileFormat::Jsonl => {
-            // Lines that do not parse, or are longer than a record may be, are skipped here;
-            // the run sets them aside. None is read into memory further than that bound.
-            let mut input = BufReader::new(file);
+        FileFormat::Jsonl | FileFormat::Json => {
+            // From the first records; what does not parse is passed over here, and set
+            // aside by the run.
             let mut values = Vec::new();
-            let mut line = Vec::new();
-            let mut records = 0;
-            while records < INFER_RECORDS {
-                line.clear();
-                let n = (&mut input)
-                    .take(MAX_RECORD_BYTES + 1)
-                    .read_until(b'\n', &mut line)
-                    .map_err(|e| format!("cannot read: {e}"))?;
-                if n == 0 {
-                    break;
-                }
-                if line.trim_ascii().is_empty() {
-                    continue;
-                }
-                records += 1;
-                if n as u64 > MAX_RECORD_BYTES && line.last() != Some(&b'\n') {
-                    input
-                        .skip_until(b'\n')
-                        .map_err(|e| format!("cannot read: {e}"))?;
-                    continue;
-                }
-                match serde_json::from_slice::<serde_json::Value>(line.trim_ascii()) {
-                    Ok(value) if value.is_object() => values.push(value),
-                    _ => {}
-                }
-            }
+            for_each_record(format, path, &mut |v| {
+                values.push(v);
+                values.len() < INFER_RECORDS
+            })?;
             infer_json(&values)
-        }
-        FileFormat::Json => {
-            let mut values = Vec::new();
-            let read = read_json_array(BufReader::new(file), &mut |v| {
-                if v.is_object() {
-                    values.push(v);
-                }
-                Ok(if values.len() >= INFER_RECORDS {
-                    Demand::Enough
-                } else {
-                    Demand::More
-                })
-            });
-            match read {
-                Ok(()) | Err(ArrayReadError::Stopped) => infer_json(&values),
-                Err(ArrayReadError::Json(e)) => Err(format!("not a JSON array of records: {e}")),
-                Err(ArrayReadError::Node(e)) => Err(e.to_string()),
-            }
         }
         FileFormat::Csv => {
             // Rows with the wrong number of fields would stop the inference; copy the good
@@ -377,6 +386,112 @@ pub(crate) fn infer_schema(
     }
 }
 
+/// The fields of every record of every file (JSON lines or JSON arrays), learned as the
+/// records stream by: the files are read, not held. Kept per file version, so checking the
+/// flow again (the app does at every edit) does not read them again.
+fn every_records_fields(format: FileFormat, files: &[PathBuf]) -> Result<Schema, String> {
+    type Versions = Vec<(PathBuf, u64, Option<std::time::SystemTime>)>;
+    static LEARNED: std::sync::Mutex<Vec<(FileFormat, Versions, Schema)>> =
+        std::sync::Mutex::new(Vec::new());
+    let versions: Versions = files
+        .iter()
+        .map(|f| {
+            let meta = std::fs::metadata(f).ok();
+            (
+                f.clone(),
+                meta.as_ref().map_or(0, |m| m.len()),
+                meta.and_then(|m| m.modified().ok()),
+            )
+        })
+        .collect();
+    let learned = LEARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, _, schema)) = learned
+        .iter()
+        .find(|(f, v, _)| *f == format && *v == versions)
+    {
+        return Ok(schema.clone());
+    }
+    drop(learned);
+    let (records, incoming) = std::sync::mpsc::sync_channel::<serde_json::Value>(1024);
+    let schema = std::thread::scope(|scope| {
+        let reading = scope.spawn(move || -> Result<(), String> {
+            for file in files {
+                for_each_record(format, file, &mut |v| records.send(v).is_ok())
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
+            }
+            Ok(())
+        });
+        let mut values = incoming.iter().peekable();
+        let schema = if values.peek().is_none() {
+            // No record: the fields are the ones `schema` declares, as for an empty CSV.
+            Ok(Schema::empty())
+        } else {
+            arrow::json::reader::infer_json_schema_from_iterator(values.map(Ok))
+                .map_err(|e| format!("cannot work out the fields: {e}"))
+        };
+        // Whatever was left unread ends the reading thread's sends.
+        drop(incoming);
+        reading
+            .join()
+            .map_err(|_| "reading the files stopped unexpectedly".to_string())??;
+        schema
+    })?;
+    let mut learned = LEARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if learned.len() >= 16 {
+        learned.remove(0);
+    }
+    learned.push((format, versions, schema.clone()));
+    Ok(schema)
+}
+
+/// Calls `each` with every JSON object of a JSON lines file or a JSON array, until it
+/// says stop; lines that do not parse, and lines longer than a record may be, are passed
+/// over (the run sets them aside).
+fn for_each_record(
+    format: FileFormat,
+    path: &Path,
+    each: &mut dyn FnMut(serde_json::Value) -> bool,
+) -> Result<(), String> {
+    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let mut input = BufReader::new(file);
+    if format == FileFormat::Json {
+        let read = read_json_array(input, &mut |v| {
+            Ok(match v.is_object() && !each(v) {
+                true => Demand::Enough,
+                false => Demand::More,
+            })
+        });
+        return match read {
+            Ok(()) | Err(ArrayReadError::Stopped) => Ok(()),
+            Err(ArrayReadError::Json(e)) => Err(format!("not a JSON array of records: {e}")),
+            Err(ArrayReadError::Node(e)) => Err(e.to_string()),
+        };
+    }
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = (&mut input)
+            .take(MAX_RECORD_BYTES + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("cannot read: {e}"))?;
+        if n == 0 {
+            return Ok(());
+        }
+        if n as u64 > MAX_RECORD_BYTES && line.last() != Some(&b'\n') {
+            input
+                .skip_until(b'\n')
+                .map_err(|e| format!("cannot read: {e}"))?;
+            continue;
+        }
+        if let Ok(value @ serde_json::Value::Object(_)) =
+            serde_json::from_slice::<serde_json::Value>(line.trim_ascii())
+            && !each(value)
+        {
+            return Ok(());
+        }
+    }
+}
+
 pub(crate) fn infer_json(values: &[serde_json::Value]) -> Result<Schema, String> {
     if values.is_empty() {
         // An empty input is zero records, as an empty CSV is; the fields are the ones the
@@ -394,8 +509,10 @@ pub(crate) struct ReadSettings {
     pub schema: SchemaRef,
     pub delimiter: u8,
     pub fail_on_first_error: bool,
-    /// A JSON record with a field the schema lacks is refused ([`NewFields::Reject`]).
+    /// A JSON record with a field the schema lacks is refused ([`NewFields::strict`]).
     pub strict: bool,
+    /// ... and stops the run ([`NewFields::Fail`]).
+    pub stop_on_new_field: bool,
 }
 
 struct FileRun {
@@ -579,7 +696,9 @@ impl Reader<'_> {
             reason,
             record,
         };
-        if self.run.fail_on_first_error {
+        if self.run.fail_on_first_error
+            || (self.run.stop_on_new_field && is_new_field(&record.reason))
+        {
             return Err(NodeError::Rejected(record));
         }
         self.out.reject(record)
@@ -1032,7 +1151,7 @@ fn arrow_message(e: &arrow::error::ArrowError) -> String {
         && let Some(field) = rest.strip_suffix("' missing from schema")
     {
         return format!(
-            "the record has a field `{field}` that the source's fields lack (they were learned from the first {INFER_RECORDS} records): add `{field}` to the source's `schema` setting to read it, or set `new_fields` to `ignore` to leave it out"
+            "{NEW_FIELD}{field}` that the source's fields lack (they were learned from the first {INFER_RECORDS} records): add `{field}` to the source's `schema` setting to read it, or set `new_fields` to `add` to learn the fields from every record, or to `ignore` to leave it out"
         );
     }
     // arrow-json's decimals: "\"1234\" does not fit in Decimal128(18, 2)".

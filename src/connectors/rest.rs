@@ -19,7 +19,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::file::{NewFields, infer_json, values_to_batch, with_overrides};
+use super::file::{NewFields, infer_json, is_new_field, values_to_batch, with_overrides};
 use super::formats::FileFormat;
 use super::http::Api;
 use super::{PlanCache, block_on};
@@ -193,6 +193,9 @@ impl RestSource {
     /// The fields, from the first page, kept a minute.
     fn plan(&self) -> Result<SchemaRef, Vec<ConfigProblem>> {
         self.check().map_err(|p| vec![p])?;
+        if let Some(p) = self.new_fields.problem_unless_once() {
+            return Err(vec![p]);
+        }
         let key = serde_json::to_string(self).expect("plain data");
         let inferred = LEARNT
             .get_or_learn(key, || block_on(self.learn()))
@@ -589,7 +592,9 @@ impl Source for RestRead {
                                 reason: format!("record {} of the page: {reason}", k + 1),
                                 record,
                             };
-                            if config.fail_on_first_error {
+                            if config.fail_on_first_error
+                                || (config.new_fields.stops() && is_new_field(&reason))
+                            {
                                 return Err(NodeError::Rejected(error));
                             }
                             rejected.push(error);

@@ -226,6 +226,7 @@ impl S3Source {
         if let Err(p) = self.modified_after() {
             problems.push(p);
         }
+        problems.extend(self.new_fields.problem_unless_once());
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -373,6 +374,7 @@ impl NodeConfig for S3Source {
                 delimiter: self.delimiter as u8,
                 fail_on_first_error: self.fail_on_first_error,
                 strict: self.new_fields.strict(),
+                stop_on_new_field: self.new_fields.stops(),
             },
         })))
     }
