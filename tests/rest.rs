@@ -459,3 +459,44 @@ fn a_service_that_fails_on_the_first_page_is_a_failed_run_not_an_invalid_flow() 
         }
     }
 }
+
+#[test]
+fn a_field_first_seen_on_a_later_page_is_set_aside_named_or_stops_the_run() {
+    let api = start();
+    // The fields are learned from the first page (40 records); this one comes last.
+    api.control(json!({"upsert": [
+        {"id": 300, "subject": "Late", "priority": "low", "score": 1.0,
+         "updated_at": "2026-12-01T10:00:00Z", "email": "late@example.com"},
+    ]}));
+    let scratch = Scratch::new();
+    let url = format!("{}/next-body", api.url());
+    let with = |policy: &str| {
+        let mut source = json!({"url": url, "records_path": "items",
+                                "pagination": {"style": "next_link", "path": "next"}});
+        if !policy.is_empty() {
+            source["new_fields"] = json!(policy);
+        }
+        let out = run(&scratch, &to_folder(source), &[]);
+        serde_json::from_str::<Value>(&stdout(&out)).unwrap_or_else(|_| panic!("{}", stderr(&out)))
+    };
+    let record = with("");
+    assert_eq!(record["status"], "Successful", "{record}");
+    assert_eq!(record["records_rejected"], 1, "{record}");
+    let errors = std::fs::read_to_string(record["error_output"].as_str().unwrap()).unwrap();
+    assert!(
+        errors.contains("a field `email`") && errors.contains("page 7"),
+        "{errors}"
+    );
+    let record = with("fail");
+    assert_eq!(record["status"], "Error", "{record}");
+    assert!(
+        record["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("a field `email`"),
+        "{record}"
+    );
+    let record = with("ignore");
+    assert_eq!(record["records_rejected"], 0, "{record}");
+    assert_eq!(record["records_written"], 251, "{record}");
+}

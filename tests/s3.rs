@@ -1041,6 +1041,58 @@ fn with_no_region_or_keys_anywhere_the_instance_metadata_is_asked_once_and_the_n
 }
 
 #[test]
+fn a_field_only_in_a_later_object_is_set_aside_named_not_dropped() {
+    let b = bucket("drift");
+    let c = client();
+    for (key, body) in [
+        ("in/a.jsonl", "{\"id\": 1}\n{\"id\": 2}\n"),
+        (
+            "in/b.jsonl",
+            "{\"id\": 3, \"email\": \"c@example.com\"}\n{\"id\": 4}\n",
+        ),
+    ] {
+        block_on(
+            c.put_object()
+                .bucket(&b)
+                .key(key)
+                .body(ByteStream::from(body.as_bytes().to_vec()))
+                .send(),
+        )
+        .unwrap();
+    }
+    let scratch = Scratch::new();
+    let to_folder = |policy: Option<&str>| {
+        let mut source = json!({"bucket": b, "prefix": "in/", "format": "jsonl"});
+        if let Some(policy) = policy {
+            source["new_fields"] = json!(policy);
+        }
+        flow(
+            vec![
+                node("s3", "source.s3", source),
+                node(
+                    "out",
+                    "destination.local",
+                    json!({"folder": "out", "format": "jsonl"}),
+                ),
+            ],
+            &[("s3", "out")],
+        )
+    };
+    // The fields come from the first object: record 3's `email` is not among them.
+    let (code, record, err) = run(&scratch, &to_folder(None));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(record["records_rejected"], 1, "{record}");
+    let errors = std::fs::read_to_string(record["error_output"].as_str().unwrap()).unwrap();
+    assert!(
+        errors.contains("a field `email`") && errors.contains("b.jsonl"),
+        "{errors}"
+    );
+    let (code, record, err) = run(&scratch, &to_folder(Some("ignore")));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(record["records_written"], 4, "{record}");
+}
+
+#[test]
 fn keys_never_reach_the_logs_even_when_tracing() {
     let b = bucket("quiet-logs");
     let scratch = Scratch::new();
