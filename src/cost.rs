@@ -26,8 +26,6 @@ impl Default for Rates {
 }
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
-/// A month, for projections: 30 days.
-const MONTH_MINUTES: f64 = 30.0 * 24.0 * 60.0;
 
 /// The cost of one run and, for a scheduled flow, of a month of such runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,20 +66,10 @@ pub fn of_run(bytes_processed: u64, successful: bool, trigger: &Trigger, rates: 
 }
 
 /// How often a trigger starts a run in a 30-day month; `None` when it depends on the user
-/// or on events.
+/// or on events, or the schedule is not valid.
 pub fn runs_per_month(trigger: &Trigger) -> Option<f64> {
-    match trigger {
-        Trigger::OnDemand => None,
-        Trigger::Schedule { expression } => rate_minutes(expression).map(|m| MONTH_MINUTES / m),
-    }
-}
-
-/// Minutes between runs for AppFlow's `rate(N unit)` expressions (`rate(5minutes)`,
-/// `rate(1 hours)`, `rate(1 day)`).
-pub fn rate_minutes(expression: &str) -> Option<f64> {
-    crate::flow::schedule::rate_minutes(expression)
-        .ok()
-        .map(|m| m as f64)
+    let schedule = trigger.schedule_of()?.ok()?;
+    Some(schedule.runs_per_month(jiff::Timestamp::now()))
 }
 
 #[cfg(test)]
@@ -105,16 +93,15 @@ mod tests {
 
     #[test]
     fn schedules_project_a_month() {
-        let t = Trigger::Schedule {
-            expression: "rate(1 hours)".into(),
-        };
+        let t = Trigger::schedule("rate(1 hours)");
         let c = of_run(0, true, &t, Rates::default());
         let p = c.projected_monthly.unwrap();
         assert_eq!(p.runs_per_month, 720.0);
         assert!((p.total_usd - 0.72).abs() < 1e-9);
-        assert_eq!(rate_minutes("rate(15minutes)"), Some(15.0));
-        assert_eq!(rate_minutes("rate(1 day)"), Some(1440.0));
-        assert_eq!(rate_minutes("cron(0 * * * ? *)"), None);
-        assert_eq!(rate_minutes("rate(0 hours)"), None);
+        let runs = |e: &str| runs_per_month(&Trigger::schedule(e));
+        assert_eq!(runs("rate(15minutes)"), Some(2880.0));
+        assert_eq!(runs("cron(0 * * * ? *)"), Some(720.0));
+        assert_eq!(runs("30 2 * * *"), Some(30.0));
+        assert_eq!(runs("rate(0 hours)"), None);
     }
 }

@@ -111,12 +111,32 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// When a scheduled flow runs.
+    Schedule {
+        #[command(subcommand)]
+        action: ScheduleAction,
+    },
     /// Print the flow file's JSON Schema.
     Schema,
     /// List the node types: sources, transforms and destinations.
     Connectors {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScheduleAction {
+    /// Print the flow's next run times, one RFC 3339 instant a line, with the offset of
+    /// the schedule's time zone.
+    Next {
+        flow: PathBuf,
+        /// How many.
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+        /// From this instant (RFC 3339) instead of now; a run at it is listed.
+        #[arg(long, value_name = "RFC3339")]
+        from: Option<String>,
     },
 }
 
@@ -193,12 +213,23 @@ fn execute(command: Command) -> anyhow::Result<u8> {
             let mut code = 0;
             for path in flows {
                 match workspace::plan_file(&path, &overrides, &dirs) {
-                    Ok((flow, plan)) => outln!(
-                        "{}: ok, \"{}\" with {} nodes",
-                        path.display(),
-                        flow.name,
-                        plan.nodes.len()
-                    ),
+                    Ok((flow, plan)) => {
+                        outln!(
+                            "{}: ok, \"{}\" with {} nodes",
+                            path.display(),
+                            flow.name,
+                            plan.nodes.len()
+                        );
+                        if let Some(Ok(schedule)) = flow.trigger.schedule_of() {
+                            let next = schedule.upcoming(jiff::Timestamp::now(), 3);
+                            let times: Vec<String> =
+                                next.iter().map(|t| schedule.show(*t)).collect();
+                            match times.is_empty() {
+                                true => outln!("  no run is left in its schedule"),
+                                false => outln!("  next runs: {}", times.join(", ")),
+                            }
+                        }
+                    }
                     Err(problems) => {
                         report(&path, &problems);
                         code = code.max(code_of(&problems));
@@ -299,6 +330,9 @@ fn execute(command: Command) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
+        Command::Schedule {
+            action: ScheduleAction::Next { flow, count, from },
+        } => schedule_next(&flow, count, from.as_deref()),
         Command::Schema => {
             out_raw!("{}", schema::flow_schema_text().trim_end());
             Ok(0)
@@ -356,6 +390,46 @@ fn report(path: &std::path::Path, problems: &[Problem]) {
     for p in problems {
         errln!("  {p}");
     }
+}
+
+/// `tributary schedule next`: the flow's next run times.
+fn schedule_next(path: &std::path::Path, count: usize, from: Option<&str>) -> anyhow::Result<u8> {
+    let flow = match tributary::flow::Flow::load(path) {
+        Ok(f) => f,
+        Err(e) => {
+            errln!("{e}");
+            return Ok(INVALID);
+        }
+    };
+    let schedule = match flow.trigger.schedule_of() {
+        None => {
+            errln!(
+                "{}: the flow runs on demand; give it a schedule trigger to have run times",
+                path.display()
+            );
+            return Ok(INVALID);
+        }
+        Some(Err(e)) => {
+            errln!("{}: trigger › {}: {}", path.display(), e.setting, e.message);
+            return Ok(INVALID);
+        }
+        Some(Ok(schedule)) => schedule,
+    };
+    let after = match from {
+        None => jiff::Timestamp::now(),
+        Some(text) => match text.parse::<jiff::Timestamp>() {
+            // A run at the instant itself is listed.
+            Ok(at) => at - jiff::SignedDuration::from_nanos(1),
+            Err(_) => {
+                errln!("--from `{text}` is not an RFC 3339 instant such as 2026-12-01T08:00:00Z");
+                return Ok(INVALID);
+            }
+        },
+    };
+    for at in schedule.upcoming(after, count) {
+        outln!("{}", schedule.show(at));
+    }
+    Ok(0)
 }
 
 /// Watermarks are kept by flow name, the name the run records carry.

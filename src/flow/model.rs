@@ -41,12 +41,58 @@ pub enum Trigger {
     /// Runs only when the user asks: the Run button or `tributary run`.
     #[default]
     OnDemand,
-    /// Runs on a schedule, written as AppFlow writes it: `rate(1 hours)`, `rate(15 minutes)`,
-    /// `rate(1 days)`.
+    /// Runs on a schedule, written as AppFlow writes it: `rate(15 minutes)`, `rate(1 days)`,
+    /// `cron(30 2 * * ? *)` (minute hour day-of-month month day-of-week year), or a
+    /// standard five-field cron.
     Schedule {
         /// The schedule expression.
         expression: String,
+        /// The IANA time zone a cron expression's times are in (`Europe/Berlin`); UTC
+        /// when absent. A local time the spring-forward change skips does not run; one the
+        /// fall-back change repeats runs once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time_zone: Option<String>,
+        /// No run before this instant (`2026-12-01T08:00:00Z`, or a local time in the time
+        /// zone); a `rate` counts its intervals from it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start: Option<String>,
+        /// No run after this instant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end: Option<String>,
     },
+}
+
+impl Trigger {
+    /// A schedule of `expression`, in UTC, unbounded.
+    pub fn schedule(expression: &str) -> Trigger {
+        Trigger::Schedule {
+            expression: expression.into(),
+            time_zone: None,
+            start: None,
+            end: None,
+        }
+    }
+
+    /// When the flow runs by itself: `None` on demand, otherwise its schedule or why the
+    /// schedule's settings are wrong.
+    pub fn schedule_of(
+        &self,
+    ) -> Option<Result<super::schedule::Schedule, super::schedule::SettingError>> {
+        match self {
+            Trigger::OnDemand => None,
+            Trigger::Schedule {
+                expression,
+                time_zone,
+                start,
+                end,
+            } => Some(super::schedule::Schedule::new(
+                expression,
+                time_zone.as_deref(),
+                start.as_deref(),
+                end.as_deref(),
+            )),
+        }
+    }
 }
 
 /// One node on the canvas.

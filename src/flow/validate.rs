@@ -126,14 +126,8 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
             "the error threshold is a percent of the records read, from 0 to 100".into(),
         ));
     }
-    if let Trigger::Schedule { expression } = &flow.trigger
-        && let Err(e) = super::schedule::rate_minutes(expression)
-    {
-        problems.push(problem(
-            None,
-            "/trigger/expression".into(),
-            format!("the schedule `{expression}` does not parse {e}"),
-        ));
+    if let Some(Err(e)) = flow.trigger.schedule_of() {
+        problems.push(problem(None, format!("/trigger/{}", e.setting), e.message));
     }
 
     // Node by node: identity, type, placeholders, connection, config.

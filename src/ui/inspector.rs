@@ -205,30 +205,66 @@ fn flow_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
             commands.push(Command::SetTrigger(Trigger::OnDemand));
         }
         if ui.radio(scheduled, "On a schedule").clicked() && !scheduled {
-            commands.push(Command::SetTrigger(Trigger::Schedule {
-                expression: "rate(1 days)".into(),
-            }));
+            commands.push(Command::SetTrigger(Trigger::schedule("rate(1 days)")));
         }
     });
-    if let Trigger::Schedule { expression } = &flow.trigger {
-        let mut e = expression.clone();
-        ui.horizontal(|ui| {
-            ui.label("Every");
-            if ui
-                .add(egui::TextEdit::singleline(&mut e).desired_width(140.0))
-                .on_hover_text("rate(15 minutes), rate(1 hours), rate(1 days)")
-                .changed()
-            {
-                commands.push(Command::SetTrigger(Trigger::Schedule {
-                    expression: e.clone(),
-                }));
-            }
+    if let Trigger::Schedule {
+        expression,
+        time_zone,
+        start,
+        end,
+    } = &flow.trigger
+    {
+        let (mut e, mut zone) = (expression.clone(), time_zone.clone().unwrap_or_default());
+        let mut edited = false;
+        egui::Grid::new("schedule").num_columns(2).show(ui, |ui| {
+            ui.label("When");
+            edited |= ui
+                .add(
+                    egui::TextEdit::singleline(&mut e)
+                        .id_salt("schedule expression")
+                        .desired_width(170.0),
+                )
+                .on_hover_text(
+                    "rate(15 minutes), rate(1 days), cron(30 2 * * ? *) (minute hour day month weekday year), or 30 2 * * 1-5",
+                )
+                .changed();
+            ui.end_row();
+            ui.label("Time zone");
+            edited |= ui
+                .add(
+                    egui::TextEdit::singleline(&mut zone)
+                        .id_salt("schedule time zone")
+                        .hint_text("UTC")
+                        .desired_width(170.0),
+                )
+                .on_hover_text("An IANA name such as Europe/Berlin; UTC when empty")
+                .changed();
+            ui.end_row();
         });
-        if crate::cost::rate_minutes(&e).is_none() {
-            ui.colored_label(
-                ui.visuals().warn_fg_color,
-                "Write the schedule as rate(N minutes|hours|days)",
-            );
+        let changed = Trigger::Schedule {
+            expression: e,
+            time_zone: (!zone.trim().is_empty()).then_some(zone),
+            start: start.clone(),
+            end: end.clone(),
+        };
+        if edited {
+            commands.push(Command::SetTrigger(changed.clone()));
+        }
+        match changed.schedule_of() {
+            Some(Ok(schedule)) => {
+                let next = schedule.upcoming(jiff::Timestamp::now(), 3);
+                if next.is_empty() {
+                    ui.label(RichText::new("No run is left in this schedule").weak());
+                } else {
+                    ui.label(RichText::new("Next runs").weak());
+                    for at in next {
+                        ui.label(format!("  {}", schedule.show_local(at)));
+                    }
+                }
+            }
+            Some(Err(problem)) => form::problem_label(ui, &problem.message),
+            None => {}
         }
     }
     ui.add_space(6.0);
