@@ -18,6 +18,7 @@ use tributary::{registry, schema, workspace};
 
 mod connection_command;
 mod console;
+mod runs_command;
 
 use console::{errln, out_raw, outln};
 
@@ -111,6 +112,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What ran, when and how it went; `runs show ID` for one run's record.
+    Runs(runs_command::RunsArgs),
     /// When a scheduled flow runs.
     Schedule {
         #[command(subcommand)]
@@ -161,7 +164,7 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 
 /// Exit codes: 0 success, 1 the run failed (or a service the flow reads did, before the
 /// flow could be checked whole), 2 the flow or the command line is invalid.
-const INVALID: u8 = 2;
+pub(crate) const INVALID: u8 = 2;
 const FAILED: u8 = 1;
 
 /// The exit code for a flow's problems: a service failing is not a flaw of the flow.
@@ -330,6 +333,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
+        Command::Runs(args) => runs_command::execute(args, &dirs),
         Command::Schedule {
             action: ScheduleAction::Next { flow, count, from },
         } => schedule_next(&flow, count, from.as_deref()),

@@ -1012,3 +1012,94 @@ fn a_node_can_be_previewed_before_the_flow_is_finished() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no field `Nope`"), "{}", stderr(&o));
 }
+
+#[test]
+fn the_run_history_lists_every_run_newest_first_and_shows_one() {
+    let scratch = Scratch::new();
+    let good = flow(
+        vec![
+            node(
+                "src",
+                "source.demo_crm",
+                json!({"object": "Account", "records": 20}),
+            ),
+            node("out", "destination.local", json!({"folder": "out"})),
+        ],
+        &[("src", "out")],
+    );
+    let mut bad = good.clone();
+    bad["name"] = json!("Checked accounts");
+    bad["nodes"][1] = node(
+        "check",
+        "transform.validate",
+        json!({"rules": [{"field": "Name", "check": "numeric", "action": "terminate_flow"}]}),
+    );
+    bad["nodes"].as_array_mut().unwrap().push(node(
+        "out",
+        "destination.local",
+        json!({"folder": "out"}),
+    ));
+    bad["edges"] = json!([{"from": "src", "to": "check"}, {"from": "check", "to": "out"}]);
+    let mut ids = Vec::new();
+    for f in [&good, &bad, &good] {
+        let (_, record, err) = run_cli(&scratch, f);
+        ids.push(
+            record["execution_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{err}"))
+                .to_string(),
+        );
+    }
+    let runs = |args: &[&str]| -> Vec<Value> {
+        let mut all = vec!["runs", "--json"];
+        all.extend(args);
+        let o = scratch.cli(&all);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str::<Vec<Value>>(&stdout(&o)).unwrap()
+    };
+    let listed = runs(&[]);
+    let listed_ids: Vec<&str> = listed
+        .iter()
+        .map(|r| r["execution_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed_ids, [&ids[2], &ids[1], &ids[0]], "newest first");
+    assert_eq!(listed[0]["records_written"], 20);
+    assert_eq!(listed[0]["trigger"], "manual");
+    assert_eq!(listed[1]["status"], "Error");
+    assert!(
+        listed[1]["error"].as_str().unwrap().contains("`check`"),
+        "{}",
+        listed[1]
+    );
+    // By flow (a file or a name), status and age.
+    let path = scratch.flow("good.json", &good);
+    assert_eq!(runs(&[path.to_str().unwrap()]).len(), 2);
+    assert_eq!(runs(&["Checked accounts"]).len(), 1);
+    assert_eq!(runs(&["--status", "failed"]).len(), 1);
+    assert_eq!(runs(&["--since", "1h"]).len(), 3);
+    assert_eq!(runs(&["--since", "2099-01-01T00:00:00Z"]).len(), 0);
+
+    // One run's record, by the start of its id.
+    let o = scratch.cli(&["runs", "show", &ids[1][..24]]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("failed the rule `Name numeric`"),
+        "{}",
+        stdout(&o)
+    );
+    let o = scratch.cli(&["runs", "show", "0000"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no run 0000"), "{}", stderr(&o));
+
+    // The history is an index of the run records: lost, it is made again from them.
+    std::fs::remove_file(scratch.home().join("data/state.sqlite")).unwrap();
+    assert_eq!(runs(&[]).len(), 3);
+    // A text listing, with the failure's reason under it.
+    let o = scratch.cli(&["runs"]);
+    let text = stdout(&o);
+    assert!(
+        text.contains("failed") && text.contains("successful"),
+        "{text}"
+    );
+    assert!(text.contains("in node `check`"), "{text}");
+}

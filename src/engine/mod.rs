@@ -13,7 +13,9 @@ mod record;
 
 pub use context::{Demand, ErrorSink, InFlight, SourceOutput, TransformContext};
 pub use progress::{NodeFigures, NodeMetrics, NodeState, RunEvent};
-pub use record::{RunError, RunRecord, RunStatus, Window, human_bytes};
+pub use record::{
+    RunError, RunRecord, RunStatus, Window, history_instant, human_bytes, index_missing,
+};
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -167,6 +169,7 @@ fn record_run(
     if let Err(e) = save_record(&run_dir, &record) {
         tracing::warn!("cannot save the run record in {}: {e}", run_dir.display());
     }
+    record::index(&opts.dirs, &record);
     if let Some(events) = &opts.events {
         let _ = events.send(RunEvent::Finished(Box::new(record.clone())));
     }

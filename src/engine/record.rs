@@ -7,6 +7,51 @@ use serde::{Deserialize, Serialize};
 use super::progress::NodeFigures;
 use crate::cost::Cost;
 use crate::node::OutputLocation;
+use crate::paths::Dirs;
+use crate::state::{RunRow, StateStore};
+
+/// An instant as the history keeps it: UTC, fixed width, so text order is time order.
+pub fn history_instant(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Indexes a finished run in the history.
+pub(super) fn index(dirs: &Dirs, record: &RunRecord) {
+    if let Err(e) = StateStore::open(dirs).and_then(|s| s.index_run(&record.row())) {
+        tracing::warn!("run {} is not in the run history: {e}", record.execution_id);
+    }
+}
+
+/// Indexes the run records of the data folder that the history lacks: runs from before it
+/// was kept, or whose indexing failed. Says how many it added.
+pub fn index_missing(dirs: &Dirs) -> Result<usize, String> {
+    let state = StateStore::open(dirs)?;
+    let known = state.indexed_runs()?;
+    let Ok(folders) = std::fs::read_dir(dirs.data.join("runs")) else {
+        return Ok(0);
+    };
+    let mut added = 0;
+    for folder in folders.flatten() {
+        let id = folder.file_name().to_string_lossy().into_owned();
+        if known.contains(&id) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(folder.path().join("run.json")) else {
+            continue;
+        };
+        match serde_json::from_str::<RunRecord>(&text) {
+            Ok(record) => {
+                state.index_run(&record.row())?;
+                added += 1;
+            }
+            Err(e) => tracing::warn!(
+                "{} is not a run record Tributary can read: {e}",
+                folder.path().join("run.json").display()
+            ),
+        }
+    }
+    Ok(added)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RunStatus {
@@ -67,6 +112,27 @@ pub struct RunError {
 }
 
 impl RunRecord {
+    /// The run as the history indexes it.
+    pub fn row(&self) -> RunRow {
+        RunRow {
+            execution_id: self.execution_id.clone(),
+            flow: self.flow.clone(),
+            status: format!("{:?}", self.status),
+            trigger: "manual".into(),
+            started_at: history_instant(self.started_at),
+            duration_seconds: self.duration_seconds,
+            records_processed: self.records_processed,
+            records_written: self.records_written,
+            records_rejected: self.records_rejected,
+            bytes_written: self.bytes_written,
+            cost_usd: self.cost.total_usd,
+            error: self.error.as_ref().map(|e| match &e.node {
+                Some(node) => format!("in node `{node}`: {}", e.message),
+                None => e.message.clone(),
+            }),
+        }
+    }
+
     /// The plain one-paragraph summary `tributary run` prints.
     pub fn summary(&self) -> String {
         let mut s = format!(

@@ -14,6 +14,9 @@
 //! it reads anything, so no record is written twice and none is lost.
 //!
 //! A flow runs once at a time: [`RunLock`] is a lock file a live run holds.
+//!
+//! Every run is also indexed here (`runs`): the run records in the run folders stay what
+//! they are, and the index answers "what ran, when, how did it go" without reading them all.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,6 +29,36 @@ use crate::paths::Dirs;
 pub struct StateStore {
     conn: Connection,
     path: PathBuf,
+}
+
+/// A run as the history lists it; the run's folder holds the whole record.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunRow {
+    pub execution_id: String,
+    pub flow: String,
+    /// `Successful`, `Error` or `Canceled`, as the run record says.
+    pub status: String,
+    /// What started it: `manual` (the app or `tributary run`).
+    pub trigger: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub duration_seconds: f64,
+    pub records_processed: u64,
+    pub records_written: u64,
+    pub records_rejected: u64,
+    pub bytes_written: u64,
+    pub cost_usd: f64,
+    pub error: Option<String>,
+}
+
+/// Which runs [`StateStore::runs`] lists.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub flow: Option<String>,
+    pub status: Option<String>,
+    /// RFC 3339, UTC.
+    pub since: Option<String>,
+    pub limit: Option<usize>,
 }
 
 /// One source's saved watermark.
@@ -61,7 +94,22 @@ impl StateStore {
                  flow TEXT NOT NULL,
                  record TEXT NOT NULL,
                  started_at TEXT NOT NULL
-             );",
+             );
+             CREATE TABLE IF NOT EXISTS runs (
+                 execution_id TEXT PRIMARY KEY,
+                 flow TEXT NOT NULL,
+                 status TEXT NOT NULL,
+                 trigger TEXT NOT NULL,
+                 started_at TEXT NOT NULL,
+                 duration_seconds REAL NOT NULL,
+                 records_processed INTEGER NOT NULL,
+                 records_written INTEGER NOT NULL,
+                 records_rejected INTEGER NOT NULL,
+                 bytes_written INTEGER NOT NULL,
+                 cost_usd REAL NOT NULL,
+                 error TEXT
+             );
+             CREATE INDEX IF NOT EXISTS runs_by_flow ON runs (flow, started_at);",
         )
         .map_err(fail)?;
         Ok(Self { conn, path })
@@ -132,6 +180,90 @@ impl StateStore {
             })
         })
         .collect()
+    }
+
+    /// Indexes a run (again, if it was).
+    pub fn index_run(&self, run: &RunRow) -> Result<(), String> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO runs (execution_id, flow, status, trigger, started_at,
+                     duration_seconds, records_processed, records_written, records_rejected,
+                     bytes_written, cost_usd, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    run.execution_id,
+                    run.flow,
+                    run.status,
+                    run.trigger,
+                    run.started_at,
+                    run.duration_seconds,
+                    run.records_processed as i64,
+                    run.records_written as i64,
+                    run.records_rejected as i64,
+                    run.bytes_written as i64,
+                    run.cost_usd,
+                    run.error,
+                ],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    /// The execution ids of every indexed run.
+    pub fn indexed_runs(&self) -> Result<std::collections::HashSet<String>, String> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT execution_id FROM runs")
+            .map_err(|e| self.fail(e))?;
+        let ids = statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(|e| self.fail(e))?;
+        ids.map(|id| id.map_err(|e| self.fail(e))).collect()
+    }
+
+    /// Indexed runs, newest first: of one flow, of one status, started at or after an
+    /// instant (RFC 3339), as asked.
+    pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>, String> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT execution_id, flow, status, trigger, started_at, duration_seconds,
+                     records_processed, records_written, records_rejected, bytes_written,
+                     cost_usd, error
+                 FROM runs
+                 WHERE (?1 IS NULL OR flow = ?1) AND (?2 IS NULL OR status = ?2)
+                     AND (?3 IS NULL OR started_at >= ?3)
+                 ORDER BY started_at DESC, execution_id DESC
+                 LIMIT ?4",
+            )
+            .map_err(|e| self.fail(e))?;
+        let rows = statement
+            .query_map(
+                params![
+                    filter.flow,
+                    filter.status,
+                    filter.since,
+                    filter.limit.map_or(-1, |l| l as i64)
+                ],
+                |row| {
+                    Ok(RunRow {
+                        execution_id: row.get(0)?,
+                        flow: row.get(1)?,
+                        status: row.get(2)?,
+                        trigger: row.get(3)?,
+                        started_at: row.get(4)?,
+                        duration_seconds: row.get(5)?,
+                        records_processed: row.get::<_, i64>(6)? as u64,
+                        records_written: row.get::<_, i64>(7)? as u64,
+                        records_rejected: row.get::<_, i64>(8)? as u64,
+                        bytes_written: row.get::<_, i64>(9)? as u64,
+                        cost_usd: row.get(10)?,
+                        error: row.get(11)?,
+                    })
+                },
+            )
+            .map_err(|e| self.fail(e))?;
+        rows.map(|r| r.map_err(|e| self.fail(e))).collect()
     }
 
     /// Writes a run's commit record: from here on its output is published, now or by the

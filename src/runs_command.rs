@@ -1,0 +1,233 @@
+//! `tributary runs [FLOW]` and `tributary runs show ID`: what ran, when and how it went,
+//! from the run history; the whole record of one run.
+
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+use tributary::engine::{self, RunRecord};
+use tributary::paths::Dirs;
+use tributary::state::{RunFilter, StateStore};
+
+use crate::console::{errln, out_raw, outln};
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    action: Option<RunsAction>,
+    /// Only this flow's runs: a flow file, or a flow's name.
+    flow: Option<String>,
+    /// Only runs that ended so: successful, failed or canceled.
+    #[arg(long)]
+    status: Option<String>,
+    /// Only runs started in this past span (`7d`, `12h`, `30m`) or since an RFC 3339
+    /// instant.
+    #[arg(long)]
+    since: Option<String>,
+    /// The most runs to list, newest first.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Print the runs as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum RunsAction {
+    /// One run's record: its figures, each node's, its outputs and where its rejected
+    /// records are.
+    Show {
+        /// The run's execution id, or enough of its start to tell it apart.
+        id: String,
+        /// Print the record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn execute(args: RunsArgs, dirs: &Dirs) -> anyhow::Result<u8> {
+    if let Err(e) = engine::index_missing(dirs) {
+        errln!("warning: the run history could not take in older runs: {e}");
+    }
+    match args.action {
+        Some(RunsAction::Show { id, json }) => show(&id, json, dirs),
+        None => list(args, dirs),
+    }
+}
+
+fn list(args: RunsArgs, dirs: &Dirs) -> anyhow::Result<u8> {
+    let status = match args
+        .status
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None => None,
+        Some("successful" | "success" | "succeeded") => Some("Successful"),
+        Some("failed" | "error") => Some("Error"),
+        Some("canceled" | "cancelled") => Some("Canceled"),
+        Some(other) => {
+            errln!("--status `{other}`: write successful, failed or canceled");
+            return Ok(crate::INVALID);
+        }
+    };
+    let since = match args.since.as_deref().map(since_instant).transpose() {
+        Ok(since) => since,
+        Err(why) => {
+            errln!("{why}");
+            return Ok(crate::INVALID);
+        }
+    };
+    let flow = args.flow.as_deref().map(flow_name);
+    let state = StateStore::open(dirs).map_err(anyhow::Error::msg)?;
+    let runs = state
+        .runs(&RunFilter {
+            flow,
+            status: status.map(str::to_string),
+            since,
+            limit: Some(args.limit),
+        })
+        .map_err(anyhow::Error::msg)?;
+    if args.json {
+        out_raw!("{}\n", serde_json::to_string_pretty(&runs)?);
+        return Ok(0);
+    }
+    if runs.is_empty() {
+        outln!("no runs");
+        return Ok(0);
+    }
+    outln!(
+        "{:<19}  {:<28}  {:<10}  {:>9}  {:>8}  {:>8}  {:>8}  run",
+        "started",
+        "flow",
+        "status",
+        "written",
+        "rejected",
+        "took",
+        "cost"
+    );
+    for run in &runs {
+        let started = chrono::DateTime::parse_from_rfc3339(&run.started_at)
+            .map(|t| {
+                t.with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_else(|_| run.started_at.clone());
+        let status = match run.status.as_str() {
+            "Error" => "failed",
+            "Successful" => "successful",
+            "Canceled" => "canceled",
+            other => other,
+        };
+        outln!(
+            "{started:<19}  {:<28}  {status:<10}  {:>9}  {:>8}  {:>7.1}s  {:>8}  {}",
+            clip(&run.flow, 28),
+            run.records_written,
+            run.records_rejected,
+            run.duration_seconds,
+            format!("${:.4}", run.cost_usd),
+            run.execution_id
+        );
+        if let Some(error) = &run.error {
+            outln!("    {}", clip(error, 150));
+        }
+    }
+    Ok(0)
+}
+
+fn show(id: &str, json: bool, dirs: &Dirs) -> anyhow::Result<u8> {
+    let runs = dirs.data.join("runs");
+    let matches: Vec<String> = std::fs::read_dir(&runs)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with(id))
+                .collect()
+        })
+        .unwrap_or_default();
+    let folder = match matches.as_slice() {
+        [one] => runs.join(one),
+        [] => {
+            errln!("there is no run {id}; `tributary runs` lists them");
+            return Ok(crate::INVALID);
+        }
+        many => {
+            errln!(
+                "{} runs start with {id}: {}; give more of the id",
+                many.len(),
+                many.join(", ")
+            );
+            return Ok(crate::INVALID);
+        }
+    };
+    let path = folder.join("run.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    if json {
+        out_raw!("{text}\n");
+        return Ok(0);
+    }
+    let record: RunRecord = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not a run record: {e}", path.display()))?;
+    outln!("{}", record.summary());
+    outln!("  started {}", record.started_at.to_rfc3339());
+    outln!("  nodes:");
+    for node in &record.nodes {
+        outln!(
+            "    {:<20} {}: {} in, {} out, {} dropped, {} rejected",
+            node.node,
+            node.state.in_words(),
+            node.records_in,
+            node.records_out,
+            node.records_dropped,
+            node.records_rejected
+        );
+    }
+    outln!("  record: {}", path.display());
+    Ok(0)
+}
+
+/// A flow file's flow name, or the text itself when it names no file.
+fn flow_name(text: &str) -> String {
+    let path = Path::new(text);
+    if path.is_file()
+        && let Ok(flow) = tributary::flow::Flow::load(path)
+    {
+        return flow.name;
+    }
+    text.to_string()
+}
+
+/// `7d`, `12h`, `30m` before now, or an RFC 3339 instant, as the history keeps instants.
+fn since_instant(text: &str) -> Result<String, String> {
+    let bad = || {
+        format!(
+            "--since `{text}`: write a span such as 7d, 12h or 30m, or an instant such as 2026-12-01T00:00:00Z"
+        )
+    };
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(engine::history_instant(at.with_timezone(&chrono::Utc)));
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number.parse().map_err(|_| bad())?;
+    let span = match unit {
+        "d" => chrono::Duration::try_days(n),
+        "h" => chrono::Duration::try_hours(n),
+        "m" => chrono::Duration::try_minutes(n),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    Ok(engine::history_instant(chrono::Utc::now() - span))
+}
+
+/// At most `width` characters of `text`, an ellipsis marking the cut.
+fn clip(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(width - 1).collect();
+    cut.push('…');
+    cut
+}
