@@ -159,6 +159,43 @@ fn the_run_button_runs_the_flow_and_shows_the_outcome() {
 }
 
 #[test]
+fn the_history_tab_lists_the_flows_runs_from_the_app_and_the_command_line() {
+    let scratch = Scratch::new();
+    let flow = demo_flow(&scratch);
+    // One run from the command line before the app opens.
+    let o = scratch.cli(&["run", flow.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut harness = open(&scratch, &flow);
+    apply(&mut harness, Command::ShowTab(Tab::History));
+    assert_eq!(harness.state().state.past_runs.runs.len(), 1);
+    assert!(shows(&harness, "successful"));
+    assert!(shows(&harness, "manual"));
+    // A run from the app joins it, newest first, without leaving the tab.
+    apply(&mut harness, Command::Run);
+    wait_for(&mut harness, "the run", |app| app.state.run.record.is_some());
+    apply(&mut harness, Command::ShowTab(Tab::History));
+    let past = &harness.state().state.past_runs.runs;
+    assert_eq!(past.len(), 2);
+    assert_eq!(
+        Some(&past[0].execution_id),
+        harness
+            .state()
+            .state
+            .run
+            .record
+            .as_ref()
+            .map(|r| &r.execution_id)
+    );
+    assert_eq!(past[0].records_written, 4862);
+    assert_eq!(harness.query_all_by_label("Record").count(), 2);
+    // Another flow has its own history.
+    apply(&mut harness, Command::NewFlow);
+    harness.run_steps(2);
+    assert!(harness.state().state.past_runs.runs.is_empty());
+    assert!(shows(&harness, "has not run yet"));
+}
+
+#[test]
 fn delete_undo_and_redo() {
     let scratch = Scratch::new();
     let mut harness = open(&scratch, &demo_flow(&scratch));

@@ -1,4 +1,4 @@
-//! The bottom panel's tabs: Preview, Run, Cost and Problems.
+//! The bottom panel's tabs: Preview, Run, History, Cost and Problems.
 
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Line, Plot, PlotPoints};
@@ -15,6 +15,7 @@ pub fn tabs(ui: &mut Ui, state: &AppState) -> Vec<Command> {
         for (tab, name) in [
             (Tab::Preview, "Preview".to_string()),
             (Tab::Run, "Run".into()),
+            (Tab::History, "History".into()),
             (Tab::Cost, "Cost".into()),
             (Tab::Problems, format!("Problems ({problems})")),
         ] {
@@ -27,10 +28,127 @@ pub fn tabs(ui: &mut Ui, state: &AppState) -> Vec<Command> {
     match state.tab {
         Tab::Preview => preview(ui, state, &mut commands),
         Tab::Run => run(ui, state, &mut commands),
+        Tab::History => history(ui, state, &mut commands),
         Tab::Cost => cost_tab(ui, state),
         Tab::Problems => problems(ui, state, &mut commands),
     }
     commands
+}
+
+/// The open flow's past runs: a table, newest first, and records written and time taken
+/// per run in two charts, oldest to newest.
+fn history(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
+    let past = &state.past_runs;
+    if let Some(e) = &past.error {
+        ui.colored_label(
+            ui.visuals().error_fg_color,
+            format!("The run history cannot be read: {e}"),
+        );
+        return;
+    }
+    if past.runs.is_empty() {
+        ui.label(
+            RichText::new(format!(
+                "\"{}\" has not run yet. Its runs, from here or from the command line, are listed here.",
+                state.doc.flow.name
+            ))
+            .weak(),
+        );
+        return;
+    }
+    ui.columns(2, |cols| {
+        egui::ScrollArea::vertical()
+            .id_salt("past runs")
+            .auto_shrink([false, false])
+            .show(&mut cols[0], |ui| {
+                egui::Grid::new("past runs grid")
+                    .striped(true)
+                    .num_columns(7)
+                    .show(ui, |ui| {
+                        for heading in ["started", "how", "result", "written", "took", "cost", ""] {
+                            ui.label(RichText::new(heading).strong());
+                        }
+                        ui.end_row();
+                        for run in &past.runs {
+                            past_run_row(ui, state, run, commands);
+                        }
+                    });
+            });
+        let oldest_first = past.runs.iter().rev().enumerate();
+        let (written, took): (Vec<[f64; 2]>, Vec<[f64; 2]>) = oldest_first
+            .map(|(i, r)| {
+                (
+                    [i as f64 + 1.0, r.records_written as f64],
+                    [i as f64 + 1.0, r.duration_seconds],
+                )
+            })
+            .unzip();
+        let height = (cols[1].available_height() / 2.0 - 4.0).max(60.0);
+        for (id, label, points) in [
+            ("history written", "records written", written),
+            ("history took", "seconds", took),
+        ] {
+            Plot::new(id)
+                .height(height)
+                .x_axis_label("run")
+                .y_axis_label(label)
+                .allow_scroll(false)
+                .show(&mut cols[1], |plot| {
+                    plot.line(Line::new(label, PlotPoints::from(points)));
+                });
+        }
+    });
+}
+
+fn past_run_row(
+    ui: &mut Ui,
+    state: &AppState,
+    run: &crate::state::RunRow,
+    commands: &mut Vec<Command>,
+) {
+    let started = chrono::DateTime::parse_from_rfc3339(&run.started_at)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%a %-d %b %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|_| run.started_at.clone());
+    ui.label(started);
+    ui.label(&run.trigger);
+    let (words, color) = match run.status.as_str() {
+        "Successful" => ("successful", Color32::from_rgb(0x2f, 0x9e, 0x5b)),
+        "Canceled" => ("canceled", ui.visuals().warn_fg_color),
+        _ => ("failed", ui.visuals().error_fg_color),
+    };
+    let result = ui.label(RichText::new(words).color(color));
+    if let Some(error) = &run.error {
+        result.on_hover_text(error);
+    }
+    let mut written = run.records_written.to_string();
+    if run.records_rejected > 0 {
+        written += &format!(" ({} rejected)", run.records_rejected);
+    }
+    ui.label(written).on_hover_text(format!(
+        "{} read, {}",
+        run.records_processed,
+        human_bytes(run.bytes_written)
+    ));
+    ui.label(format!("{:.1} s", run.duration_seconds));
+    ui.label(format!("${:.4}", run.cost_usd));
+    ui.horizontal(|ui| {
+        let folder = state.dirs.run_dir(&run.execution_id);
+        if ui
+            .small_button("Record")
+            .on_hover_text(&run.execution_id)
+            .clicked()
+        {
+            commands.push(Command::OpenExternally(folder.join("run.json")));
+        }
+        if run.records_rejected > 0 && ui.small_button("Rejected").clicked() {
+            commands.push(Command::OpenExternally(folder.join("errors.jsonl")));
+        }
+    });
+    ui.end_row();
 }
 
 fn preview(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {

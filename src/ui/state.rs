@@ -33,6 +33,7 @@ const PREVIEW_DEBOUNCE: Duration = Duration::from_millis(250);
 pub enum Tab {
     Preview,
     Run,
+    History,
     Cost,
     Problems,
 }
@@ -109,6 +110,21 @@ pub struct PreviewState {
     pub loading: bool,
     pub result: Option<(PreviewKey, Result<PreviewTable, String>)>,
 }
+
+/// The open flow's past runs, from the run history; read when the History tab is shown
+/// and after each run, never while drawing.
+#[derive(Default)]
+pub struct PastRuns {
+    /// Newest first.
+    pub runs: Vec<crate::state::RunRow>,
+    /// Why the history could not be read.
+    pub error: Option<String>,
+    /// Runs recorded before the history was kept have been taken in.
+    older_taken_in: bool,
+}
+
+/// How many past runs the History tab shows.
+const PAST_RUNS: usize = 200;
 
 /// A run in progress or the last one.
 #[derive(Default)]
@@ -192,6 +208,7 @@ pub struct AppState {
     last_edit: Instant,
     pub preview: PreviewState,
     pub run: RunState,
+    pub past_runs: PastRuns,
     pub tab: Tab,
     pub palette_search: String,
     pub status: Option<Status>,
@@ -228,6 +245,7 @@ impl AppState {
         Self {
             doc: Document::new(flow, path),
             history: History::default(),
+            past_runs: PastRuns::default(),
             selection: Vec::new(),
             clipboard: Vec::new(),
             analysis: Analysis::default(),
@@ -371,6 +389,31 @@ impl AppState {
         self.run = RunState::default();
         self.status = None;
         self.last_edit = Instant::now() - PREVIEW_DEBOUNCE;
+        if self.tab == Tab::History {
+            self.read_past_runs();
+        }
+    }
+
+    /// Reads the open flow's past runs from the run history.
+    fn read_past_runs(&mut self) {
+        if !self.past_runs.older_taken_in {
+            self.past_runs.older_taken_in = true;
+            if let Err(e) = crate::engine::index_missing(&self.dirs) {
+                tracing::warn!("older runs are not in the run history: {e}");
+            }
+        }
+        let filter = crate::state::RunFilter {
+            flow: Some(self.doc.flow.name.clone()),
+            limit: Some(PAST_RUNS),
+            ..Default::default()
+        };
+        match crate::state::StateStore::open(&self.dirs).and_then(|s| s.runs(&filter)) {
+            Ok(runs) => {
+                self.past_runs.runs = runs;
+                self.past_runs.error = None;
+            }
+            Err(e) => self.past_runs.error = Some(e),
+        }
     }
 
     fn open(&mut self, path: PathBuf) {
@@ -781,7 +824,12 @@ impl AppState {
             }
             Command::SetPreviewLimit(limit) => self.preview.limit = limit.clamp(1, 100_000),
             Command::RefreshPreview => self.preview.requested = None,
-            Command::ShowTab(tab) => self.tab = tab,
+            Command::ShowTab(tab) => {
+                self.tab = tab;
+                if tab == Tab::History {
+                    self.read_past_runs();
+                }
+            }
             command @ (Command::ShowConnections(_)
             | Command::NewConnection { .. }
             | Command::EditConnectionDraft(_)
@@ -1050,6 +1098,7 @@ impl AppState {
                     };
                     self.say(text, record.error.is_some());
                     self.run.record = Some(*record);
+                    self.read_past_runs();
                 }
             },
             Message::ConnectionTested {
