@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Takes the README's pictures of the real app window under Xvfb at 1600x1000: the welcome
-# screen, a flow with the inspector open, the preview of a node, a finished run, and the
-# light theme. Writes assets/screenshots/*.png. Look at each one after a UI change.
+# screen, a flow with the inspector open, the preview of a node, a finished run, the light
+# theme, a scheduled flow's trigger with its run history, and the Connections window.
+# Writes assets/screenshots/*.png. Look at each one after a UI change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +49,15 @@ shot preview 3 "$demo" --select card
 shot run 6 "$demo" --run
 shot light 3 "$demo" --select name --theme light
 shot s3 3 flows/demo-crm-to-s3.json --select lake
+
+# A scheduled flow's trigger settings, and its History after a few runs: a copy of the demo
+# on a weekday cron in Berlin, writing into the scratch home.
+scheduled=$TRIBUTARY_HOME/scheduled-opportunities.json
+sed -e 's|"expression": "rate(1 days)"|"expression": "cron(30 6 ? * MON-FRI *)", "time_zone": "Europe/Berlin"|' \
+  -e "s|\"output\": \"out/opportunities-lake\"|\"output\": \"$TRIBUTARY_HOME/out\"|" "$demo" >"$scheduled"
+grep -q 'Europe/Berlin' "$scheduled"
+for _ in 1 2 3; do "$bin" run "$scheduled" >/dev/null; done
+shot history 3 "$scheduled" --tab history
 
 # The Connections window, with connections made as a user would (secrets through stdin).
 export TRIBUTARY_VAULT_PASSPHRASE=screenshots

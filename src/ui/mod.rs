@@ -51,6 +51,19 @@ pub struct Options {
     /// Open the Connections window.
     #[arg(long)]
     pub connections: bool,
+    /// Show this tab of the bottom panel.
+    #[arg(long, value_enum, requires = "flow")]
+    pub tab: Option<StartTab>,
+}
+
+/// The bottom panel's tabs, as `--tab` names them.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum StartTab {
+    Preview,
+    Run,
+    History,
+    Cost,
+    Problems,
 }
 
 #[derive(Debug, Default, Clone, Copy, clap::ValueEnum)]
@@ -94,6 +107,16 @@ pub fn run(flow: Option<PathBuf>, start: Options) -> anyhow::Result<()> {
             }
             if start.connections {
                 state.apply(Command::ShowConnections(true), &worker);
+            }
+            if let Some(tab) = start.tab {
+                let tab = match tab {
+                    StartTab::Preview => Tab::Preview,
+                    StartTab::Run => Tab::Run,
+                    StartTab::History => Tab::History,
+                    StartTab::Cost => Tab::Cost,
+                    StartTab::Problems => Tab::Problems,
+                };
+                state.apply(Command::ShowTab(tab), &worker);
             }
             Ok(Box::new(TributaryApp::new(state, worker)))
         }),
