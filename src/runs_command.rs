@@ -107,19 +107,8 @@ fn list(args: RunsArgs, dirs: &Dirs) -> anyhow::Result<u8> {
         "cost"
     );
     for run in &runs {
-        let started = chrono::DateTime::parse_from_rfc3339(&run.started_at)
-            .map(|t| {
-                t.with_timezone(&chrono::Local)
-                    .format("%Y-%m-%d %H:%M:%S")
-                    .to_string()
-            })
-            .unwrap_or_else(|_| run.started_at.clone());
-        let status = match run.status.as_str() {
-            "Error" => "failed",
-            "Successful" => "successful",
-            "Canceled" => "canceled",
-            other => other,
-        };
+        let started = run.started_here("%Y-%m-%d %H:%M:%S");
+        let status = run.result();
         outln!(
             "{started:<19}  {:<28}  {status:<10}  {:>9}  {:>8}  {:>7.1}s  {:>8}  {}",
             clip(&run.flow, 28),

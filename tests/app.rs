@@ -172,7 +172,9 @@ fn the_history_tab_lists_the_flows_runs_from_the_app_and_the_command_line() {
     assert!(shows(&harness, "manual"));
     // A run from the app joins it, newest first, without leaving the tab.
     apply(&mut harness, Command::Run);
-    wait_for(&mut harness, "the run", |app| app.state.run.record.is_some());
+    wait_for(&mut harness, "the run", |app| {
+        app.state.run.record.is_some()
+    });
     apply(&mut harness, Command::ShowTab(Tab::History));
     let past = &harness.state().state.past_runs.runs;
     assert_eq!(past.len(), 2);
@@ -1028,17 +1030,12 @@ fn a_filter_on_text_offers_the_values_its_input_holds() {
     }
     harness.get_by_label("returned").click();
     harness.run_steps(2);
-    let value = &harness
-        .state()
-        .state
-        .doc
-        .flow
-        .node("shipped")
-        .unwrap()
-        .config["conditions"][0]["value"];
+    let value = |h: &Harness<'static, TributaryApp>| {
+        h.state().state.doc.flow.node("shipped").unwrap().config["conditions"][0]["value"].clone()
+    };
     assert_eq!(
-        value,
-        &serde_json::json!(["shipped", "delivered", "returned"]),
+        value(&harness),
+        serde_json::json!(["shipped", "delivered", "returned"]),
         "a list gains the value picked"
     );
     harness.get_by_value("pick").click();
@@ -1049,17 +1046,9 @@ fn a_filter_on_text_offers_the_values_its_input_holds() {
         .predicate(|n| n.role() != egui::accesskit::Role::Label);
     harness.get(in_list).click();
     harness.run_steps(2);
-    let value = &harness
-        .state()
-        .state
-        .doc
-        .flow
-        .node("shipped")
-        .unwrap()
-        .config["conditions"][0]["value"];
     assert_eq!(
-        value,
-        &serde_json::json!(["shipped", "returned"]),
+        value(&harness),
+        serde_json::json!(["shipped", "returned"]),
         "picked again, a value leaves the list"
     );
     // A single value is replaced by the one picked.
@@ -1084,11 +1073,7 @@ fn a_filter_on_text_offers_the_values_its_input_holds() {
     harness.run_steps(2);
     harness.get_by_label("cancelled").click();
     harness.run_steps(2);
-    let flow = &harness.state().state.doc.flow;
-    assert_eq!(
-        flow.node("shipped").unwrap().config["conditions"][0]["value"],
-        "cancelled"
-    );
+    assert_eq!(value(&harness), "cancelled");
 }
 
 #[test]

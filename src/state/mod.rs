@@ -51,6 +51,24 @@ pub struct RunRow {
     pub error: Option<String>,
 }
 
+impl RunRow {
+    /// How the run ended, in words: successful, failed or canceled.
+    pub fn result(&self) -> &'static str {
+        match self.status.as_str() {
+            "Successful" => "successful",
+            "Canceled" => "canceled",
+            _ => "failed",
+        }
+    }
+
+    /// When it started, in this machine's time zone, written with `format` (strftime).
+    pub fn started_here(&self, format: &str) -> String {
+        chrono::DateTime::parse_from_rfc3339(&self.started_at)
+            .map(|t| t.with_timezone(&chrono::Local).format(format).to_string())
+            .unwrap_or_else(|_| self.started_at.clone())
+    }
+}
+
 /// Which runs [`StateStore::runs`] lists.
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {

@@ -315,26 +315,24 @@ fn flow_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
     ui.data_mut(|d| d.insert_temp(id, new_name));
 }
 
-/// The preview of `node`, when it is the one shown and has records.
-fn sample_of<'a>(state: &'a AppState, node: &str) -> Option<&'a PreviewTable> {
+/// The preview of `node`, when it is the one shown.
+fn preview_of<'a>(state: &'a AppState, node: &str) -> Option<&'a PreviewTable> {
     state
         .preview
         .result
         .as_ref()
         .filter(|(k, _)| k.node == node)
         .and_then(|(_, r)| r.as_ref().ok())
-        .filter(|t| !t.rows.is_empty())
+}
+
+/// The preview of `node`, when it is the one shown and has records.
+fn sample_of<'a>(state: &'a AppState, node: &str) -> Option<&'a PreviewTable> {
+    preview_of(state, node).filter(|t| !t.rows.is_empty())
 }
 
 /// The values seen per text field in what enters `node`, when its preview is the one shown.
 fn input_values_of<'a>(state: &'a AppState, node: &str) -> &'a [(String, Vec<String>)] {
-    state
-        .preview
-        .result
-        .as_ref()
-        .filter(|(k, _)| k.node == node)
-        .and_then(|(_, r)| r.as_ref().ok())
-        .map_or(&[], |t| t.input_values.as_slice())
+    preview_of(state, node).map_or(&[], |t| t.input_values.as_slice())
 }
 
 /// What a destination writes, field by field. The mapping itself is the Map node that feeds

@@ -106,19 +106,13 @@ fn past_run_row(
     run: &crate::state::RunRow,
     commands: &mut Vec<Command>,
 ) {
-    let started = chrono::DateTime::parse_from_rfc3339(&run.started_at)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%a %-d %b %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|_| run.started_at.clone());
-    ui.label(started);
+    ui.label(run.started_here("%a %-d %b %H:%M:%S"));
     ui.label(&run.trigger);
-    let (words, color) = match run.status.as_str() {
-        "Successful" => ("successful", Color32::from_rgb(0x2f, 0x9e, 0x5b)),
-        "Canceled" => ("canceled", ui.visuals().warn_fg_color),
-        _ => ("failed", ui.visuals().error_fg_color),
+    let words = run.result();
+    let color = match words {
+        "successful" => super::SUCCESS,
+        "canceled" => ui.visuals().warn_fg_color,
+        _ => ui.visuals().error_fg_color,
     };
     let result = ui.label(RichText::new(words).color(color));
     if let Some(error) = &run.error {
