@@ -48,13 +48,7 @@ fn ids_written(scratch: &Scratch) -> Vec<i64> {
     let mut ids = Vec::new();
     for file in files_under(&scratch.path().join("out")) {
         let text = std::fs::read_to_string(scratch.path().join("out").join(&file)).unwrap();
-        for line in text.lines() {
-            ids.push(
-                serde_json::from_str::<Value>(line).unwrap()["id"]
-                    .as_i64()
-                    .unwrap(),
-            );
-        }
+        ids.extend(ids_in(&text));
     }
     ids.sort();
     ids

@@ -355,14 +355,7 @@ fn more_than_a_thousand_objects_are_listed_and_read() {
     let files = files_under(&scratch.path().join("out"));
     assert_eq!(files.len(), 1);
     let text = std::fs::read_to_string(scratch.path().join("out").join(&files[0])).unwrap();
-    let ids: Vec<i64> = text
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["id"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
+    let ids = ids_in(&text);
     assert_eq!(
         ids,
         (0..1205).collect::<Vec<i64>>(),
@@ -684,15 +677,7 @@ fn an_incremental_source_reads_each_object_once_and_only_after_a_committed_run()
             .unwrap()
             .iter()
             .flat_map(|o| {
-                std::fs::read_to_string(o["location"].as_str().unwrap())
-                    .unwrap()
-                    .lines()
-                    .map(|l| {
-                        serde_json::from_str::<Value>(l).unwrap()["id"]
-                            .as_i64()
-                            .unwrap()
-                    })
-                    .collect::<Vec<_>>()
+                ids_in(&std::fs::read_to_string(o["location"].as_str().unwrap()).unwrap())
             })
             .collect();
         ids.sort();
@@ -907,17 +892,7 @@ fn ids_under(bucket: &str, prefix: &str) -> Vec<i64> {
     let mut ids: Vec<i64> = keys(bucket)
         .keys()
         .filter(|k| k.starts_with(prefix))
-        .flat_map(|k| {
-            String::from_utf8(get(bucket, k))
-                .unwrap()
-                .lines()
-                .map(|l| {
-                    serde_json::from_str::<Value>(l).unwrap()["id"]
-                        .as_i64()
-                        .unwrap()
-                })
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|k| ids_in(&String::from_utf8(get(bucket, k)).unwrap()))
         .collect();
     ids.sort();
     ids

@@ -315,3 +315,14 @@ pub fn wait_with_peak_rss(mut child: std::process::Child) -> (i32, u64, String) 
     }
     (code, usage.ru_maxrss as u64, out)
 }
+
+/// The `id` of each record of JSON lines text, in order.
+pub fn ids_in(text: &str) -> Vec<i64> {
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("no whole-number id: {l}"))
+        })
+        .collect()
+}
