@@ -43,3 +43,18 @@ impl Dirs {
         self.data.join("runs").join(execution_id)
     }
 }
+
+/// The bytes of the files below `folder`, links not followed.
+pub fn size_of(folder: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => size_of(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}

@@ -34,6 +34,18 @@ pub struct RunsArgs {
 
 #[derive(Subcommand)]
 enum RunsAction {
+    /// Removes old runs, their records and rejected records with them: those started more
+    /// than `--keep-days` ago, and those beyond the newest `--keep-runs` of their flow.
+    Prune {
+        /// Keep the runs of the last N days.
+        #[arg(long, value_name = "N")]
+        keep_days: Option<u32>,
+        /// Keep the newest N runs of each flow.
+        #[arg(long, value_name = "N")]
+        keep_runs: Option<usize>,
+        /// Only this flow's runs: a flow file, or a flow's name.
+        flow: Option<String>,
+    },
     /// One run's record: its figures, each node's, its outputs and where its rejected
     /// records are.
     Show {
@@ -51,6 +63,11 @@ pub fn execute(args: RunsArgs, dirs: &Dirs) -> anyhow::Result<u8> {
     }
     match args.action {
         Some(RunsAction::Show { id, json }) => show(&id, json, dirs),
+        Some(RunsAction::Prune {
+            keep_days,
+            keep_runs,
+            flow,
+        }) => prune(keep_days, keep_runs, flow.as_deref(), dirs),
         None => list(args, dirs),
     }
 }
@@ -175,6 +192,58 @@ fn show(id: &str, json: bool, dirs: &Dirs) -> anyhow::Result<u8> {
         );
     }
     outln!("  record: {}", path.display());
+    Ok(0)
+}
+
+fn prune(
+    keep_days: Option<u32>,
+    keep_runs: Option<usize>,
+    flow: Option<&str>,
+    dirs: &Dirs,
+) -> anyhow::Result<u8> {
+    if keep_days.is_none() && keep_runs.is_none() {
+        errln!("say what to keep: --keep-days N, --keep-runs N, or both");
+        return Ok(crate::INVALID);
+    }
+    let state = StateStore::open(dirs).map_err(anyhow::Error::msg)?;
+    let runs = state
+        .runs(&RunFilter {
+            flow: flow.map(flow_name),
+            ..Default::default()
+        })
+        .map_err(anyhow::Error::msg)?;
+    let before = keep_days.map(|days| {
+        engine::history_instant(chrono::Utc::now() - chrono::Duration::days(days.into()))
+    });
+    // Newest first: the first `keep_runs` of each flow stay.
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let (mut removed, mut bytes) = (0, 0);
+    for run in &runs {
+        let rank = seen.entry(run.flow.as_str()).or_default();
+        *rank += 1;
+        let too_old = before.as_ref().is_some_and(|b| run.started_at < *b);
+        let too_many = keep_runs.is_some_and(|n| *rank > n);
+        if !(too_old || too_many) {
+            continue;
+        }
+        let folder = dirs.run_dir(&run.execution_id);
+        // Only a real folder of the runs folder is removed, never what a link points to.
+        if std::fs::symlink_metadata(&folder).is_ok_and(|m| m.is_dir()) {
+            bytes += tributary::paths::size_of(&folder);
+            std::fs::remove_dir_all(&folder)
+                .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", folder.display()))?;
+        }
+        state
+            .forget_run(&run.execution_id)
+            .map_err(anyhow::Error::msg)?;
+        removed += 1;
+    }
+    outln!(
+        "removed {removed} run{} ({}); {} kept",
+        if removed == 1 { "" } else { "s" },
+        engine::human_bytes(bytes),
+        runs.len() - removed
+    );
     Ok(0)
 }
 

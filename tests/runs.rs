@@ -1103,3 +1103,71 @@ fn the_run_history_lists_every_run_newest_first_and_shows_one() {
     );
     assert!(text.contains("in node `check`"), "{text}");
 }
+
+#[test]
+fn old_runs_are_pruned_by_age_and_by_count_per_flow_folders_and_all() {
+    let scratch = Scratch::new();
+    let demo = |name: &str| {
+        let mut f = flow(
+            vec![
+                node(
+                    "src",
+                    "source.demo_crm",
+                    json!({"object": "Account", "records": 5}),
+                ),
+                node("out", "destination.local", json!({"folder": "out"})),
+            ],
+            &[("src", "out")],
+        );
+        f["name"] = json!(name);
+        f
+    };
+    let mut ids = Vec::new();
+    for name in ["A", "A", "A", "B", "A"] {
+        let (_, record, err) = run_cli(&scratch, &demo(name));
+        ids.push(
+            record["execution_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{err}"))
+                .to_string(),
+        );
+    }
+    let runs_dir = scratch.home().join("data/runs");
+    let listed = |scratch: &Scratch| -> Vec<String> {
+        let o = scratch.cli(&["runs", "--json"]);
+        serde_json::from_str::<Vec<Value>>(&stdout(&o))
+            .unwrap()
+            .iter()
+            .map(|r| r["execution_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // The first run of A started long ago, as its record says.
+    let record = runs_dir.join(&ids[0]).join("run.json");
+    let text = std::fs::read_to_string(&record).unwrap();
+    let mut old: Value = serde_json::from_str(&text).unwrap();
+    old["started_at"] = json!("2020-01-01T00:00:00Z");
+    std::fs::write(&record, old.to_string()).unwrap();
+    std::fs::remove_file(scratch.home().join("data/state.sqlite")).unwrap();
+
+    let o = scratch.cli(&["runs", "prune", "--keep-days", "30"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("removed 1 run"), "{}", stdout(&o));
+    assert!(!runs_dir.join(&ids[0]).exists());
+    assert_eq!(listed(&scratch).len(), 4);
+
+    // Two of each flow at most: A's oldest left goes; B's only run stays.
+    let o = scratch.cli(&["runs", "prune", "--keep-runs", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!runs_dir.join(&ids[1]).exists());
+    let mut kept = listed(&scratch);
+    kept.sort();
+    let mut expected = vec![ids[2].clone(), ids[3].clone(), ids[4].clone()];
+    expected.sort();
+    assert_eq!(kept, expected);
+    for id in &expected {
+        assert!(runs_dir.join(id).join("run.json").exists());
+    }
+    // Nothing to keep said: refused.
+    let o = scratch.cli(&["runs", "prune"]);
+    assert_eq!(o.status.code(), Some(2));
+}

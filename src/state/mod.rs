@@ -227,6 +227,17 @@ impl StateStore {
         Ok(())
     }
 
+    /// Takes a run out of the history.
+    pub fn forget_run(&self, execution_id: &str) -> Result<(), String> {
+        self.conn
+            .execute(
+                "DELETE FROM runs WHERE execution_id = ?1",
+                params![execution_id],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
     /// The execution ids of every indexed run.
     pub fn indexed_runs(&self) -> Result<std::collections::HashSet<String>, String> {
         let mut statement = self
