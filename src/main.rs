@@ -114,6 +114,14 @@ enum Command {
     },
     /// What ran, when and how it went; `runs show ID` for one run's record.
     Runs(runs_command::RunsArgs),
+    /// The flows of a folder: when each runs, its next run, how its last run went.
+    Flows {
+        /// The folder; the current one when left out.
+        #[arg(default_value = ".")]
+        folder: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// When a scheduled flow runs.
     Schedule {
         #[command(subcommand)]
@@ -334,6 +342,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Runs(args) => runs_command::execute(args, &dirs),
+        Command::Flows { folder, json } => runs_command::list_flows(&folder, json, &dirs),
         Command::Schedule {
             action: ScheduleAction::Next { flow, count, from },
         } => schedule_next(&flow, count, from.as_deref()),

@@ -1,5 +1,6 @@
-//! `tributary runs [FLOW]` and `tributary runs show ID`: what ran, when and how it went,
-//! from the run history; the whole record of one run.
+//! `tributary runs [FLOW]`, `runs show ID` and `runs prune`: what ran, when and how it
+//! went, from the run history; the whole record of one run; old runs removed. And
+//! `tributary flows [DIR]`: the flows of a folder, when each runs and how its last run went.
 
 use std::path::Path;
 
@@ -245,6 +246,104 @@ fn prune(
         runs.len() - removed
     );
     Ok(0)
+}
+
+/// One flow of a folder as `tributary flows` lists it.
+#[derive(serde::Serialize)]
+struct FlowLine {
+    file: String,
+    name: Option<String>,
+    /// `on demand`, the schedule expression, or why the file is not a flow.
+    trigger: String,
+    /// RFC 3339.
+    next_run: Option<String>,
+    last_run: Option<tributary::state::RunRow>,
+}
+
+pub fn list_flows(folder: &Path, json: bool, dirs: &Dirs) -> anyhow::Result<u8> {
+    if let Err(e) = engine::index_missing(dirs) {
+        errln!("warning: the run history could not take in older runs: {e}");
+    }
+    let mut files: Vec<_> = std::fs::read_dir(folder)
+        .map_err(|e| anyhow::anyhow!("cannot read the folder {}: {e}", folder.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
+        .collect();
+    files.sort();
+    let state = StateStore::open(dirs).map_err(anyhow::Error::msg)?;
+    let now = jiff::Timestamp::now();
+    let mut lines = Vec::new();
+    for file in files {
+        let flow = match tributary::flow::Flow::load(&file) {
+            Ok(flow) => flow,
+            // Other JSON files live beside flows (data, settings): only flows are listed.
+            Err(_) if !looks_like_flow(&file) => continue,
+            Err(e) => {
+                lines.push(FlowLine {
+                    file: file.display().to_string(),
+                    name: None,
+                    trigger: format!("not a valid flow: {e}"),
+                    next_run: None,
+                    last_run: None,
+                });
+                continue;
+            }
+        };
+        let (trigger, next_run) = match flow.trigger.schedule_of() {
+            None => ("on demand".to_string(), None),
+            Some(Ok(schedule)) => (
+                flow.trigger.in_words(),
+                schedule.next_after(now).map(|at| schedule.show(at)),
+            ),
+            Some(Err(e)) => (format!("{}: {}", e.setting, e.message), None),
+        };
+        let last_run = state
+            .runs(&RunFilter {
+                flow: Some(flow.name.clone()),
+                limit: Some(1),
+                ..Default::default()
+            })
+            .map_err(anyhow::Error::msg)?
+            .pop();
+        lines.push(FlowLine {
+            file: file.display().to_string(),
+            name: Some(flow.name),
+            trigger,
+            next_run,
+            last_run,
+        });
+    }
+    if json {
+        out_raw!("{}\n", serde_json::to_string_pretty(&lines)?);
+        return Ok(0);
+    }
+    if lines.is_empty() {
+        outln!("no flows in {}", folder.display());
+    }
+    for line in &lines {
+        outln!("{}  ({})", line.name.as_deref().unwrap_or("?"), line.file);
+        outln!("    when: {}", line.trigger);
+        if let Some(next) = &line.next_run {
+            outln!("    next run: {next}");
+        }
+        match &line.last_run {
+            Some(run) => outln!(
+                "    last run: {}, {}, {} written",
+                run.started_here("%Y-%m-%d %H:%M:%S"),
+                run.result(),
+                run.records_written
+            ),
+            None if line.name.is_some() => outln!("    last run: never"),
+            None => {}
+        }
+    }
+    Ok(0)
+}
+
+/// Whether a JSON file that does not load says it is a flow file (its `format`).
+fn looks_like_flow(file: &Path) -> bool {
+    std::fs::read_to_string(file).is_ok_and(|text| text.contains("tributary.flow/"))
 }
 
 /// A flow file's flow name, or the text itself when it names no file.

@@ -291,3 +291,54 @@ fn validate_refuses_a_bad_schedule_where_it_is_wrong_and_shows_the_next_runs() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("on demand"), "{}", stderr(&o));
 }
+
+#[test]
+fn flows_lists_a_folders_flows_with_their_next_and_last_runs() {
+    let scratch = Scratch::new();
+    let folder = scratch.path().join("team-flows");
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut daily = scheduled(cron("cron(0 6 * * ? *)", Some("Europe/Berlin")));
+    daily["name"] = json!("Daily accounts");
+    std::fs::write(folder.join("daily.json"), daily.to_string()).unwrap();
+    let mut manual = scheduled(json!({"type": "on_demand"}));
+    manual["name"] = json!("By hand");
+    std::fs::write(folder.join("manual.json"), manual.to_string()).unwrap();
+    std::fs::write(
+        folder.join("broken.json"),
+        r#"{"format": "tributary.flow/1", "name": "Broken", "nodes": [}"#,
+    )
+    .unwrap();
+    std::fs::write(folder.join("lookup.json"), r#"{"DE": "Germany"}"#).unwrap();
+    let o = scratch.cli(&["run", folder.join("manual.json").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let o = scratch.cli(&["flows", folder.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(listed.len(), 3, "the data file is not a flow: {listed:#?}");
+    let by_file = |name: &str| {
+        listed
+            .iter()
+            .find(|l| l["file"].as_str().unwrap().ends_with(name))
+            .unwrap_or_else(|| panic!("{name} is listed"))
+    };
+    let daily = by_file("daily.json");
+    assert_eq!(daily["trigger"], "cron(0 6 * * ? *) in Europe/Berlin");
+    assert!(
+        daily["next_run"].as_str().unwrap().contains("T06:00:00+0"),
+        "{daily}"
+    );
+    assert!(daily["last_run"].is_null());
+    let manual = by_file("manual.json");
+    assert_eq!(manual["trigger"], "on demand");
+    assert_eq!(manual["last_run"]["status"], "Successful");
+    assert_eq!(manual["last_run"]["records_written"], 5);
+    let broken = by_file("broken.json");
+    assert!(
+        broken["trigger"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid flow"),
+        "{broken}"
+    );
+}

@@ -73,6 +73,21 @@ impl Trigger {
         }
     }
 
+    /// The trigger as a person reads it: `on demand`, or the schedule and its time zone.
+    pub fn in_words(&self) -> String {
+        match self {
+            Trigger::OnDemand => "on demand".into(),
+            Trigger::Schedule {
+                expression,
+                time_zone,
+                ..
+            } => match time_zone {
+                Some(zone) => format!("{expression} in {zone}"),
+                None => expression.clone(),
+            },
+        }
+    }
+
     /// When the flow runs by itself: `None` on demand, otherwise its schedule or why the
     /// schedule's settings are wrong.
     pub fn schedule_of(
