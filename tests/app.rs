@@ -637,6 +637,30 @@ fn title_at(harness: &Harness<'static, TributaryApp>, title: &str) -> egui::Pos2
 }
 
 #[test]
+fn an_edit_after_zooming_leaves_every_node_where_it_is_drawn() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &demo_flow(&scratch));
+    validated(&mut harness);
+    harness.get_by_label("-").click();
+    harness.run_steps(3);
+    let card = harness.state().state.doc.flow.node("card").unwrap().clone();
+    let kind = tributary::registry::find(&card.kind).unwrap();
+    let title = format!("{} {}", kind.icon, card.label.as_deref().unwrap());
+    let before = title_at(&harness, &title);
+    // An edit that moves nothing: the flow's description, then its trigger.
+    apply(
+        &mut harness,
+        Command::SetDescription("Moved nothing".into()),
+    );
+    apply(
+        &mut harness,
+        Command::SetTrigger(tributary::flow::Trigger::schedule("rate(2 days)")),
+    );
+    harness.run_steps(3);
+    assert_eq!(title_at(&harness, &title), before);
+}
+
+#[test]
 fn every_example_opens_at_its_saved_positions_and_saves_unchanged() {
     for example in [
         "demo-opportunities-to-lake",

@@ -276,6 +276,10 @@ pub struct Canvas {
     to_flow: HashMap<NodeId, String>,
     synced_revision: u64,
     synced_selection: Vec<String>,
+    /// Each node's position in the flow when it was last brought to the editor. The editor
+    /// scales its positions when it zooms; a node whose flow position has not changed since
+    /// keeps the editor's, so an edit elsewhere does not move every node.
+    synced_positions: HashMap<String, [f32; 2]>,
     /// Where a node added by a click in the palette goes: the middle of the view.
     pub center: [f32; 2],
     /// A fit to do on the next frame, with the smallest zoom it may use.
@@ -360,10 +364,16 @@ impl Canvas {
                         node
                     }
                 };
-                self.editor
-                    .node_positions
-                    .insert(node, egui::pos2(n.position[0], n.position[1]));
+                let moved = self.synced_positions.get(&n.id) != Some(&n.position);
+                if moved || !self.editor.node_positions.contains_key(node) {
+                    self.editor
+                        .node_positions
+                        .insert(node, egui::pos2(n.position[0], n.position[1]));
+                    self.synced_positions.insert(n.id.clone(), n.position);
+                }
             }
+            self.synced_positions
+                .retain(|id, _| wanted.contains(&id.as_str()));
             // Connections: exactly the flow's edges.
             let wanted: Vec<(NodeId, NodeId)> = flow
                 .edges
