@@ -825,6 +825,42 @@ fn a_wire_let_go_of_near_a_node_connects_to_its_port() {
 }
 
 #[test]
+fn a_wire_lifted_and_let_go_of_on_its_own_node_stays_connected() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &demo_flow(&scratch));
+    validated(&mut harness);
+    // At 100%, where `ports` finds the ports by their size.
+    harness.get_by_label("+").click();
+    harness.run_steps(3);
+    let into_lake = |h: &Harness<'static, TributaryApp>| {
+        h.state()
+            .state
+            .doc
+            .flow
+            .edges
+            .iter()
+            .any(|e| e.to == "lake")
+    };
+    let lake_input = |h: &Harness<'static, TributaryApp>| {
+        let mut ports = ports(h);
+        ports.sort_by(|a, b| a.x.total_cmp(&b.x));
+        *ports
+            .last()
+            .expect("the lake's input is the rightmost port")
+    };
+    // Lifted off the lake's input and let go of on the lake itself: nothing changes.
+    let input = lake_input(&harness);
+    drag(&mut harness, input, input + egui::vec2(60.0, 12.0));
+    assert!(into_lake(&harness));
+    // The canvas still has the wire: lifting it again and letting go of it on the empty
+    // canvas takes it out.
+    harness.run_steps(3);
+    let input = lake_input(&harness);
+    drag(&mut harness, input, input + egui::vec2(0.0, 200.0));
+    assert!(!into_lake(&harness), "the wire was there to lift");
+}
+
+#[test]
 fn test_connection_reports_what_is_wrong_in_words() {
     let scratch = Scratch::new();
     let flow = flow(

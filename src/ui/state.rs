@@ -678,6 +678,12 @@ impl AppState {
                     self.doc.revision += 1;
                     return;
                 }
+                if old == (from.clone(), to.clone()) {
+                    // Let go of where it was: the flow is as it was, and the canvas, which
+                    // lifted the wire, draws it again.
+                    self.doc.revision += 1;
+                    return;
+                }
                 self.edit(None, |f| {
                     f.edges
                         .retain(|e| !(e.from == old.0 && e.to == old.1) && e.to != to);
