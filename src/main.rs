@@ -512,6 +512,7 @@ fn run(
                     .map(|p| p.message.as_str())
                     .collect::<Vec<_>>()
                     .join("; "),
+                transient: false,
             };
             let base = workspace::base_dir(&path);
             let record = engine::failed_to_start(&flow, &base, error, RunOptions::new(dirs));

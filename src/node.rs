@@ -334,11 +334,20 @@ pub enum NodeError {
     Rejected(ErrorRecord),
     #[error("the run was cancelled")]
     Cancelled,
+    /// A failure that passes by itself: the network, a service's 5xx or 429 after the
+    /// client's own retries, a timeout. `tributary serve` tries such a run again later.
+    #[error("{0}")]
+    Transient(String),
 }
 
 impl NodeError {
     pub fn msg(message: impl Into<String>) -> Self {
         NodeError::Message(message.into())
+    }
+
+    /// Whether trying the run again later may succeed (see [`NodeError::Transient`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, NodeError::Transient(_))
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {

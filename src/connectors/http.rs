@@ -49,12 +49,25 @@ pub struct Api {
 pub struct ApiError {
     pub status: Option<u16>,
     pub message: String,
+    /// No answer, or the service busy or failing (408, 429, 5xx) after every retry: a
+    /// later run may succeed.
+    pub transient: bool,
 }
 
 impl From<ApiError> for NodeError {
     fn from(e: ApiError) -> Self {
-        NodeError::msg(e.message)
+        match e.transient {
+            true => NodeError::Transient(e.message),
+            false => NodeError::msg(e.message),
+        }
     }
+}
+
+/// Whether an HTTP status says the service is busy or failing rather than refusing.
+fn passing(status: StatusCode) -> bool {
+    status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
 }
 
 impl Api {
@@ -111,6 +124,7 @@ impl Api {
                         Some(wait) if wait > self.retry.max_wait => {
                             return Err(ApiError {
                                 status: Some(status.as_u16()),
+                                transient: true,
                                 message: format!(
                                     "{what}: the service asks to wait {} s before the next request ({status}), longer than Tributary waits",
                                     wait.as_secs()
@@ -124,6 +138,7 @@ impl Api {
                     return Err(ApiError {
                         status: None,
                         message,
+                        transient: false,
                     });
                 }
                 Err(SendError::Http(e)) => {
@@ -131,6 +146,7 @@ impl Api {
                     if !transient || last {
                         return Err(ApiError {
                             status: None,
+                            transient,
                             message: format!(
                                 "{what}: {}{}",
                                 innermost(&e),
@@ -159,10 +175,12 @@ impl Api {
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| ApiError {
             status: None,
+            transient: true,
             message: format!("{what}: the answer broke off: {}", innermost(&e)),
         })?;
         let value = serde_json::from_slice(&body).map_err(|e| ApiError {
             status: None,
+            transient: false,
             message: format!(
                 "{what}: the answer is not JSON ({e}): {}",
                 preview(&String::from_utf8_lossy(&body))
@@ -239,6 +257,7 @@ async fn failure(what: &str, response: Response, attempt: u32) -> ApiError {
     ApiError {
         status: Some(status.as_u16()),
         message,
+        transient: passing(status),
     }
 }
 

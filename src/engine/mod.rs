@@ -56,6 +56,8 @@ pub struct RunOptions {
     /// Read everything, not just what is new since the last run (`run --full`). The
     /// watermark reached is saved all the same.
     pub full: bool,
+    /// What started the run, as its record says it (see [`RunRecord::trigger`]).
+    pub trigger: String,
 }
 
 impl RunOptions {
@@ -69,6 +71,7 @@ impl RunOptions {
             batch_bytes: 2 << 20,
             rates: Rates::default(),
             full: false,
+            trigger: "manual".into(),
         }
     }
 }
@@ -91,7 +94,37 @@ pub fn failed_to_start(
     error: RunError,
     opts: RunOptions,
 ) -> RunRecord {
-    let execution_id = uuid::Uuid::now_v7().to_string();
+    let outcome = Outcome::failed(error.node.as_deref(), error.message, &[]);
+    let outcome = match error.transient {
+        true => outcome.transient(),
+        false => outcome,
+    };
+    not_started(flow, base_dir, outcome, opts)
+}
+
+/// The record of a run the service did not start, and why (`reason`): the flow was still
+/// running, or the service was down when it was due. It reads nothing and costs nothing,
+/// but the history shows that the trigger fired.
+pub fn skipped(
+    flow: &crate::flow::Flow,
+    base_dir: &std::path::Path,
+    reason: String,
+    opts: RunOptions,
+) -> RunRecord {
+    let outcome = Outcome {
+        status: RunStatus::Skipped,
+        ..Outcome::failed(None, reason, &[])
+    };
+    not_started(flow, base_dir, outcome, opts)
+}
+
+/// The record of a run that read nothing: it ended with `outcome` before its nodes ran.
+fn not_started(
+    flow: &crate::flow::Flow,
+    base_dir: &std::path::Path,
+    outcome: Outcome,
+    opts: RunOptions,
+) -> RunRecord {
     let plan = Plan {
         flow_name: flow.name.clone(),
         trigger: flow.trigger.clone(),
@@ -101,11 +134,10 @@ pub fn failed_to_start(
         base_dir: base_dir.to_path_buf(),
         nodes: Vec::new(),
     };
-    let outcome = Outcome::failed(error.node.as_deref(), error.message, &[]);
     record_run(
         &plan,
         &opts,
-        execution_id,
+        uuid::Uuid::now_v7().to_string(),
         Utc::now(),
         outcome,
         ErrorSink::in_memory(),
@@ -121,8 +153,6 @@ fn record_run(
     outcome: Outcome,
     errors: ErrorSink,
 ) -> RunRecord {
-    let run_dir = opts.dirs.run_dir(&execution_id);
-
     let error_output = match errors.close() {
         Ok(path) => path.map(|p| p.display().to_string()),
         Err(e) => Some(format!(
@@ -165,15 +195,22 @@ fn record_run(
             &plan.trigger,
             opts.rates,
         ),
+        trigger: opts.trigger.clone(),
     };
-    if let Err(e) = save_record(&run_dir, &record) {
-        tracing::warn!("cannot save the run record in {}: {e}", run_dir.display());
-    }
-    record::index(&opts.dirs, &record);
+    keep_record(opts, &record);
     if let Some(events) = &opts.events {
         let _ = events.send(RunEvent::Finished(Box::new(record.clone())));
     }
     record
+}
+
+/// Saves the record in the run's folder and indexes it in the history.
+fn keep_record(opts: &RunOptions, record: &RunRecord) {
+    let run_dir = opts.dirs.run_dir(&record.execution_id);
+    if let Err(e) = save_record(&run_dir, record) {
+        tracing::warn!("cannot save the run record in {}: {e}", run_dir.display());
+    }
+    record::index(&opts.dirs, record);
 }
 
 fn save_record(run_dir: &std::path::Path, record: &RunRecord) -> std::io::Result<()> {
@@ -212,6 +249,7 @@ pub async fn preview(
     let target = plan.index_of(node).ok_or_else(|| RunError {
         node: None,
         message: format!("the flow has no node `{node}`"),
+        transient: false,
     })?;
     let errors = ErrorSink::in_memory();
     let mut outcome = execute(
@@ -382,7 +420,8 @@ async fn execute(
     let _lock = match mode {
         Mode::Run => match RunLock::take(&opts.dirs, &plan.flow_name) {
             Ok(lock) => Some(lock),
-            Err(message) => return Outcome::failed(None, message, &handles),
+            // The other run ends by itself: trying again later is right.
+            Err(message) => return Outcome::failed(None, message, &handles).transient(),
         },
         Mode::Preview { .. } => None,
     };
@@ -569,6 +608,7 @@ async fn execute(
                 error.get_or_insert(RunError {
                     node: None,
                     message: format!("a node stopped unexpectedly: {e}"),
+                    transient: false,
                 });
                 continue;
             }
@@ -590,6 +630,7 @@ async fn execute(
                 error.get_or_insert(RunError {
                     node: Some(handle.id.to_string()),
                     message: e.to_string(),
+                    transient: e.is_transient(),
                 });
             }
         }
@@ -621,6 +662,7 @@ async fn execute(
                     rejected as f64 * 100.0 / read as f64,
                     plan.error_threshold
                 ),
+                transient: false,
             });
         }
     }
@@ -723,12 +765,21 @@ fn figures(handles: &[NodeHandle]) -> Vec<NodeFigures> {
 
 impl Outcome {
     /// A run that failed before any node started.
+    /// The failure passes by itself: the service may try the run again.
+    fn transient(mut self) -> Self {
+        if let Some(e) = &mut self.error {
+            e.transient = true;
+        }
+        self
+    }
+
     fn failed(node: Option<&str>, message: String, handles: &[NodeHandle]) -> Self {
         Outcome {
             status: RunStatus::Error,
             error: Some(RunError {
                 node: node.map(str::to_string),
                 message,
+                transient: false,
             }),
             figures: figures(handles),
             outputs: Vec::new(),
@@ -792,7 +843,8 @@ async fn finish_destinations(
                 Some(RunError {
                     node: None,
                     message,
-                }),
+                                    transient: false,
+}),
             );
         }
         let mut outputs = Vec::new();
@@ -811,7 +863,8 @@ async fn finish_destinations(
                         message: format!(
                             "cannot finish writing: {e}; the next run of the flow finishes publishing this run's output before it reads anything"
                         ),
-                    });
+                                            transient: false,
+});
                 }
             }
         }
@@ -826,7 +879,8 @@ async fn finish_destinations(
                 message: format!(
                     "the output is complete, but where the sources left off could not be saved; the next run saves it before it reads anything: {e}"
                 ),
-            });
+                            transient: false,
+});
         }
         (outputs, error)
     })
@@ -837,7 +891,8 @@ async fn finish_destinations(
             Some(RunError {
                 node: None,
                 message: format!("committing the output failed: {e}"),
-            }),
+                            transient: false,
+}),
         )
     })
 }

@@ -53,11 +53,19 @@ pub fn index_missing(dirs: &Dirs) -> Result<usize, String> {
     Ok(added)
 }
 
+/// Runs recorded before the trigger was.
+fn manual() -> String {
+    "manual".into()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RunStatus {
     Successful,
     Error,
     Canceled,
+    /// The service did not start the run its trigger asked for (the flow was still
+    /// running, or the service was down at the time); nothing was read.
+    Skipped,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +73,10 @@ pub struct RunRecord {
     pub execution_id: String,
     pub flow: String,
     pub status: RunStatus,
+    /// What started the run: `manual` (the app, `tributary run`), or `schedule` or
+    /// `event`, with its cause after a colon (`schedule: due 2026-12-02T09:00:00+01:00`).
+    #[serde(default = "manual")]
+    pub trigger: String,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub duration_seconds: f64,
@@ -109,6 +121,10 @@ pub struct RunError {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     pub message: String,
+    /// The failure may pass by itself (the network, a service's 5xx or 429, a timeout,
+    /// another run of the flow still going): the service tries such runs again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transient: bool,
 }
 
 impl RunRecord {
@@ -118,7 +134,7 @@ impl RunRecord {
             execution_id: self.execution_id.clone(),
             flow: self.flow.clone(),
             status: format!("{:?}", self.status),
-            trigger: "manual".into(),
+            trigger: self.trigger.clone(),
             started_at: history_instant(self.started_at),
             duration_seconds: self.duration_seconds,
             records_processed: self.records_processed,

@@ -9,7 +9,9 @@ pub mod params;
 pub mod schedule;
 pub mod validate;
 
-pub use model::{Edge, FORMAT, Flow, Node, Trigger};
+pub use model::{
+    Edge, FORMAT, Flow, Missed, Node, PullMode, ServiceSettings, Trigger, WhenRunning,
+};
 pub use validate::Context as ValidateContext;
 pub use validate::{Analysis, Plan, PlannedNode, Problem, analyze, validate};
 

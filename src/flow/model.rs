@@ -27,6 +27,9 @@ pub struct Flow {
     /// 0 fails a run on any rejected record; 100 never fails one for rejections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_threshold: Option<u8>,
+    /// How `tributary serve` runs the flow on its trigger: waits, retries, deactivation.
+    #[serde(default, skip_serializing_if = "ServiceSettings::is_default")]
+    pub service: ServiceSettings,
     /// The nodes on the canvas.
     pub nodes: Vec<Node>,
     /// Connections between nodes: records leave `from` and enter `to`.
@@ -59,7 +62,84 @@ pub enum Trigger {
         /// No run after this instant.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         end: Option<String>,
+        /// What each run reads: `incremental` (the default) only what is new since the
+        /// last run, `complete` everything, every time.
+        #[serde(default, skip_serializing_if = "PullMode::is_incremental")]
+        pull_mode: PullMode,
     },
+}
+
+/// What a scheduled run reads, as AppFlow's `dataPullMode` says it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PullMode {
+    /// Only the records new or changed since the last successful run.
+    #[default]
+    Incremental,
+    /// Every record, every run.
+    Complete,
+}
+
+impl PullMode {
+    fn is_incremental(&self) -> bool {
+        *self == PullMode::Incremental
+    }
+}
+
+/// How `tributary serve` runs the flow when its trigger fires. Every setting has a default
+/// that suits most flows, so the block is usually left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceSettings {
+    /// When the trigger fires while a run of the flow is still going: `wait` (the
+    /// default) starts one run after it, `skip` records the trigger as skipped.
+    pub when_running: WhenRunning,
+    /// After the service was down across run times: `run_once` (the default) runs once
+    /// for all of them, `skip` waits for the next run time.
+    pub missed: Missed,
+    /// How often a run that failed for a passing reason (the network, a service's 5xx or
+    /// 429, a timeout) is tried again; a flow that is wrong is never retried. 2 unless set.
+    pub retries: u32,
+    /// Seconds before the first retry; each further retry waits twice as long. 60 unless
+    /// set.
+    pub retry_after_seconds: u64,
+    /// Failed runs in a row after which the flow is deactivated, as AppFlow's
+    /// `flowErrorDeactivationThreshold`; 10 unless set, 0 never deactivates.
+    pub deactivate_after: u32,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            when_running: WhenRunning::Wait,
+            missed: Missed::RunOnce,
+            retries: 2,
+            retry_after_seconds: 60,
+            deactivate_after: 10,
+        }
+    }
+}
+
+impl ServiceSettings {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// See [`ServiceSettings::when_running`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenRunning {
+    Wait,
+    Skip,
+}
+
+/// See [`ServiceSettings::missed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Missed {
+    RunOnce,
+    Skip,
 }
 
 impl Trigger {
@@ -70,6 +150,7 @@ impl Trigger {
             time_zone: None,
             start: None,
             end: None,
+            pull_mode: PullMode::Incremental,
         }
     }
 
@@ -100,6 +181,7 @@ impl Trigger {
                 time_zone,
                 start,
                 end,
+                ..
             } => Some(super::schedule::Schedule::new(
                 expression,
                 time_zone.as_deref(),

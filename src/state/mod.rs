@@ -38,7 +38,8 @@ pub struct RunRow {
     pub flow: String,
     /// `Successful`, `Error` or `Canceled`, as the run record says.
     pub status: String,
-    /// What started it: `manual` (the app or `tributary run`).
+    /// What started it: `manual` (the app or `tributary run`), `schedule: …` or
+    /// `event: …` with the cause.
     pub trigger: String,
     /// RFC 3339, UTC.
     pub started_at: String,
@@ -57,6 +58,7 @@ impl RunRow {
         match self.status.as_str() {
             "Successful" => "successful",
             "Canceled" => "canceled",
+            "Skipped" => "skipped",
             _ => "failed",
         }
     }

@@ -211,8 +211,7 @@ fn flow_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
     if let Trigger::Schedule {
         expression,
         time_zone,
-        start,
-        end,
+        ..
     } = &flow.trigger
     {
         let (mut e, mut zone) = (expression.clone(), time_zone.clone().unwrap_or_default());
@@ -242,12 +241,16 @@ fn flow_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
                 .changed();
             ui.end_row();
         });
-        let changed = Trigger::Schedule {
-            expression: e,
-            time_zone: (!zone.trim().is_empty()).then_some(zone),
-            start: start.clone(),
-            end: end.clone(),
-        };
+        let mut changed = flow.trigger.clone();
+        if let Trigger::Schedule {
+            expression,
+            time_zone,
+            ..
+        } = &mut changed
+        {
+            *expression = e;
+            *time_zone = (!zone.trim().is_empty()).then_some(zone);
+        }
         if edited {
             commands.push(Command::SetTrigger(changed.clone()));
         }

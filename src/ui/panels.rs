@@ -300,7 +300,7 @@ fn run(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
     if let Some(record) = &run.record {
         let color = match record.status {
             RunStatus::Successful => Color32::from_rgb(0x2f, 0x9e, 0x5b),
-            RunStatus::Canceled => ui.visuals().warn_fg_color,
+            RunStatus::Canceled | RunStatus::Skipped => ui.visuals().warn_fg_color,
             RunStatus::Error => ui.visuals().error_fg_color,
         };
         ui.label(

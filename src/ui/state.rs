@@ -1329,6 +1329,7 @@ fn empty_flow() -> Flow {
         trigger: Default::default(),
         params: Default::default(),
         error_threshold: None,
+        service: Default::default(),
         nodes: Vec::new(),
         edges: Vec::new(),
     }

@@ -333,7 +333,21 @@ where
             }
         }
     };
-    NodeError::msg(message)
+    // What passes by itself: no answer, or S3 saying it is busy or failing (5xx,
+    // `SlowDown`, `RequestTimeout`). Missing credentials are no passing matter.
+    let transient = match &err {
+        SdkError::DispatchFailure(_) => !detail.to_lowercase().contains("credentials"),
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(_) => {
+            status.is_some_and(|s| s >= 500 || s == 429)
+                || matches!(err.code(), Some("SlowDown" | "RequestTimeout"))
+        }
+        _ => false,
+    };
+    match transient {
+        true => NodeError::Transient(message),
+        false => NodeError::msg(message),
+    }
 }
 
 /// The innermost cause of a failure, which is what says what went wrong (connection
