@@ -13,7 +13,8 @@
 //! next run of the flow finishes the publication from it and saves those watermarks before
 //! it reads anything, so no record is written twice and none is lost.
 //!
-//! A flow runs once at a time: [`RunLock`] is a lock file a live run holds.
+//! A flow runs once at a time: [`RunLock`] is a lock file a live run holds; one service
+//! runs on a data folder: [`ServiceLock`].
 //!
 //! Every run is also indexed here (`runs`): the run records in the run folders stay what
 //! they are, and the index answers "what ran, when, how did it go" without reading them all.
@@ -25,6 +26,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use crate::paths::Dirs;
+
+mod lock;
+pub use lock::{RunLock, ServiceInfo, ServiceLock};
 
 pub struct StateStore {
     conn: Connection,
@@ -81,6 +85,23 @@ pub struct RunFilter {
     pub limit: Option<usize>,
 }
 
+/// Whether `tributary serve` runs a flow on its trigger, and what the service keeps about
+/// it between its starts. A flow without a row is inactive.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Activation {
+    pub flow: String,
+    pub active: bool,
+    /// When it was last activated or deactivated (RFC 3339, UTC).
+    pub changed_at: String,
+    /// Why the service deactivated it; none when a person did.
+    pub reason: Option<String>,
+    /// Failed runs in a row.
+    pub failures: u32,
+    /// The last run time the service acted on (RFC 3339), to tell a missed run after a
+    /// restart.
+    pub last_due: Option<String>,
+}
+
 /// One source's saved watermark.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Watermark {
@@ -129,7 +150,15 @@ impl StateStore {
                  cost_usd REAL NOT NULL,
                  error TEXT
              );
-             CREATE INDEX IF NOT EXISTS runs_by_flow ON runs (flow, started_at);",
+             CREATE INDEX IF NOT EXISTS runs_by_flow ON runs (flow, started_at);
+             CREATE TABLE IF NOT EXISTS activations (
+                 flow TEXT PRIMARY KEY,
+                 active INTEGER NOT NULL,
+                 changed_at TEXT NOT NULL,
+                 reason TEXT,
+                 failures INTEGER NOT NULL DEFAULT 0,
+                 last_due TEXT
+             );",
         )
         .map_err(fail)?;
         Ok(Self { conn, path })
@@ -297,6 +326,100 @@ impl StateStore {
         rows.map(|r| r.map_err(|e| self.fail(e))).collect()
     }
 
+    /// Has the service run `flow` on its trigger from now on. Run times missed while it
+    /// was inactive are not owed.
+    pub fn activate(&self, flow: &str) -> Result<(), String> {
+        self.conn
+            .execute(
+                "INSERT INTO activations (flow, active, changed_at, reason, failures, last_due)
+                 VALUES (?1, 1, ?2, NULL, 0, NULL)
+                 ON CONFLICT (flow) DO UPDATE SET active = 1, changed_at = excluded.changed_at,
+                     reason = NULL, failures = 0, last_due = NULL",
+                params![flow, now()],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    /// Stops the service running `flow`; `reason` when the service itself does it.
+    pub fn deactivate(&self, flow: &str, reason: Option<&str>) -> Result<(), String> {
+        self.conn
+            .execute(
+                "INSERT INTO activations (flow, active, changed_at, reason)
+                 VALUES (?1, 0, ?2, ?3)
+                 ON CONFLICT (flow) DO UPDATE SET active = 0, changed_at = excluded.changed_at,
+                     reason = excluded.reason",
+                params![flow, now(), reason],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    /// Every flow that was ever activated, active or not.
+    pub fn activations(&self) -> Result<Vec<Activation>, String> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT flow, active, changed_at, reason, failures, last_due FROM activations
+                 ORDER BY flow",
+            )
+            .map_err(|e| self.fail(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(Activation {
+                    flow: row.get(0)?,
+                    active: row.get(1)?,
+                    changed_at: row.get(2)?,
+                    reason: row.get(3)?,
+                    failures: row.get(4)?,
+                    last_due: row.get(5)?,
+                })
+            })
+            .map_err(|e| self.fail(e))?;
+        rows.map(|r| r.map_err(|e| self.fail(e))).collect()
+    }
+
+    /// `flow`'s activation, if it was ever activated.
+    pub fn activation(&self, flow: &str) -> Result<Option<Activation>, String> {
+        Ok(self.activations()?.into_iter().find(|a| a.flow == flow))
+    }
+
+    /// The service acted on `flow`'s run time `at` (RFC 3339).
+    pub fn set_last_due(&self, flow: &str, at: &str) -> Result<(), String> {
+        self.conn
+            .execute(
+                "UPDATE activations SET last_due = ?2 WHERE flow = ?1",
+                params![flow, at],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    /// Counts a failed run of `flow` (after its retries); the failures in a row so far.
+    pub fn count_failure(&self, flow: &str) -> Result<u32, String> {
+        self.conn
+            .query_row(
+                "UPDATE activations SET failures = failures + 1 WHERE flow = ?1
+                 RETURNING failures",
+                params![flow],
+                |row| row.get(0),
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(|e| self.fail(e))
+    }
+
+    /// A run of `flow` succeeded: its failures in a row start again from none.
+    pub fn clear_failures(&self, flow: &str) -> Result<(), String> {
+        self.conn
+            .execute(
+                "UPDATE activations SET failures = 0 WHERE flow = ?1",
+                params![flow],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
     /// Writes a run's commit record: from here on its output is published, now or by the
     /// next run of the flow.
     pub fn begin_commit(
@@ -404,56 +527,9 @@ fn save_marks(
     Ok(())
 }
 
-/// A flow's run lock: held by the one live run of the flow, released by the system when
-/// that process ends however it ends. The file holds the holder's process id, to name it.
-pub struct RunLock {
-    _file: std::fs::File,
-}
-
-impl RunLock {
-    /// Takes the lock of `flow`, or says which process holds it.
-    pub fn take(dirs: &Dirs, flow: &str) -> Result<Self, String> {
-        use std::io::{Read, Seek, Write};
-        let folder = dirs.data.join("locks");
-        std::fs::create_dir_all(&folder)
-            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
-        // The flow's name may hold any character: the file is named by its hash.
-        let digest = <sha2::Sha256 as sha2::Digest>::digest(flow.as_bytes());
-        let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-        let path = folder.join(format!("{name}.lock"));
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {
-                let _ = file.set_len(0);
-                let _ = write!(file, "{}", std::process::id());
-                let _ = file.flush();
-                Ok(Self { _file: file })
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.rewind();
-                let _ = file.read_to_string(&mut holder);
-                let holder = holder.trim();
-                let who = if holder.is_empty() {
-                    "another process".to_string()
-                } else {
-                    format!("process {holder}")
-                };
-                Err(format!(
-                    "the flow \"{flow}\" is already running ({who}); a flow runs once at a time, so that two runs never read the same records: wait for that run to end"
-                ))
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(format!("cannot lock {}: {e}", path.display()))
-            }
-        }
-    }
+/// Now, as the state keeps instants.
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]
@@ -516,23 +592,5 @@ mod tests {
         store.drop_commit("run-2").unwrap();
         assert!(again.pending_commits("g").unwrap().is_empty());
         assert_eq!(again.watermark("g", "src").unwrap(), None);
-    }
-
-    #[test]
-    fn a_flow_runs_once_at_a_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let dirs = Dirs::under(dir.path());
-        let first = RunLock::take(&dirs, "Orders").unwrap();
-        let Err(refused) = RunLock::take(&dirs, "Orders") else {
-            panic!("a second run of the flow is refused");
-        };
-        assert!(refused.contains("already running"), "{refused}");
-        assert!(
-            refused.contains(&std::process::id().to_string()),
-            "names the process: {refused}"
-        );
-        let _other = RunLock::take(&dirs, "Invoices").expect("another flow runs beside it");
-        drop(first);
-        RunLock::take(&dirs, "Orders").expect("free again once the run ended");
     }
 }
