@@ -14,6 +14,7 @@ pub mod paths;
 pub mod records;
 pub mod registry;
 pub mod schema;
+pub mod service;
 pub mod state;
 pub mod transforms;
 pub mod types;

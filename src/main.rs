@@ -19,6 +19,7 @@ use tributary::{registry, schema, workspace};
 mod connection_command;
 mod console;
 mod runs_command;
+mod serve_command;
 
 use console::{errln, out_raw, outln};
 
@@ -122,6 +123,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run every active flow of a folder on its trigger, headless, until stopped.
+    Serve(serve_command::ServeArgs),
+    /// Have the service run a flow on its trigger from now on.
+    Activate { flow: PathBuf },
+    /// Stop the service running a flow on its trigger (a flow file, or a flow's name).
+    Deactivate { flow: String },
     /// When a scheduled flow runs.
     Schedule {
         #[command(subcommand)]
@@ -186,8 +193,15 @@ fn code_of(problems: &[Problem]) -> u8 {
 
 fn main() -> ExitCode {
     tune_allocator();
-    init_logs();
     let cli = Cli::parse();
+    // The service says what it does as it goes; other commands only warn.
+    match &cli.command {
+        Some(Command::Serve(args)) => init_logs(
+            tracing::Level::INFO,
+            args.log_format == serve_command::LogFormat::Json,
+        ),
+        _ => init_logs(tracing::Level::WARN, false),
+    }
     let command = cli.command.unwrap_or(Command::Gui {
         flow: cli.flow,
         options: Default::default(),
@@ -342,6 +356,9 @@ fn execute(command: Command) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Runs(args) => runs_command::execute(args, &dirs),
+        Command::Serve(args) => serve_command::serve(args, dirs),
+        Command::Activate { flow } => serve_command::activate(&flow, &dirs),
+        Command::Deactivate { flow } => serve_command::deactivate(&flow, &dirs),
         Command::Flows { folder, json } => runs_command::list_flows(&folder, json, &dirs),
         Command::Schedule {
             action: ScheduleAction::Next { flow, count, from },
@@ -587,31 +604,34 @@ fn print_record(record: &engine::RunRecord, json: bool) -> anyhow::Result<u8> {
     })
 }
 
-/// Logs go to stderr. By default only Tributary's own warnings show: the libraries below
-/// it (the AWS SDK looking for credentials, say) speak only of errors, since their
-/// warnings are about their internals, not about what the user asked. `TRIBUTARY_LOG=debug`
-/// (or `info`, `trace`…) shows everything at that level.
-fn init_logs() {
+/// Logs go to stderr. By default only Tributary's own messages from `level` up show: the
+/// libraries below it (the AWS SDK looking for credentials, say) speak only of errors,
+/// since their warnings are about their internals, not about what the user asked.
+/// `TRIBUTARY_LOG=debug` (or `info`, `trace`…) shows everything at that level. `json`
+/// writes one JSON object a line, for log collectors.
+fn init_logs(level: tracing::Level, json: bool) {
     use tracing_subscriber::layer::SubscriberExt;
     let chosen: Option<tracing::Level> = std::env::var("TRIBUTARY_LOG")
         .ok()
         .and_then(|l| l.parse().ok());
-    let level = chosen.unwrap_or(tracing::Level::WARN);
+    let level = chosen.unwrap_or(level);
     let filter = tracing_subscriber::filter::Targets::new()
         .with_target("tributary", level)
         .with_default(chosen.unwrap_or(tracing::Level::ERROR));
-    let subscriber = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .finish()
-        .with(filter);
-    let _ = tracing::subscriber::set_global_default(subscriber);
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let _ = match json {
+        true => tracing::subscriber::set_global_default(logs.json().finish().with(filter)),
+        false => tracing::subscriber::set_global_default(logs.finish().with(filter)),
+    };
 }
 
 /// Waits for Ctrl+C or SIGTERM (what `kill`, systemd and container runtimes send to stop
 /// a process): both cancel a run the same way, so it ends recorded as canceled with
 /// nothing published. False when signals cannot be watched.
-async fn stop_asked() -> bool {
+pub(crate) async fn stop_asked() -> bool {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -12,6 +12,8 @@ pub struct Dirs {
     pub config: PathBuf,
     /// What runs produce about themselves: run records and error outputs.
     pub data: PathBuf,
+    /// The flows `tributary serve` runs unless told another folder.
+    pub flows: PathBuf,
 }
 
 impl Dirs {
@@ -24,6 +26,7 @@ impl Dirs {
             Some(dirs) => Self {
                 config: dirs.config_dir().to_path_buf(),
                 data: dirs.data_dir().to_path_buf(),
+                flows: dirs.data_dir().join("flows"),
             },
             // No home folder at all (a bare container): keep state beside the working folder.
             None => Self::under(Path::new(".tributary")),
@@ -35,6 +38,7 @@ impl Dirs {
         Self {
             config: root.join("config"),
             data: root.join("data"),
+            flows: root.join("flows"),
         }
     }
 

@@ -255,6 +255,9 @@ struct FlowLine {
     name: Option<String>,
     /// `on demand`, the schedule expression, or why the file is not a flow.
     trigger: String,
+    /// `active` (the service runs it on its trigger), `inactive`, or `deactivated: why`
+    /// when the service deactivated it.
+    state: String,
     /// RFC 3339.
     next_run: Option<String>,
     last_run: Option<tributary::state::RunRow>,
@@ -284,6 +287,7 @@ pub fn list_flows(folder: &Path, json: bool, dirs: &Dirs) -> anyhow::Result<u8> 
                     file: file.display().to_string(),
                     name: None,
                     trigger: format!("not a valid flow: {e}"),
+                    state: "inactive".into(),
                     next_run: None,
                     last_run: None,
                 });
@@ -306,10 +310,12 @@ pub fn list_flows(folder: &Path, json: bool, dirs: &Dirs) -> anyhow::Result<u8> 
             })
             .map_err(anyhow::Error::msg)?
             .pop();
+        let activation = state.activation(&flow.name).map_err(anyhow::Error::msg)?;
         lines.push(FlowLine {
             file: file.display().to_string(),
             name: Some(flow.name),
             trigger,
+            state: activation_in_words(activation.as_ref()),
             next_run,
             last_run,
         });
@@ -324,6 +330,9 @@ pub fn list_flows(folder: &Path, json: bool, dirs: &Dirs) -> anyhow::Result<u8> 
     for line in &lines {
         outln!("{}  ({})", line.name.as_deref().unwrap_or("?"), line.file);
         outln!("    when: {}", line.trigger);
+        if line.name.is_some() {
+            outln!("    state: {}", line.state);
+        }
         if let Some(next) = &line.next_run {
             outln!("    next run: {next}");
         }
@@ -339,6 +348,18 @@ pub fn list_flows(folder: &Path, json: bool, dirs: &Dirs) -> anyhow::Result<u8> 
         }
     }
     Ok(0)
+}
+
+/// A flow's activation as `tributary flows` says it.
+pub fn activation_in_words(activation: Option<&tributary::state::Activation>) -> String {
+    match activation {
+        Some(a) if a.active => "active".into(),
+        Some(a) => match &a.reason {
+            Some(reason) => format!("inactive ({reason})"),
+            None => "inactive".into(),
+        },
+        None => "inactive".into(),
+    }
 }
 
 /// Whether a JSON file that does not load says it is a flow file (its `format`).

@@ -118,6 +118,20 @@ pub fn skipped(
     not_started(flow, base_dir, outcome, opts)
 }
 
+/// The record of a run cancelled while it learnt its fields from the services it reads.
+pub fn canceled_before_start(
+    flow: &crate::flow::Flow,
+    base_dir: &std::path::Path,
+    opts: RunOptions,
+) -> RunRecord {
+    let outcome = Outcome {
+        status: RunStatus::Canceled,
+        error: None,
+        ..Outcome::failed(None, String::new(), &[])
+    };
+    not_started(flow, base_dir, outcome, opts)
+}
+
 /// The record of a run that read nothing: it ended with `outcome` before its nodes ran.
 fn not_started(
     flow: &crate::flow::Flow,
@@ -549,7 +563,17 @@ async fn execute(
                     batch_bytes: opts.batch_bytes,
                     watermark: marks[i].clone(),
                 };
-                tasks.spawn(async move { TaskEnd::of(i, source.run(out).await) });
+                let cancel = cancel.clone();
+                tasks.spawn(async move {
+                    // A source waiting on a service (a slow answer, a long poll) stops at
+                    // once when the run is cancelled: it holds no output, so dropping its
+                    // work loses nothing, and a stop does not wait for the service.
+                    let result = tokio::select! {
+                        result = source.run(out) => result,
+                        _ = cancel.cancelled() => Err(NodeError::Cancelled),
+                    };
+                    TaskEnd::of(i, result)
+                });
             }
             Runtime::Transform(transform) => {
                 let rx = receivers[i].take().expect("a transform has an input");

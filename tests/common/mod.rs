@@ -189,7 +189,7 @@ impl SupportServer {
 
 /// One plain HTTP request with Python's standard library, which every test machine has:
 /// the tests need no HTTP client of their own.
-fn http(method: &str, url: &str, body: Option<&str>) -> String {
+pub fn http(method: &str, url: &str, body: Option<&str>) -> String {
     let out = Command::new("python3")
         .args([
             "-c",

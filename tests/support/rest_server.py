@@ -12,7 +12,7 @@ it) and answers records in (updated_at, id) order. Sign-in is checked as POST /t
 sets it: none, an API key header (`X-Api-Key`), an API key in the query (`api_key`), basic
 (`ana` / `pw-1`). POST /test/control can also queue failures for the next requests
 (`{"fail": [{"status": 429, "retry_after": "1"}, {"status": 503}]}`) and add or change
-records (`{"upsert": [...]}`). GET /test/log returns the requests made since it was last asked.
+records (`{"upsert": [...]}`), or make every answer wait (`{"delay": 1.5}` seconds). GET /test/log returns the requests made since it was last asked.
 
 Prints one JSON line with its URL, then serves until its standard input closes.
 """
@@ -21,6 +21,7 @@ import base64
 import json
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -95,6 +96,8 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             log.append(entry)
             failure = state["fail"].pop(0) if state["fail"] else None
+        if state.get("delay"):
+            time.sleep(state["delay"])
         if failure:
             entry["status"] = failure["status"]
             headers = [("Retry-After", failure["retry_after"])] if "retry_after" in failure else []

@@ -1,0 +1,582 @@
+//! `tributary serve` as a user runs it, on a test clock that makes an hour pass in a
+//! second (`--clock-start`, `--clock-speed`), so no test waits for minutes: scheduled runs
+//! on time with their history, overlapping triggers, missed runs after a restart,
+//! retries, deactivation after failures in a row, SIGTERM mid-run, edits to flow files,
+//! one service per data folder, `/metrics` and `/healthz`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+/// A flow `name` on `trigger`: the sample orders CSV into JSON lines in `out-<name>/`.
+fn orders_flow(scratch: &Scratch, name: &str, trigger: Value, service: Value) -> PathBuf {
+    let flows = scratch.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let data = format!("{}/flows/data/orders.csv", env!("CARGO_MANIFEST_DIR"));
+    let mut f = flow(
+        vec![
+            node("orders", "source.file", json!({"path": data})),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": format!("out-{name}"), "format": "jsonl"}),
+            ),
+        ],
+        &[("orders", "out")],
+    );
+    f["name"] = json!(name);
+    f["trigger"] = trigger;
+    if !service.is_null() {
+        f["service"] = service;
+    }
+    let path = flows.join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(&f).unwrap()).unwrap();
+    path
+}
+
+/// A running `tributary serve`; its JSON logs go to a file the test reads.
+struct Served {
+    child: Child,
+    log: PathBuf,
+    addr: String,
+}
+
+/// Starts the service on the scratch folder's `flows`, its clock at `clock` running
+/// `speed` times as fast as real time.
+fn serve(scratch: &Scratch, clock: &str, speed: f64, extra: &[&str]) -> Served {
+    let log = scratch
+        .path()
+        .join(format!("serve-{}.log", fastrand_name()));
+    let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["serve", "--flows"])
+        .arg(scratch.path().join("flows"))
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--clock-start", clock, "--clock-speed", &speed.to_string()])
+        .args(["--rescan", "200ms"])
+        .args(extra)
+        .env("TRIBUTARY_HOME", scratch.home())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("TRIBUTARY_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut served = Served {
+        child,
+        log,
+        addr: String::new(),
+    };
+    let line = served.wait_for_log("serving the active flows");
+    let message = line["fields"]["message"].as_str().unwrap();
+    served.addr = message
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("the address in the first line")
+        .to_string();
+    served
+}
+
+/// A name no other service log of the test uses.
+fn fastrand_name() -> String {
+    format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+impl Served {
+    /// The service's log lines so far, as JSON.
+    fn logs(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: a log line {l}")))
+            .collect()
+    }
+
+    fn wait_for_log(&mut self, text: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(line) = self
+                .logs()
+                .into_iter()
+                .find(|l| l["fields"]["message"].as_str().unwrap_or("").contains(text))
+            {
+                return line;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "the service ended ({status}) before saying `{text}`: {}",
+                    std::fs::read_to_string(&self.log).unwrap()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the service did not say `{text}`: {}",
+                std::fs::read_to_string(&self.log).unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn get(&self, path: &str) -> String {
+        http("GET", &format!("http://{}{path}", self.addr), None)
+    }
+
+    /// Sends SIGTERM, as systemd does, and waits for the service to end.
+    fn stop(mut self) -> (std::process::ExitStatus, Duration) {
+        let asked = Instant::now();
+        // SAFETY: a plain signal to a child this test started and has not reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, asked.elapsed());
+            }
+            assert!(Instant::now() < deadline, "the service did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The history, oldest first.
+fn history(scratch: &Scratch) -> Vec<Value> {
+    let out = scratch.cli(&["runs", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut runs: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    runs.reverse();
+    runs
+}
+
+fn runs_of(scratch: &Scratch, flow: &str) -> Vec<Value> {
+    history(scratch)
+        .into_iter()
+        .filter(|r| r["flow"] == flow)
+        .collect()
+}
+
+/// Waits until `ok` holds of the history.
+fn wait_until(scratch: &Scratch, what: &str, ok: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let runs = history(scratch);
+        if ok(&runs) {
+            return runs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen; the history: {runs:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn activate(scratch: &Scratch, path: &Path) {
+    let out = scratch.cli(&["activate", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+fn count(runs: &[Value], flow: &str, status: &str) -> usize {
+    runs.iter()
+        .filter(|r| r["flow"] == flow && r["status"] == status)
+        .count()
+}
+
+#[test]
+fn a_scheduled_flow_runs_on_time_and_its_runs_are_in_the_history() {
+    let scratch = Scratch::new();
+    let hourly = orders_flow(
+        &scratch,
+        "hourly",
+        json!({"type": "schedule", "expression": "rate(1 hours)"}),
+        Value::Null,
+    );
+    // An inactive flow beside it never runs.
+    orders_flow(
+        &scratch,
+        "idle",
+        json!({"type": "schedule", "expression": "rate(1 hours)"}),
+        Value::Null,
+    );
+    let on_demand = orders_flow(
+        &scratch,
+        "manual",
+        json!({"type": "on_demand"}),
+        Value::Null,
+    );
+    let refused = scratch.cli(&["activate", on_demand.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("runs on demand"),
+        "{}",
+        stderr(&refused)
+    );
+    activate(&scratch, &hourly);
+
+    // An hour a second, from 08:00:00.
+    let service = serve(&scratch, "2026-12-02T08:00:00Z", 3600.0, &[]);
+    let second = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--flows"])
+        .arg(scratch.path().join("flows"))
+        .env("TRIBUTARY_HOME", scratch.home())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        stderr(&second).contains(&format!("process {}", service.child.id())),
+        "a second service names the first: {}",
+        stderr(&second)
+    );
+
+    let runs = wait_until(&scratch, "two scheduled runs", |r| {
+        count(r, "hourly", "Successful") >= 2
+    });
+    assert_eq!(count(&runs, "idle", "Successful"), 0);
+    let hourly_runs: Vec<&Value> = runs.iter().filter(|r| r["flow"] == "hourly").collect();
+    assert_eq!(
+        hourly_runs[0]["trigger"], "schedule: due 2026-12-02T09:00:00+00:00",
+        "{hourly_runs:#?}"
+    );
+    assert_eq!(
+        hourly_runs[1]["trigger"],
+        "schedule: due 2026-12-02T10:00:00+00:00"
+    );
+    assert_eq!(hourly_runs[0]["records_written"], 200);
+
+    let metrics = service.get("/metrics");
+    let successful = metrics
+        .lines()
+        .find(|l| l.starts_with("tributary_runs_total{") && l.contains("status=\"successful\""))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(successful.contains("flow=\"hourly\""), "{successful}");
+    let n: u64 = successful.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 2, "{successful}");
+    assert!(metrics.contains("tributary_active_flows 1"), "{metrics}");
+    assert!(
+        metrics.contains("tributary_next_run_timestamp_seconds{flow=\"hourly\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tributary_records_written_total{flow=\"hourly\"}"),
+        "{metrics}"
+    );
+    let health: Value = serde_json::from_str(&service.get("/healthz")).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["active_flows"], 1);
+
+    let listed = scratch.cli(&["flows", scratch.path().join("flows").to_str().unwrap()]);
+    let listed = stdout(&listed);
+    assert!(listed.contains("state: active"), "{listed}");
+
+    let (status, took) = service.stop();
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+#[test]
+fn a_trigger_while_the_flow_runs_waits_or_is_skipped_as_the_flow_says() {
+    let scratch = Scratch::new();
+    let api = SupportServer::start("rest_server.py", &[]);
+    // Each request takes 1.5 s; a run makes at least one. The flows are due every
+    // second.
+    api.control(json!({"delay": 1.5}));
+    let flows = scratch.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    for (name, when_running) in [("waits", "wait"), ("skips", "skip")] {
+        let mut f = flow(
+            vec![
+                node(
+                    "api",
+                    "source.rest",
+                    json!({"url": format!("{}/pages", api.url())}),
+                ),
+                node(
+                    "out",
+                    "destination.local",
+                    json!({"folder": format!("out-{name}"), "format": "jsonl"}),
+                ),
+            ],
+            &[("api", "out")],
+        );
+        f["name"] = json!(name);
+        f["trigger"] = json!({"type": "schedule", "expression": "rate(1 minutes)"});
+        f["service"] = json!({"when_running": when_running});
+        let path = flows.join(format!("{name}.json"));
+        std::fs::write(&path, f.to_string()).unwrap();
+        activate(&scratch, &path);
+    }
+    let service = serve(&scratch, "2026-12-02T08:00:00Z", 60.0, &[]);
+    let runs = wait_until(&scratch, "three runs of each flow", |r| {
+        count(r, "waits", "Successful") >= 3 && count(r, "skips", "Skipped") >= 2
+    });
+    drop(service);
+    // One run of a flow at a time: each started after the one before ended.
+    for flow in ["waits", "skips"] {
+        let done: Vec<&Value> = runs
+            .iter()
+            .filter(|r| r["flow"] == flow && r["status"] == "Successful")
+            .collect();
+        for pair in done.windows(2) {
+            let end = chrono::DateTime::parse_from_rfc3339(pair[0]["started_at"].as_str().unwrap())
+                .unwrap()
+                + chrono::Duration::milliseconds(
+                    (pair[0]["duration_seconds"].as_f64().unwrap() * 1000.0) as i64,
+                );
+            let next =
+                chrono::DateTime::parse_from_rfc3339(pair[1]["started_at"].as_str().unwrap())
+                    .unwrap();
+            assert!(
+                next >= end - chrono::Duration::milliseconds(1),
+                "{flow}: runs overlapped: {pair:#?}"
+            );
+        }
+    }
+    assert_eq!(count(&runs, "waits", "Skipped"), 0, "{runs:#?}");
+    let skipped = runs
+        .iter()
+        .find(|r| r["flow"] == "skips" && r["status"] == "Skipped")
+        .unwrap();
+    assert!(
+        skipped["error"]
+            .as_str()
+            .unwrap()
+            .contains("the flow was still running"),
+        "{skipped}"
+    );
+    assert!(
+        skipped["trigger"]
+            .as_str()
+            .unwrap()
+            .starts_with("schedule: due 2026-12-02T08:0"),
+        "{skipped}"
+    );
+}
+
+#[test]
+fn runs_missed_while_the_service_was_down_follow_the_flow_s_policy() {
+    let scratch = Scratch::new();
+    let schedule = json!({"type": "schedule", "expression": "rate(1 hours)"});
+    let once = orders_flow(&scratch, "once", schedule.clone(), Value::Null);
+    let skip = orders_flow(&scratch, "skip", schedule, json!({"missed": "skip"}));
+    activate(&scratch, &once);
+    activate(&scratch, &skip);
+    let service = serve(&scratch, "2026-12-02T08:00:00Z", 3600.0, &[]);
+    wait_until(&scratch, "a run of each", |r| {
+        count(r, "once", "Successful") >= 1 && count(r, "skip", "Successful") >= 1
+    });
+    assert!(service.stop().0.success());
+    let before = history(&scratch).len();
+    let last_due = |flow: &str| {
+        runs_of(&scratch, flow).last().unwrap()["trigger"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (once_due, skip_due) = (last_due("once"), last_due("skip"));
+
+    // Back at 15:30, at real speed: 09:00 or 10:00 was the last run time acted on, and
+    // the hours up to 15:00 were missed.
+    let service = serve(&scratch, "2026-12-02T15:30:00Z", 1.0, &[]);
+    let runs = wait_until(&scratch, "the missed runs' handling", |r| {
+        count(r, "once", "Successful") >= 2 && count(r, "skip", "Skipped") >= 1
+    });
+    std::thread::sleep(Duration::from_millis(600));
+    drop(service);
+    let after = history(&scratch);
+    assert_eq!(after.len(), before + 2, "one entry per flow: {after:#?}");
+    let once_runs = runs_of(&scratch, "once");
+    assert_eq!(
+        once_runs.last().unwrap()["trigger"],
+        "schedule: missed, due 2026-12-02T15:00:00+00:00",
+        "{once_due}: {once_runs:#?}"
+    );
+    let skipped = runs
+        .iter()
+        .find(|r| r["flow"] == "skip" && r["status"] == "Skipped")
+        .unwrap();
+    let why = skipped["error"].as_str().unwrap();
+    assert!(
+        why.contains("run times passed while the service was down")
+            && why.contains("2026-12-02T15:00:00+00:00")
+            && why.contains("`skip`"),
+        "{skip_due}: {why}"
+    );
+}
+
+#[test]
+fn a_run_failing_for_a_passing_reason_is_tried_again() {
+    let scratch = Scratch::new();
+    let path = orders_flow(
+        &scratch,
+        "retried",
+        json!({"type": "schedule", "expression": "rate(1 days)"}),
+        json!({"retries": 2, "retry_after_seconds": 60}),
+    );
+    activate(&scratch, &path);
+    // Another run of the flow holds its lock: the service's run fails, and may succeed
+    // once that run ends.
+    let dirs = tributary::paths::Dirs::under(&scratch.home());
+    let lock = tributary::state::RunLock::take(&dirs, "retried").unwrap();
+    // 30 s before midnight, a minute a second: due in half a second, the first retry a
+    // second after the failure.
+    let service = serve(&scratch, "2026-12-02T23:59:30Z", 60.0, &[]);
+    wait_until(&scratch, "a failed run", |r| {
+        count(r, "retried", "Error") >= 1
+    });
+    drop(lock);
+    let runs = wait_until(&scratch, "a retry that succeeds", |r| {
+        count(r, "retried", "Successful") >= 1
+    });
+    drop(service);
+    let runs: Vec<&Value> = runs.iter().filter(|r| r["flow"] == "retried").collect();
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    assert!(
+        runs[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("already running"),
+        "{runs:#?}"
+    );
+    assert_eq!(
+        runs[0]["trigger"],
+        "schedule: due 2026-12-03T00:00:00+00:00"
+    );
+    assert_eq!(
+        runs[1]["trigger"],
+        "schedule: due 2026-12-03T00:00:00+00:00, retry 1 of 2"
+    );
+}
+
+#[test]
+fn a_flow_failing_run_after_run_is_deactivated_and_never_retried() {
+    let scratch = Scratch::new();
+    let path = orders_flow(
+        &scratch,
+        "broken",
+        json!({"type": "schedule", "expression": "rate(1 minutes)"}),
+        json!({"deactivate_after": 3, "retries": 2, "retry_after_seconds": 1}),
+    );
+    // The source's file disappears: a mistake that no retry mends.
+    let mut f: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    f["nodes"][0]["config"]["path"] = json!(scratch.path().join("gone.csv"));
+    std::fs::write(&path, f.to_string()).unwrap();
+    activate(&scratch, &path);
+    let service = serve(&scratch, "2026-12-02T08:00:00Z", 60.0, &[]);
+    wait_until(&scratch, "three failed runs", |r| {
+        count(r, "broken", "Error") >= 3
+    });
+    // Due every second: were it still active, more runs would come.
+    std::thread::sleep(Duration::from_millis(2500));
+    drop(service);
+    let runs = runs_of(&scratch, "broken");
+    assert_eq!(runs.len(), 3, "{runs:#?}");
+    assert!(
+        runs.iter()
+            .all(|r| !r["trigger"].as_str().unwrap().contains("retry")),
+        "{runs:#?}"
+    );
+    let listed = scratch.cli(&["flows", scratch.path().join("flows").to_str().unwrap()]);
+    let listed = stdout(&listed);
+    assert!(
+        listed.contains("state: inactive (deactivated after 3 failed runs in a row; the last:")
+            && listed.contains("gone.csv"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn sigterm_lets_a_run_finish_within_the_grace_period_then_cancels_it() {
+    let scratch = Scratch::new();
+    let api = SupportServer::start("rest_server.py", &[]);
+    let flows = scratch.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let mut f = flow(
+        vec![
+            node(
+                "api",
+                "source.rest",
+                json!({"url": format!("{}/pages", api.url())}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("api", "out")],
+    );
+    f["name"] = json!("slow");
+    f["trigger"] = json!({"type": "schedule", "expression": "rate(1 minutes)"});
+    let path = flows.join("slow.json");
+    std::fs::write(&path, f.to_string()).unwrap();
+    activate(&scratch, &path);
+    let service = serve(&scratch, "2026-12-02T08:00:00Z", 60.0, &["--grace", "1s"]);
+    wait_until(&scratch, "a first run", |r| {
+        count(r, "slow", "Successful") >= 1
+    });
+    let published = files_under(&flows.join("out"));
+    assert!(!published.is_empty());
+    // From now on the service answers after 20 s: the next run is still reading when
+    // the service is asked to stop.
+    api.control(json!({"delay": 20}));
+    std::thread::sleep(Duration::from_millis(1500));
+    let (status, took) = service.stop();
+    assert!(status.success(), "{status}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(10),
+        "waited the grace period, then cancelled: {took:?}"
+    );
+    let runs = runs_of(&scratch, "slow");
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    assert_eq!(runs[1]["status"], "Canceled", "{runs:#?}");
+    assert_eq!(
+        files_under(&flows.join("out")),
+        published,
+        "a cancelled run publishes nothing"
+    );
+}
+
+#[test]
+fn an_edited_flow_file_is_taken_up_and_a_broken_edit_keeps_the_last_version() {
+    let scratch = Scratch::new();
+    let path = orders_flow(
+        &scratch,
+        "edited",
+        json!({"type": "schedule", "expression": "rate(1 minutes)"}),
+        Value::Null,
+    );
+    activate(&scratch, &path);
+    let good = std::fs::read_to_string(&path).unwrap();
+    let mut service = serve(&scratch, "2026-12-02T08:00:00Z", 60.0, &[]);
+    wait_until(&scratch, "a run", |r| count(r, "edited", "Successful") >= 1);
+    std::fs::write(&path, &good[..good.len() / 2]).unwrap();
+    service.wait_for_log("the last valid version keeps running");
+    let before = count(&history(&scratch), "edited", "Successful");
+    wait_until(&scratch, "runs of the last valid version", |r| {
+        count(r, "edited", "Successful") >= before + 2
+    });
+    // Fixed, and now daily: no more runs this test would see.
+    std::fs::write(&path, good.replace("rate(1 minutes)", "rate(1 days)")).unwrap();
+    service.wait_for_log("changed: the new version runs from now on");
+    std::thread::sleep(Duration::from_millis(300));
+    let settled = count(&history(&scratch), "edited", "Successful");
+    std::thread::sleep(Duration::from_millis(2000));
+    assert_eq!(count(&history(&scratch), "edited", "Successful"), settled);
+}
