@@ -84,8 +84,9 @@ fn list(args: RunsArgs, dirs: &Dirs) -> anyhow::Result<u8> {
         Some("successful" | "success" | "succeeded") => Some("Successful"),
         Some("failed" | "error") => Some("Error"),
         Some("canceled" | "cancelled") => Some("Canceled"),
+        Some("skipped") => Some("Skipped"),
         Some(other) => {
-            errln!("--status `{other}`: write successful, failed or canceled");
+            errln!("--status `{other}`: write successful, failed, canceled or skipped");
             return Ok(crate::INVALID);
         }
     };
@@ -115,10 +116,11 @@ fn list(args: RunsArgs, dirs: &Dirs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     outln!(
-        "{:<19}  {:<28}  {:<10}  {:>9}  {:>8}  {:>8}  {:>8}  run",
+        "{:<19}  {:<28}  {:<10}  {:<8}  {:>9}  {:>8}  {:>8}  {:>8}  run",
         "started",
         "flow",
         "status",
+        "how",
         "written",
         "rejected",
         "took",
@@ -128,8 +130,9 @@ fn list(args: RunsArgs, dirs: &Dirs) -> anyhow::Result<u8> {
         let started = run.started_here("%Y-%m-%d %H:%M:%S");
         let status = run.result();
         outln!(
-            "{started:<19}  {:<28}  {status:<10}  {:>9}  {:>8}  {:>7.1}s  {:>8}  {}",
+            "{started:<19}  {:<28}  {status:<10}  {:<8}  {:>9}  {:>8}  {:>7.1}s  {:>8}  {}",
             clip(&run.flow, 28),
+            run.how(),
             run.records_written,
             run.records_rejected,
             run.duration_seconds,

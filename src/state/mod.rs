@@ -67,6 +67,11 @@ impl RunRow {
         }
     }
 
+    /// How it was started, in a word: `manual`, `schedule` or `event`.
+    pub fn how(&self) -> &str {
+        self.trigger.split(':').next().unwrap_or_default()
+    }
+
     /// When it started, in this machine's time zone, written with `format` (strftime).
     pub fn started_here(&self, format: &str) -> String {
         chrono::DateTime::parse_from_rfc3339(&self.started_at)
