@@ -1733,3 +1733,72 @@ fn tidy_layout_puts_each_node_a_column_after_its_inputs_and_undoes() {
         .collect();
     assert_eq!(undone, before);
 }
+
+#[test]
+fn the_active_switch_of_a_scheduled_flow_talks_to_the_service_s_state() {
+    let scratch = Scratch::new();
+    let flows = scratch.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let path = flows.join("demo.json");
+    let mut flow: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string("flows/demo-opportunities-to-lake.json").unwrap(),
+    )
+    .unwrap();
+    flow["trigger"] = serde_json::json!({"type": "schedule", "expression": "rate(1 hours)"});
+    std::fs::write(&path, flow.to_string()).unwrap();
+    let name = flow["name"].as_str().unwrap().to_string();
+    let dirs = Dirs::under(&scratch.home());
+    let mut harness = open(&scratch, &path);
+    apply(&mut harness, Command::Select(Vec::new()));
+    assert!(shows(&harness, "Next runs"));
+    let active = |dirs: &Dirs| {
+        tributary::state::StateStore::open(dirs)
+            .unwrap()
+            .activation(&name)
+            .unwrap()
+            .is_some_and(|a| a.active)
+    };
+    assert!(!active(&dirs));
+    harness.get_by_label("Active").click();
+    harness.run_steps(2);
+    assert!(active(&dirs), "the switch activates the flow");
+    assert!(shows(&harness, "No service is running"));
+    assert!(harness.query_by_label("Start the service").is_some());
+
+    // A service on the flow's folder: the app says it runs the flow.
+    let service = tributary::state::ServiceLock::take(
+        &dirs,
+        &tributary::state::ServiceInfo {
+            pid: std::process::id(),
+            flows: std::path::absolute(&flows).unwrap(),
+            listen: None,
+        },
+    )
+    .unwrap();
+    wait_for(&mut harness, "the service to be seen", |app| {
+        app.state.service.running.is_some()
+    });
+    assert!(shows(&harness, "The service runs it"));
+    assert!(!shows(&harness, "No service is running"));
+
+    // The service deactivates it after failures: the switch goes off, with the reason.
+    tributary::state::StateStore::open(&dirs)
+        .unwrap()
+        .deactivate(
+            &name,
+            Some("deactivated after 10 failed runs in a row; the last: no network"),
+        )
+        .unwrap();
+    wait_for(&mut harness, "the deactivation to be seen", |app| {
+        app.state
+            .service
+            .activation
+            .as_ref()
+            .is_some_and(|a| !a.active)
+    });
+    assert!(shows(&harness, "deactivated after 10 failed runs in a row"));
+    harness.get_by_label("Active").click();
+    harness.run_steps(2);
+    assert!(active(&dirs), "switched on again");
+    drop(service);
+}

@@ -92,6 +92,10 @@ pub enum Command {
     SetFlowName(String),
     SetDescription(String),
     SetTrigger(Trigger),
+    /// Have the service run the open flow on its trigger, or stop it doing so.
+    SetActive(bool),
+    /// Start `tributary serve` on the open flow's folder.
+    StartService,
     SetParam {
         name: String,
         value: String,

@@ -170,6 +170,70 @@ fn node_form(ui: &mut Ui, state: &AppState, node: &Node, commands: &mut Vec<Comm
     }
 }
 
+/// The Active switch of a scheduled flow, and what keeps it from running: no service, a
+/// service on another folder, or the service having deactivated it.
+fn service_switch(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
+    let view = &state.service;
+    let active = view.activation.as_ref().is_some_and(|a| a.active);
+    let saved = state.doc.path.is_some();
+    let mut on = active;
+    let switch = ui
+        .add_enabled(saved, egui::Checkbox::new(&mut on, "Active"))
+        .on_hover_text("The service (tributary serve) runs an active flow on its schedule")
+        .on_disabled_hover_text("Save the flow first: the service runs flow files");
+    if switch.changed() {
+        commands.push(Command::SetActive(on));
+    }
+    if let Some(e) = &view.error {
+        form::problem_label(ui, e);
+    }
+    if let Some(reason) = view
+        .activation
+        .as_ref()
+        .filter(|a| !a.active)
+        .and_then(|a| a.reason.as_ref())
+    {
+        form::problem_label(ui, &format!("The service {reason}"));
+    }
+    if !active {
+        return;
+    }
+    match &view.running {
+        None => {
+            ui.label(
+                RichText::new("No service is running, so the flow does not run on its schedule.")
+                    .color(ui.visuals().warn_fg_color),
+            );
+            if ui
+                .button("Start the service")
+                .on_hover_text(format!(
+                    "Runs `tributary serve --flows {}`; it goes on when the app closes",
+                    state.doc.base_dir().display()
+                ))
+                .clicked()
+            {
+                commands.push(Command::StartService);
+            }
+        }
+        Some(service) => {
+            let folder = std::path::absolute(state.doc.base_dir()).ok();
+            if folder.as_deref() != Some(service.flows.as_path()) {
+                ui.label(
+                    RichText::new(format!(
+                        "The service runs the flows of {}; this flow's file is elsewhere, so it does not run.",
+                        service.flows.display()
+                    ))
+                    .color(ui.visuals().warn_fg_color),
+                );
+            } else {
+                ui.label(
+                    RichText::new(format!("The service runs it (process {}).", service.pid)).weak(),
+                );
+            }
+        }
+    }
+}
+
 fn flow_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
     let flow = &state.doc.flow;
     ui.heading("Flow");
@@ -269,6 +333,7 @@ fn flow_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
             Some(Err(problem)) => form::problem_label(ui, &problem.message),
             None => {}
         }
+        service_switch(ui, state, commands);
     }
     ui.add_space(6.0);
     ui.label(RichText::new("Parameters").strong()).on_hover_text("Values for ${name} in node settings; `tributary run --param name=value` overrides them");

@@ -107,11 +107,11 @@ fn past_run_row(
     commands: &mut Vec<Command>,
 ) {
     ui.label(run.started_here("%a %-d %b %H:%M:%S"));
-    ui.label(&run.trigger);
+    ui.label(run.how()).on_hover_text(&run.trigger);
     let words = run.result();
     let color = match words {
         "successful" => super::SUCCESS,
-        "canceled" => ui.visuals().warn_fg_color,
+        "canceled" | "skipped" => ui.visuals().warn_fg_color,
         _ => ui.visuals().error_fg_color,
     };
     let result = ui.label(RichText::new(words).color(color));

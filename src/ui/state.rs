@@ -16,7 +16,7 @@ use super::form;
 use super::table::PreviewTable;
 use super::worker::{DialogRequest, Message, Worker};
 use crate::engine::{NodeFigures, NodeState, RunEvent, RunRecord};
-use crate::flow::{Analysis, Edge, Flow, Node, Problem};
+use crate::flow::{Analysis, Edge, Flow, Node, Problem, Trigger};
 use crate::node::Role;
 use crate::paths::Dirs;
 use crate::registry;
@@ -123,6 +123,20 @@ pub struct PastRuns {
     older_taken_in: bool,
 }
 
+/// The open flow as the service sees it: whether it is active, and whether a service is
+/// running on this data folder. Read when a scheduled flow is open, every few seconds (the
+/// service may deactivate the flow) and right after a switch, never while drawing.
+#[derive(Default)]
+pub struct ServiceView {
+    pub activation: Option<crate::state::Activation>,
+    pub running: Option<crate::state::ServiceInfo>,
+    pub error: Option<String>,
+    read_at: Option<Instant>,
+}
+
+/// How often the app looks at the service's state again.
+const SERVICE_LOOK: Duration = Duration::from_secs(2);
+
 /// How many past runs the History tab shows.
 const PAST_RUNS: usize = 200;
 
@@ -209,6 +223,7 @@ pub struct AppState {
     pub preview: PreviewState,
     pub run: RunState,
     pub past_runs: PastRuns,
+    pub service: ServiceView,
     pub tab: Tab,
     pub palette_search: String,
     pub status: Option<Status>,
@@ -235,6 +250,8 @@ pub struct AppState {
     pub connection_tests: HashMap<String, ConnectionTest>,
     /// The Connections window, and the connections nodes can pick from.
     pub connections: ConnectionsState,
+    /// The `tributary` program, which "Start the service" runs.
+    pub binary: PathBuf,
     /// Each node's object list and fields, for nodes that read one of many objects.
     pub catalogs: HashMap<String, Catalog>,
 }
@@ -246,6 +263,7 @@ impl AppState {
             doc: Document::new(flow, path),
             history: History::default(),
             past_runs: PastRuns::default(),
+            service: ServiceView::default(),
             selection: Vec::new(),
             clipboard: Vec::new(),
             analysis: Analysis::default(),
@@ -264,6 +282,7 @@ impl AppState {
             recent_names: super::recent::names(&recent),
             recent,
             connections: ConnectionsState::load(&dirs),
+            binary: std::env::current_exe().unwrap_or_else(|_| "tributary".into()),
             catalogs: HashMap::new(),
             examples: Vec::new(),
             dirs,
@@ -392,6 +411,83 @@ impl AppState {
         if self.tab == Tab::History {
             self.read_past_runs();
         }
+    }
+
+    /// Reads whether the open flow is active and whether the service runs.
+    fn look_at_service(&mut self) {
+        self.service.read_at = Some(Instant::now());
+        self.service.running = crate::state::ServiceLock::holder(&self.dirs);
+        match crate::state::StateStore::open(&self.dirs)
+            .and_then(|s| s.activation(&self.doc.flow.name))
+        {
+            Ok(a) => {
+                self.service.activation = a;
+                self.service.error = None;
+            }
+            Err(e) => self.service.error = Some(e),
+        }
+    }
+
+    /// Activates or deactivates the open flow: the same switch as `tributary activate`.
+    fn set_active(&mut self, active: bool) {
+        let name = self.doc.flow.name.clone();
+        let switched = crate::state::StateStore::open(&self.dirs).and_then(|s| match active {
+            true => s.activate(&name),
+            false => s.deactivate(&name, None),
+        });
+        match switched {
+            Err(e) => self.say(e, true),
+            Ok(()) if active && self.doc.is_dirty() => self.say(
+                format!("\"{name}\" is active; the service runs the saved file, so save to have it run your changes"),
+                false,
+            ),
+            Ok(()) if active => self.say(format!("\"{name}\" is active"), false),
+            Ok(()) => self.say(
+                format!("\"{name}\" is inactive: the service starts no more runs of it"),
+                false,
+            ),
+        }
+        self.look_at_service();
+    }
+
+    /// Starts `tributary serve` on the open flow's folder, as its own process: it goes on
+    /// running when the app closes. What it says goes to `service.log` in the data folder.
+    fn start_service(&mut self) {
+        let Some(path) = &self.doc.path else {
+            return;
+        };
+        let folder = self.doc.base_dir();
+        let started = (|| -> std::io::Result<()> {
+            std::fs::create_dir_all(&self.dirs.data)?;
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dirs.data.join("service.log"))?;
+            std::process::Command::new(&self.binary)
+                .arg("serve")
+                .arg("--flows")
+                .arg(&folder)
+                .stdin(std::process::Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()?;
+            Ok(())
+        })();
+        match started {
+            Ok(()) => self.say(
+                format!(
+                    "The service runs the active flows of {} now; it goes on when the app closes",
+                    folder.display()
+                ),
+                false,
+            ),
+            Err(e) => self.say(
+                format!("Could not start the service for {}: {e}", path.display()),
+                true,
+            ),
+        }
+        // It takes its lock in a moment: look again soon.
+        self.service.read_at = Some(Instant::now() - SERVICE_LOOK + Duration::from_millis(300));
     }
 
     /// Reads the open flow's past runs from the run history.
@@ -752,6 +848,8 @@ impl AppState {
                 f.description = Some(d).filter(|d| !d.is_empty())
             }),
             Command::SetTrigger(t) => self.edit(Some("trigger".into()), |f| f.trigger = t),
+            Command::SetActive(active) => self.set_active(active),
+            Command::StartService => self.start_service(),
             Command::SetParam { name, value } => {
                 let key = format!("param:{name}");
                 self.edit(Some(key), |f| {
@@ -1025,7 +1123,17 @@ impl AppState {
                 self.doc.revision,
             );
         }
-        let wake = self.request_preview(worker);
+        let mut wake = self.request_preview(worker);
+        if matches!(self.doc.flow.trigger, Trigger::Schedule { .. }) && !self.welcome {
+            let due = self
+                .service
+                .read_at
+                .is_none_or(|at| at.elapsed() >= SERVICE_LOOK);
+            if due {
+                self.look_at_service();
+            }
+            wake = Some(wake.map_or(SERVICE_LOOK, |w| w.min(SERVICE_LOOK)));
+        }
         if let (Some(start), true) = (self.run.started, self.run.is_running()) {
             let read = self.run.records_read(&self.sources());
             let now = Instant::now();
