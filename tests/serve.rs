@@ -39,6 +39,8 @@ fn orders_flow(scratch: &Scratch, name: &str, trigger: Value, service: Value) ->
     path
 }
 
+const PASSPHRASE: &str = "serve tests";
+
 /// A running `tributary serve`; its JSON logs go to a file the test reads.
 struct Served {
     child: Child,
@@ -60,6 +62,7 @@ fn serve(scratch: &Scratch, clock: &str, speed: f64, extra: &[&str]) -> Served {
         .args(["--rescan", "200ms"])
         .args(extra)
         .env("TRIBUTARY_HOME", scratch.home())
+        .env("TRIBUTARY_VAULT_PASSPHRASE", PASSPHRASE)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("TRIBUTARY_LOG")
         .stdout(Stdio::null())
@@ -579,4 +582,199 @@ fn an_edited_flow_file_is_taken_up_and_a_broken_edit_keeps_the_last_version() {
     let settled = count(&history(&scratch), "edited", "Successful");
     std::thread::sleep(Duration::from_millis(2000));
     assert_eq!(count(&history(&scratch), "edited", "Successful"), settled);
+}
+
+/// One HTTP/1.1 POST; the status and the body of the answer.
+fn post(addr: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request += &format!("{name}: {value}\r\n");
+    }
+    request += "\r\n";
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let text = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, text.to_string())
+}
+
+/// The headers that sign `body` with `key` at `timestamp`, as a sender computes them.
+fn signature(key: &str, timestamp: i64, body: &[u8]) -> Vec<(&'static str, String)> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    vec![
+        ("X-Tributary-Timestamp", timestamp.to_string()),
+        ("X-Tributary-Signature", format!("sha256={hex}")),
+    ]
+}
+
+#[test]
+fn a_signed_webhook_starts_a_run_on_its_body_and_bad_requests_are_refused_in_words() {
+    let scratch = Scratch::new();
+    // The signing key, in the vault.
+    let mut add = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args([
+            "connection",
+            "add",
+            "hooks",
+            "--connector",
+            "webhook",
+            "--auth",
+            "api_key",
+        ])
+        .env("TRIBUTARY_HOME", scratch.home())
+        .env("TRIBUTARY_VAULT_PASSPHRASE", PASSPHRASE)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(add.stdin.as_mut().unwrap(), b"hook-key-1\n").unwrap();
+    let added = add.wait_with_output().unwrap();
+    assert!(added.status.success(), "{}", stderr(&added));
+
+    let flows = scratch.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let sample = scratch.write("sample.jsonl", "{\"id\": 0, \"name\": \"sample\"}\n");
+    let mut f = flow(
+        vec![
+            node("body", "source.file", json!({"path": "${trigger_file}"})),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out-hook", "format": "jsonl"}),
+            ),
+        ],
+        &[("body", "out")],
+    );
+    f["name"] = json!("on hook");
+    f["params"] = json!({"trigger_file": sample});
+    f["trigger"] = json!({"type": "event", "source": "webhook", "connection": "hooks", "max_body_bytes": 1000});
+    let path = flows.join("on-hook.json");
+    std::fs::write(&path, f.to_string()).unwrap();
+
+    let service = serve(&scratch, "2026-12-02T08:00:00Z", 1.0, &[]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let body = br#"[{"id": 1, "name": "Ada"}, {"id": 2, "name": "Grace"}]"#;
+    let hook = "/hooks/on%20hook";
+    let inactive = post(
+        &service.addr,
+        hook,
+        &signature("hook-key-1", now, body),
+        body,
+    );
+    assert_eq!(inactive.0, 409, "{inactive:?}");
+    assert!(inactive.1.contains("not active"), "{inactive:?}");
+    activate(&scratch, &path);
+    // The service sees the activation at its next look.
+    std::thread::sleep(Duration::from_millis(500));
+
+    let refusals = [
+        (post(&service.addr, hook, &[], body), 401, "not signed"),
+        (
+            post(
+                &service.addr,
+                hook,
+                &signature("another-key", now, body),
+                body,
+            ),
+            401,
+            "does not match",
+        ),
+        (
+            post(
+                &service.addr,
+                hook,
+                &signature("hook-key-1", now - 600, body),
+                body,
+            ),
+            401,
+            "older than 300 s is refused",
+        ),
+        (
+            post(
+                &service.addr,
+                hook,
+                &signature("hook-key-1", now, b"[{\"id\": 9}]"),
+                body,
+            ),
+            401,
+            "does not match",
+        ),
+        (
+            post(
+                &service.addr,
+                hook,
+                &signature("hook-key-1", now, &[b' '; 1500]),
+                &[b' '; 1500],
+            ),
+            413,
+            "at most 1000",
+        ),
+        (
+            post(
+                &service.addr,
+                hook,
+                &signature("hook-key-1", now, b"{not json"),
+                b"{not json",
+            ),
+            400,
+            "not JSON",
+        ),
+        (
+            post(
+                &service.addr,
+                "/hooks/nothing",
+                &signature("hook-key-1", now, body),
+                body,
+            ),
+            404,
+            "no flow named \"nothing\"",
+        ),
+    ];
+    for ((status, words), expected, says) in refusals {
+        assert_eq!(status, expected, "{words}");
+        assert!(words.contains(says), "{expected}: {words}");
+    }
+    assert!(
+        runs_of(&scratch, "on hook").is_empty(),
+        "no refused request ran the flow"
+    );
+
+    let signed = signature("hook-key-1", now, body);
+    let taken = post(&service.addr, hook, &signed, body);
+    assert_eq!(taken.0, 202, "{taken:?}");
+    let replayed = post(&service.addr, hook, &signed, body);
+    assert_eq!(replayed.0, 401, "{replayed:?}");
+    assert!(replayed.1.contains("replay"), "{replayed:?}");
+    let runs = wait_until(&scratch, "the webhook's run", |r| {
+        count(r, "on hook", "Successful") >= 1
+    });
+    drop(service);
+    let run = runs.iter().find(|r| r["flow"] == "on hook").unwrap();
+    assert_eq!(run["trigger"], "event: webhook");
+    assert_eq!(run["records_written"], 2, "the body's records: {run}");
+    assert_eq!(
+        runs_of(&scratch, "on hook").len(),
+        1,
+        "one run, not one per request"
+    );
 }

@@ -223,6 +223,15 @@ pub const CATALOG: &[ConnectorAuth] = &[
             identity_url_field: None,
         }),
     },
+    // Not a service Tributary reaches: the key that signs the webhook requests which
+    // start a flow (`"trigger": {"type": "event", "source": "webhook"}`).
+    ConnectorAuth {
+        connector: "webhook",
+        label: "Webhook signing key",
+        kinds: &[AuthKind::ApiKey],
+        settings: &[],
+        oauth: None,
+    },
 ];
 
 /// The catalog entry of a connector.

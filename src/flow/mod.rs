@@ -10,7 +10,7 @@ pub mod schedule;
 pub mod validate;
 
 pub use model::{
-    Edge, FORMAT, Flow, Missed, Node, PullMode, ServiceSettings, Trigger, WhenRunning,
+    Edge, Event, FORMAT, Flow, Missed, Node, PullMode, ServiceSettings, Trigger, WhenRunning,
 };
 pub use validate::Context as ValidateContext;
 pub use validate::{Analysis, Plan, PlannedNode, Problem, analyze, validate};

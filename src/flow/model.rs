@@ -67,6 +67,40 @@ pub enum Trigger {
         #[serde(default, skip_serializing_if = "PullMode::is_incremental")]
         pull_mode: PullMode,
     },
+    /// Runs when something happens: a file arrives in a folder, a request comes in. Only
+    /// `tributary serve` listens for events.
+    Event(Event),
+}
+
+/// What an event trigger listens for, by its `source`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Event {
+    /// A new or changed file in a folder. One run per file, once the file has stopped
+    /// changing; the run finds the file's path in the parameter `trigger_file`.
+    File {
+        /// The folder watched; relative to the flow file's folder.
+        folder: String,
+        /// Which files count: a glob on the file name (`*.csv`); every file when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pattern: Option<String>,
+        /// Seconds a file must stay unchanged before it is taken, so a file still being
+        /// written is not read half-way; 2 unless set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        settle_seconds: Option<u64>,
+    },
+    /// A signed POST to the service's `/hooks/<flow name>`. The body (JSON) is saved as
+    /// JSON lines, one record per element of an array, whose path the run finds in the
+    /// parameter `trigger_file`; an object's text and number fields are parameters too.
+    Webhook {
+        /// The connection (connector `webhook`) whose key signs requests: the sender puts
+        /// the Unix time in `X-Tributary-Timestamp` and `sha256=` and the hex HMAC-SHA256
+        /// of `<timestamp>.<body>` in `X-Tributary-Signature`.
+        connection: String,
+        /// The largest body taken, in bytes; 1 MiB unless set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_body_bytes: Option<u64>,
+    },
 }
 
 /// What a scheduled run reads, as AppFlow's `dataPullMode` says it.
@@ -166,6 +200,13 @@ impl Trigger {
                 Some(zone) => format!("{expression} in {zone}"),
                 None => expression.clone(),
             },
+            Trigger::Event(Event::File {
+                folder, pattern, ..
+            }) => format!(
+                "a new file {} in {folder}",
+                pattern.as_deref().unwrap_or("*")
+            ),
+            Trigger::Event(Event::Webhook { .. }) => "a signed webhook request".into(),
         }
     }
 
@@ -175,7 +216,7 @@ impl Trigger {
         &self,
     ) -> Option<Result<super::schedule::Schedule, super::schedule::SettingError>> {
         match self {
-            Trigger::OnDemand => None,
+            Trigger::OnDemand | Trigger::Event(_) => None,
             Trigger::Schedule {
                 expression,
                 time_zone,

@@ -1,15 +1,17 @@
 //! The service's HTTP endpoint: `/healthz` for whoever watches the service, `/metrics` for
-//! Prometheus. It answers on loopback unless the user binds another address on purpose.
+//! Prometheus, and `/hooks/<flow>` for flows started by a webhook. It answers on loopback
+//! unless the user binds another address on purpose.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
@@ -31,8 +33,27 @@ pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), String>
     Ok((listener, bound))
 }
 
-/// Answers requests until `stop`.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, stop: CancellationToken) {
+/// The most a webhook body may hold before a flow's own limit is even looked at.
+pub const BODY_CEILING: usize = 16 << 20;
+
+/// A webhook request, for the service to check and answer.
+pub struct Hook {
+    /// What follows `/hooks/`, percent-decoded.
+    pub flow: String,
+    pub timestamp: Option<String>,
+    pub signature: Option<String>,
+    pub body: Bytes,
+    /// The status and the words to answer with.
+    pub reply: oneshot::Sender<(StatusCode, String)>,
+}
+
+/// Answers requests until `stop`; webhooks go to `hooks`.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    hooks: mpsc::Sender<Hook>,
+    stop: CancellationToken,
+) {
     loop {
         let (stream, _) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -45,10 +66,17 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, stop: Cancellat
             },
         };
         let metrics = metrics.clone();
+        let hooks = hooks.clone();
         tokio::spawn(async move {
-            let answer = hyper::service::service_fn(move |request| {
-                let metrics = metrics.clone();
-                async move { Ok::<_, Infallible>(answer(&request, &metrics)) }
+            let answer = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let (metrics, hooks) = (metrics.clone(), hooks.clone());
+                async move {
+                    let response = match request.uri().path().strip_prefix("/hooks/") {
+                        Some(_) if request.method() == Method::POST => hook(request, &hooks).await,
+                        _ => answer(&request, &metrics),
+                    };
+                    Ok::<_, Infallible>(response)
+                }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), answer)
@@ -58,6 +86,83 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, stop: Cancellat
             }
         });
     }
+}
+
+/// Reads a webhook request and hands it to the service, which checks it.
+async fn hook(request: Request<Incoming>, hooks: &mpsc::Sender<Hook>) -> Response<Full<Bytes>> {
+    let text = "text/plain; charset=utf-8";
+    let path = request.uri().path().trim_start_matches("/hooks/");
+    let flow = percent_decode(path);
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (timestamp, signature) = (
+        header("x-tributary-timestamp"),
+        header("x-tributary-signature"),
+    );
+    let too_big = || {
+        reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            text,
+            format!("the body is larger than the service takes ({BODY_CEILING} bytes)\n"),
+        )
+    };
+    if header("content-length")
+        .and_then(|l| l.parse::<usize>().ok())
+        .is_some_and(|l| l > BODY_CEILING)
+    {
+        return too_big();
+    }
+    let body = match Limited::new(request.into_body(), BODY_CEILING)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(_) => return too_big(),
+    };
+    let (tx, rx) = oneshot::channel();
+    let sent = hooks
+        .send(Hook {
+            flow,
+            timestamp,
+            signature,
+            body,
+            reply: tx,
+        })
+        .await;
+    match (sent, rx.await) {
+        (Ok(()), Ok((status, words))) => reply(status, text, words + "\n"),
+        _ => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            text,
+            "the service is stopping\n".into(),
+        ),
+    }
+}
+
+/// `%20` and the like in a flow's name, as a URL carries it.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap() * 16 + hex(l).unwrap()) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn answer(request: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
@@ -83,7 +188,9 @@ fn answer(request: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes
         (_, path) => reply(
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
-            format!("nothing at {path}: the service answers /healthz and /metrics\n"),
+            format!(
+                "nothing at {path}: the service answers GET /healthz and /metrics, and POST /hooks/<flow>\n"
+            ),
         ),
     }
 }

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::{self, RunError, RunOptions, RunRecord, RunStatus};
 use crate::flow::schedule::Schedule;
-use crate::flow::{Flow, Missed, PullMode, Trigger, WhenRunning};
+use crate::flow::{Event, Flow, Missed, PullMode, Trigger, WhenRunning};
 use crate::paths::Dirs;
 use crate::state::{ServiceInfo, ServiceLock, StateStore};
 use crate::workspace;
@@ -55,12 +55,14 @@ pub struct Options {
 }
 
 /// What started, or is to start, a run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Start {
     /// What the run record says started it.
     cause: String,
     /// Tries made before this one.
     retries: u32,
+    /// Parameters the event gives the run (`trigger_file`…).
+    params: IndexMap<String, String>,
 }
 
 /// One flow file the service watches.
@@ -96,7 +98,15 @@ struct Service {
     /// Cancels every run: after the grace period of a stop.
     cancel_runs: CancellationToken,
     stopping: bool,
+    /// Webhook signatures taken in the last [`HOOK_WINDOW`], to refuse a replay.
+    signatures: HashMap<String, Instant>,
 }
+
+/// How old a webhook request's timestamp may be, either way.
+const HOOK_WINDOW: Duration = Duration::from_secs(300);
+
+/// A webhook body's size limit unless the flow sets one.
+const HOOK_BODY: u64 = 1 << 20;
 
 /// Runs the service until `stop` is cancelled; then lets runs finish within the grace
 /// period and cancels the rest. `started` hears the endpoint's address once it listens.
@@ -122,10 +132,12 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new());
     let stop_endpoint = CancellationToken::new();
     let _stop_endpoint = stop_endpoint.clone().drop_guard();
+    let (hooks, hooks_in) = tokio::sync::mpsc::channel(64);
     if let Some((listener, _)) = endpoint {
         tokio::spawn(listen::serve(
             listener,
             metrics.clone(),
+            hooks,
             stop_endpoint.clone(),
         ));
     }
@@ -141,13 +153,18 @@ pub async fn serve(
         runs: JoinSet::new(),
         cancel_runs: CancellationToken::new(),
         stopping: false,
+        signatures: HashMap::new(),
     };
-    service.run(stop).await;
+    service.run(stop, hooks_in).await;
     Ok(())
 }
 
 impl Service {
-    async fn run(&mut self, stop: CancellationToken) {
+    async fn run(
+        &mut self,
+        stop: CancellationToken,
+        mut hooks: tokio::sync::mpsc::Receiver<listen::Hook>,
+    ) {
         let mut next_scan = Instant::now();
         loop {
             if Instant::now() >= next_scan {
@@ -161,6 +178,7 @@ impl Service {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(wake) => {}
+                Some(hook) = hooks.recv() => self.hook(hook),
                 Some(ended) = self.runs.join_next(), if !self.runs.is_empty() => {
                     match ended {
                         Ok(ended) => self.ended(ended),
@@ -414,7 +432,7 @@ impl Service {
                     path,
                     Start {
                         cause: format!("schedule: missed, due {shown}"),
-                        retries: 0,
+                        ..Default::default()
                     },
                 );
             }
@@ -452,7 +470,7 @@ impl Service {
                 self.metrics.next_run(&w.flow.name, w.next);
                 let start = Start {
                     cause: format!("schedule: due {}", schedule.show(at)),
-                    retries: 0,
+                    ..Default::default()
                 };
                 due.push((path.clone(), start, Some(at)));
             }
@@ -523,6 +541,7 @@ impl Service {
         tracing::info!(flow = %flow.name, trigger = %start.cause, "run starts");
         let dirs = self.dirs.clone();
         let path = path.to_path_buf();
+        let params = start.params.clone();
         self.runs.spawn(async move {
             // Planning may wait on a service (a source learning its fields): a stop
             // past the grace period does not wait for it.
@@ -530,7 +549,7 @@ impl Service {
             let planning = {
                 let (flow, base) = (flow.clone(), base.clone());
                 tokio::task::spawn_blocking(move || {
-                    workspace::plan_flow(&flow, &base, &IndexMap::new(), &dirs)
+                    workspace::plan_flow(&flow, &base, &params, &dirs)
                 })
             };
             let planned = tokio::select! {
@@ -569,6 +588,175 @@ impl Service {
             };
             (path, start, record)
         });
+    }
+
+    /// A webhook request: checked (flow, signature, age, size, JSON), then answered with
+    /// 202 and a run, or refused in words.
+    fn hook(&mut self, hook: listen::Hook) {
+        let answer = self.take_hook(&hook.flow, &hook);
+        let _ = hook.reply.send(match answer {
+            Ok(words) => (hyper::StatusCode::ACCEPTED, words),
+            Err(refused) => refused,
+        });
+    }
+
+    fn take_hook(
+        &mut self,
+        name: &str,
+        hook: &listen::Hook,
+    ) -> Result<String, (hyper::StatusCode, String)> {
+        use hyper::StatusCode;
+        let found = self
+            .watched
+            .iter()
+            .find(|(path, w)| w.flow.name == name || path.file_stem().is_some_and(|s| s == name));
+        let Some((path, w)) = found else {
+            return Err((
+                StatusCode::NOT_FOUND,
+                format!("no flow named \"{name}\" is in the service's folder"),
+            ));
+        };
+        let path = path.clone();
+        let Trigger::Event(Event::Webhook {
+            connection,
+            max_body_bytes,
+        }) = &w.flow.trigger
+        else {
+            return Err((
+                StatusCode::NOT_FOUND,
+                format!("the flow \"{}\" does not run on a webhook", w.flow.name),
+            ));
+        };
+        if !w.active {
+            return Err((
+                StatusCode::CONFLICT,
+                format!(
+                    "the flow \"{}\" is not active: `tributary activate` it first",
+                    w.flow.name
+                ),
+            ));
+        }
+        let limit = max_body_bytes.unwrap_or(HOOK_BODY);
+        if hook.body.len() as u64 > limit {
+            return Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body has {} bytes; the flow takes at most {limit} (its `max_body_bytes`)",
+                    hook.body.len()
+                ),
+            ));
+        }
+        let unauthorized = |words: String| (StatusCode::UNAUTHORIZED, words);
+        let (Some(timestamp), Some(signature)) = (&hook.timestamp, &hook.signature) else {
+            return Err(unauthorized(
+                "the request is not signed: send X-Tributary-Timestamp and X-Tributary-Signature"
+                    .into(),
+            ));
+        };
+        let sent: i64 = timestamp.trim().parse().map_err(|_| {
+            unauthorized(format!(
+                "X-Tributary-Timestamp `{timestamp}` is not a Unix time in seconds"
+            ))
+        })?;
+        let age = jiff::Timestamp::now().as_second() - sent;
+        if age.unsigned_abs() > HOOK_WINDOW.as_secs() {
+            return Err(unauthorized(format!(
+                "the request was signed {age} s ago; older than {} s is refused, as a replay could be",
+                HOOK_WINDOW.as_secs()
+            )));
+        }
+        let secret = crate::auth::vault::shared(&self.dirs)
+            .map_err(|e| {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the signing key is in the vault, which the service cannot open: {e}; start it with TRIBUTARY_VAULT_PASSPHRASE set"),
+                )
+            })?
+            .lock()
+            .unwrap()
+            .get(connection, "api_key")
+            .ok_or_else(|| {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the connection `{connection}` has no key in the vault to check signatures with"),
+                )
+            })?;
+        if !signed(secret.expose(), timestamp.trim(), &hook.body, signature) {
+            return Err(unauthorized(
+                "the signature does not match the body and timestamp".into(),
+            ));
+        }
+        let now = Instant::now();
+        self.signatures
+            .retain(|_, at| now.duration_since(*at) < HOOK_WINDOW);
+        if self.signatures.insert(signature.clone(), now).is_some() {
+            return Err(unauthorized(
+                "this request was already taken: a replay is refused".into(),
+            ));
+        }
+        let body: serde_json::Value = serde_json::from_slice(&hook.body).map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("the body is not JSON: {e}"),
+            )
+        })?;
+        let w = &self.watched[&path];
+        if w.running && w.waiting.is_some() {
+            return Err((
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "a run of \"{}\" is going and another waits for it: send this again later",
+                    w.flow.name
+                ),
+            ));
+        }
+        let name = w.flow.name.clone();
+        let params = self.keep_body(&body).map_err(|e| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the body could not be kept: {e}"),
+            )
+        })?;
+        self.start(
+            &path,
+            Start {
+                cause: "event: webhook".into(),
+                params,
+                ..Default::default()
+            },
+        );
+        Ok(format!("accepted: a run of \"{name}\" starts"))
+    }
+
+    /// Keeps a webhook's body as JSON lines for the run: its path and an object's text
+    /// and number fields are the run's parameters.
+    fn keep_body(&self, body: &serde_json::Value) -> std::io::Result<IndexMap<String, String>> {
+        use std::io::Write;
+        let folder = self.dirs.data.join("hooks");
+        std::fs::create_dir_all(&folder)?;
+        let file = folder.join(format!("{}.jsonl", uuid::Uuid::now_v7()));
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
+        let records = match body {
+            serde_json::Value::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        for record in records {
+            serde_json::to_writer(&mut out, record)?;
+            out.write_all(b"\n")?;
+        }
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        let mut params = IndexMap::new();
+        if let serde_json::Value::Object(fields) = body {
+            for (k, v) in fields {
+                match v {
+                    serde_json::Value::String(s) => params.insert(k.clone(), s.clone()),
+                    serde_json::Value::Number(n) => params.insert(k.clone(), n.to_string()),
+                    _ => None,
+                };
+            }
+        }
+        params.insert("trigger_file".into(), file.display().to_string());
+        Ok(params)
     }
 
     /// Records that a trigger did not start a run, and why.
@@ -620,6 +808,7 @@ impl Service {
                             settings.retries
                         ),
                         retries: start.retries + 1,
+                        params: start.params.clone(),
                     };
                     tracing::info!(flow = %name, "the failure may pass: trying again in {wait}s");
                     w.retry = Some((at, retry));
@@ -677,6 +866,31 @@ impl Service {
         w.retry = None;
         self.metrics.next_run(&name, None);
     }
+}
+
+/// Whether `signature` (`sha256=<hex>`) is the HMAC-SHA256 of `<timestamp>.<body>` under
+/// `secret`; compared in constant time.
+fn signed(secret: &str, timestamp: &str, body: &[u8], signature: &str) -> bool {
+    use hmac::Mac;
+    let Some(hex) = signature.trim().strip_prefix("sha256=") else {
+        return false;
+    };
+    let Some(expected) = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+    else {
+        return false;
+    };
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
 }
 
 /// Past this many missed run times, the count says "or more".

@@ -179,7 +179,7 @@ fn service_switch(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
     let mut on = active;
     let switch = ui
         .add_enabled(saved, egui::Checkbox::new(&mut on, "Active"))
-        .on_hover_text("The service (tributary serve) runs an active flow on its schedule")
+        .on_hover_text("The service (tributary serve) runs an active flow on its trigger")
         .on_disabled_hover_text("Save the flow first: the service runs flow files");
     if switch.changed() {
         commands.push(Command::SetActive(on));
@@ -201,7 +201,7 @@ fn service_switch(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
     match &view.running {
         None => {
             ui.label(
-                RichText::new("No service is running, so the flow does not run on its schedule.")
+                RichText::new("No service is running, so the flow does not run by itself.")
                     .color(ui.visuals().warn_fg_color),
             );
             if ui
@@ -264,14 +264,20 @@ fn flow_settings(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
     ui.add_space(6.0);
     ui.label(RichText::new("Trigger").strong());
     let scheduled = matches!(flow.trigger, Trigger::Schedule { .. });
+    let on_demand = flow.trigger == Trigger::OnDemand;
     ui.horizontal(|ui| {
-        if ui.radio(!scheduled, "On demand").clicked() && scheduled {
+        if ui.radio(on_demand, "On demand").clicked() && !on_demand {
             commands.push(Command::SetTrigger(Trigger::OnDemand));
         }
         if ui.radio(scheduled, "On a schedule").clicked() && !scheduled {
             commands.push(Command::SetTrigger(Trigger::schedule("rate(1 days)")));
         }
     });
+    if let Trigger::Event(_) = &flow.trigger {
+        ui.label(format!("Runs on {}", flow.trigger.in_words()))
+            .on_hover_text("Set in the flow file; `tributary schema` documents the event settings");
+        service_switch(ui, state, commands);
+    }
     if let Trigger::Schedule {
         expression,
         time_zone,

@@ -1124,7 +1124,7 @@ impl AppState {
             );
         }
         let mut wake = self.request_preview(worker);
-        if matches!(self.doc.flow.trigger, Trigger::Schedule { .. }) && !self.welcome {
+        if self.doc.flow.trigger != Trigger::OnDemand && !self.welcome {
             let due = self
                 .service
                 .read_at
