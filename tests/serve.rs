@@ -778,3 +778,97 @@ fn a_signed_webhook_starts_a_run_on_its_body_and_bad_requests_are_refused_in_wor
         "one run, not one per request"
     );
 }
+
+#[test]
+fn a_file_trigger_runs_once_per_new_file_when_it_has_stopped_changing() {
+    let scratch = Scratch::new();
+    let flows = scratch.path().join("flows");
+    let inbox = flows.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let rows = |n: usize, from: usize| -> String {
+        (from..from + n)
+            .map(|i| format!("{i},item {i}\n"))
+            .collect()
+    };
+    let csv = |n: usize| format!("id,name\n{}", rows(n, 1));
+    std::fs::write(inbox.join("before.csv"), csv(3)).unwrap();
+    let sample = scratch.write("sample.csv", &csv(1));
+    let mut f = flow(
+        vec![
+            node("file", "source.file", json!({"path": "${trigger_file}"})),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out-files", "format": "jsonl"}),
+            ),
+        ],
+        &[("file", "out")],
+    );
+    f["name"] = json!("inbox");
+    f["params"] = json!({"trigger_file": sample});
+    f["trigger"] = json!({"type": "event", "source": "file", "folder": "inbox", "pattern": "*.csv", "settle_seconds": 1});
+    let path = flows.join("inbox.json");
+    std::fs::write(&path, f.to_string()).unwrap();
+    // A file there before the flow is active is not new to it.
+    std::thread::sleep(Duration::from_millis(1100));
+    activate(&scratch, &path);
+
+    let service = serve(&scratch, "2026-12-02T08:00:00Z", 1.0, &[]);
+    std::fs::write(inbox.join("a.csv"), csv(5)).unwrap();
+    std::fs::write(inbox.join("notes.txt"), "not a match").unwrap();
+    // Written in two parts, 0.6 s apart: taken once, whole.
+    std::fs::write(inbox.join("b.csv"), csv(4)).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let mut b = std::fs::OpenOptions::new()
+        .append(true)
+        .open(inbox.join("b.csv"))
+        .unwrap();
+    std::io::Write::write_all(&mut b, rows(6, 5).as_bytes()).unwrap();
+    drop(b);
+    wait_until(&scratch, "a run per file", |r| {
+        count(r, "inbox", "Successful") >= 2
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(service.stop().0.success());
+    let runs = runs_of(&scratch, "inbox");
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    let by_file = |name: &str| {
+        runs.iter()
+            .find(|r| r["trigger"].as_str().unwrap().ends_with(name))
+            .unwrap_or_else(|| panic!("no run for {name}: {runs:#?}"))
+            .clone()
+    };
+    assert_eq!(by_file("a.csv")["records_written"], 5);
+    assert_eq!(by_file("b.csv")["records_written"], 10, "the whole file");
+    assert!(
+        by_file("a.csv")["trigger"]
+            .as_str()
+            .unwrap()
+            .starts_with("event: file "),
+        "{runs:#?}"
+    );
+
+    // Down for a while: a file that arrives meanwhile is taken at the next start, and
+    // the files taken before are not taken again.
+    std::fs::write(inbox.join("c.csv"), csv(2)).unwrap();
+    let service = serve(&scratch, "2026-12-02T09:00:00Z", 1.0, &[]);
+    wait_until(&scratch, "the file that came while down", |r| {
+        count(r, "inbox", "Successful") >= 3
+    });
+    // The folder goes away and comes back: the flow waits for it, then goes on.
+    std::fs::remove_dir_all(&inbox).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join("d.csv"), csv(1)).unwrap();
+    wait_until(&scratch, "a file in the folder that came back", |r| {
+        count(r, "inbox", "Successful") >= 4
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut service = service;
+    service.wait_for_log("cannot read the watched folder");
+    drop(service);
+    let runs = runs_of(&scratch, "inbox");
+    assert_eq!(runs.len(), 4, "{runs:#?}");
+    assert!(runs[2]["trigger"].as_str().unwrap().ends_with("c.csv"));
+    assert!(runs[3]["trigger"].as_str().unwrap().ends_with("d.csv"));
+}

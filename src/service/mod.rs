@@ -11,6 +11,7 @@
 //! engine, with its record and history entry saying what started it.
 
 mod clock;
+mod files;
 mod listen;
 mod metrics;
 
@@ -76,9 +77,14 @@ struct Watched {
     active: bool,
     next: Option<Timestamp>,
     running: bool,
-    /// A start that waits: for the flow's running run, or for a free slot.
-    waiting: Option<Start>,
+    /// Starts that wait, for the flow's running run or for a free slot: at most one of its
+    /// schedule (the next run reads all that is new), every event (each is its own run).
+    waiting: VecDeque<Start>,
     retry: Option<(Timestamp, Start)>,
+    /// The watched folder of an active flow with a file trigger.
+    files: Option<files::FileWatch>,
+    /// When it was activated, as the state says.
+    activated: Option<SystemTime>,
 }
 
 /// A run that ended: which file, what started it, its record.
@@ -92,7 +98,7 @@ struct Service {
     watched: BTreeMap<PathBuf, Watched>,
     /// Files that are not flows, with the date they were found so, to say so once.
     broken: HashMap<PathBuf, Option<SystemTime>>,
-    /// Flows waiting for a free slot, first come first served.
+    /// Flows with starts waiting, first come first served.
     queue: VecDeque<PathBuf>,
     runs: JoinSet<Ended>,
     /// Cancels every run: after the grace period of a stop.
@@ -100,10 +106,15 @@ struct Service {
     stopping: bool,
     /// Webhook signatures taken in the last [`HOOK_WINDOW`], to refuse a replay.
     signatures: HashMap<String, Instant>,
+    /// File notifications name the flow file whose folder changed.
+    file_events: tokio::sync::mpsc::UnboundedSender<PathBuf>,
 }
 
 /// How old a webhook request's timestamp may be, either way.
 const HOOK_WINDOW: Duration = Duration::from_secs(300);
+
+/// Webhook runs that may wait for a flow before more requests are refused (429).
+const HOOKS_WAITING: usize = 100;
 
 /// A webhook body's size limit unless the flow sets one.
 const HOOK_BODY: u64 = 1 << 20;
@@ -133,6 +144,7 @@ pub async fn serve(
     let stop_endpoint = CancellationToken::new();
     let _stop_endpoint = stop_endpoint.clone().drop_guard();
     let (hooks, hooks_in) = tokio::sync::mpsc::channel(64);
+    let (file_events, file_events_in) = tokio::sync::mpsc::unbounded_channel();
     if let Some((listener, _)) = endpoint {
         tokio::spawn(listen::serve(
             listener,
@@ -154,8 +166,9 @@ pub async fn serve(
         cancel_runs: CancellationToken::new(),
         stopping: false,
         signatures: HashMap::new(),
+        file_events,
     };
-    service.run(stop, hooks_in).await;
+    service.run(stop, hooks_in, file_events_in).await;
     Ok(())
 }
 
@@ -164,6 +177,7 @@ impl Service {
         &mut self,
         stop: CancellationToken,
         mut hooks: tokio::sync::mpsc::Receiver<listen::Hook>,
+        mut file_events: tokio::sync::mpsc::UnboundedReceiver<PathBuf>,
     ) {
         let mut next_scan = Instant::now();
         loop {
@@ -179,6 +193,7 @@ impl Service {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(wake) => {}
                 Some(hook) = hooks.recv() => self.hook(hook),
+                Some(flow) = file_events.recv() => self.look_for_files(&flow),
                 Some(ended) = self.runs.join_next(), if !self.runs.is_empty() => {
                     match ended {
                         Ok(ended) => self.ended(ended),
@@ -219,16 +234,68 @@ impl Service {
         tracing::info!("stopped");
     }
 
-    /// How long the loop may sleep: until the earliest run time or retry.
+    /// How long the loop may sleep: until the earliest run time, retry, or file that
+    /// will have settled.
     fn next_wake(&self) -> Duration {
         let clock = self.options.clock;
+        let now = Instant::now();
         self.watched
             .values()
             .filter(|w| w.active)
-            .flat_map(|w| w.next.into_iter().chain(w.retry.as_ref().map(|r| r.0)))
-            .map(|at| clock.real_until(at))
+            .flat_map(|w| {
+                let times = w.next.into_iter().chain(w.retry.as_ref().map(|r| r.0));
+                let settle = w.files.as_ref().and_then(|f| f.next_settle());
+                times
+                    .map(move |at| clock.real_until(at))
+                    .chain(settle.map(|at| at.saturating_duration_since(now)))
+            })
             .min()
             .unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// Lists the watched folder of the flow file `path`.
+    fn look_for_files(&mut self, path: &Path) {
+        if let Some(w) = self.watched.get_mut(path)
+            && let Some(files) = &mut w.files
+        {
+            files.look(&w.flow.name, &self.store);
+        }
+    }
+
+    /// Starts (or stops) watching the folder of an active flow with a file trigger.
+    fn watch_files(&mut self, path: &Path) {
+        let Some(w) = self.watched.get_mut(path) else {
+            return;
+        };
+        w.files = None;
+        let Trigger::Event(Event::File {
+            folder,
+            pattern,
+            settle_seconds,
+        }) = &w.flow.trigger
+        else {
+            return;
+        };
+        if !w.active {
+            return;
+        }
+        let folder = workspace::base_dir(path).join(folder);
+        let settle = Duration::from_secs(settle_seconds.unwrap_or(2));
+        let activated = w.activated.unwrap_or_else(SystemTime::now);
+        match files::FileWatch::new(
+            folder,
+            pattern.as_deref(),
+            settle,
+            activated,
+            path.to_path_buf(),
+            self.file_events.clone(),
+        ) {
+            Ok(mut watch) => {
+                watch.look(&w.flow.name, &self.store);
+                w.files = Some(watch);
+            }
+            Err(e) => tracing::warn!(flow = %w.flow.name, "{e}"),
+        }
     }
 
     /// Looks at the folder and the activations again.
@@ -266,6 +333,15 @@ impl Service {
             self.look_at(path);
         }
         self.activations();
+        let watching: Vec<PathBuf> = self
+            .watched
+            .iter()
+            .filter(|(_, w)| w.files.is_some())
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in watching {
+            self.look_for_files(&path);
+        }
     }
 
     /// Reads a flow file that is new or changed since last time.
@@ -327,6 +403,7 @@ impl Service {
                         .and_then(|s| s.next_after(self.options.clock.now()));
                     self.metrics.next_run(&w.flow.name, w.next);
                 }
+                self.watch_files(&path);
             }
             (Ok((flow, schedule)), None) => {
                 self.broken.remove(&path);
@@ -340,8 +417,10 @@ impl Service {
                         active: false,
                         next: None,
                         running: false,
-                        waiting: None,
+                        waiting: VecDeque::new(),
                         retry: None,
+                        files: None,
+                        activated: None,
                     },
                 );
             }
@@ -368,6 +447,7 @@ impl Service {
         };
         let now = self.options.clock.now();
         let mut newly = Vec::new();
+        let mut watch = Vec::new();
         for (path, w) in &mut self.watched {
             let activation = activations.iter().find(|a| a.flow == w.flow.name);
             let active = activation.is_some_and(|a| a.active);
@@ -375,13 +455,20 @@ impl Service {
                 continue;
             }
             w.active = active;
+            w.activated = activation
+                .and_then(|a| a.changed_at.parse::<Timestamp>().ok())
+                .map(SystemTime::from);
             if !active {
                 tracing::info!(flow = %w.flow.name, "deactivated: no more runs start");
                 w.next = None;
                 w.retry = None;
-                w.waiting = None;
+                w.waiting.clear();
+                w.files = None;
                 self.metrics.next_run(&w.flow.name, None);
                 continue;
+            }
+            if matches!(w.flow.trigger, Trigger::Event(Event::File { .. })) {
+                watch.push(path.clone());
             }
             if matches!(w.flow.trigger, Trigger::OnDemand) {
                 continue;
@@ -404,6 +491,9 @@ impl Service {
         self.metrics.set_active(count);
         for (path, missed) in newly {
             self.after_downtime(&path, missed);
+        }
+        for path in watch {
+            self.watch_files(&path);
         }
     }
 
@@ -456,6 +546,19 @@ impl Service {
             if !w.active {
                 continue;
             }
+            if let Some(files) = &mut w.files {
+                for file in files.settled(&w.flow.name, &self.store) {
+                    let start = Start {
+                        cause: format!("event: file {}", file.display()),
+                        params: IndexMap::from([(
+                            "trigger_file".to_string(),
+                            file.display().to_string(),
+                        )]),
+                        ..Default::default()
+                    };
+                    due.push((path.clone(), start, None));
+                }
+            }
             if let Some((at, _)) = &w.retry
                 && *at <= now
             {
@@ -495,28 +598,53 @@ impl Service {
         let Some(w) = self.watched.get_mut(path) else {
             return;
         };
-        if w.running || w.waiting.is_some() {
-            match w.flow.service.when_running {
-                WhenRunning::Wait => {
-                    if let Some(earlier) = w.waiting.replace(start) {
-                        tracing::info!(flow = %w.flow.name, "{} is taken over by a later trigger", earlier.cause);
-                    }
-                }
-                WhenRunning::Skip => {
-                    let reason =
-                        "the flow was still running, and its `when_running` setting is `skip`"
-                            .to_string();
-                    self.skip(path, start.cause, reason);
-                }
+        let busy = w.running || !w.waiting.is_empty();
+        if busy && w.flow.service.when_running == WhenRunning::Skip {
+            let reason = "the flow was still running, and its `when_running` setting is `skip`";
+            self.skip(path, start.cause, reason.into());
+            return;
+        }
+        if !busy && self.runs.len() < self.options.max_parallel.max(1) {
+            self.launch(path, start);
+            return;
+        }
+        let scheduled = |s: &Start| s.cause.starts_with("schedule");
+        match w.waiting.iter_mut().find(|s| scheduled(s)) {
+            Some(earlier) if scheduled(&start) => {
+                tracing::info!(flow = %w.flow.name, "{} is taken over by a later trigger", earlier.cause);
+                *earlier = start;
             }
-            return;
+            _ => w.waiting.push_back(start),
         }
-        if self.runs.len() >= self.options.max_parallel.max(1) {
-            w.waiting = Some(start);
+        if !self.queue.iter().any(|p| p == path) {
             self.queue.push_back(path.to_path_buf());
-            return;
         }
-        self.launch(path, start);
+    }
+
+    /// Starts waiting runs while slots are free, flows in the order they began waiting;
+    /// a flow still running keeps its place.
+    fn dispatch(&mut self) {
+        let mut i = 0;
+        while i < self.queue.len() && self.runs.len() < self.options.max_parallel.max(1) {
+            let path = self.queue[i].clone();
+            let Some(w) = self.watched.get_mut(&path) else {
+                self.queue.remove(i);
+                continue;
+            };
+            if w.running {
+                i += 1;
+                continue;
+            }
+            let Some(start) = w.waiting.pop_front() else {
+                self.queue.remove(i);
+                continue;
+            };
+            self.queue.remove(i);
+            if !w.waiting.is_empty() {
+                self.queue.push_back(path.clone());
+            }
+            self.launch(&path, start);
+        }
     }
 
     /// Starts a run now.
@@ -701,11 +829,12 @@ impl Service {
             )
         })?;
         let w = &self.watched[&path];
-        if w.running && w.waiting.is_some() {
+        if w.waiting.len() >= HOOKS_WAITING {
             return Err((
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
-                    "a run of \"{}\" is going and another waits for it: send this again later",
+                    "{} runs of \"{}\" wait already: send this again later",
+                    w.waiting.len(),
                     w.flow.name
                 ),
             ));
@@ -821,20 +950,7 @@ impl Service {
         if self.stopping {
             return;
         }
-        if let Some(w) = self.watched.get_mut(&path)
-            && let Some(waiting) = w.waiting.take()
-        {
-            self.queue.retain(|p| *p != path);
-            self.start(&path, waiting);
-        }
-        while self.runs.len() < self.options.max_parallel.max(1) {
-            let Some(next) = self.queue.pop_front() else {
-                break;
-            };
-            if let Some(waiting) = self.watched.get_mut(&next).and_then(|w| w.waiting.take()) {
-                self.launch(&next, waiting);
-            }
-        }
+        self.dispatch();
     }
 
     /// Counts a failed run (after its retries) and deactivates a flow that failed too
@@ -864,6 +980,7 @@ impl Service {
         w.active = false;
         w.next = None;
         w.retry = None;
+        w.files = None;
         self.metrics.next_run(&name, None);
     }
 }

@@ -163,6 +163,13 @@ impl StateStore {
                  reason TEXT,
                  failures INTEGER NOT NULL DEFAULT 0,
                  last_due TEXT
+             );
+             CREATE TABLE IF NOT EXISTS taken_files (
+                 flow TEXT NOT NULL,
+                 path TEXT NOT NULL,
+                 size INTEGER NOT NULL,
+                 modified INTEGER NOT NULL,
+                 PRIMARY KEY (flow, path)
              );",
         )
         .map_err(fail)?;
@@ -395,6 +402,39 @@ impl StateStore {
             .execute(
                 "UPDATE activations SET last_due = ?2 WHERE flow = ?1",
                 params![flow, at],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    /// The size and modification time (ns since 1970) of `path` when a file trigger of
+    /// `flow` last took it.
+    pub fn taken_file(&self, flow: &str, path: &str) -> Result<Option<(u64, i64)>, String> {
+        self.conn
+            .query_row(
+                "SELECT size, modified FROM taken_files WHERE flow = ?1 AND path = ?2",
+                params![flow, path],
+                |row| Ok((row.get::<_, i64>(0)? as u64, row.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.fail(e))
+    }
+
+    /// A file trigger of `flow` took `path` as it is now: it fires again only when the
+    /// file changes.
+    pub fn take_file(
+        &self,
+        flow: &str,
+        path: &str,
+        size: u64,
+        modified: i64,
+    ) -> Result<(), String> {
+        self.conn
+            .execute(
+                "INSERT INTO taken_files (flow, path, size, modified) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (flow, path) DO UPDATE SET size = excluded.size,
+                     modified = excluded.modified",
+                params![flow, path, size as i64, modified],
             )
             .map_err(|e| self.fail(e))?;
         Ok(())
