@@ -479,6 +479,14 @@ fn a_flow_failing_run_after_run_is_deactivated_and_never_retried() {
     // The source's file disappears: a mistake that no retry mends.
     let mut f: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     f["nodes"][0]["config"]["path"] = json!(scratch.path().join("gone.csv"));
+    // Someone is told, signed; and a Slack channel.
+    let (url, received) = receiver();
+    add_key(&scratch, "signing", "alert-key");
+    add_key(&scratch, "team-channel", &format!("{url}/slack/T000/B000"));
+    f["alerts"] = json!([
+        {"send": "http", "url": format!("{url}/alerts"), "connection": "signing"},
+        {"send": "slack", "connection": "team-channel", "on": ["deactivation"]},
+    ]);
     std::fs::write(&path, f.to_string()).unwrap();
     activate(&scratch, &path);
     let service = serve(&scratch, "2026-12-02T08:00:00Z", 60.0, &[]);
@@ -501,6 +509,58 @@ fn a_flow_failing_run_after_run_is_deactivated_and_never_retried() {
         listed.contains("state: inactive (deactivated after 3 failed runs in a row; the last:")
             && listed.contains("gone.csv"),
         "{listed}"
+    );
+
+    // Three failures and the deactivation over HTTP, the first tried again after the
+    // receiver's 500; the deactivation in Slack.
+    let received = received.lock().unwrap().clone();
+    let alerts: Vec<&Received> = received.iter().filter(|r| r.path == "/alerts").collect();
+    let events: Vec<String> = alerts
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.body).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        events.iter().filter(|e| *e == "failure").count(),
+        4,
+        "three failures, one of them sent twice: {events:?}"
+    );
+    assert_eq!(events.iter().filter(|e| *e == "deactivation").count(), 1);
+    for alert in &alerts {
+        let timestamp = &alert.headers["x-tributary-timestamp"];
+        let expected = &signature(
+            "alert-key",
+            timestamp.parse().unwrap(),
+            alert.body.as_bytes(),
+        )[1]
+        .1;
+        assert_eq!(&alert.headers["x-tributary-signature"], expected);
+    }
+    let failure: Value = serde_json::from_str(&alerts[1].body).unwrap();
+    assert_eq!(failure["flow"], "broken");
+    assert_eq!(failure["run"]["status"], "Error");
+    assert!(
+        failure["run"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gone.csv")
+    );
+    let slack: Vec<&Received> = received
+        .iter()
+        .filter(|r| r.path == "/slack/T000/B000")
+        .collect();
+    assert_eq!(slack.len(), 1, "{received:#?}");
+    let text: Value = serde_json::from_str(&slack[0].body).unwrap();
+    assert!(
+        text["text"]
+            .as_str()
+            .unwrap()
+            .contains("\"broken\" was deactivated: deactivated after 3 failed runs"),
+        "{text}"
     );
 }
 
@@ -584,6 +644,85 @@ fn an_edited_flow_file_is_taken_up_and_a_broken_edit_keeps_the_last_version() {
     assert_eq!(count(&history(&scratch), "edited", "Successful"), settled);
 }
 
+/// Adds a connection of connector `webhook` whose key is `key`.
+fn add_key(scratch: &Scratch, name: &str, key: &str) {
+    let mut add = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args([
+            "connection",
+            "add",
+            name,
+            "--connector",
+            "webhook",
+            "--auth",
+            "api_key",
+        ])
+        .env("TRIBUTARY_HOME", scratch.home())
+        .env("TRIBUTARY_VAULT_PASSPHRASE", PASSPHRASE)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(add.stdin.as_mut().unwrap(), format!("{key}\n").as_bytes()).unwrap();
+    let added = add.wait_with_output().unwrap();
+    assert!(added.status.success(), "{}", stderr(&added));
+}
+
+/// A request an alert made: its path, headers (names in lower case) and body.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    headers: std::collections::HashMap<String, String>,
+    body: String,
+}
+
+/// An HTTP server on loopback that keeps every request; it answers the first with 500
+/// (to be tried again) and the others with 200.
+fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+    use std::io::{BufRead, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = kept.clone();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().flatten().enumerate() {
+            let mut reader = std::io::BufReader::new(stream);
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let path = line.split(' ').nth(1).unwrap_or_default().to_string();
+            let mut headers = std::collections::HashMap::new();
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                let Some((name, value)) = header.trim_end().split_once(": ") else {
+                    break;
+                };
+                headers.insert(name.to_ascii_lowercase(), value.to_string());
+            }
+            let length = headers
+                .get("content-length")
+                .map_or(0, |l| l.parse().unwrap());
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            keep.lock().unwrap().push(Received {
+                path,
+                headers,
+                body: String::from_utf8(body).unwrap(),
+            });
+            let status = if n == 0 {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = reader.get_mut().write_all(
+                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+    });
+    (url, kept)
+}
+
 /// One HTTP/1.1 POST; the status and the body of the answer.
 fn post(addr: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, String) {
     use std::io::{Read, Write};
@@ -627,26 +766,7 @@ fn signature(key: &str, timestamp: i64, body: &[u8]) -> Vec<(&'static str, Strin
 fn a_signed_webhook_starts_a_run_on_its_body_and_bad_requests_are_refused_in_words() {
     let scratch = Scratch::new();
     // The signing key, in the vault.
-    let mut add = Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args([
-            "connection",
-            "add",
-            "hooks",
-            "--connector",
-            "webhook",
-            "--auth",
-            "api_key",
-        ])
-        .env("TRIBUTARY_HOME", scratch.home())
-        .env("TRIBUTARY_VAULT_PASSPHRASE", PASSPHRASE)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(add.stdin.as_mut().unwrap(), b"hook-key-1\n").unwrap();
-    let added = add.wait_with_output().unwrap();
-    assert!(added.status.success(), "{}", stderr(&added));
+    add_key(&scratch, "hooks", "hook-key-1");
 
     let flows = scratch.path().join("flows");
     std::fs::create_dir_all(&flows).unwrap();

@@ -10,7 +10,8 @@ pub mod schedule;
 pub mod validate;
 
 pub use model::{
-    Edge, Event, FORMAT, Flow, Missed, Node, PullMode, ServiceSettings, Trigger, WhenRunning,
+    Alert, AlertOn, Edge, Event, FORMAT, Flow, Missed, Node, PullMode, ServiceSettings, Trigger,
+    WhenRunning,
 };
 pub use validate::Context as ValidateContext;
 pub use validate::{Analysis, Plan, PlannedNode, Problem, analyze, validate};

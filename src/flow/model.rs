@@ -30,6 +30,9 @@ pub struct Flow {
     /// How `tributary serve` runs the flow on its trigger: waits, retries, deactivation.
     #[serde(default, skip_serializing_if = "ServiceSettings::is_default")]
     pub service: ServiceSettings,
+    /// Who hears of the runs `tributary serve` makes: on failure, success, deactivation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<Alert>,
     /// The nodes on the canvas.
     pub nodes: Vec<Node>,
     /// Connections between nodes: records leave `from` and enter `to`.
@@ -101,6 +104,72 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_body_bytes: Option<u64>,
     },
+}
+
+/// A notification of a run's end, sent by `tributary serve`. One that cannot be sent is
+/// tried again and logged; it never fails the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "send", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Alert {
+    /// POSTs `{"event", "flow", "reason", "run"}` (the run record) as JSON to `url`, as
+    /// EventBridge would hand it on.
+    Http {
+        url: String,
+        /// When: `failure`, `success`, `deactivation`; on failure and deactivation unless
+        /// set.
+        #[serde(default = "AlertOn::failures")]
+        on: Vec<AlertOn>,
+        /// A connection (connector `webhook`) whose key signs the request, as incoming
+        /// webhooks are signed: `X-Tributary-Timestamp` and `X-Tributary-Signature`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connection: Option<String>,
+    },
+    /// A message in a Slack channel through an incoming webhook.
+    Slack {
+        /// A connection (connector `webhook`) whose key is the incoming webhook's URL,
+        /// which is a secret: anyone with it can post.
+        connection: String,
+        #[serde(default = "AlertOn::failures")]
+        on: Vec<AlertOn>,
+    },
+    /// A notification on the desktop of the machine the service runs on.
+    Desktop {
+        #[serde(default = "AlertOn::failures")]
+        on: Vec<AlertOn>,
+    },
+}
+
+impl Alert {
+    pub fn on(&self) -> &[AlertOn] {
+        match self {
+            Alert::Http { on, .. } | Alert::Slack { on, .. } | Alert::Desktop { on } => on,
+        }
+    }
+}
+
+/// What an alert is sent for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertOn {
+    /// A run failed (after its retries).
+    Failure,
+    Success,
+    /// The service deactivated the flow after failures in a row.
+    Deactivation,
+}
+
+impl AlertOn {
+    fn failures() -> Vec<AlertOn> {
+        vec![AlertOn::Failure, AlertOn::Deactivation]
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertOn::Failure => "failure",
+            AlertOn::Success => "success",
+            AlertOn::Deactivation => "deactivation",
+        }
+    }
 }
 
 /// What a scheduled run reads, as AppFlow's `dataPullMode` says it.

@@ -10,6 +10,7 @@
 //! row (to deactivate a flow that keeps failing). Each run is an ordinary run of the
 //! engine, with its record and history entry saying what started it.
 
+mod alerts;
 mod clock;
 mod files;
 mod listen;
@@ -28,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::{self, RunError, RunOptions, RunRecord, RunStatus};
 use crate::flow::schedule::Schedule;
-use crate::flow::{Event, Flow, Missed, PullMode, Trigger, WhenRunning};
+use crate::flow::{AlertOn, Event, Flow, Missed, PullMode, Trigger, WhenRunning};
 use crate::paths::Dirs;
 use crate::state::{ServiceInfo, ServiceLock, StateStore};
 use crate::workspace;
@@ -913,6 +914,7 @@ impl Service {
         match record.status {
             RunStatus::Successful => {
                 tracing::info!(flow = %name, run = %record.execution_id, records = record.records_written, "run succeeded");
+                alerts::send(&self.dirs, &w.flow.alerts, AlertOn::Success, &record, None);
                 if let Err(e) = self.store.clear_failures(&name) {
                     tracing::warn!(flow = %name, "{e}");
                 }
@@ -942,7 +944,8 @@ impl Service {
                     tracing::info!(flow = %name, "the failure may pass: trying again in {wait}s");
                     w.retry = Some((at, retry));
                 } else {
-                    self.failed(&path, &error);
+                    alerts::send(&self.dirs, &w.flow.alerts, AlertOn::Failure, &record, None);
+                    self.failed(&path, &error, &record);
                 }
             }
             RunStatus::Error | RunStatus::Canceled | RunStatus::Skipped => {}
@@ -955,7 +958,7 @@ impl Service {
 
     /// Counts a failed run (after its retries) and deactivates a flow that failed too
     /// often in a row.
-    fn failed(&mut self, path: &Path, error: &RunError) {
+    fn failed(&mut self, path: &Path, error: &RunError, record: &RunRecord) {
         let w = &self.watched[path];
         let (name, limit) = (w.flow.name.clone(), w.flow.service.deactivate_after);
         let failures = match self.store.count_failure(&name) {
@@ -976,6 +979,14 @@ impl Service {
         if let Err(e) = self.store.deactivate(&name, Some(&reason)) {
             tracing::warn!(flow = %name, "{e}");
         }
+        let alerts = &self.watched[path].flow.alerts;
+        alerts::send(
+            &self.dirs,
+            alerts,
+            AlertOn::Deactivation,
+            record,
+            Some(&reason),
+        );
         let w = self.watched.get_mut(path).expect("watched");
         w.active = false;
         w.next = None;
@@ -985,8 +996,28 @@ impl Service {
     }
 }
 
-/// Whether `signature` (`sha256=<hex>`) is the HMAC-SHA256 of `<timestamp>.<body>` under
-/// `secret`; compared in constant time.
+/// The HMAC-SHA256 of `<timestamp>.<body>` under `secret`: what signs webhook requests,
+/// coming in and going out.
+fn mac(secret: &str, timestamp: &str, body: &[u8]) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
+}
+
+/// The `X-Tributary-Signature` value of `body` signed at `timestamp`.
+fn signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let bytes = mac(secret, timestamp, body).finalize().into_bytes();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// Whether `signature` (`sha256=<hex>`) signs `body` at `timestamp` under `secret`;
+/// compared in constant time.
 fn signed(secret: &str, timestamp: &str, body: &[u8], signature: &str) -> bool {
     use hmac::Mac;
     let Some(hex) = signature.trim().strip_prefix("sha256=") else {
@@ -1002,12 +1033,7 @@ fn signed(secret: &str, timestamp: &str, body: &[u8], signature: &str) -> bool {
     else {
         return false;
     };
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
-        .expect("HMAC takes a key of any length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&expected).is_ok()
+    mac(secret, timestamp, body).verify_slice(&expected).is_ok()
 }
 
 /// Past this many missed run times, the count says "or more".

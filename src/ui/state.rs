@@ -1438,6 +1438,7 @@ fn empty_flow() -> Flow {
         params: Default::default(),
         error_threshold: None,
         service: Default::default(),
+        alerts: Vec::new(),
         nodes: Vec::new(),
         edges: Vec::new(),
     }
