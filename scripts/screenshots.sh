@@ -57,6 +57,7 @@ sed -e 's|"expression": "rate(1 days)"|"expression": "cron(30 6 ? * MON-FRI *)",
   -e "s|\"output\": \"out/opportunities-lake\"|\"output\": \"$TRIBUTARY_HOME/out\"|" "$demo" >"$scheduled"
 grep -q 'Europe/Berlin' "$scheduled"
 for _ in 1 2 3; do "$bin" run "$scheduled" >/dev/null; done
+"$bin" activate "$scheduled" >/dev/null
 shot history 3 "$scheduled" --tab history
 
 # The Connections window, with connections made as a user would (secrets through stdin).
