@@ -463,7 +463,7 @@ impl AppState {
                 .create(true)
                 .append(true)
                 .open(self.dirs.data.join("service.log"))?;
-            std::process::Command::new(&self.binary)
+            let mut service = std::process::Command::new(&self.binary)
                 .arg("serve")
                 .arg("--flows")
                 .arg(&folder)
@@ -471,6 +471,8 @@ impl AppState {
                 .stdout(log.try_clone()?)
                 .stderr(log)
                 .spawn()?;
+            // Reaped when it ends while the app is open, so it leaves no zombie behind.
+            std::thread::spawn(move || service.wait());
             Ok(())
         })();
         match started {
