@@ -646,16 +646,18 @@ fn an_edited_flow_file_is_taken_up_and_a_broken_edit_keeps_the_last_version() {
 
 /// Adds a connection of connector `webhook` whose key is `key`.
 fn add_key(scratch: &Scratch, name: &str, key: &str) {
+    add_connection(
+        scratch,
+        &[name, "--connector", "webhook", "--auth", "api_key"],
+        &format!("{key}\n"),
+    );
+}
+
+/// `tributary connection add ARGS…`, its secrets typed on standard input.
+fn add_connection(scratch: &Scratch, args: &[&str], secrets: &str) {
     let mut add = Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args([
-            "connection",
-            "add",
-            name,
-            "--connector",
-            "webhook",
-            "--auth",
-            "api_key",
-        ])
+        .args(["connection", "add"])
+        .args(args)
         .env("TRIBUTARY_HOME", scratch.home())
         .env("TRIBUTARY_VAULT_PASSPHRASE", PASSPHRASE)
         .stdin(Stdio::piped())
@@ -663,7 +665,7 @@ fn add_key(scratch: &Scratch, name: &str, key: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::io::Write::write_all(add.stdin.as_mut().unwrap(), format!("{key}\n").as_bytes()).unwrap();
+    std::io::Write::write_all(add.stdin.as_mut().unwrap(), secrets.as_bytes()).unwrap();
     let added = add.wait_with_output().unwrap();
     assert!(added.status.success(), "{}", stderr(&added));
 }
@@ -991,4 +993,110 @@ fn a_file_trigger_runs_once_per_new_file_when_it_has_stopped_changing() {
     assert_eq!(runs.len(), 4, "{runs:#?}");
     assert!(runs[2]["trigger"].as_str().unwrap().ends_with("c.csv"));
     assert!(runs[3]["trigger"].as_str().unwrap().ends_with("d.csv"));
+}
+
+#[test]
+fn new_objects_under_an_s3_prefix_start_a_run_that_reads_just_them() {
+    let scratch = Scratch::new();
+    let s3 = SupportServer::start("s3_server.py", &["--bucket", "drop"]);
+    let endpoint = s3.info["endpoint"].as_str().unwrap().to_string();
+    let (key_id, secret) = (
+        s3.info["access_key_id"].as_str().unwrap(),
+        s3.info["secret_access_key"].as_str().unwrap(),
+    );
+    add_connection(
+        &scratch,
+        &[
+            "lake",
+            "--connector",
+            "s3",
+            "--auth",
+            "access_keys",
+            "--set",
+            "region=us-east-1",
+            "--set",
+            &format!("endpoint_url={endpoint}"),
+        ],
+        &format!("{key_id}\n{secret}\n"),
+    );
+    let put = |key: &str, rows: usize| {
+        let body: String = std::iter::once("id,name\n".to_string())
+            .chain((1..=rows).map(|i| format!("{i},item {i}\n")))
+            .collect();
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version_latest()
+            .http_client(tributary::connectors::s3::http_client())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(&endpoint)
+            .force_path_style(true)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                key_id, secret, None, None, "tests",
+            ))
+            .build();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(
+                aws_sdk_s3::Client::from_conf(config)
+                    .put_object()
+                    .bucket("drop")
+                    .key(key)
+                    .body(body.into_bytes().into())
+                    .send(),
+            )
+            .unwrap();
+    };
+    // One object is there to learn the fields from; it is not new to the flow.
+    put("in/0.csv", 1);
+    let flows = scratch.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let mut f = flow(
+        vec![
+            node(
+                "objects",
+                "source.s3",
+                json!({"connection": "lake", "bucket": "drop", "prefix": "in/", "incremental": true}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out-s3", "format": "jsonl"}),
+            ),
+        ],
+        &[("objects", "out")],
+    );
+    f["name"] = json!("s3 drop");
+    f["trigger"] = json!({"type": "event", "source": "s3", "connection": "lake", "bucket": "drop", "prefix": "in/", "interval_seconds": 60});
+    let path = flows.join("s3-drop.json");
+    std::fs::write(&path, f.to_string()).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    activate(&scratch, &path);
+    // A minute a second: the prefix is listed every second.
+    let mut service = serve(&scratch, "2026-12-02T08:00:00Z", 60.0, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(runs_of(&scratch, "s3 drop").is_empty(), "nothing new yet");
+    put("in/a.csv", 5);
+    wait_until(&scratch, "a run for the new object", |r| {
+        count(r, "s3 drop", "Successful") >= 1
+    });
+    put("in/b.csv", 3);
+    wait_until(&scratch, "a run for the next one", |r| {
+        count(r, "s3 drop", "Successful") >= 2
+    });
+    // Nothing new: no more runs.
+    std::thread::sleep(Duration::from_millis(2500));
+    let runs = runs_of(&scratch, "s3 drop");
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    assert_eq!(runs[0]["trigger"], "event: s3 s3://drop/in/");
+    // The first run reads every object (the source has no watermark yet); the second
+    // just the new one.
+    assert_eq!(runs[0]["records_written"], 6, "{runs:#?}");
+    assert_eq!(runs[1]["records_written"], 3, "{runs:#?}");
+    assert!(
+        service.logs().iter().all(|l| l["level"] != "WARN"),
+        "{:#?}",
+        service.logs()
+    );
+    service.wait_for_log("run succeeded");
 }

@@ -92,6 +92,25 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         settle_seconds: Option<u64>,
     },
+    /// New or changed objects under a prefix of an S3 bucket, found by listing it every
+    /// `interval_seconds`: a run starts when something changed, and the flow's
+    /// incremental `source.s3` reads what is new.
+    S3 {
+        /// A connection of connector `s3`; the AWS environment when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connection: Option<String>,
+        bucket: String,
+        #[serde(default)]
+        prefix: String,
+        /// Seconds between two listings; 60 unless set, 10 at least.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interval_seconds: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+        /// An S3-compatible store, e.g. `http://127.0.0.1:9000`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpoint_url: Option<String>,
+    },
     /// A signed POST to the service's `/hooks/<flow name>`. The body (JSON) is saved as
     /// JSON lines, one record per element of an array, whose path the run finds in the
     /// parameter `trigger_file`; an object's text and number fields are parameters too.
@@ -276,6 +295,9 @@ impl Trigger {
                 pattern.as_deref().unwrap_or("*")
             ),
             Trigger::Event(Event::Webhook { .. }) => "a signed webhook request".into(),
+            Trigger::Event(Event::S3 { bucket, prefix, .. }) => {
+                format!("new objects under s3://{bucket}/{prefix}")
+            }
         }
     }
 

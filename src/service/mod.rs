@@ -15,6 +15,7 @@ mod clock;
 mod files;
 mod listen;
 mod metrics;
+mod poll;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -86,6 +87,8 @@ struct Watched {
     files: Option<files::FileWatch>,
     /// When it was activated, as the state says.
     activated: Option<SystemTime>,
+    /// When an S3 event trigger lists its prefix next; none while a listing is going.
+    poll: Option<Timestamp>,
 }
 
 /// A run that ended: which file, what started it, its record.
@@ -107,6 +110,8 @@ struct Service {
     stopping: bool,
     /// Webhook signatures taken in the last [`HOOK_WINDOW`], to refuse a replay.
     signatures: HashMap<String, Instant>,
+    /// S3 event triggers' listings going.
+    polls: JoinSet<(PathBuf, Result<poll::Listing, String>)>,
     /// File notifications name the flow file whose folder changed.
     file_events: tokio::sync::mpsc::UnboundedSender<PathBuf>,
 }
@@ -167,6 +172,7 @@ pub async fn serve(
         cancel_runs: CancellationToken::new(),
         stopping: false,
         signatures: HashMap::new(),
+        polls: JoinSet::new(),
         file_events,
     };
     service.run(stop, hooks_in, file_events_in).await;
@@ -195,6 +201,9 @@ impl Service {
                 _ = tokio::time::sleep(wake) => {}
                 Some(hook) = hooks.recv() => self.hook(hook),
                 Some(flow) = file_events.recv() => self.look_for_files(&flow),
+                Some(Ok((flow, listing))) = self.polls.join_next(), if !self.polls.is_empty() => {
+                    self.listed(&flow, listing);
+                }
                 Some(ended) = self.runs.join_next(), if !self.runs.is_empty() => {
                     match ended {
                         Ok(ended) => self.ended(ended),
@@ -244,7 +253,11 @@ impl Service {
             .values()
             .filter(|w| w.active)
             .flat_map(|w| {
-                let times = w.next.into_iter().chain(w.retry.as_ref().map(|r| r.0));
+                let times = w
+                    .next
+                    .into_iter()
+                    .chain(w.retry.as_ref().map(|r| r.0))
+                    .chain(w.poll);
                 let settle = w.files.as_ref().and_then(|f| f.next_settle());
                 times
                     .map(move |at| clock.real_until(at))
@@ -260,6 +273,68 @@ impl Service {
             && let Some(files) = &mut w.files
         {
             files.look(&w.flow.name, &self.store);
+        }
+    }
+
+    /// An S3 event trigger's listing came back: a run starts when it holds something new
+    /// since the last one (or, the first time, since the flow was activated).
+    fn listed(&mut self, path: &Path, listing: Result<poll::Listing, String>) {
+        let now = self.options.clock.now();
+        let Some(w) = self.watched.get_mut(path) else {
+            return;
+        };
+        let Trigger::Event(Event::S3 {
+            bucket,
+            prefix,
+            interval_seconds,
+            ..
+        }) = &w.flow.trigger
+        else {
+            return;
+        };
+        if !w.active {
+            return;
+        }
+        let interval = interval_seconds.unwrap_or(60).max(10);
+        w.poll = Some(now + jiff::SignedDuration::from_secs(interval as i64));
+        let name = w.flow.name.clone();
+        let place = format!("s3://{bucket}/{prefix}");
+        let listing = match listing {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(flow = %name, "cannot list {place}: {e}; trying again in {interval}s");
+                return;
+            }
+        };
+        let earlier = match self.store.taken_file(&name, &place) {
+            Ok(e) => e.map(|(objects, newest)| poll::Listing { objects, newest }),
+            Err(e) => {
+                tracing::warn!(flow = %name, "{e}");
+                return;
+            }
+        };
+        let activated = w.activated.map_or(0, |at| {
+            at.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i64)
+        });
+        let news = match earlier {
+            Some(earlier) => listing.has_news_since(earlier),
+            // The first listing: only what came after the activation is new.
+            None => listing.newest > activated,
+        };
+        if let Err(e) = self
+            .store
+            .take_file(&name, &place, listing.objects, listing.newest)
+        {
+            tracing::warn!(flow = %name, "{e}");
+            return;
+        }
+        if news {
+            let start = Start {
+                cause: format!("event: s3 {place}"),
+                ..Default::default()
+            };
+            self.start(path, start);
         }
     }
 
@@ -422,6 +497,7 @@ impl Service {
                         retry: None,
                         files: None,
                         activated: None,
+                        poll: None,
                     },
                 );
             }
@@ -465,11 +541,15 @@ impl Service {
                 w.retry = None;
                 w.waiting.clear();
                 w.files = None;
+                w.poll = None;
                 self.metrics.next_run(&w.flow.name, None);
                 continue;
             }
             if matches!(w.flow.trigger, Trigger::Event(Event::File { .. })) {
                 watch.push(path.clone());
+            }
+            if matches!(w.flow.trigger, Trigger::Event(Event::S3 { .. })) {
+                w.poll = Some(now);
             }
             if matches!(w.flow.trigger, Trigger::OnDemand) {
                 continue;
@@ -559,6 +639,33 @@ impl Service {
                     };
                     due.push((path.clone(), start, None));
                 }
+            }
+            if let Some(at) = w.poll
+                && at <= now
+                && let Trigger::Event(Event::S3 {
+                    connection,
+                    bucket,
+                    prefix,
+                    region,
+                    endpoint_url,
+                    ..
+                }) = &w.flow.trigger
+            {
+                w.poll = None;
+                let (connection, region, endpoint_url) =
+                    (connection.clone(), region.clone(), endpoint_url.clone());
+                let (bucket, prefix, path) = (bucket.clone(), prefix.clone(), path.clone());
+                self.polls.spawn(async move {
+                    let listing = poll::list(
+                        connection.as_deref(),
+                        region.as_deref(),
+                        endpoint_url.as_deref(),
+                        &bucket,
+                        &prefix,
+                    )
+                    .await;
+                    (path, listing)
+                });
             }
             if let Some((at, _)) = &w.retry
                 && *at <= now
