@@ -1088,7 +1088,7 @@ fn new_objects_under_an_s3_prefix_start_a_run_that_reads_just_them() {
     std::thread::sleep(Duration::from_millis(2500));
     let runs = runs_of(&scratch, "s3 drop");
     assert_eq!(runs.len(), 2, "{runs:#?}");
-    assert_eq!(runs[0]["trigger"], "event: s3 s3://drop/in/");
+    assert_eq!(runs[0]["trigger"], "event: s3://drop/in/");
     // The first run reads every object (the source has no watermark yet); the second
     // just the new one.
     assert_eq!(runs[0]["records_written"], 6, "{runs:#?}");
@@ -1099,4 +1099,75 @@ fn new_objects_under_an_s3_prefix_start_a_run_that_reads_just_them() {
         service.logs()
     );
     service.wait_for_log("run succeeded");
+}
+
+#[test]
+fn changed_salesforce_records_start_a_run_that_reads_just_them() {
+    let scratch = Scratch::new();
+    let org = SupportServer::start("salesforce_server.py", &[]);
+    salesforce_connection(&scratch, &org, PASSPHRASE);
+    let flows = scratch.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let mut f = flow(
+        vec![
+            node(
+                "sf",
+                "source.salesforce",
+                json!({"connection": "crm", "object": "Opportunity",
+                       "fields": ["Id", "Name", "SystemModstamp"], "incremental": "SystemModstamp"}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out-sf", "format": "jsonl"}),
+            ),
+        ],
+        &[("sf", "out")],
+    );
+    f["name"] = json!("new deals");
+    f["trigger"] = json!({"type": "event", "source": "salesforce", "connection": "crm", "object": "Opportunity", "interval_seconds": 60});
+    let path = flows.join("new-deals.json");
+    std::fs::write(&path, f.to_string()).unwrap();
+    activate(&scratch, &path);
+    std::thread::sleep(Duration::from_millis(1100));
+    // A minute a second: Salesforce is asked every second.
+    let service = serve(&scratch, "2026-12-02T08:00:00Z", 60.0, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        runs_of(&scratch, "new deals").is_empty(),
+        "nothing changed yet"
+    );
+    let stamp = || {
+        jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%S%.3f+0000")
+            .to_string()
+    };
+    org.control(json!({"upsert": [
+        {"Id": "006000000000999", "Name": "Deal 999", "SystemModstamp": stamp()},
+    ]}));
+    wait_until(&scratch, "a run for the changed deal", |r| {
+        count(r, "new deals", "Successful") >= 1
+    });
+    std::thread::sleep(Duration::from_millis(1100));
+    org.control(json!({"upsert": [
+        {"Id": "006000000000017", "Name": "Deal 17 again", "SystemModstamp": stamp()},
+    ]}));
+    wait_until(&scratch, "a run for the next change", |r| {
+        count(r, "new deals", "Successful") >= 2
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    drop(service);
+    let runs = runs_of(&scratch, "new deals");
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    assert_eq!(runs[0]["trigger"], "event: salesforce:crm/Opportunity");
+    // The first run has no watermark yet, so it reads every deal; the next one just the
+    // changed deal.
+    assert_eq!(runs[1]["records_written"], 1, "{runs:#?}");
+    let counts: Vec<String> = org
+        .requests()
+        .iter()
+        .filter_map(|r| r["soql"].as_str().map(str::to_string))
+        .filter(|q| q.starts_with("SELECT COUNT() FROM Opportunity WHERE SystemModstamp > "))
+        .collect();
+    assert!(counts.len() >= 3, "asked every second: {counts:?}");
 }

@@ -111,6 +111,19 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         endpoint_url: Option<String>,
     },
+    /// New or changed records of a Salesforce object (by `SystemModstamp`), found by
+    /// asking every `interval_seconds`: a run starts when there are some, and the flow's
+    /// incremental `source.salesforce` reads them — AppFlow's "new Salesforce lead" flows,
+    /// locally.
+    Salesforce {
+        /// A logged-in connection of connector `salesforce`.
+        connection: String,
+        /// The object's API name: `Lead`, `Opportunity`, `Invoice__c`.
+        object: String,
+        /// Seconds between two questions; 60 unless set, 60 at least.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interval_seconds: Option<u64>,
+    },
     /// A signed POST to the service's `/hooks/<flow name>`. The body (JSON) is saved as
     /// JSON lines, one record per element of an array, whose path the run finds in the
     /// parameter `trigger_file`; an object's text and number fields are parameters too.
@@ -295,6 +308,9 @@ impl Trigger {
                 pattern.as_deref().unwrap_or("*")
             ),
             Trigger::Event(Event::Webhook { .. }) => "a signed webhook request".into(),
+            Trigger::Event(Event::Salesforce { object, .. }) => {
+                format!("new or changed Salesforce {object} records")
+            }
             Trigger::Event(Event::S3 { bucket, prefix, .. }) => {
                 format!("new objects under s3://{bucket}/{prefix}")
             }

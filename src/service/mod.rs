@@ -91,6 +91,16 @@ struct Watched {
     poll: Option<Timestamp>,
 }
 
+/// What a polling event trigger's question found.
+enum Polled {
+    S3(Result<poll::Listing, String>),
+    /// Records changed since the last question, asked at `asked`.
+    Salesforce {
+        asked: Timestamp,
+        changed: Result<u64, String>,
+    },
+}
+
 /// A run that ended: which file, what started it, its record.
 type Ended = (PathBuf, Start, RunRecord);
 
@@ -110,8 +120,8 @@ struct Service {
     stopping: bool,
     /// Webhook signatures taken in the last [`HOOK_WINDOW`], to refuse a replay.
     signatures: HashMap<String, Instant>,
-    /// S3 event triggers' listings going.
-    polls: JoinSet<(PathBuf, Result<poll::Listing, String>)>,
+    /// Polling event triggers' questions going.
+    polls: JoinSet<(PathBuf, Polled)>,
     /// File notifications name the flow file whose folder changed.
     file_events: tokio::sync::mpsc::UnboundedSender<PathBuf>,
 }
@@ -201,8 +211,8 @@ impl Service {
                 _ = tokio::time::sleep(wake) => {}
                 Some(hook) = hooks.recv() => self.hook(hook),
                 Some(flow) = file_events.recv() => self.look_for_files(&flow),
-                Some(Ok((flow, listing))) = self.polls.join_next(), if !self.polls.is_empty() => {
-                    self.listed(&flow, listing);
+                Some(Ok((flow, polled))) = self.polls.join_next(), if !self.polls.is_empty() => {
+                    self.listed(&flow, polled);
                 }
                 Some(ended) = self.runs.join_next(), if !self.runs.is_empty() => {
                     match ended {
@@ -276,62 +286,87 @@ impl Service {
         }
     }
 
-    /// An S3 event trigger's listing came back: a run starts when it holds something new
+    /// A polling event trigger's question came back: a run starts when something is new
     /// since the last one (or, the first time, since the flow was activated).
-    fn listed(&mut self, path: &Path, listing: Result<poll::Listing, String>) {
+    fn listed(&mut self, path: &Path, polled: Polled) {
         let now = self.options.clock.now();
         let Some(w) = self.watched.get_mut(path) else {
             return;
         };
-        let Trigger::Event(Event::S3 {
-            bucket,
-            prefix,
-            interval_seconds,
-            ..
-        }) = &w.flow.trigger
-        else {
-            return;
+        let (place, interval) = match &w.flow.trigger {
+            Trigger::Event(Event::S3 {
+                bucket,
+                prefix,
+                interval_seconds,
+                ..
+            }) => (
+                format!("s3://{bucket}/{prefix}"),
+                interval_seconds.unwrap_or(60).max(10),
+            ),
+            Trigger::Event(Event::Salesforce {
+                connection,
+                object,
+                interval_seconds,
+            }) => (
+                format!("salesforce:{connection}/{object}"),
+                interval_seconds.unwrap_or(60).max(60),
+            ),
+            _ => return,
         };
         if !w.active {
             return;
         }
-        let interval = interval_seconds.unwrap_or(60).max(10);
         w.poll = Some(now + jiff::SignedDuration::from_secs(interval as i64));
         let name = w.flow.name.clone();
-        let place = format!("s3://{bucket}/{prefix}");
-        let listing = match listing {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(flow = %name, "cannot list {place}: {e}; trying again in {interval}s");
-                return;
-            }
-        };
-        let earlier = match self.store.taken_file(&name, &place) {
-            Ok(e) => e.map(|(objects, newest)| poll::Listing { objects, newest }),
-            Err(e) => {
-                tracing::warn!(flow = %name, "{e}");
-                return;
-            }
-        };
         let activated = w.activated.map_or(0, |at| {
             at.duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as i64)
         });
-        let news = match earlier {
-            Some(earlier) => listing.has_news_since(earlier),
-            // The first listing: only what came after the activation is new.
-            None => listing.newest > activated,
+        let news = match polled {
+            Polled::S3(Err(e))
+            | Polled::Salesforce {
+                changed: Err(e), ..
+            } => {
+                tracing::warn!(flow = %name, "cannot look at {place}: {e}; trying again in {interval}s");
+                return;
+            }
+            Polled::S3(Ok(listing)) => {
+                let earlier = match self.store.taken_file(&name, &place) {
+                    Ok(e) => e.map(|(objects, newest)| poll::Listing { objects, newest }),
+                    Err(e) => {
+                        tracing::warn!(flow = %name, "{e}");
+                        return;
+                    }
+                };
+                if let Err(e) = self
+                    .store
+                    .take_file(&name, &place, listing.objects, listing.newest)
+                {
+                    tracing::warn!(flow = %name, "{e}");
+                    return;
+                }
+                match earlier {
+                    Some(earlier) => listing.has_news_since(earlier),
+                    // The first listing: only what came after the activation is new.
+                    None => listing.newest > activated,
+                }
+            }
+            Polled::Salesforce {
+                asked,
+                changed: Ok(changed),
+            } => {
+                // The next question starts where this one was asked.
+                let asked = asked.as_nanosecond() as i64;
+                if let Err(e) = self.store.take_file(&name, &place, changed, asked) {
+                    tracing::warn!(flow = %name, "{e}");
+                    return;
+                }
+                changed > 0
+            }
         };
-        if let Err(e) = self
-            .store
-            .take_file(&name, &place, listing.objects, listing.newest)
-        {
-            tracing::warn!(flow = %name, "{e}");
-            return;
-        }
         if news {
             let start = Start {
-                cause: format!("event: s3 {place}"),
+                cause: format!("event: {place}"),
                 ..Default::default()
             };
             self.start(path, start);
@@ -548,7 +583,10 @@ impl Service {
             if matches!(w.flow.trigger, Trigger::Event(Event::File { .. })) {
                 watch.push(path.clone());
             }
-            if matches!(w.flow.trigger, Trigger::Event(Event::S3 { .. })) {
+            if matches!(
+                w.flow.trigger,
+                Trigger::Event(Event::S3 { .. } | Event::Salesforce { .. })
+            ) {
                 w.poll = Some(now);
             }
             if matches!(w.flow.trigger, Trigger::OnDemand) {
@@ -642,30 +680,50 @@ impl Service {
             }
             if let Some(at) = w.poll
                 && at <= now
-                && let Trigger::Event(Event::S3 {
-                    connection,
-                    bucket,
-                    prefix,
-                    region,
-                    endpoint_url,
-                    ..
-                }) = &w.flow.trigger
             {
                 w.poll = None;
-                let (connection, region, endpoint_url) =
-                    (connection.clone(), region.clone(), endpoint_url.clone());
-                let (bucket, prefix, path) = (bucket.clone(), prefix.clone(), path.clone());
-                self.polls.spawn(async move {
-                    let listing = poll::list(
-                        connection.as_deref(),
-                        region.as_deref(),
-                        endpoint_url.as_deref(),
-                        &bucket,
-                        &prefix,
-                    )
-                    .await;
-                    (path, listing)
-                });
+                let path = path.clone();
+                match w.flow.trigger.clone() {
+                    Trigger::Event(Event::S3 {
+                        connection,
+                        bucket,
+                        prefix,
+                        region,
+                        endpoint_url,
+                        ..
+                    }) => {
+                        self.polls.spawn(async move {
+                            let listing = poll::list(
+                                connection.as_deref(),
+                                region.as_deref(),
+                                endpoint_url.as_deref(),
+                                &bucket,
+                                &prefix,
+                            )
+                            .await;
+                            (path, Polled::S3(listing))
+                        });
+                    }
+                    Trigger::Event(Event::Salesforce {
+                        connection, object, ..
+                    }) => {
+                        let place = format!("salesforce:{connection}/{object}");
+                        // Since the last question, or the activation the first time.
+                        let since = match self.store.taken_file(&w.flow.name, &place) {
+                            Ok(Some((_, nanos))) => Timestamp::from_nanosecond(nanos as i128).ok(),
+                            _ => w.activated.and_then(|at| Timestamp::try_from(at).ok()),
+                        }
+                        .unwrap_or_else(Timestamp::now);
+                        let dirs = self.dirs.clone();
+                        self.polls.spawn(async move {
+                            let asked = Timestamp::now();
+                            let changed =
+                                poll::salesforce(&dirs, &connection, &object, since).await;
+                            (path, Polled::Salesforce { asked, changed })
+                        });
+                    }
+                    _ => {}
+                }
             }
             if let Some((at, _)) = &w.retry
                 && *at <= now

@@ -1,7 +1,8 @@
-//! The S3 event trigger: lists a bucket prefix every interval and says what is there (how
-//! many objects, the newest modification), so the service starts a run when something
-//! new arrived. The flow's incremental `source.s3` then reads just the new objects: the
-//! trigger decides when, the source's watermark what.
+//! The polling event triggers. The S3 one lists a bucket prefix every interval and says
+//! what is there (how many objects, the newest modification); the Salesforce one counts
+//! an object's records changed since the last question. The service starts a run when
+//! something is new, and the flow's incremental source reads just that: the trigger
+//! decides when, the source's watermark what.
 
 use crate::connectors::s3::{Access, explain, normalize_prefix};
 
@@ -55,4 +56,37 @@ pub async fn list(
         }
     }
     Ok(listing)
+}
+
+/// How many records of `object` changed after `since` (by `SystemModstamp`).
+pub async fn salesforce(
+    dirs: &crate::paths::Dirs,
+    connection: &str,
+    object: &str,
+    since: jiff::Timestamp,
+) -> Result<u64, String> {
+    use crate::connectors::salesforce::{API_VERSION, Org, salesforce_words};
+    if object.is_empty()
+        || !object
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(format!("`{object}` is not an object's API name"));
+    }
+    let org = Org::open(dirs, connection, API_VERSION).map_err(|e| e.to_string())?;
+    let soql = format!(
+        "SELECT COUNT() FROM {object} WHERE SystemModstamp > {}",
+        since.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+    );
+    let url = org.url("/query");
+    let (answer, _) = org
+        .api
+        .get_json(&format!("counting changed {object} records"), |c| {
+            c.get(&url).query(&[("q", &soql)])
+        })
+        .await
+        .map_err(|e| salesforce_words(&e.message))?;
+    answer["totalSize"]
+        .as_u64()
+        .ok_or_else(|| format!("Salesforce's count of {object} records has no totalSize"))
 }
