@@ -209,44 +209,15 @@ fn prune(
         errln!("say what to keep: --keep-days N, --keep-runs N, or both");
         return Ok(crate::INVALID);
     }
-    let state = StateStore::open(dirs).map_err(anyhow::Error::msg)?;
-    let runs = state
-        .runs(&RunFilter {
-            flow: flow.map(flow_name),
-            ..Default::default()
-        })
-        .map_err(anyhow::Error::msg)?;
-    let before = keep_days.map(|days| {
-        engine::history_instant(chrono::Utc::now() - chrono::Duration::days(days.into()))
-    });
-    // Newest first: the first `keep_runs` of each flow stay.
-    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let (mut removed, mut bytes) = (0, 0);
-    for run in &runs {
-        let rank = seen.entry(run.flow.as_str()).or_default();
-        *rank += 1;
-        let too_old = before.as_ref().is_some_and(|b| run.started_at < *b);
-        let too_many = keep_runs.is_some_and(|n| *rank > n);
-        if !(too_old || too_many) {
-            continue;
-        }
-        let folder = dirs.run_dir(&run.execution_id);
-        // Only a real folder of the runs folder is removed, never what a link points to.
-        if std::fs::symlink_metadata(&folder).is_ok_and(|m| m.is_dir()) {
-            bytes += tributary::paths::size_of(&folder);
-            std::fs::remove_dir_all(&folder)
-                .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", folder.display()))?;
-        }
-        state
-            .forget_run(&run.execution_id)
-            .map_err(anyhow::Error::msg)?;
-        removed += 1;
-    }
+    let flow = flow.map(flow_name);
+    let pruned =
+        engine::prune(dirs, keep_days, keep_runs, flow.as_deref()).map_err(anyhow::Error::msg)?;
     outln!(
-        "removed {removed} run{} ({}); {} kept",
-        if removed == 1 { "" } else { "s" },
-        engine::human_bytes(bytes),
-        runs.len() - removed
+        "removed {} run{} ({}); {} kept",
+        pruned.removed,
+        if pruned.removed == 1 { "" } else { "s" },
+        engine::human_bytes(pruned.bytes),
+        pruned.kept
     );
     Ok(0)
 }

@@ -32,6 +32,13 @@ pub struct ServeArgs {
     /// `text` for people, `json` (one object a line) for log collectors.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Prune runs older than this many days from the history, with their folders (at
+    /// start and every hour).
+    #[arg(long, value_name = "DAYS")]
+    keep_days: Option<u32>,
+    /// Prune runs beyond the newest N of each flow likewise.
+    #[arg(long, value_name = "N")]
+    keep_runs: Option<usize>,
     /// Print a systemd user unit that runs the service, and exit.
     #[arg(long)]
     print_systemd_unit: bool,
@@ -97,6 +104,8 @@ pub fn serve(args: ServeArgs, dirs: Dirs) -> anyhow::Result<u8> {
         listen: Some(args.listen),
         clock,
         rescan: args.rescan,
+        keep_days: args.keep_days,
+        keep_runs: args.keep_runs,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let result = runtime.block_on(async {

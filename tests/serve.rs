@@ -1171,3 +1171,27 @@ fn changed_salesforce_records_start_a_run_that_reads_just_them() {
         .collect();
     assert!(counts.len() >= 3, "asked every second: {counts:?}");
 }
+
+#[test]
+fn the_service_prunes_old_runs_as_it_is_told() {
+    let scratch = Scratch::new();
+    let path = orders_flow(&scratch, "kept", json!({"type": "on_demand"}), Value::Null);
+    for _ in 0..3 {
+        let out = scratch.cli(&["run", path.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let ids: Vec<Value> = runs_of(&scratch, "kept")
+        .iter()
+        .map(|r| r["execution_id"].clone())
+        .collect();
+    let mut service = serve(&scratch, "2026-12-02T08:00:00Z", 1.0, &["--keep-runs", "1"]);
+    service.wait_for_log("old runs pruned");
+    drop(service);
+    let left = runs_of(&scratch, "kept");
+    assert_eq!(left.len(), 1, "{left:#?}");
+    assert_eq!(left[0]["execution_id"], ids[2], "the newest stays");
+    let folders = std::fs::read_dir(scratch.home().join("data/runs"))
+        .unwrap()
+        .count();
+    assert_eq!(folders, 1, "the pruned runs' folders went with them");
+}

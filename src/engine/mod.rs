@@ -14,7 +14,8 @@ mod record;
 pub use context::{Demand, ErrorSink, InFlight, SourceOutput, TransformContext};
 pub use progress::{NodeFigures, NodeMetrics, NodeState, RunEvent};
 pub use record::{
-    RunError, RunRecord, RunStatus, Window, history_instant, human_bytes, index_missing,
+    Pruned, RunError, RunRecord, RunStatus, Window, history_instant, human_bytes, index_missing,
+    prune,
 };
 
 use std::collections::HashMap;

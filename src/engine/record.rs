@@ -58,6 +58,72 @@ fn manual() -> String {
     "manual".into()
 }
 
+/// What [`prune`] removed and kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub removed: usize,
+    /// The bytes of the run folders removed.
+    pub bytes: u64,
+    pub kept: usize,
+}
+
+/// Removes from the history, with their folders, the runs (of `flow`, or of every flow)
+/// started more than `keep_days` ago and those beyond the newest `keep_runs` of their flow.
+/// Webhook bodies older than `keep_days` go too.
+pub fn prune(
+    dirs: &Dirs,
+    keep_days: Option<u32>,
+    keep_runs: Option<usize>,
+    flow: Option<&str>,
+) -> Result<Pruned, String> {
+    let state = StateStore::open(dirs)?;
+    let runs = state.runs(&crate::state::RunFilter {
+        flow: flow.map(str::to_string),
+        ..Default::default()
+    })?;
+    let cutoff = keep_days.map(|days| Utc::now() - chrono::Duration::days(days.into()));
+    let before = cutoff.map(history_instant);
+    // Newest first: the first `keep_runs` of each flow stay.
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let (mut removed, mut bytes) = (0, 0);
+    for run in &runs {
+        let rank = seen.entry(run.flow.as_str()).or_default();
+        *rank += 1;
+        let too_old = before.as_ref().is_some_and(|b| run.started_at < *b);
+        let too_many = keep_runs.is_some_and(|n| *rank > n);
+        if !(too_old || too_many) {
+            continue;
+        }
+        let folder = dirs.run_dir(&run.execution_id);
+        // Only a real folder of the runs folder is removed, never what a link points to.
+        if std::fs::symlink_metadata(&folder).is_ok_and(|m| m.is_dir()) {
+            bytes += crate::paths::size_of(&folder);
+            std::fs::remove_dir_all(&folder)
+                .map_err(|e| format!("cannot remove {}: {e}", folder.display()))?;
+        }
+        state.forget_run(&run.execution_id)?;
+        removed += 1;
+    }
+    if let (Some(cutoff), Ok(bodies)) = (cutoff, std::fs::read_dir(dirs.data.join("hooks"))) {
+        let cutoff = std::time::SystemTime::from(cutoff);
+        for body in bodies.flatten() {
+            let old = body
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|at| at < cutoff);
+            if old && body.file_type().is_ok_and(|t| t.is_file()) {
+                bytes += body.metadata().map_or(0, |m| m.len());
+                let _ = std::fs::remove_file(body.path());
+            }
+        }
+    }
+    Ok(Pruned {
+        removed,
+        bytes,
+        kept: runs.len() - removed,
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RunStatus {
     Successful,

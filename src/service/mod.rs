@@ -55,6 +55,11 @@ pub struct Options {
     pub clock: Clock,
     /// How often the folder and the activations are looked at again.
     pub rescan: Duration,
+    /// Runs older than this many days are pruned from the history, with their folders,
+    /// at start and every hour.
+    pub keep_days: Option<u32>,
+    /// Runs beyond the newest this many of each flow are pruned likewise.
+    pub keep_runs: Option<usize>,
 }
 
 /// What started, or is to start, a run.
@@ -197,10 +202,15 @@ impl Service {
         mut file_events: tokio::sync::mpsc::UnboundedReceiver<PathBuf>,
     ) {
         let mut next_scan = Instant::now();
+        let mut next_prune = Instant::now();
         loop {
             if Instant::now() >= next_scan {
                 self.scan();
                 next_scan = Instant::now() + self.options.rescan;
+            }
+            if Instant::now() >= next_prune {
+                next_prune = Instant::now() + Duration::from_secs(3600);
+                self.prune();
             }
             self.start_due();
             let wake = self
@@ -223,6 +233,25 @@ impl Service {
             }
         }
         self.shut_down().await;
+    }
+
+    /// Prunes the history as the service was told to, in the background.
+    fn prune(&self) {
+        let (days, runs) = (self.options.keep_days, self.options.keep_runs);
+        if days.is_none() && runs.is_none() {
+            return;
+        }
+        let dirs = self.dirs.clone();
+        tokio::task::spawn_blocking(move || match engine::prune(&dirs, days, runs, None) {
+            Ok(p) if p.removed > 0 => tracing::info!(
+                removed = p.removed,
+                kept = p.kept,
+                "old runs pruned ({})",
+                engine::human_bytes(p.bytes)
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("old runs could not be pruned: {e}"),
+        });
     }
 
     /// Takes no new runs; lets the running ones finish within the grace period, then
