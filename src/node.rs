@@ -97,6 +97,9 @@ pub struct BuildContext {
     /// [`SourceOutput::advance_watermark`](crate::engine::SourceOutput::advance_watermark));
     /// `None` the first time and on `run --full`.
     pub watermark: Option<serde_json::Value>,
+    /// Where an incremental source starts when it has no watermark: the flow's
+    /// `first_run_from`, unless the run reads everything (`run --full`).
+    pub first_run_from: Option<chrono::DateTime<chrono::Utc>>,
     /// The run's error output, for destinations whose service refuses single records
     /// (Salesforce) and that set those aside as sources do.
     pub errors: crate::engine::ErrorSink,

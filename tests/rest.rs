@@ -494,3 +494,44 @@ fn a_field_first_seen_on_a_later_page_is_set_aside_named_or_stops_the_run() {
     assert_eq!(record["records_rejected"], 0, "{record}");
     assert_eq!(record["records_written"], 251, "{record}");
 }
+
+#[test]
+fn the_first_run_of_a_scheduled_flow_reads_from_its_first_run_from() {
+    let api = start();
+    let scratch = Scratch::new();
+    let mut flow = to_folder(json!({
+        "url": format!("{}/cursor", api.url()), "records_path": "data",
+        "pagination": {"style": "cursor", "path": "response_metadata.next_cursor", "param": "cursor"},
+        "incremental": {"param": "updated_since", "field": "updated_at", "id_field": "id"}
+    }));
+    // Local midnight in Berlin is 23:00 UTC the day before.
+    flow["trigger"] = json!({"type": "schedule", "expression": "rate(1 days)",
+        "time_zone": "Europe/Berlin", "first_run_from": "2026-11-06T00:00:00"});
+    let first = assert_ran(&run(&scratch, &flow, &[]));
+    // Days 6 to 25, ten records a day.
+    assert_eq!(first["records_written"], 200);
+    let asked: Vec<Value> = api
+        .requests()
+        .iter()
+        .map(|r| r["query"]["updated_since"].clone())
+        .collect();
+    assert!(
+        asked.iter().any(|a| a == "2026-11-05T23:00:00Z"),
+        "the run asked from first_run_from: {asked:?}"
+    );
+    // The next run goes on from its watermark, and `--full` reads everything.
+    let second = assert_ran(&run(&scratch, &flow, &[]));
+    assert_eq!(second["records_written"], 0);
+    let full = assert_ran(&run(&scratch, &flow, &["--full"]));
+    assert_eq!(full["records_written"], 250);
+
+    // A first_run_from that is not an instant is refused with its setting.
+    flow["trigger"]["first_run_from"] = json!("last week");
+    let out = run(&scratch, &flow, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/trigger/first_run_from") && stderr(&out).contains("last week"),
+        "{}",
+        stderr(&out)
+    );
+}

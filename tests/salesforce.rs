@@ -714,3 +714,25 @@ fn the_salesforce_examples_move_each_record_once() {
         .collect();
     assert!(names.contains(&"Deal 1 renegotiated") && names.contains(&"Brand new deal"));
 }
+
+#[test]
+fn the_first_run_of_a_scheduled_flow_reads_from_its_first_run_from() {
+    let org = start();
+    let scratch = connected(&org);
+    let mut flow = to_folder(json!({
+        "fields": ["Id", "Name", "SystemModstamp"],
+        "incremental": "SystemModstamp",
+    }));
+    flow["trigger"] = json!({"type": "schedule", "expression": "rate(1 hours)",
+        "first_run_from": "2026-11-01T01:00:00Z"});
+    let first = ran(&run(&scratch, &flow, &[]));
+    // Deal i changed at minute i/5: deals 300 to 450 in the second hour.
+    assert_eq!(first["records_written"], 151);
+    let soql = soqls(&org.requests());
+    assert!(
+        soql[0].contains("SystemModstamp >= 2026-11-01T01:00:00.000Z AND SystemModstamp < "),
+        "{soql:?}"
+    );
+    let next = ran(&run(&scratch, &flow, &[]));
+    assert_eq!(next["records_written"], 0);
+}

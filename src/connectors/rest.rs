@@ -252,7 +252,13 @@ impl NodeConfig for RestSource {
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let base = self.check().map_err(|p| NodeError::msg(p.message))?;
         let mark = match self.incremental {
-            Some(_) => cx.saved_watermark::<Mark>()?,
+            // The first run of a flow with `first_run_from` asks from there, as RFC 3339.
+            Some(_) => cx
+                .saved_watermark::<Mark>()?
+                .or(cx.first_run_from.map(|at| Mark {
+                    value: Value::String(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                    ids: Vec::new(),
+                })),
             None => None,
         };
         Ok(Runtime::Source(Box::new(RestRead {

@@ -454,6 +454,11 @@ async fn execute(
             }
         }
     }
+    // A run that reads everything ignores where the first run would start.
+    let first_run_from = match plan.trigger.first_run_from() {
+        Ok(at) => at.filter(|_| !opts.full),
+        Err(e) => return Outcome::failed(None, e.message, &handles),
+    };
     let marks: Vec<Arc<Mutex<Option<serde_json::Value>>>> =
         (0..n).map(|_| Arc::default()).collect();
     let mut runtimes: Vec<Option<Runtime>> = Vec::with_capacity(n);
@@ -472,6 +477,7 @@ async fn execute(
             output_schema: node.schema.clone(),
             batch_rows: opts.batch_rows,
             watermark: from[i].clone(),
+            first_run_from: first_run_from.filter(|_| from[i].is_none()),
             errors: errors.clone(),
         };
         match node.config.build(&cx) {

@@ -69,6 +69,12 @@ pub enum Trigger {
         /// last run, `complete` everything, every time.
         #[serde(default, skip_serializing_if = "PullMode::is_incremental")]
         pull_mode: PullMode,
+        /// How far back the very first incremental run reads (AppFlow's
+        /// `firstExecutionFrom`): an RFC 3339 instant, or a local time in the time zone.
+        /// Incremental sources without a saved watermark start there instead of reading
+        /// everything; later runs go on from their watermark.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_run_from: Option<String>,
     },
     /// Runs when something happens: a file arrives in a folder, a request comes in. Only
     /// `tributary serve` listens for events.
@@ -286,6 +292,7 @@ impl Trigger {
             start: None,
             end: None,
             pull_mode: PullMode::Incremental,
+            first_run_from: None,
         }
     }
 
@@ -315,6 +322,22 @@ impl Trigger {
                 format!("new objects under s3://{bucket}/{prefix}")
             }
         }
+    }
+
+    /// Where incremental sources without a watermark start, for a scheduled flow that
+    /// says so; or why `first_run_from` is not an instant.
+    pub fn first_run_from(
+        &self,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, super::schedule::SettingError> {
+        let Trigger::Schedule {
+            first_run_from: Some(text),
+            time_zone,
+            ..
+        } = self
+        else {
+            return Ok(None);
+        };
+        super::schedule::instant(text, time_zone.as_deref(), "first_run_from").map(Some)
     }
 
     /// When the flow runs by itself: `None` on demand, otherwise its schedule or why the

@@ -745,6 +745,27 @@ impl Schedule {
     }
 }
 
+/// A setting's instant: RFC 3339, or a local time in the time zone named (UTC if none).
+pub fn instant(
+    text: &str,
+    time_zone: Option<&str>,
+    setting: &'static str,
+) -> Result<chrono::DateTime<chrono::Utc>, SettingError> {
+    let zone = time_zone
+        .map(str::trim)
+        .filter(|z| !z.is_empty())
+        .and_then(|z| TimeZone::get(z).ok())
+        .unwrap_or(TimeZone::UTC);
+    instant_in(text.trim(), &zone)
+        .and_then(|at| chrono::DateTime::from_timestamp(at.as_second(), at.subsec_nanosecond() as u32))
+        .ok_or_else(|| SettingError {
+            setting,
+            message: format!(
+                "`{text}` is not a date and time; write 2026-12-01T08:00:00Z, with an offset, or a local time in the schedule's time zone"
+            ),
+        })
+}
+
 /// An instant written with an offset, or a local time in `zone`.
 fn instant_in(text: &str, zone: &TimeZone) -> Option<Timestamp> {
     if let Ok(at) = text.parse::<Timestamp>() {

@@ -129,6 +129,9 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
     if let Some(Err(e)) = flow.trigger.schedule_of() {
         problems.push(problem(None, format!("/trigger/{}", e.setting), e.message));
     }
+    if let Err(e) = flow.trigger.first_run_from() {
+        problems.push(problem(None, format!("/trigger/{}", e.setting), e.message));
+    }
 
     // Node by node: identity, type, placeholders, connection, config.
     let mut index: HashMap<&str, usize> = HashMap::new();

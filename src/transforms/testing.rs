@@ -85,6 +85,7 @@ fn build_context(input: SchemaRef, output: SchemaRef) -> BuildContext {
         output_schema: output,
         batch_rows: 1024,
         watermark: None,
+        first_run_from: None,
         errors: crate::engine::ErrorSink::in_memory(),
     }
 }

@@ -363,7 +363,16 @@ impl NodeConfig for S3Source {
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let (format, _) = self.plan()?;
-        let window = self.window(cx.watermark.as_ref())?;
+        // The first run of a flow with `first_run_from` starts there, as if a run had
+        // read up to it.
+        let first = cx.first_run_from.map(|at| {
+            serde_json::to_value(Mark {
+                last_modified: at,
+                keys: Vec::new(),
+            })
+            .expect("a mark serializes")
+        });
+        let window = self.window(cx.watermark.as_ref().or(first.as_ref()))?;
         Ok(Runtime::Source(Box::new(S3Read {
             config: self.clone(),
             access: self.access()?,

@@ -411,7 +411,13 @@ impl NodeConfig for SalesforceSource {
             .plan()
             .map_err(|p| NodeError::msg(p[0].message.clone()))?;
         let mark = match self.incremental {
-            Some(_) => cx.saved_watermark::<Mark>()?,
+            // The first run of a flow with `first_run_from` starts there.
+            Some(_) => cx
+                .saved_watermark::<Mark>()?
+                .or(cx.first_run_from.map(|at| Mark {
+                    value: at,
+                    ids: Vec::new(),
+                })),
             None => None,
         };
         Ok(Runtime::Source(Box::new(SalesforceRead {
