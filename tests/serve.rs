@@ -13,30 +13,49 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{Value, json};
 
-/// A flow `name` on `trigger`: the sample orders CSV into JSON lines in `out-<name>/`.
-fn orders_flow(scratch: &Scratch, name: &str, trigger: Value, service: Value) -> PathBuf {
+/// A flow `name` in the service's folder (`flows/<name>.json`): a `source` node (type,
+/// settings) into JSON lines in `out-<name>/`, started by `trigger`; `more` adds settings
+/// of the flow's own (`service`, `params`, `alerts`).
+fn served_flow(
+    scratch: &Scratch,
+    name: &str,
+    (kind, config): (&str, Value),
+    trigger: Value,
+    more: Value,
+) -> PathBuf {
     let flows = scratch.path().join("flows");
     std::fs::create_dir_all(&flows).unwrap();
-    let data = format!("{}/flows/data/orders.csv", env!("CARGO_MANIFEST_DIR"));
     let mut f = flow(
         vec![
-            node("orders", "source.file", json!({"path": data})),
+            node("source", kind, config),
             node(
                 "out",
                 "destination.local",
                 json!({"folder": format!("out-{name}"), "format": "jsonl"}),
             ),
         ],
-        &[("orders", "out")],
+        &[("source", "out")],
     );
     f["name"] = json!(name);
     f["trigger"] = trigger;
-    if !service.is_null() {
-        f["service"] = service;
+    if let Value::Object(more) = more {
+        f.as_object_mut().unwrap().extend(more);
     }
     let path = flows.join(format!("{name}.json"));
     std::fs::write(&path, serde_json::to_string_pretty(&f).unwrap()).unwrap();
     path
+}
+
+/// A flow `name` on `trigger` reading the sample orders CSV (200 records).
+fn orders_flow(scratch: &Scratch, name: &str, trigger: Value, more: Value) -> PathBuf {
+    let data = format!("{}/flows/data/orders.csv", env!("CARGO_MANIFEST_DIR"));
+    served_flow(
+        scratch,
+        name,
+        ("source.file", json!({"path": data})),
+        trigger,
+        more,
+    )
 }
 
 const PASSPHRASE: &str = "serve tests";
@@ -300,29 +319,17 @@ fn a_trigger_while_the_flow_runs_waits_or_is_skipped_as_the_flow_says() {
     // Each request takes 1.5 s; a run makes at least one. The flows are due every
     // second.
     api.control(json!({"delay": 1.5}));
-    let flows = scratch.path().join("flows");
-    std::fs::create_dir_all(&flows).unwrap();
     for (name, when_running) in [("waits", "wait"), ("skips", "skip")] {
-        let mut f = flow(
-            vec![
-                node(
-                    "api",
-                    "source.rest",
-                    json!({"url": format!("{}/pages", api.url())}),
-                ),
-                node(
-                    "out",
-                    "destination.local",
-                    json!({"folder": format!("out-{name}"), "format": "jsonl"}),
-                ),
-            ],
-            &[("api", "out")],
+        let path = served_flow(
+            &scratch,
+            name,
+            (
+                "source.rest",
+                json!({"url": format!("{}/pages", api.url())}),
+            ),
+            json!({"type": "schedule", "expression": "rate(1 minutes)"}),
+            json!({"service": {"when_running": when_running}}),
         );
-        f["name"] = json!(name);
-        f["trigger"] = json!({"type": "schedule", "expression": "rate(1 minutes)"});
-        f["service"] = json!({"when_running": when_running});
-        let path = flows.join(format!("{name}.json"));
-        std::fs::write(&path, f.to_string()).unwrap();
         activate(&scratch, &path);
     }
     let service = serve(&scratch, "2026-12-02T08:00:00Z", 60.0, &[]);
@@ -377,7 +384,12 @@ fn runs_missed_while_the_service_was_down_follow_the_flow_s_policy() {
     let scratch = Scratch::new();
     let schedule = json!({"type": "schedule", "expression": "rate(1 hours)"});
     let once = orders_flow(&scratch, "once", schedule.clone(), Value::Null);
-    let skip = orders_flow(&scratch, "skip", schedule, json!({"missed": "skip"}));
+    let skip = orders_flow(
+        &scratch,
+        "skip",
+        schedule,
+        json!({"service": {"missed": "skip"}}),
+    );
     activate(&scratch, &once);
     activate(&scratch, &skip);
     let service = serve(&scratch, "2026-12-02T08:00:00Z", 3600.0, &[]);
@@ -430,7 +442,7 @@ fn a_run_failing_for_a_passing_reason_is_tried_again() {
         &scratch,
         "retried",
         json!({"type": "schedule", "expression": "rate(1 days)"}),
-        json!({"retries": 2, "retry_after_seconds": 60}),
+        json!({"service": {"retries": 2, "retry_after_seconds": 60}}),
     );
     activate(&scratch, &path);
     // Another run of the flow holds its lock: the service's run fails, and may succeed
@@ -474,7 +486,7 @@ fn a_flow_failing_run_after_run_is_deactivated_and_never_retried() {
         &scratch,
         "broken",
         json!({"type": "schedule", "expression": "rate(1 minutes)"}),
-        json!({"deactivate_after": 3, "retries": 2, "retry_after_seconds": 1}),
+        json!({"service": {"deactivate_after": 3, "retries": 2, "retry_after_seconds": 1}}),
     );
     // The source's file disappears: a mistake that no retry mends.
     let mut f: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -568,33 +580,23 @@ fn a_flow_failing_run_after_run_is_deactivated_and_never_retried() {
 fn sigterm_lets_a_run_finish_within_the_grace_period_then_cancels_it() {
     let scratch = Scratch::new();
     let api = SupportServer::start("rest_server.py", &[]);
-    let flows = scratch.path().join("flows");
-    std::fs::create_dir_all(&flows).unwrap();
-    let mut f = flow(
-        vec![
-            node(
-                "api",
-                "source.rest",
-                json!({"url": format!("{}/pages", api.url())}),
-            ),
-            node(
-                "out",
-                "destination.local",
-                json!({"folder": "out", "format": "jsonl"}),
-            ),
-        ],
-        &[("api", "out")],
+    let path = served_flow(
+        &scratch,
+        "slow",
+        (
+            "source.rest",
+            json!({"url": format!("{}/pages", api.url())}),
+        ),
+        json!({"type": "schedule", "expression": "rate(1 minutes)"}),
+        Value::Null,
     );
-    f["name"] = json!("slow");
-    f["trigger"] = json!({"type": "schedule", "expression": "rate(1 minutes)"});
-    let path = flows.join("slow.json");
-    std::fs::write(&path, f.to_string()).unwrap();
+    let out = scratch.path().join("flows/out-slow");
     activate(&scratch, &path);
     let service = serve(&scratch, "2026-12-02T08:00:00Z", 60.0, &["--grace", "1s"]);
     wait_until(&scratch, "a first run", |r| {
         count(r, "slow", "Successful") >= 1
     });
-    let published = files_under(&flows.join("out"));
+    let published = files_under(&out);
     assert!(!published.is_empty());
     // From now on the service answers after 20 s: the next run is still reading when
     // the service is asked to stop.
@@ -610,7 +612,7 @@ fn sigterm_lets_a_run_finish_within_the_grace_period_then_cancels_it() {
     assert_eq!(runs.len(), 2, "{runs:#?}");
     assert_eq!(runs[1]["status"], "Canceled", "{runs:#?}");
     assert_eq!(
-        files_under(&flows.join("out")),
+        files_under(&out),
         published,
         "a cancelled run publishes nothing"
     );
@@ -770,25 +772,14 @@ fn a_signed_webhook_starts_a_run_on_its_body_and_bad_requests_are_refused_in_wor
     // The signing key, in the vault.
     add_key(&scratch, "hooks", "hook-key-1");
 
-    let flows = scratch.path().join("flows");
-    std::fs::create_dir_all(&flows).unwrap();
     let sample = scratch.write("sample.jsonl", "{\"id\": 0, \"name\": \"sample\"}\n");
-    let mut f = flow(
-        vec![
-            node("body", "source.file", json!({"path": "${trigger_file}"})),
-            node(
-                "out",
-                "destination.local",
-                json!({"folder": "out-hook", "format": "jsonl"}),
-            ),
-        ],
-        &[("body", "out")],
+    let path = served_flow(
+        &scratch,
+        "on hook",
+        ("source.file", json!({"path": "${trigger_file}"})),
+        json!({"type": "event", "source": "webhook", "connection": "hooks", "max_body_bytes": 1000}),
+        json!({"params": {"trigger_file": sample}}),
     );
-    f["name"] = json!("on hook");
-    f["params"] = json!({"trigger_file": sample});
-    f["trigger"] = json!({"type": "event", "source": "webhook", "connection": "hooks", "max_body_bytes": 1000});
-    let path = flows.join("on-hook.json");
-    std::fs::write(&path, f.to_string()).unwrap();
 
     let service = serve(&scratch, "2026-12-02T08:00:00Z", 1.0, &[]);
     let now = std::time::SystemTime::now()
@@ -915,22 +906,13 @@ fn a_file_trigger_runs_once_per_new_file_when_it_has_stopped_changing() {
     let csv = |n: usize| format!("id,name\n{}", rows(n, 1));
     std::fs::write(inbox.join("before.csv"), csv(3)).unwrap();
     let sample = scratch.write("sample.csv", &csv(1));
-    let mut f = flow(
-        vec![
-            node("file", "source.file", json!({"path": "${trigger_file}"})),
-            node(
-                "out",
-                "destination.local",
-                json!({"folder": "out-files", "format": "jsonl"}),
-            ),
-        ],
-        &[("file", "out")],
+    let path = served_flow(
+        &scratch,
+        "inbox",
+        ("source.file", json!({"path": "${trigger_file}"})),
+        json!({"type": "event", "source": "file", "folder": "inbox", "pattern": "*.csv", "settle_seconds": 1}),
+        json!({"params": {"trigger_file": sample}}),
     );
-    f["name"] = json!("inbox");
-    f["params"] = json!({"trigger_file": sample});
-    f["trigger"] = json!({"type": "event", "source": "file", "folder": "inbox", "pattern": "*.csv", "settle_seconds": 1});
-    let path = flows.join("inbox.json");
-    std::fs::write(&path, f.to_string()).unwrap();
     // A file there before the flow is active is not new to it.
     std::thread::sleep(Duration::from_millis(1100));
     activate(&scratch, &path);
@@ -1049,27 +1031,16 @@ fn new_objects_under_an_s3_prefix_start_a_run_that_reads_just_them() {
     };
     // One object is there to learn the fields from; it is not new to the flow.
     put("in/0.csv", 1);
-    let flows = scratch.path().join("flows");
-    std::fs::create_dir_all(&flows).unwrap();
-    let mut f = flow(
-        vec![
-            node(
-                "objects",
-                "source.s3",
-                json!({"connection": "lake", "bucket": "drop", "prefix": "in/", "incremental": true}),
-            ),
-            node(
-                "out",
-                "destination.local",
-                json!({"folder": "out-s3", "format": "jsonl"}),
-            ),
-        ],
-        &[("objects", "out")],
+    let path = served_flow(
+        &scratch,
+        "s3 drop",
+        (
+            "source.s3",
+            json!({"connection": "lake", "bucket": "drop", "prefix": "in/", "incremental": true}),
+        ),
+        json!({"type": "event", "source": "s3", "connection": "lake", "bucket": "drop", "prefix": "in/", "interval_seconds": 60}),
+        Value::Null,
     );
-    f["name"] = json!("s3 drop");
-    f["trigger"] = json!({"type": "event", "source": "s3", "connection": "lake", "bucket": "drop", "prefix": "in/", "interval_seconds": 60});
-    let path = flows.join("s3-drop.json");
-    std::fs::write(&path, f.to_string()).unwrap();
     std::thread::sleep(Duration::from_millis(1100));
     activate(&scratch, &path);
     // A minute a second: the prefix is listed every second.
@@ -1106,28 +1077,17 @@ fn changed_salesforce_records_start_a_run_that_reads_just_them() {
     let scratch = Scratch::new();
     let org = SupportServer::start("salesforce_server.py", &[]);
     salesforce_connection(&scratch, &org, PASSPHRASE);
-    let flows = scratch.path().join("flows");
-    std::fs::create_dir_all(&flows).unwrap();
-    let mut f = flow(
-        vec![
-            node(
-                "sf",
-                "source.salesforce",
-                json!({"connection": "crm", "object": "Opportunity",
-                       "fields": ["Id", "Name", "SystemModstamp"], "incremental": "SystemModstamp"}),
-            ),
-            node(
-                "out",
-                "destination.local",
-                json!({"folder": "out-sf", "format": "jsonl"}),
-            ),
-        ],
-        &[("sf", "out")],
+    let path = served_flow(
+        &scratch,
+        "new deals",
+        (
+            "source.salesforce",
+            json!({"connection": "crm", "object": "Opportunity",
+                   "fields": ["Id", "Name", "SystemModstamp"], "incremental": "SystemModstamp"}),
+        ),
+        json!({"type": "event", "source": "salesforce", "connection": "crm", "object": "Opportunity", "interval_seconds": 60}),
+        Value::Null,
     );
-    f["name"] = json!("new deals");
-    f["trigger"] = json!({"type": "event", "source": "salesforce", "connection": "crm", "object": "Opportunity", "interval_seconds": 60});
-    let path = flows.join("new-deals.json");
-    std::fs::write(&path, f.to_string()).unwrap();
     activate(&scratch, &path);
     std::thread::sleep(Duration::from_millis(1100));
     // A minute a second: Salesforce is asked every second.

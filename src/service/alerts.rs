@@ -106,7 +106,7 @@ async fn send_one(
             if let Some(connection) = connection {
                 let key = key_of(dirs, connection)?;
                 let timestamp = jiff::Timestamp::now().as_second().to_string();
-                let signature = super::signature(&key, &timestamp, body.as_bytes());
+                let signature = super::hooks::signature(&key, &timestamp, body.as_bytes());
                 request = request
                     .header("X-Tributary-Timestamp", timestamp)
                     .header("X-Tributary-Signature", signature);
