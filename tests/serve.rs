@@ -250,6 +250,9 @@ fn a_scheduled_flow_runs_on_time_and_its_runs_are_in_the_history() {
         stderr(&refused)
     );
     activate(&scratch, &hourly);
+    // A run by hand before the service starts: the history keeps both kinds.
+    let by_hand = scratch.cli(&["run", hourly.to_str().unwrap()]);
+    assert!(by_hand.status.success(), "{}", stderr(&by_hand));
 
     // An hour a second, from 08:00:00.
     let service = serve(&scratch, "2026-12-02T08:00:00Z", 3600.0, &[]);
@@ -268,19 +271,20 @@ fn a_scheduled_flow_runs_on_time_and_its_runs_are_in_the_history() {
     );
 
     let runs = wait_until(&scratch, "two scheduled runs", |r| {
-        count(r, "hourly", "Successful") >= 2
+        count(r, "hourly", "Successful") >= 3
     });
     assert_eq!(count(&runs, "idle", "Successful"), 0);
     let hourly_runs: Vec<&Value> = runs.iter().filter(|r| r["flow"] == "hourly").collect();
+    assert_eq!(hourly_runs[0]["trigger"], "manual", "{hourly_runs:#?}");
     assert_eq!(
-        hourly_runs[0]["trigger"], "schedule: due 2026-12-02T09:00:00+00:00",
+        hourly_runs[1]["trigger"], "schedule: due 2026-12-02T09:00:00+00:00",
         "{hourly_runs:#?}"
     );
     assert_eq!(
-        hourly_runs[1]["trigger"],
+        hourly_runs[2]["trigger"],
         "schedule: due 2026-12-02T10:00:00+00:00"
     );
-    assert_eq!(hourly_runs[0]["records_written"], 200);
+    assert_eq!(hourly_runs[1]["records_written"], 200);
 
     let metrics = service.get("/metrics");
     let successful = metrics
@@ -306,6 +310,11 @@ fn a_scheduled_flow_runs_on_time_and_its_runs_are_in_the_history() {
     let listed = scratch.cli(&["flows", scratch.path().join("flows").to_str().unwrap()]);
     let listed = stdout(&listed);
     assert!(listed.contains("state: active"), "{listed}");
+    let table = stdout(&scratch.cli(&["runs", "hourly"]));
+    assert!(
+        table.contains(" manual ") && table.contains(" schedule "),
+        "how each run started: {table}"
+    );
 
     let (status, took) = service.stop();
     assert!(status.success(), "{status}");
@@ -1154,4 +1163,25 @@ fn the_service_prunes_old_runs_as_it_is_told() {
         .unwrap()
         .count();
     assert_eq!(folders, 1, "the pruned runs' folders went with them");
+}
+
+#[test]
+fn a_state_database_that_cannot_be_opened_stops_the_service_with_its_path() {
+    let scratch = Scratch::new();
+    std::fs::create_dir_all(scratch.path().join("flows")).unwrap();
+    // Where the database should be, a folder.
+    std::fs::create_dir_all(scratch.home().join("data/state.sqlite")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--flows"])
+        .arg(scratch.path().join("flows"))
+        .env("TRIBUTARY_HOME", scratch.home())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot open the run state") && stderr(&out).contains("state.sqlite"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -795,7 +795,6 @@ fn figures(handles: &[NodeHandle]) -> Vec<NodeFigures> {
 }
 
 impl Outcome {
-    /// A run that failed before any node started.
     /// The failure passes by itself: the service may try the run again.
     fn transient(mut self) -> Self {
         if let Some(e) = &mut self.error {
@@ -804,6 +803,7 @@ impl Outcome {
         self
     }
 
+    /// A run that failed before any node started.
     fn failed(node: Option<&str>, message: String, handles: &[NodeHandle]) -> Self {
         Outcome {
             status: RunStatus::Error,

@@ -233,7 +233,8 @@ impl PullMode {
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceSettings {
     /// When the trigger fires while a run of the flow is still going: `wait` (the
-    /// default) starts one run after it, `skip` records the trigger as skipped.
+    /// default) runs it after that one (a schedule's due times fold into one run, every
+    /// event is a run of its own), `skip` records the trigger as skipped.
     pub when_running: WhenRunning,
     /// After the service was down across run times: `run_once` (the default) runs once
     /// for all of them, `skip` waits for the next run time.

@@ -535,6 +535,12 @@ impl Service {
                         .and_then(|s| s.next_after(self.options.clock.now()));
                     self.metrics.next_run(&w.flow.name, w.next);
                 }
+                // An edit may have changed what the flow polls, or made it stop polling.
+                let polls = matches!(
+                    w.flow.trigger,
+                    Trigger::Event(Event::S3 { .. } | Event::Salesforce { .. })
+                );
+                w.poll = (polls && w.active).then(|| self.options.clock.now());
                 self.watch_files(&path);
             }
             (Ok((flow, schedule)), None) => {
@@ -923,6 +929,10 @@ impl Service {
         let now = self.options.clock.now();
         let name = record.flow.clone();
         let Some(w) = self.watched.get_mut(&path) else {
+            // Its slot is free for the others all the same.
+            if !self.stopping {
+                self.dispatch();
+            }
             return;
         };
         w.running = false;
