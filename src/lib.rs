@@ -5,15 +5,19 @@
 //! passing Arrow record batches. The app and the command line share all of it.
 
 pub mod auth;
+pub mod codecs;
+pub mod conditions;
 pub mod connectors;
 pub mod cost;
 pub mod engine;
+pub mod fields;
 pub mod flow;
 pub mod node;
 pub mod paths;
 pub mod records;
 pub mod registry;
 pub mod schema;
+pub mod serde_words;
 pub mod service;
 pub mod state;
 pub mod transforms;

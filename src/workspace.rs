@@ -102,6 +102,7 @@ fn analyze_with(
         overrides,
         connections: &connections,
         partial,
+        node_types: crate::registry::all(),
     };
     analyze(flow, &cx)
 }

@@ -16,11 +16,11 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Demand, SourceOutput};
 use crate::node::{
     BoxFuture, BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime,
     Source,
 };
+use crate::node::{Demand, SourceOutput};
 use crate::types::FieldType;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

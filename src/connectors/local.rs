@@ -23,14 +23,14 @@ use arrow::datatypes::{Schema, SchemaRef};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::formats::FileFormat;
 use super::layout::TimePrefix;
 use super::output::{FileSet, Layout, Store};
+use crate::codecs::FileFormat;
+use crate::fields::{Problems, any_type};
 use crate::node::{
     BuildContext, ConfigProblem, Destination, NodeConfig, NodeError, NodeKind, OutputLocation,
     PlanContext, Runtime,
 };
-use crate::transforms::fields::{Problems, any_type};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -6,8 +6,6 @@ use std::time::{Duration, Instant};
 
 pub mod demo_crm;
 pub mod file;
-mod flat_json;
-pub mod formats;
 pub mod http;
 pub mod layout;
 pub mod local;

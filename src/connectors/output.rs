@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
 
-use super::formats::{FileFormat, FileWriter};
 use super::layout::{Partitioner, TimePrefix, file_name};
+use crate::codecs::{FileFormat, FileWriter};
 use crate::node::NodeError;
 
 /// Where finished files wait for the run to commit.

@@ -19,16 +19,16 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::file::{NewFields, infer_json, is_new_field, values_to_batch, with_overrides};
-use super::formats::FileFormat;
 use super::http::Api;
 use super::{PlanCache, block_on};
 use crate::auth::session::Session;
-use crate::engine::{Demand, SourceOutput};
+use crate::codecs::FileFormat;
+use crate::codecs::read::{NewFields, infer_json, is_new_field, values_to_batch, with_overrides};
 use crate::node::{
     BoxFuture, BuildContext, ConfigProblem, ErrorRecord, NodeConfig, NodeError, NodeKind,
     PlanContext, Runtime, Source,
 };
+use crate::node::{Demand, SourceOutput};
 use crate::paths::Dirs;
 use crate::types::FieldType;
 

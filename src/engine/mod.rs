@@ -7,12 +7,14 @@
 //! and make it visible only when every node of the run succeeded, so output is either
 //! complete or absent.
 
-mod context;
 mod progress;
 mod record;
 
-pub use context::{Demand, ErrorSink, InFlight, SourceOutput, TransformContext};
-pub use progress::{NodeFigures, NodeMetrics, NodeState, RunEvent};
+pub use crate::node::{
+    Demand, ErrorSink, InFlight, NodeFigures, NodeMetrics, NodeState, SourceOutput,
+    TransformContext,
+};
+pub use progress::RunEvent;
 pub use record::{
     Pruned, RunError, RunRecord, RunStatus, Window, history_instant, human_bytes, index_missing,
     prune,
@@ -31,12 +33,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cost::{self, Rates};
 use crate::flow::Plan;
+use crate::node::context::{NodeHandle, Outputs, Reporter};
 use crate::node::{
     BuildContext, Destination, ErrorRecord, NodeError, OutputLocation, Runtime, Transform,
 };
 use crate::paths::Dirs;
 use crate::state::{RunLock, StateStore};
-use context::{NodeHandle, Outputs};
 
 /// How a run is carried out and who watches it.
 #[derive(Clone)]
@@ -411,13 +413,21 @@ async fn execute(
 
     let cancel = opts.cancel.child_token();
     let in_flight = Arc::new(InFlight::default());
+    let reporter = opts.events.clone().map(|events| -> Reporter {
+        Arc::new(move |node: &str, figures| {
+            let _ = events.send(RunEvent::Node {
+                node: node.to_string(),
+                figures,
+            });
+        })
+    });
     let handles: Vec<NodeHandle> = plan
         .nodes
         .iter()
         .map(|node| NodeHandle {
             id: node.id.as_str().into(),
             metrics: Arc::new(NodeMetrics::default()),
-            events: opts.events.clone(),
+            reporter: reporter.clone(),
         })
         .collect();
 

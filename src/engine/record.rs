@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::progress::NodeFigures;
 use crate::cost::Cost;
+use crate::node::NodeFigures;
 use crate::node::OutputLocation;
 use crate::paths::Dirs;
 use crate::state::{RunRow, StateStore};

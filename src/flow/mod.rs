@@ -49,7 +49,7 @@ impl Flow {
                     "{origin}: not valid JSON at line {}, column {}: {}",
                     e.line(),
                     e.column(),
-                    strip_position(&e.to_string())
+                    crate::serde_words::strip_position(&e.to_string())
                 ),
             )
         })?;
@@ -88,12 +88,12 @@ impl Flow {
             ));
         }
         serde_path_to_error::deserialize(&value).map_err(|e| {
-            let path = validate::pointer_from_serde_path(e.path());
+            let path = crate::serde_words::pointer_from_serde_path(e.path());
             Problem {
                 node: validate::node_id_at(&value, &path),
                 message: format!(
                     "{origin}: {}",
-                    validate::serde_in_words(&e.inner().to_string())
+                    crate::serde_words::serde_in_words(&e.inner().to_string())
                 ),
                 path,
                 service: false,
@@ -208,7 +208,7 @@ mod unique {
         let message = e.to_string();
         let Some(key) = message
             .strip_prefix(TWICE)
-            .map(|m| super::strip_position(m).to_string())
+            .map(|m| crate::serde_words::strip_position(m).to_string())
         else {
             return message;
         };
@@ -249,10 +249,3 @@ mod unique {
     }
 }
 
-/// serde_json appends " at line X column Y" to its messages; we say it once, up front.
-pub(crate) fn strip_position(message: &str) -> &str {
-    match message.rfind(" at line ") {
-        Some(i) => &message[..i],
-        None => message,
-    }
-}

@@ -12,7 +12,6 @@ use indexmap::IndexMap;
 
 use super::{Flow, Trigger, params};
 use crate::node::{NodeConfig, NodeType, PlanContext, Role};
-use crate::registry;
 
 /// One thing wrong with a flow.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +92,9 @@ pub struct Context<'a> {
     pub connections: &'a [String],
     /// A part of a flow for a preview: nodes need not lead to a destination.
     pub partial: bool,
+    /// The node types a flow may use (the registry's; the flow model does not reach up to
+    /// every connector itself).
+    pub node_types: &'static [NodeType],
 }
 
 /// Everything validation learns about a flow, problems or not: the app shows problems on
@@ -161,7 +163,7 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
                 format!("the id `{}` is used by more than one node", node.id),
             ));
         }
-        let kind = registry::find(&node.kind);
+        let kind = cx.node_types.iter().find(|t| t.name == node.kind);
         if kind.is_none() {
             problems.push(problem(
                 id,
@@ -169,7 +171,7 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
                 format!(
                     "unknown node type `{}`; known types: {}",
                     node.kind,
-                    registry::all()
+                    cx.node_types
                         .iter()
                         .map(|t| t.name)
                         .collect::<Vec<_>>()
@@ -450,77 +452,6 @@ fn reaches_destination(start: usize, outputs: &[Vec<usize>], kinds: &[Option<&No
 /// Percent of the records read that may be rejected before a run fails, unless the flow
 /// says otherwise: a run that set most of its input aside is not a success.
 pub const DEFAULT_ERROR_THRESHOLD: u8 = 50;
-
-/// A JSON pointer (`/nodes/2/config`) from serde_path_to_error's path.
-pub fn pointer_from_serde_path(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut out = String::new();
-    for segment in path.iter() {
-        match segment {
-            Segment::Seq { index } => out.push_str(&format!("/{index}")),
-            Segment::Map { key } => {
-                out.push('/');
-                out.push_str(&key.replace('~', "~0").replace('/', "~1"));
-            }
-            Segment::Enum { .. } | Segment::Unknown => {}
-        }
-    }
-    out
-}
-
-/// serde's message about a value of the wrong shape, in the words of someone editing a flow
-/// file: "invalid type: floating point `1e30`, expected usize" becomes "the number 1e30
-/// where a whole number of 0 or more belongs".
-pub fn serde_in_words(message: &str) -> String {
-    let message = message.strip_prefix("invalid type: ").unwrap_or(message);
-    let message = message.strip_prefix("invalid value: ").unwrap_or(message);
-    if let Some(rest) = message.strip_prefix("unknown field ") {
-        return match rest.split_once(", expected ") {
-            Some((field, expected)) => {
-                let expected = expected.trim_start_matches("one of ");
-                format!("unknown setting {field}; the settings here are {expected}")
-            }
-            None => format!("unknown setting {rest}"),
-        };
-    }
-    if let Some(field) = message.strip_prefix("missing field ") {
-        return format!("the setting {field} is missing");
-    }
-    let Some((found, expected)) = message.rsplit_once(", expected ") else {
-        return message.to_string();
-    };
-    let found = if let Some(n) = found
-        .strip_prefix("floating point ")
-        .or_else(|| found.strip_prefix("integer "))
-    {
-        format!("the number {}", n.trim_matches('`'))
-    } else if let Some(text) = found.strip_prefix("string ") {
-        format!("the text {text}")
-    } else if found == "map" {
-        "an object ({…})".to_string()
-    } else if found == "sequence" {
-        "a list ([…])".to_string()
-    } else if found == "unit value" || found == "null" {
-        "null".to_string()
-    } else if let Some(b) = found.strip_prefix("boolean ") {
-        b.trim_matches('`').to_string()
-    } else {
-        found.to_string()
-    };
-    let expected = match expected {
-        "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number of 0 or more",
-        "i64" | "i32" | "i16" | "i8" | "isize" => "a whole number",
-        "f64" | "f32" => "a number",
-        "a string" | "string" => "text",
-        "a boolean" | "bool" => "true or false",
-        "a sequence" => "a list ([…])",
-        e if e.starts_with("struct ") || e == "a map" || e.starts_with("a map") => {
-            "an object ({…})"
-        }
-        e => return format!("{found} where {e} belongs"),
-    };
-    format!("{found} where {expected} belongs")
-}
 
 /// The characters of a node id: ASCII letters and digits, `_`, `-`, `.`. Ids are printed in
 /// terminals, logs and file names, and are typed into `--node`; nothing in them may hide

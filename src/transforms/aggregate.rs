@@ -16,8 +16,8 @@ use arrow::row::{OwnedRow, RowConverter, SortField};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::fields::{Problems, any_type, find, find_typed};
-use crate::engine::TransformContext;
+use crate::fields::{Problems, any_type, find, find_typed};
+use crate::node::TransformContext;
 use crate::node::{
     BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
 };

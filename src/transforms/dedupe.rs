@@ -11,8 +11,8 @@ use arrow::row::{RowConverter, SortField};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::fields::{Problems, any_type};
-use crate::engine::TransformContext;
+use crate::fields::{Problems, any_type};
+use crate::node::TransformContext;
 use crate::node::{
     BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
 };

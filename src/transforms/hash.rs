@@ -10,9 +10,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::fields::Problems;
 use super::mask::{as_text, text_fields};
-use crate::engine::TransformContext;
+use crate::fields::Problems;
+use crate::node::TransformContext;
 use crate::node::{
     BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
 };

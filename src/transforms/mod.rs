@@ -5,7 +5,6 @@
 pub mod aggregate;
 pub mod arithmetic;
 pub mod dedupe;
-pub(crate) mod fields;
 pub mod filter;
 pub mod hash;
 pub mod map;

@@ -9,7 +9,7 @@ use arrow::array::{
 use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 
-use crate::engine::TransformContext;
+use crate::node::TransformContext;
 use crate::node::{BuildContext, ConfigProblem, NodeConfig, PlanContext, Runtime};
 
 pub fn strs(v: &[&str]) -> ArrayRef {
@@ -86,7 +86,7 @@ fn build_context(input: SchemaRef, output: SchemaRef) -> BuildContext {
         batch_rows: 1024,
         watermark: None,
         first_run_from: None,
-        errors: crate::engine::ErrorSink::in_memory(),
+        errors: crate::node::ErrorSink::in_memory(),
     }
 }
 

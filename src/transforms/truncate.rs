@@ -10,8 +10,8 @@ use arrow::datatypes::{Schema, SchemaRef};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::fields::Problems;
-use crate::engine::TransformContext;
+use crate::fields::Problems;
+use crate::node::TransformContext;
 use crate::node::{
     BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
 };

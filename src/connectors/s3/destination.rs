@@ -16,14 +16,14 @@ use serde::{Deserialize, Serialize};
 
 use super::upload::{self, ObjectSettings, StagedObject, Uploads};
 use super::{Access, block_on, check_bucket, normalize_prefix};
-use crate::connectors::formats::FileFormat;
+use crate::codecs::FileFormat;
 use crate::connectors::layout::TimePrefix;
 use crate::connectors::output::{FileSet, Layout};
+use crate::fields::{Problems, any_type};
 use crate::node::{
     BoxFuture, BuildContext, ConfigProblem, Destination, NodeConfig, NodeError, NodeKind,
     OutputLocation, PlanContext, Runtime,
 };
-use crate::transforms::fields::{Problems, any_type};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -19,14 +19,14 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::{Access, block_on, check_bucket, explain, normalize_prefix};
+use crate::codecs::FileFormat;
+use crate::codecs::read::{self as file, ReadSettings, infer_schema, read_file, with_overrides};
 use crate::connectors::PlanCache;
-use crate::connectors::file::{self, ReadSettings, infer_schema, read_file, with_overrides};
-use crate::connectors::formats::FileFormat;
-use crate::engine::{Demand, SourceOutput};
 use crate::node::{
     BoxFuture, BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime,
     Source,
 };
+use crate::node::{Demand, SourceOutput};
 use crate::types::FieldType;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use super::{Access, explain};
-use crate::connectors::formats::FileFormat;
+use crate::codecs::FileFormat;
 use crate::connectors::output::Store;
 use crate::node::NodeError;
 

@@ -21,7 +21,7 @@ use std::io::Write as _;
 use super::source::DataTransferApi;
 use super::{API_VERSION, Describe, Org, salesforce_words};
 use crate::connectors::block_on;
-use crate::engine::ErrorSink;
+use crate::node::ErrorSink;
 use crate::node::{
     BoxFuture, BuildContext, ConfigProblem, Destination, ErrorRecord, NodeConfig, NodeError,
     NodeKind, OutputLocation, PlanContext, Runtime,

@@ -18,15 +18,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{API_VERSION, Describe, FieldInfo, Org, salesforce_words, schema_of};
-use crate::connectors::file::values_to_batch;
+use crate::codecs::read::values_to_batch;
+use crate::conditions::{Condition, Operator};
 use crate::connectors::{PlanCache, block_on};
-use crate::engine::{Demand, SourceOutput};
 use crate::node::{
     BoxFuture, BuildContext, ConfigProblem, Entity, ErrorRecord, NodeConfig, NodeError, NodeKind,
     PlanContext, Runtime, Source,
 };
+use crate::node::{Demand, SourceOutput};
 use crate::paths::Dirs;
-use crate::transforms::filter::{Condition, Operator};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

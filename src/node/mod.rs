@@ -14,7 +14,11 @@ use chrono::{DateTime, Utc};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 
-use crate::engine::{SourceOutput, TransformContext};
+pub(crate) mod context;
+mod metrics;
+
+pub use context::{Demand, ErrorSink, InFlight, SourceOutput, TransformContext};
+pub use metrics::{NodeFigures, NodeMetrics, NodeState};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -94,7 +98,7 @@ pub struct BuildContext {
     /// Rows per batch that sources aim for.
     pub batch_rows: usize,
     /// Where this source's last successful run left off (what it gave
-    /// [`SourceOutput::advance_watermark`](crate::engine::SourceOutput::advance_watermark));
+    /// [`SourceOutput::advance_watermark`](SourceOutput::advance_watermark));
     /// `None` the first time and on `run --full`.
     pub watermark: Option<serde_json::Value>,
     /// Where an incremental source starts when it has no watermark: the flow's
@@ -102,7 +106,7 @@ pub struct BuildContext {
     pub first_run_from: Option<chrono::DateTime<chrono::Utc>>,
     /// The run's error output, for destinations whose service refuses single records
     /// (Salesforce) and that set those aside as sources do.
-    pub errors: crate::engine::ErrorSink,
+    pub errors: ErrorSink,
 }
 
 impl BuildContext {
@@ -243,8 +247,8 @@ fn parse_config<K: NodeKind>(
     match serde_path_to_error::deserialize::<_, K>(config) {
         Ok(c) => Ok(Arc::new(c)),
         Err(e) => Err(ConfigProblem::new(
-            crate::flow::validate::pointer_from_serde_path(e.path()),
-            crate::flow::validate::serde_in_words(&e.inner().to_string()),
+            crate::serde_words::pointer_from_serde_path(e.path()),
+            crate::serde_words::serde_in_words(&e.inner().to_string()),
         )),
     }
 }

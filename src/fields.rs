@@ -1,4 +1,4 @@
-//! Looking up the fields a transform names, with messages that list what is there.
+//! Looking up the fields a node names, with messages that list what is there.
 
 use arrow::datatypes::{DataType, Schema};
 

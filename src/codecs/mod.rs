@@ -1,4 +1,8 @@
-//! File formats shared by the file-based sources and destinations.
+//! File formats: what sources decode (CSV, JSON lines, JSON arrays, Parquet) and what
+//! destinations encode, below every connector that reads or writes records as files or bodies.
+
+mod flat_json;
+pub mod read;
 
 use std::io::Write;
 use std::sync::Arc;

@@ -12,8 +12,8 @@ use arrow::array::RecordBatch;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::progress::{NodeMetrics, NodeState, RunEvent};
-use crate::node::{ErrorRecord, NodeError};
+use super::metrics::{NodeFigures, NodeMetrics, NodeState};
+use super::{ErrorRecord, NodeError};
 
 /// Counts batches sitting in channels across the whole run, and the most ever seen: the
 /// figure that shows memory stays bounded whatever the input size.
@@ -29,7 +29,7 @@ impl InFlight {
         self.peak.fetch_max(now, Ordering::Relaxed);
     }
 
-    pub(super) fn remove(&self) {
+    pub(crate) fn remove(&self) {
         self.now.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -40,19 +40,20 @@ impl InFlight {
 
 /// A node's identity, counters and event channel, shared by its task and the engine.
 #[derive(Clone)]
-pub(super) struct NodeHandle {
+pub(crate) struct NodeHandle {
     pub id: Arc<str>,
     pub metrics: Arc<NodeMetrics>,
-    pub events: Option<mpsc::UnboundedSender<RunEvent>>,
+    /// Where the figures go when they change; the engine turns them into run events.
+    pub reporter: Option<Reporter>,
 }
+
+/// How a node's figures reach whoever watches the run.
+pub type Reporter = Arc<dyn Fn(&str, NodeFigures) + Send + Sync>;
 
 impl NodeHandle {
     pub fn report(&self) {
-        if let Some(events) = &self.events {
-            let _ = events.send(RunEvent::Node {
-                node: self.id.to_string(),
-                figures: self.metrics.figures(&self.id),
-            });
+        if let Some(reporter) = &self.reporter {
+            reporter(&self.id, self.metrics.figures(&self.id));
         }
     }
 
@@ -63,7 +64,7 @@ impl NodeHandle {
 }
 
 /// The senders to every node that takes this node's output (fan-out).
-pub(super) struct Outputs {
+pub(crate) struct Outputs {
     pub senders: Vec<mpsc::Sender<RecordBatch>>,
     pub in_flight: Arc<InFlight>,
     pub cancel: CancellationToken,
@@ -110,14 +111,14 @@ pub enum Demand {
 
 /// A source's way out: batches go downstream, bad records to the error output.
 pub struct SourceOutput {
-    pub(super) node: NodeHandle,
-    pub(super) outputs: Outputs,
-    pub(super) errors: ErrorSink,
-    pub(super) limit: Option<u64>,
-    pub(super) sent: u64,
-    pub(super) batch_rows: usize,
-    pub(super) batch_bytes: usize,
-    pub(super) watermark: Arc<Mutex<Option<serde_json::Value>>>,
+    pub(crate) node: NodeHandle,
+    pub(crate) outputs: Outputs,
+    pub(crate) errors: ErrorSink,
+    pub(crate) limit: Option<u64>,
+    pub(crate) sent: u64,
+    pub(crate) batch_rows: usize,
+    pub(crate) batch_bytes: usize,
+    pub(crate) watermark: Arc<Mutex<Option<serde_json::Value>>>,
 }
 
 impl SourceOutput {
