@@ -702,7 +702,7 @@ fn an_incremental_source_reads_each_object_once_and_only_after_a_committed_run()
     assert_eq!(ids(&record), [1, 2]);
     assert_eq!(record["windows"][0]["node"], "s3");
     assert!(record["windows"][0]["from"].is_null());
-    let keys_at_mark = record["windows"][0]["to"]["keys"].as_array().unwrap().len();
+    let keys_at_mark = record["windows"][0]["to"]["ids"].as_array().unwrap().len();
     assert!(keys_at_mark >= 1, "{record}");
 
     // Nothing new: nothing read, the watermark stays.

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 pub mod demo_crm;
 pub mod file;
+pub mod framework;
 pub mod http;
 pub mod layout;
 pub mod local;

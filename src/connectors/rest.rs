@@ -8,7 +8,6 @@
 //! are learnt from the first page (a minute's cache keeps the app from asking on every
 //! edit) unless `schema` names their types.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::datatypes::{Schema, SchemaRef};
@@ -19,6 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::framework::Watermark;
 use super::http::Api;
 use super::{PlanCache, block_on};
 use crate::auth::session::Session;
@@ -251,34 +251,55 @@ impl NodeConfig for RestSource {
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let base = self.check().map_err(|p| NodeError::msg(p.message))?;
-        let mark = match self.incremental {
-            // The first run of a flow with `first_run_from` asks from there, as RFC 3339.
-            Some(_) => cx
-                .saved_watermark::<Mark>()?
-                .or(cx.first_run_from.map(|at| Mark {
-                    value: Value::String(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-                    ids: Vec::new(),
-                })),
+        // The first run of a flow with `first_run_from` asks from there, as RFC 3339. The
+        // API is not asked for an upper bound: its cursor need not be an instant.
+        let watermark = match self.incremental {
+            Some(_) => Some(Watermark::of_run(
+                cx,
+                |at| {
+                    Cursor(Value::String(
+                        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    ))
+                },
+                None,
+            )?),
             None => None,
         };
         Ok(Runtime::Source(Box::new(RestRead {
             config: self.clone(),
             api: self.api()?,
             base,
-            mark,
+            watermark,
             schema: cx.output_schema.clone(),
         })))
     }
 }
 
-/// Where an incremental pull got to: the newest change seen, and the ids of the records
-/// at that instant.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Mark {
-    value: Value,
-    #[serde(default)]
-    ids: Vec<String>,
+/// A value of the incremental field as the API writes it, ordered as [`compare`] says:
+/// instants as instants (whatever their zone), numbers as numbers, else as text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+struct Cursor(Value);
+
+impl Ord for Cursor {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        compare(&self.0, &other.0)
+    }
 }
+
+impl PartialOrd for Cursor {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Cursor {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Cursor {}
 
 /// Walks the pages of one pull.
 struct Pages<'a> {
@@ -551,7 +572,8 @@ struct RestRead {
     config: RestSource,
     api: Api,
     base: Url,
-    mark: Option<Mark>,
+    /// Set when the pull is incremental.
+    watermark: Option<Watermark<Cursor>>,
     schema: SchemaRef,
 }
 
@@ -562,12 +584,13 @@ impl Source for RestRead {
                 config,
                 api,
                 base,
-                mark,
+                mut watermark,
                 schema,
             } = *self;
-            let seen: HashSet<String> = mark.iter().flat_map(|m| m.ids.iter().cloned()).collect();
-            let mut reached = mark.clone();
-            let since = mark.as_ref().map(|m| as_text(&m.value));
+            let since = watermark
+                .as_ref()
+                .and_then(|w| w.since())
+                .map(|c| as_text(&c.0));
             let mut pages = Pages::new(&config, base, since);
             let node = out.node_id().to_string();
             let schema = Arc::clone(&schema);
@@ -579,11 +602,8 @@ impl Source for RestRead {
                     break;
                 };
                 let page = pages.number;
-                if let Some(inc) = &config.incremental {
-                    records.retain(|r| keep(r, inc, mark.as_ref(), &seen));
-                    for record in &records {
-                        advance(&mut reached, record, inc);
-                    }
+                if let (Some(inc), Some(watermark)) = (&config.incremental, &mut watermark) {
+                    records.retain(|r| take(watermark, r, inc));
                 }
                 for chunk in records.chunks(out.batch_rows().max(1)) {
                     let mut values = chunk.to_vec();
@@ -614,59 +634,32 @@ impl Source for RestRead {
                     }
                 }
             }
-            if config.incremental.is_some()
-                && let Some(reached) = reached
-                && Some(&reached) != mark.as_ref()
-            {
-                out.advance_watermark(serde_json::to_value(reached).expect("plain data"));
+            if let Some(watermark) = watermark {
+                watermark.save(&out);
             }
             Ok(())
         })
     }
 }
 
-/// Whether a record belongs to this pull: after the watermark, or at it and not read yet.
-fn keep(record: &Value, inc: &Incremental, mark: Option<&Mark>, seen: &HashSet<String>) -> bool {
-    let (Some(mark), Some(changed)) = (mark, record.get(&inc.field)) else {
-        return true;
-    };
-    match compare(changed, &mark.value) {
-        std::cmp::Ordering::Greater => true,
-        std::cmp::Ordering::Less => false,
-        std::cmp::Ordering::Equal => match inc.id_field.as_ref().and_then(|f| record.get(f)) {
-            Some(id) => !seen.contains(&as_text(id)),
-            // Without ids, records at the very instant were read last time.
-            None => false,
-        },
-    }
-}
-
-fn advance(reached: &mut Option<Mark>, record: &Value, inc: &Incremental) {
+/// Whether a record belongs to this pull, moving the watermark on by it when it does. A
+/// record without the field is read, and does not move it.
+fn take(watermark: &mut Watermark<Cursor>, record: &Value, inc: &Incremental) -> bool {
     let Some(changed) = record.get(&inc.field).filter(|v| !v.is_null()) else {
-        return;
+        return true;
     };
     let id = inc
         .id_field
         .as_ref()
         .and_then(|f| record.get(f))
         .map(as_text);
-    match reached {
-        Some(m) if compare(changed, &m.value) == std::cmp::Ordering::Equal => {
-            m.ids.extend(id);
-        }
-        Some(m) if compare(changed, &m.value) == std::cmp::Ordering::Less => {}
-        _ => {
-            *reached = Some(Mark {
-                value: changed.clone(),
-                ids: id.into_iter().collect(),
-            })
-        }
-    }
+    watermark.take(&Cursor(changed.clone()), id.as_deref())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connectors::framework::Mark;
     use serde_json::json;
 
     #[test]
@@ -717,53 +710,28 @@ mod tests {
             id_field: Some("id".into()),
         };
         let mark = Mark {
-            value: json!("2026-11-27T10:00:00Z"),
+            value: Cursor(json!("2026-11-27T10:00:00Z")),
             ids: vec!["1".into()],
         };
-        let seen: HashSet<String> = mark.ids.iter().cloned().collect();
+        let mut watermark = Watermark::new(Some(mark), None);
         let at = |id: u32, t: &str| json!({"id": id, "updated_at": t});
-        assert!(!keep(
-            &at(1, "2026-11-27T10:00:00Z"),
-            &inc,
-            Some(&mark),
-            &seen
-        ));
-        assert!(keep(
-            &at(2, "2026-11-27T10:00:00Z"),
-            &inc,
-            Some(&mark),
-            &seen
-        ));
+        assert!(!take(&mut watermark, &at(1, "2026-11-27T10:00:00Z"), &inc));
+        assert!(take(&mut watermark, &at(2, "2026-11-27T10:00:00Z"), &inc));
         // The same instant written in another zone is the same instant.
-        assert!(keep(
+        assert!(take(
+            &mut watermark,
             &at(3, "2026-11-27T11:00:00+01:00"),
-            &inc,
-            Some(&mark),
-            &seen
+            &inc
         ));
-        assert!(!keep(
-            &at(5, "2026-11-27T09:59:59Z"),
-            &inc,
-            Some(&mark),
-            &seen
-        ));
-        assert!(keep(
-            &at(4, "2026-11-27T10:00:01Z"),
-            &inc,
-            Some(&mark),
-            &seen
-        ));
-        let mut reached = Some(mark.clone());
-        advance(&mut reached, &at(2, "2026-11-27T10:00:00Z"), &inc);
-        assert_eq!(reached.as_ref().unwrap().ids, vec!["1", "2"]);
-        advance(&mut reached, &at(4, "2026-11-27T10:00:01Z"), &inc);
-        assert_eq!(
-            reached.unwrap(),
-            Mark {
-                value: json!("2026-11-27T10:00:01Z"),
-                ids: vec!["4".into()]
-            }
-        );
+        assert!(!take(&mut watermark, &at(5, "2026-11-27T09:59:59Z"), &inc));
+        assert_eq!(watermark.reached().unwrap().ids, vec!["1", "2", "3"]);
+        assert!(take(&mut watermark, &at(4, "2026-11-27T10:00:01Z"), &inc));
+        let reached = watermark.reached().unwrap();
+        assert_eq!(reached.value.0, json!("2026-11-27T10:00:01Z"));
+        assert_eq!(reached.ids, vec!["4"]);
+        // A record without the field is read and does not move the watermark.
+        assert!(take(&mut watermark, &json!({"id": 9}), &inc));
+        assert_eq!(watermark.reached().unwrap().ids, vec!["4"]);
     }
 
     #[test]

@@ -248,4 +248,3 @@ mod unique {
         start + column
     }
 }
-

@@ -5,7 +5,6 @@
 //! then read exactly as the file source reads a local file: the same types, the same
 //! handling of malformed records, with `s3://bucket/key` named in every error record.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 
 use arrow::datatypes::{Schema, SchemaRef};
@@ -22,6 +21,7 @@ use super::{Access, block_on, check_bucket, explain, normalize_prefix};
 use crate::codecs::FileFormat;
 use crate::codecs::read::{self as file, ReadSettings, infer_schema, read_file, with_overrides};
 use crate::connectors::PlanCache;
+use crate::connectors::framework::Watermark;
 use crate::node::{
     BoxFuture, BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime,
     Source,
@@ -121,27 +121,14 @@ impl S3Source {
     }
 
     /// Which objects this run reads: those after `modified_after`, and with `incremental`
-    /// those after the last run's watermark.
-    fn window(&self, watermark: Option<&serde_json::Value>) -> Result<Window, NodeError> {
-        let mut window = Window {
+    /// those of the pull `watermark` describes.
+    fn window(&self, watermark: Option<Watermark<DateTime<Utc>>>) -> Result<Window, NodeError> {
+        Ok(Window {
             after: self
                 .modified_after()
                 .map_err(|p| NodeError::msg(p.message))?,
-            seen: HashSet::new(),
-            exclusive: true,
-        };
-        let Some(mark) = watermark.filter(|_| self.incremental) else {
-            return Ok(window);
-        };
-        let mark: Mark = crate::node::parse_watermark(mark)?;
-        if window.after.is_none_or(|after| mark.last_modified >= after) {
-            window = Window {
-                after: Some(mark.last_modified),
-                seen: mark.keys.into_iter().collect(),
-                exclusive: false,
-            };
-        }
-        Ok(window)
+            watermark: watermark.filter(|_| self.incremental),
+        })
     }
 
     /// The format and the fields of the objects, from the first one.
@@ -288,50 +275,23 @@ fn parquet_schema(footer: &[u8]) -> Result<Schema, String> {
         .map_err(|e| format!("cannot read the Parquet schema: {e}"))
 }
 
-/// Where an incremental pull got to: the newest modification time read, and the keys read
-/// at that very time. S3 keeps times to the second, so objects written in the same second
-/// as the last one read are read next time, except those named here: none is lost and none
-/// read twice.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Mark {
-    last_modified: DateTime<Utc>,
-    keys: Vec<String>,
-}
-
-impl Mark {
-    /// Takes in an object that was read.
-    fn advance(mark: &mut Option<Mark>, key: String, modified: DateTime<Utc>) {
-        match mark {
-            Some(m) if m.last_modified == modified => m.keys.push(key),
-            Some(m) if m.last_modified > modified => {}
-            _ => {
-                *mark = Some(Mark {
-                    last_modified: modified,
-                    keys: vec![key],
-                })
-            }
-        }
-    }
-}
-
-/// Which objects a run reads: modified after `after` or, unless `exclusive`, at `after`
-/// itself but not among the keys `seen` there. `modified_after` alone excludes its instant;
-/// a watermark includes it.
+/// Which objects a run reads: modified after `modified_after` (not at it), and with
+/// `incremental`, new to the pull. S3 keeps times to the second, so objects written in the
+/// same second as the last one read are read next time, except those the mark names.
 #[derive(Debug)]
 struct Window {
     after: Option<DateTime<Utc>>,
-    seen: HashSet<String>,
-    exclusive: bool,
+    watermark: Option<Watermark<DateTime<Utc>>>,
 }
 
 impl Window {
     fn includes(&self, key: &str, modified: Option<DateTime<Utc>>) -> bool {
-        match (self.after, modified) {
-            (Some(after), Some(m)) => {
-                m > after || (m == after && !self.exclusive && !self.seen.contains(key))
-            }
-            _ => true,
-        }
+        let Some(m) = modified else { return true };
+        self.after.is_none_or(|after| m > after)
+            && self
+                .watermark
+                .as_ref()
+                .is_none_or(|w| w.includes(&m, Some(key)))
     }
 }
 
@@ -363,16 +323,12 @@ impl NodeConfig for S3Source {
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let (format, _) = self.plan()?;
-        // The first run of a flow with `first_run_from` starts there, as if a run had
-        // read up to it.
-        let first = cx.first_run_from.map(|at| {
-            serde_json::to_value(Mark {
-                last_modified: at,
-                keys: Vec::new(),
-            })
-            .expect("a mark serializes")
-        });
-        let window = self.window(cx.watermark.as_ref().or(first.as_ref()))?;
+        // Objects written as the run began are the next run's.
+        let watermark = match self.incremental {
+            true => Some(Watermark::of_run(cx, |at| at, Some(cx.started))?),
+            false => None,
+        };
+        let window = self.window(watermark)?;
         Ok(Runtime::Source(Box::new(S3Read {
             config: self.clone(),
             access: self.access()?,
@@ -413,15 +369,8 @@ impl Source for S3Read {
                 window,
                 settings,
             } = *self;
-            // The watermark goes on from the last one when objects of its second are read.
-            let mut reached = window
-                .after
-                .filter(|_| config.incremental && !window.exclusive)
-                .map(|t| Mark {
-                    last_modified: t,
-                    keys: window.seen.iter().cloned().collect(),
-                });
-            let incremental = config.incremental;
+            // Moved on as objects are read, not as they are listed.
+            let mut watermark = window.watermark.clone();
             // One object waits on disk while another is read.
             let (tx, mut rx) = mpsc::channel::<Downloaded>(1);
             let format = settings.format;
@@ -430,22 +379,17 @@ impl Source for S3Read {
                     async move { download_all(&config, &access, format, &window, tx).await },
                 );
             let read = tokio::task::spawn_blocking(move || {
-                let mut read_any = false;
                 while let Some(object) = rx.blocking_recv() {
                     let path: PathBuf = object.file.to_path_buf();
                     if read_file(&settings, &mut out, &path, &object.name)? == Demand::Enough {
                         return Ok(());
                     }
-                    read_any = true;
-                    if let Some(t) = object.modified {
-                        Mark::advance(&mut reached, object.key, t);
+                    if let (Some(w), Some(t)) = (&mut watermark, object.modified) {
+                        w.advance(&t, Some(&object.key));
                     }
                 }
-                if incremental
-                    && read_any
-                    && let Some(mark) = reached
-                {
-                    out.advance_watermark(serde_json::to_value(mark).expect("plain data"));
+                if let Some(watermark) = watermark {
+                    watermark.save(&out);
                 }
                 Ok::<(), NodeError>(())
             });
@@ -538,6 +482,7 @@ async fn download(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connectors::framework::Mark;
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -551,24 +496,18 @@ mod tests {
             "bucket": "b", "incremental": true
         }))
         .unwrap();
-        let mark = serde_json::json!({"last_modified": "2026-11-27T10:00:00Z", "keys": ["a"]});
-        let window = source.window(Some(&mark)).unwrap();
         let t = at("2026-11-27T10:00:00Z");
+        let mark = || Mark {
+            value: t,
+            ids: vec!["a".into()],
+        };
+        let window = source
+            .window(Some(Watermark::new(Some(mark()), None)))
+            .unwrap();
         assert!(!window.includes("a", Some(t)), "read last time");
         assert!(window.includes("b", Some(t)), "same second, not read yet");
         assert!(!window.includes("old", Some(at("2026-11-27T09:59:59Z"))));
         assert!(window.includes("new", Some(at("2026-11-27T10:00:01Z"))));
-
-        // The next mark keeps the keys of its second, from this run and the last.
-        let mut reached = Some(Mark {
-            last_modified: t,
-            keys: vec!["a".into()],
-        });
-        Mark::advance(&mut reached, "b".into(), t);
-        Mark::advance(&mut reached, "old".into(), at("2026-11-27T09:00:00Z"));
-        assert_eq!(reached.as_ref().unwrap().keys, ["a", "b"]);
-        Mark::advance(&mut reached, "new".into(), at("2026-11-27T10:00:01Z"));
-        assert_eq!(reached.as_ref().unwrap().keys, ["new"]);
 
         // Without `incremental`, or with a later `modified_after`, the watermark is ignored;
         // `modified_after` leaves out its own instant.
@@ -576,11 +515,16 @@ mod tests {
             "bucket": "b", "modified_after": "2026-11-27T11:00:00Z", "incremental": true
         }))
         .unwrap();
-        let window = plain.window(Some(&mark)).unwrap();
+        let window = plain
+            .window(Some(Watermark::new(Some(mark()), None)))
+            .unwrap();
         assert!(!window.includes("b", Some(at("2026-11-27T11:00:00Z"))));
         assert!(window.includes("b", Some(at("2026-11-27T11:00:01Z"))));
-        let bad = serde_json::json!({"cursor": 3});
-        assert!(source.window(Some(&bad)).is_err());
+        let off: S3Source = serde_json::from_value(serde_json::json!({"bucket": "b"})).unwrap();
+        let window = off
+            .window(Some(Watermark::new(Some(mark()), None)))
+            .unwrap();
+        assert!(window.includes("a", Some(t)));
     }
 
     #[test]

@@ -8,7 +8,6 @@
 //! to the instant this run started (excluded, so records changed while it runs come next
 //! time). Nothing is lost when records share the boundary instant, nothing read twice.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use arrow::datatypes::{DataType, SchemaRef};
@@ -20,6 +19,7 @@ use serde_json::{Map, Value};
 use super::{API_VERSION, Describe, FieldInfo, Org, salesforce_words, schema_of};
 use crate::codecs::read::values_to_batch;
 use crate::conditions::{Condition, Operator};
+use crate::connectors::framework::Watermark;
 use crate::connectors::{PlanCache, block_on};
 use crate::node::{
     BoxFuture, BuildContext, ConfigProblem, Entity, ErrorRecord, NodeConfig, NodeError, NodeKind,
@@ -104,13 +104,6 @@ impl NodeKind for SalesforceSource {
 }
 
 static DESCRIBED: PlanCache<Describe> = PlanCache::new();
-
-/// Where an incremental pull got to: the newest change read, and the ids read at it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Mark {
-    value: DateTime<Utc>,
-    ids: Vec<String>,
-}
 
 impl SalesforceSource {
     fn org(&self) -> Result<Org, NodeError> {
@@ -410,22 +403,16 @@ impl NodeConfig for SalesforceSource {
         let (describe, _) = self
             .plan()
             .map_err(|p| NodeError::msg(p[0].message.clone()))?;
-        let mark = match self.incremental {
-            // The first run of a flow with `first_run_from` starts there.
-            Some(_) => cx
-                .saved_watermark::<Mark>()?
-                .or(cx.first_run_from.map(|at| Mark {
-                    value: at,
-                    ids: Vec::new(),
-                })),
+        // Records changed as the run began are the next run's: SOQL's window ends there.
+        let watermark = match self.incremental {
+            Some(_) => Some(Watermark::of_run(cx, |at| at, Some(cx.started))?),
             None => None,
         };
         Ok(Runtime::Source(Box::new(SalesforceRead {
             config: self.clone(),
             org: self.org()?,
             describe,
-            mark,
-            started: cx.started,
+            watermark,
             schema: cx.output_schema.clone(),
         })))
     }
@@ -435,8 +422,8 @@ struct SalesforceRead {
     config: SalesforceSource,
     org: Org,
     describe: Describe,
-    mark: Option<Mark>,
-    started: DateTime<Utc>,
+    /// Set when the pull is incremental.
+    watermark: Option<Watermark<DateTime<Utc>>>,
     schema: SchemaRef,
 }
 
@@ -444,8 +431,7 @@ struct SalesforceRead {
 struct Sink<'a> {
     out: &'a mut SourceOutput,
     read: &'a SalesforceRead,
-    seen: HashSet<String>,
-    reached: Option<Mark>,
+    watermark: Option<Watermark<DateTime<Utc>>>,
     page: u64,
 }
 
@@ -466,8 +452,8 @@ impl Sink<'_> {
                 };
                 clean.insert(name, value);
             }
-            if let Some(field) = &read.config.incremental
-                && !self.in_window(&clean, field)
+            if let (Some(field), Some(watermark)) = (&read.config.incremental, &mut self.watermark)
+                && !in_window(watermark, &clean, field)
             {
                 continue;
             }
@@ -499,52 +485,38 @@ impl Sink<'_> {
         }
         self.out.send(batch).await
     }
+}
 
-    /// Whether a record is new to this pull, and the watermark moved on by it.
-    fn in_window(&mut self, record: &Map<String, Value>, field: &str) -> bool {
-        let id = record
-            .get("Id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let Some(changed) = record
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(field))
-            .and_then(|(_, v)| v.as_str())
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
-        else {
-            return true;
-        };
-        if let Some(mark) = &self.read.mark
-            && changed == mark.value
-            && self.seen.contains(&id)
-        {
-            return false;
-        }
-        match &mut self.reached {
-            Some(m) if m.value == changed => m.ids.push(id),
-            Some(m) if m.value > changed => {}
-            _ => {
-                self.reached = Some(Mark {
-                    value: changed,
-                    ids: vec![id],
-                })
-            }
-        }
-        true
-    }
+/// Whether a record is new to this pull, moving the watermark on by it when it is.
+fn in_window(
+    watermark: &mut Watermark<DateTime<Utc>>,
+    record: &Map<String, Value>,
+    field: &str,
+) -> bool {
+    let id = record.get("Id").and_then(Value::as_str);
+    let Some(changed) = record
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(field))
+        .and_then(|(_, v)| v.as_str())
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+    else {
+        return true;
+    };
+    watermark.take(&changed, id)
 }
 
 impl Source for SalesforceRead {
     fn run(self: Box<Self>, mut out: SourceOutput) -> BoxFuture<Result<(), NodeError>> {
         Box::pin(async move {
             let read = &*self;
-            let window = read
-                .config
-                .incremental
-                .as_ref()
-                .map(|_| (read.mark.as_ref().map(|m| m.value), read.started));
+            let window = read.watermark.as_ref().map(|w| {
+                (
+                    w.since().copied(),
+                    *w.until()
+                        .expect("an incremental pull ends at the run's start"),
+                )
+            });
             let limit = out.remaining();
             let soql = read.config.soql(&read.describe, window, limit)?;
             let bulk = match read.config.api {
@@ -558,12 +530,7 @@ impl Source for SalesforceRead {
             let mut sink = Sink {
                 out: &mut out,
                 read,
-                seen: read
-                    .mark
-                    .iter()
-                    .flat_map(|m| m.ids.iter().cloned())
-                    .collect(),
-                reached: read.mark.clone(),
+                watermark: read.watermark.clone(),
                 page: 0,
             };
             if bulk {
@@ -571,12 +538,8 @@ impl Source for SalesforceRead {
             } else {
                 read.rest(&soql, &mut sink).await?;
             }
-            let reached = sink.reached.take();
-            if read.config.incremental.is_some()
-                && let Some(reached) = reached
-                && Some(&reached) != read.mark.as_ref()
-            {
-                out.advance_watermark(serde_json::to_value(reached).expect("plain data"));
+            if let Some(watermark) = sink.watermark.take() {
+                watermark.save(&out);
             }
             Ok(())
         })
