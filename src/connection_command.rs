@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
-use tributary::auth::{self, AuthKind, Connection, NewConnection, Secret, catalog, vault};
+use tributary::auth::{self, AuthKind, Connection, NewConnection, Secret, vault};
+use tributary::connectors::framework::{connect, service};
 use tributary::paths::Dirs;
 
 use crate::parse_param;
@@ -57,7 +58,7 @@ pub fn execute(action: ConnectionAction, dirs: &Dirs) -> anyhow::Result<u8> {
             auth: kind,
             settings,
         } => {
-            let entry = catalog::find(&connector).map_err(anyhow::Error::msg)?;
+            let entry = service::sign_in(&connector).map_err(anyhow::Error::msg)?;
             let auth = match kind {
                 Some(k) => AuthKind::from_name(&k).ok_or_else(|| {
                     let kinds: Vec<_> = entry.kinds.iter().map(|k| k.name()).collect();
@@ -100,6 +101,7 @@ pub fn execute(action: ConnectionAction, dirs: &Dirs) -> anyhow::Result<u8> {
                     connection,
                     secrets,
                 },
+                entry,
             )
             .map_err(anyhow::Error::msg)?;
             let next = if auth.uses_tokens() {
@@ -150,7 +152,7 @@ pub fn execute(action: ConnectionAction, dirs: &Dirs) -> anyhow::Result<u8> {
             if connection.auth != AuthKind::None {
                 unlock(dirs)?;
             }
-            match runtime()?.block_on(auth::connect::test(dirs, &name)) {
+            match runtime()?.block_on(connect::test(dirs, &name)) {
                 Ok(words) => {
                     outln!("{name}: {words}");
                     Ok(0)
@@ -164,7 +166,7 @@ pub fn execute(action: ConnectionAction, dirs: &Dirs) -> anyhow::Result<u8> {
         ConnectionAction::Login { name, timeout } => {
             let connection = auth::get(dirs, &name).map_err(anyhow::Error::msg)?;
             unlock(dirs)?;
-            let options = auth::connect::login_options(
+            let options = connect::login_options(
                 &connection,
                 Duration::from_secs(timeout),
                 Box::new(|url: &str| {
@@ -172,7 +174,7 @@ pub fn execute(action: ConnectionAction, dirs: &Dirs) -> anyhow::Result<u8> {
                 }),
             )
             .map_err(anyhow::Error::msg)?;
-            match runtime()?.block_on(auth::connect::login(dirs, &name, options)) {
+            match runtime()?.block_on(connect::login(dirs, &name, options)) {
                 Ok(c) => {
                     let who = c
                         .status

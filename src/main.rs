@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tributary::engine::{self, RunEvent, RunOptions, RunStatus, human_bytes};
 use tributary::flow::Problem;
 use tributary::paths::Dirs;
+use tributary::workspace::Workspace;
 use tributary::{registry, schema, workspace};
 
 mod connection_command;
@@ -236,8 +237,9 @@ fn execute(command: Command) -> anyhow::Result<u8> {
         Command::Validate { flows, params } => {
             let overrides: IndexMap<String, String> = params.into_iter().collect();
             let mut code = 0;
+            let workspace = Workspace::new(dirs.clone());
             for path in flows {
-                match workspace::plan_file(&path, &overrides, &dirs) {
+                match workspace::plan_file(&path, &overrides, &workspace) {
                     Ok((flow, plan)) => {
                         outln!(
                             "{}: ok, \"{}\" with {} nodes",
@@ -292,7 +294,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
                 &loaded,
                 &base,
                 &params.into_iter().collect(),
-                &dirs,
+                &Workspace::new(dirs.clone()),
                 &node,
             ) {
                 Ok(p) => p,
@@ -516,7 +518,8 @@ fn run(
     full: bool,
     dirs: Dirs,
 ) -> anyhow::Result<u8> {
-    let (flow, plan) = match workspace::plan_file(&path, &overrides, &dirs) {
+    let (flow, plan) = match workspace::plan_file(&path, &overrides, &Workspace::new(dirs.clone()))
+    {
         Ok(p) => p,
         Err(problems) if problems.iter().all(|p| p.service) => {
             // The flow is fine; a service it reads is not: a failed run, recorded as such.

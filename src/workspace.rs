@@ -5,7 +5,35 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 
 use crate::flow::{Analysis, Flow, LoadError, Plan, Problem, ValidateContext, analyze};
+use crate::node::{Discovery, PlanContext};
 use crate::paths::Dirs;
+
+/// Where flows are planned and run: the data folder (connections, vault, state) and what
+/// has been learnt of services. One per app window, command or service; nodes are handed it
+/// in their contexts instead of finding it themselves.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub dirs: Dirs,
+    pub discovery: Discovery,
+}
+
+impl Workspace {
+    pub fn new(dirs: Dirs) -> Self {
+        Workspace {
+            dirs,
+            discovery: Discovery::default(),
+        }
+    }
+
+    /// The context a flow in `base_dir` is planned in.
+    pub fn plan_context(&self, base_dir: &Path) -> PlanContext {
+        PlanContext {
+            base_dir: base_dir.to_path_buf(),
+            dirs: self.dirs.clone(),
+            discovery: self.discovery.clone(),
+        }
+    }
+}
 
 /// Relative paths in a flow are relative to the flow file's folder, so a flow and its data
 /// can move together.
@@ -20,13 +48,13 @@ pub fn base_dir(flow_path: &Path) -> PathBuf {
 pub fn plan_file(
     path: &Path,
     overrides: &IndexMap<String, String>,
-    dirs: &Dirs,
+    ws: &Workspace,
 ) -> Result<(Flow, Plan), Vec<Problem>> {
     let flow = Flow::load(path).map_err(|e| match e {
         LoadError::Invalid(p) => vec![p],
         io => vec![Problem::new(None, "", io.to_string())],
     })?;
-    let plan = plan_flow(&flow, &base_dir(path), overrides, dirs)?;
+    let plan = plan_flow(&flow, &base_dir(path), overrides, ws)?;
     Ok((flow, plan))
 }
 
@@ -35,9 +63,9 @@ pub fn plan_flow(
     flow: &Flow,
     base_dir: &Path,
     overrides: &IndexMap<String, String>,
-    dirs: &Dirs,
+    ws: &Workspace,
 ) -> Result<Plan, Vec<Problem>> {
-    let analysis = analyze_flow(flow, base_dir, overrides, dirs);
+    let analysis = analyze_flow(flow, base_dir, overrides, ws);
     analysis.plan.ok_or(analysis.problems)
 }
 
@@ -46,9 +74,9 @@ pub fn analyze_flow(
     flow: &Flow,
     base_dir: &Path,
     overrides: &IndexMap<String, String>,
-    dirs: &Dirs,
+    ws: &Workspace,
 ) -> Analysis {
-    analyze_with(flow, base_dir, overrides, dirs, false)
+    analyze_with(flow, base_dir, overrides, ws, false)
 }
 
 /// Plans what a preview of `node` needs: the node and everything upstream of it. The rest of
@@ -57,7 +85,7 @@ pub fn plan_preview(
     flow: &Flow,
     base_dir: &Path,
     overrides: &IndexMap<String, String>,
-    dirs: &Dirs,
+    ws: &Workspace,
     node: &str,
 ) -> Result<Plan, Vec<Problem>> {
     let mut keep = std::collections::HashSet::new();
@@ -76,7 +104,7 @@ pub fn plan_preview(
     part.nodes.retain(|n| keep.contains(&n.id));
     part.edges
         .retain(|e| keep.contains(&e.from) && keep.contains(&e.to));
-    let analysis = analyze_with(&part, base_dir, overrides, dirs, true);
+    let analysis = analyze_with(&part, base_dir, overrides, ws, true);
     analysis.plan.ok_or(analysis.problems)
 }
 
@@ -84,10 +112,10 @@ fn analyze_with(
     flow: &Flow,
     base_dir: &Path,
     overrides: &IndexMap<String, String>,
-    dirs: &Dirs,
+    ws: &Workspace,
     partial: bool,
 ) -> Analysis {
-    let connections = match crate::auth::names(dirs) {
+    let connections = match crate::auth::names(&ws.dirs) {
         Ok(c) => c,
         Err(m) => {
             let problem = Problem::new(None, "", m);
@@ -98,7 +126,7 @@ fn analyze_with(
         }
     };
     let cx = ValidateContext {
-        base_dir: base_dir.to_path_buf(),
+        plan: ws.plan_context(base_dir),
         overrides,
         connections: &connections,
         partial,

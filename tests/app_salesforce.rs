@@ -33,11 +33,6 @@ fn the_inspector_lists_objects_and_fields_to_choose_from() {
     let org = SupportServer::start("salesforce_server.py", &[]);
     let scratch = Scratch::new();
     salesforce_connection(&scratch, &org, "app tests");
-    // SAFETY: the only test of this binary, before it starts any thread of its own.
-    unsafe {
-        std::env::set_var("TRIBUTARY_HOME", scratch.home());
-        std::env::set_var("TRIBUTARY_VAULT_PASSPHRASE", "app tests");
-    }
     let flow = flow(
         vec![
             node(
@@ -55,6 +50,8 @@ fn the_inspector_lists_objects_and_fields_to_choose_from() {
     );
     let path = scratch.flow("flow.json", &flow);
     let dirs = Dirs::under(&scratch.home());
+    // The app's worker reaches the connection through the data folder it is given.
+    tributary::auth::vault::unlock_shared(&dirs, "app tests").unwrap();
     let worker = Worker::new(dirs.clone(), || {});
     let state = AppState::open_initial(dirs, Some(&path));
     let mut harness = Harness::builder()

@@ -12,6 +12,7 @@ use common::SupportServer;
 use serde_json::{Value, json};
 use tributary::auth::session::Session;
 use tributary::auth::vault;
+use tributary::connectors::framework::service;
 use tributary::paths::Dirs;
 
 mod common;
@@ -423,7 +424,7 @@ fn a_401_mid_pagination_refreshes_once_and_asks_for_the_same_page_again() {
     assert_ok(&home.login("crm"));
     let dirs = home.dirs();
     vault::unlock_shared(&dirs, PASSPHRASE).unwrap();
-    let session = Session::open(&dirs, "crm").unwrap();
+    let session = service::open(&dirs, "crm").unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
 
     let ids = runtime.block_on(pages(&session, &server, true));
@@ -557,7 +558,7 @@ fn client_credentials_api_keys_and_basic_sign_in() {
     vault::unlock_shared(&dirs, PASSPHRASE).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let echo = |name: &str| -> Value {
-        let session = Session::open(&dirs, name).unwrap();
+        let session = service::open(&dirs, name).unwrap();
         let url = format!("{}/api/keyed", server.url());
         runtime.block_on(async {
             session

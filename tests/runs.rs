@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tributary::engine::{self, RunEvent, RunOptions, RunStatus};
 use tributary::flow::{Flow, Plan};
 use tributary::paths::Dirs;
-use tributary::workspace;
+use tributary::workspace::{self, Workspace};
 
 fn plan(scratch: &Scratch, flow: &Value) -> Plan {
     let flow = Flow::from_json(&flow.to_string(), "test").unwrap();
@@ -19,7 +19,7 @@ fn plan(scratch: &Scratch, flow: &Value) -> Plan {
         &flow,
         scratch.path(),
         &IndexMap::new(),
-        &Dirs::under(&scratch.home()),
+        &Workspace::new(Dirs::under(&scratch.home())),
     )
     .unwrap_or_else(|p| panic!("{p:#?}"))
 }
@@ -943,7 +943,11 @@ fn a_five_gigabyte_stream_runs_with_a_bounded_number_of_batches_in_flight() {
         flow_name: "stream".into(),
         trigger: Default::default(),
         error_threshold: 50,
-        base_dir: scratch.path().to_path_buf(),
+        context: tributary::node::PlanContext {
+            base_dir: scratch.path().to_path_buf(),
+            dirs: Dirs::under(&scratch.home()),
+            discovery: Default::default(),
+        },
         nodes: vec![
             PlannedNode { id: "src".into(), kind: leak(NodeType::of::<stream::Repeat>()), config: Arc::new(stream::Repeat { batches }), inputs: vec![], outputs: vec![1], schema: schema.clone() },
             PlannedNode {

@@ -7,11 +7,10 @@
 //! asking for the vault passphrase. Its secret half (client secret, API key, password,
 //! access and refresh tokens) lives in the encrypted vault (`vault`).
 
-pub mod catalog;
-pub mod connect;
 pub mod http;
 pub mod oauth;
 pub mod session;
+pub mod sign_in;
 pub mod vault;
 
 use std::collections::BTreeMap;
@@ -22,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::paths::Dirs;
-pub use catalog::ConnectorAuth;
+pub use sign_in::ConnectorAuth;
 pub use vault::{Secret, VaultError};
 
 /// How a connection signs in, as AppFlow's connector contract names the kinds.
@@ -266,11 +265,10 @@ pub struct NewConnection {
     pub secrets: Vec<(String, Secret)>,
 }
 
-/// Checks a new connection against its connector's catalog entry and saves both halves.
+/// Checks a new connection against how its service signs in and saves both halves.
 /// The vault is needed only when there are secrets to keep.
-pub fn add(dirs: &Dirs, new: NewConnection) -> Result<(), String> {
+pub fn add(dirs: &Dirs, new: NewConnection, entry: &ConnectorAuth) -> Result<(), String> {
     check_name(&new.name)?;
-    let entry = catalog::find(&new.connection.connector)?;
     entry.check(&new.connection, &new.secrets)?;
     let mut all = load(dirs)?;
     if all.contains_key(&new.name) {

@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
-use super::catalog::ConnectorAuth;
+use super::sign_in::ConnectorAuth;
 use super::{Connection, Secret, http};
 
 /// Fields of the token answer beyond the standard ones, such as Salesforce's

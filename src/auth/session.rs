@@ -15,7 +15,7 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 
 use super::oauth::{self, Endpoints, Tokens};
 use super::vault::{self, Vault};
-use super::{AuthKind, Connection, Secret, catalog};
+use super::{AuthKind, Connection, ConnectorAuth, Secret};
 use crate::paths::Dirs;
 
 /// How long before its expiry a token is replaced; tokens that live less than twice as
@@ -26,7 +26,7 @@ pub struct Session {
     name: String,
     dirs: Dirs,
     connection: Connection,
-    entry: &'static catalog::ConnectorAuth,
+    entry: &'static ConnectorAuth,
     vault: Option<Arc<Mutex<Vault>>>,
     http: reqwest::Client,
     token: tokio::sync::Mutex<Current>,
@@ -47,11 +47,15 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// Opens a connection by name; its secrets come from the vault, which must be unlocked
-    /// (or unlockable from the environment) unless the connection has none.
-    pub fn open(dirs: &Dirs, name: &str) -> Result<Arc<Session>, String> {
-        let connection = super::get(dirs, name)?;
-        let entry = catalog::find(&connection.connector)?;
+    /// Opens a connection read from the data folder, signed in as its service says
+    /// (`entry`); its secrets come from the vault, which must be unlocked (or unlockable
+    /// from the environment) unless the connection has none.
+    pub fn open(
+        dirs: &Dirs,
+        name: &str,
+        connection: Connection,
+        entry: &'static ConnectorAuth,
+    ) -> Result<Arc<Session>, String> {
         let vault = if connection.auth == AuthKind::None {
             None
         } else {

@@ -10,8 +10,8 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, Response, StatusCode};
 
+use super::framework::{ConnectorError, ErrorKind};
 use crate::auth::session::{SendError, Session};
-use crate::node::NodeError;
 
 /// How hard to try before giving up on a request.
 #[derive(Debug, Clone, Copy)]
@@ -43,33 +43,6 @@ pub struct Api {
     pub retry: Retry,
 }
 
-/// What a service answered that was not a success, or why no answer came.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct ApiError {
-    pub status: Option<u16>,
-    pub message: String,
-    /// No answer, or the service busy or failing (408, 429, 5xx) after every retry: a
-    /// later run may succeed.
-    pub transient: bool,
-}
-
-impl From<ApiError> for NodeError {
-    fn from(e: ApiError) -> Self {
-        match e.transient {
-            true => NodeError::Transient(e.message),
-            false => NodeError::msg(e.message),
-        }
-    }
-}
-
-/// Whether an HTTP status says the service is busy or failing rather than refusing.
-fn passing(status: StatusCode) -> bool {
-    status.is_server_error()
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-}
-
 impl Api {
     /// A client that signs requests with a connection, or none for public APIs.
     pub fn new(session: Option<Arc<Session>>) -> Api {
@@ -90,7 +63,7 @@ impl Api {
         &self,
         what: &str,
         make: impl Fn(&reqwest::Client) -> RequestBuilder,
-    ) -> Result<Response, ApiError> {
+    ) -> Result<Response, ConnectorError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -122,9 +95,9 @@ impl Api {
                             wait
                         }
                         Some(wait) if wait > self.retry.max_wait => {
-                            return Err(ApiError {
+                            return Err(ConnectorError {
+                                kind: ErrorKind::RateLimited,
                                 status: Some(status.as_u16()),
-                                transient: true,
                                 message: format!(
                                     "{what}: the service asks to wait {} s before the next request ({status}), longer than Tributary waits",
                                     wait.as_secs()
@@ -134,19 +107,16 @@ impl Api {
                         _ => return Err(failure(what, response, attempt).await),
                     }
                 }
-                Err(SendError::Auth(message)) => {
-                    return Err(ApiError {
-                        status: None,
-                        message,
-                        transient: false,
-                    });
-                }
+                Err(SendError::Auth(message)) => return Err(ConnectorError::auth(message)),
                 Err(SendError::Http(e)) => {
                     let transient = e.is_timeout() || e.is_connect() || e.is_request();
                     if !transient || last {
-                        return Err(ApiError {
+                        return Err(ConnectorError {
+                            kind: match transient {
+                                true => ErrorKind::Transient,
+                                false => ErrorKind::Fatal,
+                            },
                             status: None,
-                            transient,
                             message: format!(
                                 "{what}: {}{}",
                                 innermost(&e),
@@ -170,21 +140,17 @@ impl Api {
         &self,
         what: &str,
         make: impl Fn(&reqwest::Client) -> RequestBuilder,
-    ) -> Result<(serde_json::Value, HeaderMap), ApiError> {
+    ) -> Result<(serde_json::Value, HeaderMap), ConnectorError> {
         let response = self.send(what, make).await?;
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| ApiError {
-            status: None,
-            transient: true,
-            message: format!("{what}: the answer broke off: {}", innermost(&e)),
+        let body = response.bytes().await.map_err(|e| {
+            ConnectorError::transient(format!("{what}: the answer broke off: {}", innermost(&e)))
         })?;
-        let value = serde_json::from_slice(&body).map_err(|e| ApiError {
-            status: None,
-            transient: false,
-            message: format!(
+        let value = serde_json::from_slice(&body).map_err(|e| {
+            ConnectorError::fatal(format!(
                 "{what}: the answer is not JSON ({e}): {}",
                 preview(&String::from_utf8_lossy(&body))
-            ),
+            ))
         })?;
         Ok((value, headers))
     }
@@ -231,7 +197,7 @@ pub fn rate_limit_wait(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// The error of a failed answer: its status and what the body says, shortened.
-async fn failure(what: &str, response: Response, attempt: u32) -> ApiError {
+async fn failure(what: &str, response: Response, attempt: u32) -> ConnectorError {
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
     let tries = if attempt > 1 {
@@ -254,11 +220,7 @@ async fn failure(what: &str, response: Response, attempt: u32) -> ApiError {
             preview(&body)
         ),
     };
-    ApiError {
-        status: Some(status.as_u16()),
-        message,
-        transient: passing(status),
-    }
+    ConnectorError::of_status(status.as_u16(), message)
 }
 
 /// The start of a body, on one line, for messages.

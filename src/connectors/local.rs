@@ -74,7 +74,10 @@ impl NodeKind for LocalDestination {
     const ICON: &'static str = "📁";
     const DESCRIPTION: &'static str = "Write CSV, JSON lines, JSON or Parquet files to a folder";
 
-    fn finish_commit(plan: &Value) -> Result<Vec<OutputLocation>, NodeError> {
+    fn finish_commit(
+        plan: &Value,
+        _: &crate::paths::Dirs,
+    ) -> Result<Vec<OutputLocation>, NodeError> {
         CommitPlan::from_value(plan)?.publish()
     }
 }

@@ -18,10 +18,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::block_on;
 use super::framework::Watermark;
+use super::framework::{Service, service};
 use super::http::Api;
-use super::{PlanCache, block_on};
-use crate::auth::session::Session;
+use crate::auth::sign_in::{OAUTH, OAuthEndpoints, Setting, setting};
+use crate::auth::{AuthKind, ConnectorAuth};
 use crate::codecs::FileFormat;
 use crate::codecs::read::{NewFields, infer_json, is_new_field, values_to_batch, with_overrides};
 use crate::node::{
@@ -31,6 +33,109 @@ use crate::node::{
 use crate::node::{Demand, SourceOutput};
 use crate::paths::Dirs;
 use crate::types::FieldType;
+
+/// Any HTTP API: connections that sign in with a key, a password or OAuth against
+/// endpoints the user names, for the REST source. Its check is the default one: the
+/// connection's test URL, or a fresh token.
+pub struct AnyHttpApi;
+
+impl Service for AnyHttpApi {
+    fn sign_in(&self) -> &'static ConnectorAuth {
+        &SIGN_IN
+    }
+}
+
+const SIGN_IN: ConnectorAuth = ConnectorAuth {
+    connector: "http",
+    label: "Any HTTP API",
+    kinds: &[
+        AuthKind::ApiKey,
+        AuthKind::Basic,
+        AuthKind::OAuth2,
+        AuthKind::OAuth2ClientCredentials,
+    ],
+    settings: &[
+        Setting {
+            kinds: &[AuthKind::ApiKey],
+            default: Some("Authorization"),
+            required: true,
+            ..setting(
+                "key_name",
+                "Key name",
+                "The header (or query parameter) that carries the key.",
+            )
+        },
+        Setting {
+            kinds: &[AuthKind::ApiKey],
+            default: Some("header"),
+            choices: &[("header", "Header"), ("query", "Query parameter")],
+            ..setting("key_in", "Key in", "Where the key goes.")
+        },
+        Setting {
+            kinds: &[AuthKind::ApiKey],
+            verbatim: true,
+            ..setting(
+                "key_prefix",
+                "Key prefix",
+                "Text before the key, e.g. `Bearer ` or `Token token=`.",
+            )
+        },
+        Setting {
+            kinds: &[AuthKind::Basic],
+            required: true,
+            ..setting("username", "User name", "")
+        },
+        Setting {
+            kinds: &[AuthKind::OAuth2],
+            required: true,
+            ..setting(
+                "authorize_url",
+                "Authorize URL",
+                "The service's OAuth 2.0 authorization endpoint.",
+            )
+        },
+        Setting {
+            kinds: OAUTH,
+            required: true,
+            ..setting(
+                "token_url",
+                "Token URL",
+                "The service's OAuth 2.0 token endpoint.",
+            )
+        },
+        Setting {
+            kinds: OAUTH,
+            required: true,
+            ..setting("client_id", "Client id", "")
+        },
+        Setting {
+            kinds: OAUTH,
+            ..setting("scopes", "Scopes", "Separated by spaces.")
+        },
+        Setting {
+            kinds: &[AuthKind::OAuth2],
+            ..setting(
+                "callback_port",
+                "Callback port",
+                "A fixed port for the login's redirect (http://127.0.0.1:PORT/callback), for services that want the exact redirect URI registered; empty for any free port.",
+            )
+        },
+        Setting {
+            ..setting(
+                "test_url",
+                "Test URL",
+                "An address of the API that answers only when signed in (e.g. https://api.example.com/v1/me); Test calls it with these credentials.",
+            )
+        },
+    ],
+    oauth: Some(OAuthEndpoints {
+        authorize: "{authorize_url}",
+        token: "{token_url}",
+        scopes: &[],
+        extra: &[],
+        identity_url_field: None,
+    }),
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -172,12 +277,10 @@ impl NodeKind for RestSource {
         "Read records from any JSON API, page by page, with an API key, a password or OAuth";
 }
 
-static LEARNT: PlanCache<Schema> = PlanCache::new();
-
 impl RestSource {
-    fn api(&self) -> Result<Api, NodeError> {
+    fn api(&self, dirs: &Dirs) -> Result<Api, NodeError> {
         let session = match &self.connection {
-            Some(name) => Some(Session::open(&Dirs::from_env(), name).map_err(NodeError::msg)?),
+            Some(name) => Some(service::open(dirs, name)?),
             None => None,
         };
         Ok(Api::new(session))
@@ -191,20 +294,20 @@ impl RestSource {
     }
 
     /// The fields, from the first page, kept a minute.
-    fn plan(&self) -> Result<SchemaRef, Vec<ConfigProblem>> {
+    fn plan(&self, cx: &PlanContext) -> Result<SchemaRef, Vec<ConfigProblem>> {
         self.check().map_err(|p| vec![p])?;
         if let Some(p) = self.new_fields.problem_unless_once() {
             return Err(vec![p]);
         }
-        let key = serde_json::to_string(self).expect("plain data");
-        let inferred = LEARNT
-            .get_or_learn(key, || block_on(self.learn()))
+        let inferred = cx
+            .discovery
+            .learn(self, || block_on(self.learn(&cx.dirs)))
             .map_err(|m| vec![ConfigProblem::service("/url", m)])?;
         with_overrides(inferred, &self.schema, FileFormat::Json, &self.url)
     }
 
-    async fn learn(&self) -> Result<Schema, String> {
-        let api = self.api().map_err(|e| e.to_string())?;
+    async fn learn(&self, dirs: &Dirs) -> Result<Schema, String> {
+        let api = self.api(dirs).map_err(|e| e.to_string())?;
         let base = self.check().map_err(|p| p.message)?;
         let mut pages = Pages::new(self, base, None);
         let (records, _) = pages.next(&api).await.map_err(|e| e.to_string())?;
@@ -216,9 +319,9 @@ impl NodeConfig for RestSource {
     fn output_schema(
         &self,
         _: Option<&SchemaRef>,
-        _: &PlanContext,
+        cx: &PlanContext,
     ) -> Result<SchemaRef, Vec<ConfigProblem>> {
-        self.plan()
+        self.plan(cx)
     }
 
     fn summary(&self) -> String {
@@ -229,10 +332,11 @@ impl NodeConfig for RestSource {
         }
     }
 
-    fn test_connection(&self) -> BoxFuture<Result<String, NodeError>> {
+    fn test_connection(&self, cx: &PlanContext) -> BoxFuture<Result<String, NodeError>> {
         let config = self.clone();
+        let api = self.api(&cx.dirs);
         Box::pin(async move {
-            let api = config.api()?;
+            let api = api?;
             let base = config.check().map_err(|p| NodeError::msg(p.message))?;
             let mut pages = Pages::new(&config, base, None);
             let (records, more) = pages.next(&api).await?;
@@ -267,7 +371,7 @@ impl NodeConfig for RestSource {
         };
         Ok(Runtime::Source(Box::new(RestRead {
             config: self.clone(),
-            api: self.api()?,
+            api: self.api(&cx.dirs)?,
             base,
             watermark,
             schema: cx.output_schema.clone(),

@@ -148,7 +148,11 @@ fn not_started(
         error_threshold: flow
             .error_threshold
             .unwrap_or(crate::flow::validate::DEFAULT_ERROR_THRESHOLD),
-        base_dir: base_dir.to_path_buf(),
+        context: crate::node::PlanContext {
+            base_dir: base_dir.to_path_buf(),
+            dirs: opts.dirs.clone(),
+            discovery: Default::default(),
+        },
         nodes: Vec::new(),
     };
     record_run(
@@ -451,7 +455,7 @@ async fn execute(
         Mode::Preview { .. } => None,
     };
     if matches!(mode, Mode::Run)
-        && let Err(message) = finish_interrupted_commits(plan, &mut state)
+        && let Err(message) = finish_interrupted_commits(plan, &opts.dirs, &mut state)
     {
         return Outcome::failed(None, message, &handles);
     }
@@ -482,7 +486,9 @@ async fn execute(
             flow_name: plan.flow_name.clone(),
             execution_id: execution_id.to_string(),
             started,
-            base_dir: plan.base_dir.clone(),
+            base_dir: plan.context.base_dir.clone(),
+            dirs: opts.dirs.clone(),
+            discovery: plan.context.discovery.clone(),
             input_schema: node.inputs.first().map(|&j| plan.nodes[j].schema.clone()),
             output_schema: node.schema.clone(),
             batch_rows: opts.batch_rows,
@@ -758,7 +764,11 @@ async fn execute(
 /// ended. A commit that cannot be finished whole (a destination rolled back, or one that
 /// publishes in a way no other process can finish) is dropped without its watermarks, so
 /// its records are read again: possibly twice where part of it was published, never lost.
-fn finish_interrupted_commits(plan: &Plan, state: &mut StateStore) -> Result<(), String> {
+fn finish_interrupted_commits(
+    plan: &Plan,
+    dirs: &Dirs,
+    state: &mut StateStore,
+) -> Result<(), String> {
     for (execution_id, record) in state.pending_commits(&plan.flow_name)? {
         let mut finished = true;
         for d in record["destinations"].as_array().into_iter().flatten() {
@@ -776,7 +786,7 @@ fn finish_interrupted_commits(plan: &Plan, state: &mut StateStore) -> Result<(),
                     "run {execution_id} was stopped while it published, and its destination `{node}` ({kind}) is no longer in the flow, so its output cannot be finished; put the node back for one run, or remove the run's staging folder by hand"
                 ));
             };
-            match (node_type.finish_commit)(&d["plan"]) {
+            match (node_type.finish_commit)(&d["plan"], dirs) {
                 Ok(outputs) => tracing::info!(
                     "finished publishing {} file(s) of run {execution_id} in node `{node}`",
                     outputs.len()
@@ -1126,7 +1136,7 @@ mod tests {
             &flow,
             dir.path(),
             &Default::default(),
-            &Dirs::under(dir.path()),
+            &crate::workspace::Workspace::new(Dirs::under(dir.path())),
         )
         .unwrap_or_else(|p| panic!("{p:#?}"))
     }

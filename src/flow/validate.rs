@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -55,7 +54,8 @@ pub struct Plan {
     pub trigger: Trigger,
     /// The flow's `error_threshold`: percent of the records read.
     pub error_threshold: u8,
-    pub base_dir: PathBuf,
+    /// Where the flow was planned: its folder, the data folder, what was learnt of services.
+    pub context: PlanContext,
     /// In run order: every node comes after all of its inputs.
     pub nodes: Vec<PlannedNode>,
 }
@@ -85,7 +85,8 @@ impl Plan {
 
 /// What validation needs besides the flow itself.
 pub struct Context<'a> {
-    pub base_dir: PathBuf,
+    /// The flow's folder, the data folder and the workspace's discovery cache.
+    pub plan: PlanContext,
     /// `--param` values and the app's Parameters panel, over the flow's own `params`.
     pub overrides: &'a IndexMap<String, String>,
     /// Names of the connections that exist.
@@ -340,9 +341,6 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
     }
 
     // Schemas, in run order, so each node checks the fields it names against its input.
-    let plan_cx = PlanContext {
-        base_dir: cx.base_dir.clone(),
-    };
     let mut schemas: Vec<Option<SchemaRef>> = vec![None; n];
     for &i in &order {
         let (Some(config), Some(kind)) = (&configs[i], kinds[i]) else {
@@ -357,7 +355,7 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
             },
             _ => continue,
         };
-        match config.output_schema(input, &plan_cx) {
+        match config.output_schema(input, &cx.plan) {
             Ok(schema) => schemas[i] = Some(schema),
             Err(list) => problems.extend(list.into_iter().map(|p| Problem {
                 service: p.service,
@@ -406,7 +404,7 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
         flow_name: flow.name.clone(),
         trigger: flow.trigger.clone(),
         error_threshold: flow.error_threshold.unwrap_or(DEFAULT_ERROR_THRESHOLD),
-        base_dir: cx.base_dir.clone(),
+        context: cx.plan.clone(),
         nodes,
     };
     Analysis {

@@ -14,10 +14,14 @@ use chrono::{DateTime, Utc};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 
+use crate::paths::Dirs;
+
 pub(crate) mod context;
+mod discovery;
 mod metrics;
 
 pub use context::{Demand, ErrorSink, InFlight, SourceOutput, TransformContext};
+pub use discovery::Discovery;
 pub use metrics::{NodeFigures, NodeMetrics, NodeState};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -79,10 +83,16 @@ impl ConfigProblem {
     }
 }
 
-/// What a config needs to know to work out its output before a run.
+/// What a config needs to know to work out its output before a run, or to reach its
+/// service for the inspector.
+#[derive(Debug, Clone)]
 pub struct PlanContext {
     /// Relative paths in a flow are relative to the flow file's folder.
     pub base_dir: PathBuf,
+    /// Where connections, the vault and the data folder are.
+    pub dirs: Dirs,
+    /// What the workspace has learnt of services.
+    pub discovery: Discovery,
 }
 
 /// What a runtime is built with.
@@ -93,6 +103,10 @@ pub struct BuildContext {
     pub execution_id: String,
     pub started: DateTime<Utc>,
     pub base_dir: PathBuf,
+    /// Where connections, the vault and the data folder are.
+    pub dirs: Dirs,
+    /// What the workspace has learnt of services while planning.
+    pub discovery: Discovery,
     pub input_schema: Option<SchemaRef>,
     pub output_schema: SchemaRef,
     /// Rows per batch that sources aim for.
@@ -110,6 +124,16 @@ pub struct BuildContext {
 }
 
 impl BuildContext {
+    /// The planning context this build was planned in, for configs that learn their
+    /// service's answers again when built.
+    pub fn plan(&self) -> PlanContext {
+        PlanContext {
+            base_dir: self.base_dir.clone(),
+            dirs: self.dirs.clone(),
+            discovery: self.discovery.clone(),
+        }
+    }
+
     /// Where this source's last successful run left off, in the shape the source saved it.
     pub fn saved_watermark<T: DeserializeOwned>(&self) -> Result<Option<T>, NodeError> {
         self.watermark.as_ref().map(parse_watermark).transpose()
@@ -145,20 +169,23 @@ pub trait NodeConfig: Send + Sync + fmt::Debug + 'static {
     /// Reaches the service this node talks to with its settings and says what it found,
     /// for the inspector's "Test connection". Node types that talk to no service (and say so
     /// with [`NodeKind::TESTS_CONNECTION`]) keep this default.
-    fn test_connection(&self) -> BoxFuture<Result<String, NodeError>> {
+    fn test_connection(&self, _cx: &PlanContext) -> BoxFuture<Result<String, NodeError>> {
         Box::pin(async { Err(NodeError::msg("this node does not connect to a service")) })
     }
 
     /// The objects the node's service offers (AppFlow's entities), for the inspector's
     /// object list; node types that read one of many objects (and say so with
     /// [`NodeKind::BROWSES_ENTITIES`]) give them.
-    fn entities(&self) -> BoxFuture<Result<Vec<Entity>, NodeError>> {
+    fn entities(&self, _cx: &PlanContext) -> BoxFuture<Result<Vec<Entity>, NodeError>> {
         Box::pin(async { Err(NodeError::msg("this node has no objects to choose from")) })
     }
 
     /// Every field of the chosen object with its type, for the inspector's field
     /// checklist and its filter builder, whichever fields the node reads now.
-    fn entity_fields(&self) -> BoxFuture<Result<Vec<(String, DataType)>, NodeError>> {
+    fn entity_fields(
+        &self,
+        _cx: &PlanContext,
+    ) -> BoxFuture<Result<Vec<(String, DataType)>, NodeError>> {
         Box::pin(async { Err(NodeError::msg("this node has no object fields")) })
     }
 }
@@ -191,7 +218,10 @@ pub trait NodeKind: NodeConfig + DeserializeOwned + JsonSchema {
     /// another process, so it has only the plan; it must be safe to run again after it was
     /// itself interrupted. Says what is now published; an error means nothing of that run
     /// is visible any more (it was rolled back), so the run's records will be read again.
-    fn finish_commit(_plan: &serde_json::Value) -> Result<Vec<OutputLocation>, NodeError> {
+    fn finish_commit(
+        _plan: &serde_json::Value,
+        _dirs: &Dirs,
+    ) -> Result<Vec<OutputLocation>, NodeError> {
         Err(NodeError::msg(format!(
             "{} cannot finish a commit from a record",
             Self::TYPE
@@ -211,7 +241,7 @@ pub struct NodeType {
     parse: fn(serde_json::Value) -> Result<Arc<dyn NodeConfig>, ConfigProblem>,
     schema: fn(&mut SchemaGenerator) -> Schema,
     /// [`NodeKind::finish_commit`].
-    pub finish_commit: fn(&serde_json::Value) -> Result<Vec<OutputLocation>, NodeError>,
+    pub finish_commit: fn(&serde_json::Value, &Dirs) -> Result<Vec<OutputLocation>, NodeError>,
 }
 
 impl NodeType {

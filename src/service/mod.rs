@@ -32,9 +32,10 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::{self, RunError, RunOptions, RunRecord, RunStatus};
 use crate::flow::schedule::Schedule;
 use crate::flow::{AlertOn, Event, Flow, Missed, PullMode, Trigger, WhenRunning};
+use crate::node::Discovery;
 use crate::paths::Dirs;
 use crate::state::{ServiceInfo, ServiceLock, StateStore};
-use crate::workspace;
+use crate::workspace::{self, Workspace};
 
 pub use clock::Clock;
 use metrics::Metrics;
@@ -112,6 +113,8 @@ type Ended = (PathBuf, Start, RunRecord);
 
 struct Service {
     dirs: Dirs,
+    /// What planning learnt of services, shared by the runs of every flow.
+    discovery: Discovery,
     options: Options,
     store: StateStore,
     metrics: Arc<Metrics>,
@@ -169,6 +172,7 @@ pub async fn serve(
     started(info.listen.as_ref().and_then(|a| a.parse().ok()));
     let mut service = Service {
         dirs,
+        discovery: Discovery::default(),
         options,
         store,
         metrics,
@@ -719,8 +723,10 @@ impl Service {
                         endpoint_url,
                         ..
                     }) => {
+                        let dirs = self.dirs.clone();
                         self.polls.spawn(async move {
                             let listing = poll::list(
+                                &dirs,
                                 connection.as_deref(),
                                 region.as_deref(),
                                 endpoint_url.as_deref(),
@@ -860,7 +866,10 @@ impl Service {
         );
         self.metrics.started(&flow.name);
         tracing::info!(flow = %flow.name, trigger = %start.cause, "run starts");
-        let dirs = self.dirs.clone();
+        let workspace = Workspace {
+            dirs: self.dirs.clone(),
+            discovery: self.discovery.clone(),
+        };
         let path = path.to_path_buf();
         let params = start.params.clone();
         self.runs.spawn(async move {
@@ -870,7 +879,7 @@ impl Service {
             let planning = {
                 let (flow, base) = (flow.clone(), base.clone());
                 tokio::task::spawn_blocking(move || {
-                    workspace::plan_flow(&flow, &base, &params, &dirs)
+                    workspace::plan_flow(&flow, &base, &params, &workspace)
                 })
             };
             let planned = tokio::select! {

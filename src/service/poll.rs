@@ -5,6 +5,7 @@
 //! decides when, the source's watermark what.
 
 use crate::connectors::s3::{Access, explain, normalize_prefix};
+use crate::paths::Dirs;
 
 /// What a listing found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,13 +24,15 @@ impl Listing {
 
 /// Lists `s3://bucket/prefix`.
 pub async fn list(
+    dirs: &Dirs,
     connection: Option<&str>,
     region: Option<&str>,
     endpoint_url: Option<&str>,
     bucket: &str,
     prefix: &str,
 ) -> Result<Listing, String> {
-    let access = Access::resolve(connection, region, endpoint_url).map_err(|e| e.to_string())?;
+    let access =
+        Access::resolve(dirs, connection, region, endpoint_url).map_err(|e| e.to_string())?;
     let client = access.client().await.map_err(|e| e.to_string())?;
     let mut pages = client
         .list_objects_v2()

@@ -74,6 +74,15 @@ pub fn i64s(batch: &RecordBatch, name: &str) -> Vec<Option<i64>> {
     column::<Int64Array>(batch, name).iter().collect()
 }
 
+/// Transforms reach no service and write nothing: the data folder is never looked at.
+fn plan_context() -> PlanContext {
+    PlanContext {
+        base_dir: PathBuf::from("."),
+        dirs: crate::paths::Dirs::under(std::path::Path::new("no-data-folder")),
+        discovery: Default::default(),
+    }
+}
+
 fn build_context(input: SchemaRef, output: SchemaRef) -> BuildContext {
     BuildContext {
         node_id: "t".into(),
@@ -81,6 +90,8 @@ fn build_context(input: SchemaRef, output: SchemaRef) -> BuildContext {
         execution_id: "test-run".into(),
         started: chrono::Utc::now(),
         base_dir: PathBuf::from("."),
+        dirs: plan_context().dirs,
+        discovery: Default::default(),
         input_schema: Some(input),
         output_schema: output,
         batch_rows: 1024,
@@ -96,9 +107,7 @@ pub fn run_many(
     batches: Vec<RecordBatch>,
 ) -> Result<(RecordBatch, TransformContext), crate::node::NodeError> {
     let input = batches[0].schema();
-    let plan = PlanContext {
-        base_dir: PathBuf::from("."),
-    };
+    let plan = plan_context();
     let output = config
         .output_schema(Some(&input), &plan)
         .unwrap_or_else(|p| panic!("{p:?}"));
@@ -128,9 +137,7 @@ pub fn run_one(config: &dyn NodeConfig, batch: RecordBatch) -> (RecordBatch, Tra
 }
 
 pub fn plan_problems(config: &dyn NodeConfig, input: &SchemaRef) -> Vec<ConfigProblem> {
-    let plan = PlanContext {
-        base_dir: PathBuf::from("."),
-    };
+    let plan = plan_context();
     config
         .output_schema(Some(input), &plan)
         .err()

@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 use super::commands::Command;
 use super::state::AppState;
 use super::worker::{Message, Worker};
-use crate::auth::{self, AuthKind, Connection, NewConnection, Secret, catalog, vault};
+use crate::auth::{self, AuthKind, Connection, ConnectorAuth, NewConnection, Secret, vault};
+use crate::connectors::framework::service;
 
 #[derive(Default)]
 pub struct ConnectionsState {
@@ -69,7 +70,7 @@ pub struct ConnectionDraft {
 
 impl ConnectionDraft {
     /// A blank form for a connector, its settings at their defaults.
-    pub fn new(connector: &catalog::ConnectorAuth, taken: &BTreeMap<String, Connection>) -> Self {
+    pub fn new(connector: &ConnectorAuth, taken: &BTreeMap<String, Connection>) -> Self {
         let mut draft = ConnectionDraft {
             name: default_name(connector.connector, taken),
             connector: connector.connector.to_string(),
@@ -84,7 +85,7 @@ impl ConnectionDraft {
     }
 
     /// Settings of the chosen kind of sign-in that are still empty get their defaults.
-    pub fn fill_defaults(&mut self, connector: &catalog::ConnectorAuth) {
+    pub fn fill_defaults(&mut self, connector: &ConnectorAuth) {
         for setting in connector.settings_for(self.auth) {
             if let Some(default) = setting.default {
                 self.settings
@@ -95,7 +96,7 @@ impl ConnectionDraft {
     }
 
     fn to_new(&self) -> Result<NewConnection, String> {
-        let entry = catalog::find(&self.connector)?;
+        let entry = service::sign_in(&self.connector)?;
         let settings = self
             .settings
             .iter()
@@ -228,10 +229,18 @@ impl AppState {
                 connector,
                 for_node,
             } => {
-                let entry = connector
-                    .as_deref()
-                    .and_then(|c| catalog::find(c).ok())
-                    .unwrap_or(&catalog::CATALOG[0]);
+                // The form starts on the node's service, or on the first one. Nodes name
+                // only registered services (a test checks), so an unknown one is a bug.
+                let entry = match connector.as_deref() {
+                    None => service::sign_ins().next().expect("services are registered"),
+                    Some(c) => match service::sign_in(c) {
+                        Ok(entry) => entry,
+                        Err(e) => {
+                            tracing::error!("{e}");
+                            return;
+                        }
+                    },
+                };
                 let mut draft = ConnectionDraft::new(entry, &conns.list);
                 draft.for_node = for_node;
                 conns.draft = Some(draft);
@@ -240,7 +249,7 @@ impl AppState {
             Command::EditConnectionDraft(mut draft) => {
                 if let Some(old) = &conns.draft
                     && (old.connector != draft.connector || old.auth != draft.auth)
-                    && let Ok(entry) = catalog::find(&draft.connector)
+                    && let Ok(entry) = service::sign_in(&draft.connector)
                 {
                     if !entry.kinds.contains(&draft.auth) {
                         draft.auth = entry.kinds[0];
@@ -262,7 +271,8 @@ impl AppState {
                 };
                 let saved = draft.to_new().and_then(|new| {
                     let name = new.name.clone();
-                    auth::add(&self.dirs, new).map(|()| name)
+                    let entry = service::sign_in(&new.connection.connector)?;
+                    auth::add(&self.dirs, new, entry).map(|()| name)
                 });
                 match saved {
                     Ok(name) => {
@@ -414,7 +424,7 @@ mod tests {
 
     #[test]
     fn a_key_prefix_keeps_its_trailing_space_and_other_settings_are_trimmed() {
-        let http = catalog::find("http").unwrap();
+        let http = service::sign_in("http").unwrap();
         let mut draft = ConnectionDraft::new(http, &BTreeMap::new());
         draft.auth = AuthKind::ApiKey;
         draft.settings.insert("key_prefix".into(), "Bearer ".into());

@@ -6,7 +6,8 @@ use egui::{RichText, TextEdit, Ui};
 use super::commands::Command;
 use super::connection_state::{ConnectionDraft, ConnectionsState};
 use super::state::AppState;
-use crate::auth::{AuthKind, Connection, Secret, catalog};
+use crate::auth::{AuthKind, Connection, Secret};
+use crate::connectors::framework::service;
 
 /// The window, when open.
 pub fn window(ui: &Ui, state: &AppState) -> Vec<Command> {
@@ -115,7 +116,7 @@ fn row(
     now: chrono::DateTime<chrono::Utc>,
     c: &mut Vec<Command>,
 ) {
-    let label = catalog::find(&connection.connector)
+    let label = service::sign_in(&connection.connector)
         .map(|e| e.label)
         .unwrap_or(&connection.connector);
     let busy = conns.busy.get(name);
@@ -222,7 +223,7 @@ fn row(
 
 fn draft_form(ui: &mut Ui, draft: &ConnectionDraft, c: &mut Vec<Command>) {
     let mut edited = draft.clone();
-    let Ok(entry) = catalog::find(&draft.connector) else {
+    let Ok(entry) = service::sign_in(&draft.connector) else {
         return;
     };
     ui.label(RichText::new("New connection").size(16.0).strong());
@@ -236,7 +237,7 @@ fn draft_form(ui: &mut Ui, draft: &ConnectionDraft, c: &mut Vec<Command>) {
                 .selected_text(entry.label)
                 .width(280.0)
                 .show_ui(ui, |ui| {
-                    for option in catalog::CATALOG {
+                    for option in service::sign_ins() {
                         ui.selectable_value(
                             &mut edited.connector,
                             option.connector.to_string(),

@@ -816,7 +816,13 @@ impl AppState {
                         result: None,
                     },
                 );
-                worker.test_connection(self.doc.flow.clone(), node, config, self.document);
+                worker.test_connection(
+                    self.doc.flow.clone(),
+                    self.doc.base_dir(),
+                    node,
+                    config,
+                    self.document,
+                );
             }
             Command::LoadCatalog(node) => {
                 let Some(config) = self.doc.flow.node(&node).map(|n| n.config.clone()) else {
@@ -831,7 +837,13 @@ impl AppState {
                 }
                 catalog.fields = None;
                 catalog.key = key.clone();
-                worker.load_catalog(self.doc.flow.clone(), node, key, want_entities);
+                worker.load_catalog(
+                    self.doc.flow.clone(),
+                    self.doc.base_dir(),
+                    node,
+                    key,
+                    want_entities,
+                );
             }
             Command::SearchEntities { node, text } => {
                 self.catalogs.entry(node).or_default().search = text;

@@ -11,9 +11,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::state::PreviewKey;
 use super::table::PreviewTable;
+use crate::connectors::framework::connect;
 use crate::engine::{self, RunEvent, RunOptions};
 use crate::flow::{Analysis, Flow, Problem};
 use crate::paths::Dirs;
+use crate::workspace::Workspace;
 use crate::{auth, workspace};
 
 /// How long the app waits for a browser login.
@@ -92,7 +94,7 @@ pub struct Worker {
     tx: Sender<Message>,
     rx: Receiver<Message>,
     repaint: Arc<dyn Fn() + Send + Sync>,
-    dirs: Dirs,
+    workspace: Workspace,
     /// The revision an analysis is running for, so each revision is analysed once.
     analysing: Mutex<Option<u64>>,
     /// How a login URL reaches the browser: the desktop's browser, or in tests nothing
@@ -114,7 +116,7 @@ impl Worker {
             tx,
             rx,
             repaint: Arc::new(repaint),
-            dirs,
+            workspace: Workspace::new(dirs),
             analysing: Mutex::new(None),
             open_browser: crate::auth::oauth::open_browser,
         }
@@ -141,9 +143,9 @@ impl Worker {
     pub fn analyze(&self, flow: Flow, base_dir: PathBuf, revision: u64) {
         *self.analysing.lock().unwrap() = Some(revision);
         let send = self.sender();
-        let dirs = self.dirs.clone();
+        let ws = self.workspace.clone();
         self.runtime.spawn_blocking(move || {
-            let analysis = workspace::analyze_flow(&flow, &base_dir, &IndexMap::new(), &dirs);
+            let analysis = workspace::analyze_flow(&flow, &base_dir, &IndexMap::new(), &ws);
             send(Message::Analysis {
                 revision,
                 analysis: Box::new(analysis),
@@ -155,14 +157,16 @@ impl Worker {
     pub fn test_connection(
         &self,
         flow: Flow,
+        base_dir: PathBuf,
         node: String,
         config: serde_json::Value,
         document: u64,
     ) {
         let send = self.sender();
+        let cx = self.workspace.plan_context(&base_dir);
         self.runtime.spawn(async move {
             let result = match workspace::node_config(&flow, &node, &IndexMap::new()) {
-                Ok(parsed) => parsed.test_connection().await.map_err(|e| e.to_string()),
+                Ok(parsed) => parsed.test_connection(&cx).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e),
             };
             send(Message::ConnectionTested {
@@ -175,21 +179,29 @@ impl Worker {
     }
 
     /// Fetches the objects (when asked) and the chosen object's fields of a node's service.
-    pub fn load_catalog(&self, flow: Flow, node: String, key: (String, String), entities: bool) {
+    pub fn load_catalog(
+        &self,
+        flow: Flow,
+        base_dir: PathBuf,
+        node: String,
+        key: (String, String),
+        entities: bool,
+    ) {
         let send = self.sender();
+        let cx = self.workspace.plan_context(&base_dir);
         self.runtime.spawn(async move {
             let config = workspace::node_config(&flow, &node, &IndexMap::new());
             let (listed, fields) = match config {
                 Ok(config) => {
                     let listed = match entities {
-                        true => Some(config.entities().await.map_err(|e| e.to_string())),
+                        true => Some(config.entities(&cx).await.map_err(|e| e.to_string())),
                         false => None,
                     };
                     let fields = if key.1.is_empty() {
                         Ok(Vec::new())
                     } else {
                         config
-                            .entity_fields()
+                            .entity_fields(&cx)
                             .await
                             .map(|fields| {
                                 fields
@@ -217,7 +229,8 @@ impl Worker {
     /// Logs a connection in through the browser, until done, timed out or cancelled.
     pub fn log_in(&self, connection: String, cancel: CancellationToken) {
         let send = self.sender();
-        let dirs = self.dirs.clone();
+        let dirs = self.workspace.dirs.clone();
+        let discovery = self.workspace.discovery.clone();
         let open = self.open_browser;
         self.runtime.spawn(async move {
             let name = connection.clone();
@@ -230,9 +243,11 @@ impl Worker {
                         url: url.to_string(),
                     })
                 });
-                let mut options = auth::connect::login_options(&found, LOGIN_TIMEOUT, show)?;
+                let mut options = connect::login_options(&found, LOGIN_TIMEOUT, show)?;
                 options.open = open;
-                let saved = auth::connect::login(&dirs, &connection, options).await?;
+                let saved = connect::login(&dirs, &connection, options).await?;
+                // Signed in anew, the service may show other objects and fields.
+                discovery.forget();
                 Ok(match saved.status.identity {
                     Some(who) => format!("logged in as {who}"),
                     None => "logged in".to_string(),
@@ -249,22 +264,21 @@ impl Worker {
     /// Checks that a connection signs in.
     pub fn check_connection(&self, connection: String) {
         let send = self.sender();
-        let dirs = self.dirs.clone();
+        let dirs = self.workspace.dirs.clone();
         self.runtime.spawn(async move {
-            let result = auth::connect::test(&dirs, &connection).await;
+            let result = connect::test(&dirs, &connection).await;
             send(Message::ConnectionChecked { connection, result });
         });
     }
 
     pub fn preview(&self, flow: Flow, base_dir: PathBuf, key: PreviewKey) {
         let send = self.sender();
-        let dirs = self.dirs.clone();
+        let ws = self.workspace.clone();
         self.runtime.spawn(async move {
             let result =
-                match workspace::plan_preview(&flow, &base_dir, &IndexMap::new(), &dirs, &key.node)
-                {
+                match workspace::plan_preview(&flow, &base_dir, &IndexMap::new(), &ws, &key.node) {
                     Ok(plan) => {
-                        engine::preview(&plan, &key.node, key.limit, &RunOptions::new(dirs))
+                        engine::preview(&plan, &key.node, key.limit, &RunOptions::new(ws.dirs))
                             .await
                             .map(|p| Box::new(PreviewTable::from_preview(&p)))
                             .map_err(|e| e.message)
@@ -289,14 +303,14 @@ impl Worker {
 
     pub fn run(&self, flow: Flow, base_dir: PathBuf, cancel: CancellationToken) {
         let send = self.sender();
-        let dirs = self.dirs.clone();
+        let ws = self.workspace.clone();
         self.runtime.spawn(async move {
-            let plan = match workspace::plan_flow(&flow, &base_dir, &IndexMap::new(), &dirs) {
+            let plan = match workspace::plan_flow(&flow, &base_dir, &IndexMap::new(), &ws) {
                 Ok(plan) => plan,
                 Err(problems) => return send(Message::RunRefused(problems)),
             };
             let (events, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            let mut options = RunOptions::new(dirs);
+            let mut options = RunOptions::new(ws.dirs);
             options.cancel = cancel;
             options.events = Some(events);
             let forward = tokio::spawn(async move {

@@ -1,6 +1,13 @@
-//! What every SaaS connector shares, so that a connector is what it knows about its service
-//! and nothing else: incremental pulls ([`watermark`]).
+//! What every connector shares, so that a connector is what it knows about its service and
+//! nothing else: the service a connection belongs to and its check ([`service`]), logging
+//! in and testing connections ([`connect`]), failures by kind ([`error`]) and incremental
+//! pulls ([`watermark`]).
 
+pub mod connect;
+pub mod error;
+pub mod service;
 pub mod watermark;
 
+pub use error::{ConnectorError, ErrorKind};
+pub use service::Service;
 pub use watermark::{Mark, Watermark};

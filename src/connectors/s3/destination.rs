@@ -24,6 +24,7 @@ use crate::node::{
     BoxFuture, BuildContext, ConfigProblem, Destination, NodeConfig, NodeError, NodeKind,
     OutputLocation, PlanContext, Runtime,
 };
+use crate::paths::Dirs;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -31,7 +32,7 @@ pub struct S3Destination {
     /// An S3 connection (region, profile, endpoint); the standard AWS environment
     /// (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`, `~/.aws`) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-connection" = "s3"))]
+    #[schemars(extend("x-connection" = super::CONNECTOR))]
     pub connection: Option<String>,
     /// The bucket to write to.
     pub bucket: String,
@@ -121,10 +122,14 @@ impl NodeKind for S3Destination {
     const DESCRIPTION: &'static str =
         "Write CSV, JSON lines or Parquet objects to an S3 bucket or an S3-compatible store";
 
-    fn finish_commit(plan: &serde_json::Value) -> Result<Vec<OutputLocation>, NodeError> {
+    fn finish_commit(
+        plan: &serde_json::Value,
+        dirs: &Dirs,
+    ) -> Result<Vec<OutputLocation>, NodeError> {
         let plan: CommitPlan = serde_json::from_value(plan.clone())
             .map_err(|e| NodeError::msg(format!("the commit record cannot be read: {e}")))?;
         let access = Access::resolve(
+            dirs,
             plan.reach.connection.as_deref(),
             plan.reach.region.as_deref(),
             plan.reach.endpoint_url.as_deref(),
@@ -139,8 +144,9 @@ impl NodeKind for S3Destination {
 }
 
 impl S3Destination {
-    fn access(&self) -> Result<Access, NodeError> {
+    fn access(&self, dirs: &Dirs) -> Result<Access, NodeError> {
         Access::resolve(
+            dirs,
             self.connection.as_deref(),
             self.region.as_deref(),
             self.endpoint_url.as_deref(),
@@ -177,8 +183,8 @@ impl NodeConfig for S3Destination {
         Ok(input.clone())
     }
 
-    fn test_connection(&self) -> BoxFuture<Result<String, NodeError>> {
-        super::test(self.access(), &self.bucket, &self.prefix)
+    fn test_connection(&self, cx: &PlanContext) -> BoxFuture<Result<String, NodeError>> {
+        super::test(self.access(&cx.dirs), &self.bucket, &self.prefix)
     }
 
     fn summary(&self) -> String {
@@ -200,7 +206,7 @@ impl NodeConfig for S3Destination {
             .as_ref()
             .expect("a destination has an input");
         let columns = self.check(input)?;
-        let access = self.access()?;
+        let access = self.access(&cx.dirs)?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| NodeError::msg("S3 needs the async runtime"))?;
         let settings = ObjectSettings {

@@ -25,12 +25,51 @@ use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::{Connector, tls};
 
 pub(crate) use super::block_on;
-use crate::auth::{AuthKind, Secret, vault};
+use super::framework::{ConnectorError, Service};
+use crate::auth::sign_in::{Setting, setting};
+use crate::auth::{AuthKind, ConnectorAuth, Secret, vault};
 use crate::node::{BoxFuture, ConfigProblem, NodeError};
 use crate::paths::Dirs;
 
 /// The connector name S3 connections carry in `connections.json`.
 pub const CONNECTOR: &str = "s3";
+
+/// Amazon S3 and S3-compatible stores: the sign-in, and a check that lists the buckets.
+pub struct S3;
+
+impl Service for S3 {
+    fn sign_in(&self) -> &'static ConnectorAuth {
+        &SIGN_IN
+    }
+
+    fn check(&self, dirs: &Dirs, name: &str) -> BoxFuture<Result<String, ConnectorError>> {
+        let (dirs, name) = (dirs.clone(), name.to_string());
+        Box::pin(async move { test_connection(&dirs, &name).await })
+    }
+}
+
+const SIGN_IN: ConnectorAuth = ConnectorAuth {
+    connector: CONNECTOR,
+    label: "Amazon S3",
+    kinds: &[AuthKind::None, AuthKind::AccessKeys],
+    settings: &[
+        setting("region", "Region", "The buckets' region, e.g. eu-west-1."),
+        Setting {
+            kinds: &[AuthKind::None],
+            ..setting(
+                "profile",
+                "Profile",
+                "A profile of ~/.aws/config; empty for the default credential chain.",
+            )
+        },
+        setting(
+            "endpoint_url",
+            "Endpoint URL",
+            "An S3-compatible store (MinIO, Ceph, R2); empty for Amazon S3.",
+        ),
+    ],
+    oauth: None,
+};
 
 /// How to reach a bucket. Everything left out comes from the AWS environment: the
 /// credential chain (environment, `~/.aws/config` and `credentials`, SSO), `AWS_REGION`,
@@ -53,12 +92,13 @@ pub struct Access {
 impl Access {
     /// The node's own settings over those of the connection it names.
     pub fn resolve(
+        dirs: &Dirs,
         connection: Option<&str>,
         region: Option<&str>,
         endpoint_url: Option<&str>,
     ) -> Result<Access, NodeError> {
         let mut access = match connection {
-            Some(name) => Self::of_connection(name)?,
+            Some(name) => Self::of_connection(dirs, name)?,
             None => Access::default(),
         };
         let given = |s: Option<&str>| s.map(str::trim).filter(|s| !s.is_empty()).map(String::from);
@@ -71,9 +111,8 @@ impl Access {
         Ok(access)
     }
 
-    fn of_connection(name: &str) -> Result<Access, NodeError> {
-        let dirs = Dirs::from_env();
-        let connection = crate::auth::get(&dirs, name).map_err(NodeError::msg)?;
+    fn of_connection(dirs: &Dirs, name: &str) -> Result<Access, NodeError> {
+        let connection = crate::auth::get(dirs, name).map_err(NodeError::msg)?;
         if connection.connector != CONNECTOR {
             return Err(NodeError::msg(format!(
                 "the connection `{name}` is for {}, not S3",
@@ -83,7 +122,7 @@ impl Access {
         let text = |key: &str| connection.setting(key);
         let keys = match connection.auth {
             AuthKind::AccessKeys => {
-                let vault = vault::shared(&dirs)
+                let vault = vault::shared(dirs)
                     .map_err(|e| NodeError::msg(format!("the connection `{name}`: {e}")))?;
                 let vault = vault.lock().unwrap();
                 let field = |f: &str| {
@@ -377,9 +416,13 @@ pub fn test(
 /// Checks that an S3 connection's credentials are accepted, for the Connections window:
 /// lists the account's buckets. A refusal to list (AccessDenied) still proves the keys
 /// are valid, as a request with unknown keys fails with another code.
-pub async fn test_connection(name: &str) -> Result<String, String> {
-    let access = Access::resolve(Some(name), None, None).map_err(|e| e.to_string())?;
-    let client = access.client().await.map_err(|e| e.to_string())?;
+async fn test_connection(dirs: &Dirs, name: &str) -> Result<String, ConnectorError> {
+    let kind_of = |e: NodeError| match e {
+        NodeError::Transient(m) => ConnectorError::transient(m),
+        other => ConnectorError::fatal(other.to_string()),
+    };
+    let access = Access::resolve(dirs, Some(name), None, None).map_err(kind_of)?;
+    let client = access.client().await.map_err(kind_of)?;
     match client.list_buckets().send().await {
         Ok(answer) => {
             let count = answer.buckets().len();
@@ -393,7 +436,15 @@ pub async fn test_connection(name: &str) -> Result<String, String> {
             "the credentials are accepted by {}; they may not list buckets",
             access.place()
         )),
-        Err(e) => Err(explain(e, &access, "(any)").to_string()),
+        Err(e)
+            if e.code() == Some("InvalidAccessKeyId")
+                || e.code() == Some("SignatureDoesNotMatch") =>
+        {
+            Err(ConnectorError::auth(
+                explain(e, &access, "(any)").to_string(),
+            ))
+        }
+        Err(e) => Err(kind_of(explain(e, &access, "(any)"))),
     }
 }
 

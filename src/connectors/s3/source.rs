@@ -20,13 +20,13 @@ use tokio::sync::mpsc;
 use super::{Access, block_on, check_bucket, explain, normalize_prefix};
 use crate::codecs::FileFormat;
 use crate::codecs::read::{self as file, ReadSettings, infer_schema, read_file, with_overrides};
-use crate::connectors::PlanCache;
 use crate::connectors::framework::Watermark;
 use crate::node::{
     BoxFuture, BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime,
     Source,
 };
 use crate::node::{Demand, SourceOutput};
+use crate::paths::Dirs;
 use crate::types::FieldType;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -35,7 +35,7 @@ pub struct S3Source {
     /// An S3 connection (region, profile, endpoint); the standard AWS environment
     /// (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`, `~/.aws`) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-connection" = "s3"))]
+    #[schemars(extend("x-connection" = super::CONNECTOR))]
     pub connection: Option<String>,
     /// The bucket to read from.
     pub bucket: String,
@@ -91,11 +91,11 @@ const SAMPLE_BYTES: u64 = 4 << 20;
 
 /// The format and fields learnt of a prefix's objects.
 type Learnt = Result<(FileFormat, Schema), String>;
-static LEARNT: PlanCache<(FileFormat, Schema)> = PlanCache::new();
 
 impl S3Source {
-    fn access(&self) -> Result<Access, NodeError> {
+    fn access(&self, dirs: &Dirs) -> Result<Access, NodeError> {
         Access::resolve(
+            dirs,
             self.connection.as_deref(),
             self.region.as_deref(),
             self.endpoint_url.as_deref(),
@@ -205,7 +205,7 @@ impl S3Source {
         infer_schema(format, file.path(), self.delimiter).map_err(|e| format!("{name}: {e}"))
     }
 
-    fn plan(&self) -> Result<(FileFormat, SchemaRef), Vec<ConfigProblem>> {
+    fn plan(&self, cx: &PlanContext) -> Result<(FileFormat, SchemaRef), Vec<ConfigProblem>> {
         let mut problems = Vec::new();
         if let Err(p) = check_bucket(&self.bucket) {
             problems.push(p);
@@ -218,14 +218,20 @@ impl S3Source {
             return Err(problems);
         }
         let access = self
-            .access()
+            .access(&cx.dirs)
             .map_err(|e| vec![ConfigProblem::new("/connection", e.to_string())])?;
-        let key = format!(
-            "{access:?}|{}|{}|{:?}|{}",
-            self.bucket, self.prefix, self.format, self.delimiter
+        let inputs = (
+            &self.connection,
+            &self.region,
+            &self.endpoint_url,
+            &self.bucket,
+            &self.prefix,
+            self.format,
+            self.delimiter,
         );
-        let (format, inferred) = LEARNT
-            .get_or_learn(key, || block_on(self.learn(&access)))
+        let (format, inferred) = cx
+            .discovery
+            .learn(&inputs, || block_on(self.learn(&access)))
             .map_err(|m| vec![ConfigProblem::service("/bucket", m)])?;
         let origin = format!("s3://{}/{}", self.bucket, normalize_prefix(&self.prefix));
         let schema = with_overrides(inferred, &self.schema, format, &origin)?;
@@ -304,13 +310,13 @@ impl NodeConfig for S3Source {
     fn output_schema(
         &self,
         _: Option<&SchemaRef>,
-        _: &PlanContext,
+        cx: &PlanContext,
     ) -> Result<SchemaRef, Vec<ConfigProblem>> {
-        self.plan().map(|(_, schema)| schema)
+        self.plan(cx).map(|(_, schema)| schema)
     }
 
-    fn test_connection(&self) -> BoxFuture<Result<String, NodeError>> {
-        super::test(self.access(), &self.bucket, &self.prefix)
+    fn test_connection(&self, cx: &PlanContext) -> BoxFuture<Result<String, NodeError>> {
+        super::test(self.access(&cx.dirs), &self.bucket, &self.prefix)
     }
 
     fn summary(&self) -> String {
@@ -322,7 +328,7 @@ impl NodeConfig for S3Source {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        let (format, _) = self.plan()?;
+        let (format, _) = self.plan(&cx.plan())?;
         // Objects written as the run began are the next run's.
         let watermark = match self.incremental {
             true => Some(Watermark::of_run(cx, |at| at, Some(cx.started))?),
@@ -331,7 +337,7 @@ impl NodeConfig for S3Source {
         let window = self.window(watermark)?;
         Ok(Runtime::Source(Box::new(S3Read {
             config: self.clone(),
-            access: self.access()?,
+            access: self.access(&cx.dirs)?,
             window,
             settings: ReadSettings {
                 format,

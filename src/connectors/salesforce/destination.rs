@@ -20,7 +20,6 @@ use std::io::Write as _;
 
 use super::source::DataTransferApi;
 use super::{API_VERSION, Describe, Org, salesforce_words};
-use crate::connectors::block_on;
 use crate::node::ErrorSink;
 use crate::node::{
     BoxFuture, BuildContext, ConfigProblem, Destination, ErrorRecord, NodeConfig, NodeError,
@@ -35,7 +34,7 @@ const PER_REQUEST: usize = 200;
 #[serde(deny_unknown_fields)]
 pub struct SalesforceDestination {
     /// A Salesforce connection that has logged in.
-    #[schemars(extend("x-connection" = "salesforce"))]
+    #[schemars(extend("x-connection" = super::CONNECTOR))]
     pub connection: String,
     /// The object to write, e.g. `Contact`.
     pub object: String,
@@ -110,12 +109,12 @@ impl NodeKind for SalesforceDestination {
 }
 
 impl SalesforceDestination {
-    fn org(&self) -> Result<Org, NodeError> {
-        Org::open(&Dirs::from_env(), &self.connection, &self.api_version)
+    fn org(&self, dirs: &Dirs) -> Result<Org, NodeError> {
+        Org::open(dirs, &self.connection, &self.api_version)
     }
 
     /// Checks the input's fields against the object.
-    fn check(&self, input: &SchemaRef) -> Result<Describe, Vec<ConfigProblem>> {
+    fn check(&self, input: &SchemaRef, cx: &PlanContext) -> Result<Describe, Vec<ConfigProblem>> {
         let problem = |path: &str, m: String| vec![ConfigProblem::new(path, m)];
         if self.connection.trim().is_empty() {
             return Err(problem(
@@ -126,8 +125,13 @@ impl SalesforceDestination {
         if self.object.trim().is_empty() {
             return Err(problem("/object", "name the object to write".into()));
         }
-        let describe = block_on(async { self.org()?.describe(self.object.trim()).await })
-            .map_err(|e| problem("/object", e.to_string()))?;
+        let describe =
+            super::described(cx, &self.connection, self.object.trim(), &self.api_version).map_err(
+                |m| match m.starts_with(super::NO_OBJECT) {
+                    true => problem("/object", m),
+                    false => vec![ConfigProblem::service("/object", m)],
+                },
+            )?;
         let has = |name: &str| input.fields().iter().any(|f| f.name() == name);
         match self.operation {
             WriteOperation::Update | WriteOperation::Delete if !has("Id") => {
@@ -187,10 +191,10 @@ impl NodeConfig for SalesforceDestination {
     fn output_schema(
         &self,
         input: Option<&SchemaRef>,
-        _: &PlanContext,
+        cx: &PlanContext,
     ) -> Result<SchemaRef, Vec<ConfigProblem>> {
         let input = input.expect("a destination has an input");
-        self.check(input)?;
+        self.check(input, cx)?;
         Ok(input.clone())
     }
 
@@ -201,10 +205,11 @@ impl NodeConfig for SalesforceDestination {
         }
     }
 
-    fn test_connection(&self) -> BoxFuture<Result<String, NodeError>> {
+    fn test_connection(&self, cx: &PlanContext) -> BoxFuture<Result<String, NodeError>> {
         let config = self.clone();
+        let org = self.org(&cx.dirs);
         Box::pin(async move {
-            let describe = config.org()?.describe(config.object.trim()).await?;
+            let describe = org?.describe(config.object.trim()).await?;
             Ok(format!(
                 "connected: {} has {} fields",
                 describe.name,
@@ -219,7 +224,7 @@ impl NodeConfig for SalesforceDestination {
             .as_ref()
             .expect("a destination has an input");
         let describe = self
-            .check(input)
+            .check(input, &cx.plan())
             .map_err(|p| NodeError::msg(p[0].message.clone()))?;
         let columns = match self.operation {
             WriteOperation::Delete => vec!["Id".to_string()],
@@ -230,7 +235,7 @@ impl NodeConfig for SalesforceDestination {
         Ok(Runtime::Destination(Box::new(SalesforceWrite {
             config: self.clone(),
             object: describe.name,
-            org: self.org()?,
+            org: self.org(&cx.dirs)?,
             // Commits run on a blocking thread and wait there for the run's own runtime.
             runtime: tokio::runtime::Handle::try_current()
                 .map_err(|_| NodeError::msg("writing to Salesforce needs the async runtime"))?,
@@ -476,8 +481,9 @@ impl SalesforceWrite {
             op.verb(),
             self.object
         );
-        let words =
-            |e: crate::connectors::http::ApiError| NodeError::msg(salesforce_words(&e.message));
+        let words = |e: crate::connectors::framework::ConnectorError| {
+            NodeError::msg(salesforce_words(&e.message))
+        };
         let (job, failed_csv) = self.runtime.block_on(async {
             let created = api
                 .send(&what, |c| c.post(&jobs).json(&spec))

@@ -16,13 +16,102 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::block_on;
+use super::framework::{ConnectorError, Service, service};
 use super::http::Api;
-use crate::auth::session::Session;
-use crate::node::NodeError;
+use crate::auth::sign_in::{OAUTH, OAuthEndpoints, Setting, setting};
+use crate::auth::{AuthKind, ConnectorAuth};
+use crate::node::{BoxFuture, NodeError, PlanContext};
 use crate::paths::Dirs;
 
 /// The connector name Salesforce connections carry.
 pub const CONNECTOR: &str = "salesforce";
+
+/// The Salesforce service: its sign-in, and a check that asks the org for its API versions
+/// with a fresh token.
+pub struct Salesforce;
+
+impl Service for Salesforce {
+    fn sign_in(&self) -> &'static ConnectorAuth {
+        &SIGN_IN
+    }
+
+    fn check(&self, dirs: &Dirs, name: &str) -> BoxFuture<Result<String, ConnectorError>> {
+        let (dirs, name) = (dirs.clone(), name.to_string());
+        Box::pin(async move {
+            let session = service::open_as(&dirs, &name, CONNECTOR)?;
+            session.access_token().await.map_err(ConnectorError::auth)?;
+            // The token answer gave the instance URL: read the connection as saved since.
+            let base = crate::auth::get(&dirs, &name)
+                .map_err(ConnectorError::fatal)?
+                .setting("instance_url")
+                .ok_or_else(|| {
+                    ConnectorError::auth(format!(
+                        "the connection `{name}` has no instance URL: log in again"
+                    ))
+                })?;
+            crate::auth::http::check_url(&base).map_err(ConnectorError::fatal)?;
+            let response = session
+                .send(|c| c.get(format!("{base}/services/data/")))
+                .await
+                .map_err(|e| ConnectorError::transient(format!("the connection `{name}`: {e}")))?;
+            if !response.status().is_success() {
+                return Err(ConnectorError::of_status(
+                    response.status().as_u16(),
+                    format!(
+                        "the connection `{name}`: Salesforce answered {} to a request with a fresh token",
+                        response.status()
+                    ),
+                ));
+            }
+            Ok(service::signed_in(&dirs, &name))
+        })
+    }
+}
+
+const SIGN_IN: ConnectorAuth = ConnectorAuth {
+    connector: CONNECTOR,
+    label: "Salesforce",
+    kinds: OAUTH,
+    settings: &[
+        Setting {
+            default: Some("https://login.salesforce.com"),
+            required: true,
+            choices: &[
+                ("https://login.salesforce.com", "Production"),
+                ("https://test.salesforce.com", "Sandbox"),
+            ],
+            ..setting(
+                "login_url",
+                "Login URL",
+                "Where users log in: production, a sandbox, or your My Domain URL (client credentials need the My Domain URL).",
+            )
+        },
+        Setting {
+            required: true,
+            ..setting(
+                "client_id",
+                "Consumer key",
+                "The consumer key of your connected app (Setup, then App Manager).",
+            )
+        },
+        Setting {
+            kinds: &[AuthKind::OAuth2],
+            ..setting(
+                "callback_port",
+                "Callback port",
+                "A fixed port for the login's redirect (http://127.0.0.1:PORT/callback), for services that want the exact redirect URI registered; empty for any free port.",
+            )
+        },
+    ],
+    oauth: Some(OAuthEndpoints {
+        authorize: "{login_url}/services/oauth2/authorize",
+        token: "{login_url}/services/oauth2/token",
+        scopes: &["api", "id", "refresh_token"],
+        extra: &[],
+        identity_url_field: Some("id"),
+    }),
+};
 
 /// The REST API version requests use unless the node names another.
 pub const API_VERSION: &str = "62.0";
@@ -163,18 +252,30 @@ pub fn schema_of(fields: &[&FieldInfo]) -> Schema {
     )
 }
 
+/// An object's description as the workspace learnt it while planning, kept a minute: the
+/// app plans on every edit. A message starting with [`NO_OBJECT`] is the flow's mistake.
+pub fn described(
+    cx: &PlanContext,
+    connection: &str,
+    object: &str,
+    version: &str,
+) -> Result<Describe, String> {
+    let inputs = ("salesforce describe", connection, object, version);
+    cx.discovery.learn(&inputs, || {
+        block_on(async {
+            Org::open(&cx.dirs, connection, version)?
+                .describe(object)
+                .await
+        })
+        .map_err(|e| e.to_string())
+    })
+}
+
 impl Org {
     /// The org a connection is logged in to.
     pub fn open(dirs: &Dirs, connection: &str, version: &str) -> Result<Org, NodeError> {
-        let session = Session::open(dirs, connection).map_err(NodeError::msg)?;
-        let found = session.connection();
-        if found.connector != CONNECTOR {
-            return Err(NodeError::msg(format!(
-                "the connection `{connection}` is for {}, not Salesforce",
-                found.connector
-            )));
-        }
-        let instance = found.setting("instance_url").ok_or_else(|| {
+        let session = service::open_as(dirs, connection, CONNECTOR)?;
+        let instance = session.connection().setting("instance_url").ok_or_else(|| {
             NodeError::msg(format!(
                 "the connection `{connection}` has not logged in yet: log in in the app (Connections) or with `tributary connection login {connection}`"
             ))

@@ -20,7 +20,6 @@ use super::{API_VERSION, Describe, FieldInfo, Org, salesforce_words, schema_of};
 use crate::codecs::read::values_to_batch;
 use crate::conditions::{Condition, Operator};
 use crate::connectors::framework::Watermark;
-use crate::connectors::{PlanCache, block_on};
 use crate::node::{
     BoxFuture, BuildContext, ConfigProblem, Entity, ErrorRecord, NodeConfig, NodeError, NodeKind,
     PlanContext, Runtime, Source,
@@ -32,7 +31,7 @@ use crate::paths::Dirs;
 #[serde(deny_unknown_fields)]
 pub struct SalesforceSource {
     /// A Salesforce connection that has logged in.
-    #[schemars(extend("x-connection" = "salesforce"))]
+    #[schemars(extend("x-connection" = super::CONNECTOR))]
     pub connection: String,
     /// The object to read, e.g. `Opportunity` or `Invoice__c`.
     pub object: String,
@@ -103,15 +102,13 @@ impl NodeKind for SalesforceSource {
         "Read an object's records from Salesforce, all or only those changed since the last run";
 }
 
-static DESCRIBED: PlanCache<Describe> = PlanCache::new();
-
 impl SalesforceSource {
-    fn org(&self) -> Result<Org, NodeError> {
-        Org::open(&Dirs::from_env(), &self.connection, &self.api_version)
+    fn org(&self, dirs: &Dirs) -> Result<Org, NodeError> {
+        Org::open(dirs, &self.connection, &self.api_version)
     }
 
-    /// The object's description, kept a minute: the app plans on every edit.
-    fn described(&self) -> Result<Describe, ConfigProblem> {
+    /// The object's description, as the workspace learnt it.
+    fn described(&self, cx: &PlanContext) -> Result<Describe, ConfigProblem> {
         if self.connection.trim().is_empty() {
             return Err(ConfigProblem::new(
                 "/connection",
@@ -121,11 +118,7 @@ impl SalesforceSource {
         if self.object.trim().is_empty() {
             return Err(ConfigProblem::new("/object", "name the object to read"));
         }
-        let key = format!("{}|{}|{}", self.connection, self.object, self.api_version);
-        let learnt = DESCRIBED.get_or_learn(key, || {
-            block_on(async { self.org()?.describe(self.object.trim()).await })
-                .map_err(|e| e.to_string())
-        });
+        let learnt = super::described(cx, &self.connection, self.object.trim(), &self.api_version);
         learnt.map_err(|m| {
             if m.starts_with(super::NO_OBJECT) {
                 ConfigProblem::new("/object", m)
@@ -202,8 +195,8 @@ impl SalesforceSource {
         problems
     }
 
-    fn plan(&self) -> Result<(Describe, SchemaRef), Vec<ConfigProblem>> {
-        let describe = self.described().map_err(|p| vec![p])?;
+    fn plan(&self, cx: &PlanContext) -> Result<(Describe, SchemaRef), Vec<ConfigProblem>> {
+        let describe = self.described(cx).map_err(|p| vec![p])?;
         let chosen = self.chosen(&describe)?;
         let problems = self.check_conditions(&describe);
         if !problems.is_empty() {
@@ -343,9 +336,9 @@ impl NodeConfig for SalesforceSource {
     fn output_schema(
         &self,
         _: Option<&SchemaRef>,
-        _: &PlanContext,
+        cx: &PlanContext,
     ) -> Result<SchemaRef, Vec<ConfigProblem>> {
-        self.plan().map(|(_, schema)| schema)
+        self.plan(cx).map(|(_, schema)| schema)
     }
 
     fn summary(&self) -> String {
@@ -356,10 +349,11 @@ impl NodeConfig for SalesforceSource {
         s
     }
 
-    fn test_connection(&self) -> BoxFuture<Result<String, NodeError>> {
+    fn test_connection(&self, cx: &PlanContext) -> BoxFuture<Result<String, NodeError>> {
         let config = self.clone();
+        let org = self.org(&cx.dirs);
         Box::pin(async move {
-            let org = config.org()?;
+            let org = org?;
             let objects = org.objects().await?;
             if config.object.trim().is_empty() {
                 return Ok(format!("connected: {} objects can be read", objects.len()));
@@ -373,11 +367,10 @@ impl NodeConfig for SalesforceSource {
         })
     }
 
-    fn entities(&self) -> BoxFuture<Result<Vec<Entity>, NodeError>> {
-        let config = self.clone();
+    fn entities(&self, cx: &PlanContext) -> BoxFuture<Result<Vec<Entity>, NodeError>> {
+        let org = self.org(&cx.dirs);
         Box::pin(async move {
-            Ok(config
-                .org()?
+            Ok(org?
                 .objects()
                 .await?
                 .into_iter()
@@ -386,10 +379,14 @@ impl NodeConfig for SalesforceSource {
         })
     }
 
-    fn entity_fields(&self) -> BoxFuture<Result<Vec<(String, DataType)>, NodeError>> {
+    fn entity_fields(
+        &self,
+        cx: &PlanContext,
+    ) -> BoxFuture<Result<Vec<(String, DataType)>, NodeError>> {
         let config = self.clone();
+        let org = self.org(&cx.dirs);
         Box::pin(async move {
-            let describe = config.org()?.describe(config.object.trim()).await?;
+            let describe = org?.describe(config.object.trim()).await?;
             Ok(describe
                 .fields
                 .iter()
@@ -401,7 +398,7 @@ impl NodeConfig for SalesforceSource {
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let (describe, _) = self
-            .plan()
+            .plan(&cx.plan())
             .map_err(|p| NodeError::msg(p[0].message.clone()))?;
         // Records changed as the run began are the next run's: SOQL's window ends there.
         let watermark = match self.incremental {
@@ -410,7 +407,7 @@ impl NodeConfig for SalesforceSource {
         };
         Ok(Runtime::Source(Box::new(SalesforceRead {
             config: self.clone(),
-            org: self.org()?,
+            org: self.org(&cx.dirs)?,
             describe,
             watermark,
             schema: cx.output_schema.clone(),
