@@ -369,26 +369,66 @@ fn execute(command: Command) -> anyhow::Result<u8> {
             out_raw!("{}", schema::flow_schema_text().trim_end());
             Ok(0)
         }
-        Command::Connectors { json } => {
-            if json {
-                let list: Vec<_> = registry::all()
-                    .iter()
-                    .map(|t| serde_json::json!({"type": t.name, "role": t.role, "title": t.title, "description": t.description}))
-                    .collect();
-                out_raw!("{}", serde_json::to_string_pretty(&list)?);
-            } else {
-                for t in registry::all() {
-                    outln!(
-                        "{:<24} {:<12} {}",
-                        t.name,
-                        t.role.to_string(),
-                        t.description
-                    );
-                }
-            }
-            Ok(0)
-        }
+        Command::Connectors { json } => connectors(json),
     }
+}
+
+/// `tributary connectors`: every node type, and every service connections are made for
+/// with what its nodes can do.
+fn connectors(json: bool) -> anyhow::Result<u8> {
+    use tributary::connectors::SERVICES;
+    if json {
+        let list: Vec<_> = registry::all()
+            .iter()
+            .map(|t| {
+                let mut entry = serde_json::json!({
+                    "type": t.name, "role": t.role, "title": t.title, "description": t.description
+                });
+                if let Some(service) = SERVICES.iter().find(|s| Some(s.id()) == t.service) {
+                    entry["connector"] = service.id().into();
+                    entry["capabilities"] = serde_json::to_value(service.capabilities())?;
+                }
+                Ok(entry)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        out_raw!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(0);
+    }
+    for t in registry::all() {
+        outln!(
+            "{:<24} {:<12} {}",
+            t.name,
+            t.role.to_string(),
+            t.description
+        );
+    }
+    outln!("");
+    outln!(
+        "{:<12} {:<20} {:<9} {:<12} {:<30} filters",
+        "connector",
+        "service",
+        "entities",
+        "incremental",
+        "writes"
+    );
+    let words = |list: Vec<&str>| match list.is_empty() {
+        true => "-".to_string(),
+        false => list.join(", "),
+    };
+    let yes = |b: bool| if b { "yes" } else { "-" };
+    for service in SERVICES {
+        let can = service.capabilities();
+        outln!(
+            "{:<12} {:<20} {:<9} {:<12} {:<30} {}",
+            service.id(),
+            service.sign_in().label,
+            yes(can.entities),
+            yes(can.incremental),
+            words(can.writes.iter().map(|w| w.name()).collect()),
+            words(can.filters.iter().map(|o| o.in_words()).collect())
+        );
+    }
+    Ok(0)
 }
 
 /// Asks for the vault passphrase before a run whose connections keep secrets, at a

@@ -8,19 +8,27 @@ use crate::connectors::s3::{destination as s3_destination, source as s3_source};
 use crate::connectors::salesforce::{
     destination as salesforce_destination, source as salesforce_source,
 };
-use crate::connectors::{demo_crm, file, local, rest};
+use crate::connectors::{SERVICES, demo_crm, file, framework, local, rest};
 use crate::node::NodeType;
 use crate::transforms::{
     aggregate, arithmetic, dedupe, filter, hash, map, mask, merge, truncate, validate,
 };
 
 static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
-    vec![
+    let mut types = vec![
         NodeType::of::<demo_crm::DemoCrm>(),
         NodeType::of::<file::FileSource>(),
         NodeType::of::<s3_source::S3Source>(),
         NodeType::of::<salesforce_source::SalesforceSource>(),
         NodeType::of::<rest::RestSource>(),
+    ];
+    // The connector framework's services each have a source node of their own.
+    types.extend(
+        SERVICES
+            .iter()
+            .filter_map(|s| framework::source::node_type(*s)),
+    );
+    types.extend([
         NodeType::of::<map::Map>(),
         NodeType::of::<map::MapAll>(),
         NodeType::of::<filter::Filter>(),
@@ -35,7 +43,8 @@ static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
         NodeType::of::<local::LocalDestination>(),
         NodeType::of::<s3_destination::S3Destination>(),
         NodeType::of::<salesforce_destination::SalesforceDestination>(),
-    ]
+    ]);
+    types
 });
 
 pub fn all() -> &'static [NodeType] {

@@ -10,6 +10,7 @@ pub mod output;
 pub mod rest;
 pub mod s3;
 pub mod salesforce;
+pub mod servicenow;
 pub mod webhook;
 
 use framework::Service;
@@ -18,6 +19,7 @@ use framework::Service;
 /// them. Adding one is a module and a line here.
 pub static SERVICES: &[&dyn Service] = &[
     &salesforce::Salesforce,
+    &servicenow::ServiceNow,
     &s3::S3,
     &rest::AnyHttpApi,
     &webhook::WebhookKey,

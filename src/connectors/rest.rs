@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use super::block_on;
 use super::framework::Watermark;
+use super::framework::service::Capabilities;
 use super::framework::{Service, service};
 use super::http::Api;
 use crate::auth::sign_in::{OAUTH, OAuthEndpoints, Setting, setting};
@@ -42,6 +43,14 @@ pub struct AnyHttpApi;
 impl Service for AnyHttpApi {
     fn sign_in(&self) -> &'static ConnectorAuth {
         &SIGN_IN
+    }
+
+    /// The REST source reads only what changed when the API takes a "since" parameter.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            incremental: true,
+            ..Capabilities::default()
+        }
     }
 }
 
@@ -273,6 +282,7 @@ impl NodeKind for RestSource {
     const TITLE: &'static str = "REST API";
     const ICON: &'static str = "🌐";
     const TESTS_CONNECTION: bool = true;
+    const SERVICE: Option<&'static str> = Some("http");
     const DESCRIPTION: &'static str =
         "Read records from any JSON API, page by page, with an API key, a password or OAuth";
 }

@@ -209,9 +209,11 @@ pub trait NodeKind: NodeConfig + DeserializeOwned + JsonSchema {
     const ICON: &'static str;
     /// Whether the node reaches a service that "Test connection" can check.
     const TESTS_CONNECTION: bool = false;
-    /// Whether the node reads one of its service's objects, listed by
-    /// [`NodeConfig::entities`].
-    const BROWSES_ENTITIES: bool = false;
+    /// The service whose connections the node uses (`salesforce`, `s3`), if any.
+    const SERVICE: Option<&'static str> = None;
+    /// The setting that names which of its service's objects the node reads or writes
+    /// (`object`, `entity`), for nodes that offer [`NodeConfig::entities`] to choose from.
+    const ENTITY_SETTING: Option<&'static str> = None;
 
     /// Finishes publishing what a destination's runtime described in
     /// [`Destination::commit_plan`], for a run that was killed while it committed. Runs in
@@ -229,6 +231,10 @@ pub trait NodeKind: NodeConfig + DeserializeOwned + JsonSchema {
     }
 }
 
+/// How a node type reads its config from the flow file.
+type ParseConfig =
+    dyn Fn(serde_json::Value) -> Result<Arc<dyn NodeConfig>, ConfigProblem> + Send + Sync;
+
 /// One entry of the registry.
 pub struct NodeType {
     pub name: &'static str,
@@ -237,9 +243,12 @@ pub struct NodeType {
     pub description: &'static str,
     pub icon: &'static str,
     pub tests_connection: bool,
-    pub browses_entities: bool,
-    parse: fn(serde_json::Value) -> Result<Arc<dyn NodeConfig>, ConfigProblem>,
-    schema: fn(&mut SchemaGenerator) -> Schema,
+    /// [`NodeKind::ENTITY_SETTING`].
+    pub entity_setting: Option<&'static str>,
+    /// [`NodeKind::SERVICE`].
+    pub service: Option<&'static str>,
+    parse: Box<ParseConfig>,
+    schema: Box<dyn Fn(&mut SchemaGenerator) -> Schema + Send + Sync>,
     /// [`NodeKind::finish_commit`].
     pub finish_commit: fn(&serde_json::Value, &Dirs) -> Result<Vec<OutputLocation>, NodeError>,
 }
@@ -253,10 +262,48 @@ impl NodeType {
             description: K::DESCRIPTION,
             icon: K::ICON,
             tests_connection: K::TESTS_CONNECTION,
-            browses_entities: K::BROWSES_ENTITIES,
-            parse: parse_config::<K>,
-            schema: |g| g.subschema_for::<K>(),
+            entity_setting: K::ENTITY_SETTING,
+            service: K::SERVICE,
+            parse: Box::new(parse_config::<K>),
+            schema: Box::new(|g| g.subschema_for::<K>()),
             finish_commit: K::finish_commit,
+        }
+    }
+
+    /// A node type made at run time rather than from a Rust type: one per service of the
+    /// connector framework, whose config is the same for every service. The name and
+    /// texts are kept for the life of the process, as the registry's are.
+    #[allow(clippy::too_many_arguments)]
+    pub fn made(
+        service: &'static str,
+        name: String,
+        title: String,
+        description: String,
+        icon: &'static str,
+        entity_setting: &'static str,
+        parse: impl Fn(serde_json::Value) -> Result<Arc<dyn NodeConfig>, ConfigProblem>
+        + Send
+        + Sync
+        + 'static,
+        schema: impl Fn(&mut SchemaGenerator) -> Schema + Send + Sync + 'static,
+    ) -> Self {
+        let name: &'static str = Box::leak(name.into_boxed_str());
+        Self {
+            name,
+            role: Role::of_type(name),
+            title: Box::leak(title.into_boxed_str()),
+            description: Box::leak(description.into_boxed_str()),
+            icon,
+            tests_connection: true,
+            entity_setting: Some(entity_setting),
+            service: Some(service),
+            parse: Box::new(parse),
+            schema: Box::new(schema),
+            finish_commit: |_, _| {
+                Err(NodeError::msg(
+                    "this node cannot finish a commit from a record",
+                ))
+            },
         }
     }
 
@@ -274,13 +321,19 @@ impl NodeType {
 fn parse_config<K: NodeKind>(
     config: serde_json::Value,
 ) -> Result<Arc<dyn NodeConfig>, ConfigProblem> {
-    match serde_path_to_error::deserialize::<_, K>(config) {
-        Ok(c) => Ok(Arc::new(c)),
-        Err(e) => Err(ConfigProblem::new(
+    Ok(Arc::new(deserialize_config::<K>(config)?))
+}
+
+/// A config read from its JSON, a problem naming where it is wrong when it is.
+pub fn deserialize_config<T: DeserializeOwned>(
+    config: serde_json::Value,
+) -> Result<T, ConfigProblem> {
+    serde_path_to_error::deserialize::<_, T>(config).map_err(|e| {
+        ConfigProblem::new(
             crate::serde_words::pointer_from_serde_path(e.path()),
             crate::serde_words::serde_in_words(&e.inner().to_string()),
-        )),
-    }
+        )
+    })
 }
 
 /// A built node, ready to run.

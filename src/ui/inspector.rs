@@ -89,8 +89,8 @@ fn node_form(ui: &mut Ui, state: &AppState, node: &Node, commands: &mut Vec<Comm
         }
     }
     // A node that reads one of its service's objects filters on that object's fields.
-    let fields = if kind.browses_entities {
-        catalog_fields(state, node)
+    let fields = if let Some(setting) = kind.entity_setting {
+        catalog_fields(state, node, setting)
     } else {
         field_list(state, &node.id)
     };
@@ -110,7 +110,7 @@ fn node_form(ui: &mut Ui, state: &AppState, node: &Node, commands: &mut Vec<Comm
             .with_connections(&state.connections)
             .with_problems(setting_problems);
         cx.values = input_values_of(state, &node.id);
-        if kind.browses_entities {
+        if kind.entity_setting.is_some() {
             // Chosen in the object browser below, with the object's fields to tick.
             cx.hidden = &["fields"];
         }
@@ -140,9 +140,9 @@ fn node_form(ui: &mut Ui, state: &AppState, node: &Node, commands: &mut Vec<Comm
             config,
         });
     }
-    if kind.browses_entities {
+    if let Some(setting) = kind.entity_setting {
         ui.separator();
-        entity_browser(ui, state, node, commands);
+        entity_browser(ui, state, node, setting, commands);
     }
     if kind.tests_connection {
         ui.separator();
@@ -681,11 +681,11 @@ fn target_of(row: &Value) -> String {
 
 /// "Test connection" and what the last test of these settings found.
 /// The fields of the object a node reads, once its catalog has them.
-fn catalog_fields(state: &AppState, node: &Node) -> Vec<(String, String)> {
+fn catalog_fields(state: &AppState, node: &Node, setting: &str) -> Vec<(String, String)> {
     state
         .catalogs
         .get(&node.id)
-        .filter(|c| c.key == Catalog::key_of(&node.config))
+        .filter(|c| c.key == Catalog::key_of(&node.config, setting))
         .and_then(|c| c.fields.clone())
         .and_then(Result::ok)
         .unwrap_or_default()
@@ -693,8 +693,14 @@ fn catalog_fields(state: &AppState, node: &Node) -> Vec<(String, String)> {
 
 /// The objects of the node's connection, with a search box, and the chosen object's
 /// fields as a checklist.
-fn entity_browser(ui: &mut Ui, state: &AppState, node: &Node, commands: &mut Vec<Command>) {
-    let key = Catalog::key_of(&node.config);
+fn entity_browser(
+    ui: &mut Ui,
+    state: &AppState,
+    node: &Node,
+    setting: &str,
+    commands: &mut Vec<Command>,
+) {
+    let key = Catalog::key_of(&node.config, setting);
     if key.0.is_empty() {
         ui.label(RichText::new("Choose a connection to see its objects.").weak());
         return;
@@ -751,7 +757,7 @@ fn entity_browser(ui: &mut Ui, state: &AppState, node: &Node, commands: &mut Vec
                         };
                         if ui.selectable_label(e.name == key.1, text).clicked() && e.name != key.1 {
                             let mut config = node.config.clone();
-                            config["object"] = Value::from(e.name.clone());
+                            config[setting] = Value::from(e.name.clone());
                             if let Some(o) = config.as_object_mut() {
                                 // The old object's fields and conditions mean nothing here.
                                 o.remove("fields");

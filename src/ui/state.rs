@@ -198,8 +198,9 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The connection and object a node's settings name: what a catalog is fetched for.
-    pub fn key_of(config: &Value) -> (String, String) {
+    /// The connection and object a node's settings name (the object in `setting`): what
+    /// a catalog is fetched for.
+    pub fn key_of(config: &Value, setting: &str) -> (String, String) {
         let text = |k: &str| {
             config
                 .get(k)
@@ -208,7 +209,7 @@ impl Catalog {
                 .trim()
                 .to_string()
         };
-        (text("connection"), text("object"))
+        (text("connection"), text(setting))
     }
 }
 
@@ -825,10 +826,15 @@ impl AppState {
                 );
             }
             Command::LoadCatalog(node) => {
-                let Some(config) = self.doc.flow.node(&node).map(|n| n.config.clone()) else {
+                let Some(found) = self.doc.flow.node(&node) else {
                     return;
                 };
-                let key = Catalog::key_of(&config);
+                let Some(setting) =
+                    crate::registry::find(&found.kind).and_then(|k| k.entity_setting)
+                else {
+                    return;
+                };
+                let key = Catalog::key_of(&found.config, setting);
                 let catalog = self.catalogs.entry(node.clone()).or_default();
                 // Objects depend on the connection only; fields on the object too.
                 let want_entities = catalog.key.0 != key.0 || catalog.entities.is_none();

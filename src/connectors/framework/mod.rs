@@ -3,9 +3,11 @@
 //! in and testing connections ([`connect`]), failures by kind ([`error`]) and incremental
 //! pulls ([`watermark`]).
 
+pub mod catalog;
 pub mod connect;
 pub mod error;
 pub mod service;
+pub mod source;
 pub mod watermark;
 
 pub use error::{ConnectorError, ErrorKind};

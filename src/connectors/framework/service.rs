@@ -11,6 +11,8 @@ use crate::node::BoxFuture;
 use crate::paths::Dirs;
 
 use super::ConnectorError;
+use super::catalog::{Catalog, Client, Operation};
+use crate::conditions::Operator;
 
 /// One service of the framework. A connector module defines one and lists it in
 /// [`crate::connectors::SERVICES`].
@@ -31,7 +33,54 @@ pub trait Service: Send + Sync + 'static {
             check_sign_in(&dirs, &session, &name).await
         })
     }
+
+    /// The service's entities, for services whose records the generic `source.<id>` node
+    /// reads; others have none.
+    fn catalog(&self) -> Option<&'static dyn Catalog> {
+        None
+    }
+
+    /// What the service calls its entities, in the palette and the inspector: `table`,
+    /// `object`, `conversation`.
+    fn entity_word(&self) -> &'static str {
+        "object"
+    }
+
+    /// The symbol of its nodes in the palette and on the canvas.
+    fn icon(&self) -> &'static str {
+        "🔌"
+    }
+
+    /// What its nodes can do, for `tributary connectors` and the docs.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
 }
+
+/// What a service's nodes can do, said once per service.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Capabilities {
+    /// It lists its entities to choose from and describes their fields.
+    pub entities: bool,
+    /// The condition operators it applies itself (on the fields that allow them).
+    pub filters: &'static [Operator],
+    /// It can read only what changed since the last run.
+    pub incremental: bool,
+    /// The writes its destination takes.
+    pub writes: &'static [Operation],
+}
+
+/// Every operator a condition has.
+pub const ALL_OPERATORS: &[Operator] = &[
+    Operator::EqualTo,
+    Operator::NotEqualTo,
+    Operator::LessThan,
+    Operator::GreaterThan,
+    Operator::LessThanOrEqualTo,
+    Operator::GreaterThanOrEqualTo,
+    Operator::Contains,
+    Operator::Between,
+];
 
 impl dyn Service {
     /// The id connections carry.
@@ -71,6 +120,28 @@ pub fn open(dirs: &Dirs, name: &str) -> Result<Arc<Session>, ConnectorError> {
     let connection = auth::get(dirs, name).map_err(ConnectorError::fatal)?;
     let service = find(&connection.connector).map_err(ConnectorError::fatal)?;
     Session::open(dirs, name, connection, service.sign_in()).map_err(ConnectorError::auth)
+}
+
+/// A connection opened for `service`, with the base URL of its API: the connection's
+/// `instance_url`, or the service's own address when it has one.
+pub fn client(service: &dyn Service, dirs: &Dirs, name: &str) -> Result<Client, ConnectorError> {
+    let session = open_as(dirs, name, service.id())?;
+    let sign_in = service.sign_in();
+    let base = session
+        .connection()
+        .setting("instance_url")
+        .or_else(|| {
+            let setting = sign_in.settings.iter().find(|s| s.key == "instance_url")?;
+            setting.default.map(String::from)
+        })
+        .ok_or_else(|| {
+            ConnectorError::fatal(format!(
+                "the connection `{name}` has no instance URL (`instance_url`): the address of its {} API",
+                sign_in.label
+            ))
+        })?;
+    auth::http::check_url(&base).map_err(ConnectorError::fatal)?;
+    Ok(Client::new(name, session, base))
 }
 
 /// Opens a connection that must be of service `id`, for nodes of that service.

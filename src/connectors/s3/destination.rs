@@ -119,6 +119,7 @@ impl NodeKind for S3Destination {
     const TITLE: &'static str = "Amazon S3";
     const ICON: &'static str = "☁";
     const TESTS_CONNECTION: bool = true;
+    const SERVICE: Option<&'static str> = Some(super::CONNECTOR);
     const DESCRIPTION: &'static str =
         "Write CSV, JSON lines or Parquet objects to an S3 bucket or an S3-compatible store";
 

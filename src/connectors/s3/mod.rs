@@ -25,6 +25,7 @@ use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::{Connector, tls};
 
 pub(crate) use super::block_on;
+use super::framework::service::Capabilities;
 use super::framework::{ConnectorError, Service};
 use crate::auth::sign_in::{Setting, setting};
 use crate::auth::{AuthKind, ConnectorAuth, Secret, vault};
@@ -40,6 +41,14 @@ pub struct S3;
 impl Service for S3 {
     fn sign_in(&self) -> &'static ConnectorAuth {
         &SIGN_IN
+    }
+
+    /// Objects, not entities: the source reads the objects new since the last run.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            incremental: true,
+            ..Capabilities::default()
+        }
     }
 
     fn check(&self, dirs: &Dirs, name: &str) -> BoxFuture<Result<String, ConnectorError>> {

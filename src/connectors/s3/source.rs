@@ -82,6 +82,7 @@ impl NodeKind for S3Source {
     const TITLE: &'static str = "Amazon S3";
     const ICON: &'static str = "☁";
     const TESTS_CONNECTION: bool = true;
+    const SERVICE: Option<&'static str> = Some(super::CONNECTOR);
     const DESCRIPTION: &'static str =
         "Read CSV, JSON lines, JSON or Parquet objects from an S3 bucket or an S3-compatible store";
 }

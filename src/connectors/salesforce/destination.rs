@@ -104,6 +104,7 @@ impl NodeKind for SalesforceDestination {
     const TITLE: &'static str = "Salesforce";
     const ICON: &'static str = "☁";
     const TESTS_CONNECTION: bool = true;
+    const SERVICE: Option<&'static str> = Some(super::CONNECTOR);
     const DESCRIPTION: &'static str =
         "Insert, update, upsert or delete Salesforce records; refused ones go to the error output";
 }

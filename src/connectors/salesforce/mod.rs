@@ -17,6 +17,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::block_on;
+use super::framework::catalog::Operation;
+use super::framework::service::{ALL_OPERATORS, Capabilities};
 use super::framework::{ConnectorError, Service, service};
 use super::http::Api;
 use crate::auth::sign_in::{OAUTH, OAuthEndpoints, Setting, setting};
@@ -34,6 +36,20 @@ pub struct Salesforce;
 impl Service for Salesforce {
     fn sign_in(&self) -> &'static ConnectorAuth {
         &SIGN_IN
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            entities: true,
+            filters: ALL_OPERATORS,
+            incremental: true,
+            writes: &[
+                Operation::Insert,
+                Operation::Update,
+                Operation::Upsert,
+                Operation::Delete,
+            ],
+        }
     }
 
     fn check(&self, dirs: &Dirs, name: &str) -> BoxFuture<Result<String, ConnectorError>> {

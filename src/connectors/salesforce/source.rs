@@ -97,7 +97,8 @@ impl NodeKind for SalesforceSource {
     const TITLE: &'static str = "Salesforce";
     const ICON: &'static str = "☁";
     const TESTS_CONNECTION: bool = true;
-    const BROWSES_ENTITIES: bool = true;
+    const SERVICE: Option<&'static str> = Some(super::CONNECTOR);
+    const ENTITY_SETTING: Option<&'static str> = Some("object");
     const DESCRIPTION: &'static str =
         "Read an object's records from Salesforce, all or only those changed since the last run";
 }

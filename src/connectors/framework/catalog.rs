@@ -1,0 +1,172 @@
+//! What a service offers (AppFlow's entities and fields), and how a service reads them.
+//!
+//! A service describes each entity once — its fields with their Arrow types, which of them
+//! it can filter by and with which operators, which can serve as an incremental cursor, the
+//! writes it takes — and hands over records as JSON objects already in those types. The
+//! framework does the rest for every service alike: the node's config and its checks, the
+//! inspector's object browser, the schema, the watermark, decoding into batches, previews.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field as ArrowField, Schema};
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use super::ConnectorError;
+use crate::auth::session::Session;
+use crate::conditions::{Condition, Operator};
+use crate::connectors::http::Api;
+use crate::node::{BoxFuture, Entity};
+
+/// One field of an entity as its service describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub name: String,
+    pub label: String,
+    pub data_type: DataType,
+    /// The operators the service filters this field by: the app offers only these, and
+    /// conditions with them are sent to the service rather than applied after reading.
+    pub filters: Vec<Operator>,
+    /// Whether the field can be the incremental cursor: an instant of the record's last
+    /// change that the service can ask from.
+    pub cursor: bool,
+}
+
+/// One entity with everything the framework needs to read and write it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityDetail {
+    pub name: String,
+    pub label: String,
+    pub fields: Vec<Field>,
+    /// The field that identifies a record (`sys_id`, `Id`, `id`): the watermark keeps the
+    /// ids read at its instant by it.
+    pub id_field: Option<String>,
+    /// The cursor an incremental pull uses unless the node names another.
+    pub default_cursor: Option<String>,
+    /// The writes the entity takes.
+    pub writes: Vec<Write>,
+}
+
+impl EntityDetail {
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// The Arrow schema of the given fields, in the order given.
+    pub fn schema_of(&self, names: &[String]) -> Schema {
+        Schema::new(
+            names
+                .iter()
+                .filter_map(|n| self.field(n))
+                .map(|f| ArrowField::new(&f.name, f.data_type.clone(), true))
+                .collect::<Vec<_>>(),
+        )
+    }
+}
+
+/// A kind of write (AppFlow's `writeOperationType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Insert,
+    Update,
+    Upsert,
+    Delete,
+}
+
+impl Operation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Insert => "insert",
+            Operation::Update => "update",
+            Operation::Upsert => "upsert",
+            Operation::Delete => "delete",
+        }
+    }
+}
+
+/// A write an entity takes, and the fields that find the record it changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    pub operation: Operation,
+    /// For update, upsert and delete: the fields that identify the record.
+    pub keys: Vec<String>,
+}
+
+/// A connection opened for its service: requests signed with its credentials, and the
+/// base URL of its API (`instance_url`, or the service's own address).
+#[derive(Clone)]
+pub struct Client {
+    pub connection: String,
+    pub api: Api,
+    /// Without a trailing `/`.
+    pub base: String,
+}
+
+impl Client {
+    pub fn new(connection: &str, session: Arc<Session>, base: String) -> Self {
+        Client {
+            connection: connection.to_string(),
+            api: Api::new(Some(session)),
+            base: base.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// A URL of the service's API.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// What a pull asks of a service.
+#[derive(Debug, Clone)]
+pub struct ReadRequest {
+    pub entity: EntityDetail,
+    /// The fields to ask for: the chosen ones, with the id and the cursor.
+    pub fields: Vec<String>,
+    /// Conditions the service filters by (only operators its catalog offers).
+    pub conditions: Vec<Condition>,
+    /// For an incremental pull: the cursor field and the window, `since` inclusive,
+    /// `until` exclusive.
+    pub cursor: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// A preview's sample size; `None` reads everything.
+    pub limit: Option<u64>,
+}
+
+/// One page of records as the service answered it, in its catalog's types: text, numbers,
+/// booleans, RFC 3339 instants, decimals as text or numbers.
+pub type Page = Vec<Map<String, Value>>;
+
+/// Where a service's read sends its pages. A send that fails means the node has what it
+/// needs (a preview's sample) or the run stopped: the read ends there, without error.
+pub type Pages = mpsc::Sender<Page>;
+
+/// What a service with entities implements. Each method gets the connection opened for
+/// the service; futures own what they use, so the engine can run them anywhere.
+pub trait Catalog: Send + Sync {
+    /// The entities the connection can see.
+    fn entities(&self, client: Client) -> BoxFuture<Result<Vec<Entity>, ConnectorError>>;
+
+    /// One entity's fields, cursor, id and writes; [`ErrorKind::NotFound`] when there is
+    /// no such entity.
+    ///
+    /// [`ErrorKind::NotFound`]: super::ErrorKind::NotFound
+    fn describe(
+        &self,
+        client: Client,
+        entity: String,
+    ) -> BoxFuture<Result<EntityDetail, ConnectorError>>;
+
+    /// Reads the records `request` asks for, page by page, into `pages`.
+    fn read(
+        &self,
+        client: Client,
+        request: ReadRequest,
+        pages: Pages,
+    ) -> BoxFuture<Result<(), ConnectorError>>;
+}
