@@ -1,9 +1,7 @@
-//! The Salesforce source's inspector, driven with egui_kittest against a local org: the
-//! connection's objects with a search box, the chosen object's fields as a checklist, and
-//! conditions offered the object's fields.
-//!
-//! Alone in its test binary: node settings find their connection through the process's
-//! `TRIBUTARY_HOME`, which this test sets before anything else runs.
+//! The inspectors of nodes that read one of a service's objects, driven with egui_kittest
+//! against local services: the Salesforce source's and the connector framework's generic
+//! source (ServiceNow here). The connection's objects with a search box, the chosen
+//! object's fields as a checklist, and conditions offered the object's fields.
 
 mod common;
 
@@ -118,4 +116,99 @@ fn the_inspector_lists_objects_and_fields_to_choose_from() {
     harness.get_by_label("All").click();
     harness.run_steps(3);
     assert!(config(&harness).get("fields").is_none());
+}
+
+#[test]
+fn the_generic_source_inspector_lists_a_services_tables_and_fields() {
+    let instance = SupportServer::start("servicenow_server.py", &[]);
+    let scratch = Scratch::new();
+    servicenow_connection(&scratch, &instance, "app tests");
+    let flow = flow(
+        vec![
+            node(
+                "sn",
+                "source.servicenow",
+                json!({"connection": "sn", "entity": ""}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("sn", "out")],
+    );
+    let path = scratch.flow("flow.json", &flow);
+    let dirs = Dirs::under(&scratch.home());
+    tributary::auth::vault::unlock_shared(&dirs, "app tests").unwrap();
+    let worker = Worker::new(dirs.clone(), || {});
+    let state = AppState::open_initial(dirs, Some(&path));
+    let mut harness = Harness::builder()
+        .with_size([1440.0, 1000.0])
+        .build_ui_state(
+            |ui, app: &mut TributaryApp| app.ui(ui),
+            TributaryApp::new(state, worker),
+        );
+    harness.run_steps(3);
+    {
+        let app = harness.state_mut();
+        app.state
+            .apply(Command::Select(vec!["sn".into()]), &app.worker);
+    }
+    wait_for(&mut harness, "the table list", |app| {
+        app.state
+            .catalogs
+            .get("sn")
+            .is_some_and(|c| c.entities.is_some())
+    });
+    assert!(harness.query_by_label("User  ·  sys_user").is_some());
+
+    // A person types the search one key at a time.
+    harness
+        .get_by_role_and_label(Role::TextInput, "Tables")
+        .focus();
+    harness.run_steps(2);
+    for c in ["i", "n", "c"] {
+        harness
+            .get_by_role_and_label(Role::TextInput, "Tables")
+            .type_text(c);
+        harness.run_steps(1);
+    }
+    harness.run_steps(2);
+    assert!(
+        harness.query_by_label("User  ·  sys_user").is_none(),
+        "the search hides sys_user"
+    );
+    harness.get_by_label("Incident  ·  incident").click();
+    harness.run_steps(2);
+    let entity = |h: &Harness<'static, TributaryApp>| {
+        h.state().state.doc.flow.node("sn").unwrap().config["entity"].clone()
+    };
+    assert_eq!(entity(&harness), "incident");
+
+    wait_for(&mut harness, "the fields", |app| {
+        app.state
+            .catalogs
+            .get("sn")
+            .is_some_and(|c| matches!(c.fields, Some(Ok(_))))
+    });
+    assert!(
+        harness
+            .query_by_label_contains("Fields of incident (11 of 11)")
+            .is_some()
+    );
+    harness.get_by_label("cost  ·  decimal(20,2)").click();
+    harness.run_steps(3);
+    let config = harness
+        .state()
+        .state
+        .doc
+        .flow
+        .node("sn")
+        .unwrap()
+        .config
+        .clone();
+    let fields = config["fields"].as_array().unwrap();
+    assert_eq!(fields.len(), 10);
+    assert!(!fields.contains(&json!("cost")));
 }

@@ -76,7 +76,7 @@ fn add_connection(scratch: &Scratch, instance: &SupportServer, how: &str, secret
 
 fn connected(instance: &SupportServer) -> Scratch {
     let scratch = Scratch::new();
-    add_connection(&scratch, instance, "basic", "sn-pass-1");
+    servicenow_connection(&scratch, instance, PASSPHRASE);
     instance.requests();
     scratch
 }

@@ -190,6 +190,14 @@ pub trait NodeConfig: Send + Sync + fmt::Debug + 'static {
     }
 }
 
+/// Which setting of a node names the object it reads or writes, and what its service calls
+/// its objects (`object`, `table`), for the inspector's object browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entities {
+    pub setting: &'static str,
+    pub word: &'static str,
+}
+
 /// One object of a service: its API name and what people call it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entity {
@@ -211,9 +219,10 @@ pub trait NodeKind: NodeConfig + DeserializeOwned + JsonSchema {
     const TESTS_CONNECTION: bool = false;
     /// The service whose connections the node uses (`salesforce`, `s3`), if any.
     const SERVICE: Option<&'static str> = None;
-    /// The setting that names which of its service's objects the node reads or writes
-    /// (`object`, `entity`), for nodes that offer [`NodeConfig::entities`] to choose from.
-    const ENTITY_SETTING: Option<&'static str> = None;
+    /// For nodes that offer their service's objects to choose from
+    /// ([`NodeConfig::entities`]): the setting that names the chosen one, and what the
+    /// service calls them.
+    const ENTITIES: Option<Entities> = None;
 
     /// Finishes publishing what a destination's runtime described in
     /// [`Destination::commit_plan`], for a run that was killed while it committed. Runs in
@@ -243,8 +252,8 @@ pub struct NodeType {
     pub description: &'static str,
     pub icon: &'static str,
     pub tests_connection: bool,
-    /// [`NodeKind::ENTITY_SETTING`].
-    pub entity_setting: Option<&'static str>,
+    /// [`NodeKind::ENTITIES`].
+    pub entities: Option<Entities>,
     /// [`NodeKind::SERVICE`].
     pub service: Option<&'static str>,
     parse: Box<ParseConfig>,
@@ -262,7 +271,7 @@ impl NodeType {
             description: K::DESCRIPTION,
             icon: K::ICON,
             tests_connection: K::TESTS_CONNECTION,
-            entity_setting: K::ENTITY_SETTING,
+            entities: K::ENTITIES,
             service: K::SERVICE,
             parse: Box::new(parse_config::<K>),
             schema: Box::new(|g| g.subschema_for::<K>()),
@@ -280,7 +289,7 @@ impl NodeType {
         title: String,
         description: String,
         icon: &'static str,
-        entity_setting: &'static str,
+        entities: Entities,
         parse: impl Fn(serde_json::Value) -> Result<Arc<dyn NodeConfig>, ConfigProblem>
         + Send
         + Sync
@@ -295,7 +304,7 @@ impl NodeType {
             description: Box::leak(description.into_boxed_str()),
             icon,
             tests_connection: true,
-            entity_setting: Some(entity_setting),
+            entities: Some(entities),
             service: Some(service),
             parse: Box::new(parse),
             schema: Box::new(schema),

@@ -9,6 +9,7 @@ use super::form::{self, FormContext};
 use super::state::{AppState, Catalog};
 use super::table::PreviewTable;
 use crate::flow::{Node, Trigger};
+use crate::node::Entities;
 use crate::registry;
 use crate::types::describe;
 
@@ -89,8 +90,8 @@ fn node_form(ui: &mut Ui, state: &AppState, node: &Node, commands: &mut Vec<Comm
         }
     }
     // A node that reads one of its service's objects filters on that object's fields.
-    let fields = if let Some(setting) = kind.entity_setting {
-        catalog_fields(state, node, setting)
+    let fields = if let Some(entities) = kind.entities {
+        catalog_fields(state, node, entities.setting)
     } else {
         field_list(state, &node.id)
     };
@@ -110,7 +111,7 @@ fn node_form(ui: &mut Ui, state: &AppState, node: &Node, commands: &mut Vec<Comm
             .with_connections(&state.connections)
             .with_problems(setting_problems);
         cx.values = input_values_of(state, &node.id);
-        if kind.entity_setting.is_some() {
+        if kind.entities.is_some() {
             // Chosen in the object browser below, with the object's fields to tick.
             cx.hidden = &["fields"];
         }
@@ -140,9 +141,9 @@ fn node_form(ui: &mut Ui, state: &AppState, node: &Node, commands: &mut Vec<Comm
             config,
         });
     }
-    if let Some(setting) = kind.entity_setting {
+    if let Some(entities) = kind.entities {
         ui.separator();
-        entity_browser(ui, state, node, setting, commands);
+        entity_browser(ui, state, node, entities, commands);
     }
     if kind.tests_connection {
         ui.separator();
@@ -693,16 +694,26 @@ fn catalog_fields(state: &AppState, node: &Node, setting: &str) -> Vec<(String, 
 
 /// The objects of the node's connection, with a search box, and the chosen object's
 /// fields as a checklist.
+/// `tables` → `Tables`.
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 fn entity_browser(
     ui: &mut Ui,
     state: &AppState,
     node: &Node,
-    setting: &str,
+    entities: Entities,
     commands: &mut Vec<Command>,
 ) {
-    let key = Catalog::key_of(&node.config, setting);
+    let key = Catalog::key_of(&node.config, entities.setting);
+    let word = entities.word;
     if key.0.is_empty() {
-        ui.label(RichText::new("Choose a connection to see its objects.").weak());
+        ui.label(RichText::new(format!("Choose a connection to see its {word}s.")).weak());
         return;
     }
     let catalog = state.catalogs.get(&node.id).filter(|c| c.key == key);
@@ -711,12 +722,12 @@ fn entity_browser(
         commands.push(Command::LoadCatalog(node.id.clone()));
         return;
     };
-    let heading = ui.label(RichText::new("Objects").strong());
+    let heading = ui.label(RichText::new(capitalized(&format!("{word}s"))).strong());
     match &catalog.entities {
         None => {
             ui.horizontal(|ui| {
                 ui.spinner();
-                ui.label(RichText::new("Listing the objects…").weak());
+                ui.label(RichText::new(format!("Listing the {word}s…")).weak());
             });
         }
         Some(Err(why)) => {
@@ -725,12 +736,12 @@ fn entity_browser(
                 commands.push(Command::LoadCatalog(node.id.clone()));
             }
         }
-        Some(Ok(entities)) => {
+        Some(Ok(list)) => {
             let mut search = catalog.search.clone();
             let field = ui
                 .add(
                     egui::TextEdit::singleline(&mut search)
-                        .hint_text(format!("search {} objects", entities.len()))
+                        .hint_text(format!("search {} {word}s", list.len()))
                         .desired_width(f32::INFINITY),
                 )
                 .labelled_by(heading.id);
@@ -745,7 +756,7 @@ fn entity_browser(
                 .id_salt("objects")
                 .max_height(150.0)
                 .show(ui, |ui| {
-                    for e in entities.iter().filter(|e| {
+                    for e in list.iter().filter(|e| {
                         needle.is_empty()
                             || e.name.to_lowercase().contains(&needle)
                             || e.label.to_lowercase().contains(&needle)
@@ -757,7 +768,7 @@ fn entity_browser(
                         };
                         if ui.selectable_label(e.name == key.1, text).clicked() && e.name != key.1 {
                             let mut config = node.config.clone();
-                            config[setting] = Value::from(e.name.clone());
+                            config[entities.setting] = Value::from(e.name.clone());
                             if let Some(o) = config.as_object_mut() {
                                 // The old object's fields and conditions mean nothing here.
                                 o.remove("fields");

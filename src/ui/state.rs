@@ -829,12 +829,11 @@ impl AppState {
                 let Some(found) = self.doc.flow.node(&node) else {
                     return;
                 };
-                let Some(setting) =
-                    crate::registry::find(&found.kind).and_then(|k| k.entity_setting)
+                let Some(setting) = crate::registry::find(&found.kind).and_then(|k| k.entities)
                 else {
                     return;
                 };
-                let key = Catalog::key_of(&found.config, setting);
+                let key = Catalog::key_of(&found.config, setting.setting);
                 let catalog = self.catalogs.entry(node.clone()).or_default();
                 // Objects depend on the connection only; fields on the object too.
                 let want_entities = catalog.key.0 != key.0 || catalog.entities.is_none();

@@ -259,6 +259,41 @@ pub fn salesforce_connection(scratch: &Scratch, org: &SupportServer, passphrase:
     assert!(login.status.success(), "{}", stderr(&login));
 }
 
+/// Adds the ServiceNow connection `sn` (basic sign-in as `admin`) to a scratch
+/// installation, for a `servicenow_server.py` instance; the vault takes `passphrase`.
+pub fn servicenow_connection(scratch: &Scratch, instance: &SupportServer, passphrase: &str) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .env("TRIBUTARY_HOME", scratch.home())
+        .env("TRIBUTARY_VAULT_PASSPHRASE", passphrase)
+        .env_remove("TRIBUTARY_LOG")
+        .args([
+            "connection",
+            "add",
+            "sn",
+            "--connector",
+            "servicenow",
+            "--auth",
+            "basic",
+        ])
+        .args(["--set", &format!("instance_url={}", instance.url())])
+        .args(["--set", "username=admin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let password = instance.info["password"].as_str().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let added = child.wait_with_output().unwrap();
+    assert!(added.status.success(), "{}", stderr(&added));
+}
+
 /// Runs `tributary run FLOW` under strace, which kills it with SIGKILL as it enters its
 /// `k`-th rename: deterministic, wherever the commit is then.
 pub fn run_killed_at_rename(scratch: &Scratch, flow: &Path, k: usize) -> std::process::ExitStatus {

@@ -20,8 +20,8 @@ use crate::codecs::read::values_to_batch;
 use crate::conditions::Condition;
 use crate::connectors::block_on;
 use crate::node::{
-    BoxFuture, BuildContext, ConfigProblem, Demand, Entity, ErrorRecord, NodeConfig, NodeError,
-    NodeType, PlanContext, Runtime, Source, SourceOutput,
+    BoxFuture, BuildContext, ConfigProblem, Demand, Entities, Entity, ErrorRecord, NodeConfig,
+    NodeError, NodeType, PlanContext, Runtime, Source, SourceOutput,
 };
 
 /// What every service's source node holds.
@@ -80,7 +80,10 @@ pub fn node_type(service: &'static dyn Service) -> Option<NodeType> {
         label.to_string(),
         format!("Read {label} {entity}s, all or only the records changed since the last run"),
         service.icon(),
-        "entity",
+        Entities {
+            setting: "entity",
+            word: entity,
+        },
         move |value| {
             let config = crate::node::deserialize_config::<EntitySourceConfig>(value)?;
             Ok(Arc::new(EntitySource {

@@ -21,8 +21,8 @@ use crate::codecs::read::values_to_batch;
 use crate::conditions::{Condition, Operator};
 use crate::connectors::framework::Watermark;
 use crate::node::{
-    BoxFuture, BuildContext, ConfigProblem, Entity, ErrorRecord, NodeConfig, NodeError, NodeKind,
-    PlanContext, Runtime, Source,
+    BoxFuture, BuildContext, ConfigProblem, Entities, Entity, ErrorRecord, NodeConfig, NodeError,
+    NodeKind, PlanContext, Runtime, Source,
 };
 use crate::node::{Demand, SourceOutput};
 use crate::paths::Dirs;
@@ -98,7 +98,10 @@ impl NodeKind for SalesforceSource {
     const ICON: &'static str = "☁";
     const TESTS_CONNECTION: bool = true;
     const SERVICE: Option<&'static str> = Some(super::CONNECTOR);
-    const ENTITY_SETTING: Option<&'static str> = Some("object");
+    const ENTITIES: Option<Entities> = Some(Entities {
+        setting: "object",
+        word: "object",
+    });
     const DESCRIPTION: &'static str =
         "Read an object's records from Salesforce, all or only those changed since the last run";
 }
