@@ -18,6 +18,27 @@ pub fn row_json(batch: &RecordBatch, row: usize) -> String {
     String::from_utf8_lossy(&buf).trim_end().to_string()
 }
 
+/// A batch's rows as JSON objects, for destinations that send records to a service; nulls
+/// are left out, so an update leaves those fields as they are.
+pub fn rows_json(
+    batch: &RecordBatch,
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, crate::node::NodeError> {
+    let mut out = Vec::new();
+    {
+        let mut writer = arrow::json::LineDelimitedWriter::new(&mut out);
+        writer.write(batch)?;
+        writer.finish()?;
+    }
+    out.split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            serde_json::from_slice(line).map_err(|e| {
+                crate::node::NodeError::msg(format!("cannot turn records into JSON: {e}"))
+            })
+        })
+        .collect()
+}
+
 /// Converts `column` to `to`. A value that does not convert becomes null, and its row gets
 /// `reason(row)` in `bad` unless an earlier column already gave it one; the caller sets
 /// those rows aside.

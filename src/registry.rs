@@ -44,6 +44,11 @@ static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
         NodeType::of::<s3_destination::S3Destination>(),
         NodeType::of::<salesforce_destination::SalesforceDestination>(),
     ]);
+    types.extend(
+        SERVICES
+            .iter()
+            .filter_map(|s| framework::destination::node_type(*s)),
+    );
     types
 });
 

@@ -433,3 +433,126 @@ fn the_example_flow_runs_against_an_instance_named_by_its_parameters() {
     // Nothing changed: the second run reads nothing new.
     assert_eq!(ran(&run())["records_written"], 0);
 }
+
+/// A flow that writes the records of a JSON lines file to ServiceNow's incident table.
+fn from_file(scratch: &Scratch, lines: &[Value], operation: &str) -> Value {
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let input = scratch.write(&format!("{operation}.jsonl"), &text);
+    flow(
+        vec![
+            node(
+                "file",
+                "source.file",
+                json!({"path": input.to_str().unwrap()}),
+            ),
+            node(
+                "sn",
+                "destination.servicenow",
+                json!({"connection": "sn", "entity": "incident", "operation": operation}),
+            ),
+        ],
+        &[("file", "sn")],
+    )
+}
+
+fn refused(record: &Value) -> Vec<Value> {
+    std::fs::read_to_string(record["error_output"].as_str().unwrap())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn inserts_and_updates_are_sent_at_commit_and_refused_records_set_aside_in_words() {
+    let instance = SupportServer::start("servicenow_server.py", &[]);
+    let scratch = connected(&instance);
+    let inserts = [
+        json!({"short_description": "Laptop will not boot", "priority": 2, "active": true}),
+        json!({"short_description": "", "priority": 3, "active": true}),
+        json!({"short_description": "VPN drops", "priority": 4, "active": false,
+               "opened": "2026-11-29"}),
+    ];
+    let record = ran(&run(&scratch, &from_file(&scratch, &inserts, "insert")));
+    assert_eq!(record["outputs"][0]["records"], 2);
+    assert_eq!(
+        record["outputs"][0]["location"],
+        "sn:ServiceNow/incident (insert)"
+    );
+    assert_eq!(record["records_rejected"], 1);
+    let errors = refused(&record);
+    assert_eq!(errors.len(), 1);
+    let reason = errors[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("Operation Failed") && reason.contains("mandatory: Short description"),
+        "{reason}"
+    );
+    assert_eq!(errors[0]["node"], "sn");
+
+    let requests = instance.requests();
+    let posts: Vec<&Value> = requests.iter().filter(|r| r["method"] == "POST").collect();
+    assert_eq!(posts.len(), 3, "one request a record");
+    assert!(posts.iter().all(|p| p["path"] == "/api/now/table/incident"));
+    assert_eq!(
+        posts[0]["body"],
+        json!({"short_description": "Laptop will not boot", "priority": 2, "active": true})
+    );
+    assert_eq!(posts[2]["body"]["opened"], "2026-11-29");
+
+    // Updates find their record by sys_id; an unknown one is refused.
+    let known = format!("{:032x}", 7 * 7919);
+    let updates = [
+        json!({"sys_id": known, "priority": 1, "sys_updated_on": "2026-11-30T09:15:00Z"}),
+        json!({"sys_id": "0123456789abcdef0123456789abcdef", "priority": 1}),
+    ];
+    let record = ran(&run(&scratch, &from_file(&scratch, &updates, "update")));
+    assert_eq!(record["outputs"][0]["records"], 1);
+    assert_eq!(record["records_rejected"], 1);
+    assert!(
+        refused(&record)[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("No Record found")
+    );
+    let requests = instance.requests();
+    let patches: Vec<&Value> = requests.iter().filter(|r| r["method"] == "PATCH").collect();
+    assert_eq!(
+        patches[0]["path"],
+        format!("/api/now/table/incident/{known}")
+    );
+    assert_eq!(
+        patches[0]["body"],
+        json!({"priority": 1, "sys_updated_on": "2026-11-30 09:15:00"}),
+        "the key is in the path, and instants as the Table API writes them"
+    );
+}
+
+#[test]
+fn a_run_that_fails_sends_nothing_and_a_field_the_table_lacks_is_named() {
+    let instance = SupportServer::start("servicenow_server.py", &[]);
+    let scratch = connected(&instance);
+    let out = run(
+        &scratch,
+        &from_file(
+            &scratch,
+            &[json!({"short_description": "x", "colour": "red"})],
+            "insert",
+        ),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("incident has no field `colour`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        &scratch,
+        &from_file(&scratch, &[json!({"priority": 1})], "update"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("`sys_id`"), "{}", stderr(&out));
+    assert!(
+        instance.requests().iter().all(|r| r["method"] == "GET"),
+        "nothing was written"
+    );
+}

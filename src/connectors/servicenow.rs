@@ -16,7 +16,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::framework::catalog::{
-    Catalog, Client, EntityDetail, Field, Operation, Pages, ReadRequest, Write,
+    Catalog, Client, EntityDetail, Field, Operation, Outcome, Pages, ReadRequest, Write,
+    WriteRequest,
 };
 use super::framework::service::{ALL_OPERATORS, Capabilities};
 use super::framework::{ConnectorError, Service};
@@ -49,7 +50,7 @@ impl Service for ServiceNow {
             entities: true,
             filters: ALL_OPERATORS,
             incremental: true,
-            writes: &[],
+            writes: &[Operation::Insert, Operation::Update],
         }
     }
 }
@@ -187,6 +188,89 @@ impl Catalog for ServiceNow {
         pages: Pages,
     ) -> BoxFuture<Result<(), ConnectorError>> {
         Box::pin(async move { read(&client, request, pages).await })
+    }
+
+    fn write(
+        &self,
+        client: Client,
+        request: WriteRequest,
+        records: Vec<Map<String, Value>>,
+    ) -> BoxFuture<Result<Vec<Outcome>, ConnectorError>> {
+        Box::pin(async move {
+            let mut outcomes = Vec::with_capacity(records.len());
+            for record in records {
+                outcomes.push(write(&client, &request, record).await?);
+            }
+            Ok(outcomes)
+        })
+    }
+}
+
+/// Sends one record: `POST /api/now/table/{table}` to insert, `PATCH …/{sys_id}` to
+/// update (the Table API takes one record a request). A refusal (400, 403, 404, 409) is
+/// the record's; anything else fails the commit.
+async fn write(
+    client: &Client,
+    request: &WriteRequest,
+    mut record: Map<String, Value>,
+) -> Result<Outcome, ConnectorError> {
+    let table = &request.entity.name;
+    check_name(table)?;
+    let key = request.keys.first().map_or("sys_id", String::as_str);
+    let (method, url) = match request.operation {
+        Operation::Insert => (
+            reqwest::Method::POST,
+            client.url(&format!("/api/now/table/{table}")),
+        ),
+        Operation::Update => {
+            let Some(id) = record
+                .remove(key)
+                .and_then(|v| v.as_str().map(String::from))
+            else {
+                return Ok(Err(format!(
+                    "the record has no `{key}` to find the {table} record by"
+                )));
+            };
+            if !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Ok(Err(format!("`{id}` is not a sys_id")));
+            }
+            (
+                reqwest::Method::PATCH,
+                client.url(&format!("/api/now/table/{table}/{id}")),
+            )
+        }
+        other => {
+            return Err(ConnectorError::fatal(format!(
+                "ServiceNow's Table API takes no {} here",
+                other.name()
+            )));
+        }
+    };
+    // Instants go in as the Table API writes them, in UTC.
+    for (name, value) in record.iter_mut() {
+        if let (Some(DataType::Timestamp(..)), Value::String(text)) =
+            (request.entity.field(name).map(|f| &f.data_type), &*value)
+            && let Ok(t) = DateTime::parse_from_rfc3339(text)
+        {
+            *value = Value::String(glide(t.with_timezone(&Utc)));
+        }
+    }
+    let body = Value::Object(record);
+    let what = format!("{} of a {table} record", request.operation.name());
+    let sent = client
+        .api
+        .send(&what, |c| {
+            c.request(method.clone(), &url)
+                .header("Accept", "application/json")
+                .json(&body)
+        })
+        .await;
+    match sent {
+        Ok(_) => Ok(Ok(())),
+        Err(e) if matches!(e.status, Some(400 | 403 | 404 | 409 | 422)) => {
+            Ok(Err(in_words(&e.message)))
+        }
+        Err(e) => Err(e.map_message(in_words)),
     }
 }
 

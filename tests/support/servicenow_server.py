@@ -4,6 +4,9 @@ documented wire format:
   GET  /api/now/table/{table}   sysparm_query, sysparm_fields, sysparm_limit, sysparm_offset,
                                 sysparm_display_value, sysparm_exclude_reference_link;
                                 {"result": [...]} with X-Total-Count and a Link header
+  POST /api/now/table/{table}   inserts a record (201); a missing mandatory field is refused
+                                (403, a Data Policy Exception), as is an unknown field (400)
+  PATCH /api/now/table/{table}/{sys_id}   updates one (200); an unknown sys_id is 404
   POST /oauth_token.do          password, client_credentials and refresh_token grants
 
 Every value is a string, as the Table API gives raw values; date-times are
@@ -239,10 +242,63 @@ class Handler(BaseHTTPRequestHandler):
                 return auth[7:] in tokens
         return False
 
-    def record(self, path, query, status):
+    def record(self, path, query, status, body=None):
         with lock:
-            log.append({"method": self.command, "path": path, "query": query, "status": status,
+            log.append({"method": self.command, "path": path, "query": query, "status": status, "body": body,
                         "auth": (self.headers.get("Authorization") or "").split(" ")[0]})
+
+    def write(self, url, table, sys_id):
+        """POST (sys_id None) or PATCH of an incident."""
+        body = json.loads(self.body() or "{}")
+        failing = self.queued_failure(url.path)
+        if failing:
+            self.record(url.path, {}, failing["status"], body)
+            return self.failure(failing["status"], "Server error", "queued by the test")
+        if not self.signed_in():
+            self.record(url.path, {}, 401, body)
+            return self.failure(401, "User Not Authenticated", "Required to provide Auth information")
+        if table != "incident":
+            self.record(url.path, {}, 400, body)
+            return self.failure(400, "Invalid table " + table, "")
+        unknown = [k for k in body if k not in incident(1, 0)]
+        if unknown:
+            self.record(url.path, {}, 400, body)
+            return self.failure(400, "Invalid field", ", ".join(unknown))
+        with lock:
+            if sys_id is None:
+                if not body.get("short_description"):
+                    status = 403
+                else:
+                    status = 201
+                    n = len(incidents) + 1
+                    new = incident(n, 0)
+                    new.update({k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in body.items()})
+                    new.setdefault("sys_id", secrets.token_hex(16))
+                    new["number"] = "INC%07d" % (1000 + n)
+                    new["sys_updated_on"] = "2026-11-30 12:00:00"
+                    incidents[new["sys_id"]] = new
+                    result = dict(new)
+            elif sys_id not in incidents:
+                status = 404
+            else:
+                status = 200
+                incidents[sys_id].update({k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in body.items()})
+                incidents[sys_id]["sys_updated_on"] = "2026-11-30 12:00:00"
+                result = dict(incidents[sys_id])
+        self.record(url.path, {}, status, body)
+        if status == 403:
+            return self.failure(403, "Operation Failed",
+                                "Data Policy Exception: \n\tThe following fields are mandatory: Short description")
+        if status == 404:
+            return self.failure(404, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
+        self.send(status, {"result": result})
+
+    def do_PATCH(self):
+        url = urllib.parse.urlsplit(self.path)
+        m = re.match(r"^/api/now/table/([a-z_0-9]+)/([0-9a-f]+)$", url.path)
+        if not m:
+            return self.failure(400, "Requested URI does not represent any resource", url.path)
+        self.write(url, m.group(1), m.group(2))
 
     def queued_failure(self, where):
         with lock:
@@ -306,6 +362,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         url = urllib.parse.urlsplit(self.path)
+        m = re.match(r"^/api/now/table/([a-z_0-9]+)$", url.path)
+        if m:
+            return self.write(url, m.group(1), None)
         if url.path == "/test/control":
             change = json.loads(self.body() or "{}")
             with lock:

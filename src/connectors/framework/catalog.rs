@@ -146,6 +146,18 @@ pub type Page = Vec<Map<String, Value>>;
 /// needs (a preview's sample) or the run stopped: the read ends there, without error.
 pub type Pages = mpsc::Sender<Page>;
 
+/// What a write asks of a service.
+#[derive(Debug, Clone)]
+pub struct WriteRequest {
+    pub entity: EntityDetail,
+    pub operation: Operation,
+    /// The fields that find the record to change (update, upsert, delete).
+    pub keys: Vec<String>,
+}
+
+/// What the service said of one record sent: taken, or refused with its words (and code).
+pub type Outcome = Result<(), String>;
+
 /// What a service with entities implements. Each method gets the connection opened for
 /// the service; futures own what they use, so the engine can run them anywhere.
 pub trait Catalog: Send + Sync {
@@ -169,4 +181,21 @@ pub trait Catalog: Send + Sync {
         request: ReadRequest,
         pages: Pages,
     ) -> BoxFuture<Result<(), ConnectorError>>;
+
+    /// Sends records to the service, at most [`Catalog::write_chunk`] at a time; says of
+    /// each, in order, whether the service took it. An error is a failure of the whole
+    /// request (the sign-in, the service down), not of a record.
+    fn write(
+        &self,
+        _client: Client,
+        _request: WriteRequest,
+        _records: Vec<Map<String, Value>>,
+    ) -> BoxFuture<Result<Vec<Outcome>, ConnectorError>> {
+        Box::pin(async { Err(ConnectorError::fatal("this service takes no writes")) })
+    }
+
+    /// How many records one [`Catalog::write`] call takes.
+    fn write_chunk(&self) -> usize {
+        200
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod connect;
+pub mod destination;
 pub mod error;
 pub mod service;
 pub mod source;

@@ -628,28 +628,10 @@ fn cell(value: Option<&Value>) -> String {
     }
 }
 
-/// A batch's rows as JSON objects; nulls are left out, so an update leaves those fields
-/// as they are.
-fn rows(batch: &RecordBatch) -> Result<Vec<Map<String, Value>>, NodeError> {
-    let mut out = Vec::new();
-    {
-        let mut writer = arrow::json::LineDelimitedWriter::new(&mut out);
-        writer.write(batch)?;
-        writer.finish()?;
-    }
-    out.split(|&b| b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            serde_json::from_slice(line)
-                .map_err(|e| NodeError::msg(format!("cannot turn records into JSON: {e}")))
-        })
-        .collect()
-}
-
 impl Destination for SalesforceWrite {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), NodeError> {
         let stage = |e| NodeError::io("cannot stage the records for Salesforce", e);
-        for mut record in rows(batch)? {
+        for mut record in crate::records::rows_json(batch)? {
             if self.config.operation == WriteOperation::Delete {
                 record.retain(|k, _| k == "Id");
             }
