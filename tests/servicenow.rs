@@ -359,6 +359,16 @@ fn wrong_credentials_and_mistakes_in_the_flow_are_said_in_words() {
     let instance = SupportServer::start("servicenow_server.py", &[]);
     let scratch = Scratch::new();
     add_connection(&scratch, &instance, "basic", "not-the-password");
+    let test = tributary(&scratch)
+        .args(["connection", "test", "sn"])
+        .output()
+        .unwrap();
+    assert_eq!(test.status.code(), Some(1));
+    assert!(
+        stderr(&test).contains("User Not Authenticated"),
+        "{}",
+        stderr(&test)
+    );
     let out = run(&scratch, &to_folder(json!({})));
     assert_eq!(
         out.status.code(),
@@ -370,6 +380,15 @@ fn wrong_credentials_and_mistakes_in_the_flow_are_said_in_words() {
     assert!(!err.contains("not-the-password"), "no secret in messages");
 
     let scratch = connected(&instance);
+    let test = tributary(&scratch)
+        .args(["connection", "test", "sn"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&test).contains("these credentials read its tables"),
+        "{}",
+        stderr(&test)
+    );
     let out = run(&scratch, &to_folder(json!({"entity": "incidnt"})));
     assert_eq!(
         out.status.code(),

@@ -20,11 +20,12 @@ use super::framework::catalog::{
     WriteRequest,
 };
 use super::framework::service::{ALL_OPERATORS, Capabilities};
-use super::framework::{ConnectorError, Service};
+use super::framework::{ConnectorError, Service, service};
 use crate::auth::sign_in::{OAUTH, OAuthEndpoints, Setting, setting};
 use crate::auth::{AuthKind, ConnectorAuth};
 use crate::conditions::{Condition, Operator};
 use crate::node::{BoxFuture, Entity};
+use crate::paths::Dirs;
 
 pub struct ServiceNow;
 
@@ -35,6 +36,28 @@ impl Service for ServiceNow {
 
     fn catalog(&self) -> Option<&'static dyn Catalog> {
         Some(&ServiceNow)
+    }
+
+    /// Asks for one table's name: a request that needs the credentials and the right to
+    /// read the catalog the nodes use.
+    fn check(&self, dirs: &Dirs, name: &str) -> BoxFuture<Result<String, ConnectorError>> {
+        let client = service::client(self, dirs, name);
+        Box::pin(async move {
+            let client = client?;
+            get(
+                &client,
+                "sys_db_object",
+                "name",
+                "",
+                1,
+                "checking the connection",
+            )
+            .await?;
+            Ok(format!(
+                "connected to {}: these credentials read its tables",
+                client.base
+            ))
+        })
     }
 
     fn entity_word(&self) -> &'static str {
