@@ -19,10 +19,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::catalog::{Catalog, Client, EntityDetail, Operation, WriteRequest};
-use super::service::{self, Service};
+use super::service::Service;
 use super::source::connection_schema;
-use super::{ConnectorError, ErrorKind};
-use crate::connectors::block_on;
+use super::target::Target;
 use crate::node::{
     BuildContext, ConfigProblem, Destination, Entities, ErrorRecord, ErrorSink, NodeConfig,
     NodeError, NodeType, OutputLocation, PlanContext, Runtime,
@@ -95,43 +94,17 @@ pub fn node_type(service: &'static dyn Service) -> Option<NodeType> {
 }
 
 impl EntityDestination {
-    fn client(&self, cx: &PlanContext) -> Result<Client, ConnectorError> {
-        service::client(self.service, &cx.dirs, &self.config.connection)
+    fn target(&self) -> Target<'_> {
+        Target {
+            service: self.service,
+            catalog: self.catalog,
+            connection: &self.config.connection,
+            entity: &self.config.entity,
+        }
     }
 
     fn label(&self) -> &'static str {
         self.service.sign_in().label
-    }
-
-    /// The entity as the workspace learnt it.
-    fn described(&self, cx: &PlanContext) -> Result<EntityDetail, ConfigProblem> {
-        let c = &self.config;
-        if c.connection.trim().is_empty() {
-            return Err(ConfigProblem::new(
-                "/connection",
-                format!("choose a {} connection", self.label()),
-            ));
-        }
-        if c.entity.trim().is_empty() {
-            return Err(ConfigProblem::new(
-                "/entity",
-                format!("choose the {} to write to", self.service.entity_word()),
-            ));
-        }
-        let inputs = (
-            "describe",
-            self.service.id(),
-            &c.connection,
-            c.entity.trim(),
-        );
-        let learnt = cx.discovery.learn(&inputs, || {
-            let client = self.client(cx)?;
-            block_on(self.catalog.describe(client, c.entity.trim().to_string()))
-        });
-        learnt.map_err(|e| match e.kind {
-            ErrorKind::NotFound => ConfigProblem::new("/entity", e.message),
-            _ => ConfigProblem::service("/entity", e.message),
-        })
     }
 
     /// Checks the operation, the keys and the input's fields against the entity; the
@@ -209,7 +182,10 @@ impl NodeConfig for EntityDestination {
         cx: &PlanContext,
     ) -> Result<SchemaRef, Vec<ConfigProblem>> {
         let input = input.expect("a destination has an input");
-        let entity = self.described(cx).map_err(|p| vec![p])?;
+        let entity = self
+            .target()
+            .described(cx, "write to")
+            .map_err(|p| vec![p])?;
         self.check(entity, input)?;
         Ok(input.clone())
     }
@@ -222,11 +198,9 @@ impl NodeConfig for EntityDestination {
         &self,
         cx: &PlanContext,
     ) -> crate::node::BoxFuture<Result<String, NodeError>> {
-        let client = self.client(cx);
-        let catalog = self.catalog;
-        let entity = self.config.entity.trim().to_string();
+        let detail = self.target().describe_now(cx);
         Box::pin(async move {
-            let detail = catalog.describe(client?, entity).await?;
+            let detail = detail.await?;
             Ok(format!(
                 "connected: {} has {} fields",
                 detail.name,
@@ -239,26 +213,14 @@ impl NodeConfig for EntityDestination {
         &self,
         cx: &PlanContext,
     ) -> crate::node::BoxFuture<Result<Vec<crate::node::Entity>, NodeError>> {
-        let client = self.client(cx);
-        let catalog = self.catalog;
-        Box::pin(async move { Ok(catalog.entities(client?).await?) })
+        self.target().entities(cx)
     }
 
     fn entity_fields(
         &self,
         cx: &PlanContext,
     ) -> crate::node::BoxFuture<Result<Vec<(String, arrow::datatypes::DataType)>, NodeError>> {
-        let client = self.client(cx);
-        let catalog = self.catalog;
-        let entity = self.config.entity.trim().to_string();
-        Box::pin(async move {
-            let detail = catalog.describe(client?, entity).await?;
-            Ok(detail
-                .fields
-                .into_iter()
-                .map(|f| (f.name, f.data_type))
-                .collect())
-        })
+        self.target().fields(cx)
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
@@ -268,7 +230,8 @@ impl NodeConfig for EntityDestination {
             .expect("a destination has an input");
         let plan = cx.plan();
         let entity = self
-            .described(&plan)
+            .target()
+            .described(&plan, "write to")
             .map_err(|p| NodeError::msg(p.message))?;
         let request = self.check(entity, input)?;
         let staged = tempfile::tempfile().map_err(|e| {
@@ -277,7 +240,7 @@ impl NodeConfig for EntityDestination {
         Ok(Runtime::Destination(Box::new(EntityWrite {
             label: self.label(),
             catalog: self.catalog,
-            client: self.client(&plan)?,
+            client: self.target().client(&plan)?,
             request,
             // Commits run on a blocking thread and wait there for the run's own runtime.
             runtime: tokio::runtime::Handle::try_current()

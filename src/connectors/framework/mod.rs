@@ -9,6 +9,7 @@ pub mod destination;
 pub mod error;
 pub mod service;
 pub mod source;
+pub mod target;
 pub mod watermark;
 
 pub use error::{ConnectorError, ErrorKind};

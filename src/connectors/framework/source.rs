@@ -13,12 +13,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
+use super::Watermark;
 use super::catalog::{Catalog, EntityDetail, ReadRequest};
-use super::service::{self, Service};
-use super::{ConnectorError, ErrorKind, Watermark};
+use super::service::Service;
+use super::target::Target;
 use crate::codecs::read::values_to_batch;
 use crate::conditions::Condition;
-use crate::connectors::block_on;
 use crate::node::{
     BoxFuture, BuildContext, ConfigProblem, Demand, Entities, Entity, ErrorRecord, NodeConfig,
     NodeError, NodeType, PlanContext, Runtime, Source, SourceOutput,
@@ -114,39 +114,13 @@ pub fn connection_schema<T: JsonSchema>(generator: &mut SchemaGenerator, id: &st
 }
 
 impl EntitySource {
-    fn client(&self, cx: &PlanContext) -> Result<super::catalog::Client, ConnectorError> {
-        service::client(self.service, &cx.dirs, &self.config.connection)
-    }
-
-    /// The entity as the workspace learnt it; a missing one is the flow's mistake.
-    fn described(&self, cx: &PlanContext) -> Result<EntityDetail, ConfigProblem> {
-        let c = &self.config;
-        if c.connection.trim().is_empty() {
-            return Err(ConfigProblem::new(
-                "/connection",
-                format!("choose a {} connection", self.service.sign_in().label),
-            ));
+    fn target(&self) -> Target<'_> {
+        Target {
+            service: self.service,
+            catalog: self.catalog,
+            connection: &self.config.connection,
+            entity: &self.config.entity,
         }
-        if c.entity.trim().is_empty() {
-            return Err(ConfigProblem::new(
-                "/entity",
-                format!("choose the {} to read", self.service.entity_word()),
-            ));
-        }
-        let inputs = (
-            "describe",
-            self.service.id(),
-            &c.connection,
-            c.entity.trim(),
-        );
-        let learnt = cx.discovery.learn(&inputs, || {
-            let client = self.client(cx)?;
-            block_on(self.catalog.describe(client, c.entity.trim().to_string()))
-        });
-        learnt.map_err(|e| match e.kind {
-            ErrorKind::NotFound => ConfigProblem::new("/entity", e.message),
-            _ => ConfigProblem::service("/entity", e.message),
-        })
     }
 
     /// Checks the config against the entity: fields, conditions, cursor. Returns the
@@ -256,7 +230,7 @@ impl EntitySource {
         &self,
         cx: &PlanContext,
     ) -> Result<(EntityDetail, Vec<String>, Option<String>), Vec<ConfigProblem>> {
-        let entity = self.described(cx).map_err(|p| vec![p])?;
+        let entity = self.target().described(cx, "read").map_err(|p| vec![p])?;
         let (chosen, cursor) = self.check(&entity)?;
         Ok((entity, chosen, cursor))
     }
@@ -281,16 +255,15 @@ impl NodeConfig for EntitySource {
     }
 
     fn test_connection(&self, cx: &PlanContext) -> BoxFuture<Result<String, NodeError>> {
-        let client = self.client(cx);
-        let catalog = self.catalog;
-        let entity = self.config.entity.trim().to_string();
+        let target = self.target();
+        let entities = target.entities(cx);
+        let detail = (!self.config.entity.trim().is_empty()).then(|| target.describe_now(cx));
         Box::pin(async move {
-            let client = client?;
-            let entities = catalog.entities(client.clone()).await?;
-            if entity.is_empty() {
+            let entities = entities.await?;
+            let Some(detail) = detail else {
                 return Ok(format!("connected: {} to choose from", entities.len()));
-            }
-            let detail = catalog.describe(client, entity).await?;
+            };
+            let detail = detail.await?;
             Ok(format!(
                 "connected: {} has {} fields",
                 detail.name,
@@ -300,26 +273,14 @@ impl NodeConfig for EntitySource {
     }
 
     fn entities(&self, cx: &PlanContext) -> BoxFuture<Result<Vec<Entity>, NodeError>> {
-        let client = self.client(cx);
-        let catalog = self.catalog;
-        Box::pin(async move { Ok(catalog.entities(client?).await?) })
+        self.target().entities(cx)
     }
 
     fn entity_fields(
         &self,
         cx: &PlanContext,
     ) -> BoxFuture<Result<Vec<(String, DataType)>, NodeError>> {
-        let client = self.client(cx);
-        let catalog = self.catalog;
-        let entity = self.config.entity.trim().to_string();
-        Box::pin(async move {
-            let detail = catalog.describe(client?, entity).await?;
-            Ok(detail
-                .fields
-                .into_iter()
-                .map(|f| (f.name, f.data_type))
-                .collect())
-        })
+        self.target().fields(cx)
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
@@ -348,7 +309,7 @@ impl NodeConfig for EntitySource {
             limit: None,
         };
         Ok(Runtime::Source(Box::new(EntityRead {
-            client: self.client(&cx.plan())?,
+            client: self.target().client(&cx.plan())?,
             catalog: self.catalog,
             request,
             watermark,
