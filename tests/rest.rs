@@ -535,3 +535,74 @@ fn the_first_run_of_a_scheduled_flow_reads_from_its_first_run_from() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_search_endpoint_is_asked_by_post_with_a_body_and_headers() {
+    let api = start();
+    let scratch = Scratch::new();
+    let flow = to_folder(json!({
+        "url": format!("{}/search", api.url()),
+        "method": "post",
+        "body": {"priority": "high"},
+        "headers": {"Accept-Language": "en"},
+        "records_path": "data",
+        "pagination": {"style": "cursor", "path": "response_metadata.next_cursor", "param": "cursor"}
+    }));
+    let record = assert_ran(&run(&scratch, &flow, &[]));
+    let high: Vec<i64> = (1..=250).filter(|i| i % 3 == 2).collect();
+    assert_eq!(ids_written(&scratch), high);
+    assert_eq!(record["records_written"], high.len() as u64);
+    let requests = api.requests();
+    let searches: Vec<&Value> = requests.iter().filter(|r| r["path"] == "/search").collect();
+    // 83 records, 30 a page; planning reads the first page once more.
+    assert_eq!(searches.len(), 4, "{searches:?}");
+    for s in &searches {
+        assert_eq!(s["method"], "POST");
+        assert_eq!(s["body"], json!({"priority": "high"}));
+        assert_eq!(s["language"], "en");
+    }
+
+    // Credentials never go in the flow file's headers; a body needs `post`.
+    let out = run(
+        &scratch,
+        &to_folder(
+            json!({"url": format!("{}/search", api.url()), "headers": {"Authorization": "Bearer x"}}),
+        ),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("carries credentials"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        &scratch,
+        &to_folder(json!({"url": format!("{}/search", api.url()), "body": {}})),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("a body goes with"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_answer_in_csv_is_read_by_its_header_row() {
+    let api = start();
+    let scratch = Scratch::new();
+    let flow = to_folder(json!({
+        "url": format!("{}/export.csv", api.url()),
+        "schema": {"id": "integer", "updated_at": "timestamp"}
+    }));
+    let record = assert_ran(&run(&scratch, &flow, &[]));
+    assert_eq!(record["records_written"], 250);
+    assert_eq!(ids_written(&scratch), (1..=250).collect::<Vec<_>>());
+    let out = scratch.path().join("out");
+    let text = std::fs::read_to_string(out.join(&files_under(&out)[0])).unwrap();
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["subject"], "Ticket 1");
+    assert_eq!(first["priority"], "normal");
+}

@@ -159,6 +159,16 @@ pub struct RestSource {
     /// Query parameters of every request, e.g. `{"status": "open"}`.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub query: IndexMap<String, String>,
+    /// `get`, or `post` for search endpoints that take their question in the body.
+    #[serde(default, skip_serializing_if = "Method::is_get")]
+    pub method: Method,
+    /// The JSON body every `post` sends, e.g. `{"filter": {"status": "open"}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    /// Headers of every request, e.g. `{"Accept-Language": "en"}`. Not for keys or
+    /// tokens: those belong to the connection, whose secrets stay in the vault.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub headers: IndexMap<String, String>,
     /// Where the records are in an answer, as a dot path such as `data.items`; empty when
     /// the answer is the list itself.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -190,6 +200,29 @@ pub struct RestSource {
 fn max_pages() -> u64 {
     10_000
 }
+
+/// How pages are asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    #[default]
+    Get,
+    Post,
+}
+
+impl Method {
+    fn is_get(&self) -> bool {
+        *self == Method::Get
+    }
+}
+
+/// Headers that carry credentials: a flow file must not hold them.
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+];
 
 /// How the pages after the first are asked for.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
@@ -297,6 +330,25 @@ impl RestSource {
     }
 
     fn check(&self) -> Result<Url, ConfigProblem> {
+        for name in self.headers.keys() {
+            let at = format!("/headers/{name}");
+            if SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(ConfigProblem::new(
+                    at,
+                    format!(
+                        "`{name}` carries credentials, which a flow file must not hold: give the node a connection instead"
+                    ),
+                ));
+            }
+            reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ConfigProblem::new(&at, format!("`{name}` is not a header name")))?;
+        }
+        if self.body.is_some() && self.method == Method::Get {
+            return Err(ConfigProblem::new(
+                "/body",
+                "a body goes with `\"method\": \"post\"`",
+            ));
+        }
         let url = Url::parse(self.url.trim())
             .map_err(|e| ConfigProblem::new("/url", format!("`{}` is not a URL: {e}", self.url)))?;
         crate::auth::http::check_url(url.as_str()).map_err(|m| ConfigProblem::new("/url", m))?;
@@ -497,13 +549,46 @@ impl<'a> Pages<'a> {
             )));
         }
         let what = format!("page {} of {}", self.number, redact(&url));
-        let (answer, headers) = api
-            .get_json(&what, |c| {
-                c.get(url.clone()).header("Accept", "application/json")
+        let config = self.config;
+        let response = api
+            .send(&what, |c| {
+                let mut request = match config.method {
+                    Method::Get => c.get(url.clone()),
+                    Method::Post => c.post(url.clone()),
+                };
+                request = request.header("Accept", "application/json, text/csv;q=0.5");
+                for (name, value) in &config.headers {
+                    request = request.header(name.as_str(), value.as_str());
+                }
+                match &config.body {
+                    Some(body) => request.json(body),
+                    None => request,
+                }
             })
             .await?;
-        let records = records_at(&answer, &self.config.records_path)
-            .map_err(|m| NodeError::msg(format!("{what}: {m}")))?;
+        let headers = response.headers().clone();
+        let csv = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.contains("csv"));
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| NodeError::Transient(format!("{what}: the answer broke off: {e}")))?;
+        // A CSV answer is its rows, each a record of texts named by the header row.
+        let (answer, records) = if csv {
+            (
+                Value::Null,
+                csv_records(&body).map_err(|m| NodeError::msg(format!("{what}: {m}")))?,
+            )
+        } else {
+            let answer: Value = serde_json::from_slice(&body).map_err(|e| {
+                NodeError::msg(format!("{what}: the answer is neither JSON nor CSV ({e})"))
+            })?;
+            let records = records_at(&answer, &self.config.records_path)
+                .map_err(|m| NodeError::msg(format!("{what}: {m}")))?;
+            (answer, records)
+        };
         let full = |size: u64| !records.is_empty() && records.len() as u64 >= size;
         self.next = match &self.config.pagination {
             Pagination::None => None,
@@ -604,6 +689,38 @@ fn link_header_next(headers: &HeaderMap) -> Option<String> {
         }
     }
     None
+}
+
+/// The rows of a CSV answer as records of texts, named by its header row; an empty cell is
+/// null.
+fn csv_records(body: &[u8]) -> Result<Vec<Value>, String> {
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(body);
+    let names: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("the CSV answer has no header row: {e}"))?
+        .iter()
+        .map(String::from)
+        .collect();
+    reader
+        .records()
+        .enumerate()
+        .map(|(i, row)| {
+            let row = row.map_err(|e| format!("row {} of the CSV answer: {e}", i + 1))?;
+            Ok(Value::Object(
+                names
+                    .iter()
+                    .zip(row.iter())
+                    .map(|(name, cell)| {
+                        let value = match cell {
+                            "" => Value::Null,
+                            text => Value::String(text.to_string()),
+                        };
+                        (name.clone(), value)
+                    })
+                    .collect(),
+            ))
+        })
+        .collect()
 }
 
 /// The value at a dot path (`data.items`, `results.0.rows`).

@@ -6,6 +6,8 @@ ways real APIs do:
   /cursor        {"data": [...], "response_metadata": {"next_cursor": "..."}}   (Slack)
   /pages         a list; ?page=N&per_page=M                             (numbered pages)
   /offset        {"results": [...]}; ?offset=O&limit=L
+  POST /search   a JSON body {"priority": P}: the records of that priority, as /cursor pages
+  /export.csv    every record as CSV (text/csv), with a header row
 
 Every endpoint takes `updated_since` (records changed at or after it, as most APIs have
 it) and answers records in (updated_at, id) order. Sign-in is checked as POST /test/control
@@ -77,7 +79,18 @@ class Handler(BaseHTTPRequestHandler):
         return False
 
     def do_POST(self):
+        parsed = urllib.parse.urlsplit(self.path)
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        if parsed.path == "/search":
+            q = dict(urllib.parse.parse_qsl(parsed.query))
+            with lock:
+                log.append({"method": "POST", "path": parsed.path, "query": q, "body": body, "status": 200,
+                            "language": self.headers.get("Accept-Language")})
+            items = [r for r in ordered(q.get("updated_since")) if r["priority"] == body.get("priority")]
+            start = int(base64.b64decode(q["cursor"]).decode()) if "cursor" in q else 0
+            page = items[start:start + 30]
+            cursor = base64.b64encode(str(start + 30).encode()).decode() if start + 30 < len(items) else ""
+            return self.send(200, {"data": page, "response_metadata": {"next_cursor": cursor}})
         with lock:
             for r in body.pop("upsert", []):
                 records[r["id"]] = r
@@ -131,6 +144,15 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/pages":
             n, size = int(q.get("page", "1")), int(q.get("per_page", "30"))
             return self.send(200, items[(n - 1) * size:n * size])
+        if path == "/export.csv":
+            out = "id,subject,priority,updated_at\r\n" + "".join(
+                '%d,"%s",%s,%s\r\n' % (r["id"], r["subject"].replace('"', '""'), r["priority"], r["updated_at"]) for r in items)
+            data = out.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/csv; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            return self.wfile.write(data)
         if path == "/offset":
             o, limit = int(q.get("offset", "0")), int(q.get("limit", "100"))
             return self.send(200, {"results": items[o:o + limit], "total": len(items)})
