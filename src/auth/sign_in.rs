@@ -129,7 +129,7 @@ impl ConnectorAuth {
         if connection.auth.uses_tokens() {
             super::http::check_url(&self.token_url(connection)?)?;
         }
-        for key in ["login_url", "endpoint_url"] {
+        for key in ["login_url", "endpoint_url", "instance_url"] {
             if let Some(url) = connection.setting(key) {
                 super::http::check_url(&url)?;
             }
