@@ -135,8 +135,11 @@ enum Command {
         #[command(subcommand)]
         action: ScheduleAction,
     },
-    /// Print the flow file's JSON Schema.
-    Schema,
+    /// Print the flow file's JSON Schema, or with `--connector` the connector manifest's.
+    Schema {
+        #[arg(long)]
+        connector: bool,
+    },
     /// List the node types: sources, transforms and destinations.
     Connectors {
         #[arg(long)]
@@ -220,6 +223,10 @@ fn execute(command: Command) -> anyhow::Result<u8> {
     let dirs = Dirs::from_env();
     if let Err(e) = tributary::auth::http::load_proxy(&dirs) {
         errln!("warning: {e}; going without the proxy setting");
+    }
+    // The user's connector manifests, before anything lists the connectors.
+    for problem in tributary::connectors::load_manifests(&dirs) {
+        errln!("warning: connector manifest {problem}; it is left out");
     }
     match command {
         Command::Gui { flow, options } => {
@@ -365,8 +372,12 @@ fn execute(command: Command) -> anyhow::Result<u8> {
         Command::Schedule {
             action: ScheduleAction::Next { flow, count, from },
         } => schedule_next(&flow, count, from.as_deref()),
-        Command::Schema => {
-            out_raw!("{}", schema::flow_schema_text().trim_end());
+        Command::Schema { connector } => {
+            let text = match connector {
+                true => tributary::connectors::framework::manifest::json_schema_text(),
+                false => schema::flow_schema_text(),
+            };
+            out_raw!("{}", text.trim_end());
             Ok(0)
         }
         Command::Connectors { json } => connectors(json),
@@ -376,7 +387,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
 /// `tributary connectors`: every node type, and every service connections are made for
 /// with what its nodes can do.
 fn connectors(json: bool) -> anyhow::Result<u8> {
-    use tributary::connectors::SERVICES;
+    use tributary::connectors::services;
     if json {
         let list: Vec<_> = registry::all()
             .iter()
@@ -384,7 +395,7 @@ fn connectors(json: bool) -> anyhow::Result<u8> {
                 let mut entry = serde_json::json!({
                     "type": t.name, "role": t.role, "title": t.title, "description": t.description
                 });
-                if let Some(service) = SERVICES.iter().find(|s| Some(s.id()) == t.service) {
+                if let Some(service) = services().iter().find(|s| Some(s.id()) == t.service) {
                     entry["connector"] = service.id().into();
                     entry["capabilities"] = serde_json::to_value(service.capabilities())?;
                 }
@@ -416,7 +427,7 @@ fn connectors(json: bool) -> anyhow::Result<u8> {
         false => list.join(", "),
     };
     let yes = |b: bool| if b { "yes" } else { "-" };
-    for service in SERVICES {
+    for service in services() {
         let can = service.capabilities();
         outln!(
             "{:<12} {:<20} {:<9} {:<12} {:<30} {}",

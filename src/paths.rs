@@ -14,6 +14,8 @@ pub struct Dirs {
     pub data: PathBuf,
     /// The flows `tributary serve` runs unless told another folder.
     pub flows: PathBuf,
+    /// Connectors declared by manifests of the user's own (`*.json`), read at start.
+    pub connectors: PathBuf,
 }
 
 impl Dirs {
@@ -27,6 +29,7 @@ impl Dirs {
                 config: dirs.config_dir().to_path_buf(),
                 data: dirs.data_dir().to_path_buf(),
                 flows: dirs.data_dir().join("flows"),
+                connectors: dirs.config_dir().join("connectors"),
             },
             // No home folder at all (a bare container): keep state beside the working folder.
             None => Self::under(Path::new(".tributary")),
@@ -39,6 +42,7 @@ impl Dirs {
             config: root.join("config"),
             data: root.join("data"),
             flows: root.join("flows"),
+            connectors: root.join("connectors"),
         }
     }
 

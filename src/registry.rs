@@ -8,7 +8,7 @@ use crate::connectors::s3::{destination as s3_destination, source as s3_source};
 use crate::connectors::salesforce::{
     destination as salesforce_destination, source as salesforce_source,
 };
-use crate::connectors::{SERVICES, demo_crm, file, framework, local, rest};
+use crate::connectors::{demo_crm, file, framework, local, rest};
 use crate::node::NodeType;
 use crate::transforms::{
     aggregate, arithmetic, dedupe, filter, hash, map, mask, merge, truncate, validate,
@@ -24,7 +24,7 @@ static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
     ];
     // The connector framework's services each have a source node of their own.
     types.extend(
-        SERVICES
+        crate::connectors::services()
             .iter()
             .filter_map(|s| framework::source::node_type(*s)),
     );
@@ -45,7 +45,7 @@ static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
         NodeType::of::<salesforce_destination::SalesforceDestination>(),
     ]);
     types.extend(
-        SERVICES
+        crate::connectors::services()
             .iter()
             .filter_map(|s| framework::destination::node_type(*s)),
     );

@@ -74,6 +74,9 @@ fn clicking_a_palette_entry_adds_a_node_and_the_inspector_offers_its_settings() 
     let scratch = Scratch::new();
     let mut harness = open(&scratch, &demo_flow(&scratch));
     let before = harness.state().state.doc.flow.nodes.len();
+    // The palette is longer than the window: a person scrolls down to the transforms.
+    harness.get_by_label("Hash").scroll_to_me();
+    harness.run_steps(3);
     harness.get_by_label("Hash").click();
     harness.run_steps(3);
     let app = harness.state();

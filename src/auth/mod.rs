@@ -25,7 +25,9 @@ pub use sign_in::ConnectorAuth;
 pub use vault::{Secret, VaultError};
 
 /// How a connection signs in, as AppFlow's connector contract names the kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, Hash, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthKind {
     /// Nothing of ours: the service's own environment signs the requests (the AWS

@@ -128,6 +128,13 @@ impl Session {
         Ok(())
     }
 
+    /// Renews the access token now, for services that say a token expired in the body of
+    /// an answer rather than with a `401` (Slack's `token_expired`).
+    pub async fn renew_now(&self) -> Result<(), String> {
+        let mut current = self.token.lock().await;
+        self.renew(&mut current).await
+    }
+
     async fn renew(&self, current: &mut Current) -> Result<(), String> {
         let name = &self.name;
         let tokens = match self.connection.auth {

@@ -64,6 +64,26 @@ impl Api {
         what: &str,
         make: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Response, ConnectorError> {
+        self.exchange(what, make, false).await
+    }
+
+    /// As [`Api::send`], but a refusal of what was sent (`400`, `403`, `404`, `409`,
+    /// `422`) is an answer to read, not an error: a write reads the service's reasons for
+    /// refusing a record from its body.
+    pub async fn send_for_answer(
+        &self,
+        what: &str,
+        make: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, ConnectorError> {
+        self.exchange(what, make, true).await
+    }
+
+    async fn exchange(
+        &self,
+        what: &str,
+        make: impl Fn(&reqwest::Client) -> RequestBuilder,
+        refusals: bool,
+    ) -> Result<Response, ConnectorError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -74,6 +94,7 @@ impl Api {
             };
             let wait = match sent {
                 Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) if refusals && is_refusal(response.status()) => return Ok(response),
                 Ok(response) => {
                     let status = response.status();
                     let wait = match status {
@@ -135,6 +156,16 @@ impl Api {
         }
     }
 
+    /// Renews the connection's access token, for an answer that said it expired.
+    pub async fn renew(&self) -> Result<(), ConnectorError> {
+        match &self.session {
+            Some(session) => session.renew_now().await.map_err(ConnectorError::auth),
+            None => Err(ConnectorError::auth(
+                "the API asks for a sign-in, and the node has no connection",
+            )),
+        }
+    }
+
     /// A JSON answer, with its headers.
     pub async fn get_json(
         &self,
@@ -157,7 +188,7 @@ impl Api {
 
     /// Exponential backoff with full jitter: a random wait up to base × 2^(attempt-1),
     /// so that many clients refused at once do not come back at once.
-    fn backoff(&self, attempt: u32) -> Duration {
+    pub fn backoff(&self, attempt: u32) -> Duration {
         let ceiling = self
             .retry
             .base
@@ -165,6 +196,11 @@ impl Api {
             .min(self.retry.max_wait);
         ceiling.mul_f64(fastrand::f64())
     }
+}
+
+/// A status that refuses what was sent rather than the sender or the moment.
+pub fn is_refusal(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 400 | 403 | 404 | 409 | 422)
 }
 
 /// How long a `429` (or `503`) asks to wait: `Retry-After` in seconds or as a date, else
@@ -224,7 +260,7 @@ async fn failure(what: &str, response: Response, attempt: u32) -> ConnectorError
 }
 
 /// The start of a body, on one line, for messages.
-fn preview(body: &str) -> String {
+pub fn preview(body: &str) -> String {
     let line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
     match line.char_indices().nth(300) {
         Some((cut, _)) => format!("{}…", &line[..cut]),

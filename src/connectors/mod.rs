@@ -7,23 +7,119 @@ pub mod http;
 pub mod layout;
 pub mod local;
 pub mod output;
+pub mod pages;
 pub mod rest;
 pub mod s3;
 pub mod salesforce;
 pub mod servicenow;
 pub mod webhook;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, OnceLock};
+
 use framework::Service;
+use framework::declared::declare;
+use framework::manifest::Manifest;
+
+use crate::paths::Dirs;
+
+/// The connectors declared by manifests that ship with Tributary, by file name.
+pub(crate) const BUILT_IN_MANIFESTS: &[(&str, &str)] = &[
+    ("zendesk.json", include_str!("manifests/zendesk.json")),
+    ("slack.json", include_str!("manifests/slack.json")),
+];
+
+/// The user's own manifests, read once at start by [`load_manifests`].
+static USER_MANIFESTS: OnceLock<Vec<Manifest>> = OnceLock::new();
 
 /// Every service connections are made for, in the order the New connection form offers
-/// them. Adding one is a module and a line here.
-pub static SERVICES: &[&dyn Service] = &[
-    &salesforce::Salesforce,
-    &servicenow::ServiceNow,
-    &s3::S3,
-    &rest::AnyHttpApi,
-    &webhook::WebhookKey,
-];
+/// them: the services written in Rust, those declared by the manifests that ship with
+/// Tributary, the user's own, then the general ones. Adding one is a module and a line
+/// here, or a manifest.
+static SERVICES: LazyLock<Vec<&'static dyn Service>> = LazyLock::new(|| {
+    LISTED.store(true, Ordering::SeqCst);
+    let mut all: Vec<&'static dyn Service> = vec![&salesforce::Salesforce, &servicenow::ServiceNow];
+    for (file, text) in BUILT_IN_MANIFESTS {
+        let manifest =
+            Manifest::parse(text).unwrap_or_else(|e| panic!("the built-in manifest {file}: {e}"));
+        all.push(declare(manifest));
+    }
+    for manifest in USER_MANIFESTS.get().into_iter().flatten() {
+        all.push(declare(manifest.clone()));
+    }
+    all.extend([
+        &s3::S3 as &'static dyn Service,
+        &rest::AnyHttpApi,
+        &webhook::WebhookKey,
+    ]);
+    all
+});
+
+/// Whether [`SERVICES`] was made: manifests read after that would not be in it.
+static LISTED: AtomicBool = AtomicBool::new(false);
+
+/// Every service, built-in and declared.
+pub fn services() -> &'static [&'static dyn Service] {
+    &SERVICES
+}
+
+/// Reads the user's manifests (`*.json` in the `connectors` folder of the data home),
+/// once, before anything asks for the services. A manifest that cannot be used is left
+/// out with a message naming its file and what is wrong; the rest of the app carries on.
+pub fn load_manifests(dirs: &Dirs) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut found = Vec::new();
+    let entries = match std::fs::read_dir(&dirs.connectors) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let _ = USER_MANIFESTS.set(found);
+            return problems;
+        }
+        Err(e) => {
+            problems.push(format!("{}: {e}", dirs.connectors.display()));
+            let _ = USER_MANIFESTS.set(found);
+            return problems;
+        }
+    };
+    let mut paths: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    let built_in: Vec<String> = [
+        salesforce::Salesforce.sign_in(),
+        servicenow::ServiceNow.sign_in(),
+    ]
+    .iter()
+    .map(|s| s.connector.to_string())
+    .chain(["s3", "http", "webhook"].map(String::from))
+    .chain(
+        BUILT_IN_MANIFESTS
+            .iter()
+            .filter_map(|(_, text)| Manifest::parse(text).ok().map(|m| m.id)),
+    )
+    .collect();
+    for path in paths {
+        let read = std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| Manifest::parse(&text));
+        match read {
+            Ok(m) if built_in.contains(&m.id) || found.iter().any(|f: &Manifest| f.id == m.id) => {
+                problems.push(format!(
+                    "{}: there is already a connector `{}`; give this one another `id`",
+                    path.display(),
+                    m.id
+                ))
+            }
+            Ok(m) => found.push(m),
+            Err(e) => problems.push(format!("{}: {e}", path.display())),
+        }
+    }
+    if USER_MANIFESTS.set(found).is_err() || LISTED.load(Ordering::SeqCst) {
+        problems.push("the connector manifests were read after the connectors were listed; they count from the next start".into());
+    }
+    problems
+}
 
 /// Runs network work from code that is not async (planning, which the app does on a
 /// blocking worker and the command line outside any runtime), on a thread of its own so it

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use arrow::datatypes::{Schema, SchemaRef};
 use indexmap::IndexMap;
 use oauth2::url::Url;
-use reqwest::header::HeaderMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -23,6 +22,7 @@ use super::framework::Watermark;
 use super::framework::service::Capabilities;
 use super::framework::{Service, service};
 use super::http::Api;
+use super::pages::{Method, PageRequest, Pages, Pagination, as_text};
 use crate::auth::sign_in::{OAUTH, OAuthEndpoints, Setting, setting};
 use crate::auth::{AuthKind, ConnectorAuth};
 use crate::codecs::FileFormat;
@@ -201,21 +201,6 @@ fn max_pages() -> u64 {
     10_000
 }
 
-/// How pages are asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    #[default]
-    Get,
-    Post,
-}
-
-impl Method {
-    fn is_get(&self) -> bool {
-        *self == Method::Get
-    }
-}
-
 /// Headers that carry credentials: a flow file must not hold them.
 const SECRET_HEADERS: &[&str] = &[
     "authorization",
@@ -223,76 +208,6 @@ const SECRET_HEADERS: &[&str] = &[
     "cookie",
     "x-api-key",
 ];
-
-/// How the pages after the first are asked for.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "style", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Pagination {
-    /// One answer holds every record.
-    #[default]
-    None,
-    /// Each answer names the next page's URL: at a dot path of the body (`next`,
-    /// `links.next`), or with an empty path in the `Link` header (`rel="next"`), as GitHub
-    /// and Zendesk do.
-    NextLink {
-        #[serde(default)]
-        path: String,
-    },
-    /// Each answer carries a cursor that the next request sends back, as Slack's
-    /// `response_metadata.next_cursor` → `cursor`. No cursor, or an empty one, ends it.
-    Cursor {
-        /// Where the cursor is in the answer.
-        path: String,
-        /// The query parameter that takes it.
-        param: String,
-    },
-    /// Numbered pages: `page=1`, `page=2`… until a page has fewer records than `size` (or
-    /// none).
-    PageNumber {
-        #[serde(default = "page")]
-        param: String,
-        #[serde(default = "one")]
-        start: u64,
-        /// The query parameter for the page size, e.g. `per_page`; empty when the API has
-        /// none.
-        #[serde(default)]
-        size_param: String,
-        #[serde(default = "hundred")]
-        size: u64,
-    },
-    /// Offsets: `offset=0&limit=100`, `offset=100&limit=100`… until a page has fewer
-    /// records than `limit`.
-    Offset {
-        #[serde(default = "offset")]
-        param: String,
-        #[serde(default = "limit")]
-        limit_param: String,
-        #[serde(default = "hundred")]
-        limit: u64,
-    },
-}
-
-fn page() -> String {
-    "page".into()
-}
-fn offset() -> String {
-    "offset".into()
-}
-fn limit() -> String {
-    "limit".into()
-}
-fn one() -> u64 {
-    1
-}
-fn hundred() -> u64 {
-    100
-}
-
-impl Pagination {
-    fn is_none(&self) -> bool {
-        *self == Pagination::None
-    }
-}
 
 /// An incremental pull: the API is asked for records changed since the newest change the
 /// last run saw, and records at that very instant already read are skipped, so none is
@@ -368,10 +283,30 @@ impl RestSource {
         with_overrides(inferred, &self.schema, FileFormat::Json, &self.url)
     }
 
+    /// What every page of a pull sends; `since` is the incremental pull's start.
+    fn page_request(&self, url: Url, since: Option<String>) -> PageRequest {
+        let mut query: Vec<(String, String)> = self.query.clone().into_iter().collect();
+        if let (Some(inc), Some(since)) = (&self.incremental, since) {
+            query.push((inc.param.clone(), since));
+        }
+        PageRequest {
+            url,
+            query,
+            method: self.method,
+            headers: self.headers.clone().into_iter().collect(),
+            body: self.body.clone(),
+            records_path: self.records_path.clone(),
+            pagination: self.pagination.clone(),
+            max_pages: self.max_pages,
+            envelope: None,
+        }
+    }
+
     async fn learn(&self, dirs: &Dirs) -> Result<Schema, String> {
         let api = self.api(dirs).map_err(|e| e.to_string())?;
         let base = self.check().map_err(|p| p.message)?;
-        let mut pages = Pages::new(self, base, None);
+        let request = self.page_request(base, None);
+        let mut pages = Pages::new(&request);
         let (records, _) = pages.next(&api).await.map_err(|e| e.to_string())?;
         infer_json(&records.unwrap_or_default()).map_err(|e| format!("the first page {e}"))
     }
@@ -400,7 +335,8 @@ impl NodeConfig for RestSource {
         Box::pin(async move {
             let api = api?;
             let base = config.check().map_err(|p| NodeError::msg(p.message))?;
-            let mut pages = Pages::new(&config, base, None);
+            let request = config.page_request(base, None);
+            let mut pages = Pages::new(&request);
             let (records, more) = pages.next(&api).await?;
             let count = records.map_or(0, |r| r.len());
             Ok(format!(
@@ -467,311 +403,6 @@ impl PartialEq for Cursor {
 
 impl Eq for Cursor {}
 
-/// Walks the pages of one pull.
-struct Pages<'a> {
-    config: &'a RestSource,
-    base: Url,
-    /// The next request's URL; `None` once the last page was read.
-    next: Option<Url>,
-    number: u64,
-    since: Option<String>,
-}
-
-impl<'a> Pages<'a> {
-    fn new(config: &'a RestSource, base: Url, since: Option<String>) -> Self {
-        let mut pages = Pages {
-            config,
-            base: base.clone(),
-            next: None,
-            number: 0,
-            since,
-        };
-        pages.next = Some(pages.url_for(0, None));
-        pages
-    }
-
-    /// The URL of a page asked for by number, offset or cursor.
-    fn url_for(&self, index: u64, cursor: Option<&str>) -> Url {
-        let mut url = self.base.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            for (k, v) in &self.config.query {
-                query.append_pair(k, v);
-            }
-            if let (Some(inc), Some(since)) = (&self.config.incremental, &self.since) {
-                query.append_pair(&inc.param, since);
-            }
-            match &self.config.pagination {
-                Pagination::PageNumber {
-                    param,
-                    start,
-                    size_param,
-                    size,
-                } => {
-                    query.append_pair(param, &(start + index).to_string());
-                    if !size_param.is_empty() {
-                        query.append_pair(size_param, &size.to_string());
-                    }
-                }
-                Pagination::Offset {
-                    param,
-                    limit_param,
-                    limit,
-                } => {
-                    query.append_pair(param, &(index * limit).to_string());
-                    query.append_pair(limit_param, &limit.to_string());
-                }
-                Pagination::Cursor { param, .. } => {
-                    if let Some(cursor) = cursor {
-                        query.append_pair(param, cursor);
-                    }
-                }
-                Pagination::None | Pagination::NextLink { .. } => {}
-            }
-        }
-        // `query_pairs_mut` leaves a bare `?` when it added nothing.
-        if url.query() == Some("") {
-            url.set_query(None);
-        }
-        url
-    }
-
-    /// The next page's records, and whether there are more pages; `None` after the last.
-    async fn next(&mut self, api: &Api) -> Result<(Option<Vec<Value>>, bool), NodeError> {
-        let Some(url) = self.next.take() else {
-            return Ok((None, false));
-        };
-        self.number += 1;
-        if self.number > self.config.max_pages {
-            return Err(NodeError::msg(format!(
-                "{}: more than {} pages; raise `max_pages` if the API really has that many",
-                self.base, self.config.max_pages
-            )));
-        }
-        let what = format!("page {} of {}", self.number, redact(&url));
-        let config = self.config;
-        let response = api
-            .send(&what, |c| {
-                let mut request = match config.method {
-                    Method::Get => c.get(url.clone()),
-                    Method::Post => c.post(url.clone()),
-                };
-                request = request.header("Accept", "application/json, text/csv;q=0.5");
-                for (name, value) in &config.headers {
-                    request = request.header(name.as_str(), value.as_str());
-                }
-                match &config.body {
-                    Some(body) => request.json(body),
-                    None => request,
-                }
-            })
-            .await?;
-        let headers = response.headers().clone();
-        let csv = headers
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| t.contains("csv"));
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| NodeError::Transient(format!("{what}: the answer broke off: {e}")))?;
-        // A CSV answer is its rows, each a record of texts named by the header row.
-        let (answer, records) = if csv {
-            (
-                Value::Null,
-                csv_records(&body).map_err(|m| NodeError::msg(format!("{what}: {m}")))?,
-            )
-        } else {
-            let answer: Value = serde_json::from_slice(&body).map_err(|e| {
-                NodeError::msg(format!("{what}: the answer is neither JSON nor CSV ({e})"))
-            })?;
-            let records = records_at(&answer, &self.config.records_path)
-                .map_err(|m| NodeError::msg(format!("{what}: {m}")))?;
-            (answer, records)
-        };
-        let full = |size: u64| !records.is_empty() && records.len() as u64 >= size;
-        self.next = match &self.config.pagination {
-            Pagination::None => None,
-            Pagination::NextLink { path } => {
-                let link = if path.is_empty() {
-                    link_header_next(&headers)
-                } else {
-                    at_path(&answer, path)
-                        .and_then(Value::as_str)
-                        .filter(|s| !s.is_empty())
-                        .map(String::from)
-                };
-                match link {
-                    Some(link) => Some(self.follow(&url, &link)?),
-                    None => None,
-                }
-            }
-            Pagination::Cursor { path, .. } => {
-                let cursor = at_path(&answer, path).and_then(|c| match c {
-                    Value::String(s) if !s.is_empty() => Some(s.clone()),
-                    Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                });
-                cursor.map(|c| self.url_for(self.number, Some(&c)))
-            }
-            Pagination::PageNumber { size, .. } => {
-                full(*size).then(|| self.url_for(self.number, None))
-            }
-            Pagination::Offset { limit, .. } => {
-                full(*limit).then(|| self.url_for(self.number, None))
-            }
-        };
-        Ok((Some(records), self.next.is_some()))
-    }
-
-    /// The URL a next link names, relative ones resolved. Credentials go only where the
-    /// first page went: a next link to another host is refused.
-    fn follow(&self, current: &Url, link: &str) -> Result<Url, NodeError> {
-        let next = current.join(link).map_err(|e| {
-            NodeError::msg(format!("the next page's link `{link}` is not a URL: {e}"))
-        })?;
-        if next.origin() != self.base.origin() {
-            return Err(NodeError::msg(format!(
-                "the next page's link goes to another site ({}) than the first page ({}); Tributary does not send the connection's credentials there",
-                next.origin().ascii_serialization(),
-                self.base.origin().ascii_serialization()
-            )));
-        }
-        Ok(next)
-    }
-}
-
-/// A URL for messages, without query values that may be keys.
-fn redact(url: &Url) -> String {
-    let mut shown = url.clone();
-    let pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(k, v)| {
-            let secretish = ["key", "token", "secret", "password", "signature"]
-                .iter()
-                .any(|s| k.to_lowercase().contains(s));
-            (
-                k.into_owned(),
-                if secretish {
-                    "***".into()
-                } else {
-                    v.into_owned()
-                },
-            )
-        })
-        .collect();
-    if pairs.is_empty() {
-        return shown.to_string();
-    }
-    shown.query_pairs_mut().clear().extend_pairs(pairs);
-    shown.to_string()
-}
-
-/// The `rel="next"` URL of a `Link` header (RFC 8288).
-fn link_header_next(headers: &HeaderMap) -> Option<String> {
-    for value in headers.get_all("link") {
-        let Ok(text) = value.to_str() else { continue };
-        for part in text.split(',') {
-            let mut pieces = part.split(';');
-            let target = pieces.next()?.trim();
-            let is_next = pieces.any(|p| {
-                let p = p.trim().to_ascii_lowercase().replace(' ', "");
-                p == "rel=\"next\"" || p == "rel=next"
-            });
-            if is_next {
-                return Some(
-                    target
-                        .trim_start_matches('<')
-                        .trim_end_matches('>')
-                        .to_string(),
-                );
-            }
-        }
-    }
-    None
-}
-
-/// The rows of a CSV answer as records of texts, named by its header row; an empty cell is
-/// null.
-fn csv_records(body: &[u8]) -> Result<Vec<Value>, String> {
-    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(body);
-    let names: Vec<String> = reader
-        .headers()
-        .map_err(|e| format!("the CSV answer has no header row: {e}"))?
-        .iter()
-        .map(String::from)
-        .collect();
-    reader
-        .records()
-        .enumerate()
-        .map(|(i, row)| {
-            let row = row.map_err(|e| format!("row {} of the CSV answer: {e}", i + 1))?;
-            Ok(Value::Object(
-                names
-                    .iter()
-                    .zip(row.iter())
-                    .map(|(name, cell)| {
-                        let value = match cell {
-                            "" => Value::Null,
-                            text => Value::String(text.to_string()),
-                        };
-                        (name.clone(), value)
-                    })
-                    .collect(),
-            ))
-        })
-        .collect()
-}
-
-/// The value at a dot path (`data.items`, `results.0.rows`).
-fn at_path<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
-    path.split('.')
-        .filter(|p| !p.is_empty())
-        .try_fold(value, |v, key| match v {
-            Value::Object(o) => o.get(key),
-            Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
-            _ => None,
-        })
-}
-
-/// The records of an answer.
-fn records_at(answer: &Value, path: &str) -> Result<Vec<Value>, String> {
-    let found = if path.is_empty() {
-        Some(answer)
-    } else {
-        at_path(answer, path)
-    };
-    match found {
-        Some(Value::Array(items)) => Ok(items.clone()),
-        // A missing list on a page is an empty page (some APIs leave it out at the end).
-        Some(Value::Null) | None if !path.is_empty() && answer.is_object() => Ok(Vec::new()),
-        Some(other) => Err(format!(
-            "the answer has no list of records at `{}`: it holds {}{}",
-            if path.is_empty() { "(the top)" } else { path },
-            kind(other),
-            match other {
-                Value::Object(o) => format!(
-                    " with {}",
-                    o.keys().take(8).cloned().collect::<Vec<_>>().join(", ")
-                ),
-                _ => String::new(),
-            }
-        )),
-        None => Err("the answer holds no records".into()),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a text",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// Orders two watermark values: instants as instants, numbers as numbers, else as text.
 fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
     match (a, b) {
@@ -789,13 +420,6 @@ fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
             }
         }
         _ => a.to_string().cmp(&b.to_string()),
-    }
-}
-
-fn as_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
     }
 }
 
@@ -822,7 +446,8 @@ impl Source for RestRead {
                 .as_ref()
                 .and_then(|w| w.since())
                 .map(|c| as_text(&c.0));
-            let mut pages = Pages::new(&config, base, since);
+            let request = config.page_request(base, since);
+            let mut pages = Pages::new(&request);
             let node = out.node_id().to_string();
             let schema = Arc::clone(&schema);
             loop {
@@ -894,46 +519,6 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn records_are_found_by_their_path() {
-        let answer = json!({"data": {"items": [{"a": 1}]}, "meta": {}});
-        assert_eq!(records_at(&answer, "data.items").unwrap().len(), 1);
-        assert_eq!(
-            records_at(&json!([{"a": 1}, {"a": 2}]), "").unwrap().len(),
-            2
-        );
-        assert!(
-            records_at(&answer, "")
-                .unwrap_err()
-                .contains("an object with data, meta")
-        );
-        assert!(
-            records_at(&json!({"data": 3}), "data")
-                .unwrap_err()
-                .contains("a number")
-        );
-        assert_eq!(
-            records_at(&json!({"next": null}), "items").unwrap().len(),
-            0
-        );
-    }
-
-    #[test]
-    fn the_link_header_names_the_next_page() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "link",
-            "<https://api.example.com/x?page=1>; rel=\"prev\", <https://api.example.com/x?page=3>; rel=\"next\""
-                .parse()
-                .unwrap(),
-        );
-        assert_eq!(
-            link_header_next(&h).as_deref(),
-            Some("https://api.example.com/x?page=3")
-        );
-        assert_eq!(link_header_next(&HeaderMap::new()), None);
-    }
-
-    #[test]
     fn records_at_the_watermark_are_read_once() {
         let inc = Incremental {
             param: "since".into(),
@@ -963,11 +548,5 @@ mod tests {
         // A record without the field is read and does not move the watermark.
         assert!(take(&mut watermark, &json!({"id": 9}), &inc));
         assert_eq!(watermark.reached().unwrap().ids, vec!["4"]);
-    }
-
-    #[test]
-    fn query_values_that_look_secret_are_hidden_in_messages() {
-        let url = Url::parse("https://api.example.com/x?api_key=abc&page=2").unwrap();
-        assert_eq!(redact(&url), "https://api.example.com/x?api_key=***&page=2");
     }
 }

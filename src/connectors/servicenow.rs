@@ -377,6 +377,7 @@ async fn describe(client: &Client, table: &str) -> Result<EntityDetail, Connecto
         label: chain[0].1.clone(),
         id_field: has("sys_id").then(|| "sys_id".to_string()),
         default_cursor: has("sys_updated_on").then(|| "sys_updated_on".to_string()),
+        required: Vec::new(),
         writes: vec![
             Write {
                 operation: Operation::Insert,
@@ -771,6 +772,7 @@ mod tests {
             ],
             id_field: None,
             default_cursor: None,
+            required: Vec::new(),
             writes: vec![],
         };
         let record = json!({

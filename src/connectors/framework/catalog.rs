@@ -48,6 +48,9 @@ pub struct EntityDetail {
     pub default_cursor: Option<String>,
     /// The writes the entity takes.
     pub writes: Vec<Write>,
+    /// Conditions without which the service does not read the entity, as (field,
+    /// operator): Slack reads messages one conversation at a time.
+    pub required: Vec<(String, Operator)>,
 }
 
 impl EntityDetail {

@@ -15,7 +15,7 @@ use super::catalog::{Catalog, Client, Operation};
 use crate::conditions::Operator;
 
 /// One service of the framework. A connector module defines one and lists it in
-/// [`crate::connectors::SERVICES`].
+/// [`crate::connectors::services`], or is declared by a manifest.
 pub trait Service: Send + Sync + 'static {
     /// How its connections sign in; its `connector` is the service's id, the name
     /// connections, `tributary connection add --connector` and node types use.
@@ -91,12 +91,12 @@ impl dyn Service {
 
 /// The service a connector name stands for.
 pub fn find(id: &str) -> Result<&'static dyn Service, String> {
-    super::super::SERVICES
+    super::super::services()
         .iter()
         .copied()
         .find(|s| s.id() == id)
         .ok_or_else(|| {
-            let known: Vec<_> = super::super::SERVICES.iter().map(|s| s.id()).collect();
+            let known: Vec<_> = super::super::services().iter().map(|s| s.id()).collect();
             format!(
                 "there is no connector `{id}` with connections; there are: {}",
                 known.join(", ")
@@ -111,7 +111,7 @@ pub fn sign_in(id: &str) -> Result<&'static ConnectorAuth, String> {
 
 /// Every service's sign-in, in the order the New connection form offers them.
 pub fn sign_ins() -> impl Iterator<Item = &'static ConnectorAuth> {
-    super::super::SERVICES.iter().map(|s| s.sign_in())
+    super::super::services().iter().map(|s| s.sign_in())
 }
 
 /// Opens a connection by name with its service's sign-in: the session every request of a
@@ -293,7 +293,10 @@ mod tests {
         for id in named {
             find(&id).unwrap_or_else(|e| panic!("{e}"));
         }
-        let ids: Vec<_> = crate::connectors::SERVICES.iter().map(|s| s.id()).collect();
+        let ids: Vec<_> = crate::connectors::services()
+            .iter()
+            .map(|s| s.id())
+            .collect();
         let mut unique = ids.clone();
         unique.sort();
         unique.dedup();

@@ -173,6 +173,23 @@ impl EntitySource {
                 Some(_) => {}
             }
         }
+        for (field, operator) in &entity.required {
+            if !c
+                .conditions
+                .iter()
+                .any(|x| x.field == *field && x.operator == *operator)
+            {
+                problems.push(ConfigProblem::new(
+                    "/conditions",
+                    format!(
+                        "{} reads {} only with a condition: `{field}` {} a value",
+                        self.service.sign_in().label,
+                        entity.name,
+                        operator.in_words()
+                    ),
+                ));
+            }
+        }
         let cursor = match (c.incremental, &c.cursor_field) {
             (false, _) => None,
             (true, Some(name)) => match entity.field(name) {
