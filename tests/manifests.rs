@@ -267,10 +267,19 @@ fn zendesk_objects_and_their_fields_are_offered_with_types() {
     assert_eq!(kind("subject"), "string");
     assert_eq!(kind("channel"), "string");
     assert_eq!(kind("updated_at"), "timestamp");
-    assert_eq!(fields.len(), 13);
-    assert!(
-        server.requests().is_empty(),
-        "a manifest's catalog needs no request"
+    // The account's custom ticket fields, typed from their kind.
+    assert_eq!(kind("custom_360001"), "integer");
+    assert_eq!(kind("custom_360002"), "boolean");
+    assert_eq!(kind("custom_360003"), "string");
+    assert_eq!(fields.len(), 16);
+    let requests = server.requests();
+    assert_eq!(
+        requests
+            .iter()
+            .map(|r| r["path"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["/api/v2/ticket_fields.json"],
+        "only the custom fields are asked for"
     );
 }
 
@@ -283,7 +292,8 @@ fn a_zendesk_export_is_read_page_by_page_and_incremental_runs_read_each_ticket_o
     let flow = to_folder(
         "source.zendesk",
         json!({"connection": "zd", "entity": "tickets", "incremental": true,
-               "fields": ["id", "subject", "status", "channel", "updated_at"]}),
+               "fields": ["id", "subject", "status", "channel", "updated_at",
+                          "custom_360001", "custom_360002", "custom_360003"]}),
     );
     let first = ran(&run(&scratch, &flow));
     assert_eq!(first["records_written"], 250);
@@ -303,6 +313,13 @@ fn a_zendesk_export_is_read_page_by_page_and_incremental_runs_read_each_ticket_o
     let (by_id, _) = written(&scratch, "id");
     assert_eq!(by_id["22"]["channel"], "web", "a field found at its path");
     assert_eq!(by_id["22"]["updated_at"], "2025-12-01T00:05:00Z");
+    assert_eq!(by_id["22"]["custom_360001"], 1022, "a custom field's value");
+    assert_eq!(by_id["22"]["custom_360002"], true);
+    assert!(by_id["22"]["custom_360003"].is_null());
+    assert_eq!(
+        by_id["25"]["custom_360003"], "p1,extra",
+        "a multi-select as text"
+    );
 
     // Tickets 248..250 share the newest instant (minute 62). Two more arrive at that very
     // instant, and an older ticket changes later.
@@ -384,7 +401,8 @@ fn zendesk_tickets_are_created_and_updated_and_refusals_set_aside_in_its_words()
     zendesk(&scratch, &server, "zd-token-1");
     server.requests();
     let inserts = [
-        json!({"subject": "Printer", "description": "It jams", "priority": "high"}),
+        json!({"subject": "Printer", "description": "It jams", "priority": "high",
+               "custom_360001": 4711}),
         json!({"subject": "Empty"}),
     ];
     let record = ran(&run(
@@ -410,7 +428,9 @@ fn zendesk_tickets_are_created_and_updated_and_refusals_set_aside_in_its_words()
     assert_eq!(posts.len(), 2);
     assert_eq!(
         posts[0]["body"],
-        json!({"ticket": {"subject": "Printer", "description": "It jams", "priority": "high"}})
+        json!({"ticket": {"subject": "Printer", "description": "It jams", "priority": "high",
+                          "custom_fields": [{"id": 360001, "value": 4711}]}}),
+        "custom fields go back into Zendesk's list"
     );
 
     let updates = [
@@ -484,15 +504,18 @@ fn zendesk_rate_limits_are_waited_out_expired_tokens_renewed_and_wrong_tokens_na
             )
         })
         .collect();
+    // The token ended: refused once, renewed, and the same request sent again.
+    let refused = statuses.iter().position(|(_, s)| *s == 401).expect("a 401");
+    assert_eq!(statuses[refused + 1].0, "/oauth/tokens", "{statuses:?}");
+    assert_eq!(statuses[refused + 2], (statuses[refused].0.clone(), 200));
+    // The 429 was waited out and the same page asked again.
     let export = "/api/v2/incremental/tickets/cursor.json".to_string();
-    assert_eq!(statuses[0], (export.clone(), 429), "{statuses:?}");
-    assert_eq!(
-        statuses[1],
-        (export.clone(), 401),
-        "waited, then refused: {statuses:?}"
-    );
-    assert_eq!(statuses[2].0, "/oauth/tokens", "{statuses:?}");
-    assert_eq!(statuses[3], (export, 200), "{statuses:?}");
+    let limited = statuses
+        .iter()
+        .position(|s| *s == (export.clone(), 429))
+        .expect("a 429");
+    assert_eq!(statuses[limited + 1], (export, 200), "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|(_, s)| *s == 401).count(), 1);
 
     let scratch = Scratch::new();
     zendesk(&scratch, &server, "not-the-token");

@@ -6,7 +6,8 @@ wire format:
   GET /api/v2/incremental/users/cursor.json     the same for users
   GET /api/v2/incremental/organizations.json    time-based: start_time;
       {"organizations", "next_page", "end_time", "count", "end_of_stream"}
-  GET /api/v2/groups.json, /api/v2/ticket_fields.json, /api/v2/satisfaction_ratings.json
+  GET /api/v2/groups.json, /api/v2/ticket_fields.json (Zendesk's own, `removable: false`,
+      and three custom ones whose values tickets carry in `custom_fields`), /api/v2/satisfaction_ratings.json
       cursor pagination: page[size], page[after]; {"links": {"next"}, "meta": {"has_more",
       "after_cursor"}}; satisfaction ratings filter by score, start_time and end_time
   GET /api/v2/users/me.json                     who the credentials belong to
@@ -62,6 +63,8 @@ def ticket(i, minute):
             "type": "question", "requester_id": 9000 + i % 7, "assignee_id": None if i % 5 == 0 else 8000 + i % 3,
             "organization_id": 700 + i % 2, "group_id": 600, "tags": ["t%d" % (i % 3)],
             "via": {"channel": "email" if i % 2 else "web"},
+            "custom_fields": [{"id": 360001, "value": 1000 + i}, {"id": 360002, "value": i % 2 == 0},
+                              {"id": 360003, "value": ["p%d" % (i % 3), "extra"] if i % 5 == 0 else None}],
             "created_at": iso(BASE_TIME), "updated_at": iso(BASE_TIME + 60 * minute)}
 
 
@@ -74,9 +77,15 @@ organizations = [{"id": 700 + i, "name": "Org %d" % i, "details": "", "notes": "
                   "created_at": iso(BASE_TIME), "updated_at": iso(BASE_TIME + i)} for i in range(2)]
 groups = [{"id": 600 + i, "name": "Group %d" % i, "description": "", "default": i == 0,
            "created_at": iso(BASE_TIME), "updated_at": iso(BASE_TIME)} for i in range(3)]
-ticket_fields = [{"id": 300 + i, "type": ["text", "tagger", "checkbox"][i % 3], "title": "Field %d" % i,
-                  "active": True, "required": i == 0, "created_at": iso(BASE_TIME), "updated_at": iso(BASE_TIME)}
-                 for i in range(4)]
+# Zendesk's own fields (not removable) and three custom ones.
+ticket_fields = [{"id": 100 + i, "type": kind, "title": title, "active": True, "required": False,
+                  "removable": False, "created_at": iso(BASE_TIME), "updated_at": iso(BASE_TIME)}
+                 for i, (kind, title) in enumerate([("subject", "Subject"), ("description", "Description"),
+                                                    ("status", "Status")])]
+ticket_fields += [{"id": fid, "type": kind, "title": title, "active": True, "required": False, "removable": True,
+                   "created_at": iso(BASE_TIME), "updated_at": iso(BASE_TIME)}
+                  for fid, kind, title in [(360001, "integer", "Order number"), (360002, "checkbox", "Refund"),
+                                           (360003, "multiselect", "Products")]]
 ratings = [{"id": 500 + i, "ticket_id": i, "score": ["good", "bad", "offered"][i % 3], "comment": "",
             "reason": "", "created_at": iso(BASE_TIME + 3600 * i), "updated_at": iso(BASE_TIME + 3600 * i)}
            for i in range(1, 13)]

@@ -11,7 +11,7 @@ use super::catalog::{
     Catalog, Client, EntityDetail, Field, Operation, Outcome, Pages as PageSink, ReadRequest,
     Write, WriteRequest,
 };
-use super::manifest::{EntityDecl, FieldDecl, Manifest, TimeFormat};
+use super::manifest::{CustomFieldsDecl, EntityDecl, FieldDecl, Manifest, TimeFormat};
 use super::service::{self, Capabilities, Service};
 use crate::auth::sign_in::{OAUTH, OAuthEndpoints, Setting, setting};
 use crate::auth::{AuthKind, ConnectorAuth};
@@ -269,6 +269,14 @@ impl DeclaredCatalog {
         }
     }
 
+    fn headers(&self) -> Vec<(String, String)> {
+        self.manifest
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// Everything the pages of a read send: the entity's own parameters, the conditions
     /// and the window of an incremental pull, as the manifest maps them.
     fn page_request(
@@ -341,11 +349,7 @@ impl DeclaredCatalog {
             url,
             query,
             method: crate::connectors::pages::Method::Get,
-            headers: m
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            headers: self.headers(),
             body: None,
             records_path: read.records.clone(),
             pagination: read.pagination.clone(),
@@ -353,6 +357,96 @@ impl DeclaredCatalog {
             envelope: Some(m.errors.clone()),
         })
     }
+}
+
+/// The custom fields an account added, as the request that lists them says.
+async fn custom_fields(
+    client: &Client,
+    decl: &CustomFieldsDecl,
+    headers: Vec<(String, String)>,
+    errors: pages::Envelope,
+) -> Result<Vec<Field>, ConnectorError> {
+    let address = client.url(&decl.path);
+    let request = PageRequest {
+        url: Url::parse(&address)
+            .map_err(|e| ConnectorError::fatal(format!("{address}: not a URL: {e}")))?,
+        query: decl
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        method: pages::Method::Get,
+        headers,
+        body: None,
+        records_path: decl.records.clone(),
+        pagination: decl.pagination.clone(),
+        max_pages: 1_000,
+        envelope: Some(errors),
+    };
+    let mut pages = Pages::new(&request);
+    let mut fields = Vec::new();
+    while let (Some(entries), _) = pages.next(&client.api).await? {
+        for entry in entries {
+            let chosen = decl
+                .only
+                .as_deref()
+                .is_none_or(|only| at_path(&entry, only).and_then(Value::as_bool) == Some(true));
+            let Some(id) = at_path(&entry, &decl.id).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            if !chosen {
+                continue;
+            }
+            let id = as_text(id);
+            let kind = at_path(&entry, &decl.kind).map(as_text).unwrap_or_default();
+            let field_type = decl.types.get(&kind).copied().unwrap_or(FieldType::String);
+            fields.push(Field {
+                name: format!("{}{id}", decl.prefix),
+                label: at_path(&entry, &decl.label).map_or(id, as_text),
+                data_type: field_type.arrow(),
+                filters: Vec::new(),
+                cursor: false,
+            });
+        }
+    }
+    Ok(fields)
+}
+
+/// The value of a custom field in a record: in its list of `{id, value}` objects; a list
+/// of values (a multi-select) as text separated by commas.
+fn custom_value(decl: &CustomFieldsDecl, raw: &Value, id: &str) -> Option<Value> {
+    let list = at_path(raw, &decl.values)?.as_array()?;
+    let entry = list
+        .iter()
+        .find(|e| e.get("id").map(as_text).as_deref() == Some(id))?;
+    Some(match entry.get("value")? {
+        Value::Array(items) => {
+            Value::String(items.iter().map(as_text).collect::<Vec<_>>().join(","))
+        }
+        other => other.clone(),
+    })
+}
+
+/// A record to write with its custom fields gathered into the list the service takes.
+fn gather_custom(decl: &CustomFieldsDecl, fields: &mut Map<String, Value>) {
+    let names: Vec<String> = fields
+        .keys()
+        .filter(|k| k.starts_with(&decl.prefix))
+        .cloned()
+        .collect();
+    if names.is_empty() {
+        return;
+    }
+    let mut list = Vec::with_capacity(names.len());
+    for name in names {
+        let value = fields.remove(&name).unwrap_or(Value::Null);
+        let id = &name[decl.prefix.len()..];
+        let id = id
+            .parse::<i64>()
+            .map_or_else(|_| Value::from(id), Value::from);
+        list.push(serde_json::json!({"id": id, "value": value}));
+    }
+    fields.insert(decl.values.clone(), Value::Array(list));
 }
 
 fn label_of(decl: &EntityDecl) -> String {
@@ -429,6 +523,11 @@ fn shape(
     let mut record = Map::with_capacity(fields.len());
     for name in fields {
         let Some(field) = decl.field(name) else {
+            let custom = decl.custom_fields.as_ref().and_then(|c| {
+                let id = name.strip_prefix(&c.prefix)?;
+                custom_value(c, raw, id)
+            });
+            record.insert(name.clone(), custom.unwrap_or(Value::Null));
             continue;
         };
         let found = at_path(raw, field.path.as_deref().unwrap_or(&field.name));
@@ -466,11 +565,21 @@ impl Catalog for DeclaredCatalog {
 
     fn describe(
         &self,
-        _: Client,
+        client: Client,
         entity: String,
     ) -> BoxFuture<Result<EntityDetail, ConnectorError>> {
-        let found = self.entity(&entity).map(|d| self.detail(d));
-        Box::pin(async move { found })
+        let found = self
+            .entity(&entity)
+            .map(|d| (self.detail(d), d.custom_fields.clone()));
+        let (headers, errors) = (self.headers(), self.manifest.errors.clone());
+        Box::pin(async move {
+            let (mut detail, custom) = found?;
+            if let Some(custom) = custom {
+                let added = custom_fields(&client, &custom, headers, errors).await?;
+                detail.fields.extend(added);
+            }
+            Ok(detail)
+        })
     }
 
     fn read(
@@ -540,6 +649,9 @@ impl Catalog for DeclaredCatalog {
                 let mut fields = record.clone();
                 for key in &write.keys {
                     fields.remove(key);
+                }
+                if let Some(custom) = &decl.custom_fields {
+                    gather_custom(custom, &mut fields);
                 }
                 let body = match &write.body {
                     Some(template) => fill_body(template, &record, &fields),

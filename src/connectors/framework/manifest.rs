@@ -169,12 +169,61 @@ pub struct EntityDecl {
     /// Its fields with their types: `string`, `integer`, `number`, `boolean`, `date`,
     /// `timestamp`, `decimal(p,s)`.
     pub fields: Vec<FieldDecl>,
+    /// Fields each account adds to the entity, listed by a request (Zendesk's custom
+    /// ticket fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_fields: Option<CustomFieldsDecl>,
     /// How it is read; without it the entity only takes writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read: Option<ReadDecl>,
     /// How it is written.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub writes: Vec<WriteDecl>,
+}
+
+/// Fields an account adds to an entity: a request lists them, and each record carries
+/// their values in a list of `{id, value}` objects, as Zendesk's `custom_fields`. They are
+/// offered as fields named `prefix` + id (`custom_360001`), labelled with their titles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomFieldsDecl {
+    /// The path of the request that lists them, e.g. `/api/v2/ticket_fields.json`.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub query: IndexMap<String, String>,
+    /// Where the list is in its answer, e.g. `ticket_fields`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub records: String,
+    #[serde(default)]
+    pub pagination: Pagination,
+    /// Only the entries for which this dot path is true, e.g. `removable` (Zendesk lists
+    /// its own fields too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<String>,
+    /// Where an entry's id is.
+    #[serde(default = "id")]
+    pub id: String,
+    /// Where its title is.
+    pub label: String,
+    /// Where its kind is, e.g. `type`.
+    pub kind: String,
+    /// The field type of each kind, e.g. `{"integer": "integer", "checkbox": "boolean"}`;
+    /// other kinds are text.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub types: IndexMap<String, FieldType>,
+    /// The start of their field names.
+    #[serde(default = "custom_prefix")]
+    pub prefix: String,
+    /// Where a record's list of values is, e.g. `custom_fields`.
+    pub values: String,
+}
+
+fn id() -> String {
+    "id".into()
+}
+
+fn custom_prefix() -> String {
+    "custom_".into()
 }
 
 /// A field of an entity.
@@ -415,6 +464,14 @@ impl EntityDecl {
             for key in &write.keys {
                 has(key, "the write's key")?;
             }
+        }
+        if let Some(custom) = &self.custom_fields
+            && !custom.path.starts_with('/')
+        {
+            return Err(format!(
+                "`custom_fields.path` `{}` must start with `/`",
+                custom.path
+            ));
         }
         if self.read.is_none() && self.writes.is_empty() {
             return Err("it has neither `read` nor `writes`".into());
