@@ -465,6 +465,93 @@ fn zendesk_tickets_are_created_and_updated_and_refusals_set_aside_in_its_words()
 }
 
 #[test]
+fn many_zendesk_tickets_go_in_jobs_whose_results_say_what_became_of_each() {
+    let server = SupportServer::start("zendesk_server.py", &[]);
+    let scratch = Scratch::new();
+    zendesk(&scratch, &server, "zd-token-1");
+    server.requests();
+    // 150 tickets and two without a description: a job of 100 and one of 52.
+    let mut lines: Vec<Value> = (0..150)
+        .map(|i| json!({"subject": format!("Bulk {i}"), "description": "from a file"}))
+        .collect();
+    lines.insert(40, json!({"subject": "No description 1"}));
+    lines.insert(120, json!({"subject": "No description 2"}));
+    let record = ran(&run(
+        &scratch,
+        &from_file(
+            &scratch,
+            "destination.zendesk",
+            json!({"connection": "zd", "entity": "tickets"}),
+            &lines,
+        ),
+    ));
+    assert_eq!(record["outputs"][0]["records"], 150);
+    assert_eq!(record["records_rejected"], 2);
+    let errors = refused(&record);
+    let subject = |e: &Value| -> Value {
+        serde_json::from_str::<Value>(e["record"].as_str().unwrap()).unwrap()["subject"].clone()
+    };
+    assert_eq!(subject(&errors[0]), "No description 1");
+    assert_eq!(subject(&errors[1]), "No description 2");
+    assert_eq!(
+        errors[0]["reason"],
+        "TicketCreateFailed: Description: cannot be blank"
+    );
+    let requests = server.requests();
+    let jobs = to_path(&requests, "/api/v2/tickets/create_many.json");
+    assert_eq!(jobs.len(), 2);
+    let sizes: Vec<usize> = jobs
+        .iter()
+        .map(|j| j["body"]["tickets"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [100, 52]);
+    assert_eq!(
+        jobs[0]["body"]["tickets"][0],
+        json!({"subject": "Bulk 0", "description": "from a file"})
+    );
+    let polls = requests
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .unwrap()
+                .starts_with("/api/v2/job_statuses/")
+        })
+        .count();
+    assert_eq!(polls, 4, "each job asked after until completed");
+    assert!(to_path(&requests, "/api/v2/tickets.json").is_empty());
+
+    // Updates go in a job too; an unknown id is refused with the job's words.
+    let updates: Vec<Value> = (1..=11)
+        .map(|id| json!({"id": id, "status": "closed"}))
+        .chain([json!({"id": 99999, "status": "closed"})])
+        .collect();
+    let record = ran(&run(
+        &scratch,
+        &from_file(
+            &scratch,
+            "destination.zendesk",
+            json!({"connection": "zd", "entity": "tickets", "operation": "update", "keys": ["id"]}),
+            &updates,
+        ),
+    ));
+    assert_eq!(record["outputs"][0]["records"], 11);
+    assert_eq!(
+        refused(&record)[0]["reason"],
+        "TicketUpdateFailed: RecordNotFound"
+    );
+    let requests = server.requests();
+    let jobs = to_path(&requests, "/api/v2/tickets/update_many.json");
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0]["method"], "PUT");
+    assert_eq!(
+        jobs[0]["body"]["tickets"][0],
+        json!({"id": 1, "status": "closed"}),
+        "a bulk update keeps the id in each record"
+    );
+}
+
+#[test]
 fn zendesk_rate_limits_are_waited_out_expired_tokens_renewed_and_wrong_tokens_named() {
     let server = SupportServer::start("zendesk_server.py", &[]);
     let scratch = Scratch::new();

@@ -13,6 +13,10 @@ wire format:
   GET /api/v2/users/me.json                     who the credentials belong to
   POST /api/v2/tickets.json, PUT /api/v2/tickets/{id}.json   {"ticket": {...}}; a ticket
       without a description is refused (422 RecordInvalid), an unknown id is 404
+  POST /api/v2/tickets/create_many.json, PUT /api/v2/tickets/update_many.json
+      {"tickets": [...]} (at most 100): a job; {"job_status": {"id", "url", "status"}}
+  GET /api/v2/job_statuses/{id}.json            "working", then "completed"
+      with "results": [{"index", "id", "status"} or {"index", "error", "details"}]
   POST /oauth/tokens                            client_credentials and refresh_token grants
 
 Records are ordered by update time, then id; times are ISO 8601 in UTC. A page holds at
@@ -44,6 +48,7 @@ BASE_TIME = 1764547200  # 2025-12-01T00:00:00Z
 
 lock = threading.Lock()
 tokens = set()
+jobs = {}
 refresh_tokens = set()
 log = []
 state = {"fail": [], "per_page": 100}
@@ -236,6 +241,21 @@ class Handler(BaseHTTPRequestHandler):
                       and ("start_time" not in query or unix(r["created_at"]) >= int(query["start_time"]))
                       and ("end_time" not in query or unix(r["created_at"]) < int(query["end_time"]))]
             return self.listing(url, query, "satisfaction_ratings", chosen)
+        m = re.match(r"^/api/v2/job_statuses/([0-9a-f]+)\.json$", url.path)
+        if m:
+            with lock:
+                job = jobs.get(m.group(1))
+                if job:
+                    job["polls"] += 1
+                    polls = job["polls"]
+            self.record(url.path, query, 200 if job else 404)
+            if not job:
+                return self.send(404, {"error": "RecordNotFound", "description": "Not found"})
+            status = "working" if polls < 2 else "completed"
+            return self.send(200, {"job_status": {
+                "id": m.group(1), "status": status, "total": job["total"],
+                "progress": job["total"] if status == "completed" else 0, "message": "Completed at now" if status == "completed" else None,
+                "results": job["results"] if status == "completed" else None}})
         if url.path == "/api/v2/users/me.json":
             self.record(url.path, query, 200)
             return self.send(200, {"user": {"id": 1, "email": EMAIL, "name": "Ana"}})
@@ -252,25 +272,7 @@ class Handler(BaseHTTPRequestHandler):
             self.record(url.path, {}, 400, body)
             return self.send(400, {"error": "InvalidParameter", "description": "ticket is required"})
         with lock:
-            if ticket_id is None:
-                if not fields.get("description") and not (fields.get("comment") or {}).get("body"):
-                    status = 422
-                else:
-                    status = 201
-                    new_id = max(tickets) + 1
-                    new = ticket(new_id, 0)
-                    new.update(fields)
-                    new["id"] = new_id
-                    new["updated_at"] = iso(BASE_TIME + 86400)
-                    tickets[new_id] = new
-                    result = dict(new)
-            elif ticket_id not in tickets:
-                status = 404
-            else:
-                status = 200
-                tickets[ticket_id].update(fields)
-                tickets[ticket_id]["updated_at"] = iso(BASE_TIME + 86400)
-                result = dict(tickets[ticket_id])
+            status, result = self.apply(fields, ticket_id)
         self.record(url.path, {}, status, body)
         if status == 422:
             return self.send(422, {"error": "RecordInvalid", "description": "Record validation errors",
@@ -280,8 +282,58 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(404, {"error": "RecordNotFound", "description": "Not found"})
         self.send(status, {"ticket": result})
 
+    def apply(self, fields, ticket_id):
+        """Creates (ticket_id None) or updates a ticket; (status, result) under the lock."""
+        if ticket_id is None:
+            if not fields.get("description") and not (fields.get("comment") or {}).get("body"):
+                return 422, None
+            new_id = max(tickets) + 1
+            new = ticket(new_id, 0)
+            new.update(fields)
+            new["id"] = new_id
+            new["updated_at"] = iso(BASE_TIME + 86400)
+            tickets[new_id] = new
+            return 201, dict(new)
+        if ticket_id not in tickets:
+            return 404, None
+        tickets[ticket_id].update(fields)
+        tickets[ticket_id]["updated_at"] = iso(BASE_TIME + 86400)
+        return 200, dict(tickets[ticket_id])
+
+    def many(self, url, update):
+        """create_many and update_many: the work is done at once, reported by a job."""
+        body = json.loads(self.body() or "{}")
+        if self.refuse(url, {}, body):
+            return
+        items = body.get("tickets")
+        if not isinstance(items, list) or len(items) > 100:
+            self.record(url.path, {}, 400, body)
+            return self.send(400, {"error": "InvalidValue", "description": "tickets: at most 100"})
+        results = []
+        with lock:
+            for index, fields in enumerate(items):
+                fields = dict(fields)
+                status, done = self.apply(fields, fields.pop("id", None) if update else None)
+                if status == 422:
+                    results.append({"index": index, "error": "TicketCreateFailed",
+                                    "details": "Description: cannot be blank"})
+                elif status == 404:
+                    results.append({"index": index, "id": items[index].get("id"), "error": "TicketUpdateFailed",
+                                    "details": "RecordNotFound"})
+                else:
+                    results.append({"index": index, "id": done["id"], "action": "update" if update else "create",
+                                    "success": True, "status": "Updated" if update else "Created"})
+            job = secrets.token_hex(16)
+            jobs[job] = {"polls": 0, "results": results, "total": len(items)}
+        self.record(url.path, {}, 200, body)
+        self.send(200, {"job_status": {"id": job, "url": "%s/api/v2/job_statuses/%s.json" % (self.base(), job),
+                                       "status": "queued", "total": len(items), "progress": 0,
+                                       "message": None, "results": None}})
+
     def do_PUT(self):
         url = urllib.parse.urlsplit(self.path)
+        if url.path == "/api/v2/tickets/update_many.json":
+            return self.many(url, True)
         m = re.match(r"^/api/v2/tickets/(\d+)\.json$", url.path)
         if not m:
             return self.send(404, {"error": "InvalidEndpoint", "description": "Not found"})
@@ -291,6 +343,8 @@ class Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         if url.path == "/api/v2/tickets.json":
             return self.write(url, None)
+        if url.path == "/api/v2/tickets/create_many.json":
+            return self.many(url, False)
         if url.path == "/test/control":
             change = json.loads(self.body() or "{}")
             with lock:

@@ -11,7 +11,9 @@ use super::catalog::{
     Catalog, Client, EntityDetail, Field, Operation, Outcome, Pages as PageSink, ReadRequest,
     Write, WriteRequest,
 };
-use super::manifest::{CustomFieldsDecl, EntityDecl, FieldDecl, Manifest, TimeFormat};
+use super::manifest::{
+    BulkDecl, CustomFieldsDecl, EntityDecl, FieldDecl, HttpMethod, Manifest, TimeFormat, WriteDecl,
+};
 use super::service::{self, Capabilities, Service};
 use crate::auth::sign_in::{OAUTH, OAuthEndpoints, Setting, setting};
 use crate::auth::{AuthKind, ConnectorAuth};
@@ -638,39 +640,184 @@ impl Catalog for DeclaredCatalog {
                     ))
                 })?;
             let mut outcomes = Vec::with_capacity(records.len());
-            for record in records {
-                let path = match fill_path(&write.path, &record) {
-                    Ok(path) => path,
-                    Err(refused) => {
-                        outcomes.push(Err(refused));
-                        continue;
+            match &write.bulk {
+                Some(bulk) if records.len() >= bulk.min => {
+                    for chunk in records.chunks(bulk.max) {
+                        outcomes.extend(bulk_write(&client, m, &decl, bulk, chunk).await?);
                     }
-                };
-                let mut fields = record.clone();
-                for key in &write.keys {
-                    fields.remove(key);
                 }
-                if let Some(custom) = &decl.custom_fields {
-                    gather_custom(custom, &mut fields);
-                }
-                let body = match &write.body {
-                    Some(template) => fill_body(template, &record, &fields),
-                    None => Value::Object(fields),
-                };
-                let url = client.url(&path);
-                let what = format!("{} of a {} record", request.operation.name(), decl.name);
-                let answer = pages::fetch_for_answer(&client.api, &what, Some(&m.errors), |c| {
-                    let r = with_headers(c.request(write.method.reqwest(), &url), m);
-                    match write.method {
-                        super::manifest::HttpMethod::Get | super::manifest::HttpMethod::Delete => r,
-                        _ => r.json(&body),
+                _ => {
+                    for record in records {
+                        outcomes.push(write_one(&client, m, &decl, write, record).await?);
                     }
-                })
-                .await?;
-                outcomes.push(outcome(m, &answer));
+                }
             }
             Ok(outcomes)
         })
+    }
+}
+
+/// Sends one record by the write's own path.
+async fn write_one(
+    client: &Client,
+    m: &Manifest,
+    decl: &EntityDecl,
+    write: &WriteDecl,
+    record: Map<String, Value>,
+) -> Result<Outcome, ConnectorError> {
+    let path = match fill_path(&write.path, &record) {
+        Ok(path) => path,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let mut fields = record.clone();
+    for key in &write.keys {
+        fields.remove(key);
+    }
+    if let Some(custom) = &decl.custom_fields {
+        gather_custom(custom, &mut fields);
+    }
+    let body = match &write.body {
+        Some(template) => fill_body(template, &record, &fields),
+        None => Value::Object(fields),
+    };
+    let url = client.url(&path);
+    let what = format!("{} of a {} record", write.operation.name(), decl.name);
+    let answer = pages::fetch_for_answer(&client.api, &what, Some(&m.errors), |c| {
+        let r = with_headers(c.request(write.method.reqwest(), &url), m);
+        match write.method {
+            HttpMethod::Get | HttpMethod::Delete => r,
+            _ => r.json(&body),
+        }
+    })
+    .await?;
+    Ok(outcome(m, &answer))
+}
+
+/// Sends records in one request that starts a job, asks after the job until it has
+/// finished, and reads what became of each record from its results. A record the results
+/// do not name as taken is refused: nothing is counted as written that the service did
+/// not say it took.
+async fn bulk_write(
+    client: &Client,
+    m: &Manifest,
+    decl: &EntityDecl,
+    bulk: &BulkDecl,
+    chunk: &[Map<String, Value>],
+) -> Result<Vec<Outcome>, ConnectorError> {
+    let job = &bulk.job;
+    let list: Vec<Value> = chunk
+        .iter()
+        .map(|record| {
+            let mut fields = record.clone();
+            if let Some(custom) = &decl.custom_fields {
+                gather_custom(custom, &mut fields);
+            }
+            Value::Object(fields)
+        })
+        .collect();
+    let body = fill_records(&bulk.body, &list);
+    let what = format!("a job writing {} {} records", chunk.len(), decl.name);
+    let url = client.url(&bulk.path);
+    let started = pages::fetch(&client.api, &what, Some(&m.errors), |c| {
+        with_headers(c.request(bulk.method.reqwest(), &url), m).json(&body)
+    })
+    .await?;
+    let started = json_of(&what, &started)?;
+    let id = at_path(&started, &job.id)
+        .filter(|v| !v.is_null())
+        .map(as_text)
+        .ok_or_else(|| {
+            ConnectorError::fatal(format!("{what}: the answer names no job at `{}`", job.id))
+        })?;
+    let poll = client.url(
+        &fill_path(
+            &job.poll,
+            &Map::from_iter([("id".to_string(), Value::String(id.clone()))]),
+        )
+        .map_err(ConnectorError::fatal)?,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(job.timeout);
+    let asking = format!("{what}: asking after job {id}");
+    let (state, finished) = loop {
+        tokio::time::sleep(std::time::Duration::from_secs_f64(job.every)).await;
+        let answer = pages::fetch(&client.api, &asking, Some(&m.errors), |c| {
+            with_headers(c.get(&poll), m)
+        })
+        .await?;
+        let json = json_of(&asking, &answer)?;
+        let state = at_path(&json, &job.status).map(as_text).unwrap_or_default();
+        if job.done.contains(&state) || job.failed.contains(&state) {
+            break (state, json);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(ConnectorError::transient(format!(
+                "{asking}: still `{state}` after {} s; what it writes may arrive later",
+                job.timeout
+            )));
+        }
+    };
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; chunk.len()];
+    let results = at_path(&finished, &job.results)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (k, result) in results.iter().enumerate() {
+        let index = at_path(result, &job.index)
+            .and_then(Value::as_u64)
+            .map_or(k, |i| i as usize);
+        let Some(slot) = outcomes.get_mut(index) else {
+            continue;
+        };
+        *slot = Some(match at_path(result, &job.error).filter(|e| !e.is_null()) {
+            None => Ok(()),
+            Some(error) => {
+                let details = at_path(result, &job.details)
+                    .filter(|d| !job.details.is_empty() && !d.is_null())
+                    .map(|d| format!(": {}", as_text(d)))
+                    .unwrap_or_default();
+                Err(format!("{}{details}", as_text(error)))
+            }
+        });
+    }
+    let stopped = job.failed.contains(&state);
+    let message = at_path(&finished, &job.message)
+        .filter(|v| !job.message.is_empty() && !v.is_null())
+        .map(as_text);
+    Ok(outcomes
+        .into_iter()
+        .map(|o| {
+            o.unwrap_or_else(|| {
+                Err(match (stopped, &message) {
+                    (true, Some(message)) => format!("the job stopped ({state}): {message}"),
+                    (true, None) => format!("the job stopped ({state})"),
+                    (false, _) => "the job's results say nothing of this record".into(),
+                })
+            })
+        })
+        .collect())
+}
+
+fn json_of(what: &str, answer: &pages::Answer) -> Result<Value, ConnectorError> {
+    match &answer.json {
+        Some(json) => Ok(json.clone()),
+        None => serde_json::from_slice(&answer.body)
+            .map_err(|e| ConnectorError::fatal(format!("{what}: the answer is not JSON ({e})"))),
+    }
+}
+
+/// A bulk body: `"{records}"` replaced by the list of records.
+fn fill_records(template: &Value, records: &[Value]) -> Value {
+    match template {
+        Value::String(s) if s == "{records}" => Value::Array(records.to_vec()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| fill_records(v, records)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), fill_records(v, records)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 

@@ -345,6 +345,88 @@ pub struct WriteDecl {
     /// `{field}`s filled in. Without it the body is the record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
+    /// Many records in one request that starts a job on the service's side, for large
+    /// writes (Zendesk's `create_many`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulk: Option<BulkDecl>,
+}
+
+/// A write of many records at once: one request starts a job, which is asked after until
+/// it is done and then says of each record whether it was taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkDecl {
+    #[serde(default = "post")]
+    pub method: HttpMethod,
+    /// e.g. `/api/v2/tickets/create_many.json`.
+    pub path: String,
+    /// The body, in which `"{records}"` stands for the list of records (keys included).
+    pub body: Value,
+    /// The most records one request takes.
+    pub max: usize,
+    /// Fewer records than this go one by one, by the write's own `path`.
+    #[serde(default = "two")]
+    pub min: usize,
+    pub job: JobDecl,
+}
+
+fn two() -> usize {
+    2
+}
+
+/// How a bulk write's job is followed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobDecl {
+    /// Where the job's id is in the answer that started it, e.g. `job_status.id`.
+    pub id: String,
+    /// The path that tells how the job is doing, with `{id}`, e.g.
+    /// `/api/v2/job_statuses/{id}.json`.
+    pub poll: String,
+    /// Where its state is, e.g. `job_status.status`.
+    pub status: String,
+    /// The states of a job that has finished: its results say what became of each record.
+    pub done: Vec<String>,
+    /// The states of a job that stopped: records its results do not name as taken are
+    /// refused with its `message`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
+    /// Where its message is, e.g. `job_status.message`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Where the list of results is, e.g. `job_status.results`.
+    pub results: String,
+    /// In a result: the record's place in the request (else the result's own place).
+    #[serde(default = "index")]
+    pub index: String,
+    /// In a result: the error, present only when the record was refused.
+    #[serde(default = "error")]
+    pub error: String,
+    /// In a result: what is wrong, shown after the error.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub details: String,
+    /// Seconds between two asks.
+    #[serde(default = "one")]
+    pub every: f64,
+    /// Seconds after which a job that has not finished fails the write.
+    #[serde(default = "hour")]
+    pub timeout: f64,
+}
+
+fn index() -> String {
+    "index".into()
+}
+
+fn error() -> String {
+    "error".into()
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn hour() -> f64 {
+    3600.0
 }
 
 fn post() -> HttpMethod {
@@ -463,6 +545,14 @@ impl EntityDecl {
             }
             for key in &write.keys {
                 has(key, "the write's key")?;
+            }
+            if let Some(bulk) = &write.bulk {
+                if !bulk.path.starts_with('/') || !bulk.job.poll.starts_with('/') {
+                    return Err("a bulk write's `path` and `job.poll` must start with `/`".into());
+                }
+                if bulk.max == 0 || bulk.job.every <= 0.0 {
+                    return Err("a bulk write's `max` and `job.every` must be more than 0".into());
+                }
             }
         }
         if let Some(custom) = &self.custom_fields
