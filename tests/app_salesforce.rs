@@ -212,3 +212,93 @@ fn the_generic_source_inspector_lists_a_services_tables_and_fields() {
     assert_eq!(fields.len(), 10);
     assert!(!fields.contains(&json!("cost")));
 }
+
+#[test]
+fn a_declared_connectors_inspector_shows_custom_fields_by_their_titles() {
+    let server = SupportServer::start("zendesk_server.py", &[]);
+    let scratch = Scratch::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .env("TRIBUTARY_HOME", scratch.home())
+        .env("TRIBUTARY_VAULT_PASSPHRASE", "app tests")
+        .args(["connection", "add", "zd", "--connector", "zendesk"])
+        .args(["--auth", "basic", "--set", "username=ana@acme.com/token"])
+        .args(["--set", &format!("instance_url={}", server.url())])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"zd-token-1\n")
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let flow = flow(
+        vec![
+            node(
+                "zd",
+                "source.zendesk",
+                json!({"connection": "zd", "entity": "tickets"}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("zd", "out")],
+    );
+    let path = scratch.flow("flow.json", &flow);
+    let dirs = Dirs::under(&scratch.home());
+    tributary::auth::vault::unlock_shared(&dirs, "app tests").unwrap();
+    let worker = Worker::new(dirs.clone(), || {});
+    let state = AppState::open_initial(dirs, Some(&path));
+    let mut harness = Harness::builder()
+        .with_size([1440.0, 1000.0])
+        .build_ui_state(
+            |ui, app: &mut TributaryApp| app.ui(ui),
+            TributaryApp::new(state, worker),
+        );
+    harness.run_steps(3);
+    {
+        let app = harness.state_mut();
+        app.state
+            .apply(Command::Select(vec!["zd".into()]), &app.worker);
+    }
+    wait_for(&mut harness, "the fields", |app| {
+        app.state
+            .catalogs
+            .get("zd")
+            .is_some_and(|c| matches!(c.fields, Some(Ok(_))))
+    });
+    assert!(
+        harness
+            .query_by_label("Satisfaction ratings  ·  satisfaction_ratings")
+            .is_some()
+    );
+    assert!(
+        harness
+            .query_by_label_contains("Fields of tickets (16 of 16)")
+            .is_some()
+    );
+    // A field whose title says more than its name is shown by both.
+    assert!(harness.query_by_label("subject  ·  string").is_some());
+    // It is below the list's fold: a person scrolls to it.
+    harness
+        .get_by_label("Order number  ·  custom_360001  ·  integer")
+        .scroll_to_me();
+    harness.run_steps(10);
+    harness
+        .get_by_label("Order number  ·  custom_360001  ·  integer")
+        .click();
+    harness.run_steps(3);
+    let fields = harness.state().state.doc.flow.node("zd").unwrap().config["fields"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(fields.len(), 15);
+    assert!(!fields.contains(&json!("custom_360001")));
+}

@@ -182,12 +182,18 @@ pub trait NodeConfig: Send + Sync + fmt::Debug + 'static {
 
     /// Every field of the chosen object with its type, for the inspector's field
     /// checklist and its filter builder, whichever fields the node reads now.
-    fn entity_fields(
-        &self,
-        _cx: &PlanContext,
-    ) -> BoxFuture<Result<Vec<(String, DataType)>, NodeError>> {
+    fn entity_fields(&self, _cx: &PlanContext) -> BoxFuture<Result<Vec<EntityField>, NodeError>> {
         Box::pin(async { Err(NodeError::msg("this node has no object fields")) })
     }
+}
+
+/// A field of an object, as the inspector's checklist shows it: by its label where the
+/// service has one that says more than the name (`Order number` for `custom_360001`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityField {
+    pub name: String,
+    pub label: String,
+    pub data_type: DataType,
 }
 
 /// Which setting of a node names the object it reads or writes, and what its service calls

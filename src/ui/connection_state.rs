@@ -251,7 +251,8 @@ impl AppState {
                     && (old.connector != draft.connector || old.auth != draft.auth)
                     && let Ok(entry) = service::sign_in(&draft.connector)
                 {
-                    if !entry.kinds.contains(&draft.auth) {
+                    // Another connector starts from its usual sign-in.
+                    if old.connector != draft.connector || !entry.kinds.contains(&draft.auth) {
                         draft.auth = entry.kinds[0];
                     }
                     draft.fill_defaults(entry);

@@ -680,8 +680,7 @@ fn target_of(row: &Value) -> String {
         .to_string()
 }
 
-/// "Test connection" and what the last test of these settings found.
-/// The fields of the object a node reads, once its catalog has them.
+/// The fields of the object a node reads, with their types, once its catalog has them.
 fn catalog_fields(state: &AppState, node: &Node, setting: &str) -> Vec<(String, String)> {
     state
         .catalogs
@@ -689,11 +688,10 @@ fn catalog_fields(state: &AppState, node: &Node, setting: &str) -> Vec<(String, 
         .filter(|c| c.key == Catalog::key_of(&node.config, setting))
         .and_then(|c| c.fields.clone())
         .and_then(Result::ok)
+        .map(|fields| fields.into_iter().map(|f| (f.name, f.kind)).collect())
         .unwrap_or_default()
 }
 
-/// The objects of the node's connection, with a search box, and the chosen object's
-/// fields as a checklist.
 /// `tables` → `Tables`.
 fn capitalized(word: &str) -> String {
     let mut chars = word.chars();
@@ -703,6 +701,8 @@ fn capitalized(word: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The objects of the node's connection, with a search box, and the chosen object's
+/// fields as a checklist.
 fn entity_browser(
     ui: &mut Ui,
     state: &AppState,
@@ -834,14 +834,15 @@ fn entity_browser(
                 .id_salt("object fields")
                 .max_height(220.0)
                 .show(ui, |ui| {
-                    for (name, kind) in fields {
+                    for field in fields {
+                        let name = &field.name;
                         let mut on = all || chosen.contains(name);
-                        let label = format!("{name}  ·  {kind}");
+                        let label = field.shown();
                         if ui.checkbox(&mut on, label).changed() {
                             // Keep the object's order; every field checked is "all".
                             let now: Vec<&String> = fields
                                 .iter()
-                                .map(|(n, _)| n)
+                                .map(|f| &f.name)
                                 .filter(|n| {
                                     if *n == name {
                                         on
@@ -872,6 +873,7 @@ fn entity_browser(
     }
 }
 
+/// "Test connection" and what the last test of these settings found.
 fn connection_test(ui: &mut Ui, state: &AppState, node: &Node, commands: &mut Vec<Command>) {
     let test = state
         .connection_tests

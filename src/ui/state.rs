@@ -193,8 +193,33 @@ pub struct ConnectionTest {
 pub struct Catalog {
     pub key: (String, String),
     pub entities: Option<Result<Vec<crate::node::Entity>, String>>,
-    pub fields: Option<Result<Vec<(String, String)>, String>>,
+    pub fields: Option<Result<Vec<CatalogField>, String>>,
     pub search: String,
+}
+
+/// A field of the object a node reads, with its type in words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogField {
+    pub name: String,
+    pub label: String,
+    pub kind: String,
+}
+
+impl CatalogField {
+    /// What the checklist shows: the name and type, after the label when the label says
+    /// more than the name (`Order number  ·  custom_360001  ·  integer`).
+    pub fn shown(&self) -> String {
+        let plain = |s: &str| {
+            s.chars()
+                .filter(|c| c.is_alphanumeric())
+                .flat_map(char::to_lowercase)
+                .collect::<String>()
+        };
+        match self.label.is_empty() || plain(&self.label) == plain(&self.name) {
+            true => format!("{}  ·  {}", self.name, self.kind),
+            false => format!("{}  ·  {}  ·  {}", self.label, self.name, self.kind),
+        }
+    }
 }
 
 impl Catalog {

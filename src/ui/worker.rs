@@ -2,6 +2,7 @@
 //! runtime and report back by messages, so the UI thread never waits. Each message asks
 //! for a repaint so it is seen at once.
 
+use crate::ui::state::CatalogField;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -45,7 +46,7 @@ pub enum Message {
         key: (String, String),
         /// Absent when only the fields were asked for.
         entities: Option<Result<Vec<crate::node::Entity>, String>>,
-        fields: Result<Vec<(String, String)>, String>,
+        fields: Result<Vec<CatalogField>, String>,
     },
     /// A browser login is waiting for the user, at this URL.
     LoginWaiting {
@@ -205,9 +206,11 @@ impl Worker {
                             .await
                             .map(|fields| {
                                 fields
-                                    .iter()
-                                    .map(|(name, kind)| {
-                                        (name.clone(), crate::types::describe(kind))
+                                    .into_iter()
+                                    .map(|f| CatalogField {
+                                        kind: crate::types::describe(&f.data_type),
+                                        name: f.name,
+                                        label: f.label,
                                     })
                                     .collect()
                             })

@@ -219,7 +219,7 @@ impl NodeConfig for EntityDestination {
     fn entity_fields(
         &self,
         cx: &PlanContext,
-    ) -> crate::node::BoxFuture<Result<Vec<(String, arrow::datatypes::DataType)>, NodeError>> {
+    ) -> crate::node::BoxFuture<Result<Vec<crate::node::EntityField>, NodeError>> {
         self.target().fields(cx)
     }
 

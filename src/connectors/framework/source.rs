@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
@@ -20,8 +20,8 @@ use super::target::Target;
 use crate::codecs::read::values_to_batch;
 use crate::conditions::Condition;
 use crate::node::{
-    BoxFuture, BuildContext, ConfigProblem, Demand, Entities, Entity, ErrorRecord, NodeConfig,
-    NodeError, NodeType, PlanContext, Runtime, Source, SourceOutput,
+    BoxFuture, BuildContext, ConfigProblem, Demand, Entities, Entity, EntityField, ErrorRecord,
+    NodeConfig, NodeError, NodeType, PlanContext, Runtime, Source, SourceOutput,
 };
 
 /// What every service's source node holds.
@@ -293,10 +293,7 @@ impl NodeConfig for EntitySource {
         self.target().entities(cx)
     }
 
-    fn entity_fields(
-        &self,
-        cx: &PlanContext,
-    ) -> BoxFuture<Result<Vec<(String, DataType)>, NodeError>> {
+    fn entity_fields(&self, cx: &PlanContext) -> BoxFuture<Result<Vec<EntityField>, NodeError>> {
         self.target().fields(cx)
     }
 

@@ -2,7 +2,7 @@
 //! entity their settings name — opening the connection, learning the entity through the
 //! workspace's discovery cache, and the inspector's lists.
 
-use arrow::datatypes::DataType;
+use crate::node::EntityField;
 
 use super::catalog::{Catalog, Client, EntityDetail};
 use super::service::{self, Service};
@@ -59,17 +59,18 @@ impl Target<'_> {
     }
 
     /// The chosen entity's fields, for the field checklist.
-    pub fn fields(
-        &self,
-        cx: &PlanContext,
-    ) -> BoxFuture<Result<Vec<(String, DataType)>, NodeError>> {
+    pub fn fields(&self, cx: &PlanContext) -> BoxFuture<Result<Vec<EntityField>, NodeError>> {
         let detail = self.describe_now(cx);
         Box::pin(async move {
             Ok(detail
                 .await?
                 .fields
                 .into_iter()
-                .map(|f| (f.name, f.data_type))
+                .map(|f| EntityField {
+                    name: f.name,
+                    label: f.label,
+                    data_type: f.data_type,
+                })
                 .collect())
         })
     }

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, SecondsFormat, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -21,8 +21,8 @@ use crate::codecs::read::values_to_batch;
 use crate::conditions::{Condition, Operator};
 use crate::connectors::framework::Watermark;
 use crate::node::{
-    BoxFuture, BuildContext, ConfigProblem, Entities, Entity, ErrorRecord, NodeConfig, NodeError,
-    NodeKind, PlanContext, Runtime, Source,
+    BoxFuture, BuildContext, ConfigProblem, Entities, Entity, EntityField, ErrorRecord, NodeConfig,
+    NodeError, NodeKind, PlanContext, Runtime, Source,
 };
 use crate::node::{Demand, SourceOutput};
 use crate::paths::Dirs;
@@ -383,10 +383,7 @@ impl NodeConfig for SalesforceSource {
         })
     }
 
-    fn entity_fields(
-        &self,
-        cx: &PlanContext,
-    ) -> BoxFuture<Result<Vec<(String, DataType)>, NodeError>> {
+    fn entity_fields(&self, cx: &PlanContext) -> BoxFuture<Result<Vec<EntityField>, NodeError>> {
         let config = self.clone();
         let org = self.org(&cx.dirs);
         Box::pin(async move {
@@ -395,7 +392,11 @@ impl NodeConfig for SalesforceSource {
                 .fields
                 .iter()
                 .filter(|f| !f.is_compound())
-                .map(|f| (f.name.clone(), f.arrow_type()))
+                .map(|f| EntityField {
+                    name: f.name.clone(),
+                    label: f.label.clone(),
+                    data_type: f.arrow_type(),
+                })
                 .collect())
         })
     }
