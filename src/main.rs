@@ -225,12 +225,16 @@ fn execute(command: Command) -> anyhow::Result<u8> {
         errln!("warning: {e}; going without the proxy setting");
     }
     // The user's connector manifests, before anything lists the connectors.
-    for problem in tributary::connectors::load_manifests(&dirs) {
-        errln!("warning: connector manifest {problem}; it is left out");
+    let left_out: Vec<String> = tributary::connectors::load_manifests(&dirs)
+        .into_iter()
+        .map(|problem| format!("A connector manifest is left out: {problem}"))
+        .collect();
+    for warning in &left_out {
+        errln!("warning: {warning}");
     }
     match command {
         Command::Gui { flow, options } => {
-            tributary::ui::run(flow, options)?;
+            tributary::ui::run(flow, options, left_out)?;
             Ok(0)
         }
         Command::Run {

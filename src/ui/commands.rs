@@ -114,6 +114,9 @@ pub enum Command {
     SetPreviewLimit(u64),
     RefreshPreview,
     ShowTab(super::state::Tab),
+    /// Say something that went wrong outside the window, such as a connector manifest
+    /// left out at start.
+    Warn(String),
     /// Opens a file or folder with the system's handler.
     OpenExternally(PathBuf),
 

@@ -78,7 +78,8 @@ pub enum Theme {
 pub const SUCCESS: egui::Color32 = egui::Color32::from_rgb(0x2f, 0x9e, 0x5b);
 
 /// Opens the window; returns when it is closed.
-pub fn run(flow: Option<PathBuf>, start: Options) -> anyhow::Result<()> {
+/// Opens the window; `warnings` (connector manifests left out, say) are said in it.
+pub fn run(flow: Option<PathBuf>, start: Options, warnings: Vec<String>) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1440.0, 900.0])
@@ -107,6 +108,9 @@ pub fn run(flow: Option<PathBuf>, start: Options) -> anyhow::Result<()> {
             }
             if start.connections {
                 state.apply(Command::ShowConnections(true), &worker);
+            }
+            if !warnings.is_empty() {
+                state.apply(Command::Warn(warnings.join("; ")), &worker);
             }
             if let Some(tab) = start.tab {
                 let tab = match tab {

@@ -972,6 +972,7 @@ impl AppState {
             }
             Command::SetPreviewLimit(limit) => self.preview.limit = limit.clamp(1, 100_000),
             Command::RefreshPreview => self.preview.requested = None,
+            Command::Warn(text) => self.say(text, true),
             Command::ShowTab(tab) => {
                 self.tab = tab;
                 if tab == Tab::History {

@@ -436,12 +436,21 @@ fn post() -> HttpMethod {
 impl Manifest {
     /// Reads a manifest, with a message naming the line and column of what is wrong.
     pub fn parse(text: &str) -> Result<Manifest, String> {
-        let manifest: Manifest = serde_json::from_str(text).map_err(|e| {
+        let mut reader = serde_json::Deserializer::from_str(text);
+        let manifest: Manifest = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+            let at = crate::serde_words::pointer_from_serde_path(e.path());
+            let inner = e.inner();
             format!(
-                "line {}, column {}: {}",
-                e.line(),
-                e.column(),
-                crate::serde_words::strip_position(&e.to_string())
+                "line {}, column {}{}: {}",
+                inner.line(),
+                inner.column(),
+                match at.is_empty() {
+                    true => String::new(),
+                    false => format!(" (at {at})"),
+                },
+                crate::serde_words::serde_in_words(crate::serde_words::strip_position(
+                    &inner.to_string()
+                ))
             )
         })?;
         manifest.check()?;
@@ -615,7 +624,8 @@ mod tests {
     fn mistakes_are_named_with_where_they_are() {
         let e = problem(|m| m["entities"][0]["read"]["paginate"] = "x".into());
         assert!(
-            e.starts_with("line 2") && e.contains("unknown field `paginate`"),
+            e.starts_with("line 29, column 18 (at /entities/0/read/paginate)")
+                && e.contains("unknown setting `paginate`"),
             "{e}"
         );
         let e = problem(|m| m["format"] = "tributary.connector/9".into());
