@@ -26,25 +26,24 @@ fn config(harness: &Harness<'static, TributaryApp>) -> serde_json::Value {
         .clone()
 }
 
-#[test]
-fn the_inspector_lists_objects_and_fields_to_choose_from() {
-    let org = SupportServer::start("salesforce_server.py", &[]);
-    let scratch = Scratch::new();
-    salesforce_connection(&scratch, &org, "app tests");
+/// The app on a flow of one source node `id` of type `kind` into a folder, the node
+/// selected; the connections' vault is unlocked with "app tests".
+fn inspecting(
+    scratch: &Scratch,
+    id: &str,
+    kind: &str,
+    config: serde_json::Value,
+) -> Harness<'static, TributaryApp> {
     let flow = flow(
         vec![
-            node(
-                "sf",
-                "source.salesforce",
-                json!({"connection": "crm", "object": ""}),
-            ),
+            node(id, kind, config),
             node(
                 "out",
                 "destination.local",
                 json!({"folder": "out", "format": "jsonl"}),
             ),
         ],
-        &[("sf", "out")],
+        &[(id, "out")],
     );
     let path = scratch.flow("flow.json", &flow);
     let dirs = Dirs::under(&scratch.home());
@@ -62,8 +61,22 @@ fn the_inspector_lists_objects_and_fields_to_choose_from() {
     {
         let app = harness.state_mut();
         app.state
-            .apply(Command::Select(vec!["sf".into()]), &app.worker);
+            .apply(Command::Select(vec![id.into()]), &app.worker);
     }
+    harness
+}
+
+#[test]
+fn the_inspector_lists_objects_and_fields_to_choose_from() {
+    let org = SupportServer::start("salesforce_server.py", &[]);
+    let scratch = Scratch::new();
+    salesforce_connection(&scratch, &org, "app tests");
+    let mut harness = inspecting(
+        &scratch,
+        "sf",
+        "source.salesforce",
+        json!({"connection": "crm", "object": ""}),
+    );
     wait_for(&mut harness, "the object list", |app| {
         app.state
             .catalogs
@@ -123,38 +136,12 @@ fn the_generic_source_inspector_lists_a_services_tables_and_fields() {
     let instance = SupportServer::start("servicenow_server.py", &[]);
     let scratch = Scratch::new();
     servicenow_connection(&scratch, &instance, "app tests");
-    let flow = flow(
-        vec![
-            node(
-                "sn",
-                "source.servicenow",
-                json!({"connection": "sn", "entity": ""}),
-            ),
-            node(
-                "out",
-                "destination.local",
-                json!({"folder": "out", "format": "jsonl"}),
-            ),
-        ],
-        &[("sn", "out")],
+    let mut harness = inspecting(
+        &scratch,
+        "sn",
+        "source.servicenow",
+        json!({"connection": "sn", "entity": ""}),
     );
-    let path = scratch.flow("flow.json", &flow);
-    let dirs = Dirs::under(&scratch.home());
-    tributary::auth::vault::unlock_shared(&dirs, "app tests").unwrap();
-    let worker = Worker::new(dirs.clone(), || {});
-    let state = AppState::open_initial(dirs, Some(&path));
-    let mut harness = Harness::builder()
-        .with_size([1440.0, 1000.0])
-        .build_ui_state(
-            |ui, app: &mut TributaryApp| app.ui(ui),
-            TributaryApp::new(state, worker),
-        );
-    harness.run_steps(3);
-    {
-        let app = harness.state_mut();
-        app.state
-            .apply(Command::Select(vec!["sn".into()]), &app.worker);
-    }
     wait_for(&mut harness, "the table list", |app| {
         app.state
             .catalogs
@@ -217,57 +204,13 @@ fn the_generic_source_inspector_lists_a_services_tables_and_fields() {
 fn a_declared_connectors_inspector_shows_custom_fields_by_their_titles() {
     let server = SupportServer::start("zendesk_server.py", &[]);
     let scratch = Scratch::new();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .env("TRIBUTARY_HOME", scratch.home())
-        .env("TRIBUTARY_VAULT_PASSPHRASE", "app tests")
-        .args(["connection", "add", "zd", "--connector", "zendesk"])
-        .args(["--auth", "basic", "--set", "username=ana@acme.com/token"])
-        .args(["--set", &format!("instance_url={}", server.url())])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"zd-token-1\n")
-        .unwrap();
-    assert!(child.wait_with_output().unwrap().status.success());
-    let flow = flow(
-        vec![
-            node(
-                "zd",
-                "source.zendesk",
-                json!({"connection": "zd", "entity": "tickets"}),
-            ),
-            node(
-                "out",
-                "destination.local",
-                json!({"folder": "out", "format": "jsonl"}),
-            ),
-        ],
-        &[("zd", "out")],
+    zendesk_connection(&scratch, &server, "app tests", "zd-token-1");
+    let mut harness = inspecting(
+        &scratch,
+        "zd",
+        "source.zendesk",
+        json!({"connection": "zd", "entity": "tickets"}),
     );
-    let path = scratch.flow("flow.json", &flow);
-    let dirs = Dirs::under(&scratch.home());
-    tributary::auth::vault::unlock_shared(&dirs, "app tests").unwrap();
-    let worker = Worker::new(dirs.clone(), || {});
-    let state = AppState::open_initial(dirs, Some(&path));
-    let mut harness = Harness::builder()
-        .with_size([1440.0, 1000.0])
-        .build_ui_state(
-            |ui, app: &mut TributaryApp| app.ui(ui),
-            TributaryApp::new(state, worker),
-        );
-    harness.run_steps(3);
-    {
-        let app = harness.state_mut();
-        app.state
-            .apply(Command::Select(vec!["zd".into()]), &app.worker);
-    }
     wait_for(&mut harness, "the fields", |app| {
         app.state
             .catalogs

@@ -7,8 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::*;
 use indexmap::IndexMap;
@@ -38,47 +37,11 @@ fn add(
     settings: &[String],
     secret: &str,
 ) {
-    let mut args = vec![
-        "connection".to_string(),
-        "add".into(),
-        name.into(),
-        "--connector".into(),
-        connector.into(),
-        "--auth".into(),
-        auth.into(),
-    ];
-    for s in settings {
-        args.extend(["--set".to_string(), s.clone()]);
-    }
-    let mut child = tributary(scratch)
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{secret}\n").as_bytes())
-        .unwrap();
-    let added = child.wait_with_output().unwrap();
-    assert!(added.status.success(), "{}", stderr(&added));
+    add_connection(scratch, PASSPHRASE, name, connector, auth, settings, secret);
 }
 
-fn zendesk(scratch: &Scratch, server: &SupportServer, password: &str) {
-    add(
-        scratch,
-        "zd",
-        "zendesk",
-        "basic",
-        &[
-            format!("instance_url={}", server.url()),
-            "username=ana@acme.com/token".into(),
-        ],
-        password,
-    );
+fn zendesk(scratch: &Scratch, server: &SupportServer, token: &str) {
+    zendesk_connection(scratch, server, PASSPHRASE, token);
 }
 
 fn slack(scratch: &Scratch, server: &SupportServer, token: &str) {
@@ -114,11 +77,6 @@ fn run(scratch: &Scratch, flow: &Value) -> Output {
         .unwrap()
 }
 
-fn ran(out: &Output) -> Value {
-    assert!(out.status.success(), "{}\n{}", stdout(out), stderr(out));
-    serde_json::from_str(&stdout(out)).unwrap()
-}
-
 /// Every record written so far, by `key`, and how many were written in all.
 fn written(scratch: &Scratch, key: &str) -> (BTreeMap<String, Value>, usize) {
     let mut by_key = BTreeMap::new();
@@ -140,14 +98,6 @@ fn written(scratch: &Scratch, key: &str) -> (BTreeMap<String, Value>, usize) {
 
 fn to_path<'r>(requests: &'r [Value], path: &str) -> Vec<&'r Value> {
     requests.iter().filter(|r| r["path"] == path).collect()
-}
-
-fn refused(record: &Value) -> Vec<Value> {
-    std::fs::read_to_string(record["error_output"].as_str().unwrap())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// A flow that writes the records of a JSON lines file to a service's destination node.

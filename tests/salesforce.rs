@@ -59,11 +59,6 @@ fn run(scratch: &Scratch, flow: &Value, extra: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ran(out: &Output) -> Value {
-    assert!(out.status.success(), "{}\n{}", stdout(out), stderr(out));
-    serde_json::from_str(&stdout(out)).unwrap()
-}
-
 /// Every record written so far, by Id, with how many times each came.
 fn written(scratch: &Scratch) -> (BTreeMap<String, Value>, usize) {
     let mut by_id = BTreeMap::new();

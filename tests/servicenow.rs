@@ -108,11 +108,6 @@ fn run(scratch: &Scratch, flow: &Value) -> Output {
         .unwrap()
 }
 
-fn ran(out: &Output) -> Value {
-    assert!(out.status.success(), "{}\n{}", stdout(out), stderr(out));
-    serde_json::from_str(&stdout(out)).unwrap()
-}
-
 /// Every record written so far by number, and how many were written in all.
 fn written(scratch: &Scratch) -> (BTreeMap<String, Value>, usize) {
     let mut by_number = BTreeMap::new();
@@ -472,14 +467,6 @@ fn from_file(scratch: &Scratch, lines: &[Value], operation: &str) -> Value {
         ],
         &[("file", "sn")],
     )
-}
-
-fn refused(record: &Value) -> Vec<Value> {
-    std::fs::read_to_string(record["error_output"].as_str().unwrap())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]

@@ -53,6 +53,21 @@ impl Scratch {
     }
 }
 
+/// The run record a successful `tributary run --json` printed.
+pub fn ran(out: &Output) -> Value {
+    assert!(out.status.success(), "{}\n{}", stdout(out), stderr(out));
+    serde_json::from_str(&stdout(out)).unwrap()
+}
+
+/// The records a run set aside, from its error output.
+pub fn refused(record: &Value) -> Vec<Value> {
+    std::fs::read_to_string(record["error_output"].as_str().unwrap())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -259,9 +274,17 @@ pub fn salesforce_connection(scratch: &Scratch, org: &SupportServer, passphrase:
     assert!(login.status.success(), "{}", stderr(&login));
 }
 
-/// Adds the ServiceNow connection `sn` (basic sign-in as `admin`) to a scratch
-/// installation, for a `servicenow_server.py` instance; the vault takes `passphrase`.
-pub fn servicenow_connection(scratch: &Scratch, instance: &SupportServer, passphrase: &str) {
+/// `tributary connection add NAME --connector CONNECTOR --auth AUTH --set …` in a scratch
+/// installation whose vault takes `passphrase`, the secret given on standard input.
+pub fn add_connection(
+    scratch: &Scratch,
+    passphrase: &str,
+    name: &str,
+    connector: &str,
+    auth: &str,
+    settings: &[String],
+    secret: &str,
+) {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_tributary"))
         .env("TRIBUTARY_HOME", scratch.home())
@@ -270,28 +293,65 @@ pub fn servicenow_connection(scratch: &Scratch, instance: &SupportServer, passph
         .args([
             "connection",
             "add",
-            "sn",
+            name,
             "--connector",
-            "servicenow",
+            connector,
             "--auth",
-            "basic",
+            auth,
         ])
-        .args(["--set", &format!("instance_url={}", instance.url())])
-        .args(["--set", "username=admin"])
+        .args(settings.iter().flat_map(|s| ["--set", s.as_str()]))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let password = instance.info["password"].as_str().unwrap();
     child
         .stdin
         .take()
         .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
+        .write_all(format!("{secret}\n").as_bytes())
         .unwrap();
     let added = child.wait_with_output().unwrap();
     assert!(added.status.success(), "{}", stderr(&added));
+}
+
+/// Adds the ServiceNow connection `sn` (basic sign-in as `admin`) to a scratch
+/// installation, for a `servicenow_server.py` instance; the vault takes `passphrase`.
+pub fn servicenow_connection(scratch: &Scratch, instance: &SupportServer, passphrase: &str) {
+    add_connection(
+        scratch,
+        passphrase,
+        "sn",
+        "servicenow",
+        "basic",
+        &[
+            format!("instance_url={}", instance.url()),
+            "username=admin".into(),
+        ],
+        instance.info["password"].as_str().unwrap(),
+    );
+}
+
+/// Adds the Zendesk connection `zd` (an API token) to a scratch installation, for a
+/// `zendesk_server.py` instance; the vault takes `passphrase`.
+pub fn zendesk_connection(
+    scratch: &Scratch,
+    server: &SupportServer,
+    passphrase: &str,
+    token: &str,
+) {
+    add_connection(
+        scratch,
+        passphrase,
+        "zd",
+        "zendesk",
+        "basic",
+        &[
+            format!("instance_url={}", server.url()),
+            "username=ana@acme.com/token".into(),
+        ],
+        token,
+    );
 }
 
 /// Runs `tributary run FLOW` under strace, which kills it with SIGKILL as it enters its
