@@ -35,19 +35,16 @@ import base64
 import json
 import re
 import secrets
-import sys
-import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from wire import JsonHandler, failures, lock, serve
 
 USER, PASSWORD = "admin", "sn-pass-1"
 CLIENT_ID, CLIENT_SECRET = "sn-client", "sn-secret-7"
 
-lock = threading.Lock()
 tokens = set()
 refresh_tokens = set()
-log = []
-state = {"fail": [], "max_rows": 100}
+state = {"max_rows": 100}
 
 TABLES = [
     {"sys_id": "a0000000000000000000000000000001", "name": "task", "label": "Task", "super_class": ""},
@@ -206,31 +203,9 @@ def run_query(table, rows, query):
     return out
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def base(self):
-        return "http://%s:%d" % self.server.server_address[:2]
-
-    def send(self, status, body, headers=()):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in headers:
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JsonHandler):
     def failure(self, status, message, detail, headers=()):
         self.send(status, {"error": {"message": message, "detail": detail}, "status": "failure"}, headers)
-
-    def body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n).decode() if n else ""
 
     def signed_in(self):
         auth = self.headers.get("Authorization") or ""
@@ -241,11 +216,6 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 return auth[7:] in tokens
         return False
-
-    def record(self, path, query, status, body=None):
-        with lock:
-            log.append({"method": self.command, "path": path, "query": query, "status": status, "body": body,
-                        "auth": (self.headers.get("Authorization") or "").split(" ")[0]})
 
     def write(self, url, table, sys_id):
         """POST (sys_id None) or PATCH of an incident."""
@@ -300,22 +270,11 @@ class Handler(BaseHTTPRequestHandler):
             return self.failure(400, "Requested URI does not represent any resource", url.path)
         self.write(url, m.group(1), m.group(2))
 
-    def queued_failure(self, where):
-        with lock:
-            for f in state["fail"]:
-                if f["at"] in where:
-                    state["fail"].remove(f)
-                    return f
-        return None
-
     def do_GET(self):
         url = urllib.parse.urlsplit(self.path)
         query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
         if url.path == "/test/log":
-            with lock:
-                entries = list(log)
-                log.clear()
-            return self.send(200, entries)
+            return self.send(200, self.taken_log())
         m = re.match(r"^/api/now/table/([a-z_0-9]+)$", url.path)
         if not m:
             self.record(url.path, query, 400)
@@ -370,7 +329,7 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 for r in change.get("upsert", []):
                     incidents.setdefault(r["sys_id"], {}).update(r)
-                state["fail"].extend(change.get("fail", []))
+                failures.extend(change.get("fail", []))
                 state["max_rows"] = change.get("max_rows", state["max_rows"])
                 if change.get("expire"):
                     tokens.clear()
@@ -405,8 +364,4 @@ class Handler(BaseHTTPRequestHandler):
         self.send(404, {"error": {"message": "not found", "detail": url.path}, "status": "failure"})
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-threading.Thread(target=server.serve_forever, daemon=True).start()
-print(json.dumps({"url": "http://127.0.0.1:%d" % server.server_address[1], "user": USER, "password": PASSWORD,
-                  "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}), flush=True)
-sys.stdin.read()
+serve(Handler, {"user": USER, "password": PASSWORD, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})

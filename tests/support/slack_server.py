@@ -28,21 +28,18 @@ line with its URL, then serves until stdin closes.
 import base64
 import json
 import secrets
-import sys
-import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from wire import JsonHandler, failures, lock, serve
 
 BOT_TOKEN = "xoxb-test-1"
 CLIENT_ID, CLIENT_SECRET = "1234.5678", "slack-secret-9"
 BASE_TS = 1764547200
 
-lock = threading.Lock()
 tokens = set()
 refresh_tokens = set()
 codes = set()
-log = []
-state = {"fail": [], "per_page": 100}
+state = {"per_page": 100}
 
 channels = [{"id": "C%d" % i, "name": "channel-%d" % i, "is_channel": True, "is_private": i == 3,
              "is_archived": False, "num_members": 3 + i, "topic": {"value": "Topic %d" % i},
@@ -66,34 +63,7 @@ messages = {"C1": [{"type": "message", "user": "U%03d" % (i % 7), "text": "Messa
 posted = []
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def base(self):
-        return "http://%s:%d" % self.server.server_address[:2]
-
-    def send(self, status, body, headers=()):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in headers:
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n).decode() if n else ""
-
-    def record(self, path, query, status, body=None):
-        with lock:
-            log.append({"method": self.command, "path": path, "query": query, "status": status, "body": body,
-                        "auth": (self.headers.get("Authorization") or "").split(" ")[0]})
-
+class Handler(JsonHandler):
     def who(self):
         """None when signed in, else Slack's error code."""
         auth = self.headers.get("Authorization") or ""
@@ -108,14 +78,6 @@ class Handler(BaseHTTPRequestHandler):
             if token.startswith("xoxe.xoxb-"):
                 return "token_expired"
         return "invalid_auth"
-
-    def queued_failure(self, where):
-        with lock:
-            for f in state["fail"]:
-                if f["at"] in where:
-                    state["fail"].remove(f)
-                    return f
-        return None
 
     def page(self, query, items):
         limit = min(int(query.get("limit") or 100), state["per_page"])
@@ -185,10 +147,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
         if url.path == "/test/log":
-            with lock:
-                entries = list(log)
-                log.clear()
-            return self.send(200, entries)
+            return self.send(200, self.taken_log())
         if url.path == "/test/posted":
             with lock:
                 return self.send(200, list(posted))
@@ -212,7 +171,7 @@ class Handler(BaseHTTPRequestHandler):
             change = json.loads(text or "{}")
             with lock:
                 messages["C1"].extend(change.get("post", []))
-                state["fail"].extend(change.get("fail", []))
+                failures.extend(change.get("fail", []))
                 state["per_page"] = change.get("per_page", state["per_page"])
                 if change.get("expire"):
                     tokens.clear()
@@ -247,8 +206,4 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(url, query, body)
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-threading.Thread(target=server.serve_forever, daemon=True).start()
-print(json.dumps({"url": "http://127.0.0.1:%d" % server.server_address[1], "token": BOT_TOKEN,
-                  "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}), flush=True)
-sys.stdin.read()
+serve(Handler, {"token": BOT_TOKEN, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})

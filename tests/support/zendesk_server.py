@@ -36,22 +36,19 @@ import base64
 import json
 import re
 import secrets
-import sys
-import threading
 import urllib.parse
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from wire import JsonHandler, failures, lock, serve
 
 EMAIL, API_TOKEN = "ana@acme.com", "zd-token-1"
 CLIENT_ID, CLIENT_SECRET = "zd-client", "zd-secret-3"
 BASE_TIME = 1764547200  # 2025-12-01T00:00:00Z
 
-lock = threading.Lock()
 tokens = set()
 jobs = {}
 refresh_tokens = set()
-log = []
-state = {"fail": [], "per_page": 100}
+state = {"per_page": 100}
 
 
 def iso(t):
@@ -108,29 +105,7 @@ def decode(text):
     return json.loads(base64.urlsafe_b64decode(text.encode()))
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def base(self):
-        return "http://%s:%d" % self.server.server_address[:2]
-
-    def send(self, status, body, headers=()):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in headers:
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n).decode() if n else ""
-
+class Handler(JsonHandler):
     def signed_in(self):
         auth = self.headers.get("Authorization") or ""
         if auth.startswith("Basic "):
@@ -140,19 +115,6 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 return auth[7:] in tokens
         return False
-
-    def record(self, path, query, status, body=None):
-        with lock:
-            log.append({"method": self.command, "path": path, "query": query, "status": status, "body": body,
-                        "auth": (self.headers.get("Authorization") or "").split(" ")[0]})
-
-    def queued_failure(self, where):
-        with lock:
-            for f in state["fail"]:
-                if f["at"] in where:
-                    state["fail"].remove(f)
-                    return f
-        return None
 
     def refuse(self, url, query, body=None):
         """Answers a queued failure or a missing sign-in; True when it did."""
@@ -208,10 +170,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
         if url.path == "/test/log":
-            with lock:
-                entries = list(log)
-                log.clear()
-            return self.send(200, entries)
+            return self.send(200, self.taken_log())
         if self.refuse(url, query):
             return
         with lock:
@@ -350,7 +309,7 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 for t in change.get("upsert", []):
                     tickets.setdefault(t["id"], ticket(t["id"], 0)).update(t)
-                state["fail"].extend(change.get("fail", []))
+                failures.extend(change.get("fail", []))
                 state["per_page"] = change.get("per_page", state["per_page"])
                 if change.get("expire"):
                     tokens.clear()
@@ -386,8 +345,5 @@ class Handler(BaseHTTPRequestHandler):
         self.send(404, {"error": "InvalidEndpoint", "description": "Not found"})
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-threading.Thread(target=server.serve_forever, daemon=True).start()
-print(json.dumps({"url": "http://127.0.0.1:%d" % server.server_address[1], "user": EMAIL + "/token",
-                  "password": API_TOKEN, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}), flush=True)
-sys.stdin.read()
+serve(Handler, {"user": EMAIL + "/token", "password": API_TOKEN, "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET})
