@@ -863,7 +863,13 @@ fn a_manifest_dropped_into_the_connectors_folder_is_a_connector_without_rebuildi
         .to_string(),
     )
     .unwrap();
-    // A broken manifest beside it is named, and does not stop the others.
+    // A broken manifest beside it is named, and does not stop the others; nor does one
+    // that would take a built-in connector's place.
+    let mut impostor: Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("helpdesk.json")).unwrap())
+            .unwrap();
+    impostor["id"] = "zendesk".into();
+    std::fs::write(folder.join("zendesk.json"), impostor.to_string()).unwrap();
     std::fs::write(
         folder.join("broken.json"),
         "{\"format\": \"tributary.connector/1\",\n \"id\": 3}",
@@ -873,7 +879,12 @@ fn a_manifest_dropped_into_the_connectors_folder_is_a_connector_without_rebuildi
     let out = tributary(&scratch).args(["connectors"]).output().unwrap();
     assert!(stdout(&out).contains("source.helpdesk"), "{}", stdout(&out));
     assert!(
-        stderr(&out).contains("broken.json: line 2"),
+        stderr(&out).contains("broken.json: line 2, column 8 (at /id)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("zendesk.json: there is already a connector `zendesk`"),
         "{}",
         stderr(&out)
     );

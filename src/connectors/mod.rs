@@ -29,30 +29,39 @@ pub(crate) const BUILT_IN_MANIFESTS: &[(&str, &str)] = &[
     ("slack.json", include_str!("manifests/slack.json")),
 ];
 
+/// The apps whose connectors are written in Rust.
+const APPS: &[&dyn Service] = &[&salesforce::Salesforce, &servicenow::ServiceNow];
+
+/// The services that are not one app: object stores, any HTTP API, webhooks.
+const GENERAL: &[&dyn Service] = &[&s3::S3, &rest::AnyHttpApi, &webhook::WebhookKey];
+
+/// The services of the manifests that ship with Tributary.
+static DECLARED: LazyLock<Vec<&'static dyn Service>> = LazyLock::new(|| {
+    BUILT_IN_MANIFESTS
+        .iter()
+        .map(|(file, text)| {
+            let manifest = Manifest::parse(text)
+                .unwrap_or_else(|e| panic!("the built-in manifest {file}: {e}"));
+            declare(manifest) as &'static dyn Service
+        })
+        .collect()
+});
+
 /// The user's own manifests, read once at start by [`load_manifests`].
 static USER_MANIFESTS: OnceLock<Vec<Manifest>> = OnceLock::new();
 
 /// Every service connections are made for, in the order the New connection form offers
-/// them: the services written in Rust, those declared by the manifests that ship with
+/// them: the apps written in Rust, those declared by the manifests that ship with
 /// Tributary, the user's own, then the general ones. Adding one is a module and a line
 /// here, or a manifest.
 static SERVICES: LazyLock<Vec<&'static dyn Service>> = LazyLock::new(|| {
     LISTED.store(true, Ordering::SeqCst);
-    let mut all: Vec<&'static dyn Service> = vec![&salesforce::Salesforce, &servicenow::ServiceNow];
-    for (file, text) in BUILT_IN_MANIFESTS {
-        let manifest =
-            Manifest::parse(text).unwrap_or_else(|e| panic!("the built-in manifest {file}: {e}"));
-        all.push(declare(manifest));
-    }
-    for manifest in USER_MANIFESTS.get().into_iter().flatten() {
-        all.push(declare(manifest.clone()));
-    }
-    all.extend([
-        &s3::S3 as &'static dyn Service,
-        &rest::AnyHttpApi,
-        &webhook::WebhookKey,
-    ]);
-    all
+    let users = USER_MANIFESTS.get().into_iter().flatten();
+    (APPS.iter().copied())
+        .chain(DECLARED.iter().copied())
+        .chain(users.map(|m| declare(m.clone()) as &'static dyn Service))
+        .chain(GENERAL.iter().copied())
+        .collect()
 });
 
 /// Whether [`SERVICES`] was made: manifests read after that would not be in it.
@@ -68,43 +77,31 @@ pub fn services() -> &'static [&'static dyn Service] {
 /// out with a message naming its file and what is wrong; the rest of the app carries on.
 pub fn load_manifests(dirs: &Dirs) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut found = Vec::new();
-    let entries = match std::fs::read_dir(&dirs.connectors) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let _ = USER_MANIFESTS.set(found);
-            return problems;
+    let mut found: Vec<Manifest> = Vec::new();
+    let taken: Vec<&str> = (APPS.iter().chain(GENERAL).chain(DECLARED.iter()))
+        .map(|s| s.id())
+        .collect();
+    let files = match std::fs::read_dir(&dirs.connectors) {
+        Ok(entries) => {
+            let mut files: Vec<_> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            files.sort();
+            files
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => {
             problems.push(format!("{}: {e}", dirs.connectors.display()));
-            let _ = USER_MANIFESTS.set(found);
-            return problems;
+            Vec::new()
         }
     };
-    let mut paths: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    paths.sort();
-    let built_in: Vec<String> = [
-        salesforce::Salesforce.sign_in(),
-        servicenow::ServiceNow.sign_in(),
-    ]
-    .iter()
-    .map(|s| s.connector.to_string())
-    .chain(["s3", "http", "webhook"].map(String::from))
-    .chain(
-        BUILT_IN_MANIFESTS
-            .iter()
-            .filter_map(|(_, text)| Manifest::parse(text).ok().map(|m| m.id)),
-    )
-    .collect();
-    for path in paths {
+    for path in files {
         let read = std::fs::read_to_string(&path)
             .map_err(|e| e.to_string())
             .and_then(|text| Manifest::parse(&text));
         match read {
-            Ok(m) if built_in.contains(&m.id) || found.iter().any(|f: &Manifest| f.id == m.id) => {
+            Ok(m) if taken.contains(&m.id.as_str()) || found.iter().any(|f| f.id == m.id) => {
                 problems.push(format!(
                     "{}: there is already a connector `{}`; give this one another `id`",
                     path.display(),
