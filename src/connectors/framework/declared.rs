@@ -29,6 +29,8 @@ pub struct Declared {
     catalog: &'static DeclaredCatalog,
     sign_in: &'static ConnectorAuth,
     capabilities: Capabilities,
+    entity_word: &'static str,
+    icon: &'static str,
 }
 
 /// The catalog of a declared service: the manifest itself.
@@ -64,6 +66,8 @@ pub fn declare(manifest: Manifest) -> &'static Declared {
         writes: leak(writes).as_slice(),
     };
     leak(Declared {
+        entity_word: text(&manifest.entity_word),
+        icon: text(&manifest.icon),
         catalog: leak(DeclaredCatalog { manifest }),
         sign_in,
         capabilities,
@@ -193,11 +197,11 @@ impl Service for Declared {
     }
 
     fn entity_word(&self) -> &'static str {
-        text(&self.catalog.manifest.entity_word)
+        self.entity_word
     }
 
     fn icon(&self) -> &'static str {
-        text(&self.catalog.manifest.icon)
+        self.icon
     }
 
     fn capabilities(&self) -> Capabilities {
