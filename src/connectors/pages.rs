@@ -392,11 +392,10 @@ impl Envelope {
         text
     }
 
-    fn is_expired(&self, e: &ConnectorError, answer: &Value) -> bool {
-        e.kind == ErrorKind::Auth
-            && self
-                .code(answer)
-                .is_some_and(|code| self.expired.contains(&code))
+    /// Whether a failure answer says the access token expired.
+    fn is_expired(&self, answer: &Value) -> bool {
+        self.code(answer)
+            .is_some_and(|code| self.expired.contains(&code))
     }
 }
 
@@ -407,6 +406,15 @@ pub struct Answer {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub json: Option<Value>,
+}
+
+impl Answer {
+    /// The answer as JSON, when it is.
+    pub fn parsed(&self) -> Option<Value> {
+        self.json
+            .clone()
+            .or_else(|| serde_json::from_slice(&self.body).ok())
+    }
 }
 
 /// Sends a request through the connection's client (retries, `429`s, token refresh on
@@ -454,52 +462,38 @@ async fn exchange(
             .bytes()
             .await
             .map_err(|e| ConnectorError::transient(format!("{what}: the answer broke off: {e}")))?;
+        let mut answer = Answer {
+            status,
+            headers,
+            body,
+            json: None,
+        };
         let Some(envelope) = envelope.filter(|e| !e.ok.is_empty()) else {
-            return Ok(Answer {
-                status,
-                headers,
-                body,
-                json: None,
-            });
+            return Ok(answer);
         };
-        let Ok(json) = serde_json::from_slice::<Value>(&body) else {
-            return Ok(Answer {
-                status,
-                headers,
-                body,
-                json: None,
-            });
+        answer.json = serde_json::from_slice(&answer.body).ok();
+        let Some(json) = &answer.json else {
+            return Ok(answer);
         };
-        let Some(failure) = envelope.failure(&json) else {
-            return Ok(Answer {
-                status,
-                headers,
-                body,
-                json: Some(json),
-            });
+        let Some(failure) = envelope.failure(json) else {
+            return Ok(answer);
         };
+        let expired = envelope.is_expired(json);
         match failure.kind {
-            ErrorKind::Auth if !renewed && envelope.is_expired(&failure, &json) => {
+            ErrorKind::Auth if !renewed && expired => {
                 tracing::info!("{what}: the token expired; renewing it and sending again");
                 api.renew().await?;
                 renewed = true;
             }
             ErrorKind::RateLimited if attempt < api.retry.attempts => {
-                let wait = rate_limit_wait(&headers).unwrap_or_else(|| api.backoff(attempt));
+                let wait = rate_limit_wait(&answer.headers).unwrap_or_else(|| api.backoff(attempt));
                 if wait > api.retry.max_wait {
                     return Err(failure.map_message(|m| format!("{what}: {m}")));
                 }
                 tracing::info!(?wait, "{what}: rate limited; waiting");
                 tokio::time::sleep(wait).await;
             }
-            ErrorKind::Refused if refusals => {
-                return Ok(Answer {
-                    status,
-                    headers,
-                    body,
-                    json: Some(json),
-                });
-            }
+            ErrorKind::Refused if refusals => return Ok(answer),
             _ => return Err(failure.map_message(|m| format!("{what}: {m}"))),
         }
     }

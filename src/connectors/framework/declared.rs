@@ -179,10 +179,7 @@ impl Service for Declared {
                 |c| with_headers(c.request(check.method.reqwest(), &url), manifest),
             )
             .await?;
-            let json: Value = match answer.json {
-                Some(json) => json,
-                None => serde_json::from_slice(&answer.body).unwrap_or(Value::Null),
-            };
+            let json = answer.parsed().unwrap_or(Value::Null);
             Ok(
                 match check.identity.as_deref().and_then(|p| at_path(&json, p)) {
                     Some(who) => format!("signed in as {}", as_text(who)),
@@ -802,11 +799,9 @@ async fn bulk_write(
 }
 
 fn json_of(what: &str, answer: &pages::Answer) -> Result<Value, ConnectorError> {
-    match &answer.json {
-        Some(json) => Ok(json.clone()),
-        None => serde_json::from_slice(&answer.body)
-            .map_err(|e| ConnectorError::fatal(format!("{what}: the answer is not JSON ({e})"))),
-    }
+    answer
+        .parsed()
+        .ok_or_else(|| ConnectorError::fatal(format!("{what}: the answer is not JSON")))
 }
 
 /// A bulk body: `"{records}"` replaced by the list of records.
@@ -828,10 +823,7 @@ fn fill_records(template: &Value, records: &[Value]) -> Value {
 /// What an answer to a write says of its record: taken, or refused with the service's
 /// words.
 fn outcome(m: &Manifest, answer: &pages::Answer) -> Outcome {
-    let json = answer
-        .json
-        .clone()
-        .or_else(|| serde_json::from_slice(&answer.body).ok());
+    let json = answer.parsed();
     let refused_by_body = json.as_ref().and_then(|j| m.errors.failure(j));
     if answer.status.is_success() && refused_by_body.is_none() {
         return Ok(());
