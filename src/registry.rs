@@ -5,9 +5,6 @@
 use std::sync::LazyLock;
 
 use crate::connectors::s3::{destination as s3_destination, source as s3_source};
-use crate::connectors::salesforce::{
-    destination as salesforce_destination, source as salesforce_source,
-};
 use crate::connectors::{demo_crm, file, framework, local, rest};
 use crate::node::NodeType;
 use crate::transforms::{
@@ -19,7 +16,6 @@ static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
         NodeType::of::<demo_crm::DemoCrm>(),
         NodeType::of::<file::FileSource>(),
         NodeType::of::<s3_source::S3Source>(),
-        NodeType::of::<salesforce_source::SalesforceSource>(),
         NodeType::of::<rest::RestSource>(),
     ];
     // The connector framework's services each have a source node of their own.
@@ -42,7 +38,6 @@ static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
         NodeType::of::<dedupe::Dedupe>(),
         NodeType::of::<local::LocalDestination>(),
         NodeType::of::<s3_destination::S3Destination>(),
-        NodeType::of::<salesforce_destination::SalesforceDestination>(),
     ]);
     types.extend(
         crate::connectors::services()
@@ -58,4 +53,13 @@ pub fn all() -> &'static [NodeType] {
 
 pub fn find(name: &str) -> Option<&'static NodeType> {
     REGISTRY.iter().find(|t| t.name == name)
+}
+
+/// Turns every node config of an older shape into today's, for the app to show and save.
+pub fn upgrade(flow: &mut crate::flow::Flow) {
+    for node in &mut flow.nodes {
+        if let Some(t) = find(&node.kind) {
+            t.upgrade(&mut node.config);
+        }
+    }
 }

@@ -103,7 +103,7 @@ fn the_inspector_lists_objects_and_fields_to_choose_from() {
     );
     harness.get_by_label("Opportunity").click();
     harness.run_steps(2);
-    assert_eq!(config(&harness)["object"], "Opportunity");
+    assert_eq!(config(&harness)["entity"], "Opportunity");
 
     wait_for(&mut harness, "the fields", |app| {
         app.state

@@ -32,7 +32,7 @@ fn tributary(scratch: &Scratch) -> Command {
 }
 
 fn to_folder(source: Value) -> Value {
-    let mut config = json!({"connection": "crm", "object": "Opportunity"});
+    let mut config = json!({"connection": "crm", "entity": "Opportunity"});
     config
         .as_object_mut()
         .unwrap()
@@ -91,7 +91,7 @@ fn a_rest_pull_follows_next_records_urls_and_pushes_conditions_down() {
             {"field": "StageName", "operator": "not_equal_to", "value": "Closed Lost"},
             {"field": "Amount", "operator": "greater_than", "value": 1000}
         ],
-        "api": "rest"
+        "options": {"api": "rest"}
     }));
     let record = ran(&run(&scratch, &flow, &[]));
     let (by_id, count) = written(&scratch);
@@ -210,7 +210,7 @@ fn an_expired_session_mid_pagination_is_refreshed_and_the_page_asked_again() {
     org.control(
         json!({"page_size": 100, "expire_at": "-200", "fail": [{"status": 503, "at": "-300"}]}),
     );
-    let flow = to_folder(json!({"fields": ["Id", "Name"], "api": "rest"}));
+    let flow = to_folder(json!({"fields": ["Id", "Name"], "options": {"api": "rest"}}));
     let record = ran(&run(&scratch, &flow, &[]));
     assert_eq!(record["records_written"], 450);
     let trail: Vec<String> = org
@@ -250,8 +250,8 @@ fn incremental_pulls_read_every_record_once_across_runs() {
     let scratch = connected(&org);
     let flow = to_folder(json!({
         "fields": ["Id", "Name", "SystemModstamp"],
-        "incremental": "SystemModstamp",
-        "api": "rest"
+        "incremental": true,
+        "options": {"api": "rest"}
     }));
     let first = ran(&run(&scratch, &flow, &[]));
     assert_eq!(first["records_written"], 450);
@@ -304,7 +304,7 @@ fn a_bulk_query_reads_its_result_sets_by_locator() {
     // Automatic: the count says 450 records, above this node's threshold of 100.
     let flow = to_folder(json!({
         "fields": ["Id", "Name", "Amount", "IsWon", "CloseDate", "SystemModstamp", "Description", "Tags__c"],
-        "bulk_from": 100
+        "options": {"bulk_from": 100}
     }));
     let record = ran(&run(&scratch, &flow, &[]));
     assert_eq!(record["records_written"], 450);
@@ -342,7 +342,7 @@ fn a_bulk_query_reads_its_result_sets_by_locator() {
     let (bulk, _) = written(&scratch);
     let rest_scratch = connected(&org);
     let mut rest_flow = flow.clone();
-    rest_flow["nodes"][0]["config"]["api"] = json!("rest");
+    rest_flow["nodes"][0]["config"]["options"]["api"] = json!("rest");
     ran(&run(&rest_scratch, &rest_flow, &[]));
     let (rest, _) = written(&rest_scratch);
     // Field by field, empties included: an empty text is null through either API.
@@ -364,7 +364,7 @@ fn salesforce_errors_are_said_in_words() {
         "{}",
         stderr(&out)
     );
-    let bad_object = to_folder(json!({"object": "Opportunityy"}));
+    let bad_object = to_folder(json!({"entity": "Opportunityy"}));
     let out = run(&scratch, &bad_object, &[]);
     assert!(
         stderr(&out).contains("Salesforce has no object `Opportunityy`"),
@@ -372,7 +372,7 @@ fn salesforce_errors_are_said_in_words() {
         stderr(&out)
     );
     // The daily limit: Salesforce's code and what it means.
-    let flow = to_folder(json!({"fields": ["Id"], "api": "rest"}));
+    let flow = to_folder(json!({"fields": ["Id"], "options": {"api": "rest"}}));
     let path = scratch.flow("flow.json", &flow);
     assert!(
         tributary(&scratch)
@@ -406,6 +406,8 @@ fn deals_csv() -> String {
     csv
 }
 
+/// In the shape Salesforce's destination had before it was the framework's generic one
+/// (`object`, `external_id_field`, `api` beside them): such flows keep running.
 fn upsert_flow(input: &std::path::Path, api: &str) -> Value {
     flow(
         vec![
@@ -471,7 +473,7 @@ fn an_upsert_sends_200_records_a_request_and_sets_refused_ones_aside() {
     assert_eq!(record["outputs"][0]["records"], 447);
     assert_eq!(
         record["outputs"][0]["location"],
-        "salesforce:Opportunity (upsert by External_Id__c)"
+        "crm:Salesforce/Opportunity (upsert by External_Id__c)"
     );
 
     let calls: Vec<Value> = org
@@ -714,10 +716,14 @@ fn the_salesforce_examples_move_each_record_once() {
 fn the_first_run_of_a_scheduled_flow_reads_from_its_first_run_from() {
     let org = start();
     let scratch = connected(&org);
+    // In the shape Salesforce's source had before it was the framework's generic one.
     let mut flow = to_folder(json!({
         "fields": ["Id", "Name", "SystemModstamp"],
         "incremental": "SystemModstamp",
     }));
+    let config = flow["nodes"][0]["config"].as_object_mut().unwrap();
+    let entity = config.remove("entity").unwrap();
+    config.insert("object".into(), entity);
     flow["trigger"] = json!({"type": "schedule", "expression": "rate(1 hours)",
         "first_run_from": "2026-11-01T01:00:00Z"});
     let first = ran(&run(&scratch, &flow, &[]));

@@ -378,14 +378,17 @@ async fn describe(client: &Client, table: &str) -> Result<EntityDetail, Connecto
         id_field: has("sys_id").then(|| "sys_id".to_string()),
         default_cursor: has("sys_updated_on").then(|| "sys_updated_on".to_string()),
         required: Vec::new(),
+        left_out: Vec::new(),
         writes: vec![
             Write {
                 operation: Operation::Insert,
                 keys: Vec::new(),
+                one_key: false,
             },
             Write {
                 operation: Operation::Update,
                 keys: vec!["sys_id".into()],
+                one_key: false,
             },
         ],
         fields,
@@ -773,6 +776,7 @@ mod tests {
             id_field: None,
             default_cursor: None,
             required: Vec::new(),
+            left_out: Vec::new(),
             writes: vec![],
         };
         let record = json!({

@@ -263,6 +263,8 @@ pub struct NodeType {
     /// [`NodeKind::SERVICE`].
     pub service: Option<&'static str>,
     parse: Box<ParseConfig>,
+    /// Turns a config of an older shape of this node type into today's.
+    upgrade: Box<dyn Fn(&mut serde_json::Value) + Send + Sync>,
     schema: Box<dyn Fn(&mut SchemaGenerator) -> Schema + Send + Sync>,
     /// [`NodeKind::finish_commit`].
     pub finish_commit: fn(&serde_json::Value, &Dirs) -> Result<Vec<OutputLocation>, NodeError>,
@@ -280,6 +282,7 @@ impl NodeType {
             entities: K::ENTITIES,
             service: K::SERVICE,
             parse: Box::new(parse_config::<K>),
+            upgrade: Box::new(|_| {}),
             schema: Box::new(|g| g.subschema_for::<K>()),
             finish_commit: K::finish_commit,
         }
@@ -313,6 +316,7 @@ impl NodeType {
             entities: Some(entities),
             service: Some(service),
             parse: Box::new(parse),
+            upgrade: Box::new(|_| {}),
             schema: Box::new(schema),
             finish_commit: |_, _| {
                 Err(NodeError::msg(
@@ -322,8 +326,27 @@ impl NodeType {
         }
     }
 
+    /// Reads older shapes of this type's config too, through `upgrade`: flows saved
+    /// before a node type changed keep opening and running.
+    pub fn with_upgrade(
+        mut self,
+        upgrade: impl Fn(&mut serde_json::Value) + Send + Sync + 'static,
+    ) -> Self {
+        self.upgrade = Box::new(upgrade);
+        self
+    }
+
+    /// Turns a config of an older shape into today's; one of today's stays as it is.
+    pub fn upgrade(&self, config: &mut serde_json::Value) {
+        (self.upgrade)(config)
+    }
+
     /// Parses a config (placeholders already filled); the problem's path is below `config`.
-    pub fn parse(&self, config: serde_json::Value) -> Result<Arc<dyn NodeConfig>, ConfigProblem> {
+    pub fn parse(
+        &self,
+        mut config: serde_json::Value,
+    ) -> Result<Arc<dyn NodeConfig>, ConfigProblem> {
+        (self.upgrade)(&mut config);
         (self.parse)(config)
     }
 

@@ -68,7 +68,8 @@ pub async fn salesforce(
     object: &str,
     since: jiff::Timestamp,
 ) -> Result<u64, String> {
-    use crate::connectors::salesforce::{API_VERSION, Org, salesforce_words};
+    use crate::connectors::framework::service;
+    use crate::connectors::salesforce::{Org, Salesforce, salesforce_words};
     if object.is_empty()
         || !object
             .chars()
@@ -76,7 +77,8 @@ pub async fn salesforce(
     {
         return Err(format!("`{object}` is not an object's API name"));
     }
-    let org = Org::open(dirs, connection, API_VERSION).map_err(|e| e.to_string())?;
+    let client = service::client(&Salesforce, dirs, connection).map_err(|e| e.to_string())?;
+    let org = Org::of(&client).map_err(|e| e.to_string())?;
     let soql = format!(
         "SELECT COUNT() FROM {object} WHERE SystemModstamp > {}",
         since.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")

@@ -49,7 +49,10 @@ pub struct Document {
 }
 
 impl Document {
-    fn new(flow: Flow, path: Option<PathBuf>) -> Self {
+    /// A flow with older shapes of node settings in today's shape (saved so next time):
+    /// the inspector shows only today's settings.
+    fn new(mut flow: Flow, path: Option<PathBuf>) -> Self {
+        crate::registry::upgrade(&mut flow);
         Self {
             saved: flow.clone(),
             flow,

@@ -6,11 +6,13 @@
 //! framework does the rest for every service alike: the node's config and its checks, the
 //! inspector's object browser, the schema, the watermark, decoding into batches, previews.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::{DataType, Field as ArrowField, Schema};
 use chrono::{DateTime, Utc};
-use schemars::JsonSchema;
+use schemars::{JsonSchema, SchemaGenerator};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
@@ -51,11 +53,20 @@ pub struct EntityDetail {
     /// Conditions without which the service does not read the entity, as (field,
     /// operator): Slack reads messages one conversation at a time.
     pub required: Vec<(String, Operator)>,
+    /// Fields the service has that cannot be read as they are, with what to do instead
+    /// (Salesforce's compound address fields: "choose its parts instead").
+    pub left_out: Vec<(String, String)>,
 }
 
 impl EntityDetail {
+    /// The field of this name; spelt with other capitals when no field has it exactly, as
+    /// services such as Salesforce read names.
     pub fn field(&self, name: &str) -> Option<&Field> {
-        self.fields.iter().find(|f| f.name == name)
+        (self.fields.iter().find(|f| f.name == name)).or_else(|| {
+            self.fields
+                .iter()
+                .find(|f| f.name.eq_ignore_ascii_case(name))
+        })
     }
 
     /// The Arrow schema of the given fields, in the order given.
@@ -95,8 +106,12 @@ impl Operation {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Write {
     pub operation: Operation,
-    /// For update, upsert and delete: the fields that identify the record.
+    /// For update, upsert and delete: the fields that identify the record; when empty,
+    /// the node names them in `keys`.
     pub keys: Vec<String>,
+    /// Whether the service finds records by one field only (Salesforce upserts by one
+    /// external id field).
+    pub one_key: bool,
 }
 
 /// A connection opened for its service: requests signed with its credentials, and the
@@ -107,6 +122,9 @@ pub struct Client {
     pub api: Api,
     /// Without a trailing `/`.
     pub base: String,
+    /// The node's `options`, checked against the service's [`Catalog::read_options`] or
+    /// [`Catalog::write_options`] when the flow was planned.
+    pub options: Map<String, Value>,
 }
 
 impl Client {
@@ -115,6 +133,7 @@ impl Client {
             connection: connection.to_string(),
             api: Api::new(Some(session)),
             base: base.trim_end_matches('/').to_string(),
+            options: Map::new(),
         }
     }
 
@@ -139,6 +158,69 @@ pub struct ReadRequest {
     pub until: Option<DateTime<Utc>>,
     /// A preview's sample size; `None` reads everything.
     pub limit: Option<u64>,
+    /// The most records a page should hold: a service whose answers are large (a Bulk
+    /// result set of 50,000 records) sends them on in pages of this size.
+    pub page_rows: usize,
+    /// Figures for the run record.
+    pub notes: Notes,
+}
+
+/// Figures a service reports while it reads (Salesforce's use of the org's daily API
+/// allowance), kept in the run record by name.
+#[derive(Debug, Clone, Default)]
+pub struct Notes(Arc<Mutex<BTreeMap<&'static str, u64>>>);
+
+impl Notes {
+    pub fn set(&self, name: &'static str, value: u64) {
+        self.0.lock().unwrap().insert(name, value);
+    }
+
+    /// The figures set so far.
+    pub fn all(&self) -> Vec<(&'static str, u64)> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect()
+    }
+}
+
+/// Settings of one service's nodes beyond the ones every service has, held in the node's
+/// `options` (Salesforce's choice of API): described by a serde type, whose JSON Schema
+/// the app draws and whose reading checks them.
+#[derive(Clone, Copy)]
+pub struct Options {
+    pub schema: fn(&mut SchemaGenerator) -> schemars::Schema,
+    /// Reads the options: a problem says where in them (a JSON pointer) and what.
+    pub check: fn(&Value) -> Result<(), (String, String)>,
+}
+
+impl Options {
+    /// The options of type `T` (which should deny unknown fields).
+    pub fn of<T: DeserializeOwned + JsonSchema>() -> Options {
+        Options {
+            schema: |generator| generator.subschema_for::<T>(),
+            check: |value| {
+                serde_path_to_error::deserialize::<_, T>(value)
+                    .map(drop)
+                    .map_err(|e| {
+                        (
+                            crate::serde_words::pointer_from_serde_path(e.path()),
+                            crate::serde_words::serde_in_words(&e.inner().to_string()),
+                        )
+                    })
+            },
+        }
+    }
+}
+
+impl Client {
+    /// The node's `options` read as the service's type.
+    pub fn options<T: DeserializeOwned>(&self) -> Result<T, ConnectorError> {
+        serde_json::from_value(Value::Object(self.options.clone()))
+            .map_err(|e| ConnectorError::fatal(format!("the node's options: {e}")))
+    }
 }
 
 /// One page of records as the service answered it, in its catalog's types: text, numbers,
@@ -156,6 +238,18 @@ pub struct WriteRequest {
     pub operation: Operation,
     /// The fields that find the record to change (update, upsert, delete).
     pub keys: Vec<String>,
+    /// How many records the run sends in all: known when it commits.
+    pub total: u64,
+}
+
+impl WriteRequest {
+    /// "insert", "update by sys_id", "upsert by External_Id__c".
+    pub fn in_words(&self) -> String {
+        match (self.operation, self.keys.is_empty()) {
+            (Operation::Insert, _) | (_, true) => self.operation.name().to_string(),
+            (operation, false) => format!("{} by {}", operation.name(), self.keys.join(", ")),
+        }
+    }
 }
 
 /// What the service said of one record sent: taken, or refused with its words (and code).
@@ -197,8 +291,23 @@ pub trait Catalog: Send + Sync {
         Box::pin(async { Err(ConnectorError::fatal("this service takes no writes")) })
     }
 
-    /// How many records one [`Catalog::write`] call takes.
-    fn write_chunk(&self) -> usize {
+    /// How many records one [`Catalog::write`] call takes; `request.total` says how many
+    /// the run sends in all, for services with another way to send many.
+    fn write_chunk(&self, _client: &Client, _request: &WriteRequest) -> usize {
         200
     }
+
+    /// The settings of this service's source node beyond everyone's, if it has any.
+    fn read_options(&self) -> Option<Options> {
+        None
+    }
+
+    /// The settings of this service's destination node beyond everyone's, if it has any.
+    fn write_options(&self) -> Option<Options> {
+        None
+    }
+
+    /// Turns a node config written for an older shape of this service's nodes into
+    /// today's, so that flows saved before still open (`source` says which node).
+    fn upgrade(&self, _source: bool, _config: &mut Map<String, Value>) {}
 }

@@ -261,12 +261,14 @@ impl DeclaredCatalog {
                 .filter(|f| f.required)
                 .map(|f| (f.field.clone(), f.operator))
                 .collect(),
+            left_out: Vec::new(),
             writes: decl
                 .writes
                 .iter()
                 .map(|w| Write {
                     operation: w.operation,
                     keys: w.keys.clone(),
+                    one_key: false,
                 })
                 .collect(),
         }

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use super::catalog::{Catalog, Client, EntityDetail, Operation, WriteRequest};
 use super::service::Service;
-use super::source::connection_schema;
+use super::source::{check_options, node_schema, upgrading};
 use super::target::Target;
 use crate::node::{
     BuildContext, ConfigProblem, Destination, Entities, ErrorRecord, ErrorSink, NodeConfig,
@@ -44,6 +44,10 @@ pub struct EntityDestinationConfig {
     /// when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<String>,
+    /// Settings of this service alone (Salesforce: which API writes); `tributary schema`
+    /// lists each service's.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub options: Map<String, Value>,
 }
 
 fn insert() -> Operation {
@@ -68,29 +72,34 @@ pub fn node_type(service: &'static dyn Service) -> Option<NodeType> {
     let label = service.sign_in().label;
     let entity = service.entity_word();
     let verbs: Vec<_> = writes.iter().map(|w| w.name()).collect();
-    Some(NodeType::made(
-        id,
-        format!("destination.{id}"),
-        label.to_string(),
-        format!(
-            "Write to {label} {entity}s ({}); refused records go to the error output",
-            verbs.join(", ")
-        ),
-        service.icon(),
-        Entities {
-            setting: "entity",
-            word: entity,
-        },
-        move |value| {
-            let config = crate::node::deserialize_config::<EntityDestinationConfig>(value)?;
-            Ok(Arc::new(EntityDestination {
-                service,
-                catalog,
-                config,
-            }))
-        },
-        move |generator| connection_schema::<EntityDestinationConfig>(generator, id),
-    ))
+    Some(
+        NodeType::made(
+            id,
+            format!("destination.{id}"),
+            label.to_string(),
+            format!(
+                "Write to {label} {entity}s ({}); refused records go to the error output",
+                verbs.join(", ")
+            ),
+            service.icon(),
+            Entities {
+                setting: "entity",
+                word: entity,
+            },
+            move |value| {
+                let config = crate::node::deserialize_config::<EntityDestinationConfig>(value)?;
+                Ok(Arc::new(EntityDestination {
+                    service,
+                    catalog,
+                    config,
+                }))
+            },
+            move |generator| {
+                node_schema::<EntityDestinationConfig>(generator, id, catalog.write_options())
+            },
+        )
+        .with_upgrade(upgrading(catalog, false)),
+    )
 }
 
 impl EntityDestination {
@@ -100,6 +109,7 @@ impl EntityDestination {
             catalog: self.catalog,
             connection: &self.config.connection,
             entity: &self.config.entity,
+            options: &self.config.options,
         }
     }
 
@@ -137,6 +147,27 @@ impl EntityDestination {
             false => c.keys.clone(),
         };
         let mut problems = Vec::new();
+        if let Err(p) = check_options(self.service, self.catalog.write_options(), &c.options) {
+            problems.push(p);
+        }
+        if c.operation != Operation::Insert && keys.is_empty() {
+            problems.push(ConfigProblem::new(
+                "/keys",
+                format!(
+                    "{} needs the field that finds the record to change: name it in `keys`",
+                    c.operation.name()
+                ),
+            ));
+        }
+        if write.one_key && keys.len() > 1 {
+            problems.push(ConfigProblem::new(
+                "/keys",
+                format!(
+                    "{} finds records by one field only; name one in `keys`",
+                    self.label()
+                ),
+            ));
+        }
         for (i, key) in keys.iter().enumerate() {
             if input.field_with_name(key).is_err() {
                 let at = match c.keys.is_empty() {
@@ -152,8 +183,9 @@ impl EntityDestination {
                 ));
             }
         }
+        // A delete sends only the keys.
         for f in input.fields() {
-            if entity.field(f.name()).is_none() {
+            if c.operation != Operation::Delete && entity.field(f.name()).is_none() {
                 problems.push(ConfigProblem::new(
                     "/entity",
                     format!(
@@ -169,6 +201,7 @@ impl EntityDestination {
                 entity,
                 operation: c.operation,
                 keys,
+                total: 0,
             }),
             false => Err(problems),
         }
@@ -191,7 +224,16 @@ impl NodeConfig for EntityDestination {
     }
 
     fn summary(&self) -> String {
-        format!("{} · {}", self.config.entity, self.config.operation.name())
+        let c = &self.config;
+        match c.keys.is_empty() {
+            true => format!("{} · {}", c.entity, c.operation.name()),
+            false => format!(
+                "{} · {} by {}",
+                c.entity,
+                c.operation.name(),
+                c.keys.join(", ")
+            ),
+        }
     }
 
     fn test_connection(
@@ -338,7 +380,8 @@ impl Destination for EntityWrite {
             .try_clone()
             .map_err(|e| self.stage_error(e))?;
         file.rewind().map_err(|e| self.stage_error(e))?;
-        let chunk = self.catalog.write_chunk().max(1);
+        self.request.total = self.staged_records;
+        let chunk = self.catalog.write_chunk(&self.client, &self.request).max(1);
         let mut taken = 0;
         let mut records = Vec::with_capacity(chunk);
         for line in BufReader::new(file).lines() {
@@ -360,7 +403,7 @@ impl Destination for EntityWrite {
                 self.client.connection,
                 self.label,
                 self.request.entity.name,
-                self.request.operation.name()
+                self.request.in_words()
             ),
             records: taken,
             bytes: self.staged_bytes,

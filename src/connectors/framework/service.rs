@@ -134,11 +134,15 @@ pub fn client(service: &dyn Service, dirs: &Dirs, name: &str) -> Result<Client, 
             let setting = sign_in.settings.iter().find(|s| s.key == "instance_url")?;
             setting.default.map(String::from)
         })
-        .ok_or_else(|| {
-            ConnectorError::fatal(format!(
+        .ok_or_else(|| match session.connection().auth {
+            // An OAuth login learns the instance from the token's answer (Salesforce).
+            auth::AuthKind::OAuth2 => ConnectorError::auth(format!(
+                "the connection `{name}` has not logged in yet: log in in the app (Connections) or with `tributary connection login {name}`"
+            )),
+            _ => ConnectorError::fatal(format!(
                 "the connection `{name}` has no instance URL (`instance_url`): the address of its {} API",
                 sign_in.label
-            ))
+            )),
         })?;
     auth::http::check_url(&base).map_err(ConnectorError::fatal)?;
     Ok(Client::new(name, session, base))

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use chrono::{DateTime, Utc};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
@@ -14,11 +14,11 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::Watermark;
-use super::catalog::{Catalog, EntityDetail, ReadRequest};
+use super::catalog::{Catalog, EntityDetail, Notes, Options, ReadRequest};
 use super::service::Service;
 use super::target::Target;
 use crate::codecs::read::values_to_batch;
-use crate::conditions::Condition;
+use crate::conditions::{Condition, Operator};
 use crate::node::{
     BoxFuture, BuildContext, ConfigProblem, Demand, Entities, Entity, EntityField, ErrorRecord,
     NodeConfig, NodeError, NodeType, PlanContext, Runtime, Source, SourceOutput,
@@ -46,6 +46,10 @@ pub struct EntitySourceConfig {
     /// The field that says when a record last changed; the service's usual one when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor_field: Option<String>,
+    /// Settings of this service alone (Salesforce: which API reads); `tributary schema`
+    /// lists each service's.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub options: Map<String, Value>,
 }
 
 /// The source node of one service.
@@ -74,26 +78,87 @@ pub fn node_type(service: &'static dyn Service) -> Option<NodeType> {
     let id = service.id();
     let label = service.sign_in().label;
     let entity = service.entity_word();
-    Some(NodeType::made(
-        id,
-        format!("source.{id}"),
-        label.to_string(),
-        format!("Read {label} {entity}s, all or only the records changed since the last run"),
-        service.icon(),
-        Entities {
-            setting: "entity",
-            word: entity,
-        },
-        move |value| {
-            let config = crate::node::deserialize_config::<EntitySourceConfig>(value)?;
-            Ok(Arc::new(EntitySource {
-                service,
-                catalog,
-                config,
-            }))
-        },
-        move |generator| connection_schema::<EntitySourceConfig>(generator, id),
-    ))
+    Some(
+        NodeType::made(
+            id,
+            format!("source.{id}"),
+            label.to_string(),
+            format!("Read {label} {entity}s, all or only the records changed since the last run"),
+            service.icon(),
+            Entities {
+                setting: "entity",
+                word: entity,
+            },
+            move |value| {
+                let config = crate::node::deserialize_config::<EntitySourceConfig>(value)?;
+                Ok(Arc::new(EntitySource {
+                    service,
+                    catalog,
+                    config,
+                }))
+            },
+            move |generator| {
+                node_schema::<EntitySourceConfig>(generator, id, catalog.read_options())
+            },
+        )
+        .with_upgrade(upgrading(catalog, true)),
+    )
+}
+
+/// Reads the shapes the service's nodes had before, through its catalog.
+pub fn upgrading(
+    catalog: &'static dyn Catalog,
+    source: bool,
+) -> impl Fn(&mut Value) + Send + Sync + 'static {
+    move |value| {
+        if let Value::Object(config) = value {
+            catalog.upgrade(source, config);
+        }
+    }
+}
+
+/// A node's `options` checked against the service's; problems point into them.
+pub fn check_options(
+    service: &dyn Service,
+    declared: Option<Options>,
+    options: &Map<String, Value>,
+) -> Result<(), ConfigProblem> {
+    match declared {
+        None if options.is_empty() => Ok(()),
+        None => Err(ConfigProblem::new(
+            "/options",
+            format!("{} nodes take no options", service.sign_in().label),
+        )),
+        Some(o) => (o.check)(&Value::Object(options.clone()))
+            .map_err(|(at, words)| ConfigProblem::new(format!("/options{at}"), words)),
+    }
+}
+
+/// A generic node's schema: its `connection` offers connections of service `id`, and
+/// its `options` are the service's own, or absent when it has none.
+pub fn node_schema<T: JsonSchema>(
+    generator: &mut SchemaGenerator,
+    id: &str,
+    options: Option<Options>,
+) -> Schema {
+    let mut schema = connection_schema::<T>(generator, id);
+    let properties = schema
+        .get_mut("properties")
+        .and_then(Value::as_object_mut)
+        .expect("a config has properties");
+    match options {
+        Some(o) => {
+            let mut described = (o.schema)(generator).to_value();
+            if let Some(Value::String(text)) = properties["options"].get("description") {
+                described["description"] = Value::from(text.clone());
+            }
+            properties["options"] = described;
+        }
+        None => {
+            properties.remove("options");
+        }
+    }
+    schema
 }
 
 /// A config's schema with its `connection` setting offering connections of service `id`.
@@ -120,6 +185,7 @@ impl EntitySource {
             catalog: self.catalog,
             connection: &self.config.connection,
             entity: &self.config.entity,
+            options: &self.config.options,
         }
     }
 
@@ -131,25 +197,30 @@ impl EntitySource {
     ) -> Result<(Vec<String>, Option<String>), Vec<ConfigProblem>> {
         let c = &self.config;
         let mut problems = Vec::new();
+        if let Err(p) = check_options(self.service, self.catalog.read_options(), &c.options) {
+            problems.push(p);
+        }
         let chosen: Vec<String> = if c.fields.is_empty() {
             entity.fields.iter().map(|f| f.name.clone()).collect()
         } else {
+            let mut chosen = Vec::with_capacity(c.fields.len());
             for (i, name) in c.fields.iter().enumerate() {
-                if entity.field(name).is_none() {
-                    problems.push(ConfigProblem::new(
+                match entity.field(name) {
+                    Some(f) => chosen.push(f.name.clone()),
+                    None => problems.push(ConfigProblem::new(
                         format!("/fields/{i}"),
-                        format!("{} has no field `{name}`", entity.name),
-                    ));
+                        no_field(entity, name),
+                    )),
                 }
             }
-            c.fields.clone()
+            chosen
         };
         for (i, condition) in c.conditions.iter().enumerate() {
             let at = format!("/conditions/{i}");
             match entity.field(&condition.field) {
                 None => problems.push(ConfigProblem::new(
                     format!("{at}/field"),
-                    format!("{} has no field `{}`", entity.name, condition.field),
+                    no_field(entity, &condition.field),
                 )),
                 Some(f) if !f.filters.contains(&condition.operator) => {
                     let offered: Vec<_> = f.filters.iter().map(|o| o.in_words()).collect();
@@ -170,7 +241,11 @@ impl EntitySource {
                         },
                     ))
                 }
-                Some(_) => {}
+                Some(f) => {
+                    if let Err(words) = check_value(condition, &f.data_type) {
+                        problems.push(ConfigProblem::new(format!("{at}/value"), words));
+                    }
+                }
             }
         }
         for (field, operator) in &entity.required {
@@ -216,10 +291,7 @@ impl EntitySource {
                     None
                 }
                 None => {
-                    problems.push(ConfigProblem::new(
-                        "/cursor_field",
-                        format!("{} has no field `{name}`", entity.name),
-                    ));
+                    problems.push(ConfigProblem::new("/cursor_field", no_field(entity, name)));
                     None
                 }
             },
@@ -240,6 +312,35 @@ impl EntitySource {
         match problems.is_empty() {
             true => Ok((chosen, cursor)),
             false => Err(problems),
+        }
+    }
+
+    /// The records the pull asks for, as they were when the run started.
+    fn request(
+        &self,
+        entity: EntityDetail,
+        chosen: Vec<String>,
+        cursor: Option<String>,
+    ) -> ReadRequest {
+        let mut fields = chosen;
+        for extra in [entity.id_field.clone(), cursor.clone()]
+            .into_iter()
+            .flatten()
+        {
+            if !fields.contains(&extra) {
+                fields.push(extra);
+            }
+        }
+        ReadRequest {
+            since: None,
+            until: None,
+            entity,
+            fields,
+            conditions: self.config.conditions.clone(),
+            cursor,
+            limit: None,
+            page_rows: 1,
+            notes: Notes::default(),
         }
     }
 
@@ -304,23 +405,10 @@ impl NodeConfig for EntitySource {
             Some(_) => Some(Watermark::of_run(cx, |at| at, Some(cx.started))?),
             None => None,
         };
-        let mut fields = chosen;
-        for extra in [entity.id_field.clone(), cursor.clone()]
-            .into_iter()
-            .flatten()
-        {
-            if !fields.contains(&extra) {
-                fields.push(extra);
-            }
-        }
         let request = ReadRequest {
             since: watermark.as_ref().and_then(|w| w.since().copied()),
             until: watermark.as_ref().and_then(|w| w.until().copied()),
-            entity,
-            fields,
-            conditions: self.config.conditions.clone(),
-            cursor,
-            limit: None,
+            ..self.request(entity, chosen, cursor)
         };
         Ok(Runtime::Source(Box::new(EntityRead {
             client: self.target().client(&cx.plan())?,
@@ -351,6 +439,8 @@ impl Source for EntityRead {
                 schema,
             } = *self;
             request.limit = out.remaining();
+            request.page_rows = out.batch_rows().max(1);
+            let notes = request.notes.clone();
             let entity = request.entity.name.clone();
             let id_field = request.entity.id_field.clone();
             let cursor = request.cursor.clone();
@@ -360,6 +450,9 @@ impl Source for EntityRead {
             let mut page = 0;
             while let Some(records) = rx.recv().await {
                 page += 1;
+                for (name, value) in notes.all() {
+                    out.set_note(name, value);
+                }
                 let mut values = Vec::with_capacity(records.len());
                 for record in records {
                     if let (Some(w), Some(cursor)) = (&mut watermark, &cursor)
@@ -394,14 +487,80 @@ impl Source for EntityRead {
                     return Ok(());
                 }
             }
-            reading.await.map_err(|e| {
+            let read = reading.await.map_err(|e| {
                 NodeError::msg(format!("reading {entity} stopped unexpectedly: {e}"))
-            })??;
+            })?;
+            for (name, value) in notes.all() {
+                out.set_note(name, value);
+            }
+            read?;
             if let Some(watermark) = watermark {
                 watermark.save(&out);
             }
             Ok(())
         })
+    }
+}
+
+/// Why an entity has no field of this name.
+fn no_field(entity: &EntityDetail, name: &str) -> String {
+    match entity
+        .left_out
+        .iter()
+        .find(|(f, _)| f.eq_ignore_ascii_case(name))
+    {
+        Some((f, why)) => format!("`{f}` {why}"),
+        None => format!("{} has no field `{name}`", entity.name),
+    }
+}
+
+/// Whether a condition's value suits its field's type, so that the service is asked
+/// only what it can answer: a number for a number, a date for a date.
+fn check_value(condition: &Condition, data_type: &DataType) -> Result<(), String> {
+    let one = |value: &Value| -> Result<(), String> {
+        let text = match value {
+            Value::Null => return Ok(()),
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            other => return Err(format!("`{other}` is not a single value")),
+        };
+        let fits = match data_type {
+            DataType::Boolean => text == "true" || text == "false",
+            t if t.is_numeric() => text.parse::<f64>().is_ok(),
+            DataType::Date32 | DataType::Date64 => {
+                chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d").is_ok()
+            }
+            DataType::Timestamp(..) => DateTime::parse_from_rfc3339(&text).is_ok(),
+            _ => true,
+        };
+        match fits {
+            true => Ok(()),
+            false => Err(format!(
+                "`{text}` is not {} like {}, which `{}` holds",
+                match data_type {
+                    DataType::Boolean => "true or false",
+                    t if t.is_numeric() => "a number",
+                    DataType::Timestamp(..) => "a date and time",
+                    _ => "a date",
+                },
+                match data_type {
+                    DataType::Boolean => "true",
+                    t if t.is_numeric() => "1250.50",
+                    DataType::Timestamp(..) => "2026-11-30T00:00:00Z",
+                    _ => "2026-11-30",
+                },
+                condition.field
+            )),
+        }
+    };
+    match (condition.operator, &condition.value) {
+        (Operator::Between, Value::Array(pair)) if pair.len() == 2 => pair.iter().try_for_each(one),
+        (Operator::Between, _) => Err("`between` takes two values: [low, high]".into()),
+        (Operator::Contains, Value::String(_)) => Ok(()),
+        (Operator::Contains, _) => Err("`contains` takes a text".into()),
+        (_, Value::Array(items)) => items.iter().try_for_each(one),
+        (_, value) => one(value),
     }
 }
 

@@ -2,6 +2,8 @@
 //! entity their settings name — opening the connection, learning the entity through the
 //! workspace's discovery cache, and the inspector's lists.
 
+use serde_json::{Map, Value};
+
 use crate::node::EntityField;
 
 use super::catalog::{Catalog, Client, EntityDetail};
@@ -16,11 +18,15 @@ pub struct Target<'a> {
     pub catalog: &'static dyn Catalog,
     pub connection: &'a str,
     pub entity: &'a str,
+    /// The node's `options`, which the service's requests may depend on.
+    pub options: &'a Map<String, Value>,
 }
 
 impl Target<'_> {
     pub fn client(&self, cx: &PlanContext) -> Result<Client, ConnectorError> {
-        service::client(self.service, &cx.dirs, self.connection)
+        let mut client = service::client(self.service, &cx.dirs, self.connection)?;
+        client.options = self.options.clone();
+        Ok(client)
     }
 
     /// The entity as the workspace learnt it; a missing one is the flow's mistake, a
@@ -40,7 +46,14 @@ impl Target<'_> {
                 format!("choose the {} to {doing}", self.service.entity_word()),
             ));
         }
-        let inputs = ("describe", self.service.id(), self.connection, entity);
+        let options = Value::Object(self.options.clone()).to_string();
+        let inputs = (
+            "describe",
+            self.service.id(),
+            self.connection,
+            entity,
+            options,
+        );
         let learnt = cx.discovery.learn(&inputs, || {
             let client = self.client(cx)?;
             block_on(self.catalog.describe(client, entity.to_string()))

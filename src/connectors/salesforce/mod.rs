@@ -1,29 +1,34 @@
-//! Salesforce: what the Salesforce nodes share. An [`Org`] is a logged-in connection's
-//! REST API (`{instance_url}/services/data/vXX.X/…`) through the shared client, so every
-//! request carries the connection's token, is sent again after a refresh when Salesforce
-//! answers `401 INVALID_SESSION_ID`, and waits out `503` and rate limits.
+//! Salesforce, a service of the connector framework: its sign-in, its catalog (objects
+//! and fields from `describe`), reads through the REST query API or Bulk API 2.0 query
+//! jobs ([`read`]) and writes through sObject Collections or Bulk API 2.0 ingest jobs
+//! ([`write`]). An [`Org`] is a logged-in connection's versioned REST API
+//! (`{instance_url}/services/data/vXX.X/…`) through the shared client, so every request
+//! carries the connection's token, is sent again after a refresh when Salesforce answers
+//! `401 INVALID_SESSION_ID`, and waits out `503` and rate limits.
 //!
 //! Salesforce field types map to Arrow types once, here, from `describe`: the same types
 //! whether records come from the REST query API (JSON) or Bulk API 2.0 (CSV), which AppFlow
 //! does not manage (its output changes format with the API it picked).
 
-pub mod destination;
-pub mod source;
+mod read;
+mod write;
 
-use std::sync::Arc;
+use arrow::datatypes::{DataType, TimeUnit};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use serde::Deserialize;
-use serde_json::Value;
-
-use super::block_on;
-use super::framework::catalog::Operation;
+use super::framework::catalog::{
+    Catalog, Client, EntityDetail, Field, Operation, Options, Outcome, Pages, ReadRequest, Write,
+    WriteRequest,
+};
 use super::framework::service::{ALL_OPERATORS, Capabilities};
 use super::framework::{ConnectorError, Service, service};
 use super::http::Api;
 use crate::auth::sign_in::{OAUTH, OAuthEndpoints, Setting, setting};
 use crate::auth::{AuthKind, ConnectorAuth};
-use crate::node::{BoxFuture, NodeError, PlanContext};
+use crate::conditions::Operator;
+use crate::node::{BoxFuture, Entity};
 use crate::paths::Dirs;
 
 /// The connector name Salesforce connections carry.
@@ -36,6 +41,14 @@ pub struct Salesforce;
 impl Service for Salesforce {
     fn sign_in(&self) -> &'static ConnectorAuth {
         &SIGN_IN
+    }
+
+    fn catalog(&self) -> Option<&'static dyn Catalog> {
+        Some(&Salesforce)
+    }
+
+    fn icon(&self) -> &'static str {
+        "☁"
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -132,7 +145,140 @@ const SIGN_IN: ConnectorAuth = ConnectorAuth {
 /// The REST API version requests use unless the node names another.
 pub const API_VERSION: &str = "62.0";
 
-/// A logged-in org's REST API.
+/// AppFlow's `dataTransferApi`: which Salesforce API moves the records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DataTransferApi {
+    /// REST below `bulk_from` records, Bulk API 2.0 from there on.
+    #[default]
+    Automatic,
+    /// The REST API: queries of 2,000 records a page, writes of 200 records a request.
+    Rest,
+    /// Bulk API 2.0 jobs: for large pulls and writes; previews always use REST.
+    Bulk,
+}
+
+/// The Salesforce source's `options`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "SalesforceReadOptions")]
+pub struct ReadOptions {
+    /// Which Salesforce API reads the records.
+    #[serde(default)]
+    pub api: DataTransferApi,
+    /// With `automatic`, Bulk API 2.0 reads pulls of at least this many records.
+    #[serde(default = "read_bulk_from")]
+    pub bulk_from: u64,
+    /// Include deleted and archived records (`queryAll`).
+    #[serde(default)]
+    pub include_deleted: bool,
+    /// The REST API version, e.g. `62.0`.
+    #[serde(default = "api_version")]
+    pub api_version: String,
+}
+
+/// The Salesforce destination's `options`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "SalesforceWriteOptions")]
+pub struct WriteOptions {
+    /// Which Salesforce API writes the records.
+    #[serde(default)]
+    pub api: DataTransferApi,
+    /// With `automatic`, Bulk API 2.0 writes runs of at least this many records
+    /// (Salesforce's advice: Bulk from 2,000 on).
+    #[serde(default = "write_bulk_from")]
+    pub bulk_from: u64,
+    /// The REST API version, e.g. `62.0`.
+    #[serde(default = "api_version")]
+    pub api_version: String,
+}
+
+fn read_bulk_from() -> u64 {
+    1_000_000
+}
+fn write_bulk_from() -> u64 {
+    2_000
+}
+fn api_version() -> String {
+    API_VERSION.into()
+}
+
+/// The settings every Salesforce node had before they were the framework's generic ones,
+/// which now live in `options`.
+const OLD_OPTIONS: &[&str] = &["api", "bulk_from", "include_deleted", "api_version"];
+
+impl Catalog for Salesforce {
+    fn entities(&self, client: Client) -> BoxFuture<Result<Vec<Entity>, ConnectorError>> {
+        Box::pin(async move { Org::of(&client)?.objects().await })
+    }
+
+    fn describe(
+        &self,
+        client: Client,
+        entity: String,
+    ) -> BoxFuture<Result<EntityDetail, ConnectorError>> {
+        Box::pin(async move { Ok(Org::of(&client)?.describe(&entity).await?.detail()) })
+    }
+
+    fn read(
+        &self,
+        client: Client,
+        request: ReadRequest,
+        pages: Pages,
+    ) -> BoxFuture<Result<(), ConnectorError>> {
+        Box::pin(read::read(client, request, pages))
+    }
+
+    fn write(
+        &self,
+        client: Client,
+        request: WriteRequest,
+        records: Vec<Map<String, Value>>,
+    ) -> BoxFuture<Result<Vec<Outcome>, ConnectorError>> {
+        Box::pin(write::write(client, request, records))
+    }
+
+    fn write_chunk(&self, client: &Client, request: &WriteRequest) -> usize {
+        write::chunk(client, request)
+    }
+
+    fn read_options(&self) -> Option<Options> {
+        Some(Options::of::<ReadOptions>())
+    }
+
+    fn write_options(&self) -> Option<Options> {
+        Some(Options::of::<WriteOptions>())
+    }
+
+    /// Salesforce's nodes named the object `object`, the incremental field in
+    /// `incremental`, an upsert's field in `external_id_field`, and held the API choice
+    /// beside the standard settings.
+    fn upgrade(&self, source: bool, config: &mut Map<String, Value>) {
+        if let Some(object) = config.remove("object") {
+            config.entry("entity").or_insert(object);
+        }
+        if source && let Some(Value::String(field)) = config.get("incremental").cloned() {
+            config.insert("incremental".into(), Value::Bool(true));
+            config.entry("cursor_field").or_insert(Value::String(field));
+        }
+        if !source && let Some(field) = config.remove("external_id_field") {
+            config.entry("keys").or_insert(Value::Array(vec![field]));
+        }
+        for key in OLD_OPTIONS {
+            if let Some(value) = config.remove(*key) {
+                let options = config
+                    .entry("options")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(options) = options {
+                    options.entry(*key).or_insert(value);
+                }
+            }
+        }
+    }
+}
+
+/// A logged-in org's versioned REST API.
 #[derive(Clone)]
 pub struct Org {
     pub api: Api,
@@ -152,9 +298,9 @@ pub struct FieldInfo {
     pub nillable: bool,
     #[serde(default = "yes")]
     pub filterable: bool,
-    /// Set on the parts of a compound field (`BillingStreet` → `BillingAddress`).
+    /// Whether the field is an external id, by which upserts find records.
     #[serde(default)]
-    pub compound_field_name: Option<String>,
+    pub external_id: bool,
     /// Digits in all, of a number field.
     #[serde(default)]
     pub precision: u32,
@@ -171,14 +317,85 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Describe {
     pub name: String,
+    #[serde(default)]
+    pub label: String,
     pub fields: Vec<FieldInfo>,
 }
 
 impl Describe {
-    pub fn field(&self, name: &str) -> Option<&FieldInfo> {
-        self.fields
-            .iter()
-            .find(|f| f.name.eq_ignore_ascii_case(name))
+    /// The object as the framework knows entities: compound fields left out (their parts
+    /// are fields of their own), every field filtered by SOQL's operators where
+    /// Salesforce filters it, datetimes as cursors, `SystemModstamp` (every change) the
+    /// usual one.
+    fn detail(self) -> EntityDetail {
+        let has = |name: &str| self.fields.iter().any(|f| f.name == name);
+        let default_cursor = ["SystemModstamp", "LastModifiedDate"]
+            .into_iter()
+            .find(|f| has(f))
+            .map(String::from);
+        let id_field = has("Id").then(|| "Id".to_string());
+        let mut fields = Vec::with_capacity(self.fields.len());
+        let mut left_out = Vec::new();
+        for f in &self.fields {
+            if f.is_compound() {
+                left_out.push((
+                    f.name.clone(),
+                    "is a compound field; choose its parts instead".to_string(),
+                ));
+                continue;
+            }
+            let data_type = f.arrow_type();
+            let filters = match (f.filterable, &data_type) {
+                (false, _) => Vec::new(),
+                (true, DataType::Utf8) => ALL_OPERATORS.to_vec(),
+                (true, DataType::Boolean) => vec![Operator::EqualTo, Operator::NotEqualTo],
+                (true, _) => ALL_OPERATORS
+                    .iter()
+                    .copied()
+                    .filter(|o| *o != Operator::Contains)
+                    .collect(),
+            };
+            fields.push(Field {
+                name: f.name.clone(),
+                label: f.label.clone(),
+                cursor: f.kind == "datetime",
+                data_type,
+                filters,
+            });
+        }
+        let by_id = |operation| Write {
+            operation,
+            keys: vec!["Id".into()],
+            one_key: false,
+        };
+        EntityDetail {
+            label: if self.label.is_empty() {
+                self.name.clone()
+            } else {
+                self.label.clone()
+            },
+            name: self.name,
+            fields,
+            id_field,
+            default_cursor,
+            writes: vec![
+                Write {
+                    operation: Operation::Insert,
+                    keys: Vec::new(),
+                    one_key: false,
+                },
+                by_id(Operation::Update),
+                // By the external id field the node names.
+                Write {
+                    operation: Operation::Upsert,
+                    keys: Vec::new(),
+                    one_key: true,
+                },
+                by_id(Operation::Delete),
+            ],
+            required: Vec::new(),
+            left_out,
+        }
     }
 }
 
@@ -211,40 +428,37 @@ impl FieldInfo {
             _ => DataType::Utf8,
         }
     }
-
-    /// A value as the REST API or a Bulk CSV cell gives it, as JSON the Arrow decoder takes
-    /// for this field's type: texts of numbers and booleans become numbers and booleans,
-    /// Salesforce's `+0000` offsets become `+00:00`, empty cells null.
-    pub fn normalize(&self, value: Value) -> Value {
-        match (self.arrow_type(), value) {
-            // Salesforce keeps an empty text as null; a Bulk CSV can only show null as an
-            // empty cell. So an empty cell is null for every type, as the REST API says.
-            (_, Value::String(s)) if s.is_empty() => Value::Null,
-            (DataType::Boolean, Value::String(s)) => match s.as_str() {
-                "true" | "TRUE" | "True" => Value::Bool(true),
-                "false" | "FALSE" | "False" => Value::Bool(false),
-                _ => Value::String(s),
-            },
-            // A decimal is read from its text, exactly.
-            (DataType::Decimal128(..), v) => v,
-            (DataType::Int32 | DataType::Int64 | DataType::Float64, Value::String(s)) => {
-                match s.parse::<i64>() {
-                    Ok(n) => Value::from(n),
-                    Err(_) => s
-                        .parse::<f64>()
-                        .ok()
-                        .and_then(serde_json::Number::from_f64)
-                        .map_or(Value::String(s), Value::Number),
-                }
-            }
-            (DataType::Timestamp(..), Value::String(s)) => Value::String(rfc3339(&s)),
-            (_, v) => v,
-        }
-    }
 }
 
-/// How [`Org::describe`] starts the message of an object Salesforce does not have.
-pub const NO_OBJECT: &str = "Salesforce has no object";
+/// A value as the REST API or a Bulk CSV cell gives it, as JSON the Arrow decoder takes
+/// for a field of this type: texts of numbers and booleans become numbers and booleans,
+/// Salesforce's `+0000` offsets become `+00:00`, empty cells null.
+pub fn normalize(data_type: &DataType, value: Value) -> Value {
+    match (data_type, value) {
+        // Salesforce keeps an empty text as null; a Bulk CSV can only show null as an
+        // empty cell. So an empty cell is null for every type, as the REST API says.
+        (_, Value::String(s)) if s.is_empty() => Value::Null,
+        (DataType::Boolean, Value::String(s)) => match s.as_str() {
+            "true" | "TRUE" | "True" => Value::Bool(true),
+            "false" | "FALSE" | "False" => Value::Bool(false),
+            _ => Value::String(s),
+        },
+        // A decimal is read from its text, exactly.
+        (DataType::Decimal128(..), v) => v,
+        (DataType::Int32 | DataType::Int64 | DataType::Float64, Value::String(s)) => {
+            match s.parse::<i64>() {
+                Ok(n) => Value::from(n),
+                Err(_) => s
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or(Value::String(s), Value::Number),
+            }
+        }
+        (DataType::Timestamp(..), Value::String(s)) => Value::String(rfc3339(&s)),
+        (_, v) => v,
+    }
+}
 
 /// `2026-11-27T10:00:00.000+0000` → `2026-11-27T10:00:00.000+00:00`.
 fn rfc3339(text: &str) -> String {
@@ -258,52 +472,17 @@ fn rfc3339(text: &str) -> String {
     }
 }
 
-/// The Arrow schema of the chosen fields, in the order given.
-pub fn schema_of(fields: &[&FieldInfo]) -> Schema {
-    Schema::new(
-        fields
-            .iter()
-            .map(|f| Field::new(&f.name, f.arrow_type(), true))
-            .collect::<Vec<_>>(),
-    )
-}
-
-/// An object's description as the workspace learnt it while planning, kept a minute: the
-/// app plans on every edit. A message starting with [`NO_OBJECT`] is the flow's mistake.
-pub fn described(
-    cx: &PlanContext,
-    connection: &str,
-    object: &str,
-    version: &str,
-) -> Result<Describe, String> {
-    let inputs = ("salesforce describe", connection, object, version);
-    cx.discovery.learn(&inputs, || {
-        block_on(async {
-            Org::open(&cx.dirs, connection, version)?
-                .describe(object)
-                .await
-        })
-        .map_err(|e| e.to_string())
-    })
-}
-
 impl Org {
-    /// The org a connection is logged in to.
-    pub fn open(dirs: &Dirs, connection: &str, version: &str) -> Result<Org, NodeError> {
-        let session = service::open_as(dirs, connection, CONNECTOR)?;
-        let instance = session.connection().setting("instance_url").ok_or_else(|| {
-            NodeError::msg(format!(
-                "the connection `{connection}` has not logged in yet: log in in the app (Connections) or with `tributary connection login {connection}`"
-            ))
-        })?;
-        crate::auth::http::check_url(&instance).map_err(NodeError::msg)?;
+    /// The org a connection is logged in to, at the node's API version.
+    pub fn of(client: &Client) -> Result<Org, ConnectorError> {
+        let version: String = match client.options.get("api_version") {
+            Some(Value::String(v)) => v.clone(),
+            _ => API_VERSION.into(),
+        };
         let version = version.trim().trim_start_matches('v');
         Ok(Org {
-            api: Api::new(Some(Arc::clone(&session))),
-            base: format!(
-                "{}/services/data/v{version}",
-                instance.trim_end_matches('/')
-            ),
+            api: client.api.clone(),
+            base: format!("{}/services/data/v{version}", client.base),
         })
     }
 
@@ -322,47 +501,55 @@ impl Org {
         format!("{root}{path}")
     }
 
-    /// What an object's description is, or why there is none. A message starting with
-    /// [`NO_OBJECT`] is the flow's mistake (a misspelt object); any other, the service's.
-    pub async fn describe(&self, object: &str) -> Result<Describe, NodeError> {
+    /// What an object's description is; [`NotFound`](super::framework::ErrorKind::NotFound) for an object Salesforce
+    /// does not have (a misspelt name: the flow's mistake).
+    pub async fn describe(&self, object: &str) -> Result<Describe, ConnectorError> {
         let url = self.url(&format!("/sobjects/{object}/describe"));
         let (answer, _) = self
             .api
             .get_json(&format!("describing {object}"), |c| c.get(&url))
             .await
             .map_err(|e| match e.status {
-                Some(404) => NodeError::msg(format!(
-                    "{NO_OBJECT} `{object}` (or the connection may not see it)"
+                Some(404) => ConnectorError::not_found(format!(
+                    "Salesforce has no object `{object}` (or the connection may not see it)"
                 )),
-                _ => NodeError::msg(salesforce_words(&e.message)),
+                _ => in_words(e),
             })?;
         serde_json::from_value(answer).map_err(|e| {
-            NodeError::msg(format!(
+            ConnectorError::fatal(format!(
                 "Salesforce's description of {object} is not one Tributary reads: {e}"
             ))
         })
     }
 
-    /// The objects that can be queried, as (name, label).
-    pub async fn objects(&self) -> Result<Vec<(String, String)>, NodeError> {
+    /// The objects that can be queried.
+    pub async fn objects(&self) -> Result<Vec<Entity>, ConnectorError> {
         let url = self.url("/sobjects");
         let (answer, _) = self
             .api
             .get_json("listing the objects", |c| c.get(&url))
             .await
-            .map_err(|e| NodeError::msg(salesforce_words(&e.message)))?;
+            .map_err(in_words)?;
         Ok(answer["sobjects"]
             .as_array()
             .into_iter()
             .flatten()
             .filter(|o| o["queryable"].as_bool().unwrap_or(true))
             .filter_map(|o| {
-                Some((
-                    o["name"].as_str()?.to_string(),
-                    o["label"].as_str().unwrap_or_default().to_string(),
-                ))
+                Some(Entity {
+                    name: o["name"].as_str()?.to_string(),
+                    label: o["label"].as_str().unwrap_or_default().to_string(),
+                })
             })
             .collect())
+    }
+}
+
+/// A failure with Salesforce's error code explained.
+pub fn in_words(e: ConnectorError) -> ConnectorError {
+    ConnectorError {
+        message: salesforce_words(&e.message),
+        ..e
     }
 }
 
@@ -394,7 +581,7 @@ mod tests {
             label: String::new(),
             nillable: true,
             filterable: true,
-            compound_field_name: None,
+            external_id: false,
             precision: 18,
             scale: 2,
         }
@@ -405,9 +592,16 @@ mod tests {
         for kind in [
             "string", "textarea", "picklist", "double", "date", "boolean", "datetime",
         ] {
-            assert_eq!(field(kind).normalize(json!("")), Value::Null, "{kind}");
+            assert_eq!(
+                normalize(&field(kind).arrow_type(), json!("")),
+                Value::Null,
+                "{kind}"
+            );
         }
-        assert_eq!(field("string").normalize(json!("x")), json!("x"));
+        assert_eq!(
+            normalize(&field("string").arrow_type(), json!("x")),
+            json!("x")
+        );
     }
 
     #[test]
@@ -447,24 +641,117 @@ mod tests {
 
     #[test]
     fn csv_cells_and_rest_values_normalize_alike() {
-        assert_eq!(field("boolean").normalize(json!("true")), json!(true));
+        assert_eq!(
+            normalize(&field("boolean").arrow_type(), json!("true")),
+            json!(true)
+        );
         // A decimal is read from its text, as the Bulk CSV has it, or from the number.
         assert_eq!(
-            field("currency").normalize(json!("1250.5")),
+            normalize(&field("currency").arrow_type(), json!("1250.5")),
             json!("1250.5")
         );
-        assert_eq!(field("currency").normalize(json!(1250.5)), json!(1250.5));
-        assert_eq!(field("int").normalize(json!("42")), json!(42));
-        assert_eq!(field("double").normalize(json!("")), Value::Null);
-        // Salesforce keeps no empty text: through either API it is null.
-        assert_eq!(field("string").normalize(json!("")), Value::Null);
         assert_eq!(
-            field("datetime").normalize(json!("2026-11-27T10:00:00.000+0000")),
+            normalize(&field("currency").arrow_type(), json!(1250.5)),
+            json!(1250.5)
+        );
+        assert_eq!(
+            normalize(&field("int").arrow_type(), json!("42")),
+            json!(42)
+        );
+        assert_eq!(
+            normalize(&field("double").arrow_type(), json!("")),
+            Value::Null
+        );
+        // Salesforce keeps no empty text: through either API it is null.
+        assert_eq!(
+            normalize(&field("string").arrow_type(), json!("")),
+            Value::Null
+        );
+        assert_eq!(
+            normalize(
+                &field("datetime").arrow_type(),
+                json!("2026-11-27T10:00:00.000+0000")
+            ),
             json!("2026-11-27T10:00:00.000+00:00")
         );
         assert_eq!(
-            field("datetime").normalize(json!("2026-11-27T10:00:00.000Z")),
+            normalize(
+                &field("datetime").arrow_type(),
+                json!("2026-11-27T10:00:00.000Z")
+            ),
             json!("2026-11-27T10:00:00.000Z")
+        );
+    }
+
+    #[test]
+    fn flows_saved_before_the_framework_read_as_todays() {
+        let mut source = json!({"connection": "crm", "object": "Opportunity",
+            "incremental": "LastModifiedDate", "api": "bulk", "include_deleted": true});
+        Salesforce.upgrade(true, source.as_object_mut().unwrap());
+        assert_eq!(
+            source,
+            json!({"connection": "crm", "entity": "Opportunity", "incremental": true,
+                "cursor_field": "LastModifiedDate",
+                "options": {"api": "bulk", "include_deleted": true}})
+        );
+        let mut destination = json!({"connection": "crm", "object": "Contact",
+            "operation": "upsert", "external_id_field": "Ext__c", "bulk_from": 10});
+        Salesforce.upgrade(false, destination.as_object_mut().unwrap());
+        assert_eq!(
+            destination,
+            json!({"connection": "crm", "entity": "Contact", "operation": "upsert",
+                "keys": ["Ext__c"], "options": {"bulk_from": 10}})
+        );
+        // Today's shape stays as it is.
+        let today = json!({"connection": "crm", "entity": "Lead", "incremental": true});
+        let mut same = today.clone();
+        Salesforce.upgrade(true, same.as_object_mut().unwrap());
+        assert_eq!(same, today);
+    }
+
+    #[test]
+    fn a_description_becomes_an_entity_without_its_compound_fields() {
+        let describe = Describe {
+            name: "Account".into(),
+            label: "Account".into(),
+            fields: ["id", "string", "address", "boolean", "datetime", "currency"]
+                .iter()
+                .zip([
+                    "Id",
+                    "Name",
+                    "BillingAddress",
+                    "IsDeleted",
+                    "SystemModstamp",
+                    "AnnualRevenue",
+                ])
+                .map(|(kind, name)| FieldInfo {
+                    name: name.into(),
+                    ..field(kind)
+                })
+                .collect(),
+        };
+        let entity = describe.detail();
+        let names: Vec<_> = entity.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["Id", "Name", "IsDeleted", "SystemModstamp", "AnnualRevenue"]
+        );
+        assert_eq!(entity.left_out[0].0, "BillingAddress");
+        assert_eq!(entity.default_cursor.as_deref(), Some("SystemModstamp"));
+        assert_eq!(entity.id_field.as_deref(), Some("Id"));
+        let by_name = |n: &str| entity.field(n).unwrap();
+        assert!(by_name("Name").filters.contains(&Operator::Contains));
+        assert!(
+            !by_name("AnnualRevenue")
+                .filters
+                .contains(&Operator::Contains)
+        );
+        assert_eq!(by_name("IsDeleted").filters.len(), 2);
+        assert!(by_name("SystemModstamp").cursor && !by_name("Name").cursor);
+        // Names are Salesforce's, in any capitals.
+        assert_eq!(
+            entity.field("systemmodstamp").unwrap().name,
+            "SystemModstamp"
         );
     }
 }
