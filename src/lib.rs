@@ -20,6 +20,8 @@ pub mod schema;
 pub mod serde_words;
 pub mod service;
 pub mod state;
+#[cfg(test)]
+mod testing;
 pub mod transforms;
 pub mod types;
 pub mod ui;

@@ -199,7 +199,7 @@ impl Partitioner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transforms::testing::*;
+    use crate::testing::*;
 
     #[test]
     fn folders_by_time_and_execution() {

@@ -460,7 +460,7 @@ impl<T> Tap for T {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transforms::testing::*;
+    use crate::testing::*;
     use serde_json::json;
 
     fn agg(v: serde_json::Value) -> Aggregate {

@@ -248,7 +248,7 @@ fn round(values: &ArrayRef, decimals: u8) -> Result<ArrayRef, arrow::error::Arro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transforms::testing::*;
+    use crate::testing::*;
     use serde_json::json;
 
     fn arith(ops: serde_json::Value) -> Arithmetic {

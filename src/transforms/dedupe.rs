@@ -113,7 +113,7 @@ impl Transform for DedupeRun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transforms::testing::*;
+    use crate::testing::*;
 
     #[test]
     fn keeps_first_across_batches_with_nulls_equal() {

@@ -250,7 +250,7 @@ impl Transform for FilterRun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transforms::testing::*;
+    use crate::testing::*;
     use serde_json::json;
 
     fn filter(conditions: Value) -> Filter {

@@ -127,7 +127,7 @@ impl Transform for HashRun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transforms::testing::*;
+    use crate::testing::*;
 
     #[test]
     fn known_digests_salt_and_nulls() {

@@ -296,7 +296,7 @@ impl Transform for Project {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transforms::testing::*;
+    use crate::testing::*;
 
     #[test]
     fn projects_renames_and_converts() {

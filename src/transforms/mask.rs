@@ -195,7 +195,7 @@ pub(crate) fn as_text(column: &ArrayRef) -> Result<StringArray, arrow::error::Ar
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transforms::testing::*;
+    use crate::testing::*;
 
     fn mask(mode: MaskMode, n: usize) -> Mask {
         Mask {

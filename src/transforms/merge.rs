@@ -202,7 +202,7 @@ impl Transform for MergeRun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transforms::testing::*;
+    use crate::testing::*;
 
     fn merge(format: &str) -> Merge {
         Merge {

@@ -12,6 +12,3 @@ pub mod mask;
 pub mod merge;
 pub mod truncate;
 pub mod validate;
-
-#[cfg(test)]
-pub(crate) mod testing;

@@ -105,7 +105,7 @@ fn substring_by_char_any(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transforms::testing::*;
+    use crate::testing::*;
 
     #[test]
     fn cuts_by_characters_and_keeps_nulls() {

@@ -200,7 +200,7 @@ impl Transform for ValidateRun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transforms::testing::*;
+    use crate::testing::*;
 
     fn rule(field: &str, check: Check, action: Action) -> Validate {
         Validate {

@@ -1,4 +1,4 @@
-//! Helpers for the transforms' unit tests: build small batches, run one node on them.
+//! Helpers for unit tests of nodes: build small batches, run one node on them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
