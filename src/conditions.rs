@@ -21,6 +21,14 @@ pub struct Condition {
 }
 
 impl Condition {
+    pub fn new(field: &str, operator: Operator, value: Value) -> Condition {
+        Condition {
+            field: field.into(),
+            operator,
+            value,
+        }
+    }
+
     /// The condition as the node's one-line summary says it, in the form's words:
     /// `status equal to shipped or delivered`, `quantity greater than 0`.
     pub fn in_words(&self) -> String {

@@ -8,7 +8,7 @@ use oauth2::url::Url;
 use reqwest::header::HeaderMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio_util::bytes::Bytes;
 
 use super::framework::{ConnectorError, ErrorKind};
@@ -552,6 +552,14 @@ fn link_header_next(headers: &HeaderMap) -> Option<String> {
 /// The rows of a CSV answer as records of texts, named by its header row; an empty cell is
 /// null.
 fn csv_records(body: &[u8]) -> Result<Vec<Value>, String> {
+    csv_rows(body)?.map(|row| row.map(Value::Object)).collect()
+}
+
+/// The rows of a CSV answer one at a time (a Bulk result set holds 50,000), as records of
+/// texts named by its header row; an empty cell is null.
+pub fn csv_rows(
+    body: &[u8],
+) -> Result<impl Iterator<Item = Result<Map<String, Value>, String>> + Send + '_, String> {
     let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(body);
     let names: Vec<String> = reader
         .headers()
@@ -559,26 +567,20 @@ fn csv_records(body: &[u8]) -> Result<Vec<Value>, String> {
         .iter()
         .map(String::from)
         .collect();
-    reader
-        .records()
-        .enumerate()
-        .map(|(i, row)| {
-            let row = row.map_err(|e| format!("row {} of the CSV answer: {e}", i + 1))?;
-            Ok(Value::Object(
-                names
-                    .iter()
-                    .zip(row.iter())
-                    .map(|(name, cell)| {
-                        let value = match cell {
-                            "" => Value::Null,
-                            text => Value::String(text.to_string()),
-                        };
-                        (name.clone(), value)
-                    })
-                    .collect(),
-            ))
-        })
-        .collect()
+    Ok(reader.into_records().enumerate().map(move |(i, row)| {
+        let row = row.map_err(|e| format!("row {} of the CSV answer: {e}", i + 1))?;
+        Ok(names
+            .iter()
+            .zip(row.iter())
+            .map(|(name, cell)| {
+                let value = match cell {
+                    "" => Value::Null,
+                    text => Value::String(text.to_string()),
+                };
+                (name.clone(), value)
+            })
+            .collect())
+    }))
 }
 
 /// The value at a dot path (`data.items`, `results.0.rows`).

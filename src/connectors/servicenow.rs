@@ -706,14 +706,6 @@ mod tests {
         }
     }
 
-    fn condition(field: &str, operator: Operator, value: Value) -> Condition {
-        Condition {
-            field: field.into(),
-            operator,
-            value,
-        }
-    }
-
     #[test]
     fn conditions_become_encoded_query_terms() {
         let priority = field("priority", "integer");
@@ -721,27 +713,27 @@ mod tests {
         let opened = field("opened_at", "glide_date_time");
         let cases = [
             (
-                condition("priority", Operator::LessThanOrEqualTo, json!(2)),
+                Condition::new("priority", Operator::LessThanOrEqualTo, json!(2)),
                 &priority,
                 "priority<=2",
             ),
             (
-                condition("state", Operator::EqualTo, json!(["new", "in progress"])),
+                Condition::new("state", Operator::EqualTo, json!(["new", "in progress"])),
                 &state,
                 "stateINnew,in progress",
             ),
             (
-                condition("state", Operator::NotEqualTo, json!("closed")),
+                Condition::new("state", Operator::NotEqualTo, json!("closed")),
                 &state,
                 "state!=closed",
             ),
             (
-                condition("state", Operator::Contains, json!("a^b")),
+                Condition::new("state", Operator::Contains, json!("a^b")),
                 &state,
                 "stateLIKEa^^b",
             ),
             (
-                condition(
+                Condition::new(
                     "opened_at",
                     Operator::Between,
                     json!(["2026-11-01T00:00:00Z", "2026-11-30T12:00:00+01:00"]),
@@ -755,7 +747,7 @@ mod tests {
         }
         assert!(
             encode(
-                &condition("priority", Operator::GreaterThan, json!("high")),
+                &Condition::new("priority", Operator::GreaterThan, json!("high")),
                 &priority
             )
             .is_err()

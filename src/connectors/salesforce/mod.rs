@@ -522,6 +522,42 @@ impl Org {
         })
     }
 
+    /// Waits for a Bulk API 2.0 job to end, asking with a growing pause: its last status
+    /// once `JobComplete`, an error with Salesforce's reason once `Failed` or `Aborted`,
+    /// nothing once `abandon` says the answer is no longer wanted.
+    pub async fn wait_for_job(
+        &self,
+        job_url: &str,
+        what: &str,
+        abandon: impl Fn() -> bool,
+    ) -> Result<Option<Value>, ConnectorError> {
+        let mut wait = std::time::Duration::from_millis(250);
+        loop {
+            if abandon() {
+                return Ok(None);
+            }
+            let (status, _) = self
+                .api
+                .get_json(what, |c| c.get(job_url))
+                .await
+                .map_err(in_words)?;
+            match status["state"].as_str().unwrap_or_default() {
+                "JobComplete" => return Ok(Some(status)),
+                "Failed" | "Aborted" => {
+                    return Err(ConnectorError::fatal(format!(
+                        "{what}: the job {}: {}",
+                        status["state"].as_str().unwrap_or_default().to_lowercase(),
+                        status["errorMessage"].as_str().unwrap_or("no reason given")
+                    )));
+                }
+                _ => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
     /// The objects that can be queried.
     pub async fn objects(&self) -> Result<Vec<Entity>, ConnectorError> {
         let url = self.url("/sobjects");

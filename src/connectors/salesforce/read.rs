@@ -5,8 +5,6 @@
 //! the run's start, excluded) is in the `WHERE` too; the framework skips the records at
 //! the boundary that the last run read.
 
-use std::time::Duration;
-
 use arrow::datatypes::DataType;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
@@ -15,6 +13,7 @@ use super::{DataTransferApi, Org, ReadOptions, in_words, normalize};
 use crate::conditions::{Condition, Operator};
 use crate::connectors::framework::ConnectorError;
 use crate::connectors::framework::catalog::{Client, EntityDetail, Notes, Pages, ReadRequest};
+use crate::connectors::pages::csv_rows;
 
 /// Reads what `request` asks into `pages`. A send that fails means the node has what it
 /// needs or the run stopped: the read ends there (aborting a running query job).
@@ -266,32 +265,14 @@ impl Query<'_> {
             .ok_or_else(|| ConnectorError::fatal("Salesforce created a query job without an id"))?
             .to_string();
         let status_url = format!("{jobs}/{id}");
-        let mut wait = Duration::from_millis(250);
-        loop {
-            if pages.is_closed() {
-                self.abort_job(&status_url).await;
-                return Ok(());
-            }
-            let (status, _) = self
-                .org
-                .api
-                .get_json("checking the query job", |c| c.get(&status_url))
-                .await
-                .map_err(in_words)?;
-            match status["state"].as_str().unwrap_or_default() {
-                "JobComplete" => break,
-                "Failed" | "Aborted" => {
-                    return Err(ConnectorError::fatal(format!(
-                        "the Bulk API 2.0 query job {id} {}: {}",
-                        status["state"].as_str().unwrap_or_default().to_lowercase(),
-                        status["errorMessage"].as_str().unwrap_or("no reason given")
-                    )));
-                }
-                _ => {
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(10));
-                }
-            }
+        let what = format!("the Bulk API 2.0 query job {id}");
+        let done = self
+            .org
+            .wait_for_job(&status_url, &what, || pages.is_closed())
+            .await?;
+        if done.is_none() {
+            self.abort_job(&status_url).await;
+            return Ok(());
         }
         let results = format!("{status_url}/results");
         let mut locator: Option<String> = None;
@@ -326,7 +307,7 @@ impl Query<'_> {
             // A result set holds up to 50,000 records: they go on a page at a time, so
             // only one page of them is ever held as JSON values.
             let mut rows =
-                csv_records(&body).map_err(|e| ConnectorError::fatal(format!("{what}: {e}")))?;
+                csv_rows(&body).map_err(|e| ConnectorError::fatal(format!("{what}: {e}")))?;
             loop {
                 let chunk: Vec<_> = rows
                     .by_ref()
@@ -360,25 +341,6 @@ impl Query<'_> {
     }
 }
 
-/// The rows of a Bulk API 2.0 result set (CSV with a header row) as text values.
-fn csv_records(
-    body: &[u8],
-) -> Result<impl Iterator<Item = Result<Map<String, Value>, String>> + Send + '_, String> {
-    let mut reader = csv::ReaderBuilder::new().from_reader(body);
-    let headers = reader
-        .headers()
-        .map_err(|e| format!("not CSV: {e}"))?
-        .clone();
-    Ok(reader.into_records().map(move |row| {
-        let row = row.map_err(|e| format!("not CSV: {e}"))?;
-        Ok(headers
-            .iter()
-            .zip(row.iter())
-            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-            .collect())
-    }))
-}
-
 /// `Sforce-Limit-Info: api-usage=18/5000`: how much of the org's daily allowance of API
 /// requests is used, kept in the run record as `api_requests_used` and `api_requests_limit`.
 fn note_limits(notes: &Notes, headers: &reqwest::header::HeaderMap) {
@@ -404,14 +366,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn condition(field: &str, operator: Operator, value: Value) -> Condition {
-        Condition {
-            field: field.into(),
-            operator,
-            value,
-        }
-    }
-
     #[test]
     fn conditions_become_soql_with_literals_of_the_fields_type() {
         let text = DataType::Utf8;
@@ -419,22 +373,22 @@ mod tests {
         let date = DataType::Date32;
         let cases = [
             (
-                condition("StageName", Operator::NotEqualTo, json!("Closed Lost")),
+                Condition::new("StageName", Operator::NotEqualTo, json!("Closed Lost")),
                 &text,
                 "StageName != 'Closed Lost'",
             ),
             (
-                condition("StageName", Operator::EqualTo, json!(["Won", "O'Brien"])),
+                Condition::new("StageName", Operator::EqualTo, json!(["Won", "O'Brien"])),
                 &text,
                 "StageName IN ('Won', 'O\\'Brien')",
             ),
             (
-                condition("Amount", Operator::GreaterThan, json!(1000)),
+                Condition::new("Amount", Operator::GreaterThan, json!(1000)),
                 &amount,
                 "Amount > 1000",
             ),
             (
-                condition(
+                Condition::new(
                     "CloseDate",
                     Operator::Between,
                     json!(["2026-01-01", "2026-03-31"]),
@@ -443,7 +397,7 @@ mod tests {
                 "(CloseDate >= 2026-01-01 AND CloseDate <= 2026-03-31)",
             ),
             (
-                condition("StageName", Operator::Contains, json!("50%_off")),
+                Condition::new("StageName", Operator::Contains, json!("50%_off")),
                 &text,
                 "StageName LIKE '%50\\%\\_off%'",
             ),
@@ -451,26 +405,13 @@ mod tests {
         for (c, t, soql) in cases {
             assert_eq!(condition_soql(&c, &c.field, t).unwrap(), soql);
         }
-        let lots = condition("Amount", Operator::EqualTo, json!("lots"));
+        let lots = Condition::new("Amount", Operator::EqualTo, json!("lots"));
         assert!(
             condition_soql(&lots, "Amount", &amount)
                 .unwrap_err()
                 .contains("not a number")
         );
-        let european = condition("CloseDate", Operator::EqualTo, json!("31/01/2026"));
+        let european = Condition::new("CloseDate", Operator::EqualTo, json!("31/01/2026"));
         assert!(condition_soql(&european, "CloseDate", &date).is_err());
-    }
-
-    #[test]
-    fn bulk_csv_rows_become_records() {
-        let rows: Vec<_> = csv_records(
-            b"\"Id\",\"Amount\",\"Name\"\n\"006A\",\"12.5\",\"Acme, Inc.\"\n\"006B\",\"\",\"\"\n",
-        )
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0]["Name"], json!("Acme, Inc."));
-        assert_eq!(rows[1]["Amount"], json!(""));
     }
 }

@@ -6,7 +6,6 @@
 //! the refused ones aside.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -260,28 +259,8 @@ async fn job(
         .send(&what, |c| c.patch(&job_url).json(&close))
         .await
         .map_err(in_words)?;
-    let mut wait = Duration::from_millis(250);
-    let status = loop {
-        let (status, _) = org
-            .api
-            .get_json(&what, |c| c.get(&job_url))
-            .await
-            .map_err(in_words)?;
-        match status["state"].as_str().unwrap_or_default() {
-            "JobComplete" => break status,
-            "Failed" | "Aborted" => {
-                return Err(ConnectorError::fatal(format!(
-                    "{what}: the job {id} {}: {}",
-                    status["state"].as_str().unwrap_or_default().to_lowercase(),
-                    status["errorMessage"].as_str().unwrap_or("no reason given")
-                )));
-            }
-            _ => {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(10));
-            }
-        }
-    };
+    let status = (org.wait_for_job(&job_url, &what, || false).await?)
+        .ok_or_else(|| ConnectorError::fatal(format!("{what}: stopped waiting for the job")))?;
     // Which row is which, by its cells: rows with the same cells are told apart by order.
     let mut by_cells: HashMap<&[String], VecDeque<usize>> = HashMap::new();
     for (i, row) in rows.iter().enumerate() {
