@@ -44,6 +44,11 @@ pub struct Api {
 }
 
 impl Api {
+    /// The connection requests are signed with, if any.
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_deref()
+    }
+
     /// A client that signs requests with a connection, or none for public APIs.
     pub fn new(session: Option<Arc<Session>>) -> Api {
         let http = match &session {

@@ -11,6 +11,7 @@ pub mod pages;
 pub mod rest;
 pub mod s3;
 pub mod salesforce;
+pub mod sap;
 pub mod servicenow;
 pub mod webhook;
 
@@ -30,7 +31,7 @@ pub(crate) const BUILT_IN_MANIFESTS: &[(&str, &str)] = &[
 ];
 
 /// The apps whose connectors are written in Rust.
-const APPS: &[&dyn Service] = &[&salesforce::Salesforce, &servicenow::ServiceNow];
+const APPS: &[&dyn Service] = &[&salesforce::Salesforce, &servicenow::ServiceNow, &sap::Sap];
 
 /// The services that are not one app: object stores, any HTTP API, webhooks.
 const GENERAL: &[&dyn Service] = &[&s3::S3, &rest::AnyHttpApi, &webhook::WebhookKey];

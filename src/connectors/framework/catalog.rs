@@ -137,6 +137,11 @@ impl Client {
         }
     }
 
+    /// A setting of the connection (`sap_client`).
+    pub fn setting(&self, key: &str) -> Option<String> {
+        self.api.session()?.connection().setting(key)
+    }
+
     /// A URL of the service's API.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
