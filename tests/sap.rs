@@ -1,0 +1,491 @@
+//! `source.sap` and `destination.sap`, SAP OData on the connector framework, through the
+//! `tributary` command against an SAP Gateway service on loopback that speaks OData v2 or
+//! v4 (`tests/support/sap_server.py`). The tests check the requests (`$select`, the exact
+//! `$filter`, paging, the CSRF token) as well as the records written.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+
+use common::*;
+use indexmap::IndexMap;
+use serde_json::{Value, json};
+use tributary::auth::vault;
+use tributary::flow::Flow;
+use tributary::paths::Dirs;
+use tributary::workspace::Workspace;
+
+const PASSPHRASE: &str = "sap tests";
+const ROOT: &str = "/sap/opu/odata/sap/API_PRODUCT_SRV";
+
+fn tributary(scratch: &Scratch) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tributary"));
+    c.env("TRIBUTARY_HOME", scratch.home())
+        .env("TRIBUTARY_VAULT_PASSPHRASE", PASSPHRASE)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("TRIBUTARY_LOG");
+    c
+}
+
+/// A service of OData `version` (2 or 4) and a scratch installation with the connection
+/// `s4` to it (basic sign-in, SAP client 100).
+fn connected(version: &str) -> (SupportServer, Scratch) {
+    let service = SupportServer::start("sap_server.py", &["--version", version]);
+    let scratch = Scratch::new();
+    add_connection(
+        &scratch,
+        PASSPHRASE,
+        "s4",
+        "sap",
+        "basic",
+        &[
+            format!("instance_url={}{ROOT}", service.url()),
+            "username=COMM_USER".into(),
+            "sap_client=100".into(),
+        ],
+        "sap-pass-1",
+    );
+    (service, scratch)
+}
+
+fn to_folder(source: Value) -> Value {
+    let mut config = json!({"connection": "s4", "entity": "A_Product"});
+    config
+        .as_object_mut()
+        .unwrap()
+        .extend(source.as_object().unwrap().clone());
+    flow(
+        vec![
+            node("sap", "source.sap", config),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("sap", "out")],
+    )
+}
+
+fn run(scratch: &Scratch, flow: &Value) -> Output {
+    let path = scratch.flow("flow.json", flow);
+    tributary(scratch)
+        .args(["run", path.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap()
+}
+
+/// Every record written so far by product, and how many were written in all.
+fn written(scratch: &Scratch) -> (BTreeMap<String, Value>, usize) {
+    let mut by_product = BTreeMap::new();
+    let mut count = 0;
+    let out = scratch.path().join("out");
+    for file in files_under(&out) {
+        for line in std::fs::read_to_string(out.join(&file)).unwrap().lines() {
+            let record: Value = serde_json::from_str(line).unwrap();
+            by_product.insert(record["Product"].as_str().unwrap().to_string(), record);
+            count += 1;
+        }
+    }
+    (by_product, count)
+}
+
+/// The reads of the product set, in order.
+fn reads(requests: &[Value]) -> Vec<Value> {
+    requests
+        .iter()
+        .filter(|r| r["path"] == format!("{ROOT}/A_Product") && r["method"] == "GET")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn entity_sets_and_their_typed_properties_come_from_the_metadata() {
+    let (service, scratch) = connected("2");
+    let dirs = Dirs::under(&scratch.home());
+    vault::unlock_shared(&dirs, PASSPHRASE).unwrap();
+    let workspace = Workspace::new(dirs);
+    let flow = Flow::from_json(&to_folder(json!({})).to_string(), "test").unwrap();
+    let config = tributary::workspace::node_config(&flow, "sap", &IndexMap::new()).unwrap();
+    let cx = workspace.plan_context(scratch.path());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sets = runtime.block_on(config.entities(&cx)).unwrap();
+    let names: Vec<(&str, &str)> = sets
+        .iter()
+        .map(|s| (s.name.as_str(), s.label.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("A_Product", "Products"),
+            ("A_ProductDescription", "Product Descriptions")
+        ]
+    );
+    let fields = runtime.block_on(config.entity_fields(&cx)).unwrap();
+    let labels: Vec<&str> = fields.iter().map(|f| f.label.as_str()).collect();
+    assert_eq!(labels[..3], ["Product", "Product Name", "Net Price"]);
+
+    let plan = tributary::workspace::plan_flow(&flow, scratch.path(), &IndexMap::new(), &workspace)
+        .unwrap_or_else(|p| panic!("{p:#?}"));
+    let schema = &plan.nodes[plan.index_of("sap").unwrap()].schema;
+    let types: BTreeMap<String, String> = schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), tributary::types::describe(f.data_type())))
+        .collect();
+    assert_eq!(types["Product"], "string");
+    assert_eq!(types["Price"], "decimal(13,2)");
+    assert_eq!(types["Quantity"], "integer");
+    assert_eq!(types["Stock"], "integer");
+    assert_eq!(types["Weight"], "number");
+    assert_eq!(types["IsActive"], "boolean");
+    assert_eq!(types["CreatedOn"], "timestamp");
+    assert_eq!(types["LastChangeDateTime"], "timestamp");
+    assert_eq!(
+        types.len(),
+        10,
+        "navigation properties are not fields: {types:?}"
+    );
+
+    let requests = service.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r["path"] == format!("{ROOT}/$metadata"))
+    );
+    assert!(
+        requests.iter().all(|r| r["auth"] == "Basic"),
+        "{requests:?}"
+    );
+    assert!(
+        requests.iter().all(|r| r["query"]["sap-client"] == "100"),
+        "{requests:?}"
+    );
+}
+
+/// Products 10..=230 (a price of at least 10), without every 50th (no quantity) and 101.
+fn expected_products() -> usize {
+    (10..=230).filter(|i| i % 50 != 0 && *i != 101).count()
+}
+
+fn filtered_pull() -> Value {
+    to_folder(json!({
+        "fields": ["Product", "ProductName", "Price", "Stock", "Weight", "IsActive", "LastChangeDateTime"],
+        "conditions": [
+            {"field": "Quantity", "operator": "greater_than_or_equal_to", "value": 1},
+            {"field": "Price", "operator": "greater_than_or_equal_to", "value": 10},
+            {"field": "ProductName", "operator": "not_equal_to", "value": "Product 101"}
+        ]
+    }))
+}
+
+#[test]
+fn a_v2_pull_sends_the_conditions_as_a_filter_and_follows_next_links() {
+    let (service, scratch) = connected("2");
+    let record = ran(&run(&scratch, &filtered_pull()));
+    let (by_product, count) = written(&scratch);
+    assert_eq!(count, expected_products());
+    assert_eq!(by_product.len(), count, "no record twice");
+    assert_eq!(record["records_written"], count as u64);
+    let p = &by_product["P00012"];
+    assert_eq!(p["ProductName"], "Bolt 12");
+    assert_eq!(p["Price"], 12.0, "{p}");
+    assert_eq!(
+        p["Stock"], 12_000_000_084_i64,
+        "a 64-bit integer sent as text"
+    );
+    assert_eq!(p["Weight"], 6.0);
+    assert_eq!(p["IsActive"], false);
+    assert_eq!(p["LastChangeDateTime"], "2026-11-01T00:02:00Z");
+
+    let reads = reads(&service.requests());
+    // 216 records, 100 a page: the first page, then two next links.
+    assert_eq!(reads.len(), 3, "{reads:?}");
+    let q = &reads[0]["query"];
+    assert_eq!(
+        q["$select"],
+        "Product,ProductName,Price,Stock,Weight,IsActive,LastChangeDateTime"
+    );
+    assert_eq!(
+        q["$filter"],
+        "Quantity ge 1 and Price ge 10M and ProductName ne 'Product 101'"
+    );
+    assert_eq!(q["$orderby"], "Product");
+    assert_eq!(q["$top"], "1000");
+    assert_eq!(q["$format"], "json");
+    assert_eq!(q["sap-client"], "100");
+    assert_eq!(reads[1]["query"]["$skiptoken"], "100");
+    assert_eq!(reads[2]["query"]["$skiptoken"], "200");
+}
+
+#[test]
+fn a_v4_service_is_read_and_updated_in_its_own_dialect() {
+    let (service, scratch) = connected("4");
+    let mut flow = filtered_pull();
+    flow["nodes"][0]["config"]["conditions"][2] =
+        json!({"field": "ProductName", "operator": "contains", "value": "Bolt"});
+    ran(&run(&scratch, &flow));
+    let (by_product, count) = written(&scratch);
+    assert_eq!(
+        count,
+        (10..=230).filter(|i| i % 4 == 0 && i % 50 != 0).count()
+    );
+    assert_eq!(
+        by_product["P00012"]["LastChangeDateTime"],
+        "2026-11-01T00:02:00Z"
+    );
+    assert_eq!(by_product["P00012"]["Stock"], 12_000_000_084_i64);
+    let reads = reads(&service.requests());
+    let q = &reads[0]["query"];
+    assert_eq!(
+        q["$filter"],
+        "Quantity ge 1 and Price ge 10 and contains(ProductName,'Bolt')"
+    );
+    assert!(q.get("$format").is_none(), "v4 answers JSON by Accept");
+
+    // An update is a PATCH of the record its key finds.
+    let input = scratch.write(
+        "changes.jsonl",
+        "{\"Product\": \"P00012\", \"Price\": 99.5}\n{\"Product\": \"P99999\", \"Price\": 1}\n",
+    );
+    let record = ran(&run(&scratch, &from_file(&input, "update")));
+    assert_eq!(record["records_rejected"], 1);
+    let reasons: Vec<String> = refused(&record)
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(reasons, ["API_PRD_MSG/001: Product P99999 does not exist"]);
+    let changes: Vec<Value> = service
+        .requests()
+        .into_iter()
+        .filter(|r| r["method"] == "PATCH")
+        .collect();
+    assert_eq!(changes[0]["path"], format!("{ROOT}/A_Product('P00012')"));
+    assert_eq!(
+        changes[0]["body"],
+        json!({"Product": "P00012", "Price": 99.5})
+    );
+}
+
+#[test]
+fn incremental_runs_read_each_record_once_when_records_share_the_boundary_instant() {
+    let (service, scratch) = connected("2");
+    let flow = to_folder(json!({
+        "fields": ["Product", "ProductName", "LastChangeDateTime"],
+        "incremental": true
+    }));
+    let first = ran(&run(&scratch, &flow));
+    assert_eq!(first["records_written"], 230);
+    let reads_of_first = reads(&service.requests());
+    let q = &reads_of_first[0]["query"];
+    assert!(
+        q["$filter"]
+            .as_str()
+            .unwrap()
+            .starts_with("LastChangeDateTime lt datetimeoffset'"),
+        "the first run reads up to its start: {q}"
+    );
+    assert_eq!(q["$orderby"], "LastChangeDateTime,Product");
+
+    // Products 230 shares its instant (minute 46) with 225..229. Two more arrive at that
+    // very instant, and an older one changes later.
+    let boundary = "2026-11-01T00:46:00Z";
+    service.control(json!({"upsert": [
+        {"Product": "P00901", "ProductName": "Late 1", "LastChangeDateTime": boundary},
+        {"Product": "P00005", "ProductName": "Late 2", "LastChangeDateTime": boundary},
+        {"Product": "P00007", "ProductName": "Renamed 7", "LastChangeDateTime": "2026-11-01T02:00:00Z"}
+    ]}));
+    let second = ran(&run(&scratch, &flow));
+    assert_eq!(second["records_written"], 3, "{second}");
+    let q = &reads(&service.requests())[0]["query"];
+    assert!(
+        q["$filter"].as_str().unwrap().starts_with(
+            "LastChangeDateTime ge datetimeoffset'2026-11-01T00:46:00.000Z' and LastChangeDateTime lt datetimeoffset'"
+        ),
+        "{q}"
+    );
+    let third = ran(&run(&scratch, &flow));
+    assert_eq!(third["records_written"], 0);
+
+    let (by_product, count) = written(&scratch);
+    assert_eq!(count, 233, "every record once, the changed ones again");
+    assert_eq!(by_product.len(), 231);
+    assert_eq!(by_product["P00007"]["ProductName"], "Renamed 7");
+    assert_eq!(by_product["P00005"]["ProductName"], "Late 2");
+}
+
+fn from_file(input: &std::path::Path, operation: &str) -> Value {
+    flow(
+        vec![
+            node(
+                "changes",
+                "source.file",
+                json!({"path": input.to_str().unwrap(), "format": "jsonl"}),
+            ),
+            node(
+                "sap",
+                "destination.sap",
+                json!({"connection": "s4", "entity": "A_Product", "operation": operation}),
+            ),
+        ],
+        &[("changes", "sap")],
+    )
+}
+
+#[test]
+fn inserts_carry_a_csrf_token_and_refused_records_keep_saps_words() {
+    let (service, scratch) = connected("2");
+    let mut lines = String::new();
+    for (product, name, price) in [
+        ("N001", "Nut 1", "1.25"),
+        ("N002", "", "2.50"),
+        ("N003", "Nut 3", "-3.00"),
+        ("P00001", "Again 1", "1.00"),
+        ("N005", "Nut 5", "5.00"),
+        ("N006", "Nut 6", "6.00"),
+        ("N007", "Nut 7", "7.00"),
+    ] {
+        lines += &json!({"Product": product, "ProductName": name, "Price": price.parse::<f64>().unwrap(),
+                         "CreatedOn": "2026-11-30T08:00:00Z"})
+        .to_string();
+        lines.push('\n');
+    }
+    let input = scratch.write("new.jsonl", &lines);
+    // A session's token lasts two changes here: the others renew it.
+    service.control(json!({"csrf_uses": 2}));
+    let record = ran(&run(&scratch, &from_file(&input, "insert")));
+    assert_eq!(record["records_rejected"], 3);
+    assert_eq!(record["outputs"][0]["records"], 4);
+    let mut reasons: Vec<String> = refused(&record)
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap().to_string())
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            "API_PRD_MSG/002: Product P00001 already exists",
+            "API_PRD_MSG/012: Enter a product name",
+            "API_PRD_MSG/031: Price -3.00 is negative",
+        ]
+    );
+
+    let requests = service.requests();
+    let fetches = requests
+        .iter()
+        .filter(|r| r["csrf"] == "fetch" && r["path"] == format!("{ROOT}/"))
+        .count();
+    let refusals = requests.iter().filter(|r| r["csrf"] == "refused").count();
+    assert!(fetches >= 3 && refusals >= 2, "{requests:?}");
+    let posts: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["method"] == "POST" && r["csrf"] == "ok")
+        .collect();
+    assert_eq!(posts.len(), 7, "each record once with a valid token");
+    // v2's JSON: decimals as text, instants as /Date(ms)/.
+    assert_eq!(posts[0]["body"]["Price"], "1.25");
+    assert_eq!(posts[0]["body"]["CreatedOn"], "/Date(1796025600000)/");
+}
+
+#[test]
+fn mistakes_wrong_credentials_and_rate_limits_are_said_in_words() {
+    let (service, scratch) = connected("2");
+    let check = |flow: &Value| {
+        let path = scratch.flow("check.json", flow);
+        let out = tributary(&scratch)
+            .args(["validate", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!("{}{}", stdout(&out), stderr(&out)),
+        )
+    };
+    let (code, text) = check(&to_folder(json!({"entity": "A_Prodct"})));
+    assert_eq!(code, Some(2));
+    assert!(
+        text.contains("the service has no entity set `A_Prodct`"),
+        "{text}"
+    );
+    let (_, text) = check(&to_folder(json!({"conditions": [
+        {"field": "Note", "operator": "equal_to", "value": "x"}]})));
+    assert!(text.contains("SAP OData cannot filter by `Note`"), "{text}");
+    let (_, text) = check(&to_folder(json!({"conditions": [
+        {"field": "Price", "operator": "greater_than", "value": "cheap"}]})));
+    assert!(text.contains("`cheap` is not a number"), "{text}");
+
+    // 429 and 503 are waited out.
+    service.control(json!({"fail": [
+        {"status": 429, "at": "A_Product?", "retry_after": 1},
+        {"status": 503, "at": "A_Product?"}
+    ]}));
+    let record = ran(&run(&scratch, &to_folder(json!({"fields": ["Product"]}))));
+    assert_eq!(record["records_written"], 230);
+
+    // A wrong password, said with the connection's name.
+    let wrong = Scratch::new();
+    add_connection(
+        &wrong,
+        PASSPHRASE,
+        "s4",
+        "sap",
+        "basic",
+        &[
+            format!("instance_url={}{ROOT}", service.url()),
+            "username=COMM_USER".into(),
+        ],
+        "not-the-password",
+    );
+    let path = wrong.flow("flow.json", &to_folder(json!({})));
+    let out = tributary(&wrong)
+        .args(["run", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("401"), "{text}");
+    assert!(
+        !text.contains("not-the-password"),
+        "no secret in messages: {text}"
+    );
+}
+
+#[test]
+fn client_credentials_sign_in_with_a_bearer_token() {
+    let service = SupportServer::start("sap_server.py", &[]);
+    let scratch = Scratch::new();
+    add_connection(
+        &scratch,
+        PASSPHRASE,
+        "s4",
+        "sap",
+        "oauth2_client_credentials",
+        &[
+            format!("instance_url={}{ROOT}", service.url()),
+            "client_id=sap-client".into(),
+            format!("token_url={}/oauth/token", service.url()),
+        ],
+        "sap-secret-3",
+    );
+    let login = tributary(&scratch)
+        .args(["connection", "login", "s4"])
+        .output()
+        .unwrap();
+    assert!(login.status.success(), "{}", stderr(&login));
+    let test = tributary(&scratch)
+        .args(["connection", "test", "s4"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&test).contains("OData v2, 2 entity sets"),
+        "{}{}",
+        stdout(&test),
+        stderr(&test)
+    );
+    let record = ran(&run(&scratch, &to_folder(json!({"fields": ["Product"]}))));
+    assert_eq!(record["records_written"], 230);
+    let requests = service.requests();
+    let reads = reads(&requests);
+    assert!(reads.iter().all(|r| r["auth"] == "Bearer"), "{reads:?}");
+}
