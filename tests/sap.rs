@@ -489,3 +489,33 @@ fn client_credentials_sign_in_with_a_bearer_token() {
     let reads = reads(&requests);
     assert!(reads.iter().all(|r| r["auth"] == "Bearer"), "{reads:?}");
 }
+
+#[test]
+fn the_example_flow_runs_against_a_service_named_by_its_parameters() {
+    let (service, scratch) = connected("2");
+    let example = std::path::absolute("flows/sap-products-to-folder.json").unwrap();
+    let out_dir = scratch.path().join("products");
+    let run = || {
+        tributary(&scratch)
+            .args(["run", example.to_str().unwrap(), "--json"])
+            .args(["--param", "connection=s4"])
+            .args(["--param", &format!("output={}", out_dir.display())])
+            .output()
+            .unwrap()
+    };
+    let record = ran(&run());
+    // Active products: every one but each third.
+    let active = (1..=230).filter(|i| i % 3 != 0).count() as u64;
+    assert_eq!(record["records_written"], active);
+    assert_eq!(files_under(&out_dir).len(), 1);
+    let q = &reads(&service.requests())[0]["query"];
+    assert!(
+        q["$filter"]
+            .as_str()
+            .unwrap()
+            .starts_with("IsActive eq true and LastChangeDateTime lt "),
+        "{q}"
+    );
+    // Nothing changed: the second run reads nothing new.
+    assert_eq!(ran(&run())["records_written"], 0);
+}
