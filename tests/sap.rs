@@ -519,3 +519,30 @@ fn the_example_flow_runs_against_a_service_named_by_its_parameters() {
     // Nothing changed: the second run reads nothing new.
     assert_eq!(ran(&run())["records_written"], 0);
 }
+
+#[test]
+fn each_page_after_the_first_asks_for_the_records_after_the_last_one_read() {
+    let (service, scratch) = connected("2");
+    let flow = to_folder(json!({
+        "fields": ["Product", "LastChangeDateTime"],
+        "incremental": true,
+        "options": {"page_size": 100}
+    }));
+    let record = ran(&run(&scratch, &flow));
+    assert_eq!(record["records_written"], 230);
+    let (by_product, count) = written(&scratch);
+    assert_eq!((by_product.len(), count), (230, 230));
+    let reads = reads(&service.requests());
+    assert_eq!(reads.len(), 3, "{reads:?}");
+    assert!(reads.iter().all(|r| r["query"].get("$skip").is_none()));
+    assert_eq!(reads[0]["query"]["$top"], "100");
+    // The 100th record in (LastChangeDateTime, Product) order is P00100, at minute 20.
+    let second = reads[1]["query"]["$filter"].as_str().unwrap();
+    let at = "datetimeoffset'2026-11-01T00:20:00.000Z'";
+    assert!(
+        second.ends_with(&format!(
+            " and (LastChangeDateTime gt {at} or (LastChangeDateTime eq {at} and Product gt 'P00100'))"
+        )),
+        "{second}"
+    );
+}

@@ -15,7 +15,7 @@ use arrow::datatypes::DataType;
 use serde_json::{Map, Value};
 
 use super::framework::catalog::{
-    Catalog, Client, EntityDetail, Field, Operation, Outcome, Pages, ReadRequest, Write,
+    Catalog, Client, EntityDetail, Field, Operation, Options, Outcome, Pages, ReadRequest, Write,
     WriteRequest,
 };
 use super::framework::service::{ALL_OPERATORS, Capabilities};
@@ -130,8 +130,20 @@ const SIGN_IN: ConnectorAuth = ConnectorAuth {
     }),
 };
 
-/// Records asked for per request; the service may page below it with next links.
-const PAGE: u64 = 1000;
+/// The SAP source's `options`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "SapReadOptions")]
+pub struct ReadOptions {
+    /// Records asked for per request (`$top`); the service may send them in smaller
+    /// pages by its next links. Lower it for services that time out on large pages.
+    #[serde(default = "page_size")]
+    pub page_size: u64,
+}
+
+fn page_size() -> u64 {
+    1000
+}
 
 /// Records one write call takes: each call fetches a fresh CSRF token.
 const WRITE_CHUNK: usize = 500;
@@ -192,6 +204,10 @@ impl Catalog for Sap {
 
     fn write_chunk(&self, _client: &Client, _request: &WriteRequest) -> usize {
         WRITE_CHUNK
+    }
+
+    fn read_options(&self) -> Option<Options> {
+        Some(Options::of::<ReadOptions>())
     }
 }
 
@@ -375,7 +391,7 @@ async fn read(client: &Client, request: ReadRequest, pages: Pages) -> Result<(),
             ));
         }
     }
-    // A stable order, so that `$skip` pages neither repeat nor miss a record.
+    // A stable order: by the cursor, then the key.
     let order: Vec<&str> = request
         .cursor
         .iter()
@@ -387,10 +403,17 @@ async fn read(client: &Client, request: ReadRequest, pages: Pages) -> Result<(),
         .iter()
         .map(|f| property(f))
         .collect::<Result<_, _>>()?;
+    // With one key, each `$top` after the first asks for the records after the last one
+    // read (by cursor and key), as ServiceNow's pages do: an offset (`$skip`) shifts when
+    // a record before it changes or goes while the run reads, and a record slides past
+    // unread. Entity sets with a compound key page by offset.
+    let key = match set.keys.as_slice() {
+        [one] => Some(property(one)?),
+        _ => None,
+    };
+    let cursor = request.cursor.as_deref().map(property).transpose()?;
+    let page_size = client.options::<ReadOptions>()?.page_size.max(1);
     let mut query: Vec<(&str, String)> = vec![("$select", request.fields.join(","))];
-    if !filter.is_empty() {
-        query.push(("$filter", filter.join(" and ")));
-    }
     if !order.is_empty() {
         query.push(("$orderby", order.join(",")));
     }
@@ -400,16 +423,24 @@ async fn read(client: &Client, request: ReadRequest, pages: Pages) -> Result<(),
     let url = client.url(&format!("/{}", set.name));
     let what = format!("reading {}", set.name);
     let mut read: u64 = 0;
+    let mut after: Option<String> = None;
     loop {
-        let top = request.limit.map_or(PAGE, |l| (l - read).min(PAGE));
+        let top = request
+            .limit
+            .map_or(page_size, |l| (l - read).min(page_size));
         let mut asked = query.clone();
+        let terms: Vec<&str> = filter.iter().chain(&after).map(String::as_str).collect();
+        if !terms.is_empty() {
+            asked.insert(1, ("$filter", terms.join(" and ")));
+        }
         asked.push(("$top", top.to_string()));
-        if read > 0 {
+        if key.is_none() && read > 0 {
             asked.push(("$skip", read.to_string()));
         }
         // The records of this `$top`, through the service's next links.
         let mut next: Option<String> = None;
         let mut got: u64 = 0;
+        let mut last: Option<Map<String, Value>> = None;
         loop {
             let (answer, _) = client
                 .api
@@ -439,6 +470,7 @@ async fn read(client: &Client, request: ReadRequest, pages: Pages) -> Result<(),
                         .collect()
                 })
                 .collect();
+            last = records.last().cloned().or(last);
             if !records.is_empty() && pages.send(records).await.is_err() {
                 return Ok(());
             }
@@ -451,7 +483,33 @@ async fn read(client: &Client, request: ReadRequest, pages: Pages) -> Result<(),
         if got < top || request.limit.is_some_and(|l| read >= l) {
             return Ok(());
         }
+        if let (Some(key), Some(last)) = (key, &last) {
+            after = Some(after_clause(last, key, cursor, version)?);
+        }
     }
+}
+
+/// "After this record" in the pull's order: a later cursor value, or the same and a
+/// later key.
+fn after_clause(
+    last: &Map<String, Value>,
+    key: &Property,
+    cursor: Option<&Property>,
+    version: Version,
+) -> Result<String, ConnectorError> {
+    let value = |p: &Property| {
+        let v = last.get(&p.name).unwrap_or(&Value::Null);
+        odata::literal(v, p, version).map_err(ConnectorError::fatal)
+    };
+    let k = &key.name;
+    let by_key = format!("{k} gt {}", value(key)?);
+    Ok(match cursor {
+        None => by_key,
+        Some(c) => {
+            let (name, at) = (&c.name, value(c)?);
+            format!("({name} gt {at} or ({name} eq {at} and {by_key}))")
+        }
+    })
 }
 
 /// The records of an answer and its next link: v2's `{"d": {"results": […], "__next"}}`
