@@ -316,6 +316,10 @@ fn incremental_runs_read_each_record_once_when_records_share_the_boundary_instan
 }
 
 fn from_file(input: &std::path::Path, operation: &str) -> Value {
+    from_file_with(input, operation, json!({}))
+}
+
+fn from_file_with(input: &std::path::Path, operation: &str, options: Value) -> Value {
     flow(
         vec![
             node(
@@ -326,16 +330,17 @@ fn from_file(input: &std::path::Path, operation: &str) -> Value {
             node(
                 "sap",
                 "destination.sap",
-                json!({"connection": "s4", "entity": "A_Product", "operation": operation}),
+                json!({"connection": "s4", "entity": "A_Product", "operation": operation,
+                       "options": options}),
             ),
         ],
         &[("changes", "sap")],
     )
 }
 
-#[test]
-fn inserts_carry_a_csrf_token_and_refused_records_keep_saps_words() {
-    let (service, scratch) = connected("2");
+/// Seven new products, three of which SAP refuses: no name, a negative price, one that
+/// exists.
+fn new_products(scratch: &Scratch) -> std::path::PathBuf {
     let mut lines = String::new();
     for (product, name, price) in [
         ("N001", "Nut 1", "1.25"),
@@ -351,10 +356,12 @@ fn inserts_carry_a_csrf_token_and_refused_records_keep_saps_words() {
         .to_string();
         lines.push('\n');
     }
-    let input = scratch.write("new.jsonl", &lines);
-    // A session's token lasts two changes here: the others renew it.
-    service.control(json!({"csrf_uses": 2}));
-    let record = ran(&run(&scratch, &from_file(&input, "insert")));
+    scratch.write("new.jsonl", &lines)
+}
+
+/// The run refused the three products `new_products` should be refused, each with its
+/// words, and wrote the other four.
+fn assert_three_refused(record: &Value) {
     assert_eq!(record["records_rejected"], 3);
     assert_eq!(record["outputs"][0]["records"], 4);
     let mut reasons: Vec<String> = refused(&record)
@@ -370,6 +377,28 @@ fn inserts_carry_a_csrf_token_and_refused_records_keep_saps_words() {
             "API_PRD_MSG/031: Price -3.00 is negative",
         ]
     );
+    let refused_products: Vec<String> = refused(record)
+        .iter()
+        .map(|e| serde_json::from_str::<Value>(e["record"].as_str().unwrap()).unwrap())
+        .map(|r| r["Product"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(refused_products.len(), 3);
+    for p in ["N002", "N003", "P00001"] {
+        assert!(
+            refused_products.contains(&p.to_string()),
+            "{refused_products:?}"
+        );
+    }
+}
+
+#[test]
+fn inserts_one_a_request_carry_a_csrf_token_renewed_when_the_session_drops_it() {
+    let (service, scratch) = connected("2");
+    let input = new_products(&scratch);
+    // A session's token lasts two changes here: the others renew it.
+    service.control(json!({"csrf_uses": 2}));
+    let flow = from_file_with(&input, "insert", json!({"batch_size": 1}));
+    assert_three_refused(&ran(&run(&scratch, &flow)));
 
     let requests = service.requests();
     let fetches = requests
@@ -386,6 +415,44 @@ fn inserts_carry_a_csrf_token_and_refused_records_keep_saps_words() {
     // v2's JSON: decimals as text, instants as /Date(ms)/.
     assert_eq!(posts[0]["body"]["Price"], "1.25");
     assert_eq!(posts[0]["body"]["CreatedOn"], "/Date(1796025600000)/");
+}
+
+#[test]
+fn changes_go_in_batches_each_record_in_a_change_set_of_its_own() {
+    let (service, scratch) = connected("2");
+    let input = new_products(&scratch);
+    let flow = from_file_with(&input, "insert", json!({"batch_size": 3}));
+    assert_three_refused(&ran(&run(&scratch, &flow)));
+    let requests = service.requests();
+    let batches: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["path"] == format!("{ROOT}/$batch"))
+        .collect();
+    let sets: Vec<u64> = batches
+        .iter()
+        .map(|b| b["changesets"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sets, [3, 3, 1], "{batches:?}");
+    assert!(batches.iter().all(|b| b["csrf"] == "ok"));
+    let inside: Vec<&Value> = requests.iter().filter(|r| r["batch"] == true).collect();
+    assert_eq!(inside.len(), 7);
+    assert!(inside.iter().all(|r| r["method"] == "POST"));
+
+    // Updates in a batch are v2's MERGE; an unknown key is refused alone.
+    let changes = scratch.write(
+        "changes.jsonl",
+        "{\"Product\": \"N001\", \"ProductName\": \"Nut one\"}\n{\"Product\": \"X9\", \"ProductName\": \"?\"}\n",
+    );
+    let record = ran(&run(&scratch, &from_file(&changes, "update")));
+    assert_eq!(record["records_rejected"], 1);
+    assert_eq!(record["outputs"][0]["records"], 1);
+    let merges: Vec<Value> = service
+        .requests()
+        .into_iter()
+        .filter(|r| r["batch"] == true)
+        .collect();
+    assert_eq!(merges[0]["method"], "MERGE");
+    assert_eq!(merges[0]["path"], format!("{ROOT}/A_Product('N001')"));
 }
 
 #[test]

@@ -14,6 +14,8 @@ wire format, v2 (the default) or v4 (`--version 4`), at /sap/opu/odata/sap/API_P
                               (400) with SAP's error body, as is an existing Product
   PATCH (v4) or POST with X-HTTP-Method: MERGE (v2) …/A_Product('P00001')   updates (204)
   DELETE …/A_Product('P00001')  deletes (204); an unknown key is 404
+  POST …/$batch               multipart change sets, each applied alone; a failed change set
+                              answers with its error alone, as SAP Gateway does
   POST /oauth/token           client_credentials
 
 `$filter` is read as OData reads it: `and`, `or`, `not`, parentheses, `eq ne gt ge lt le`,
@@ -283,6 +285,56 @@ def from_wire(name, value):
     return value
 
 
+def split_parts(text, boundary):
+    """The parts of a multipart body between `--boundary` lines."""
+    out = []
+    for chunk in text.split("--" + boundary)[1:]:
+        if chunk.startswith("--"):
+            break
+        out.append(chunk.strip("\r\n"))
+    return out
+
+
+def apply(method, path, body):
+    """A change to the products: (status, (code, message) when refused, the answer's body)."""
+    m = re.fullmatch(r"/A_Product(?:\('((?:[^']|'')*)'\))?", path)
+    if not m:
+        return 404, ("/IWFND/MED/170", "Resource not found for segment '%s'" % path), None
+    key = m.group(1).replace("''", "'") if m.group(1) is not None else None
+    try:
+        values = {k: from_wire(k, v) for k, v in (body or {}).items() if not k.startswith("__")}
+    except (ValueError, KeyError) as e:
+        return 400, ("/IWBEP/CM_MGW_RT/004", str(e)), None
+    unknown = [k for k in values if k not in TYPES]
+    if unknown:
+        return 400, ("/IWBEP/CM_MGW_RT/021", "Property %s is invalid" % unknown[0]), None
+    changed = START + datetime.timedelta(days=29)
+    with lock:
+        if method == "POST" and key is None:
+            if not values.get("ProductName"):
+                return 400, ("API_PRD_MSG/012", "Enter a product name"), None
+            if values.get("Price") is not None and float(values["Price"]) < 0:
+                return 400, ("API_PRD_MSG/031", "Price %s is negative" % values["Price"]), None
+            if values.get("Product") in products:
+                return 400, ("API_PRD_MSG/002", "Product %s already exists" % values["Product"]), None
+            new = {n: None for n in TYPES}
+            new.update(values)
+            new["LastChangeDateTime"] = changed
+            products[new["Product"]] = new
+            entity = to_wire(new, list(TYPES))
+            return 201, None, {"d": entity} if VERSION == 2 else entity
+        if key not in products:
+            return 404, ("API_PRD_MSG/001", "Product %s does not exist" % key), None
+        if method == "DELETE":
+            del products[key]
+            return 204, None, None
+        if values.get("Price") is not None and float(values["Price"]) < 0:
+            return 400, ("API_PRD_MSG/031", "Price %s is negative" % values["Price"]), None
+        products[key].update(values)
+        products[key]["LastChangeDateTime"] = changed
+        return 204, None, None
+
+
 class Handler(JsonHandler):
     def error(self, status, code, message, headers=()):
         text = {"lang": "en", "value": message} if VERSION == 2 else message
@@ -423,58 +475,70 @@ class Handler(JsonHandler):
         raw = self.body()
         if not self.changing(url):
             return
-        path = url.path[len(ROOT):]
+        path = urllib.parse.unquote(url.path[len(ROOT):])
+        if path == "/$batch":
+            return self.batch(url, raw)
         body = json.loads(raw) if raw else None
-        m = re.fullmatch(r"/A_Product(?:\('((?:[^']|'')*)'\))?", urllib.parse.unquote(path))
-        if not m:
-            self.entry(url, 404, body)
-            return self.error(404, "/IWFND/MED/170", "Resource not found for segment '%s'" % path)
-        key = m.group(1).replace("''", "'") if m.group(1) is not None else None
-        try:
-            values = {k: from_wire(k, v) for k, v in (body or {}).items() if not k.startswith("__")}
-        except (ValueError, KeyError) as e:
-            self.entry(url, 400, body)
-            return self.error(400, "/IWBEP/CM_MGW_RT/004", str(e))
-        unknown = [k for k in values if k not in TYPES]
-        if unknown:
-            self.entry(url, 400, body)
-            return self.error(400, "/IWBEP/CM_MGW_RT/021", "Property %s is invalid" % unknown[0])
-        changed = START + datetime.timedelta(days=29)
-        with lock:
-            if method == "POST" and key is None:
-                if not values.get("ProductName"):
-                    status, problem = 400, ("API_PRD_MSG/012", "Enter a product name")
-                elif values.get("Price") is not None and float(values["Price"]) < 0:
-                    status, problem = 400, ("API_PRD_MSG/031", "Price %s is negative" % values["Price"])
-                elif values.get("Product") in products:
-                    status, problem = 400, ("API_PRD_MSG/002", "Product %s already exists" % values["Product"])
-                else:
-                    status, problem = 201, None
-                    new = {n: None for n in TYPES}
-                    new.update(values)
-                    new["LastChangeDateTime"] = changed
-                    products[new["Product"]] = new
-            elif key not in products:
-                status, problem = 404, ("API_PRD_MSG/001", "Product %s does not exist" % key)
-            elif method == "DELETE":
-                status, problem = 204, None
-                del products[key]
-            else:
-                if values.get("Price") is not None and float(values["Price"]) < 0:
-                    status, problem = 400, ("API_PRD_MSG/031", "Price %s is negative" % values["Price"])
-                else:
-                    status, problem = 204, None
-                    products[key].update(values)
-                    products[key]["LastChangeDateTime"] = changed
+        status, problem, result = apply(method, path, body)
         self.entry(url, status, body, {"csrf": "ok"})
         if problem:
             return self.error(status, *problem)
         if status == 201:
-            return self.send(201, {"d": to_wire(products[values["Product"]], list(TYPES))} if VERSION == 2
-                             else to_wire(products[values["Product"]], list(TYPES)))
+            return self.send(201, result)
         self.send_response(204)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    def batch(self, url, raw):
+        """A multipart $batch: each change set's changes applied in turn; a change set
+        that fails answers with its error alone, as SAP Gateway does."""
+        boundary = re.search(r"boundary=([^;\s]+)", self.headers.get("Content-Type") or "")
+        if not boundary:
+            self.entry(url, 400)
+            return self.error(400, "/IWBEP/CM_MGW_RT/051", "The $batch request is not multipart")
+        out, n = [], 0
+        for part in split_parts(raw, boundary.group(1)):
+            head, _, content = part.partition("\r\n\r\n")
+            inner = re.search(r"boundary=([^;\s]+)", head)
+            if not inner:
+                self.entry(url, 400)
+                return self.error(400, "/IWBEP/CM_MGW_RT/052", "Only change sets are taken here")
+            answers = []
+            for change in split_parts(content, inner.group(1)):
+                _, _, http = change.partition("\r\n\r\n")
+                request_head, _, body_text = http.partition("\r\n\r\n")
+                method, path, _ = request_head.split("\r\n")[0].split(" ", 2)
+                body = json.loads(body_text) if body_text.strip() else None
+                status, problem, result = apply(method, "/" + urllib.parse.unquote(path), body)
+                with lock:
+                    log.append({"method": method, "path": ROOT + "/" + path, "query": {}, "status": status,
+                                "body": body, "batch": True, "csrf": "ok", "auth": ""})
+                answers.append((status, problem, result))
+            n += 1
+            failed = next((a for a in answers if a[1]), None)
+            if failed:
+                status, problem, _ = failed
+                text = {"lang": "en", "value": problem[1]} if VERSION == 2 else problem[1]
+                error = json.dumps({"error": {"code": problem[0], "message": text}})
+                out.append("Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+                           "HTTP/1.1 %d Bad Request\r\nContent-Type: application/json\r\n\r\n%s\r\n" % (status, error))
+            else:
+                cs = "changeset_answer_%d" % n
+                inner_parts = "".join(
+                    "--%s\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+                    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n\r\n%s\r\n"
+                    % (cs, st, "Created" if st == 201 else "No Content", json.dumps(res) if res else "")
+                    for st, _, res in answers)
+                out.append("Content-Type: multipart/mixed; boundary=%s\r\n\r\n%s--%s--\r\n" % (cs, inner_parts, cs))
+        self.entry(url, 202, None, {"csrf": "ok", "changesets": n})
+        answer_boundary = "batch_answer_" + secrets.token_hex(4)
+        data = "".join("--%s\r\n%s" % (answer_boundary, part) for part in out) + "--%s--\r\n" % answer_boundary
+        data = data.encode()
+        self.send_response(202)
+        self.send_header("Content-Type", "multipart/mixed; boundary=%s" % answer_boundary)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def do_POST(self):
         url = urllib.parse.urlsplit(self.path)

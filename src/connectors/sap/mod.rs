@@ -8,6 +8,7 @@
 //! fetch a CSRF token first (`X-CSRF-Token: Fetch`), as SAP Gateway requires, and send one
 //! record a request; a refused record keeps SAP's message.
 
+mod batch;
 mod metadata;
 mod odata;
 
@@ -145,6 +146,21 @@ fn page_size() -> u64 {
     1000
 }
 
+/// The SAP destination's `options`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "SapWriteOptions")]
+pub struct WriteOptions {
+    /// Changes sent together in one `$batch` request, each in a change set of its own;
+    /// 1 sends one request a record, for services without `$batch`.
+    #[serde(default = "batch_size")]
+    pub batch_size: usize,
+}
+
+fn batch_size() -> usize {
+    100
+}
+
 /// Records one write call takes: each call fetches a fresh CSRF token.
 const WRITE_CHUNK: usize = 500;
 
@@ -208,6 +224,10 @@ impl Catalog for Sap {
 
     fn read_options(&self) -> Option<Options> {
         Some(Options::of::<ReadOptions>())
+    }
+
+    fn write_options(&self) -> Option<Options> {
+        Some(Options::of::<WriteOptions>())
     }
 }
 
@@ -576,89 +596,174 @@ async fn csrf(client: &Client) -> Result<Csrf, ConnectorError> {
     })
 }
 
-/// Sends each record in its own request; says of each whether SAP took it.
+/// Sends the records, `options.batch_size` at a time in one `$batch` request (each in a
+/// change set of its own, so that one refused record does not refuse the others), or
+/// one request each when it is 1; says of each whether SAP took it.
 async fn write(
     client: &Client,
     request: &WriteRequest,
     records: Vec<Map<String, Value>>,
 ) -> Result<Vec<Outcome>, ConnectorError> {
+    let batch_size = client.options::<WriteOptions>()?.batch_size.max(1);
     let found = metadata(client).await?;
     let version = found.version;
     let set = set(&found, &request.entity.name)?;
     let mut token = csrf(client).await?;
-    let mut outcomes = Vec::with_capacity(records.len());
-    for record in records {
-        let (method, url, body) = match change(client, set, version, request, record) {
-            Ok(change) => change,
-            Err(refused) => {
-                outcomes.push(Err(refused));
-                continue;
-            }
-        };
-        let what = format!("{} of a {} record", request.operation.name(), set.name);
-        let mut renewed = false;
-        loop {
-            let response = client
-                .api
-                .send_for_answer(&what, |c| {
-                    let mut r = c
-                        .request(method.clone(), &url)
-                        .header("X-CSRF-Token", &token.token)
-                        .header("Accept", "application/json");
-                    if !token.cookies.is_empty() {
-                        r = r.header("Cookie", &token.cookies);
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(records.len());
+    // Records that cannot be sent are refused here; the others wait for their answer.
+    let mut waiting: Vec<(usize, Change)> = Vec::new();
+    for (i, record) in records.into_iter().enumerate() {
+        outcomes.push(Ok(()));
+        match change(set, version, request, record) {
+            Ok(change) => waiting.push((i, change)),
+            Err(refused) => outcomes[i] = Err(refused),
+        }
+    }
+    let what = format!("{} of {} records", request.operation.name(), set.name);
+    for group in waiting.chunks(batch_size) {
+        let answers = match batch_size {
+            1 => {
+                let (_, change) = &group[0];
+                let url = client.url(&format!("/{}", change.path));
+                let response = guarded(client, &mut token, &what, |c| {
+                    let (method, tunnel) = change.http(version);
+                    let mut r = c.request(method, &url).header("Accept", "application/json");
+                    if let Some(tunnel) = tunnel {
+                        r = r.header("X-HTTP-Method", tunnel);
                     }
-                    if let Some((tunnel, body)) = &body {
-                        if let Some(tunnel) = tunnel {
-                            r = r.header("X-HTTP-Method", *tunnel);
-                        }
+                    if let Some(body) = &change.body {
                         r = r.json(body);
                     }
-                    with_client(client, r)
+                    r
                 })
-                .await
-                .map_err(|e| e.map_message(in_words))?;
-            let status = response.status();
-            let expired = response
-                .headers()
-                .get("x-csrf-token")
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"required"));
-            if status.as_u16() == 403 && expired && !renewed {
-                // The session ended between requests: a new token, once.
-                token = csrf(client).await?;
-                renewed = true;
-                continue;
+                .await?;
+                let status = response.status().as_u16();
+                vec![(status, response.text().await.unwrap_or_default())]
             }
-            if status.is_success() {
-                outcomes.push(Ok(()));
-            } else {
-                let body = response.text().await.unwrap_or_default();
-                outcomes.push(Err(error_text(&body)
-                    .unwrap_or_else(|| format!("SAP refused the record ({status})"))));
+            _ => {
+                let changes: Vec<&Change> = group.iter().map(|(_, c)| c).collect();
+                let boundary = format!("batch_{}", uuid::Uuid::now_v7().simple());
+                let body = batch::request(&changes, version, &boundary);
+                let url = client.url("/$batch");
+                let response = guarded(client, &mut token, &what, |c| {
+                    c.post(&url)
+                        .header(
+                            "Content-Type",
+                            format!("multipart/mixed; boundary={boundary}"),
+                        )
+                        .body(body.clone())
+                })
+                .await?;
+                let status = response.status();
+                let kind = (response.headers().get("content-type"))
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let text = response.text().await.map_err(|e| {
+                    ConnectorError::transient(format!("{what}: the $batch answer broke off: {e}"))
+                })?;
+                if !status.is_success() {
+                    return Err(ConnectorError::of_status(
+                        status.as_u16(),
+                        format!(
+                            "{what}: SAP refused the $batch request ({status}): {}",
+                            error_text(&text).unwrap_or(text)
+                        ),
+                    ));
+                }
+                let answers = batch::answers(&kind, &text)
+                    .map_err(|e| ConnectorError::fatal(format!("{what}: {e}")))?;
+                if answers.len() != group.len() {
+                    return Err(ConnectorError::fatal(format!(
+                        "{what}: SAP answered {} of the {} changes sent in one $batch",
+                        answers.len(),
+                        group.len()
+                    )));
+                }
+                answers
             }
-            break;
+        };
+        for ((i, _), (status, body)) in group.iter().zip(answers) {
+            if !(200..300).contains(&status) {
+                outcomes[*i] = Err(error_text(&body)
+                    .unwrap_or_else(|| format!("SAP refused the record ({status})")));
+            }
         }
     }
     Ok(outcomes)
 }
 
-/// A change as a request: method, URL, and the body with the method it stands for when
-/// v2 tunnels `MERGE` through `POST`. A record that cannot be sent is refused with why.
-#[allow(clippy::type_complexity)]
-fn change(
+/// Sends a change with the CSRF token and the session's cookies; a token the system has
+/// dropped (`403` with `X-CSRF-Token: Required`) is fetched again and the change sent
+/// once more. Refusals come back as answers.
+async fn guarded(
     client: &Client,
+    token: &mut Csrf,
+    what: &str,
+    make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+) -> Result<reqwest::Response, ConnectorError> {
+    let mut renewed = false;
+    loop {
+        let current = &*token;
+        let response = client
+            .api
+            .send_for_answer(what, |c| {
+                let mut r = make(c).header("X-CSRF-Token", &current.token);
+                if !current.cookies.is_empty() {
+                    r = r.header("Cookie", &current.cookies);
+                }
+                with_client(client, r)
+            })
+            .await
+            .map_err(|e| e.map_message(in_words))?;
+        let dropped = response.status().as_u16() == 403
+            && (response.headers().get("x-csrf-token"))
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"required"));
+        if !dropped || renewed {
+            return Ok(response);
+        }
+        *token = csrf(client).await?;
+        renewed = true;
+    }
+}
+
+/// One record's change: its method, its path below the service root, its body.
+struct Change {
+    operation: Operation,
+    path: String,
+    body: Option<Value>,
+}
+
+impl Change {
+    /// The method a request sends it with, and the method it stands for when v2 tunnels
+    /// `MERGE` through `POST` (outside a `$batch`, where `MERGE` is written as it is).
+    fn http(&self, version: Version) -> (reqwest::Method, Option<&'static str>) {
+        match (self.operation, version) {
+            (Operation::Insert, _) => (reqwest::Method::POST, None),
+            (Operation::Delete, _) => (reqwest::Method::DELETE, None),
+            (_, Version::V2) => (reqwest::Method::POST, Some("MERGE")),
+            (_, Version::V4) => (reqwest::Method::PATCH, None),
+        }
+    }
+
+    /// The method as a `$batch` part writes it.
+    fn verb(&self, version: Version) -> &'static str {
+        match self.http(version) {
+            (_, Some(tunnelled)) => tunnelled,
+            (m, None) if m == reqwest::Method::POST => "POST",
+            (m, None) if m == reqwest::Method::DELETE => "DELETE",
+            _ => "PATCH",
+        }
+    }
+}
+
+/// A record as a change. A record that cannot be sent is refused with why.
+fn change(
     set: &EntitySet,
     version: Version,
     request: &WriteRequest,
     record: Map<String, Value>,
-) -> Result<
-    (
-        reqwest::Method,
-        String,
-        Option<(Option<&'static str>, Value)>,
-    ),
-    String,
-> {
+) -> Result<Change, String> {
     let body = || {
         let values: Map<String, Value> = record
             .iter()
@@ -667,11 +772,14 @@ fn change(
                 Some((name.clone(), odata::write_value(value.clone(), p, version)))
             })
             .collect();
-        Value::Object(values)
+        Some(Value::Object(values))
     };
-    let collection = client.url(&format!("/{}", set.name));
     if request.operation == Operation::Insert {
-        return Ok((reqwest::Method::POST, collection, Some((None, body()))));
+        return Ok(Change {
+            operation: Operation::Insert,
+            path: set.name.clone(),
+            body: body(),
+        });
     }
     let keys = match request.keys.is_empty() {
         true => &set.keys,
@@ -693,11 +801,13 @@ fn change(
             _ => format!("{key}={}", encode(&literal)),
         });
     }
-    let url = format!("{collection}({})", terms.join(","));
-    Ok(match (request.operation, version) {
-        (Operation::Delete, _) => (reqwest::Method::DELETE, url, None),
-        (_, Version::V2) => (reqwest::Method::POST, url, Some((Some("MERGE"), body()))),
-        (_, Version::V4) => (reqwest::Method::PATCH, url, Some((None, body()))),
+    Ok(Change {
+        operation: request.operation,
+        path: format!("{}({})", set.name, terms.join(",")),
+        body: match request.operation {
+            Operation::Delete => None,
+            _ => body(),
+        },
     })
 }
 
