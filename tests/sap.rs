@@ -364,7 +364,7 @@ fn new_products(scratch: &Scratch) -> std::path::PathBuf {
 fn assert_three_refused(record: &Value) {
     assert_eq!(record["records_rejected"], 3);
     assert_eq!(record["outputs"][0]["records"], 4);
-    let mut reasons: Vec<String> = refused(&record)
+    let mut reasons: Vec<String> = refused(record)
         .iter()
         .map(|e| e["reason"].as_str().unwrap().to_string())
         .collect();
