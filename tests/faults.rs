@@ -946,3 +946,138 @@ fn a_json_line_longer_than_a_record_may_be_is_set_aside_and_the_rest_read() {
         "{errors}"
     );
 }
+
+/// Records of `days`, 50 a day, each with its day and the `version` of the read.
+fn days_input(scratch: &Scratch, days: std::ops::RangeInclusive<u32>, version: &str) {
+    let mut csv = String::from("id,day,version\n");
+    for day in days {
+        for i in 0..50 {
+            csv += &format!("{},{day},{version}\n", day * 100 + i);
+        }
+    }
+    scratch.write("in.csv", &csv);
+}
+
+/// The records below `out` by day, and the versions each day holds; staged files are not
+/// counted.
+fn days_written(out: &Path) -> BTreeMap<String, (Vec<u64>, Vec<String>)> {
+    let mut days: BTreeMap<String, (Vec<u64>, Vec<String>)> = BTreeMap::new();
+    for file in files_under(out) {
+        if file.starts_with(".tributary-staging") {
+            continue;
+        }
+        let day = file.split('/').next().unwrap().to_string();
+        for line in std::fs::read_to_string(out.join(&file)).unwrap().lines() {
+            let record: Value = serde_json::from_str(line).unwrap();
+            let entry = days.entry(day.clone()).or_default();
+            entry.0.push(record["id"].as_u64().unwrap());
+            let version = record["version"].as_str().unwrap().to_string();
+            if !entry.1.contains(&version) {
+                entry.1.push(version);
+            }
+        }
+    }
+    for (ids, _) in days.values_mut() {
+        ids.sort_unstable();
+    }
+    days
+}
+
+fn replacing_flow(scratch: &Scratch) -> std::path::PathBuf {
+    scratch.flow(
+        "flow.json",
+        &flow(
+            vec![
+                node("src", "source.file", json!({"path": "in.csv"})),
+                node(
+                    "out",
+                    "destination.local",
+                    json!({"folder": "out", "format": "jsonl", "partition_by": ["day"],
+                           "replace_partitions": true}),
+                ),
+            ],
+            &[("src", "out")],
+        ),
+    )
+}
+
+/// Days 1 to 5 as two overlapping reads leave them: 1 and 2 from the first, 3 to 5 from
+/// the second, each record once.
+fn assert_days_replaced(out: &Path, when: &str) {
+    let days = days_written(out);
+    assert_eq!(days.len(), 5, "{when}: {:?}", days.keys());
+    for day in 1..=5u64 {
+        let (ids, versions) = &days[&format!("day={day}")];
+        let expected: Vec<u64> = (0..50).map(|i| day * 100 + i).collect();
+        assert_eq!(ids, &expected, "{when}: day {day} holds each record once");
+        let version = if day <= 2 { "a" } else { "b" };
+        assert_eq!(versions, &[version.to_string()], "{when}: day {day}");
+    }
+}
+
+#[test]
+fn a_partition_written_again_replaces_the_one_before_even_when_the_commit_is_killed() {
+    // Plainly: the second read of day 3 replaces the first.
+    let scratch = Scratch::new();
+    let path = replacing_flow(&scratch);
+    let out = scratch.path().join("out");
+    days_input(&scratch, 1..=3, "a");
+    assert!(
+        scratch
+            .cli(&["run", path.to_str().unwrap()])
+            .status
+            .success()
+    );
+    days_input(&scratch, 3..=5, "b");
+    let second = scratch.cli(&["run", path.to_str().unwrap()]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_days_replaced(&out, "after two runs");
+    let parts: Vec<String> = files_under(&out.join("day=3"));
+    assert_eq!(parts.len(), 1, "{parts:?}");
+
+    // Killed at each of the three renames of the second run's commit (before it removes
+    // anything): the next run finishes it, then writes its own, and each day is held once.
+    for k in 1..=3 {
+        let scratch = Scratch::new();
+        let path = replacing_flow(&scratch);
+        let out = scratch.path().join("out");
+        days_input(&scratch, 1..=3, "a");
+        assert!(
+            scratch
+                .cli(&["run", path.to_str().unwrap()])
+                .status
+                .success()
+        );
+        days_input(&scratch, 3..=5, "b");
+        assert!(!run_killed_at_rename(&scratch, &path, k).success(), "k={k}");
+        let next = scratch.cli(&["run", path.to_str().unwrap()]);
+        assert!(next.status.success(), "k={k}: {}", stderr(&next));
+        assert_days_replaced(&out, &format!("k={k}"));
+        assert!(!out.join(".tributary-staging").exists(), "k={k}");
+    }
+
+    // Without partitions there is nothing to replace: said before anything runs.
+    let scratch = Scratch::new();
+    let flow_path = scratch.flow(
+        "flow.json",
+        &flow(
+            vec![
+                node("src", "source.file", json!({"path": "in.csv"})),
+                node(
+                    "out",
+                    "destination.local",
+                    json!({"folder": "out", "replace_partitions": true, "prefix": "day"}),
+                ),
+            ],
+            &[("src", "out")],
+        ),
+    );
+    days_input(&scratch, 1..=1, "a");
+    let refused = scratch.cli(&["validate", flow_path.to_str().unwrap()]);
+    let text = format!("{}{}", stdout(&refused), stderr(&refused));
+    assert!(
+        text.contains("replacing partitions needs `partition_by`"),
+        "{text}"
+    );
+    assert!(text.contains("there is nothing to replace"), "{text}");
+}

@@ -17,6 +17,7 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
@@ -62,6 +63,13 @@ pub struct LocalDestination {
     /// partition) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_size_mb: Option<u64>,
+    /// Each partition this run writes keeps only this run's files: the `part-…` files
+    /// earlier runs wrote in it are removed as the run commits. For sources that read
+    /// some days again (a lookback), so that a day read again replaces the one before
+    /// instead of doubling it. Needs `partition_by`, and neither `prefix` nor
+    /// `execution_id_folder` (with them, runs never write to the same folder).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace_partitions: bool,
 }
 
 fn parquet() -> FileFormat {
@@ -91,6 +99,20 @@ impl LocalDestination {
         }
         if self.folder.trim().is_empty() {
             problems.push("/folder", "choose a folder to write to");
+        }
+        if self.replace_partitions {
+            if self.partition_by.is_empty() {
+                problems.push(
+                    "/replace_partitions",
+                    "replacing partitions needs `partition_by`: the fields whose values name them",
+                );
+            }
+            if self.prefix.is_some() || self.execution_id_folder {
+                problems.push(
+                    "/replace_partitions",
+                    "with a time prefix or a folder per execution, each run writes to folders of its own: there is nothing to replace",
+                );
+            }
         }
         problems.into_result(columns)
     }
@@ -148,6 +170,8 @@ impl NodeConfig for LocalDestination {
         Ok(Runtime::Destination(Box::new(LocalRun {
             root,
             files: FileSet::new(staging, layout, input, cx.started, &cx.execution_id),
+            replace: self.replace_partitions.then_some(self.format.extension()),
+            plan: OnceLock::new(),
         })))
     }
 }
@@ -261,6 +285,10 @@ impl Store for Staging {
 struct LocalRun {
     root: PathBuf,
     files: FileSet<Staging>,
+    /// With `replace_partitions`: the extension of the files to replace.
+    replace: Option<&'static str>,
+    /// Made once: the run's commit record and the commit itself name the same files.
+    plan: OnceLock<CommitPlan>,
 }
 
 impl Destination for LocalRun {
@@ -277,7 +305,7 @@ impl Destination for LocalRun {
     }
 
     fn commit(self: Box<Self>) -> Result<Vec<OutputLocation>, NodeError> {
-        let plan = self.plan();
+        let plan = self.plan().clone();
         // Written before the first rename, so that other runs to this folder leave the
         // staging folder for the one that finishes the commit.
         let marker = self.files.store.dir.join(COMMIT_FILE);
@@ -302,27 +330,67 @@ impl Destination for LocalRun {
 const COMMIT_FILE: &str = "commit.json";
 
 impl LocalRun {
-    fn plan(&self) -> CommitPlan {
-        CommitPlan {
-            root: self.root.clone(),
-            staging: self.files.store.dir.clone(),
-            files: self
-                .files
-                .staged
-                .iter()
+    fn plan(&self) -> &CommitPlan {
+        self.plan.get_or_init(|| {
+            let files: Vec<(String, u64, u64)> = (self.files.staged.iter())
                 .map(|f| (f.relative.clone(), f.records, f.bytes))
-                .collect(),
-        }
+                .collect();
+            let replaced = match self.replace {
+                Some(extension) => earlier_parts(&self.root, &files, extension),
+                None => Vec::new(),
+            };
+            CommitPlan {
+                root: self.root.clone(),
+                staging: self.files.store.dir.clone(),
+                files,
+                replaced,
+            }
+        })
     }
 }
 
-/// What publishing one run's files takes: move each from the staging folder to its place.
+/// The files earlier runs wrote in the folders this run's files go to: `part-…` files of
+/// the same format that are not this run's.
+fn earlier_parts(root: &Path, files: &[(String, u64, u64)], extension: &str) -> Vec<String> {
+    let ours: HashSet<&str> = files.iter().map(|(r, _, _)| r.as_str()).collect();
+    let folders: HashSet<&str> = (files.iter())
+        .map(|(r, _, _)| r.rsplit_once('/').map_or("", |(folder, _)| folder))
+        .collect();
+    let suffix = format!(".{extension}");
+    let mut earlier = Vec::new();
+    for folder in folders {
+        let Ok(entries) = fs::read_dir(root.join(folder)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let relative = match folder {
+                "" => name.clone(),
+                _ => format!("{folder}/{name}"),
+            };
+            let part = name.starts_with("part-") && name.ends_with(&suffix);
+            if part
+                && entry.file_type().is_ok_and(|t| t.is_file())
+                && !ours.contains(relative.as_str())
+            {
+                earlier.push(relative);
+            }
+        }
+    }
+    earlier.sort();
+    earlier
+}
+
+/// What publishing one run's files takes: move each from the staging folder to its place,
+/// then remove the files they replace.
 #[derive(Debug, Clone, PartialEq)]
 struct CommitPlan {
     root: PathBuf,
     staging: PathBuf,
     /// Relative path ('/'-separated), records, bytes.
     files: Vec<(String, u64, u64)>,
+    /// Relative paths of earlier runs' files that this run's replace.
+    replaced: Vec<String>,
 }
 
 impl CommitPlan {
@@ -331,6 +399,7 @@ impl CommitPlan {
             "root": self.root,
             "staging": self.staging,
             "files": self.files.iter().map(|(r, n, b)| json!([r, n, b])).collect::<Vec<_>>(),
+            "replaced": self.replaced,
         })
     }
 
@@ -350,17 +419,28 @@ impl CommitPlan {
             })
             .collect::<Option<Vec<_>>>()
             .ok_or_else(damaged)?;
+        // Records of commits that replaced nothing may not name `replaced` at all.
+        let replaced = match &plan["replaced"] {
+            Value::Null => Vec::new(),
+            list => (list.as_array().ok_or_else(damaged)?.iter())
+                .map(|r| r.as_str().map(String::from))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(damaged)?,
+        };
         Ok(Self {
             root: path("root")?,
             staging: path("staging")?,
             files,
+            replaced,
         })
     }
 
-    /// Moves every staged file into place, skipping those already there, then removes the
-    /// staging folder. Safe to run again after an interruption. When a file is neither
-    /// staged nor in place, the commit cannot be finished: what it published is removed
-    /// again, so the run's output is absent rather than partial.
+    /// Moves every staged file into place, skipping those already there, removes the files
+    /// they replace, then the staging folder. Safe to run again after an interruption
+    /// (until it ends, a reader may see a replaced partition twice; the next run of the
+    /// flow finishes it). When a file is neither staged nor in place, the commit cannot be
+    /// finished: what it published is removed again, so the run's output is absent rather
+    /// than partial, and nothing it would replace has been removed yet.
     fn publish(&self) -> Result<Vec<OutputLocation>, NodeError> {
         let mut outputs = Vec::with_capacity(self.files.len());
         let mut made: HashSet<PathBuf> = HashSet::new();
@@ -394,6 +474,32 @@ impl CommitPlan {
         for dir in &made {
             sync_dir(dir);
         }
+        let mut emptied: HashSet<PathBuf> = HashSet::new();
+        for relative in &self.replaced {
+            let file = self.root.join(relative);
+            match fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(NodeError::io(
+                        format!(
+                            "cannot remove {}, which this run's files replace",
+                            file.display()
+                        ),
+                        e,
+                    ));
+                }
+            }
+            if let Some(dir) = file.parent() {
+                emptied.insert(dir.to_path_buf());
+            }
+        }
+        for dir in &emptied {
+            sync_dir(dir);
+        }
+        if !self.replaced.is_empty() {
+            tracing::info!(files = self.replaced.len(), "replaced earlier runs' files");
+        }
         self.remove_staging();
         Ok(outputs)
     }
@@ -426,5 +532,60 @@ impl CommitPlan {
 fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A commit killed while it removed the files it replaces (one gone, one left) is
+    /// finished by publishing again: this run's file stays, the other earlier one goes.
+    #[test]
+    fn publishing_again_after_a_partial_replacement_finishes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("out");
+        let staging = root.join(STAGING).join("run-2");
+        fs::create_dir_all(root.join("day=3")).unwrap();
+        fs::create_dir_all(staging.join("day=3")).unwrap();
+        for old in ["part-run-1-00001.jsonl", "part-run-1-00002.jsonl"] {
+            fs::write(root.join("day=3").join(old), "{\"v\":\"a\"}\n").unwrap();
+        }
+        fs::write(root.join("day=3/notes.txt"), "the user's own").unwrap();
+        fs::write(
+            staging.join("day=3/part-run-2-00001.jsonl"),
+            "{\"v\":\"b\"}\n",
+        )
+        .unwrap();
+        let files = vec![("day=3/part-run-2-00001.jsonl".to_string(), 1, 10)];
+        let replaced = earlier_parts(&root, &files, "jsonl");
+        assert_eq!(
+            replaced,
+            [
+                "day=3/part-run-1-00001.jsonl",
+                "day=3/part-run-1-00002.jsonl"
+            ]
+        );
+        let plan = CommitPlan {
+            root: root.clone(),
+            staging,
+            files,
+            replaced,
+        };
+        let plan = CommitPlan::from_value(&plan.to_value()).unwrap();
+        // As the kill left it: the new file in place, one earlier file removed.
+        fs::rename(
+            plan.staging.join("day=3/part-run-2-00001.jsonl"),
+            root.join("day=3/part-run-2-00001.jsonl"),
+        )
+        .unwrap();
+        fs::remove_file(root.join("day=3/part-run-1-00001.jsonl")).unwrap();
+        plan.publish().unwrap();
+        let mut left: Vec<String> = fs::read_dir(root.join("day=3"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["notes.txt", "part-run-2-00001.jsonl"]);
     }
 }
