@@ -1173,3 +1173,106 @@ fn access_keys_kept_in_the_vault_sign_the_requests() {
         stdout(&locked)
     );
 }
+
+/// A day read again replaces the one before: two overlapping reads (days 1–3, then 3–5)
+/// leave each day once, from the later read, also when the second run is killed while S3
+/// completes its objects (the next run finishes that commit, removals included).
+#[test]
+fn a_partition_written_again_replaces_the_one_before() {
+    let lake = bucket("replaced-days");
+    let scratch = Scratch::new();
+    let write_days = |days: std::ops::RangeInclusive<u32>, version: &str| {
+        let mut csv = String::from("id,day,version\n");
+        for day in days {
+            for i in 0..20 {
+                csv += &format!("{},{day},{version}\n", day * 100 + i);
+            }
+        }
+        scratch.write("in.csv", &csv);
+    };
+    let days = flow(
+        vec![
+            node("src", "source.file", json!({"path": "in.csv"})),
+            node(
+                "lake",
+                "destination.s3",
+                json!({"bucket": lake, "prefix": "days", "format": "jsonl",
+                       "partition_by": ["day"], "replace_partitions": true}),
+            ),
+        ],
+        &[("src", "lake")],
+    );
+    let held = |k: usize| {
+        let path = scratch.flow("flow.json", &days);
+        let proxy = SupportServer::start(
+            "proxy.py",
+            &["--hold", r"^POST .*\?uploadId=", "--nth", &k.to_string()],
+        );
+        let s = server();
+        let mut child = tributary(&scratch, s, &s.key_id, &s.secret)
+            .env("HTTP_PROXY", proxy.url())
+            .args(["run", path.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while !(proxy.get("/log").as_array().unwrap().iter())
+            .any(|l| l.as_str().unwrap().starts_with("HELD "))
+        {
+            assert!(started.elapsed() < std::time::Duration::from_secs(60));
+            assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    };
+    let by_day = || {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for key in keys(&lake).keys() {
+            let day = key.split('/').nth(1).unwrap().to_string();
+            let text = String::from_utf8(get(&lake, key)).unwrap();
+            for line in text.lines() {
+                let r: Value = serde_json::from_str(line).unwrap();
+                out.entry(day.clone()).or_default().push(format!(
+                    "{}{}",
+                    r["id"],
+                    r["version"].as_str().unwrap()
+                ));
+            }
+        }
+        for ids in out.values_mut() {
+            ids.sort();
+        }
+        out
+    };
+    let expected = || {
+        (1..=5u32)
+            .map(|day| {
+                let version = if day <= 2 { "a" } else { "b" };
+                let mut ids: Vec<String> = (0..20)
+                    .map(|i| format!("{}{version}", day * 100 + i))
+                    .collect();
+                ids.sort();
+                (format!("day={day}"), ids)
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+
+    write_days(1..=3, "a");
+    let (code, _, err) = run(&scratch, &days);
+    assert_eq!(code, Some(0), "{err}");
+    write_days(3..=5, "b");
+    // Killed while S3 completes the second of its three objects.
+    held(2);
+    assert_eq!(
+        keys(&lake).len(),
+        4,
+        "days 1–3 of the first run and one object of the second: {:?}",
+        keys(&lake)
+    );
+    let (code, _, err) = run(&scratch, &days);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(by_day(), expected());
+    assert_eq!(keys(&lake).len(), 5, "one object a day: {:?}", keys(&lake));
+}

@@ -68,6 +68,13 @@ pub struct S3Destination {
     /// Also keep the partition fields inside the objects (Hive leaves them out).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_partition_fields: bool,
+    /// Each partition this run writes keeps only this run's objects: the `part-…` objects
+    /// earlier runs wrote in it are removed as the run commits. For sources that read some
+    /// days again (a lookback), so that a day read again replaces the one before instead
+    /// of doubling it. Needs `partition_by`, and neither `time_prefix` nor
+    /// `execution_id_folder` (with them, runs never write to the same folder).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace_partitions: bool,
     /// Server-side encryption of the objects.
     #[serde(default, skip_serializing_if = "is_default")]
     pub encryption: Encryption,
@@ -138,7 +145,8 @@ impl NodeKind for S3Destination {
         let uploads: Vec<StagedObject> = plan.objects.iter().map(|o| o.upload.clone()).collect();
         block_on(async {
             let client = access.client().await?;
-            upload::finish(&client, &access, &plan.bucket, &uploads).await
+            upload::finish(&client, &access, &plan.bucket, &uploads).await?;
+            upload::remove(&client, &access, &plan.bucket, &plan.replaced).await
         })?;
         Ok(plan.outputs())
     }
@@ -168,6 +176,20 @@ impl S3Destination {
                 "/kms_key_id",
                 "a KMS key is used only with encryption sse_kms",
             );
+        }
+        if self.replace_partitions {
+            if self.partition_by.is_empty() {
+                problems.push(
+                    "/replace_partitions",
+                    "replacing partitions needs `partition_by`: the fields whose values name them",
+                );
+            }
+            if self.time_prefix.is_some() || self.execution_id_folder {
+                problems.push(
+                    "/replace_partitions",
+                    "with a time prefix or a folder per execution, each run writes to folders of its own: there is nothing to replace",
+                );
+            }
         }
         problems.into_result(columns)
     }
@@ -243,6 +265,8 @@ impl NodeConfig for S3Destination {
         };
         Ok(Runtime::Destination(Box::new(S3Run {
             files: FileSet::new(uploads, layout, input, cx.started, &cx.execution_id),
+            replace: self.replace_partitions.then_some(self.format.extension()),
+            replaced: Vec::new(),
             reach: Reach {
                 connection: self.connection.clone(),
                 region: self.region.clone(),
@@ -272,6 +296,10 @@ fn header_safe(text: &str) -> String {
 struct S3Run {
     files: FileSet<Uploads>,
     reach: Reach,
+    /// With `replace_partitions`: the extension of the objects to replace.
+    replace: Option<&'static str>,
+    /// The earlier runs' objects this run's replace, found when it finished writing.
+    replaced: Vec<String>,
 }
 
 /// The node's settings that say how to reach the bucket, kept in a commit record so that
@@ -290,6 +318,9 @@ struct CommitPlan {
     reach: Reach,
     bucket: String,
     objects: Vec<PlannedObject>,
+    /// Keys of earlier runs' objects to remove once these are in place.
+    #[serde(default)]
+    replaced: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -327,6 +358,7 @@ impl S3Run {
                     bytes: f.bytes,
                 })
                 .collect(),
+            replaced: self.replaced.clone(),
         }
     }
 }
@@ -337,7 +369,14 @@ impl Destination for S3Run {
     }
 
     fn finish(&mut self) -> Result<(), NodeError> {
-        self.files.finish()
+        self.files.finish()?;
+        if let Some(extension) = self.replace {
+            let keys: Vec<String> = (self.files.staged.iter())
+                .map(|f| f.staged.key.clone())
+                .collect();
+            self.replaced = self.files.store.earlier_parts(&keys, extension)?;
+        }
+        Ok(())
     }
 
     fn commit_plan(&self) -> Option<serde_json::Value> {
@@ -352,6 +391,8 @@ impl Destination for S3Run {
             .map(|f| f.staged)
             .collect();
         files.store.publish(&staged)?;
+        // Only once this run's objects are in place: a partition is never without one.
+        files.store.remove(&plan.replaced)?;
         Ok(plan.outputs())
     }
 

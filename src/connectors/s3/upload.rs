@@ -135,6 +135,68 @@ impl Uploads {
         Ok(())
     }
 
+    /// The objects earlier runs wrote in the folders of `keys`: `part-…` objects with this
+    /// extension directly in each folder, not among `keys`.
+    pub fn earlier_parts(
+        &self,
+        keys: &[String],
+        extension: &str,
+    ) -> Result<Vec<String>, NodeError> {
+        let Some(shared) = self.shared.clone() else {
+            return Ok(Vec::new());
+        };
+        let folders: std::collections::BTreeSet<&str> = (keys.iter())
+            .map(|k| k.rfind('/').map_or("", |i| &k[..=i]))
+            .collect();
+        let suffix = format!(".{extension}");
+        let mut earlier = Vec::new();
+        for folder in folders {
+            let mut token: Option<String> = None;
+            loop {
+                let page = shared
+                    .runtime
+                    .block_on(
+                        shared
+                            .client
+                            .list_objects_v2()
+                            .bucket(&shared.bucket)
+                            .prefix(folder)
+                            .delimiter("/")
+                            .set_continuation_token(token.take())
+                            .send(),
+                    )
+                    .map_err(|e| explain(e, &shared.access, &shared.bucket))?;
+                for object in page.contents() {
+                    let Some(key) = object.key() else { continue };
+                    let name = &key[folder.len()..];
+                    if name.starts_with("part-")
+                        && name.ends_with(&suffix)
+                        && !keys.iter().any(|k| k == key)
+                    {
+                        earlier.push(key.to_string());
+                    }
+                }
+                match page.next_continuation_token() {
+                    Some(next) if page.is_truncated() == Some(true) => {
+                        token = Some(next.to_string())
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(earlier)
+    }
+
+    /// Removes objects (those this run's replace): removing one already gone is no error.
+    pub fn remove(&self, keys: &[String]) -> Result<(), NodeError> {
+        let Some(shared) = self.shared.clone() else {
+            return Ok(());
+        };
+        shared
+            .runtime
+            .block_on(remove(&shared.client, &shared.access, &shared.bucket, keys))
+    }
+
     /// Aborts every upload this run started. Parts still uploading are waited for first: an
     /// abort that races a part upload can leave that part behind.
     pub fn abort(&mut self) {
@@ -248,6 +310,30 @@ async fn complete(
 /// answers `NoSuchUpload` for one that was; its object is then there). Safe to run again.
 /// When an upload cannot be completed, every object of the commit is removed and every
 /// upload aborted: the run's output is absent, and its records are read again.
+/// Removes objects, one request each; S3 answers a removal of a missing key as done.
+pub async fn remove(
+    client: &Client,
+    access: &Access,
+    bucket: &str,
+    keys: &[String],
+) -> Result<(), NodeError> {
+    for key in keys {
+        client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                NodeError::msg(format!(
+                    "cannot remove s3://{bucket}/{key}, which this run's objects replace: {}",
+                    explain(e, access, bucket)
+                ))
+            })?;
+    }
+    Ok(())
+}
+
 pub async fn finish(
     client: &Client,
     access: &Access,
