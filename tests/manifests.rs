@@ -730,24 +730,6 @@ fn slack_posts_a_message_per_record_and_sets_aside_the_ones_it_refuses() {
     );
 }
 
-/// A browser for OAuth logins that follows the redirects without a window: the Slack
-/// server approves at once.
-fn redirect_follower(scratch: &Scratch) -> std::path::PathBuf {
-    let python = std::env::var("TRIBUTARY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let path = scratch.write(
-        "browser.sh",
-        &format!(
-            "#!/bin/sh\nexec {python} -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1]).read()' \"$1\"\n"
-        ),
-    );
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    path
-}
-
 #[test]
 fn slack_rate_limits_are_waited_out_expired_tokens_renewed_and_bad_tokens_named() {
     let server = SupportServer::start("slack_server.py", &[]);

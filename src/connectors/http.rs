@@ -121,12 +121,15 @@ impl Api {
                             wait
                         }
                         Some(wait) if wait > self.retry.max_wait => {
+                            // The body says why (a daily quota, usually): kept for the words.
+                            let body = response.text().await.unwrap_or_default();
                             return Err(ConnectorError {
                                 kind: ErrorKind::RateLimited,
                                 status: Some(status.as_u16()),
                                 message: format!(
-                                    "{what}: the service asks to wait {} s before the next request ({status}), longer than Tributary waits",
-                                    wait.as_secs()
+                                    "{what}: the service asks to wait {} s before the next request ({status}), longer than Tributary waits: {}",
+                                    wait.as_secs(),
+                                    preview(&body)
                                 ),
                             });
                         }

@@ -3,6 +3,7 @@
 pub mod demo_crm;
 pub mod file;
 pub mod framework;
+pub mod google_analytics;
 pub mod http;
 pub mod layout;
 pub mod local;
@@ -31,7 +32,12 @@ pub(crate) const BUILT_IN_MANIFESTS: &[(&str, &str)] = &[
 ];
 
 /// The apps whose connectors are written in Rust.
-const APPS: &[&dyn Service] = &[&salesforce::Salesforce, &servicenow::ServiceNow, &sap::Sap];
+const APPS: &[&dyn Service] = &[
+    &salesforce::Salesforce,
+    &servicenow::ServiceNow,
+    &sap::Sap,
+    &google_analytics::GoogleAnalytics,
+];
 
 /// The services that are not one app: object stores, any HTTP API, webhooks.
 const GENERAL: &[&dyn Service] = &[&s3::S3, &rest::AnyHttpApi, &webhook::WebhookKey];

@@ -379,6 +379,7 @@ async fn describe(client: &Client, table: &str) -> Result<EntityDetail, Connecto
         default_cursor: has("sys_updated_on").then(|| "sys_updated_on".to_string()),
         required: Vec::new(),
         left_out: Vec::new(),
+        restated: false,
         writes: vec![
             Write {
                 operation: Operation::Insert,
@@ -769,6 +770,7 @@ mod tests {
             default_cursor: None,
             required: Vec::new(),
             left_out: Vec::new(),
+            restated: false,
             writes: vec![],
         };
         let record = json!({

@@ -421,3 +421,21 @@ pub fn ids_in(text: &str) -> Vec<i64> {
         })
         .collect()
 }
+
+/// A browser for OAuth logins that follows the redirects without a window, for test
+/// servers that approve at once: the script to give as `BROWSER`.
+pub fn redirect_follower(scratch: &Scratch) -> std::path::PathBuf {
+    let python = std::env::var("TRIBUTARY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let path = scratch.write(
+        "browser.sh",
+        &format!(
+            "#!/bin/sh\nexec {python} -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1]).read()' \"$1\"\n"
+        ),
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    path
+}

@@ -56,6 +56,11 @@ pub struct EntityDetail {
     /// Fields the service has that cannot be read as they are, with what to do instead
     /// (Salesforce's compound address fields: "choose its parts instead").
     pub left_out: Vec<(String, String)>,
+    /// Whether later reads restate the records of recent cursor values (a report's last
+    /// days, still settling): an incremental pull then takes every record the service
+    /// reads, whose read starts a lookback before the watermark, and a destination with
+    /// `replace_partitions` keeps each day once.
+    pub restated: bool,
 }
 
 impl EntityDetail {

@@ -262,6 +262,7 @@ impl DeclaredCatalog {
                 .map(|f| (f.field.clone(), f.operator))
                 .collect(),
             left_out: Vec::new(),
+            restated: false,
             writes: decl
                 .writes
                 .iter()

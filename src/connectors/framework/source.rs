@@ -443,6 +443,7 @@ impl Source for EntityRead {
             let notes = request.notes.clone();
             let entity = request.entity.name.clone();
             let id_field = request.entity.id_field.clone();
+            let restated = request.entity.restated;
             let cursor = request.cursor.clone();
             // One page waits while the next is fetched.
             let (tx, mut rx) = mpsc::channel(1);
@@ -456,7 +457,7 @@ impl Source for EntityRead {
                 let mut values = Vec::with_capacity(records.len());
                 for record in records {
                     if let (Some(w), Some(cursor)) = (&mut watermark, &cursor)
-                        && !take(w, &record, cursor, id_field.as_deref())
+                        && !take(w, &record, cursor, id_field.as_deref(), restated)
                     {
                         continue;
                     }
@@ -565,24 +566,33 @@ fn check_value(condition: &Condition, data_type: &DataType) -> Result<(), String
 }
 
 /// Whether a record is new to this pull, moving the watermark on by it when it is. A record
-/// without a readable cursor is read and does not move it.
+/// without a readable cursor (an instant, or a day taken at its start) is read and does
+/// not move it. Records the service restates are all taken: the service chose the window.
 fn take(
     watermark: &mut Watermark<DateTime<Utc>>,
     record: &Map<String, Value>,
     cursor: &str,
     id_field: Option<&str>,
+    restated: bool,
 ) -> bool {
-    let Some(changed) = record
-        .get(cursor)
-        .and_then(Value::as_str)
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-    else {
+    let Some(changed) = record.get(cursor).and_then(Value::as_str).and_then(|t| {
+        DateTime::parse_from_rfc3339(t)
+            .map(|t| t.with_timezone(&Utc))
+            .ok()
+            .or_else(|| {
+                let day = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").ok()?;
+                Some(day.and_hms_opt(0, 0, 0)?.and_utc())
+            })
+    }) else {
         return true;
     };
     let id = id_field.and_then(|f| record.get(f)).map(|v| match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     });
+    if restated {
+        watermark.advance(&changed, id.as_deref());
+        return true;
+    }
     watermark.take(&changed, id.as_deref())
 }

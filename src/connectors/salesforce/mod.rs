@@ -395,6 +395,7 @@ impl Describe {
             ],
             required: Vec::new(),
             left_out,
+            restated: false,
         }
     }
 }

@@ -349,6 +349,7 @@ fn detail(set: &EntitySet) -> EntityDetail {
         writes,
         required: Vec::new(),
         left_out: Vec::new(),
+        restated: false,
     }
 }
 
