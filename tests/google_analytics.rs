@@ -346,3 +346,27 @@ fn quota_exhaustion_rate_limits_and_mistakes_are_said_in_words() {
     ));
     assert!(text.contains("PERMISSION_DENIED"), "{text}");
 }
+
+#[test]
+fn the_example_flow_keeps_each_day_once_run_after_run() {
+    let (_server, scratch) = connected();
+    let example = std::path::absolute("flows/ga4-traffic-to-lake.json").unwrap();
+    let out_dir = scratch.path().join("ga4");
+    let run = || {
+        tributary(&scratch)
+            .args(["run", example.to_str().unwrap(), "--json"])
+            .args(["--param", "connection=ga"])
+            .args(["--param", &format!("property={SHOP}")])
+            .args(["--param", &format!("output={}", out_dir.display())])
+            .output()
+            .unwrap()
+    };
+    // 31 days, 15 rows a day; then the last four days again.
+    assert_eq!(ran(&run())["records_written"], 465);
+    assert_eq!(ran(&run())["records_written"], 60);
+    let days: Vec<String> = files_under(&out_dir)
+        .into_iter()
+        .filter(|f| !f.starts_with(".tributary-staging"))
+        .collect();
+    assert_eq!(days.len(), 31, "one file a day: {days:?}");
+}
