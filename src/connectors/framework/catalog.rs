@@ -151,6 +151,12 @@ impl Client {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+
+    /// The node's `options` read as the service's type.
+    pub fn options<T: DeserializeOwned>(&self) -> Result<T, ConnectorError> {
+        serde_json::from_value(Value::Object(self.options.clone()))
+            .map_err(|e| ConnectorError::fatal(format!("the node's options: {e}")))
+    }
 }
 
 /// What a pull asks of a service.
@@ -222,14 +228,6 @@ impl Options {
                     })
             },
         }
-    }
-}
-
-impl Client {
-    /// The node's `options` read as the service's type.
-    pub fn options<T: DeserializeOwned>(&self) -> Result<T, ConnectorError> {
-        serde_json::from_value(Value::Object(self.options.clone()))
-            .map_err(|e| ConnectorError::fatal(format!("the node's options: {e}")))
     }
 }
 
