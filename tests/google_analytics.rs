@@ -21,12 +21,7 @@ const PASSPHRASE: &str = "analytics tests";
 const SHOP: &str = "properties/111111111";
 
 fn tributary(scratch: &Scratch) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tributary"));
-    c.env("TRIBUTARY_HOME", scratch.home())
-        .env("TRIBUTARY_VAULT_PASSPHRASE", PASSPHRASE)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("TRIBUTARY_LOG");
-    c
+    tributary_in(scratch, PASSPHRASE)
 }
 
 /// A server and a scratch installation with the connection `ga`, logged in through the
@@ -80,11 +75,7 @@ fn report(source: Value, destination: Value) -> Value {
 }
 
 fn run(scratch: &Scratch, flow: &Value) -> Output {
-    let path = scratch.flow("flow.json", flow);
-    tributary(scratch)
-        .args(["run", path.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap()
+    run_in(scratch, PASSPHRASE, flow, &[])
 }
 
 /// Every row written below `folder`, with the file it is in.
@@ -148,14 +139,7 @@ fn the_login_asks_for_offline_access_and_properties_and_fields_are_listed_with_t
         "both pages of account summaries"
     );
 
-    let plan = tributary::workspace::plan_flow(&flow, scratch.path(), &IndexMap::new(), &workspace)
-        .unwrap_or_else(|p| panic!("{p:#?}"));
-    let schema = &plan.nodes[plan.index_of("ga").unwrap()].schema;
-    let types: BTreeMap<String, String> = schema
-        .fields()
-        .iter()
-        .map(|f| (f.name().clone(), tributary::types::describe(f.data_type())))
-        .collect();
+    let types = planned_types(&flow, "ga", &scratch, &workspace);
     assert_eq!(types["date"], "date");
     assert_eq!(types["country"], "string");
     assert_eq!(types["sessions"], "integer");

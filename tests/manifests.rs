@@ -20,12 +20,7 @@ use tributary::workspace::Workspace;
 const PASSPHRASE: &str = "manifest tests";
 
 fn tributary(scratch: &Scratch) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tributary"));
-    c.env("TRIBUTARY_HOME", scratch.home())
-        .env("TRIBUTARY_VAULT_PASSPHRASE", PASSPHRASE)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("TRIBUTARY_LOG");
-    c
+    tributary_in(scratch, PASSPHRASE)
 }
 
 /// `tributary connection add NAME --connector ID` with `settings`, the secret on stdin.
@@ -56,44 +51,16 @@ fn slack(scratch: &Scratch, server: &SupportServer, token: &str) {
 }
 
 fn to_folder(kind: &str, config: Value) -> Value {
-    flow(
-        vec![
-            node("in", kind, config),
-            node(
-                "out",
-                "destination.local",
-                json!({"folder": "out", "format": "jsonl"}),
-            ),
-        ],
-        &[("in", "out")],
-    )
+    source_to_folder("in", kind, config, json!({}))
 }
 
 fn run(scratch: &Scratch, flow: &Value) -> Output {
-    let path = scratch.flow("flow.json", flow);
-    tributary(scratch)
-        .args(["run", path.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap()
+    run_in(scratch, PASSPHRASE, flow, &[])
 }
 
 /// Every record written so far, by `key`, and how many were written in all.
 fn written(scratch: &Scratch, key: &str) -> (BTreeMap<String, Value>, usize) {
-    let mut by_key = BTreeMap::new();
-    let mut count = 0;
-    let out = scratch.path().join("out");
-    for file in files_under(&out) {
-        for line in std::fs::read_to_string(out.join(&file)).unwrap().lines() {
-            let record: Value = serde_json::from_str(line).unwrap();
-            let k = match &record[key] {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            by_key.insert(k, record);
-            count += 1;
-        }
-    }
-    (by_key, count)
+    written_by(scratch, key)
 }
 
 fn to_path<'r>(requests: &'r [Value], path: &str) -> Vec<&'r Value> {

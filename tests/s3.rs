@@ -802,34 +802,9 @@ fn a_run_killed_mid_upload_leaves_no_object() {
     assert!(keys(&b).is_empty(), "{:?}", keys(&b));
 }
 
-/// Writes the records of `input` to `lake` under `prefix`, one object per group, and kills
-/// the run while S3 completes its `k`-th object (a proxy holds that request): `k - 1`
-/// objects are visible. Returns the flow.
-fn kill_at_completion(
-    scratch: &Scratch,
-    input: &str,
-    lake: &str,
-    prefix: &str,
-    k: usize,
-) -> std::path::PathBuf {
-    let path = scratch.flow(
-        "flow.json",
-        &flow(
-            vec![
-                node(
-                    "in",
-                    "source.s3",
-                    json!({"bucket": input, "prefix": "in/", "format": "jsonl", "incremental": true}),
-                ),
-                node(
-                    "lake",
-                    "destination.s3",
-                    json!({"bucket": lake, "prefix": prefix, "format": "jsonl", "partition_by": ["group"]}),
-                ),
-            ],
-            &[("in", "lake")],
-        ),
-    );
+/// Runs the flow at `path` and kills it while S3 completes its `k`-th object: a proxy
+/// holds that request until the kill.
+fn kill_at_nth_completion(scratch: &Scratch, path: &std::path::Path, k: usize) {
     let proxy = SupportServer::start(
         "proxy.py",
         &["--hold", r"^POST .*\?uploadId=", "--nth", &k.to_string()],
@@ -860,6 +835,37 @@ fn kill_at_completion(
     }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// Writes the records of `input` to `lake` under `prefix`, one object per group, and kills
+/// the run while S3 completes its `k`-th object (a proxy holds that request): `k - 1`
+/// objects are visible. Returns the flow.
+fn kill_at_completion(
+    scratch: &Scratch,
+    input: &str,
+    lake: &str,
+    prefix: &str,
+    k: usize,
+) -> std::path::PathBuf {
+    let path = scratch.flow(
+        "flow.json",
+        &flow(
+            vec![
+                node(
+                    "in",
+                    "source.s3",
+                    json!({"bucket": input, "prefix": "in/", "format": "jsonl", "incremental": true}),
+                ),
+                node(
+                    "lake",
+                    "destination.s3",
+                    json!({"bucket": lake, "prefix": prefix, "format": "jsonl", "partition_by": ["group"]}),
+                ),
+            ],
+            &[("in", "lake")],
+        ),
+    );
+    kill_at_nth_completion(scratch, &path, k);
     let visible = keys(lake)
         .keys()
         .filter(|key| key.starts_with(prefix))
@@ -1202,31 +1208,6 @@ fn a_partition_written_again_replaces_the_one_before() {
         ],
         &[("src", "lake")],
     );
-    let held = |k: usize| {
-        let path = scratch.flow("flow.json", &days);
-        let proxy = SupportServer::start(
-            "proxy.py",
-            &["--hold", r"^POST .*\?uploadId=", "--nth", &k.to_string()],
-        );
-        let s = server();
-        let mut child = tributary(&scratch, s, &s.key_id, &s.secret)
-            .env("HTTP_PROXY", proxy.url())
-            .args(["run", path.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = std::time::Instant::now();
-        while !(proxy.get("/log").as_array().unwrap().iter())
-            .any(|l| l.as_str().unwrap().starts_with("HELD "))
-        {
-            assert!(started.elapsed() < std::time::Duration::from_secs(60));
-            assert!(child.try_wait().unwrap().is_none(), "the run ended first");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-    };
     let by_day = || {
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for key in keys(&lake).keys() {
@@ -1264,7 +1245,7 @@ fn a_partition_written_again_replaces_the_one_before() {
     assert_eq!(code, Some(0), "{err}");
     write_days(3..=5, "b");
     // Killed while S3 completes the second of its three objects.
-    held(2);
+    kill_at_nth_completion(&scratch, &scratch.flow("flow.json", &days), 2);
     assert_eq!(
         keys(&lake).len(),
         4,

@@ -24,54 +24,21 @@ fn connected(org: &SupportServer) -> Scratch {
 }
 
 fn tributary(scratch: &Scratch) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tributary"));
-    c.env("TRIBUTARY_HOME", scratch.home())
-        .env("TRIBUTARY_VAULT_PASSPHRASE", "salesforce tests")
-        .env_remove("TRIBUTARY_LOG");
-    c
+    tributary_in(scratch, "salesforce tests")
 }
 
 fn to_folder(source: Value) -> Value {
-    let mut config = json!({"connection": "crm", "entity": "Opportunity"});
-    config
-        .as_object_mut()
-        .unwrap()
-        .extend(source.as_object().unwrap().clone());
-    flow(
-        vec![
-            node("sf", "source.salesforce", config),
-            node(
-                "out",
-                "destination.local",
-                json!({"folder": "out", "format": "jsonl"}),
-            ),
-        ],
-        &[("sf", "out")],
-    )
+    let base = json!({"connection": "crm", "entity": "Opportunity"});
+    source_to_folder("sf", "source.salesforce", base, source)
 }
 
 fn run(scratch: &Scratch, flow: &Value, extra: &[&str]) -> Output {
-    let path = scratch.flow("flow.json", flow);
-    tributary(scratch)
-        .args(["run", path.to_str().unwrap(), "--json"])
-        .args(extra)
-        .output()
-        .unwrap()
+    run_in(scratch, "salesforce tests", flow, extra)
 }
 
 /// Every record written so far, by Id, with how many times each came.
 fn written(scratch: &Scratch) -> (BTreeMap<String, Value>, usize) {
-    let mut by_id = BTreeMap::new();
-    let mut count = 0;
-    let out = scratch.path().join("out");
-    for file in files_under(&out) {
-        for line in std::fs::read_to_string(out.join(&file)).unwrap().lines() {
-            let record: Value = serde_json::from_str(line).unwrap();
-            by_id.insert(record["Id"].as_str().unwrap().to_string(), record);
-            count += 1;
-        }
-    }
-    (by_id, count)
+    written_by(scratch, "Id")
 }
 
 fn soqls(requests: &[Value]) -> Vec<String> {

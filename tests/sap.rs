@@ -20,12 +20,7 @@ const PASSPHRASE: &str = "sap tests";
 const ROOT: &str = "/sap/opu/odata/sap/API_PRODUCT_SRV";
 
 fn tributary(scratch: &Scratch) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tributary"));
-    c.env("TRIBUTARY_HOME", scratch.home())
-        .env("TRIBUTARY_VAULT_PASSPHRASE", PASSPHRASE)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("TRIBUTARY_LOG");
-    c
+    tributary_in(scratch, PASSPHRASE)
 }
 
 /// A service of OData `version` (2 or 4) and a scratch installation with the connection
@@ -50,45 +45,17 @@ fn connected(version: &str) -> (SupportServer, Scratch) {
 }
 
 fn to_folder(source: Value) -> Value {
-    let mut config = json!({"connection": "s4", "entity": "A_Product"});
-    config
-        .as_object_mut()
-        .unwrap()
-        .extend(source.as_object().unwrap().clone());
-    flow(
-        vec![
-            node("sap", "source.sap", config),
-            node(
-                "out",
-                "destination.local",
-                json!({"folder": "out", "format": "jsonl"}),
-            ),
-        ],
-        &[("sap", "out")],
-    )
+    let base = json!({"connection": "s4", "entity": "A_Product"});
+    source_to_folder("sap", "source.sap", base, source)
 }
 
 fn run(scratch: &Scratch, flow: &Value) -> Output {
-    let path = scratch.flow("flow.json", flow);
-    tributary(scratch)
-        .args(["run", path.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap()
+    run_in(scratch, PASSPHRASE, flow, &[])
 }
 
 /// Every record written so far by product, and how many were written in all.
 fn written(scratch: &Scratch) -> (BTreeMap<String, Value>, usize) {
-    let mut by_product = BTreeMap::new();
-    let mut count = 0;
-    let out = scratch.path().join("out");
-    for file in files_under(&out) {
-        for line in std::fs::read_to_string(out.join(&file)).unwrap().lines() {
-            let record: Value = serde_json::from_str(line).unwrap();
-            by_product.insert(record["Product"].as_str().unwrap().to_string(), record);
-            count += 1;
-        }
-    }
-    (by_product, count)
+    written_by(scratch, "Product")
 }
 
 /// The reads of the product set, in order.
@@ -126,14 +93,7 @@ fn entity_sets_and_their_typed_properties_come_from_the_metadata() {
     let labels: Vec<&str> = fields.iter().map(|f| f.label.as_str()).collect();
     assert_eq!(labels[..3], ["Product", "Product Name", "Net Price"]);
 
-    let plan = tributary::workspace::plan_flow(&flow, scratch.path(), &IndexMap::new(), &workspace)
-        .unwrap_or_else(|p| panic!("{p:#?}"));
-    let schema = &plan.nodes[plan.index_of("sap").unwrap()].schema;
-    let types: BTreeMap<String, String> = schema
-        .fields()
-        .iter()
-        .map(|f| (f.name().clone(), tributary::types::describe(f.data_type())))
-        .collect();
+    let types = planned_types(&flow, "sap", &scratch, &workspace);
     assert_eq!(types["Product"], "string");
     assert_eq!(types["Price"], "decimal(13,2)");
     assert_eq!(types["Quantity"], "integer");

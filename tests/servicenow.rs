@@ -20,12 +20,7 @@ use tributary::workspace::Workspace;
 const PASSPHRASE: &str = "servicenow tests";
 
 fn tributary(scratch: &Scratch) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tributary"));
-    c.env("TRIBUTARY_HOME", scratch.home())
-        .env("TRIBUTARY_VAULT_PASSPHRASE", PASSPHRASE)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("TRIBUTARY_LOG");
-    c
+    tributary_in(scratch, PASSPHRASE)
 }
 
 /// Adds the connection `sn`: `basic` with the given password, or `oauth` (client
@@ -82,45 +77,17 @@ fn connected(instance: &SupportServer) -> Scratch {
 }
 
 fn to_folder(source: Value) -> Value {
-    let mut config = json!({"connection": "sn", "entity": "incident"});
-    config
-        .as_object_mut()
-        .unwrap()
-        .extend(source.as_object().unwrap().clone());
-    flow(
-        vec![
-            node("sn", "source.servicenow", config),
-            node(
-                "out",
-                "destination.local",
-                json!({"folder": "out", "format": "jsonl"}),
-            ),
-        ],
-        &[("sn", "out")],
-    )
+    let base = json!({"connection": "sn", "entity": "incident"});
+    source_to_folder("sn", "source.servicenow", base, source)
 }
 
 fn run(scratch: &Scratch, flow: &Value) -> Output {
-    let path = scratch.flow("flow.json", flow);
-    tributary(scratch)
-        .args(["run", path.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap()
+    run_in(scratch, PASSPHRASE, flow, &[])
 }
 
 /// Every record written so far by number, and how many were written in all.
 fn written(scratch: &Scratch) -> (BTreeMap<String, Value>, usize) {
-    let mut by_number = BTreeMap::new();
-    let mut count = 0;
-    let out = scratch.path().join("out");
-    for file in files_under(&out) {
-        for line in std::fs::read_to_string(out.join(&file)).unwrap().lines() {
-            let record: Value = serde_json::from_str(line).unwrap();
-            by_number.insert(record["number"].as_str().unwrap().to_string(), record);
-            count += 1;
-        }
-    }
-    (by_number, count)
+    written_by(scratch, "number")
 }
 
 /// The `sysparm_query` of each request to a table, in order.
@@ -165,14 +132,7 @@ fn tables_and_their_inherited_fields_are_listed_with_types() {
     );
 
     // The schema the source plans: the fields of incident and of task, which it extends.
-    let plan = tributary::workspace::plan_flow(&flow, scratch.path(), &IndexMap::new(), &workspace)
-        .unwrap_or_else(|p| panic!("{p:#?}"));
-    let schema = &plan.nodes[plan.index_of("sn").unwrap()].schema;
-    let fields: BTreeMap<String, String> = schema
-        .fields()
-        .iter()
-        .map(|f| (f.name().clone(), tributary::types::describe(f.data_type())))
-        .collect();
+    let fields = planned_types(&flow, "sn", &scratch, &workspace);
     assert_eq!(fields["number"], "string");
     assert_eq!(fields["priority"], "integer");
     assert_eq!(fields["active"], "boolean");

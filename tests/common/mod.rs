@@ -439,3 +439,85 @@ pub fn redirect_follower(scratch: &Scratch) -> std::path::PathBuf {
     }
     path
 }
+
+/// `tributary` in a scratch installation whose vault takes `passphrase`.
+pub fn tributary_in(scratch: &Scratch, passphrase: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tributary"));
+    c.env("TRIBUTARY_HOME", scratch.home())
+        .env("TRIBUTARY_VAULT_PASSPHRASE", passphrase)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("TRIBUTARY_LOG");
+    c
+}
+
+/// `tributary run FLOW --json` (and `extra`) in a scratch installation.
+pub fn run_in(scratch: &Scratch, passphrase: &str, flow: &Value, extra: &[&str]) -> Output {
+    let path = scratch.flow("flow.json", flow);
+    tributary_in(scratch, passphrase)
+        .args(["run", path.to_str().unwrap(), "--json"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// A flow of one source node, `id` of type `kind` with `base` and `extra` as its config,
+/// writing JSON lines to the folder `out`.
+pub fn source_to_folder(id: &str, kind: &str, base: Value, extra: Value) -> Value {
+    let mut config = base;
+    config
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    flow(
+        vec![
+            node(id, kind, config),
+            node(
+                "out",
+                "destination.local",
+                serde_json::json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[(id, "out")],
+    )
+}
+
+/// Every record written below the folder `out` so far, by its `key` as text, and how many
+/// were written in all.
+pub fn written_by(
+    scratch: &Scratch,
+    key: &str,
+) -> (std::collections::BTreeMap<String, Value>, usize) {
+    let mut by_key = std::collections::BTreeMap::new();
+    let mut count = 0;
+    let out = scratch.path().join("out");
+    for file in files_under(&out) {
+        for line in std::fs::read_to_string(out.join(&file)).unwrap().lines() {
+            let record: Value = serde_json::from_str(line).unwrap();
+            let k = match &record[key] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            by_key.insert(k, record);
+            count += 1;
+        }
+    }
+    (by_key, count)
+}
+
+/// The fields a node of `flow` plans, with their types in words (`decimal(13,2)`).
+pub fn planned_types(
+    flow: &tributary::flow::Flow,
+    node: &str,
+    scratch: &Scratch,
+    workspace: &tributary::workspace::Workspace,
+) -> std::collections::BTreeMap<String, String> {
+    let plan =
+        tributary::workspace::plan_flow(flow, scratch.path(), &Default::default(), workspace)
+            .unwrap_or_else(|p| panic!("{p:#?}"));
+    plan.nodes[plan.index_of(node).unwrap()]
+        .schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), tributary::types::describe(f.data_type())))
+        .collect()
+}
