@@ -557,12 +557,7 @@ class Handler(JsonHandler):
                 state["csrf_uses"] = change.get("csrf_uses", state["csrf_uses"])
             return self.send(200, {"ok": True})
         if url.path == "/oauth/token":
-            form = {k: v[0] for k, v in urllib.parse.parse_qs(self.body()).items()}
-            auth = self.headers.get("Authorization") or ""
-            if auth.startswith("Basic "):
-                cid, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
-                form.setdefault("client_id", urllib.parse.unquote(cid))
-                form.setdefault("client_secret", urllib.parse.unquote(secret))
+            form = self.token_form(self.body())
             if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
                 return self.send(401, {"error": "unauthorized", "error_description": "Bad credentials"})
             access = secrets.token_hex(16)

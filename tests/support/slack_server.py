@@ -177,12 +177,7 @@ class Handler(JsonHandler):
                     tokens.clear()
             return self.send(200, {"ok": True})
         if url.path == "/api/oauth.v2.access":
-            form = {k: v[0] for k, v in urllib.parse.parse_qs(text).items()}
-            auth = self.headers.get("Authorization") or ""
-            if auth.startswith("Basic "):
-                cid, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
-                form.setdefault("client_id", urllib.parse.unquote(cid))
-                form.setdefault("client_secret", urllib.parse.unquote(secret))
+            form = self.token_form(text)
             self.record(url.path, {"grant_type": form.get("grant_type")}, 200)
             if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
                 return self.send(200, {"ok": False, "error": "invalid_client_id"})

@@ -2,8 +2,10 @@
 reads bodies, keeps a log of the requests it saw and fails on demand, and the way a server
 starts (one JSON line with its URL on stdout, then serving until stdin closes)."""
 
+import base64
 import json
 import sys
+import urllib.parse
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -49,6 +51,17 @@ class JsonHandler(BaseHTTPRequestHandler):
                     failures.remove(f)
                     return f
         return None
+
+    def token_form(self, text):
+        """A token request's form, with the client id and secret of a Basic header (RFC
+        6749 lets clients send them either way)."""
+        form = {k: v[0] for k, v in urllib.parse.parse_qs(text).items()}
+        auth = self.headers.get("Authorization") or ""
+        if auth.startswith("Basic "):
+            cid, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+            form.setdefault("client_id", urllib.parse.unquote(cid))
+            form.setdefault("client_secret", urllib.parse.unquote(secret))
+        return form
 
     def taken_log(self):
         with lock:
