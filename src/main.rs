@@ -418,8 +418,20 @@ fn connectors(json: bool) -> anyhow::Result<u8> {
         );
     }
     outln!("");
+    // As wide as the longest id and label, so that the columns line up.
+    let id_width = services()
+        .iter()
+        .map(|s| s.id().len())
+        .max()
+        .unwrap_or(0)
+        .max(9);
+    let label_width = (services().iter())
+        .map(|s| s.sign_in().label.len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
     outln!(
-        "{:<12} {:<20} {:<9} {:<12} {:<30} filters",
+        "{:<id_width$} {:<label_width$} {:<9} {:<12} {:<30} filters",
         "connector",
         "service",
         "entities",
@@ -434,7 +446,7 @@ fn connectors(json: bool) -> anyhow::Result<u8> {
     for service in services() {
         let can = service.capabilities();
         outln!(
-            "{:<12} {:<20} {:<9} {:<12} {:<30} {}",
+            "{:<id_width$} {:<label_width$} {:<9} {:<12} {:<30} {}",
             service.id(),
             service.sign_in().label,
             yes(can.entities),

@@ -53,6 +53,10 @@ impl Service for GoogleAnalytics {
         "property"
     }
 
+    fn entity_plural(&self) -> Option<&'static str> {
+        Some("properties")
+    }
+
     fn icon(&self) -> &'static str {
         "📈"
     }

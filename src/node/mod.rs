@@ -202,6 +202,8 @@ pub struct EntityField {
 pub struct Entities {
     pub setting: &'static str,
     pub word: &'static str,
+    /// The word for several: `tables`, `properties`.
+    pub plural: &'static str,
 }
 
 /// One object of a service: its API name and what people call it.

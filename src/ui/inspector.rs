@@ -711,9 +711,9 @@ fn entity_browser(
     commands: &mut Vec<Command>,
 ) {
     let key = Catalog::key_of(&node.config, entities.setting);
-    let word = entities.word;
+    let word = entities.plural;
     if key.0.is_empty() {
-        ui.label(RichText::new(format!("Choose a connection to see its {word}s.")).weak());
+        ui.label(RichText::new(format!("Choose a connection to see its {word}.")).weak());
         return;
     }
     let catalog = state.catalogs.get(&node.id).filter(|c| c.key == key);
@@ -722,12 +722,12 @@ fn entity_browser(
         commands.push(Command::LoadCatalog(node.id.clone()));
         return;
     };
-    let heading = ui.label(RichText::new(capitalized(&format!("{word}s"))).strong());
+    let heading = ui.label(RichText::new(capitalized(word)).strong());
     match &catalog.entities {
         None => {
             ui.horizontal(|ui| {
                 ui.spinner();
-                ui.label(RichText::new(format!("Listing the {word}s…")).weak());
+                ui.label(RichText::new(format!("Listing the {word}…")).weak());
             });
         }
         Some(Err(why)) => {
@@ -741,7 +741,7 @@ fn entity_browser(
             let field = ui
                 .add(
                     egui::TextEdit::singleline(&mut search)
-                        .hint_text(format!("search {} {word}s", list.len()))
+                        .hint_text(format!("search {} {word}", list.len()))
                         .desired_width(f32::INFINITY),
                 )
                 .labelled_by(heading.id);

@@ -23,8 +23,8 @@ use super::service::Service;
 use super::source::{check_options, node_schema, upgrading};
 use super::target::Target;
 use crate::node::{
-    BuildContext, ConfigProblem, Destination, Entities, ErrorRecord, ErrorSink, NodeConfig,
-    NodeError, NodeType, OutputLocation, PlanContext, Runtime,
+    BuildContext, ConfigProblem, Destination, ErrorRecord, ErrorSink, NodeConfig, NodeError,
+    NodeType, OutputLocation, PlanContext, Runtime,
 };
 
 /// What every service's destination node holds.
@@ -70,7 +70,8 @@ pub fn node_type(service: &'static dyn Service) -> Option<NodeType> {
     }
     let id = service.id();
     let label = service.sign_in().label;
-    let entity = service.entity_word();
+    let entities = service.entities();
+    let plural = entities.plural;
     let verbs: Vec<_> = writes.iter().map(|w| w.name()).collect();
     Some(
         NodeType::made(
@@ -78,14 +79,11 @@ pub fn node_type(service: &'static dyn Service) -> Option<NodeType> {
             format!("destination.{id}"),
             label.to_string(),
             format!(
-                "Write to {label} {entity}s ({}); refused records go to the error output",
+                "Write to {label} {plural} ({}); refused records go to the error output",
                 verbs.join(", ")
             ),
             service.icon(),
-            Entities {
-                setting: "entity",
-                word: entity,
-            },
+            entities,
             move |value| {
                 let config = crate::node::deserialize_config::<EntityDestinationConfig>(value)?;
                 Ok(Arc::new(EntityDestination {

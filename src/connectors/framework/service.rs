@@ -46,6 +46,11 @@ pub trait Service: Send + Sync + 'static {
         "object"
     }
 
+    /// The word for several entities, where adding an `s` would be wrong (`properties`).
+    fn entity_plural(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The symbol of its nodes in the palette and on the canvas.
     fn icon(&self) -> &'static str {
         "🔌"
@@ -86,6 +91,19 @@ impl dyn Service {
     /// The id connections carry.
     pub fn id(&self) -> &'static str {
         self.sign_in().connector
+    }
+
+    /// What the generic nodes say of the service's entities: one and several. Made once
+    /// per node type, and kept for the life of the process as the registry is.
+    pub fn entities(&self) -> crate::node::Entities {
+        let word = self.entity_word();
+        crate::node::Entities {
+            setting: "entity",
+            word,
+            plural: self
+                .entity_plural()
+                .unwrap_or_else(|| Box::leak(format!("{word}s").into_boxed_str())),
+        }
     }
 }
 

@@ -20,8 +20,8 @@ use super::target::Target;
 use crate::codecs::read::values_to_batch;
 use crate::conditions::{Condition, Operator};
 use crate::node::{
-    BoxFuture, BuildContext, ConfigProblem, Demand, Entities, Entity, EntityField, ErrorRecord,
-    NodeConfig, NodeError, NodeType, PlanContext, Runtime, Source, SourceOutput,
+    BoxFuture, BuildContext, ConfigProblem, Demand, Entity, EntityField, ErrorRecord, NodeConfig,
+    NodeError, NodeType, PlanContext, Runtime, Source, SourceOutput,
 };
 
 /// What every service's source node holds.
@@ -77,18 +77,16 @@ pub fn node_type(service: &'static dyn Service) -> Option<NodeType> {
     let catalog = service.catalog()?;
     let id = service.id();
     let label = service.sign_in().label;
-    let entity = service.entity_word();
+    let entities = service.entities();
+    let plural = entities.plural;
     Some(
         NodeType::made(
             id,
             format!("source.{id}"),
             label.to_string(),
-            format!("Read {label} {entity}s, all or only the records changed since the last run"),
+            format!("Read {label} {plural}, all or only the records changed since the last run"),
             service.icon(),
-            Entities {
-                setting: "entity",
-                word: entity,
-            },
+            entities,
             move |value| {
                 let config = crate::node::deserialize_config::<EntitySourceConfig>(value)?;
                 Ok(Arc::new(EntitySource {
