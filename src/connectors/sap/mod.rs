@@ -379,8 +379,8 @@ fn error_text(body: &str) -> Option<String> {
     })
 }
 
-/// Reads the records a pull asks for: `$top` pages, each followed through the service's
-/// next links, the next asked for with `$skip`.
+/// Reads the records a pull asks for: `$top` at a time, each followed through the
+/// service's next links, the next `$top` asked for after the last record read.
 async fn read(client: &Client, request: ReadRequest, pages: Pages) -> Result<(), ConnectorError> {
     let found = metadata(client).await?;
     let version = found.version;
