@@ -1303,6 +1303,24 @@ fn a_new_connections_offered_name_follows_the_connector_until_the_user_names_it(
         "crm-api",
         "a name the user typed stays"
     );
+    // Settings the last connector filled in give way to the new one's defaults; one the
+    // user typed stays.
+    let mut changed = draft(&harness);
+    changed.connector = "salesforce".into();
+    apply(&mut harness, Command::EditConnectionDraft(changed));
+    assert_eq!(
+        draft(&harness).settings["login_url"],
+        "https://login.salesforce.com"
+    );
+    let mut typed = draft(&harness);
+    typed
+        .settings
+        .insert("client_id".into(), "my-client".into());
+    typed.connector = "google_analytics".into();
+    apply(&mut harness, Command::EditConnectionDraft(typed));
+    let settings = draft(&harness).settings;
+    assert_eq!(settings["login_url"], "https://accounts.google.com");
+    assert_eq!(settings["client_id"], "my-client");
 }
 
 #[test]

@@ -255,6 +255,17 @@ impl AppState {
                     if old.connector != draft.connector || !entry.kinds.contains(&draft.auth) {
                         draft.auth = entry.kinds[0];
                     }
+                    // What the last connector filled in, the user never chose: the new
+                    // connector's own defaults take its place (Salesforce's login URL is
+                    // not Google's).
+                    if old.connector != draft.connector
+                        && let Ok(last) = service::sign_in(&old.connector)
+                    {
+                        draft.settings.retain(|key, value| {
+                            !(last.settings.iter())
+                                .any(|s| s.key == key && s.default == Some(value.as_str()))
+                        });
+                    }
                     draft.fill_defaults(entry);
                     // A name the user did not choose follows the connector.
                     if old.connector != draft.connector
