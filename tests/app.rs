@@ -1324,6 +1324,29 @@ fn a_new_connections_offered_name_follows_the_connector_until_the_user_names_it(
 }
 
 #[test]
+fn a_services_own_addresses_wait_under_more_settings() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &demo_flow(&scratch));
+    apply(
+        &mut harness,
+        Command::NewConnection {
+            connector: Some("google_analytics".into()),
+            for_node: None,
+        },
+    );
+    harness.run_steps(2);
+    assert!(harness.query_by_label("Client id").is_some());
+    assert!(
+        harness.query_by_label("Data API").is_none(),
+        "Google's addresses are not in the way"
+    );
+    harness.get_by_label("More settings").click();
+    harness.run_steps(3);
+    assert!(harness.query_by_label("Data API").is_some());
+    assert!(harness.query_by_label("Token URL").is_some());
+}
+
+#[test]
 fn save_as_into_another_folder_keeps_relative_paths_pointing_where_they_pointed() {
     let scratch = Scratch::new();
     let mut harness = open(&scratch, &csv_flow(&scratch));

@@ -6,6 +6,7 @@ use egui::{RichText, TextEdit, Ui};
 use super::commands::Command;
 use super::connection_state::{ConnectionDraft, ConnectionsState};
 use super::state::AppState;
+use crate::auth::sign_in::Setting;
 use crate::auth::{AuthKind, Connection, Secret};
 use crate::connectors::framework::service;
 
@@ -267,34 +268,8 @@ fn draft_form(ui: &mut Ui, draft: &ConnectionDraft, c: &mut Vec<Command>) {
                 });
             ui.end_row();
 
-            for setting in entry.settings_for(draft.auth) {
-                let label = if setting.required {
-                    RichText::new(setting.label).strong()
-                } else {
-                    RichText::new(setting.label)
-                };
-                let label = ui.label(label).on_hover_text(setting.help);
-                let value = edited.settings.entry(setting.key.to_string()).or_default();
-                ui.horizontal(|ui| {
-                    ui.add(
-                        TextEdit::singleline(value)
-                            .desired_width(280.0)
-                            .hint_text(setting.help),
-                    )
-                    .labelled_by(label.id)
-                    .on_hover_text(setting.help);
-                    if !setting.choices.is_empty() {
-                        egui::ComboBox::from_id_salt(setting.key)
-                            .selected_text("")
-                            .width(24.0)
-                            .show_ui(ui, |ui| {
-                                for (choice, label) in setting.choices {
-                                    ui.selectable_value(value, choice.to_string(), *label);
-                                }
-                            });
-                    }
-                });
-                ui.end_row();
+            for setting in entry.settings_for(draft.auth).filter(|s| !is_more(s)) {
+                setting_row(ui, setting, &mut edited);
             }
             for (field, required) in draft.auth.secret_fields() {
                 let words = field.replace('_', " ");
@@ -327,6 +302,24 @@ fn draft_form(ui: &mut Ui, draft: &ConnectionDraft, c: &mut Vec<Command>) {
                 ui.end_row();
             }
         });
+    let more: Vec<_> = entry
+        .settings_for(draft.auth)
+        .filter(|s| is_more(s))
+        .collect();
+    if !more.is_empty() {
+        egui::CollapsingHeader::new("More settings")
+            .id_salt(("more settings", &draft.connector))
+            .show(ui, |ui| {
+                egui::Grid::new("more connection settings")
+                    .num_columns(2)
+                    .spacing([12.0, 8.0])
+                    .show(ui, |ui| {
+                        for setting in more {
+                            setting_row(ui, setting, &mut edited);
+                        }
+                    });
+            });
+    }
     if draft.auth == AuthKind::OAuth2 {
         ui.add_space(4.0);
         ui.label(
@@ -425,4 +418,43 @@ pub fn vault_prompt(ui: &Ui, state: &AppState) -> Vec<Command> {
         c.push(Command::CancelUnlock);
     }
     c
+}
+
+/// Settings most connections leave as they are: optional ones with a default (a service's
+/// own addresses, which only a private instance or a test server changes). The form keeps
+/// them under "More settings".
+fn is_more(setting: &Setting) -> bool {
+    !setting.required && setting.default.is_some() && setting.choices.is_empty()
+}
+
+/// One setting of the New connection form: its label (strong when required), its text,
+/// and its choices when it has some.
+fn setting_row(ui: &mut Ui, setting: &Setting, edited: &mut ConnectionDraft) {
+    let label = if setting.required {
+        RichText::new(setting.label).strong()
+    } else {
+        RichText::new(setting.label)
+    };
+    let label = ui.label(label).on_hover_text(setting.help);
+    let value = edited.settings.entry(setting.key.to_string()).or_default();
+    ui.horizontal(|ui| {
+        ui.add(
+            TextEdit::singleline(value)
+                .desired_width(280.0)
+                .hint_text(setting.help),
+        )
+        .labelled_by(label.id)
+        .on_hover_text(setting.help);
+        if !setting.choices.is_empty() {
+            egui::ComboBox::from_id_salt(setting.key)
+                .selected_text("")
+                .width(24.0)
+                .show_ui(ui, |ui| {
+                    for (choice, label) in setting.choices {
+                        ui.selectable_value(value, choice.to_string(), *label);
+                    }
+                });
+        }
+    });
+    ui.end_row();
 }
