@@ -90,7 +90,7 @@ pub fn execute(action: ConnectionAction, dirs: &Dirs) -> anyhow::Result<u8> {
             entry
                 .check_settings(&connection)
                 .map_err(anyhow::Error::msg)?;
-            let secrets = read_secrets(auth)?;
+            let secrets = read_secrets(&entry.secret_fields(auth))?;
             if !secrets.is_empty() {
                 unlock(dirs)?;
             }
@@ -205,18 +205,18 @@ pub fn execute(action: ConnectionAction, dirs: &Dirs) -> anyhow::Result<u8> {
 /// The secrets of a kind of sign-in: at a hidden prompt on a terminal, else one line each
 /// from standard input (so scripts can pipe them in without putting them on the command
 /// line, where other users' `ps` would see them).
-fn read_secrets(kind: AuthKind) -> anyhow::Result<Vec<(String, Secret)>> {
+fn read_secrets(fields: &[(&str, bool)]) -> anyhow::Result<Vec<(String, Secret)>> {
     let mut secrets = Vec::new();
     let terminal = std::io::stdin().is_terminal();
     let mut lines = std::io::stdin().lock().lines();
-    for (field, required) in kind.secret_fields() {
+    for &(field, required) in fields {
         let value = if terminal {
-            let hint = if *required { "" } else { " (Enter for none)" };
+            let hint = if required { "" } else { " (Enter for none)" };
             rpassword::prompt_password(format!("{}{hint}: ", field.replace('_', " ")))?
         } else {
             match lines.next() {
                 Some(line) => line?,
-                None if *required => {
+                None if required => {
                     anyhow::bail!("the secret `{field}` is missing: standard input ended before it")
                 }
                 None => String::new(),

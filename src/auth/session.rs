@@ -192,7 +192,7 @@ impl Session {
         let missing = |field: &str| {
             format!("the connection `{name}` has no {field} in the vault; add the connection again")
         };
-        Ok(match self.connection.auth {
+        let (mut request, token) = match self.connection.auth {
             AuthKind::OAuth2 | AuthKind::OAuth2ClientCredentials => {
                 let token = self.access_token().await?;
                 (request.bearer_auth(token.expose()), Some(token))
@@ -228,7 +228,24 @@ impl Session {
                 (request.basic_auth(user, Some(password.expose())), None)
             }
             AuthKind::None | AuthKind::AccessKeys => (request, None),
-        })
+        };
+        for own in self.entry.secrets {
+            let secret = match self.secret(own.key) {
+                Some(secret) if !secret.expose().is_empty() => secret,
+                _ if own.required => return Err(missing(own.key)),
+                _ => continue,
+            };
+            let mut value =
+                reqwest::header::HeaderValue::from_str(secret.expose()).map_err(|_| {
+                    format!(
+                        "the connection `{name}`: the {} is not valid in a header",
+                        own.key.replace('_', " ")
+                    )
+                })?;
+            value.set_sensitive(true);
+            request = request.header(own.header, value);
+        }
+        Ok((request, token))
     }
 
     /// Sends a request with the connection's credentials. A `401` to a token renews the

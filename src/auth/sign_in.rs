@@ -41,6 +41,17 @@ pub struct OAuthEndpoints {
     pub identity_url_field: Option<&'static str>,
 }
 
+/// A secret of one service beyond its kind of sign-in's (Google Ads' developer token):
+/// typed in with the others, kept in the vault, sent in a header of every request.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceSecret {
+    pub key: &'static str,
+    /// The request header it goes in.
+    pub header: &'static str,
+    /// Whether a connection must have it; one left empty is not sent.
+    pub required: bool,
+}
+
 /// One connector's sign-in description.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectorAuth {
@@ -49,6 +60,8 @@ pub struct ConnectorAuth {
     pub kinds: &'static [AuthKind],
     pub settings: &'static [Setting],
     pub oauth: Option<OAuthEndpoints>,
+    /// Secrets of the service itself, asked for whatever the kind of sign-in.
+    pub secrets: &'static [ServiceSecret],
 }
 
 /// Both kinds of OAuth sign-in.
@@ -74,6 +87,13 @@ impl ConnectorAuth {
         self.settings.iter().filter(move |s| s.applies_to(kind))
     }
 
+    /// The secrets a connection signing in with `kind` holds, `true` for those that must
+    /// be given: the kind's, then the service's own.
+    pub fn secret_fields(&self, kind: AuthKind) -> Vec<(&'static str, bool)> {
+        let own = self.secrets.iter().map(|s| (s.key, s.required));
+        kind.secret_fields().iter().copied().chain(own).collect()
+    }
+
     /// Whether a connection is complete: its settings (`check_settings`) and the secrets
     /// its kind of sign-in requires.
     pub fn check(
@@ -82,11 +102,11 @@ impl ConnectorAuth {
         secrets: &[(String, Secret)],
     ) -> Result<(), String> {
         self.check_settings(connection)?;
-        for (field, required) in connection.auth.secret_fields() {
+        for (field, required) in self.secret_fields(connection.auth) {
             let given = secrets
                 .iter()
                 .any(|(k, v)| k == field && !v.expose().is_empty());
-            if *required && !given {
+            if required && !given {
                 return Err(format!("the secret `{field}` is missing"));
             }
         }

@@ -19,7 +19,8 @@ use super::framework::catalog::{
 };
 use super::framework::service::Capabilities;
 use super::framework::{ConnectorError, Service, service};
-use crate::auth::sign_in::{OAuthEndpoints, Setting, setting};
+use super::google;
+use crate::auth::sign_in::{Setting, setting};
 use crate::auth::{AuthKind, ConnectorAuth};
 use crate::conditions::{Condition, Operator};
 use crate::node::{BoxFuture, Entity};
@@ -101,45 +102,15 @@ const SIGN_IN: ConnectorAuth = ConnectorAuth {
                 "The Admin API's address, which lists the properties; Google's unless told otherwise.",
             )
         },
-        Setting {
-            default: Some("https://accounts.google.com"),
-            ..setting(
-                "login_url",
-                "Login URL",
-                "Where users log in; Google's unless told otherwise.",
-            )
-        },
-        Setting {
-            default: Some("https://oauth2.googleapis.com/token"),
-            ..setting(
-                "token_url",
-                "Token URL",
-                "Where tokens are issued; Google's unless told otherwise.",
-            )
-        },
-        Setting {
-            required: true,
-            ..setting(
-                "client_id",
-                "Client id",
-                "The client id of an OAuth client of type Desktop app (Google Cloud console, APIs & Services, Credentials).",
-            )
-        },
-        setting(
-            "callback_port",
-            "Callback port",
-            "A fixed port for the login's redirect (http://127.0.0.1:PORT/callback); empty for any free port.",
-        ),
+        google::LOGIN_URL,
+        google::TOKEN_URL,
+        google::CLIENT_ID,
+        google::CALLBACK_PORT,
     ],
-    oauth: Some(OAuthEndpoints {
-        authorize: "{login_url}/o/oauth2/v2/auth",
-        token: "{token_url}",
-        scopes: &["https://www.googleapis.com/auth/analytics.readonly"],
-        // A refresh token, every time: without `prompt=consent` Google gives one only on
-        // the first consent.
-        extra: &[("access_type", "offline"), ("prompt", "consent")],
-        identity_url_field: None,
-    }),
+    oauth: Some(google::oauth(&[
+        "https://www.googleapis.com/auth/analytics.readonly",
+    ])),
+    secrets: &[],
 };
 
 /// The Google Analytics source's `options`.
@@ -213,28 +184,16 @@ fn admin(client: &Client) -> String {
         .to_string()
 }
 
-/// Google's error bodies (`{"error": {"code", "message", "status"}}`) in words.
+/// Google's error bodies in words, with what to do about the Data API's.
 fn in_words(message: &str) -> String {
-    let Some(start) = message.find('{') else {
-        return message.to_string();
-    };
-    let Ok(body) = serde_json::from_str::<Value>(&message[start..]) else {
-        return message.to_string();
-    };
-    let error = &body["error"];
-    let text = error["message"].as_str().unwrap_or_default();
-    let hint = match error["status"].as_str() {
-        Some("RESOURCE_EXHAUSTED") => {
+    google::in_words(message, |status| match status {
+        "RESOURCE_EXHAUSTED" => {
             " (the property's Data API quota is used up; hourly quotas free up within the hour, daily ones the next day)"
         }
-        Some("PERMISSION_DENIED") => " (the signed-in user has no access to this property)",
-        Some("UNAUTHENTICATED") => " (log in again)",
+        "PERMISSION_DENIED" => " (the signed-in user has no access to this property)",
+        "UNAUTHENTICATED" => " (log in again)",
         _ => "",
-    };
-    match error["status"].as_str() {
-        Some(status) => format!("{}{status}: {text}{hint}", &message[..start]),
-        None => message.to_string(),
-    }
+    })
 }
 
 /// Every property the sign-in can see, through the account summaries, page by page.

@@ -122,14 +122,14 @@ impl Api {
                         }
                         Some(wait) if wait > self.retry.max_wait => {
                             // The body says why (a daily quota, usually): kept for the words.
-                            let body = response.text().await.unwrap_or_default();
+                            let body = error_body(&response.text().await.unwrap_or_default());
                             return Err(ConnectorError {
                                 kind: ErrorKind::RateLimited,
                                 status: Some(status.as_u16()),
                                 message: format!(
                                     "{what}: the service asks to wait {} s before the next request ({status}), longer than Tributary waits: {}",
                                     wait.as_secs(),
-                                    preview(&body)
+                                    body
                                 ),
                             });
                         }
@@ -243,7 +243,7 @@ pub fn rate_limit_wait(headers: &HeaderMap) -> Option<Duration> {
 /// The error of a failed answer: its status and what the body says, shortened.
 async fn failure(what: &str, response: Response, attempt: u32) -> ConnectorError {
     let status = response.status();
-    let body = response.text().await.unwrap_or_default();
+    let body = error_body(&response.text().await.unwrap_or_default());
     let tries = if attempt > 1 {
         format!(" after {attempt} attempts")
     } else {
@@ -252,19 +252,27 @@ async fn failure(what: &str, response: Response, attempt: u32) -> ConnectorError
     let message = match status {
         StatusCode::UNAUTHORIZED => format!(
             "{what}: the service refused the credentials ({status}){tries}: {}",
-            preview(&body)
+            body
         ),
         StatusCode::FORBIDDEN => format!(
             "{what}: the connection may not do this ({status}): {}",
-            preview(&body)
+            body
         ),
-        StatusCode::NOT_FOUND => format!("{what}: not found ({status}): {}", preview(&body)),
-        _ => format!(
-            "{what}: the service answered {status}{tries}: {}",
-            preview(&body)
-        ),
+        StatusCode::NOT_FOUND => format!("{what}: not found ({status}): {}", body),
+        _ => format!("{what}: the service answered {status}{tries}: {}", body),
     };
     ConnectorError::of_status(status.as_u16(), message)
+}
+
+/// An error's body for its message: a JSON document whole (up to 8 KiB), for the
+/// connector that reads it into words (Google's error details run long), anything else
+/// shortened.
+fn error_body(body: &str) -> String {
+    let json = body.len() <= 8192 && serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok();
+    match json {
+        true => body.split_whitespace().collect::<Vec<_>>().join(" "),
+        false => preview(body),
+    }
 }
 
 /// The start of a body, on one line, for messages.

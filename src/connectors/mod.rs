@@ -3,10 +3,13 @@
 pub mod demo_crm;
 pub mod file;
 pub mod framework;
+pub mod google;
+pub mod google_ads;
 pub mod google_analytics;
 pub mod http;
 pub mod layout;
 pub mod local;
+pub mod meta_ads;
 pub mod output;
 pub mod pages;
 pub mod rest;
@@ -37,6 +40,8 @@ const APPS: &[&dyn Service] = &[
     &servicenow::ServiceNow,
     &sap::Sap,
     &google_analytics::GoogleAnalytics,
+    &google_ads::GoogleAds,
+    &meta_ads::MetaAds,
 ];
 
 /// The services that are not one app: object stores, any HTTP API, webhooks.

@@ -144,6 +144,7 @@ const SIGN_IN: ConnectorAuth = ConnectorAuth {
         extra: &[],
         identity_url_field: None,
     }),
+    secrets: &[],
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -129,6 +129,7 @@ const SIGN_IN: ConnectorAuth = ConnectorAuth {
         extra: &[],
         identity_url_field: None,
     }),
+    secrets: &[],
 };
 
 /// Records asked for per page (the Table API's own default is 10,000).

@@ -19,4 +19,5 @@ const SIGN_IN: ConnectorAuth = ConnectorAuth {
     kinds: &[AuthKind::ApiKey],
     settings: &[],
     oauth: None,
+    secrets: &[],
 };

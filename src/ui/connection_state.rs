@@ -120,12 +120,11 @@ impl ConnectionDraft {
                 settings,
                 status: Default::default(),
             },
-            secrets: self
-                .auth
-                .secret_fields()
-                .iter()
+            secrets: entry
+                .secret_fields(self.auth)
+                .into_iter()
                 .filter_map(|(field, _)| {
-                    Some((field.to_string(), self.secrets.get(*field)?.clone()))
+                    Some((field.to_string(), self.secrets.get(field)?.clone()))
                 })
                 .collect(),
         })

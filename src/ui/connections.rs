@@ -271,16 +271,16 @@ fn draft_form(ui: &mut Ui, draft: &ConnectionDraft, c: &mut Vec<Command>) {
             for setting in entry.settings_for(draft.auth).filter(|s| !is_more(s)) {
                 setting_row(ui, setting, &mut edited);
             }
-            for (field, required) in draft.auth.secret_fields() {
+            for (field, required) in entry.secret_fields(draft.auth) {
                 let words = field.replace('_', " ");
                 let mut label = RichText::new(super::form::humanize(field));
-                if *required {
+                if required {
                     label = label.strong();
                 }
                 let label = ui.label(label);
                 let mut text = edited
                     .secrets
-                    .get(*field)
+                    .get(field)
                     .map(|s| s.expose().to_string())
                     .unwrap_or_default();
                 if ui
@@ -288,7 +288,7 @@ fn draft_form(ui: &mut Ui, draft: &ConnectionDraft, c: &mut Vec<Command>) {
                         TextEdit::singleline(&mut text)
                             .password(true)
                             .desired_width(280.0)
-                            .hint_text(if *required {
+                            .hint_text(if required {
                                 format!("the {words}, kept in the vault")
                             } else {
                                 "only if the service gave you one".to_string()

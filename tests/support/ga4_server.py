@@ -22,13 +22,11 @@ RESOURCE_EXHAUSTED (the daily quota, Retry-After a day), `{"fail": [{"status": 4
 it was last asked.
 """
 
-import base64
 import datetime
-import hashlib
 import json
-import secrets
 import urllib.parse
 
+import google_oauth
 from wire import JsonHandler, failures, lock, log, serve
 
 CLIENT_ID, CLIENT_SECRET = "ga-client.apps.googleusercontent.com", "ga-secret-5"
@@ -45,9 +43,6 @@ DEVICES = ["desktop", "mobile", "tablet"]
 SOURCES = ["google", "(direct)", "newsletter"]
 TODAY = datetime.datetime.now(datetime.timezone.utc).date()
 
-codes = {}  # code -> code_challenge
-tokens = set()
-refresh_tokens = set()
 state = {"restate": 0, "exhaust": False}
 
 
@@ -165,9 +160,7 @@ class Handler(JsonHandler):
             log.append(e)
 
     def signed_in(self):
-        auth = self.headers.get("Authorization") or ""
-        with lock:
-            return auth.startswith("Bearer ") and auth[7:] in tokens
+        return google_oauth.signed_in(self)
 
     def do_GET(self):
         url = urllib.parse.urlsplit(self.path)
@@ -176,15 +169,7 @@ class Handler(JsonHandler):
             return self.send(200, self.taken_log())
         if url.path == "/o/oauth2/v2/auth":
             self.entry(url.path, query, 302)
-            code = secrets.token_hex(8)
-            with lock:
-                codes[code] = query.get("code_challenge")
-            target = "%s?%s" % (query["redirect_uri"], urllib.parse.urlencode({"code": code, "state": query.get("state", "")}))
-            self.send_response(302)
-            self.send_header("Location", target)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
+            return google_oauth.authorize(self, query)
         if not self.signed_in():
             self.entry(url.path, query, 401)
             return self.error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
@@ -226,32 +211,8 @@ class Handler(JsonHandler):
         if url.path == "/token":
             form = self.token_form(raw)
             self.entry(url.path, {"grant_type": form.get("grant_type")}, 0)
-            if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
-                return self.send(401, {"error": "invalid_client", "error_description": "The OAuth client was not found."})
-            grant = form.get("grant_type")
-            if grant == "authorization_code":
-                with lock:
-                    challenge = codes.pop(form.get("code"), "missing")
-                verifier = form.get("code_verifier", "")
-                made = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
-                if challenge != made:
-                    return self.send(400, {"error": "invalid_grant", "error_description": "Bad Request"})
-            elif grant == "refresh_token":
-                with lock:
-                    ok = form.get("refresh_token") in refresh_tokens
-                if not ok:
-                    return self.send(400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."})
-            else:
-                return self.send(400, {"error": "unsupported_grant_type"})
-            access, refresh = "ya29." + secrets.token_hex(16), "1//" + secrets.token_hex(16)
-            with lock:
-                tokens.add(access)
-                refresh_tokens.add(refresh)
-            answer = {"access_token": access, "expires_in": 3599, "token_type": "Bearer",
-                      "scope": "https://www.googleapis.com/auth/analytics.readonly"}
-            if grant == "authorization_code":
-                answer["refresh_token"] = refresh
-            return self.send(200, answer)
+            return google_oauth.token(self, raw, CLIENT_ID, CLIENT_SECRET,
+                                      "https://www.googleapis.com/auth/analytics.readonly")
         if not url.path.endswith(":runReport"):
             self.entry(url.path, {}, 404)
             return self.error(404, "NOT_FOUND", "Method not found.")

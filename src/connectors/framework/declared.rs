@@ -151,6 +151,7 @@ fn sign_in(m: &Manifest) -> ConnectorAuth {
             extra: &[],
             identity_url_field: None,
         }),
+        secrets: &[],
     }
 }
 

@@ -78,6 +78,7 @@ const SIGN_IN: ConnectorAuth = ConnectorAuth {
         ),
     ],
     oauth: None,
+    secrets: &[],
 };
 
 /// How to reach a bucket. Everything left out comes from the AWS environment: the

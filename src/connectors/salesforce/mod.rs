@@ -140,6 +140,7 @@ const SIGN_IN: ConnectorAuth = ConnectorAuth {
         extra: &[],
         identity_url_field: Some("id"),
     }),
+    secrets: &[],
 };
 
 /// The REST API version requests use unless the node names another.

@@ -129,6 +129,7 @@ const SIGN_IN: ConnectorAuth = ConnectorAuth {
         extra: &[],
         identity_url_field: None,
     }),
+    secrets: &[],
 };
 
 /// The SAP source's `options`.
