@@ -78,25 +78,6 @@ fn run(scratch: &Scratch, flow: &Value) -> Output {
     run_in(scratch, PASSPHRASE, flow, &[])
 }
 
-fn said(out: &Output) -> String {
-    format!("{}{}", stdout(out), stderr(out))
-}
-
-/// Every row written below `folder`, with the file it is in.
-fn rows(scratch: &Scratch, folder: &str) -> Vec<(String, Value)> {
-    let out = scratch.path().join(folder);
-    let mut all = Vec::new();
-    for file in files_under(&out) {
-        if file.starts_with(".tributary-staging") {
-            continue;
-        }
-        for line in std::fs::read_to_string(out.join(&file)).unwrap().lines() {
-            all.push((file.clone(), serde_json::from_str(line).unwrap()));
-        }
-    }
-    all
-}
-
 fn streams(requests: &[Value]) -> Vec<Value> {
     requests
         .iter()
@@ -199,7 +180,7 @@ fn a_report_streams_its_gaql_query_with_the_conditions() {
     );
     let total = streams[0]["body"]["rows"].as_u64().unwrap();
     assert!(total > 100, "many batches of five: {total}");
-    let written = rows(&scratch, "out");
+    let written = jsonl_rows(&scratch, "out");
     assert_eq!(written.len() as u64, total);
     assert_eq!(record["records_written"], total);
     for (_, row) in &written {
@@ -282,7 +263,7 @@ fn incremental_runs_read_the_last_days_again_and_the_lake_keeps_each_day_once() 
     assert_eq!(second["records_written"], 18);
 
     let mut by_day: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for (file, row) in rows(&scratch, "lake") {
+    for (file, row) in jsonl_rows(&scratch, "lake") {
         let day = file
             .split('/')
             .next()

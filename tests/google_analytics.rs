@@ -78,21 +78,6 @@ fn run(scratch: &Scratch, flow: &Value) -> Output {
     run_in(scratch, PASSPHRASE, flow, &[])
 }
 
-/// Every row written below `folder`, with the file it is in.
-fn rows(scratch: &Scratch, folder: &str) -> Vec<(String, Value)> {
-    let out = scratch.path().join(folder);
-    let mut all = Vec::new();
-    for file in files_under(&out) {
-        if file.starts_with(".tributary-staging") {
-            continue;
-        }
-        for line in std::fs::read_to_string(out.join(&file)).unwrap().lines() {
-            all.push((file.clone(), serde_json::from_str(line).unwrap()));
-        }
-    }
-    all
-}
-
 fn reports(requests: &[Value]) -> Vec<Value> {
     requests
         .iter()
@@ -171,7 +156,7 @@ fn a_report_pages_by_offset_and_sends_the_conditions_as_filters() {
     let reports = reports(&server.requests());
     let total = reports[0]["rowCount"].as_u64().unwrap();
     assert!(total >= 15, "enough rows for three pages: {total}");
-    let written = rows(&scratch, "out");
+    let written = jsonl_rows(&scratch, "out");
     assert_eq!(written.len() as u64, total);
     assert_eq!(record["records_written"], total);
     let offsets: Vec<u64> = reports
@@ -258,7 +243,7 @@ fn incremental_runs_read_the_last_days_again_and_the_lake_keeps_each_day_once() 
     assert_eq!(second["records_written"], 60);
 
     // Each day once: the days read again replaced, the others kept.
-    let written = rows(&scratch, "lake");
+    let written = jsonl_rows(&scratch, "lake");
     assert_eq!(written.len(), 165);
     let mut by_day: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for (file, row) in &written {

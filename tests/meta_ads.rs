@@ -59,24 +59,6 @@ fn run(scratch: &Scratch, flow: &Value) -> Output {
     run_in(scratch, PASSPHRASE, flow, &[])
 }
 
-fn said(out: &Output) -> String {
-    format!("{}{}", stdout(out), stderr(out))
-}
-
-fn rows(scratch: &Scratch, folder: &str) -> Vec<(String, Value)> {
-    let out = scratch.path().join(folder);
-    let mut all = Vec::new();
-    for file in files_under(&out) {
-        if file.starts_with(".tributary-staging") {
-            continue;
-        }
-        for line in std::fs::read_to_string(out.join(&file)).unwrap().lines() {
-            all.push((file.clone(), serde_json::from_str(line).unwrap()));
-        }
-    }
-    all
-}
-
 fn day(server: &SupportServer, back: i64) -> chrono::NaiveDate {
     chrono::NaiveDate::parse_from_str(server.info["today"].as_str().unwrap(), "%Y-%m-%d").unwrap()
         - chrono::Duration::days(back)
@@ -156,7 +138,7 @@ fn insights_page_by_paging_next_with_level_breakdowns_and_filtering() {
     );
     assert_eq!(requests[1]["params"]["after"], "7");
     assert_eq!(requests[2]["params"]["after"], "14");
-    for (_, row) in rows(&scratch, "out") {
+    for (_, row) in jsonl_rows(&scratch, "out") {
         assert_eq!(row["campaign_name"], "Winter sale");
         assert!(
             row["impressions"].is_i64() && row["spend"].is_f64(),
@@ -239,7 +221,7 @@ fn incremental_insights_read_the_last_days_again_and_the_lake_keeps_each_day_onc
         json!({"since": day(&server, 5).to_string(), "until": day(&server, 0).to_string()})
     );
     let mut by_day: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for (file, row) in rows(&scratch, "lake") {
+    for (file, row) in jsonl_rows(&scratch, "lake") {
         let day = file.split('/').next().unwrap().replace("date_start=", "");
         by_day
             .entry(day)
@@ -268,7 +250,7 @@ fn campaigns_are_read_incrementally_by_their_update_time() {
         json!({"folder": "out", "format": "jsonl"}),
     );
     assert_eq!(ran(&run(&scratch, &flow))["records_written"], 3);
-    let written = rows(&scratch, "out");
+    let written = jsonl_rows(&scratch, "out");
     assert_eq!(written[0].1["daily_budget"], 5000);
     assert!(
         written[0].1["updated_time"]

@@ -11,11 +11,11 @@
 //! `segments.date` reads the last `lookback_days` again, as Google Analytics does.
 
 use arrow::datatypes::DataType;
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 
 use super::framework::catalog::{
-    Catalog, Client, EntityDetail, Field, Options, Pages, ReadRequest,
+    Catalog, Client, EntityDetail, Field, Options, Pages, ReadRequest, option_date,
 };
 use super::framework::service::Capabilities;
 use super::framework::{ConnectorError, Service, service};
@@ -521,50 +521,30 @@ fn query(request: &ReadRequest, options: &ReadOptions) -> Result<String, Connect
 
 /// The days of a report over `segments.date`, which Google Ads requires to be finite.
 fn days(request: &ReadRequest, options: &ReadOptions) -> Result<String, ConnectorError> {
-    let date = |text: &str, key: &str| {
-        NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-            ConnectorError::fatal(format!(
-                "the option `{key}` is `{text}`, not a date such as 2026-01-31"
-            ))
-        })
-    };
-    let start = options
-        .start_date
-        .as_deref()
-        .map(|d| date(d, "start_date"))
+    let start = (options.start_date.as_deref())
+        .map(|d| option_date(d, "start_date"))
         .transpose()?;
-    let today = request
-        .until
-        .map_or_else(|| chrono::Utc::now().date_naive(), |t| t.date_naive());
-    let range = |from: NaiveDate, to: NaiveDate| format!("{DATE} BETWEEN '{from}' AND '{to}'");
-    Ok(match (&request.cursor, request.since, start) {
-        // Where the last run got to, less the days still settling.
-        (Some(_), Some(since), _) => range(
-            since.date_naive() - Duration::days(options.lookback_days.into()),
-            today,
-        ),
-        (Some(_), None, start) => range(start.unwrap_or(today - Duration::days(30)), today),
-        (None, _, Some(start)) => {
-            let end = match &options.end_date {
-                Some(end) => date(end, "end_date")?,
-                None => today,
-            };
-            range(start, end)
-        }
-        (None, _, None) => {
-            let during = options.during.trim();
-            if during.is_empty()
-                || !during
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-            {
-                return Err(ConnectorError::fatal(format!(
-                    "the option `during` is `{during}`, not a range such as LAST_30_DAYS"
-                )));
-            }
-            format!("{DATE} DURING {during}")
-        }
-    })
+    let range = |(from, to): (NaiveDate, NaiveDate)| format!("{DATE} BETWEEN '{from}' AND '{to}'");
+    if let Some(days) = request.report_days(options.lookback_days, start) {
+        return Ok(range(days));
+    }
+    if let Some(start) = start {
+        let end = match &options.end_date {
+            Some(end) => option_date(end, "end_date")?,
+            None => chrono::Utc::now().date_naive(),
+        };
+        return Ok(range((start, end)));
+    }
+    let during = options.during.trim();
+    let named = during
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if during.is_empty() || !named {
+        return Err(ConnectorError::fatal(format!(
+            "the option `during` is `{during}`, not a range such as LAST_30_DAYS"
+        )));
+    }
+    Ok(format!("{DATE} DURING {during}"))
 }
 
 /// A condition in GAQL.

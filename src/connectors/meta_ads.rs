@@ -13,12 +13,12 @@
 use std::time::Duration as Wait;
 
 use arrow::datatypes::{DataType, TimeUnit};
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use reqwest::header::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::framework::catalog::{
-    Catalog, Client, EntityDetail, Field, Options, Pages, ReadRequest,
+    Catalog, Client, EntityDetail, Field, Options, Pages, ReadRequest, option_date,
 };
 use super::framework::service::Capabilities;
 use super::framework::{ConnectorError, ErrorKind, Service, service};
@@ -751,39 +751,20 @@ fn range(
     request: &ReadRequest,
     options: &ReadOptions,
 ) -> Result<(Option<(NaiveDate, NaiveDate)>, i64), ConnectorError> {
-    let date = |text: &str, key: &str| {
-        NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-            ConnectorError::fatal(format!(
-                "the option `{key}` is `{text}`, not a date such as 2026-01-31"
-            ))
-        })
-    };
     let start = (options.start_date.as_deref())
-        .map(|d| date(d, "start_date"))
+        .map(|d| option_date(d, "start_date"))
         .transpose()?;
-    let today = request
-        .until
-        .map_or_else(|| Utc::now().date_naive(), |t| t.date_naive());
-    let (since, until) = match (&request.cursor, request.since, start) {
-        (Some(_), Some(since), _) => (
-            since.date_naive() - Duration::days(options.lookback_days.into()),
-            today,
-        ),
-        (Some(_), None, start) => (start.unwrap_or(today - Duration::days(30)), today),
-        (None, _, Some(start)) => (
-            start,
-            match &options.end_date {
-                Some(end) => date(end, "end_date")?,
-                None => today,
-            },
-        ),
-        (None, _, None) => {
+    let days = match (request.report_days(options.lookback_days, start), start) {
+        (Some(days), _) => days,
+        (None, Some(start)) => match &options.end_date {
+            Some(end) => (start, option_date(end, "end_date")?),
+            None => (start, Utc::now().date_naive()),
+        },
+        (None, None) => {
             let preset = &options.date_preset;
-            if preset.is_empty()
-                || !preset
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            {
+            let named =
+                (preset.chars()).all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if preset.is_empty() || !named {
                 return Err(ConnectorError::fatal(format!(
                     "the option `date_preset` is `{preset}`, not a range such as last_30d"
                 )));
@@ -791,7 +772,7 @@ fn range(
             return Ok((None, 0));
         }
     };
-    Ok((Some((since, until)), (until - since).num_days() + 1))
+    Ok((Some(days), (days.1 - days.0).num_days() + 1))
 }
 
 /// A condition as one of Meta's `filtering` entries on insights.

@@ -521,3 +521,24 @@ pub fn planned_types(
         .map(|f| (f.name().clone(), tributary::types::describe(f.data_type())))
         .collect()
 }
+
+/// Every JSON lines record written below `folder` of a scratch installation, with the file
+/// it is in; staged files left out.
+pub fn jsonl_rows(scratch: &Scratch, folder: &str) -> Vec<(String, Value)> {
+    let out = scratch.path().join(folder);
+    let mut all = Vec::new();
+    for file in files_under(&out) {
+        if file.starts_with(".tributary-staging") {
+            continue;
+        }
+        for line in std::fs::read_to_string(out.join(&file)).unwrap().lines() {
+            all.push((file.clone(), serde_json::from_str(line).unwrap()));
+        }
+    }
+    all
+}
+
+/// What a command printed, standard output and error together.
+pub fn said(out: &Output) -> String {
+    format!("{}{}", stdout(out), stderr(out))
+}

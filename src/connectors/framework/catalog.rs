@@ -181,6 +181,35 @@ pub struct ReadRequest {
     pub notes: Notes,
 }
 
+impl ReadRequest {
+    /// The days an incremental pull of a report reads, first and last included: from the
+    /// last day read less `lookback` days (reports restate their recent days), or from
+    /// `first` on the first run (30 days back when `None`), to the day the run started.
+    /// `None` when the pull is not incremental.
+    pub fn report_days(
+        &self,
+        lookback: u32,
+        first: Option<chrono::NaiveDate>,
+    ) -> Option<(chrono::NaiveDate, chrono::NaiveDate)> {
+        self.cursor.as_ref()?;
+        let today = self.until.unwrap_or_else(Utc::now).date_naive();
+        let from = match self.since {
+            Some(since) => since.date_naive() - chrono::Duration::days(lookback.into()),
+            None => first.unwrap_or(today - chrono::Duration::days(30)),
+        };
+        Some((from, today))
+    }
+}
+
+/// A day given in a node's `options` (`start_date`), read as `2026-01-31`.
+pub fn option_date(text: &str, key: &str) -> Result<chrono::NaiveDate, ConnectorError> {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        ConnectorError::fatal(format!(
+            "the option `{key}` is `{text}`, not a date such as 2026-01-31"
+        ))
+    })
+}
+
 /// Figures a service reports while it reads (Salesforce's use of the org's daily API
 /// allowance), kept in the run record by name.
 #[derive(Debug, Clone, Default)]
