@@ -8,7 +8,7 @@ use crate::connectors::s3::{destination as s3_destination, source as s3_source};
 use crate::connectors::{demo_crm, file, framework, local, rest};
 use crate::node::NodeType;
 use crate::transforms::{
-    aggregate, arithmetic, dedupe, filter, hash, map, mask, merge, truncate, validate,
+    aggregate, arithmetic, dedupe, filter, hash, map, mask, merge, truncate, union, validate,
 };
 
 static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
@@ -36,6 +36,7 @@ static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
         NodeType::of::<aggregate::Aggregate>(),
         NodeType::of::<hash::Hash>(),
         NodeType::of::<dedupe::Dedupe>(),
+        NodeType::of::<union::Union>(),
         NodeType::of::<local::LocalDestination>(),
         NodeType::of::<s3_destination::S3Destination>(),
     ]);

@@ -106,7 +106,16 @@ pub fn run_many(
     config: &dyn NodeConfig,
     batches: Vec<RecordBatch>,
 ) -> Result<(RecordBatch, TransformContext), crate::node::NodeError> {
-    let input = batches[0].schema();
+    run_received(config, batches[0].schema(), batches)
+}
+
+/// As [`run_many`], for a node that receives `input` (a union's), whatever the batches'
+/// own schemas.
+pub fn run_received(
+    config: &dyn NodeConfig,
+    input: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<(RecordBatch, TransformContext), crate::node::NodeError> {
     let plan = plan_context();
     let output = config
         .output_schema(Some(&input), &plan)

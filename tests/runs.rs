@@ -949,16 +949,18 @@ fn a_five_gigabyte_stream_runs_with_a_bounded_number_of_batches_in_flight() {
             discovery: Default::default(),
         },
         nodes: vec![
-            PlannedNode { id: "src".into(), kind: leak(NodeType::of::<stream::Repeat>()), config: Arc::new(stream::Repeat { batches }), inputs: vec![], outputs: vec![1], schema: schema.clone() },
+            PlannedNode { id: "src".into(), name: "src".into(), input_schema: None, kind: leak(NodeType::of::<stream::Repeat>()), config: Arc::new(stream::Repeat { batches }), inputs: vec![], outputs: vec![1], schema: schema.clone() },
             PlannedNode {
                 id: "keep".into(),
+                name: "keep".into(),
+                input_schema: Some(schema.clone()),
                 kind: filter,
                 config: filter.parse(json!({"conditions": [{"field": "n", "operator": "greater_than_or_equal_to", "value": 0}]})).unwrap(),
                 inputs: vec![0],
                 outputs: vec![2],
                 schema: schema.clone(),
             },
-            PlannedNode { id: "sink".into(), kind: leak(NodeType::of::<stream::Discard>()), config: Arc::new(stream::Discard {}), inputs: vec![1], outputs: vec![], schema },
+            PlannedNode { id: "sink".into(), name: "sink".into(), input_schema: Some(schema.clone()), kind: leak(NodeType::of::<stream::Discard>()), config: Arc::new(stream::Discard {}), inputs: vec![1], outputs: vec![], schema },
         ],
     };
     let opts = options(&scratch);
@@ -1174,4 +1176,91 @@ fn old_runs_are_pruned_by_age_and_by_count_per_flow_folders_and_all() {
     // Nothing to keep said: refused.
     let o = scratch.cli(&["runs", "prune"]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// Two files of different fields through a union into one output: every record of both,
+/// each with the fields it has (the others empty) and the input it came from; a preview
+/// of the union shows both too. Types that differ between inputs are refused by name.
+#[test]
+fn a_union_puts_the_records_of_several_inputs_into_one_output() {
+    let scratch = Scratch::new();
+    scratch.write("ads.csv", "day,clicks\n2026-11-01,3\n2026-11-02,4\n");
+    let meta: String = (0..500)
+        .map(|i| {
+            format!(
+                "{{\"day\": \"2026-11-{:02}\", \"spend\": {i}.5}}\n",
+                i % 28 + 1
+            )
+        })
+        .collect();
+    scratch.write("meta.jsonl", &meta);
+    let union = |input_field: Value| {
+        let mut f = flow(
+            vec![
+                node("ads", "source.file", json!({"path": "ads.csv"})),
+                node(
+                    "meta",
+                    "source.file",
+                    json!({"path": "meta.jsonl", "schema": {"day": "date"}}),
+                ),
+                node("all", "transform.union", input_field),
+                node(
+                    "out",
+                    "destination.local",
+                    json!({"folder": "out", "format": "jsonl"}),
+                ),
+            ],
+            &[("ads", "all"), ("meta", "all"), ("all", "out")],
+        );
+        f["nodes"][1]["label"] = json!("Meta Ads");
+        f
+    };
+    let (code, record, err) = run_cli(&scratch, &union(json!({"input_field": "channel"})));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(record["records_written"], 502);
+    let written = jsonl_rows(&scratch, "out");
+    assert_eq!(written.len(), 502);
+    let from = |channel: &str| {
+        written
+            .iter()
+            .filter(|(_, r)| r["channel"] == channel)
+            .map(|(_, r)| r.clone())
+            .collect::<Vec<_>>()
+    };
+    let (ads, meta) = (from("ads"), from("Meta Ads"));
+    assert_eq!((ads.len(), meta.len()), (2, 500), "named by label, else id");
+    assert!(
+        ads.iter()
+            .all(|r| r["spend"].is_null() && r["clicks"].is_i64())
+    );
+    assert!(
+        meta.iter()
+            .all(|r| r["clicks"].is_null() && r["spend"].is_f64())
+    );
+
+    let path = scratch.flow("flow.json", &union(json!({})));
+    let preview = scratch.cli(&[
+        "preview",
+        path.to_str().unwrap(),
+        "--node",
+        "all",
+        "--limit",
+        "600",
+        "--json",
+    ]);
+    let shown: Value = serde_json::from_str(&stdout(&preview)).unwrap();
+    assert_eq!(shown["records"].as_array().unwrap().len(), 502);
+
+    // `clicks` as text in one input and a number in the other.
+    scratch.write(
+        "meta.jsonl",
+        "{\"day\": \"2026-11-01\", \"clicks\": \"many\"}\n",
+    );
+    let path = scratch.flow("flow.json", &union(json!({})));
+    let o = scratch.cli(&["validate", path.to_str().unwrap()]);
+    let text = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        text.contains("`clicks` is integer in `ads` but string in `Meta Ads`"),
+        "{text}"
+    );
 }

@@ -489,7 +489,7 @@ async fn execute(
             base_dir: plan.context.base_dir.clone(),
             dirs: opts.dirs.clone(),
             discovery: plan.context.discovery.clone(),
-            input_schema: node.inputs.first().map(|&j| plan.nodes[j].schema.clone()),
+            input_schema: node.input_schema.clone(),
             output_schema: node.schema.clone(),
             batch_rows: opts.batch_rows,
             watermark: from[i].clone(),
@@ -526,14 +526,20 @@ async fn execute(
         if !selected[i] {
             continue;
         }
+        let mut inputs = Vec::new();
         for &j in &node.inputs {
             if chained[j] == Some(i) {
                 continue;
             }
             let (tx, rx) = mpsc::channel(opts.channel_capacity);
             senders[j].push(tx);
-            receivers[i] = Some(rx);
+            inputs.push((plan.nodes[j].name.clone(), rx));
         }
+        receivers[i] = match inputs.len() {
+            0 => None,
+            1 if !node.kind.many_inputs => inputs.pop().map(|(_, rx)| rx),
+            _ => Some(merge_inputs(inputs, opts.channel_capacity)),
+        };
     }
     let mut collectors = JoinSet::new();
     for &i in &collect {
@@ -970,6 +976,32 @@ impl Stage {
 
 /// Runs a chain of transforms (often just one) as one task. A failure names the node of
 /// the chain it happened in.
+/// One stream of the batches of several inputs, as they come, each naming in its schema's
+/// metadata ([`crate::node::INPUT_KEY`]) the input it came from. The stream ends when every
+/// input has; an input whose records nobody reads any more stops being forwarded.
+fn merge_inputs(
+    inputs: Vec<(String, mpsc::Receiver<RecordBatch>)>,
+    capacity: usize,
+) -> mpsc::Receiver<RecordBatch> {
+    let (tx, merged) = mpsc::channel(capacity);
+    for (name, mut rx) in inputs {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(batch) = rx.recv().await {
+                let mut metadata = batch.schema().metadata().clone();
+                metadata.insert(crate::node::INPUT_KEY.to_string(), name.clone());
+                let schema = Arc::new(batch.schema().as_ref().clone().with_metadata(metadata));
+                // Only metadata is added, which a batch always takes.
+                let batch = batch.clone().with_schema(schema).unwrap_or(batch);
+                if tx.send(batch).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    merged
+}
+
 async fn run_chain(
     stages: &mut [Stage],
     mut rx: mpsc::Receiver<RecordBatch>,

@@ -385,6 +385,13 @@ pub struct Node {
     pub config: serde_json::Value,
 }
 
+impl Node {
+    /// The node as the user knows it: its label, else its id.
+    pub fn name(&self) -> &str {
+        self.label.as_deref().unwrap_or(&self.id)
+    }
+}
+
 fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(Default::default())
 }

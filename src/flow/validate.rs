@@ -63,11 +63,15 @@ pub struct Plan {
 #[derive(Debug, Clone)]
 pub struct PlannedNode {
     pub id: String,
+    /// Its label, else its id: how messages and a union's input field name it.
+    pub name: String,
     pub kind: &'static NodeType,
     pub config: Arc<dyn NodeConfig>,
     /// Indices into [`Plan::nodes`].
     pub inputs: Vec<usize>,
     pub outputs: Vec<usize>,
+    /// The schema of what it receives: its input's, or the union of its inputs'.
+    pub input_schema: Option<SchemaRef>,
     pub schema: SchemaRef,
 }
 
@@ -326,7 +330,7 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
                 format!("/nodes/{i}"),
                 "this destination has no input: connect a source or a transform to it".into(),
             )),
-            Role::Transform | Role::Destination if inputs[i].len() > 1 => problems.push(problem(
+            Role::Transform | Role::Destination if inputs[i].len() > 1 && !kind.many_inputs => problems.push(problem(
                 id,
                 format!("/nodes/{i}"),
                 format!(
@@ -342,19 +346,45 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
 
     // Schemas, in run order, so each node checks the fields it names against its input.
     let mut schemas: Vec<Option<SchemaRef>> = vec![None; n];
+    let mut received: Vec<Option<SchemaRef>> = vec![None; n];
     for &i in &order {
         let (Some(config), Some(kind)) = (&configs[i], kinds[i]) else {
             continue;
         };
         // Nodes whose inputs are wrong were reported above; their fields cannot be checked.
+        let union;
         let input = match (kind.role, inputs[i].as_slice()) {
             (Role::Source, []) => None,
-            (Role::Transform | Role::Destination, [j]) => match &schemas[*j] {
+            (Role::Transform | Role::Destination, [j]) if !kind.many_inputs => match &schemas[*j] {
                 Some(s) => Some(s),
                 None => continue, // the input has problems of its own
             },
+            (Role::Transform | Role::Destination, several)
+                if kind.many_inputs && !several.is_empty() =>
+            {
+                let named: Option<Vec<(&str, &SchemaRef)>> = several
+                    .iter()
+                    .map(|&j| Some((flow.nodes[j].name(), schemas[j].as_ref()?)))
+                    .collect();
+                let Some(named) = named else { continue };
+                match crate::node::union_schema(&named) {
+                    Ok(s) => {
+                        union = s;
+                        Some(&union)
+                    }
+                    Err(message) => {
+                        problems.push(problem(
+                            Some(&flow.nodes[i].id),
+                            format!("/nodes/{i}"),
+                            message,
+                        ));
+                        continue;
+                    }
+                }
+            }
             _ => continue,
         };
+        received[i] = input.cloned();
         match config.output_schema(input, &cx.plan) {
             Ok(schema) => schemas[i] = Some(schema),
             Err(list) => problems.extend(list.into_iter().map(|p| Problem {
@@ -393,10 +423,12 @@ pub fn analyze(flow: &Flow, cx: &Context) -> Analysis {
         .iter()
         .map(|&i| PlannedNode {
             id: flow.nodes[i].id.clone(),
+            name: flow.nodes[i].name().to_string(),
             kind: kinds[i].expect("checked above"),
             config: configs[i].clone().expect("checked above"),
             inputs: inputs[i].iter().map(|j| position[j]).collect(),
             outputs: outputs[i].iter().map(|j| position[j]).collect(),
+            input_schema: received[i].clone(),
             schema: schemas[i].clone().expect("checked above"),
         })
         .collect();

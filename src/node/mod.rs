@@ -231,6 +231,10 @@ pub trait NodeKind: NodeConfig + DeserializeOwned + JsonSchema {
     /// ([`NodeConfig::entities`]): the setting that names the chosen one, and what the
     /// service calls them.
     const ENTITIES: Option<Entities> = None;
+    /// Whether the node takes several inputs (a union): it then receives the records of
+    /// all of them, each batch in the union of their schemas ([`union_schema`]), and
+    /// the batch's schema metadata names the input it came from ([`INPUT_KEY`]).
+    const MANY_INPUTS: bool = false;
 
     /// Finishes publishing what a destination's runtime described in
     /// [`Destination::commit_plan`], for a run that was killed while it committed. Runs in
@@ -260,6 +264,8 @@ pub struct NodeType {
     pub description: &'static str,
     pub icon: &'static str,
     pub tests_connection: bool,
+    /// [`NodeKind::MANY_INPUTS`].
+    pub many_inputs: bool,
     /// [`NodeKind::ENTITIES`].
     pub entities: Option<Entities>,
     /// [`NodeKind::SERVICE`].
@@ -281,6 +287,7 @@ impl NodeType {
             description: K::DESCRIPTION,
             icon: K::ICON,
             tests_connection: K::TESTS_CONNECTION,
+            many_inputs: K::MANY_INPUTS,
             entities: K::ENTITIES,
             service: K::SERVICE,
             parse: Box::new(parse_config::<K>),
@@ -315,6 +322,7 @@ impl NodeType {
             description: Box::leak(description.into_boxed_str()),
             icon,
             tests_connection: true,
+            many_inputs: false,
             entities: Some(entities),
             service: Some(service),
             parse: Box::new(parse),
@@ -508,4 +516,37 @@ impl fmt::Display for ErrorRecord {
             _ => f.write_str(&self.reason),
         }
     }
+}
+
+/// The schema metadata key by which a batch sent to a node with several inputs names the
+/// input it came from (its label, else its id).
+pub const INPUT_KEY: &str = "tributary.input";
+
+/// What a node with several inputs receives: every field of every input, by name, in the
+/// order they first appear. A field several inputs have must have one type in all of
+/// them; the message names the inputs and types that differ.
+pub fn union_schema(inputs: &[(&str, &SchemaRef)]) -> Result<SchemaRef, String> {
+    let mut fields: Vec<arrow::datatypes::Field> = Vec::new();
+    let mut from: Vec<&str> = Vec::new();
+    for (input, schema) in inputs {
+        for field in schema.fields() {
+            match fields.iter().position(|f| f.name() == field.name()) {
+                None => {
+                    fields.push(field.as_ref().clone().with_nullable(true));
+                    from.push(input);
+                }
+                Some(i) if fields[i].data_type() == field.data_type() => {}
+                Some(i) => {
+                    return Err(format!(
+                        "`{}` is {} in `{}` but {} in `{input}`: make them one type (a map or a cast) before the union",
+                        field.name(),
+                        crate::types::describe(fields[i].data_type()),
+                        from[i],
+                        crate::types::describe(field.data_type()),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Arc::new(arrow::datatypes::Schema::new(fields)))
 }

@@ -1,5 +1,5 @@
 //! Transform nodes: AppFlow's task set (map, filter, mask, merge, truncate, validate,
-//! arithmetic) plus aggregate, hash and dedupe. Each module is one node type; the registry
+//! arithmetic) plus aggregate, hash, dedupe and union. Each module is one node type; the registry
 //! lists them. They work on whole batches with Arrow kernels wherever a kernel exists.
 
 pub mod aggregate;
@@ -11,4 +11,5 @@ pub mod map;
 pub mod mask;
 pub mod merge;
 pub mod truncate;
+pub mod union;
 pub mod validate;
