@@ -20,43 +20,10 @@ fn tributary(scratch: &Scratch) -> Command {
     tributary_in(scratch, PASSPHRASE)
 }
 
-/// A server and a scratch installation with the connection `ads` (the account through
-/// its manager account, with a developer token), logged in through the browser.
+/// A server and a scratch installation with the connection `ads`.
 fn connected() -> (SupportServer, Scratch) {
-    let server = SupportServer::start("google_ads_server.py", &[]);
     let scratch = Scratch::new();
-    let url = server.url().to_string();
-    add_connection(
-        &scratch,
-        PASSPHRASE,
-        "ads",
-        "google_ads",
-        "oauth2",
-        &[
-            "customer_id=123-456-7890".into(),
-            "login_customer_id=987-654-3210".into(),
-            format!("instance_url={url}"),
-            format!("login_url={url}"),
-            format!("token_url={url}/token"),
-            format!("client_id={}", server.info["client_id"].as_str().unwrap()),
-        ],
-        &format!(
-            "{}\nDEV-TOKEN-22",
-            server.info["client_secret"].as_str().unwrap()
-        ),
-    );
-    let login = tributary(&scratch)
-        .args(["connection", "login", "ads"])
-        .env("BROWSER", redirect_follower(&scratch))
-        .output()
-        .unwrap();
-    assert!(
-        login.status.success(),
-        "{}{}",
-        stdout(&login),
-        stderr(&login)
-    );
-    (server, scratch)
+    (google_ads_connection(&scratch, PASSPHRASE, "ads"), scratch)
 }
 
 fn report(source: Value, destination: Value) -> Value {

@@ -24,39 +24,10 @@ fn tributary(scratch: &Scratch) -> Command {
     tributary_in(scratch, PASSPHRASE)
 }
 
-/// A server and a scratch installation with the connection `ga`, logged in through the
-/// browser (a script that follows the redirects).
+/// A server and a scratch installation with the connection `ga`.
 fn connected() -> (SupportServer, Scratch) {
-    let server = SupportServer::start("ga4_server.py", &[]);
     let scratch = Scratch::new();
-    let url = server.url().to_string();
-    add_connection(
-        &scratch,
-        PASSPHRASE,
-        "ga",
-        "google_analytics",
-        "oauth2",
-        &[
-            format!("instance_url={url}"),
-            format!("admin_url={url}"),
-            format!("login_url={url}"),
-            format!("token_url={url}/token"),
-            format!("client_id={}", server.info["client_id"].as_str().unwrap()),
-        ],
-        server.info["client_secret"].as_str().unwrap(),
-    );
-    let login = tributary(&scratch)
-        .args(["connection", "login", "ga"])
-        .env("BROWSER", redirect_follower(&scratch))
-        .output()
-        .unwrap();
-    assert!(
-        login.status.success(),
-        "{}{}",
-        stdout(&login),
-        stderr(&login)
-    );
-    (server, scratch)
+    (ga4_connection(&scratch, PASSPHRASE, "ga"), scratch)
 }
 
 fn report(source: Value, destination: Value) -> Value {

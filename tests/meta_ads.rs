@@ -20,24 +20,10 @@ fn tributary(scratch: &Scratch) -> Command {
     tributary_in(scratch, PASSPHRASE)
 }
 
-/// A server and a scratch installation with the connection `meta`, signed in with a
-/// long-lived access token.
+/// A server and a scratch installation with the connection `meta`.
 fn connected() -> (SupportServer, Scratch) {
-    let server = SupportServer::start("meta_ads_server.py", &[]);
     let scratch = Scratch::new();
-    add_connection(
-        &scratch,
-        PASSPHRASE,
-        "meta",
-        "meta_ads",
-        "api_key",
-        &[
-            "ad_account_id=act_111222333".into(),
-            format!("instance_url={}", server.url()),
-        ],
-        server.info["token"].as_str().unwrap(),
-    );
-    (server, scratch)
+    (meta_ads_connection(&scratch, PASSPHRASE, "meta"), scratch)
 }
 
 fn pull(entity: &str, source: Value, destination: Value) -> Value {

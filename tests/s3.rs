@@ -1257,3 +1257,96 @@ fn a_partition_written_again_replaces_the_one_before() {
     assert_eq!(by_day(), expected());
     assert_eq!(keys(&lake).len(), 5, "one object a day: {:?}", keys(&lake));
 }
+
+/// The seed's marketing flow: GA4, Google Ads and Meta Ads (each against its API on
+/// loopback) through a union and an aggregate into S3, a folder per day with a record per
+/// channel; run again, the days read again replace theirs and the bucket keeps each day
+/// and channel once.
+#[test]
+fn the_marketing_showcase_puts_three_channels_by_day_in_s3_and_keeps_each_day_once() {
+    const PASSPHRASE: &str = "marketing";
+    let b = bucket("marketing-lake");
+    let scratch = Scratch::new();
+    let _ga = ga4_connection(&scratch, PASSPHRASE, "ga");
+    let _ads = google_ads_connection(&scratch, PASSPHRASE, "ads");
+    let _meta = meta_ads_connection(&scratch, PASSPHRASE, "meta");
+    let s = server();
+    let flow = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/flows/marketing-channels-to-s3.json"
+    );
+    let run = || {
+        let o = tributary(&scratch, s, &s.key_id, &s.secret)
+            .env("TRIBUTARY_VAULT_PASSPHRASE", PASSPHRASE)
+            .env_remove("AWS_ENDPOINT_URL")
+            .args(["run", flow, "--json"])
+            .args([
+                "--param",
+                "analytics=ga",
+                "--param",
+                "property=properties/111111111",
+            ])
+            .args(["--param", "google_ads=ads", "--param", "meta_ads=meta"])
+            .args(["--param", &format!("bucket={b}")])
+            .args(["--param", &format!("endpoint={}", s.endpoint)])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+        serde_json::from_str::<Value>(&stdout(&o)).unwrap()
+    };
+    let days_by_channel = || {
+        let mut days: BTreeMap<String, Vec<(String, Value)>> = BTreeMap::new();
+        for key in keys(&b).keys() {
+            // marketing/channels/date=…/part-….parquet
+            let day = key
+                .split('/')
+                .nth(2)
+                .unwrap()
+                .trim_start_matches("date=")
+                .to_string();
+            for row in parquet_rows(get(&b, key)).1 {
+                days.entry(day.clone())
+                    .or_default()
+                    .push((row["channel"].as_str().unwrap().to_string(), row));
+            }
+        }
+        days
+    };
+    // 31 days of each channel: a record a day and channel.
+    run();
+    let first = days_by_channel();
+    assert_eq!(first.len(), 31, "{:?}", first.keys());
+    for (day, rows) in &first {
+        let mut channels: Vec<&str> = rows.iter().map(|(c, _)| c.as_str()).collect();
+        channels.sort();
+        assert_eq!(
+            channels,
+            ["Google Ads", "Google Analytics", "Meta Ads"],
+            "{day}"
+        );
+        for (channel, row) in rows {
+            match channel.as_str() {
+                "Google Analytics" => {
+                    assert!(
+                        row["sessions"].as_f64().unwrap_or(0.0) > 0.0 && row["clicks"].is_null(),
+                        "{row}"
+                    )
+                }
+                _ => assert!(
+                    row["clicks"].as_f64().unwrap_or(0.0) > 0.0
+                        && row["cost"].as_f64().unwrap_or(0.0) > 0.0,
+                    "{row}"
+                ),
+            }
+        }
+    }
+    // Again: the last eight days are read again from all three and replace theirs.
+    let second = run();
+    assert_eq!(second["records_written"], 24);
+    let again = days_by_channel();
+    assert_eq!(again.len(), 31);
+    assert!(
+        again.values().all(|rows| rows.len() == 3),
+        "each day and channel once"
+    );
+}

@@ -542,3 +542,84 @@ pub fn jsonl_rows(scratch: &Scratch, folder: &str) -> Vec<(String, Value)> {
 pub fn said(out: &Output) -> String {
     format!("{}{}", stdout(out), stderr(out))
 }
+
+/// Google Analytics on loopback and the connection `name` to it, logged in through the
+/// browser (a script that follows the redirects).
+pub fn ga4_connection(scratch: &Scratch, passphrase: &str, name: &str) -> SupportServer {
+    let server = SupportServer::start("ga4_server.py", &[]);
+    let url = server.url().to_string();
+    add_connection(
+        scratch,
+        passphrase,
+        name,
+        "google_analytics",
+        "oauth2",
+        &[
+            format!("instance_url={url}"),
+            format!("admin_url={url}"),
+            format!("login_url={url}"),
+            format!("token_url={url}/token"),
+            format!("client_id={}", server.info["client_id"].as_str().unwrap()),
+        ],
+        server.info["client_secret"].as_str().unwrap(),
+    );
+    log_in(scratch, passphrase, name);
+    server
+}
+
+/// Google Ads on loopback and the connection `name` to its account, reached through its
+/// manager account, with a developer token, logged in through the browser.
+pub fn google_ads_connection(scratch: &Scratch, passphrase: &str, name: &str) -> SupportServer {
+    let server = SupportServer::start("google_ads_server.py", &[]);
+    let url = server.url().to_string();
+    add_connection(
+        scratch,
+        passphrase,
+        name,
+        "google_ads",
+        "oauth2",
+        &[
+            "customer_id=123-456-7890".into(),
+            "login_customer_id=987-654-3210".into(),
+            format!("instance_url={url}"),
+            format!("login_url={url}"),
+            format!("token_url={url}/token"),
+            format!("client_id={}", server.info["client_id"].as_str().unwrap()),
+        ],
+        &format!(
+            "{}\nDEV-TOKEN-22",
+            server.info["client_secret"].as_str().unwrap()
+        ),
+    );
+    log_in(scratch, passphrase, name);
+    server
+}
+
+/// Meta's Marketing API on loopback and the connection `name` to its ad account, with a
+/// long-lived access token.
+pub fn meta_ads_connection(scratch: &Scratch, passphrase: &str, name: &str) -> SupportServer {
+    let server = SupportServer::start("meta_ads_server.py", &[]);
+    add_connection(
+        scratch,
+        passphrase,
+        name,
+        "meta_ads",
+        "api_key",
+        &[
+            "ad_account_id=act_111222333".into(),
+            format!("instance_url={}", server.url()),
+        ],
+        server.info["token"].as_str().unwrap(),
+    );
+    server
+}
+
+/// `tributary connection login NAME`, through a browser that follows redirects.
+fn log_in(scratch: &Scratch, passphrase: &str, name: &str) {
+    let login = tributary_in(scratch, passphrase)
+        .args(["connection", "login", name])
+        .env("BROWSER", redirect_follower(scratch))
+        .output()
+        .unwrap();
+    assert!(login.status.success(), "{}", said(&login));
+}
