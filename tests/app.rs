@@ -775,6 +775,70 @@ fn nodes_dragged_from_the_palette_are_connected_by_dragging_between_ports() {
     assert_eq!(flow.edges[0].to, flow.nodes[1].id);
 }
 
+/// A union takes a wire from each source dropped on it: it always shows one free input,
+/// and a second wire adds an input rather than replacing the first.
+#[test]
+fn a_union_takes_a_wire_from_each_source_on_a_free_input() {
+    let scratch = Scratch::new();
+    let mut harness = start(&scratch, None);
+    harness.get_by_label("+ New flow").click();
+    harness.run_steps(3);
+    for (kind, position) in [
+        ("source.demo_crm", [100.0, 60.0]),
+        ("source.demo_crm", [100.0, 260.0]),
+        ("transform.union", [560.0, 160.0]),
+    ] {
+        apply(
+            &mut harness,
+            Command::AddNode {
+                kind: kind.into(),
+                position,
+            },
+        );
+    }
+    // Ports left to right, top to bottom: two source outputs, then the union's inputs.
+    let union_inputs = |h: &mut Harness<'static, TributaryApp>| {
+        validated(h);
+        let mut ports = ports(h);
+        ports.sort_by(|a, b| a.x.total_cmp(&b.x));
+        let outputs: Vec<egui::Pos2> = ports[..2].to_vec();
+        let mut inputs: Vec<egui::Pos2> = ports[2..]
+            .iter()
+            .copied()
+            .filter(|p| p.x < ports.last().unwrap().x - 1.0)
+            .collect();
+        inputs.sort_by(|a, b| a.y.total_cmp(&b.y));
+        let mut outputs = outputs;
+        outputs.sort_by(|a, b| a.y.total_cmp(&b.y));
+        (outputs, inputs)
+    };
+    let (outputs, inputs) = union_inputs(&mut harness);
+    assert_eq!(inputs.len(), 1, "one free input to begin with");
+    drag(&mut harness, outputs[0], inputs[0]);
+    let (outputs, inputs) = union_inputs(&mut harness);
+    assert_eq!(
+        inputs.len(),
+        2,
+        "a free input appears under the connected one"
+    );
+    drag(&mut harness, outputs[1], inputs[1]);
+    let flow = harness.state().state.doc.flow.clone();
+    let into: Vec<&str> = flow
+        .edges
+        .iter()
+        .filter(|e| e.to == flow.nodes[2].id)
+        .map(|e| e.from.as_str())
+        .collect();
+    assert_eq!(into, [flow.nodes[0].id.as_str(), flow.nodes[1].id.as_str()]);
+    let (_, inputs) = union_inputs(&mut harness);
+    assert_eq!(inputs.len(), 3);
+
+    // Taking one wire away leaves one free input again, not two.
+    apply(&mut harness, Command::Undo);
+    let (_, inputs) = union_inputs(&mut harness);
+    assert_eq!(inputs.len(), 2);
+}
+
 #[test]
 fn a_wire_let_go_of_near_a_node_connects_to_its_port() {
     let scratch = Scratch::new();

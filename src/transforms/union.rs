@@ -28,7 +28,7 @@ pub struct Union {
 impl NodeKind for Union {
     const TYPE: &'static str = "transform.union";
     const TITLE: &'static str = "Union";
-    const ICON: &'static str = "⋃";
+    const ICON: &'static str = "📥";
     const DESCRIPTION: &'static str = "Put the records of several inputs into one stream";
     const MANY_INPUTS: bool = true;
 }

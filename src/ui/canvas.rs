@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use egui::{Color32, Pos2, Rect, RichText, Ui, Vec2};
 use egui_graph_edit::{
-    AnyParameterId, DataTypeTrait, Graph, GraphEditorState, InputParamKind, NodeDataTrait, NodeId,
-    NodeResponse, NodeTemplateIter, NodeTemplateTrait, UserResponseTrait, WidgetValueTrait,
+    AnyParameterId, DataTypeTrait, Graph, GraphEditorState, InputId, InputParamKind, NodeDataTrait,
+    NodeId, NodeResponse, NodeTemplateIter, NodeTemplateTrait, UserResponseTrait, WidgetValueTrait,
 };
 
 use super::commands::Command;
@@ -46,26 +46,35 @@ impl WidgetValueTrait for NoValue {
     type UserState = ();
     type NodeData = NodeView;
 
+    /// A node with one input shows none; a union names each of its inputs, which also
+    /// spaces their ports apart.
     fn value_widget(
         &mut self,
-        _: &str,
+        name: &str,
         _: NodeId,
-        _: &mut Ui,
+        ui: &mut Ui,
         _: &mut (),
-        _: &NodeView,
+        node: &NodeView,
     ) -> Vec<NoResponse> {
+        if node.kind.many_inputs {
+            // As tall as a port, so that neighbouring ports do not overlap.
+            ui.horizontal(|ui| {
+                ui.set_min_height(24.0);
+                ui.label(RichText::new(name).small().weak());
+            });
+        }
         Vec::new()
     }
 
     fn value_widget_connected(
         &mut self,
-        _: &str,
-        _: NodeId,
-        _: &mut Ui,
-        _: &mut (),
-        _: &NodeView,
+        name: &str,
+        node_id: NodeId,
+        ui: &mut Ui,
+        user_state: &mut (),
+        node: &NodeView,
     ) -> Vec<NoResponse> {
-        Vec::new()
+        self.value_widget(name, node_id, ui, user_state, node)
     }
 }
 
@@ -390,16 +399,50 @@ impl Canvas {
                     self.editor.graph.remove_connection(input);
                 }
             }
-            for (from, to) in wanted {
-                let (Some(&(_, output)), Some(&(_, input))) = (
-                    self.editor.graph.nodes[from].outputs.first(),
-                    self.editor.graph.nodes[to].inputs.first(),
-                ) else {
-                    continue;
-                };
-                if self.editor.graph.connection(input) != Some(output) {
-                    self.editor.graph.add_connection(output, input);
+            // Each wanted edge into a node takes an input of it: the one it holds, else
+            // a free one. A node with several inputs (a union) has one more than it uses,
+            // to drop the next wire on.
+            let mut targets: Vec<NodeId> = Vec::new();
+            for &(_, to) in &wanted {
+                if !targets.contains(&to) {
+                    targets.push(to);
                 }
+            }
+            for to in targets {
+                let incoming: Vec<NodeId> = (wanted.iter())
+                    .filter(|&&(_, t)| t == to)
+                    .map(|&(f, _)| f)
+                    .collect();
+                if self.editor.graph.nodes[to].user_data.kind.many_inputs {
+                    self.fit_inputs(to, incoming.len() + 1);
+                }
+                let inputs: Vec<InputId> = (self.editor.graph.nodes[to].inputs.iter())
+                    .map(|&(_, id)| id)
+                    .collect();
+                for from in incoming {
+                    let Some(&(_, output)) = self.editor.graph.nodes[from].outputs.first() else {
+                        continue;
+                    };
+                    if inputs
+                        .iter()
+                        .any(|&i| self.editor.graph.connection(i) == Some(output))
+                    {
+                        continue;
+                    }
+                    if let Some(&free) =
+                        (inputs.iter()).find(|&&i| self.editor.graph.connection(i).is_none())
+                    {
+                        self.editor.graph.add_connection(output, free);
+                    }
+                }
+            }
+            // Unions no longer fed by anything keep one free input.
+            let unions: Vec<NodeId> = (self.to_flow.keys().copied())
+                .filter(|&n| self.editor.graph.nodes[n].user_data.kind.many_inputs)
+                .filter(|n| !wanted.iter().any(|(_, to)| to == n))
+                .collect();
+            for node in unions {
+                self.fit_inputs(node, 1);
             }
         }
         // What nodes show changes without the flow changing: run figures, problems.
@@ -483,6 +526,33 @@ impl Canvas {
         } else {
             (target, origin)
         })
+    }
+
+    /// Gives a node with several inputs `wanted` input pins: adds free ones, and removes
+    /// free ones beyond that, so exactly one is left to connect to.
+    fn fit_inputs(&mut self, node: NodeId, wanted: usize) {
+        let graph = &mut self.editor.graph;
+        while graph.nodes[node].inputs.len() < wanted {
+            graph.add_input_param(
+                node,
+                "in".into(),
+                Records,
+                NoValue,
+                InputParamKind::ConnectionOnly,
+                true,
+            );
+        }
+        let free: Vec<InputId> = (graph.nodes[node].inputs.iter())
+            .map(|&(_, id)| id)
+            .filter(|&id| graph.connection(id).is_none())
+            .collect();
+        let extra = graph.nodes[node].inputs.len().saturating_sub(wanted);
+        for id in free.into_iter().rev().take(extra) {
+            graph.remove_input_param(id);
+        }
+        for (k, (name, _)) in graph.nodes[node].inputs.iter_mut().enumerate() {
+            *name = format!("input {}", k + 1);
+        }
     }
 
     fn remove_graph_node(&mut self, node: NodeId) {

@@ -765,13 +765,24 @@ impl AppState {
                     return;
                 }
                 // A transform or destination takes one input: a new one replaces it, and
-                // says so.
+                // says so. A union takes any number.
+                let many = self.takes_many_inputs(&to);
+                if many
+                    && self
+                        .doc
+                        .flow
+                        .edges
+                        .iter()
+                        .any(|e| e.from == from && e.to == to)
+                {
+                    return;
+                }
                 let replaced = self
                     .doc
                     .flow
                     .edges
                     .iter()
-                    .find(|e| e.to == to && e.from != from)
+                    .find(|e| !many && e.to == to && e.from != from)
                     .map(|e| e.from.clone());
                 let said = replaced.map(|old| {
                     format!(
@@ -782,7 +793,7 @@ impl AppState {
                     )
                 });
                 self.edit(None, |f| {
-                    f.edges.retain(|e| e.to != to);
+                    f.edges.retain(|e| many || e.to != to);
                     f.edges.push(Edge { from, to });
                 });
                 if let Some(said) = said {
@@ -811,9 +822,12 @@ impl AppState {
                     self.doc.revision += 1;
                     return;
                 }
+                let many = self.takes_many_inputs(&to);
                 self.edit(None, |f| {
-                    f.edges
-                        .retain(|e| !(e.from == old.0 && e.to == old.1) && e.to != to);
+                    f.edges.retain(|e| {
+                        !(e.from == old.0 && e.to == old.1)
+                            && (e.to != to || (many && e.from != from))
+                    });
                     f.edges.push(Edge { from, to });
                 });
             }
@@ -1003,6 +1017,13 @@ impl AppState {
                 }
             }
         }
+    }
+
+    /// Whether the node takes several inputs (a union).
+    fn takes_many_inputs(&self, id: &str) -> bool {
+        (self.doc.flow.node(id))
+            .and_then(|n| registry::find(&n.kind))
+            .is_some_and(|t| t.many_inputs)
     }
 
     fn can_connect(&self, from: &str, to: &str) -> Result<(), String> {
