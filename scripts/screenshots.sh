@@ -49,6 +49,7 @@ shot preview 3 "$demo" --select card
 shot run 6 "$demo" --run
 shot light 3 "$demo" --select name --theme light
 shot s3 3 flows/demo-crm-to-s3.json --select lake
+shot marketing-showcase 3 flows/marketing-channels-to-s3.json
 
 # A scheduled flow's trigger settings, and its History after a few runs: a copy of the demo
 # on a weekday cron in Berlin, writing into the scratch home.
