@@ -310,3 +310,66 @@ fn the_example_flow_keeps_each_day_once_run_after_run() {
         .collect();
     assert_eq!(days.len(), 31, "one file a day: {days:?}");
 }
+
+/// A service account signs in with its key file alone: no browser, no client id. Each
+/// token comes from an RS256 assertion the server checks against the account's key; a key
+/// Google does not know is said in words.
+#[test]
+fn a_service_account_signs_in_with_its_key_file_alone() {
+    let server = SupportServer::start("ga4_server.py", &[]);
+    let scratch = Scratch::new();
+    let url = server.url().to_string();
+    let key = server.get("/test/service_account_key");
+    let add = |name: &str, key: &Value| {
+        add_connection(
+            &scratch,
+            PASSPHRASE,
+            name,
+            "google_analytics",
+            "service_account",
+            &[format!("instance_url={url}"), format!("admin_url={url}")],
+            &key.to_string(),
+        )
+    };
+    add("robot", &key);
+    let test = tributary(&scratch)
+        .args(["connection", "test", "robot"])
+        .output()
+        .unwrap();
+    assert!(
+        said(&test).contains("connected: 2 properties to report on"),
+        "{}",
+        said(&test)
+    );
+    let mut flow = report(
+        json!({"fields": ["date", "sessions"], "options": {"start_date": "3daysAgo"}}),
+        json!({"folder": "out", "format": "jsonl"}),
+    );
+    flow["nodes"][0]["config"]["connection"] = json!("robot");
+    assert_eq!(ran(&run(&scratch, &flow))["records_written"], 3);
+    let grants: Vec<Value> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r["path"] == "/token")
+        .map(|r| r["query"]["grant_type"].clone())
+        .collect();
+    assert_eq!(
+        grants,
+        ["urn:ietf:params:oauth:grant-type:jwt-bearer"],
+        "one token for the test and the run, kept in the vault"
+    );
+
+    let mut stranger = key.clone();
+    stranger["client_email"] = json!("someone-else@acme-analytics.iam.gserviceaccount.com");
+    add("stranger", &stranger);
+    flow["nodes"][0]["config"]["connection"] = json!("stranger");
+    let text = said(&run(&scratch, &flow));
+    assert!(
+        text.contains("refused the service account someone-else@"),
+        "{text}"
+    );
+    assert!(
+        text.contains("invalid_grant: Invalid JWT: unknown issuer."),
+        "{text}"
+    );
+}

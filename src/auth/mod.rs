@@ -9,6 +9,7 @@
 
 pub mod http;
 pub mod oauth;
+pub mod service_account;
 pub mod session;
 pub mod sign_in;
 pub mod vault;
@@ -46,16 +47,19 @@ pub enum AuthKind {
     Basic,
     /// An AWS access key id and secret access key.
     AccessKeys,
+    /// A Google service account's key file, which signs its own token requests.
+    ServiceAccount,
 }
 
 impl AuthKind {
-    pub const ALL: [AuthKind; 6] = [
+    pub const ALL: [AuthKind; 7] = [
         AuthKind::None,
         AuthKind::OAuth2,
         AuthKind::OAuth2ClientCredentials,
         AuthKind::ApiKey,
         AuthKind::Basic,
         AuthKind::AccessKeys,
+        AuthKind::ServiceAccount,
     ];
 
     /// The name flows and `connections.json` use.
@@ -67,6 +71,7 @@ impl AuthKind {
             AuthKind::ApiKey => "api_key",
             AuthKind::Basic => "basic",
             AuthKind::AccessKeys => "access_keys",
+            AuthKind::ServiceAccount => "service_account",
         }
     }
 
@@ -83,6 +88,7 @@ impl AuthKind {
             AuthKind::ApiKey => "API key",
             AuthKind::Basic => "User name and password",
             AuthKind::AccessKeys => "Access key",
+            AuthKind::ServiceAccount => "Service account key (JSON file)",
         }
     }
 
@@ -97,12 +103,16 @@ impl AuthKind {
             AuthKind::ApiKey => &[("api_key", true)],
             AuthKind::Basic => &[("password", true)],
             AuthKind::AccessKeys => &[("access_key_id", true), ("secret_access_key", true)],
+            AuthKind::ServiceAccount => &[("service_account_key", true)],
         }
     }
 
     /// Whether a token has to be fetched by logging in or from the token endpoint.
     pub fn uses_tokens(self) -> bool {
-        matches!(self, AuthKind::OAuth2 | AuthKind::OAuth2ClientCredentials)
+        matches!(
+            self,
+            AuthKind::OAuth2 | AuthKind::OAuth2ClientCredentials | AuthKind::ServiceAccount
+        )
     }
 }
 

@@ -161,6 +161,15 @@ impl Session {
             AuthKind::OAuth2ClientCredentials => oauth::client_credentials(&self.endpoints()?)
                 .await
                 .map_err(|e| format!("the connection `{name}`: {e}"))?,
+            AuthKind::ServiceAccount => {
+                let key = self.secret("service_account_key").ok_or_else(|| {
+                    format!("the connection `{name}` has no service account key in the vault; add the connection again")
+                })?;
+                let scopes = self.entry.oauth.map_or(&[][..], |o| o.scopes);
+                super::service_account::token(&key, scopes)
+                    .await
+                    .map_err(|e| format!("the connection `{name}`: {e}"))?
+            }
             other => {
                 return Err(format!(
                     "the connection `{name}` signs in with {}, which has no token to renew",
@@ -193,7 +202,7 @@ impl Session {
             format!("the connection `{name}` has no {field} in the vault; add the connection again")
         };
         let (mut request, token) = match self.connection.auth {
-            AuthKind::OAuth2 | AuthKind::OAuth2ClientCredentials => {
+            AuthKind::OAuth2 | AuthKind::OAuth2ClientCredentials | AuthKind::ServiceAccount => {
                 let token = self.access_token().await?;
                 (request.bearer_auth(token.expose()), Some(token))
             }

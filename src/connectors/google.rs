@@ -1,14 +1,17 @@
 //! What Google's APIs share, for the Google Analytics and Google Ads services: the
-//! sign-in (Google's OAuth for installed apps, with a refresh token every time), the
+//! sign-in (Google's OAuth for installed apps, with a refresh token every time, or a
+//! service account's key file), the
 //! settings that point it elsewhere (a test server), and Google's error bodies in words.
 
 use serde_json::Value;
 
+use crate::auth::AuthKind;
 use crate::auth::sign_in::{OAuthEndpoints, Setting, setting};
 
 /// Where users log in.
 pub const LOGIN_URL: Setting = Setting {
     default: Some("https://accounts.google.com"),
+    kinds: BROWSER,
     ..setting(
         "login_url",
         "Login URL",
@@ -19,6 +22,7 @@ pub const LOGIN_URL: Setting = Setting {
 /// Where tokens are issued.
 pub const TOKEN_URL: Setting = Setting {
     default: Some("https://oauth2.googleapis.com/token"),
+    kinds: BROWSER,
     ..setting(
         "token_url",
         "Token URL",
@@ -29,6 +33,7 @@ pub const TOKEN_URL: Setting = Setting {
 /// The OAuth client the app logs in as.
 pub const CLIENT_ID: Setting = Setting {
     required: true,
+    kinds: BROWSER,
     ..setting(
         "client_id",
         "Client id",
@@ -37,11 +42,21 @@ pub const CLIENT_ID: Setting = Setting {
 };
 
 /// A fixed port for the login's redirect.
-pub const CALLBACK_PORT: Setting = setting(
-    "callback_port",
-    "Callback port",
-    "A fixed port for the login's redirect (http://127.0.0.1:PORT/callback); empty for any free port.",
-);
+pub const CALLBACK_PORT: Setting = Setting {
+    kinds: BROWSER,
+    ..setting(
+        "callback_port",
+        "Callback port",
+        "A fixed port for the login's redirect (http://127.0.0.1:PORT/callback); empty for any free port.",
+    )
+};
+
+/// How Google's services sign in: a user in the browser, or a service account's key file
+/// (for runs on a server, where no one logs in).
+pub const KINDS: &[AuthKind] = &[AuthKind::OAuth2, AuthKind::ServiceAccount];
+
+/// The settings of the browser login alone.
+const BROWSER: &[AuthKind] = &[AuthKind::OAuth2];
 
 /// Google's OAuth for installed apps, asking for `scopes`.
 pub const fn oauth(scopes: &'static [&'static str]) -> OAuthEndpoints {

@@ -20,8 +20,8 @@ use super::framework::catalog::{
 use super::framework::service::Capabilities;
 use super::framework::{ConnectorError, Service, service};
 use super::google;
+use crate::auth::ConnectorAuth;
 use crate::auth::sign_in::{ServiceSecret, Setting, setting};
-use crate::auth::{AuthKind, ConnectorAuth};
 use crate::conditions::{Condition, Operator};
 use crate::node::{BoxFuture, Entity};
 use crate::paths::Dirs;
@@ -81,7 +81,7 @@ impl Service for GoogleAds {
 const SIGN_IN: ConnectorAuth = ConnectorAuth {
     connector: "google_ads",
     label: "Google Ads",
-    kinds: &[AuthKind::OAuth2],
+    kinds: google::KINDS,
     settings: &[
         Setting {
             required: true,

@@ -20,8 +20,8 @@ use super::framework::catalog::{
 use super::framework::service::Capabilities;
 use super::framework::{ConnectorError, Service, service};
 use super::google;
+use crate::auth::ConnectorAuth;
 use crate::auth::sign_in::{Setting, setting};
-use crate::auth::{AuthKind, ConnectorAuth};
 use crate::conditions::{Condition, Operator};
 use crate::node::{BoxFuture, Entity};
 use crate::paths::Dirs;
@@ -84,7 +84,7 @@ impl Service for GoogleAnalytics {
 const SIGN_IN: ConnectorAuth = ConnectorAuth {
     connector: "google_analytics",
     label: "Google Analytics 4",
-    kinds: &[AuthKind::OAuth2],
+    kinds: google::KINDS,
     settings: &[
         Setting {
             default: Some("https://analyticsdata.googleapis.com"),

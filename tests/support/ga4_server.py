@@ -15,6 +15,9 @@ Data: 60 days up to today (the server's date), a row a day per country (5) and d
 category (3); rows of fewer dimensions are summed (averages for ratios and durations).
 Errors are Google's bodies: {"error": {"code", "message", "status"}}.
 
+GET /test/service_account_key returns the key file of a service account the token
+endpoint takes (the JWT bearer grant).
+
 POST /test/control: `{"restate": N}` adds N sessions to each row of the last three days
 (GA4 still processing them), `{"exhaust": true}` answers every report with 429
 RESOURCE_EXHAUSTED (the daily quota, Retry-After a day), `{"fail": [{"status": 429, "at":
@@ -167,6 +170,8 @@ class Handler(JsonHandler):
         query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
         if url.path == "/test/log":
             return self.send(200, self.taken_log())
+        if url.path == "/test/service_account_key":
+            return self.send(200, json.loads(google_oauth.service_account_key(self.base())))
         if url.path == "/o/oauth2/v2/auth":
             self.entry(url.path, query, 302)
             return google_oauth.authorize(self, query)

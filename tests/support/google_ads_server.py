@@ -20,6 +20,9 @@ The account 123-456-7890 is reached only through the manager account 987-654-321
 (`login-customer-id`). Data: 40 days up to today, per campaign (3) or ad group (6) and
 device (2). Errors are Google's bodies with a GoogleAdsFailure in their details.
 
+GET /test/service_account_key returns the key file of a service account the token
+endpoint takes (the JWT bearer grant).
+
 POST /test/control: `{"restate": N}` adds N conversions to each row of the last five
 days, `{"exhaust": true}` answers every query with 429 RESOURCE_EXHAUSTED. GET /test/log
 returns the requests since it was last asked, with their developer-token and
@@ -303,6 +306,8 @@ class Handler(JsonHandler):
         query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
         if url.path == "/test/log":
             return self.send(200, self.taken_log())
+        if url.path == "/test/service_account_key":
+            return self.send(200, json.loads(google_oauth.service_account_key(self.base())))
         if url.path == "/o/oauth2/v2/auth":
             self.entry(url.path, 302, query)
             return google_oauth.authorize(self, query)

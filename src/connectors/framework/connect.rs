@@ -22,6 +22,14 @@ pub async fn login(dirs: &Dirs, name: &str, options: LoginOptions) -> Result<Con
     let tokens = match connection.auth {
         AuthKind::OAuth2 => oauth::browser_login(&endpoints, options).await?,
         AuthKind::OAuth2ClientCredentials => oauth::client_credentials(&endpoints).await?,
+        AuthKind::ServiceAccount => {
+            let key = vault.lock().unwrap().get(name, "service_account_key");
+            let key = key.ok_or_else(|| {
+                format!("the connection `{name}` has no service account key in the vault")
+            })?;
+            let scopes = entry.oauth.map_or(&[][..], |o| o.scopes);
+            crate::auth::service_account::token(&key, scopes).await?
+        }
         other => {
             return Err(format!(
                 "the connection `{name}` signs in with {}: there is nothing to log in to",

@@ -481,7 +481,7 @@ impl Manifest {
         }
         for kind in &self.sign_in.kinds {
             let ok = match kind {
-                AuthKind::OAuth2 | AuthKind::OAuth2ClientCredentials => {
+                AuthKind::OAuth2 | AuthKind::OAuth2ClientCredentials | AuthKind::ServiceAccount => {
                     self.sign_in.oauth.is_some()
                 }
                 AuthKind::ApiKey => self.sign_in.api_key.is_some(),
