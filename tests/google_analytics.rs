@@ -276,6 +276,14 @@ fn quota_exhaustion_rate_limits_and_mistakes_are_said_in_words() {
     ));
     assert!(text.contains("has no field `sesions`"), "{text}");
     let text = check(&report(
+        json!({"fields": ["date", "country"]}),
+        json!({"folder": "out"}),
+    ));
+    assert!(
+        text.contains("(/nodes/0/config/fields): the report asks for no metric"),
+        "{text}"
+    );
+    let text = check(&report(
         json!({"conditions": [{"field": "date", "operator": "equal_to", "value": "2026-11-30"}]}),
         json!({"folder": "out"}),
     ));

@@ -173,7 +173,42 @@ impl Catalog for GoogleAnalytics {
     fn read_options(&self) -> Option<Options> {
         Some(Options::of::<ReadOptions>())
     }
+
+    /// A report has at most 9 dimensions and 10 metrics, and at least one metric.
+    fn check_fields(&self, entity: &EntityDetail, fields: &[String]) -> Result<(), String> {
+        let (metrics, dimensions): (Vec<&String>, Vec<&String>) =
+            fields.iter().partition(|f| is_metric(entity, f));
+        let mut said = Vec::new();
+        if dimensions.len() > MOST_DIMENSIONS {
+            said.push(format!(
+                "{} dimensions, where a report takes at most {MOST_DIMENSIONS}",
+                dimensions.len()
+            ));
+        }
+        if metrics.len() > MOST_METRICS {
+            said.push(format!(
+                "{} metrics, where a report takes at most {MOST_METRICS}",
+                metrics.len()
+            ));
+        }
+        if metrics.is_empty() {
+            said.push(
+                "no metric, where a report takes at least one (sessions, activeUsers…)".into(),
+            );
+        }
+        match said.is_empty() {
+            true => Ok(()),
+            false => Err(format!(
+                "the report asks for {}: choose the fields to read",
+                said.join(" and ")
+            )),
+        }
+    }
 }
+
+/// What one GA4 report may ask for.
+const MOST_DIMENSIONS: usize = 9;
+const MOST_METRICS: usize = 10;
 
 /// The Admin API's address.
 fn admin(client: &Client) -> String {
@@ -340,9 +375,8 @@ fn metric_type(kind: &str) -> DataType {
 }
 
 /// Whether a field is a metric (the rest are dimensions).
-fn is_metric(request: &ReadRequest, name: &str) -> bool {
-    request
-        .entity
+fn is_metric(entity: &EntityDetail, name: &str) -> bool {
+    entity
         .field(name)
         .is_some_and(|f| f.data_type != DataType::Utf8 && f.data_type != DataType::Date32)
 }
@@ -351,8 +385,10 @@ fn is_metric(request: &ReadRequest, name: &str) -> bool {
 async fn read(client: &Client, request: ReadRequest, pages: Pages) -> Result<(), ConnectorError> {
     let options: ReadOptions = client.options()?;
     let property = check_property(&request.entity.name)?.to_string();
-    let (dimensions, metrics): (Vec<&String>, Vec<&String>) =
-        request.fields.iter().partition(|f| !is_metric(&request, f));
+    let (dimensions, metrics): (Vec<&String>, Vec<&String>) = request
+        .fields
+        .iter()
+        .partition(|f| !is_metric(&request.entity, f));
     let (start, end) = match (&request.cursor, request.since) {
         // Where the last run got to, less the days GA4 may still restate.
         (Some(_), Some(since)) => {
@@ -487,7 +523,7 @@ fn filters(request: &ReadRequest) -> Result<(Option<Value>, Option<Value>), Conn
     let mut dimensions = Vec::new();
     let mut metrics = Vec::new();
     for c in &request.conditions {
-        match is_metric(request, &c.field) {
+        match is_metric(&request.entity, &c.field) {
             true => metrics.push(metric_filter(c)?),
             false => dimensions.push(dimension_filter(c)?),
         }

@@ -334,6 +334,13 @@ pub trait Catalog: Send + Sync {
         200
     }
 
+    /// Checks the fields a source node reads beyond their existing, for services that
+    /// limit what one read may ask for (a GA4 report: 9 dimensions, 10 metrics); the words
+    /// say what to do.
+    fn check_fields(&self, _entity: &EntityDetail, _fields: &[String]) -> Result<(), String> {
+        Ok(())
+    }
+
     /// The settings of this service's source node beyond everyone's, if it has any.
     fn read_options(&self) -> Option<Options> {
         None

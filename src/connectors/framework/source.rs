@@ -213,6 +213,9 @@ impl EntitySource {
             }
             chosen
         };
+        if let Err(words) = self.catalog.check_fields(entity, &chosen) {
+            problems.push(ConfigProblem::new("/fields", words));
+        }
         for (i, condition) in c.conditions.iter().enumerate() {
             let at = format!("/conditions/{i}");
             match entity.field(&condition.field) {
