@@ -1251,6 +1251,33 @@ fn a_union_puts_the_records_of_several_inputs_into_one_output() {
     let shown: Value = serde_json::from_str(&stdout(&preview)).unwrap();
     assert_eq!(shown["records"].as_array().unwrap().len(), 502);
 
+    // One input, through a transform: still named.
+    let single = flow(
+        vec![
+            node("ads", "source.file", json!({"path": "ads.csv"})),
+            node(
+                "keep",
+                "transform.map",
+                json!({"fields": [{"source": "clicks"}]}),
+            ),
+            node("all", "transform.union", json!({"input_field": "channel"})),
+            node(
+                "out2",
+                "destination.local",
+                json!({"folder": "out2", "format": "jsonl"}),
+            ),
+        ],
+        &[("ads", "keep"), ("keep", "all"), ("all", "out2")],
+    );
+    let (code, _, err) = run_cli(&scratch, &single);
+    assert_eq!(code, Some(0), "{err}");
+    let written = jsonl_rows(&scratch, "out2");
+    assert_eq!(written.len(), 2);
+    assert!(
+        written.iter().all(|(_, r)| r["channel"] == "keep"),
+        "{written:?}"
+    );
+
     // `clicks` as text in one input and a number in the other.
     scratch.write(
         "meta.jsonl",

@@ -371,9 +371,12 @@ fn chains(plan: &Plan, selected: &[bool], collect: &[usize]) -> Vec<Option<usize
     }
     let mut chained = vec![None; n];
     for (j, node) in plan.nodes.iter().enumerate() {
+        // A union is not chained: its batches come through `merge_inputs`, which names
+        // their input.
         if let [i] = node.inputs[..]
             && selected[j]
             && node.kind.role == Role::Transform
+            && !node.kind.many_inputs
             && plan.nodes[i].kind.role == Role::Transform
             && consumers[i] == 1
         {
