@@ -775,6 +775,8 @@ impl AppState {
                         .iter()
                         .any(|e| e.from == from && e.to == to)
                 {
+                    // Already connected: the next sync takes the second wire away.
+                    self.doc.revision += 1;
                     return;
                 }
                 let replaced = self
