@@ -26,7 +26,12 @@ fn tributary(scratch: &Scratch) -> Command {
 /// A service of OData `version` (2 or 4) and a scratch installation with the connection
 /// `s4` to it (basic sign-in, SAP client 100).
 fn connected(version: &str) -> (SupportServer, Scratch) {
-    let service = SupportServer::start("sap_server.py", &["--version", version]);
+    connected_to(&["--version", version])
+}
+
+/// [`connected`] to a service started with `args`.
+fn connected_to(args: &[&str]) -> (SupportServer, Scratch) {
+    let service = SupportServer::start("sap_server.py", args);
     let scratch = Scratch::new();
     add_connection(
         &scratch,
@@ -273,6 +278,124 @@ fn incremental_runs_read_each_record_once_when_records_share_the_boundary_instan
     assert_eq!(by_product.len(), 231);
     assert_eq!(by_product["P00007"]["ProductName"], "Renamed 7");
     assert_eq!(by_product["P00005"]["ProductName"], "Late 2");
+}
+
+#[test]
+fn changes_and_deletions_come_by_delta_links_and_a_failed_run_reads_them_again() {
+    for version in ["2", "4"] {
+        let (service, scratch) = connected_to(&["--version", version, "--change-tracking"]);
+        // No cursor field: the set's change log. The key is read though not chosen.
+        let flow = to_folder(json!({
+            "fields": ["ProductName", "Price"],
+            "conditions": [{"field": "IsActive", "operator": "equal_to", "value": true}],
+            "incremental": true
+        }));
+        let active = (1..=230).filter(|i| i % 3 != 0).count();
+        let first = ran(&run(&scratch, &flow));
+        assert_eq!(first["records_written"], active, "v{version}: {first}");
+        let reads_of_first = reads(&service.requests());
+        assert_eq!(reads_of_first.len(), 2, "two pages by the next link");
+        let q = &reads_of_first[0]["query"];
+        assert_eq!(q["$select"], "ProductName,Price,Product");
+        assert_eq!(q["$filter"], "IsActive eq true");
+        assert!(
+            q.get("$orderby").is_none() && q.get("$top").is_none(),
+            "{q}"
+        );
+        assert_eq!(reads_of_first[0]["prefer"], "odata.track-changes");
+
+        // A product renamed, one added, one deleted, one no longer active.
+        service.control(json!({
+            "upsert": [
+                {"Product": "P00007", "ProductName": "Renamed 7"},
+                {"Product": "P00901", "ProductName": "New", "IsActive": true, "Price": "1.00"},
+                {"Product": "P00010", "IsActive": false}
+            ],
+            "delete": ["P00004"]
+        }));
+        // The run that reads them fails: nothing is written, the log's place stays.
+        service.control(json!({"fail": [{"status": 400, "at": "deltatoken"}]}));
+        let failed = run(&scratch, &flow);
+        assert!(!failed.status.success(), "v{version}");
+        let (_, count) = written(&scratch);
+        assert_eq!(count, active, "v{version}: the failed run wrote nothing");
+
+        let second = ran(&run(&scratch, &flow));
+        assert_eq!(second["records_written"], 4, "v{version}: {second}");
+        let delta_reads = reads(&service.requests());
+        let token = |r: &Value| {
+            let q = &r["query"];
+            q.get("!deltatoken")
+                .or(q.get("$deltatoken"))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let tokens: Vec<Value> = delta_reads.iter().map(token).collect();
+        let first_token = match version {
+            "2" => json!("'0'"),
+            _ => json!("0"),
+        };
+        assert_eq!(
+            tokens,
+            [first_token.clone(), first_token],
+            "v{version}: the failed run and the next read from the same place"
+        );
+        assert_eq!(delta_reads[1]["query"]["$filter"], "IsActive eq true");
+
+        let rows = jsonl_rows(&scratch, "out");
+        let latest = |key: &str| {
+            rows.iter()
+                .rev()
+                .map(|(_, r)| r)
+                .find(|r| r["Product"] == key)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(latest("P00007")["ProductName"], "Renamed 7");
+        assert_eq!(latest("P00007")["_removed"], Value::Null);
+        assert_eq!(latest("P00901")["Price"], 1.0);
+        assert_eq!(
+            latest("P00004"),
+            json!({"Product": "P00004", "_removed": "deleted"})
+        );
+        assert_eq!(latest("P00010")["_removed"], "changed", "no longer active");
+
+        // Nothing changed since: nothing read, from the link the last run was given.
+        let third = ran(&run(&scratch, &flow));
+        assert_eq!(third["records_written"], 0);
+        let last = reads(&service.requests());
+        let next_token = match version {
+            "2" => json!("'4'"),
+            _ => json!("4"),
+        };
+        assert_eq!(last.iter().map(token).collect::<Vec<_>>(), [next_token]);
+    }
+}
+
+#[test]
+fn a_cursor_field_reads_changes_by_it_even_where_the_service_tracks_them() {
+    let (service, scratch) = connected_to(&["--version", "2", "--change-tracking"]);
+    let flow = to_folder(json!({
+        "fields": ["Product", "LastChangeDateTime"],
+        "incremental": true,
+        "cursor_field": "LastChangeDateTime"
+    }));
+    let first = ran(&run(&scratch, &flow));
+    assert_eq!(first["records_written"], 230);
+    let q = &reads(&service.requests())[0]["query"];
+    assert!(
+        q["$filter"]
+            .as_str()
+            .unwrap()
+            .starts_with("LastChangeDateTime lt "),
+        "{q}"
+    );
+    let dirs = Dirs::under(&scratch.home());
+    vault::unlock_shared(&dirs, PASSPHRASE).unwrap();
+    let workspace = Workspace::new(dirs);
+    let parsed = Flow::from_json(&flow.to_string(), "test").unwrap();
+    let schema = planned_types(&parsed, "sap", &scratch, &workspace);
+    assert!(!schema.contains_key("_removed"), "{schema:?}");
 }
 
 fn from_file(input: &std::path::Path, operation: &str) -> Value {

@@ -408,6 +408,7 @@ async fn describe(client: &Client, resource: &str) -> Result<EntityDetail, Conne
         required: Vec::new(),
         left_out,
         restated: true,
+        change_log: None,
     })
 }
 
@@ -806,6 +807,7 @@ mod tests {
             required: Vec::new(),
             left_out: Vec::new(),
             restated: true,
+            change_log: None,
         };
         let gaql = |field: &str, operator, value| {
             condition(&entity, &Condition::new(field, operator, value))

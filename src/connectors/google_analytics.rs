@@ -362,6 +362,7 @@ async fn describe(client: &Client, entity: &str) -> Result<EntityDetail, Connect
         required: Vec::new(),
         left_out: Vec::new(),
         restated: true,
+        change_log: None,
     })
 }
 

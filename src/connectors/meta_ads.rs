@@ -402,6 +402,7 @@ fn describe(entity: &str) -> Result<EntityDetail, ConnectorError> {
             false => Vec::new(),
         },
         restated,
+        change_log: None,
     };
     if entity == "insights" {
         let fields = INSIGHTS

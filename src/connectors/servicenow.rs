@@ -381,6 +381,7 @@ async fn describe(client: &Client, table: &str) -> Result<EntityDetail, Connecto
         required: Vec::new(),
         left_out: Vec::new(),
         restated: false,
+        change_log: None,
         writes: vec![
             Write {
                 operation: Operation::Insert,
@@ -772,6 +773,7 @@ mod tests {
             required: Vec::new(),
             left_out: Vec::new(),
             restated: false,
+            change_log: None,
             writes: vec![],
         };
         let record = json!({

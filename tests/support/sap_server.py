@@ -18,6 +18,14 @@ wire format, v2 (the default) or v4 (`--version 4`), at /sap/opu/odata/sap/API_P
                               answers with its error alone, as SAP Gateway does
   POST /oauth/token           client_credentials
 
+With `--change-tracking`, A_Product tracks its changes (v2: `sap:change-tracking="true"`;
+v4: the `Capabilities.ChangeTracking` annotation): the last page of a read carries a delta
+link (v2: `d.__delta` with `!deltatoken='N'`, absolute; v4: `@odata.deltaLink` with
+`$deltatoken=N`, relative) that keeps the read's $select and $filter; reading it answers the
+records changed since (their values now) and the deleted ones as OData's deleted entries
+(`{"@odata.context": "$metadata#A_Product/$deletedEntity", "id": "A_Product('P00003')",
+"reason": "deleted"}`), paged like any read, with the next delta link on its last page.
+
 `$filter` is read as OData reads it: `and`, `or`, `not`, parentheses, `eq ne gt ge lt le`,
 `substringof('x',F)` (v2), `contains(F,'x')` (v4), and typed literals (`'text'` with ''
 escapes, `12L`, `12.5M`, `1.5d`, `datetime'…'`, `datetimeoffset'…'`, v4's bare instants).
@@ -26,7 +34,7 @@ A page holds at most 100 records; more come by the next link. Changes need the C
 and the session cookie it was issued with, else 403 with `X-CSRF-Token: Required`.
 
 Sign-in: Basic COMM_USER / sap-pass-1, or a bearer token from /oauth/token (client
-sap-client / sap-secret-3). POST /test/control: `{"upsert": [records]}`, `{"fail": [{"status":
+sap-client / sap-secret-3). POST /test/control: `{"upsert": [records]}`, `{"delete": [keys]}`, `{"fail": [{"status":
 429, "at": "A_Product", "retry_after": 1}]}`, `{"expire_csrf": true}`, `{"csrf_uses": N}` (a token
 ends after N changes, as a session would). GET /test/log returns
 the requests since it was last asked.
@@ -43,6 +51,7 @@ import urllib.parse
 from wire import JsonHandler, failures, lock, log, serve
 
 VERSION = 4 if "--version" in sys.argv and sys.argv[sys.argv.index("--version") + 1] == "4" else 2
+TRACKING = "--change-tracking" in sys.argv
 ROOT = "/sap/opu/odata/sap/API_PRODUCT_SRV"
 USER, PASSWORD = "COMM_USER", "sap-pass-1"
 CLIENT_ID, CLIENT_SECRET = "sap-client", "sap-secret-3"
@@ -87,11 +96,33 @@ def product(i):
 
 
 products = {p["Product"]: p for p in (product(i) for i in range(1, 231))}
+# The change log: the sequence number of each product's last change, and of each deletion.
+log_state = {"seq": 0}
+changed_at = {}
+deleted_at = {}
+
+
+def logged(key, deleted=False):
+    """Notes a change of a product in the log (under the lock)."""
+    log_state["seq"] += 1
+    if deleted:
+        deleted_at[key] = log_state["seq"]
+        changed_at.pop(key, None)
+    else:
+        changed_at[key] = log_state["seq"]
+        deleted_at.pop(key, None)
 
 
 def metadata():
     v = "4.0" if VERSION == 4 else "1.0"
     props = "\n".join('    <Property Name="%s" Type="%s" %s/>' % p for p in PROPERTIES)
+    tracking_v2 = ' sap:change-tracking="true"' if TRACKING and VERSION == 2 else ""
+    tracking_v4 = """
+   <Annotations Target="API_PRODUCT_SRV.API_PRODUCT_SRV_Entities/A_Product">
+    <Annotation Term="Org.OData.Capabilities.V1.ChangeTracking">
+     <Record><PropertyValue Property="Supported" Bool="true"/></Record>
+    </Annotation>
+   </Annotations>""" if TRACKING and VERSION == 4 else ""
     return """<?xml version="1.0" encoding="utf-8"?>
 <edmx:Edmx Version="%s" xmlns:edmx="http://schemas.microsoft.com/ado/2007/06/edmx" xmlns:m="http://schemas.microsoft.com/ado/2007/08/dataservices/metadata" xmlns:sap="http://www.sap.com/Protocols/SAPData">
  <edmx:DataServices m:DataServiceVersion="2.0">
@@ -108,12 +139,12 @@ def metadata():
     <Property Name="ProductDescription" Type="Edm.String" MaxLength="40"/>
    </EntityType>
    <EntityContainer Name="API_PRODUCT_SRV_Entities" m:IsDefaultEntityContainer="true">
-    <EntitySet Name="A_Product" EntityType="API_PRODUCT_SRV.A_ProductType" sap:label="Products" sap:content-version="1"/>
+    <EntitySet Name="A_Product" EntityType="API_PRODUCT_SRV.A_ProductType" sap:label="Products" sap:content-version="1"%s/>
     <EntitySet Name="A_ProductDescription" EntityType="API_PRODUCT_SRV.A_ProductDescriptionType" sap:creatable="false" sap:updatable="false" sap:deletable="false" sap:label="Product Descriptions"/>
-   </EntityContainer>
+   </EntityContainer>%s
   </Schema>
  </edmx:DataServices>
-</edmx:Edmx>""" % (v, props)
+</edmx:Edmx>""" % (v, props, tracking_v2, tracking_v4)
 
 
 # --- $filter -------------------------------------------------------------------------
@@ -321,17 +352,20 @@ def apply(method, path, body):
             new.update(values)
             new["LastChangeDateTime"] = changed
             products[new["Product"]] = new
+            logged(new["Product"])
             entity = to_wire(new, list(TYPES))
             return 201, None, {"d": entity} if VERSION == 2 else entity
         if key not in products:
             return 404, ("API_PRD_MSG/001", "Product %s does not exist" % key), None
         if method == "DELETE":
             del products[key]
+            logged(key, deleted=True)
             return 204, None, None
         if values.get("Price") is not None and float(values["Price"]) < 0:
             return 400, ("API_PRD_MSG/031", "Price %s is negative" % values["Price"]), None
         products[key].update(values)
         products[key]["LastChangeDateTime"] = changed
+        logged(key)
         return 204, None, None
 
 
@@ -412,10 +446,26 @@ class Handler(JsonHandler):
             self.entry(url, 404)
             return self.error(404, "/IWFND/MED/170", "Resource not found for segment '%s'" % path)
         query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
+        token = query.get("!deltatoken", query.get("$deltatoken"))
+        if token is not None and not TRACKING:
+            self.entry(url, 400)
+            return self.error(400, "/IWBEP/CM_MGW_RT/023", "Entity set A_Product does not support delta queries")
         try:
-            rows = list(products.values())
+            since = int(token.strip("'")) if token is not None else None
+        except ValueError:
+            self.entry(url, 400)
+            return self.error(400, "/IWBEP/CM_MGW_RT/024", "Delta token %s is not valid" % token)
+        try:
+            with lock:
+                rows = list(products.values()) if since is None else \
+                    [p for k, p in products.items() if changed_at.get(k, 0) > since]
+                gone = [] if since is None else sorted(k for k, at in deleted_at.items() if at > since)
+                seq = log_state["seq"]
+            left = []
             if query.get("$filter"):
                 test = Parser(query["$filter"]).expr()
+                # A changed record the filter no longer takes has left the read's set.
+                left = [r["Product"] for r in rows if since is not None and not test(r)]
                 rows = [r for r in rows if test(r)]
             for name in reversed([n for n in query.get("$orderby", "").split(",") if n]):
                 check(name)
@@ -427,24 +477,37 @@ class Handler(JsonHandler):
             self.entry(url, 400)
             return self.error(400, "/IWBEP/CM_MGW_RT/022", str(e).strip("\""))
         skip = int(query.get("$skip") or 0)
-        top = int(query["$top"]) if "$top" in query else len(rows)
-        rows = rows[skip: skip + top]
+        top = int(query["$top"]) if "$top" in query else len(rows) + len(gone) + len(left)
+        entries = [to_wire(r, select) for r in rows] + [
+            {"@odata.context": "$metadata#A_Product/$deletedEntity", "id": "A_Product('%s')" % k,
+             "reason": reason} for k, reason in [(k, "deleted") for k in gone] + [(k, "changed") for k in left]]
+        entries = entries[skip: skip + top]
         at = int(query.get("$skiptoken") or 0)
-        page = rows[at: at + PAGE]
-        body_rows = [to_wire(r, select) for r in page]
-        nxt = None
-        if at + PAGE < len(rows):
+        body_rows = entries[at: at + PAGE]
+        nxt = delta = None
+        if at + PAGE < len(entries):
             q = dict(query, **{"$skiptoken": str(at + PAGE)})
             nxt = "A_Product?" + urllib.parse.urlencode(q)
-        self.entry(url, 200, extra={"sap-client": query.get("sap-client")})
+        elif TRACKING and "$top" not in query:
+            # The link to the changes from here on keeps what the read selected.
+            q = {k: v for k, v in query.items() if k in ("$select", "$filter", "$format")}
+            if VERSION == 2:
+                delta = "A_Product?" + urllib.parse.urlencode(q, safe="$,'") + "&!deltatoken='%d'" % seq
+            else:
+                delta = "A_Product?" + urllib.parse.urlencode(dict(q, **{"$deltatoken": str(seq)}))
+        self.entry(url, 200, extra={"sap-client": query.get("sap-client"), "prefer": self.headers.get("Prefer")})
         if VERSION == 2:
             d = {"results": body_rows}
             if nxt:
                 d["__next"] = self.base() + ROOT + "/" + nxt
+            if delta:
+                d["__delta"] = self.base() + ROOT + "/" + delta
             return self.send(200, {"d": d})
-        body = {"@odata.context": "$metadata#A_Product", "value": body_rows}
+        body = {"@odata.context": "$metadata#A_Product" + ("/$delta" if since is not None else ""), "value": body_rows}
         if nxt:
             body["@odata.nextLink"] = nxt
+        if delta:
+            body["@odata.deltaLink"] = delta
         self.send(200, body)
 
     def changing(self, url):
@@ -551,6 +614,10 @@ class Handler(JsonHandler):
                         if isinstance(r.get(name), str):
                             r[name] = parse_instant(r[name])
                     products.setdefault(r["Product"], {n: None for n in TYPES}).update(r)
+                    logged(r["Product"])
+                for key in change.get("delete", []):
+                    products.pop(key, None)
+                    logged(key, deleted=True)
                 failures.extend(change.get("fail", []))
                 if change.get("expire_csrf"):
                     csrf.clear()
@@ -574,5 +641,5 @@ class Handler(JsonHandler):
         self.write("DELETE")
 
 
-serve(Handler, {"user": USER, "password": PASSWORD, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+serve(Handler, {"tracking": TRACKING, "user": USER, "password": PASSWORD, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
                 "root": ROOT, "version": VERSION})

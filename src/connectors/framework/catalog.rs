@@ -61,7 +61,17 @@ pub struct EntityDetail {
     /// reads, whose read starts a lookback before the watermark, and a destination with
     /// `replace_partitions` keeps each day once.
     pub restated: bool,
+    /// When the service keeps a log of the entity's changes that a pull can follow
+    /// (OData's delta links): the fields that identify a record, which the log's
+    /// deletions carry. An incremental pull without a `cursor_field` follows the log, and
+    /// the records it reads say in [`REMOVED`] which of them are gone.
+    pub change_log: Option<Vec<String>>,
 }
+
+/// The field a pull by a service's change log adds: `null` for a record that is there,
+/// otherwise why it is gone — `deleted`, or `changed` when it no longer matches the
+/// node's conditions — with only its key fields set.
+pub const REMOVED: &str = "_removed";
 
 impl EntityDetail {
     /// The field of this name; spelt with other capitals when no field has it exactly, as
@@ -172,6 +182,8 @@ pub struct ReadRequest {
     pub cursor: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// For a pull by the service's change log instead of a cursor field.
+    pub log: Option<ChangeLog>,
     /// A preview's sample size; `None` reads everything.
     pub limit: Option<u64>,
     /// The most records a page should hold: a service whose answers are large (a Bulk
@@ -198,6 +210,26 @@ impl ReadRequest {
             None => first.unwrap_or(today - chrono::Duration::days(30)),
         };
         Some((from, today))
+    }
+}
+
+/// A pull by a service's change log: where the last run's read of it ended, and where this
+/// one's does. The run saves the new place only once its output is committed, so a run
+/// that fails is read again from the same place.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeLog {
+    /// The link the last successful run was given (an OData delta link); `None` on the
+    /// first run, which reads every record and starts the log.
+    pub since: Option<String>,
+    /// Set by the service's read when it reached the end of the log: the link the next
+    /// run reads from.
+    pub next: Arc<Mutex<Option<String>>>,
+}
+
+impl ChangeLog {
+    /// Where the next run goes on from, once this read reached the end.
+    pub fn reached(&self, link: String) {
+        *self.next.lock().unwrap() = Some(link);
     }
 }
 

@@ -264,6 +264,7 @@ impl DeclaredCatalog {
                 .collect(),
             left_out: Vec::new(),
             restated: false,
+            change_log: None,
             writes: decl
                 .writes
                 .iter()

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field as ArrowField, Schema as ArrowSchema, SchemaRef};
 use chrono::{DateTime, Utc};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::Watermark;
-use super::catalog::{Catalog, EntityDetail, Notes, Options, ReadRequest};
+use super::catalog::{Catalog, ChangeLog, EntityDetail, Notes, Options, REMOVED, ReadRequest};
 use super::service::Service;
 use super::target::Target;
 use crate::codecs::read::values_to_batch;
@@ -43,7 +43,9 @@ pub struct EntitySourceConfig {
     /// Read only the records changed since the last successful run (by `cursor_field`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub incremental: bool,
-    /// The field that says when a record last changed; the service's usual one when absent.
+    /// The field that says when a record last changed; when absent, the service's own
+    /// log of changes where it keeps one (SAP's delta links, which also tell deletions),
+    /// otherwise its usual field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor_field: Option<String>,
     /// Settings of this service alone (Salesforce: which API reads); `tributary schema`
@@ -187,12 +189,8 @@ impl EntitySource {
         }
     }
 
-    /// Checks the config against the entity: fields, conditions, cursor. Returns the
-    /// chosen fields and the cursor.
-    fn check(
-        &self,
-        entity: &EntityDetail,
-    ) -> Result<(Vec<String>, Option<String>), Vec<ConfigProblem>> {
+    /// Checks the config against the entity: fields, conditions, how changes are found.
+    fn check(&self, entity: EntityDetail) -> Result<Plan, Vec<ConfigProblem>> {
         let c = &self.config;
         let mut problems = Vec::new();
         if let Err(p) = check_options(self.service, self.catalog.read_options(), &c.options) {
@@ -207,13 +205,13 @@ impl EntitySource {
                     Some(f) => chosen.push(f.name.clone()),
                     None => problems.push(ConfigProblem::new(
                         format!("/fields/{i}"),
-                        no_field(entity, name),
+                        no_field(&entity, name),
                     )),
                 }
             }
             chosen
         };
-        if let Err(words) = self.catalog.check_fields(entity, &chosen) {
+        if let Err(words) = self.catalog.check_fields(&entity, &chosen) {
             problems.push(ConfigProblem::new("/fields", words));
         }
         for (i, condition) in c.conditions.iter().enumerate() {
@@ -221,7 +219,7 @@ impl EntitySource {
             match entity.field(&condition.field) {
                 None => problems.push(ConfigProblem::new(
                     format!("{at}/field"),
-                    no_field(entity, &condition.field),
+                    no_field(&entity, &condition.field),
                 )),
                 Some(f) if !f.filters.contains(&condition.operator) => {
                     let offered: Vec<_> = f.filters.iter().map(|o| o.in_words()).collect();
@@ -266,8 +264,10 @@ impl EntitySource {
                 ));
             }
         }
+        let log = c.incremental && c.cursor_field.is_none() && entity.change_log.is_some();
         let cursor = match (c.incremental, &c.cursor_field) {
             (false, _) => None,
+            (true, None) if log => None,
             (true, Some(name)) => match entity.field(name) {
                 Some(f) if f.cursor => Some(f.name.clone()),
                 Some(f) => {
@@ -292,7 +292,7 @@ impl EntitySource {
                     None
                 }
                 None => {
-                    problems.push(ConfigProblem::new("/cursor_field", no_field(entity, name)));
+                    problems.push(ConfigProblem::new("/cursor_field", no_field(&entity, name)));
                     None
                 }
             },
@@ -310,21 +310,30 @@ impl EntitySource {
                 }
             },
         };
-        match problems.is_empty() {
-            true => Ok((chosen, cursor)),
-            false => Err(problems),
+        if !problems.is_empty() {
+            return Err(problems);
         }
+        let mut plan = Plan {
+            chosen,
+            cursor,
+            log,
+            entity,
+        };
+        // A deletion in the log is known by its keys alone: they are always read.
+        if log {
+            for key in plan.entity.change_log.iter().flatten() {
+                if !plan.chosen.contains(key) {
+                    plan.chosen.push(key.clone());
+                }
+            }
+        }
+        Ok(plan)
     }
 
     /// The records the pull asks for, as they were when the run started.
-    fn request(
-        &self,
-        entity: EntityDetail,
-        chosen: Vec<String>,
-        cursor: Option<String>,
-    ) -> ReadRequest {
-        let mut fields = chosen;
-        for extra in [entity.id_field.clone(), cursor.clone()]
+    fn request(&self, plan: Plan) -> ReadRequest {
+        let mut fields = plan.chosen;
+        for extra in [plan.entity.id_field.clone(), plan.cursor.clone()]
             .into_iter()
             .flatten()
         {
@@ -335,24 +344,49 @@ impl EntitySource {
         ReadRequest {
             since: None,
             until: None,
-            entity,
+            log: plan.log.then(ChangeLog::default),
+            entity: plan.entity,
             fields,
             conditions: self.config.conditions.clone(),
-            cursor,
+            cursor: plan.cursor,
             limit: None,
             page_rows: 1,
             notes: Notes::default(),
         }
     }
 
-    fn plan(
-        &self,
-        cx: &PlanContext,
-    ) -> Result<(EntityDetail, Vec<String>, Option<String>), Vec<ConfigProblem>> {
+    fn plan(&self, cx: &PlanContext) -> Result<Plan, Vec<ConfigProblem>> {
         let entity = self.target().described(cx, "read").map_err(|p| vec![p])?;
-        let (chosen, cursor) = self.check(&entity)?;
-        Ok((entity, chosen, cursor))
+        self.check(entity)
     }
+}
+
+/// A source node's config checked against its entity.
+struct Plan {
+    entity: EntityDetail,
+    /// The fields the node sends on, in order.
+    chosen: Vec<String>,
+    /// The cursor field of an incremental pull by one.
+    cursor: Option<String>,
+    /// Whether the pull follows the service's change log.
+    log: bool,
+}
+
+impl Plan {
+    fn schema(&self) -> ArrowSchema {
+        let mut fields = self.entity.schema_of(&self.chosen).fields().to_vec();
+        if self.log {
+            fields.push(Arc::new(ArrowField::new(REMOVED, DataType::Utf8, true)));
+        }
+        ArrowSchema::new(fields)
+    }
+}
+
+/// What a pull by a change log saves: where the next run reads from.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogMark {
+    delta_link: String,
 }
 
 impl NodeConfig for EntitySource {
@@ -361,8 +395,7 @@ impl NodeConfig for EntitySource {
         _: Option<&SchemaRef>,
         cx: &PlanContext,
     ) -> Result<SchemaRef, Vec<ConfigProblem>> {
-        let (entity, chosen, _) = self.plan(cx)?;
-        Ok(Arc::new(entity.schema_of(&chosen)))
+        Ok(Arc::new(self.plan(cx)?.schema()))
     }
 
     fn summary(&self) -> String {
@@ -400,17 +433,20 @@ impl NodeConfig for EntitySource {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        let (entity, chosen, cursor) = self.plan(&cx.plan())?;
+        let plan = self.plan(&cx.plan())?;
         // Records changed as the run began are the next run's.
-        let watermark = match &cursor {
+        let watermark = match &plan.cursor {
             Some(_) => Some(Watermark::of_run(cx, |at| at, Some(cx.started))?),
             None => None,
         };
-        let request = ReadRequest {
+        let mut request = ReadRequest {
             since: watermark.as_ref().and_then(|w| w.since().copied()),
             until: watermark.as_ref().and_then(|w| w.until().copied()),
-            ..self.request(entity, chosen, cursor)
+            ..self.request(plan)
         };
+        if let Some(log) = &mut request.log {
+            log.since = cx.saved_watermark::<LogMark>()?.map(|m| m.delta_link);
+        }
         Ok(Runtime::Source(Box::new(EntityRead {
             client: self.target().client(&cx.plan())?,
             catalog: self.catalog,
@@ -446,6 +482,7 @@ impl Source for EntityRead {
             let id_field = request.entity.id_field.clone();
             let restated = request.entity.restated;
             let cursor = request.cursor.clone();
+            let log = request.log.clone();
             // One page waits while the next is fetched.
             let (tx, mut rx) = mpsc::channel(1);
             let reading = tokio::spawn(catalog.read(client, request, tx));
@@ -498,6 +535,16 @@ impl Source for EntityRead {
             read?;
             if let Some(watermark) = watermark {
                 watermark.save(&out);
+            }
+            if let Some(log) = log {
+                let delta_link = log.next.lock().unwrap().take().ok_or_else(|| {
+                    NodeError::msg(format!(
+                        "reading the changes of {entity} ended without a place for the next run to go on from; set `cursor_field` to find changes by a field instead"
+                    ))
+                })?;
+                out.advance_watermark(
+                    serde_json::to_value(LogMark { delta_link }).expect("plain data"),
+                );
             }
             Ok(())
         })

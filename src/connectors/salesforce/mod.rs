@@ -397,6 +397,7 @@ impl Describe {
             required: Vec::new(),
             left_out,
             restated: false,
+            change_log: None,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! An OData service's `$metadata` (EDMX, OData v2 or v4): its entity sets, each with its
 //! entity type's properties, their Edm types and its key. SAP Gateway's annotations
 //! (`sap:label`, `sap:filterable`, `sap:creatable`, `sap:updatable`, `sap:deletable`) are
-//! read where the service gives them.
+//! read where the service gives them, and whether a set tracks its changes (v2's
+//! `sap:change-tracking`, v4's `Capabilities.ChangeTracking` annotation).
 
 use std::collections::HashMap;
 
@@ -34,6 +35,8 @@ pub struct EntitySet {
     pub creatable: bool,
     pub updatable: bool,
     pub deletable: bool,
+    /// Whether the service keeps a log of the set's changes that delta links follow.
+    pub change_tracking: bool,
 }
 
 /// A property of an entity type.
@@ -88,6 +91,11 @@ pub fn parse(text: &str) -> Result<Metadata, String> {
     let mut in_key = false;
     // (set name, type name, label, creatable, updatable, deletable)
     let mut sets: Vec<(String, String, String, bool, bool, bool)> = Vec::new();
+    // Sets that track changes, by name; v4 says so in annotations, inside the set's
+    // element or in an `Annotations` block that targets it (`Container/Set`).
+    let mut tracked: HashMap<String, bool> = HashMap::new();
+    let mut target: Option<String> = None;
+    let mut tracking: Option<String> = None;
     loop {
         let event = reader
             .read_event()
@@ -99,6 +107,8 @@ pub fn parse(text: &str) -> Result<Metadata, String> {
                 match e.local_name().as_ref() {
                     b"Key" => in_key = false,
                     b"EntityType" => finish(&mut current, &namespace, &alias, &mut types),
+                    b"EntitySet" | b"Annotations" => target = None,
+                    b"Annotation" => tracking = None,
                     _ => {}
                 }
                 continue;
@@ -145,6 +155,13 @@ pub fn parse(text: &str) -> Result<Metadata, String> {
             }
             b"EntitySet" => {
                 let flag = |name: &str| attr(&e, name).as_deref() != Some("false");
+                let name = attr(&e, "Name").unwrap_or_default();
+                if attr(&e, "change-tracking").as_deref() == Some("true") {
+                    tracked.insert(name.clone(), true);
+                }
+                if !empty {
+                    target = Some(name);
+                }
                 sets.push((
                     attr(&e, "Name").unwrap_or_default(),
                     attr(&e, "EntityType").unwrap_or_default(),
@@ -153,6 +170,23 @@ pub fn parse(text: &str) -> Result<Metadata, String> {
                     flag("updatable"),
                     flag("deletable"),
                 ));
+            }
+            b"Annotations" if !empty => {
+                target = attr(&e, "Target").map(|t| t.rsplit('/').next().unwrap_or(&t).to_string());
+            }
+            b"Annotation" => {
+                let term = attr(&e, "Term").unwrap_or_default();
+                if let (true, Some(set)) = (term.ends_with("ChangeTracking"), &target) {
+                    // `Supported` is true unless the record says otherwise.
+                    let supported = attr(&e, "Bool").as_deref() != Some("false");
+                    tracked.insert(set.clone(), supported);
+                    tracking = (!empty).then(|| set.clone());
+                }
+            }
+            b"PropertyValue" if attr(&e, "Property").as_deref() == Some("Supported") => {
+                if let Some(set) = &tracking {
+                    tracked.insert(set.clone(), attr(&e, "Bool").as_deref() != Some("false"));
+                }
             }
             _ => {}
         }
@@ -164,6 +198,7 @@ pub fn parse(text: &str) -> Result<Metadata, String> {
             |(name, type_name, label, creatable, updatable, deletable)| {
                 let (properties, keys) = types.get(&type_name)?.clone();
                 Some(EntitySet {
+                    change_tracking: tracked.get(&name).copied().unwrap_or(false),
                     label: if label.is_empty() {
                         name.clone()
                     } else {
@@ -253,6 +288,39 @@ mod tests {
             set.properties[3].arrow_type(),
             DataType::Timestamp(..)
         ));
+    }
+
+    #[test]
+    fn sets_that_track_their_changes_are_known_in_either_version() {
+        assert!(!parse(V2).unwrap().sets[0].change_tracking);
+        let v2 = V2.replace(r#"sap:deletable="false""#, r#"sap:change-tracking="true""#);
+        assert!(parse(&v2).unwrap().sets[0].change_tracking);
+
+        let annotated = |annotation: &str| {
+            let v4 = V2.replace(r#"Version="1.0""#, r#"Version="4.0""#).replace(
+                "</Schema>",
+                &format!(
+                    r#"<Annotations Target="API_PRODUCT_SRV.API_PRODUCT_SRV_Entities/A_Product">{annotation}</Annotations></Schema>"#
+                ),
+            );
+            parse(&v4).unwrap().sets[0].change_tracking
+        };
+        let term = r#"<Annotation Term="Org.OData.Capabilities.V1.ChangeTracking">"#;
+        assert!(annotated(&format!(
+            r#"{term}<Record><PropertyValue Property="Supported" Bool="true"/></Record></Annotation>"#
+        )));
+        assert!(!annotated(&format!(
+            r#"{term}<Record><PropertyValue Property="Supported" Bool="false"/></Record></Annotation>"#
+        )));
+        assert!(annotated(
+            r#"<Annotation Term="Capabilities.ChangeTracking"><Record/></Annotation>"#
+        ));
+        // Inside the set's own element.
+        let inline = V2.replace(r#"Version="1.0""#, r#"Version="4.0""#).replace(
+            r#"sap:label="Products"/>"#,
+            &format!(r#"sap:label="Products">{term}<Record><PropertyValue Property="Supported" Bool="true"/></Record></Annotation></EntitySet>"#),
+        );
+        assert!(parse(&inline).unwrap().sets[0].change_tracking);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! `https://my-s4.example.com/sap/opu/odata/sap/API_PRODUCT_SRV`); its entity sets, their
 //! properties, types and keys come from `$metadata`. Reads select the chosen properties,
 //! push the node's conditions into `$filter`, and page with `$top`/`$skip` or by the
-//! service's own next links (`__next`, `@odata.nextLink`). Incremental pulls use a
+//! service's own next links (`__next`, `@odata.nextLink`). Incremental pulls follow the
+//! set's delta links where the service tracks its changes (`Prefer: odata.track-changes`,
+//! `!deltatoken` / `$deltatoken`: changes and deletions since the last run), otherwise a
 //! modified-at property (`LastChangeDateTime`…) with the framework's watermark. Writes
 //! fetch a CSRF token first (`X-CSRF-Token: Fetch`), as SAP Gateway requires, and send one
 //! record a request; a refused record keeps SAP's message.
@@ -16,8 +18,8 @@ use arrow::datatypes::DataType;
 use serde_json::{Map, Value};
 
 use super::framework::catalog::{
-    Catalog, Client, EntityDetail, Field, Operation, Options, Outcome, Pages, ReadRequest, Write,
-    WriteRequest,
+    Catalog, ChangeLog, Client, EntityDetail, Field, Operation, Options, Outcome, Pages, REMOVED,
+    ReadRequest, Write, WriteRequest,
 };
 use super::framework::service::{ALL_OPERATORS, Capabilities};
 use super::framework::{ConnectorError, Service, service};
@@ -351,6 +353,7 @@ fn detail(set: &EntitySet) -> EntityDetail {
         required: Vec::new(),
         left_out: Vec::new(),
         restated: false,
+        change_log: set.change_tracking.then(|| set.keys.clone()),
     }
 }
 
@@ -435,6 +438,19 @@ async fn read(client: &Client, request: ReadRequest, pages: Pages) -> Result<(),
     };
     let cursor = request.cursor.as_deref().map(property).transpose()?;
     let page_size = client.options::<ReadOptions>()?.page_size.max(1);
+    if let Some(log) = &request.log {
+        let mut query = vec![("$select", request.fields.join(","))];
+        if !filter.is_empty() {
+            query.push(("$filter", filter.join(" and ")));
+        }
+        if version == Version::V2 {
+            query.push(("$format", "json".into()));
+        }
+        if let Some(limit) = request.limit {
+            query.push(("$top", limit.to_string()));
+        }
+        return read_log(client, set, version, &chosen, &query, log, pages).await;
+    }
     let mut query: Vec<(&str, String)> = vec![("$select", request.fields.join(","))];
     if !order.is_empty() {
         query.push(("$orderby", order.join(",")));
@@ -482,15 +498,7 @@ async fn read(client: &Client, request: ReadRequest, pages: Pages) -> Result<(),
             let records: Vec<Map<String, Value>> = rows
                 .iter()
                 .filter_map(Value::as_object)
-                .map(|row| {
-                    chosen
-                        .iter()
-                        .map(|p| {
-                            let value = row.get(&p.name).cloned().unwrap_or(Value::Null);
-                            (p.name.clone(), odata::read_value(value, p))
-                        })
-                        .collect()
-                })
+                .map(|row| record(row, &chosen))
                 .collect();
             last = records.last().cloned().or(last);
             if !records.is_empty() && pages.send(records).await.is_err() {
@@ -509,6 +517,127 @@ async fn read(client: &Client, request: ReadRequest, pages: Pages) -> Result<(),
             after = Some(after_clause(last, key, cursor, version)?);
         }
     }
+}
+
+/// A row of an answer as a record of the chosen properties.
+fn record(row: &Map<String, Value>, chosen: &[&Property]) -> Map<String, Value> {
+    chosen
+        .iter()
+        .map(|p| {
+            let value = row.get(&p.name).cloned().unwrap_or(Value::Null);
+            (p.name.clone(), odata::read_value(value, p))
+        })
+        .collect()
+}
+
+/// Reads by the set's change log. The first run asks for every record with
+/// `Prefer: odata.track-changes` and is given a delta link on the last page; each later
+/// run reads the link it was given, whose pages hold the records changed since (their
+/// values now) and the deleted ones, and end with the next delta link. The framework
+/// saves that link only once the run's output is committed: a failed run reads the
+/// same changes again.
+async fn read_log(
+    client: &Client,
+    set: &EntitySet,
+    version: Version,
+    chosen: &[&Property],
+    query: &[(&str, String)],
+    log: &ChangeLog,
+    pages: Pages,
+) -> Result<(), ConnectorError> {
+    let what = format!("reading the changes of {}", set.name);
+    let url = client.url(&format!("/{}", set.name));
+    let mut next = log.since.clone();
+    let mut delta = None;
+    loop {
+        let (answer, _) = client
+            .api
+            .get_json(&what, |c| {
+                let r = match &next {
+                    Some(link) => c.get(link),
+                    None => with_client(client, c.get(&url).query(query)),
+                };
+                r.header("Accept", "application/json")
+                    .header("Prefer", "odata.track-changes")
+            })
+            .await
+            .map_err(|e| e.map_message(in_words))?;
+        let (rows, link) = page_of(&answer, version)
+            .ok_or_else(|| ConnectorError::fatal(format!("{what}: the answer holds no records")))?;
+        let records: Vec<Map<String, Value>> = rows
+            .iter()
+            .filter_map(Value::as_object)
+            .map(|row| {
+                removed(row, set).unwrap_or_else(|| {
+                    let mut r = record(row, chosen);
+                    r.insert(REMOVED.into(), Value::Null);
+                    r
+                })
+            })
+            .collect();
+        let delta_link = match version {
+            Version::V2 => answer["d"]["__delta"].as_str(),
+            Version::V4 => answer["@odata.deltaLink"].as_str(),
+        };
+        delta = delta_link.map(|l| absolute(client, l)).or(delta);
+        if !records.is_empty() && pages.send(records).await.is_err() {
+            return Ok(());
+        }
+        match link {
+            Some(link) => next = Some(absolute(client, &link)),
+            None => break,
+        }
+    }
+    match delta {
+        Some(link) => {
+            log.reached(link);
+            Ok(())
+        }
+        // A preview's sample has no need of one.
+        None if query.iter().any(|(k, _)| *k == "$top") => Ok(()),
+        None => Err(ConnectorError::fatal(format!(
+            "{what}: SAP gave no delta link, so it does not track this set's changes for this read; set `cursor_field` to a modified-at property (such as LastChangeDateTime) to find changes by it instead"
+        ))),
+    }
+}
+
+/// A deleted entry of a delta answer as a record of its keys and why it went: OData
+/// 4.0's `{"@odata.context": "…#A_Product/$deletedEntity", "id": "A_Product('P1')",
+/// "reason": "deleted"}` (which v2 services with delta links write too), or 4.01's
+/// `{"@removed": {"reason": "deleted"}, "@id": …}`, with the key properties or an id.
+/// `None` for a record that is there.
+fn removed(row: &Map<String, Value>, set: &EntitySet) -> Option<Map<String, Value>> {
+    let text = |names: &[&str]| names.iter().find_map(|n| row.get(*n)?.as_str());
+    let marker = row.get("@removed").or_else(|| row.get("@odata.removed"));
+    let deleted_entity =
+        text(&["@odata.context", "@context"]).is_some_and(|c| c.ends_with("/$deletedEntity"));
+    if marker.is_none() && !deleted_entity {
+        return None;
+    }
+    let reason = marker
+        .and_then(|m| m["reason"].as_str())
+        .or_else(|| text(&["reason"]))
+        .unwrap_or("deleted");
+    let from_id = text(&["@id", "@odata.id", "id"])
+        .map(|id| odata::key_of(id, &set.name))
+        .unwrap_or_default();
+    let mut out = Map::new();
+    for (i, key) in set.keys.iter().enumerate() {
+        let value = row.get(key).cloned().or_else(|| {
+            let named = from_id
+                .iter()
+                .find(|(n, _)| n.as_deref() == Some(key.as_str()));
+            let (_, text) = named.or_else(|| from_id.get(i).filter(|(n, _)| n.is_none()))?;
+            Some(Value::String(text.clone()))
+        });
+        let p = set.properties.iter().find(|p| &p.name == key)?;
+        out.insert(
+            key.clone(),
+            odata::read_value(value.unwrap_or(Value::Null), p),
+        );
+    }
+    out.insert(REMOVED.into(), Value::String(reason.into()));
+    Some(out)
 }
 
 /// "After this record" in the pull's order: a later cursor value, or the same and a
@@ -828,4 +957,71 @@ fn encode(literal: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn texts() -> EntitySet {
+        let property = |name: &str, edm: &str| Property {
+            name: name.into(),
+            label: name.into(),
+            edm: edm.into(),
+            precision: None,
+            scale: None,
+            filterable: true,
+        };
+        EntitySet {
+            name: "Texts".into(),
+            label: "Texts".into(),
+            properties: vec![
+                property("Product", "Edm.String"),
+                property("Line", "Edm.Int32"),
+                property("Text", "Edm.String"),
+            ],
+            keys: vec!["Product".into(), "Line".into()],
+            creatable: false,
+            updatable: false,
+            deletable: false,
+            change_tracking: true,
+        }
+    }
+
+    fn row(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn deleted_entries_of_either_format_become_their_keys_and_why() {
+        let set = texts();
+        let gone = |v: Value| removed(&row(v), &set);
+        // OData 4.0 (and v2 services with delta links): the entity id.
+        assert_eq!(
+            gone(json!({
+                "@odata.context": "$metadata#Texts/$deletedEntity",
+                "id": "https://s4.example.com/svc/Texts(Product='P1',Line=2)",
+                "reason": "changed"
+            })),
+            Some(row(
+                json!({"Product": "P1", "Line": 2, "_removed": "changed"})
+            ))
+        );
+        // OData 4.01: `@removed`, with the key properties themselves.
+        assert_eq!(
+            gone(json!({"@removed": {"reason": "deleted"}, "Product": "P2", "Line": 7})),
+            Some(row(
+                json!({"Product": "P2", "Line": 7, "_removed": "deleted"})
+            ))
+        );
+        assert_eq!(
+            gone(json!({"@removed": {}, "@id": "Texts(Product='P3',Line=1)"})),
+            Some(row(
+                json!({"Product": "P3", "Line": 1, "_removed": "deleted"})
+            ))
+        );
+        // A record that is there.
+        assert_eq!(gone(json!({"Product": "P4", "Line": 1, "Text": "x"})), None);
+    }
 }

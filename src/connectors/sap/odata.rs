@@ -166,6 +166,74 @@ fn v2_instant(text: &str) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(digits.parse().ok()?)
 }
 
+/// The key values an entity id names (`A_Product('P1')`, `Texts(Product='P1',Language='EN')`,
+/// `Orders(12L)`, absolute or relative, percent-encoded or not), in order, each with its
+/// property's name when the id gives it: literals as text without their quotes, type
+/// prefixes and suffixes, for [`read_value`] to type.
+pub fn key_of(id: &str, set: &str) -> Vec<(Option<String>, String)> {
+    let id = percent_decoded(id);
+    let Some(start) = id.rfind(&format!("{set}(")).map(|i| i + set.len() + 1) else {
+        return Vec::new();
+    };
+    let inner = id[start..].strip_suffix(')').unwrap_or(&id[start..]);
+    let mut parts = Vec::new();
+    let (mut part, mut quoted) = (String::new(), false);
+    for c in inner.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                part.push(c);
+            }
+            ',' if !quoted => parts.push(std::mem::take(&mut part)),
+            c => part.push(c),
+        }
+    }
+    parts.push(part);
+    parts
+        .into_iter()
+        .map(|part| {
+            let (name, literal) = match part.split_once('=') {
+                Some((n, l)) if !n.contains('\'') => (Some(n.trim().to_string()), l.trim()),
+                _ => (None, part.trim()),
+            };
+            let text = match literal.find('\'') {
+                // 'text', guid'…', datetime'…': what is between the outer quotes.
+                Some(open) if literal.ends_with('\'') && literal.len() > open + 1 => {
+                    literal[open + 1..literal.len() - 1].replace("''", "'")
+                }
+                _ => literal
+                    .trim_end_matches(['L', 'M', 'm', 'd', 'f'])
+                    .to_string(),
+            };
+            (name, text)
+        })
+        .collect()
+}
+
+/// `%27` as `'`: ids may come percent-encoded.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A value of the catalog's type as the service's JSON takes it in a write.
 pub fn write_value(value: Value, p: &Property, version: Version) -> Value {
     let v2 = version == Version::V2;
@@ -256,6 +324,35 @@ mod tests {
             condition(&between, &price, Version::V2).unwrap(),
             "(Price ge 10M and Price le 20M)"
         );
+    }
+
+    #[test]
+    fn entity_ids_give_their_key_values() {
+        let key = |id: &str, set: &str| key_of(id, set);
+        assert_eq!(
+            key("A_Product('P1')", "A_Product"),
+            [(None, "P1".to_string())]
+        );
+        assert_eq!(
+            key(
+                "https://s4.example.com/sap/opu/odata/sap/API_PRODUCT_SRV/A_Product('O''Brien%2C%20Ltd')",
+                "A_Product"
+            ),
+            [(None, "O'Brien, Ltd".to_string())]
+        );
+        assert_eq!(
+            key("Texts(Product='a,b',Language='EN')", "Texts"),
+            [
+                (Some("Product".to_string()), "a,b".to_string()),
+                (Some("Language".to_string()), "EN".to_string())
+            ]
+        );
+        assert_eq!(key("Orders(12L)", "Orders"), [(None, "12".to_string())]);
+        assert_eq!(
+            key("Items(guid'0050-56')", "Items"),
+            [(None, "0050-56".to_string())]
+        );
+        assert!(key("Other('x')", "A_Product").is_empty());
     }
 
     #[test]
