@@ -17,6 +17,7 @@ use tributary::paths::Dirs;
 use tributary::workspace::Workspace;
 use tributary::{registry, schema, workspace};
 
+mod appflow_command;
 mod connection_command;
 mod console;
 mod runs_command;
@@ -135,6 +136,11 @@ enum Command {
         #[command(subcommand)]
         action: ScheduleAction,
     },
+    /// Bring a flow over from another tool: `import appflow FILE`.
+    Import {
+        #[command(subcommand)]
+        action: appflow_command::ImportAction,
+    },
     /// Print the flow file's JSON Schema, or with `--connector` the connector manifest's.
     Schema {
         #[arg(long)]
@@ -245,6 +251,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
         } => run(flow, params.into_iter().collect(), json, full, dirs),
         Command::State { action } => state(action, &dirs),
         Command::Connection { action } => connection_command::execute(action, &dirs),
+        Command::Import { action } => appflow_command::execute(action, &dirs),
         Command::Validate { flows, params } => {
             let overrides: IndexMap<String, String> = params.into_iter().collect();
             let mut code = 0;

@@ -56,6 +56,8 @@ pub struct Definition {
     /// The JSON pointer of the flow's definition in the file.
     base: String,
     read: RefCell<Read>,
+    /// The template parameters the flow refers to, in order.
+    referred: RefCell<Vec<String>>,
 }
 
 /// Fields of `describe-flow`'s answer that say how the flow is doing in AWS, not what it
@@ -210,6 +212,7 @@ impl Definition {
                 root,
                 base,
                 read: RefCell::default(),
+                referred: RefCell::default(),
             });
         }
         if root.get("sourceFlowConfig").is_none() && root.get("flowName").is_none() {
@@ -224,6 +227,7 @@ impl Definition {
             root,
             base: String::new(),
             read: RefCell::default(),
+            referred: RefCell::default(),
         })
     }
 
@@ -253,8 +257,25 @@ impl Definition {
     pub fn unread(&self) -> Vec<String> {
         let mut out = Vec::new();
         let read = self.read.borrow();
-        walk(self.flow().value, &self.base, &read, &mut out);
+        walk(self.flow().value, &self.base, true, &read, &mut out);
         out
+    }
+
+    /// The template parameters the flow refers to, with their defaults (empty without
+    /// one): the flow's parameters.
+    pub fn referred_parameters(&self) -> Vec<(String, String)> {
+        self.referred
+            .borrow()
+            .iter()
+            .map(|name| {
+                let default = match self.parameters[name].get("Default") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Null) | None => String::new(),
+                    Some(other) => other.to_string(),
+                };
+                (name.clone(), default)
+            })
+            .collect()
     }
 
     fn note(&self, path: &str) {
@@ -264,7 +285,7 @@ impl Definition {
 
 /// Lists what below `path` was not visited: a property or item never looked at is listed
 /// whole; one visited is looked into, unless it was taken whole.
-fn walk(value: &Value, path: &str, read: &Read, out: &mut Vec<String>) {
+fn walk(value: &Value, path: &str, top: bool, read: &Read, out: &mut Vec<String>) {
     if read.whole.contains(path) {
         return;
     }
@@ -272,7 +293,7 @@ fn walk(value: &Value, path: &str, read: &Read, out: &mut Vec<String>) {
         Value::Object(map) => map
             .iter()
             .map(|(key, v)| {
-                let skip = path.is_empty() && READ_ONLY.contains(&key.as_str());
+                let skip = top && READ_ONLY.contains(&key.as_str());
                 (format!("{path}/{}", escape(key)), v, skip)
             })
             .collect(),
@@ -286,7 +307,7 @@ fn walk(value: &Value, path: &str, read: &Read, out: &mut Vec<String>) {
     for (p, v, skip) in children {
         match (skip, read.visited.contains(&p)) {
             (true, _) => {}
-            (false, true) => walk(v, &p, read, out),
+            (false, true) => walk(v, &p, false, read, out),
             (false, false) => out.push(p),
         }
     }
@@ -343,6 +364,12 @@ impl<'d> At<'d> {
         })
     }
 
+    /// Whether the definition is a CloudFormation resource, which nests a few things
+    /// differently from the API.
+    pub fn in_template(&self) -> bool {
+        self.def.kind == Kind::CloudFormation
+    }
+
     /// Notes this value and everything below it as read.
     pub fn take(&self) {
         self.def.note(&self.path);
@@ -391,7 +418,9 @@ impl<'d> At<'d> {
                 Value::Bool(b) => Ok(Some(*b)),
                 Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
                 Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
-                other => Err(at.problem(format!("expected true or false, found {}", kind_of(other)))),
+                other => {
+                    Err(at.problem(format!("expected true or false, found {}", kind_of(other))))
+                }
             },
         }
     }
@@ -406,8 +435,9 @@ impl<'d> At<'d> {
                     Value::String(s) => s.trim().parse().ok(),
                     _ => None,
                 };
-                n.map(Some)
-                    .ok_or_else(|| at.problem(format!("expected a number, found {}", kind_of(at.value))))
+                n.map(Some).ok_or_else(|| {
+                    at.problem(format!("expected a number, found {}", kind_of(at.value)))
+                })
             }
         }
     }
@@ -422,10 +452,9 @@ impl<'d> At<'d> {
 
     /// The items of this list.
     pub fn list(&self) -> Result<Vec<At<'d>>, Problem> {
-        let items = self
-            .value
-            .as_array()
-            .ok_or_else(|| self.problem(format!("expected a list, found {}", kind_of(self.value))))?;
+        let items = self.value.as_array().ok_or_else(|| {
+            self.problem(format!("expected a list, found {}", kind_of(self.value)))
+        })?;
         Ok(items
             .iter()
             .enumerate()
@@ -498,11 +527,16 @@ impl<'d> At<'d> {
 /// `${Param}` placeholders; other functions cannot be known before AWS deploys the stack.
 fn intrinsic(at: &At<'_>, m: &Map<String, Value>) -> Result<String, Problem> {
     let parameter = |name: &str| {
-        at.def.parameters.contains_key(name).then_some(()).ok_or_else(|| {
-            at.problem(format!(
+        if !at.def.parameters.contains_key(name) {
+            return Err(at.problem(format!(
                 "refers to `{name}`, which is not a parameter of the template; only parameters become flow parameters"
-            ))
-        })
+            )));
+        }
+        let mut referred = at.def.referred.borrow_mut();
+        if !referred.iter().any(|r| r == name) {
+            referred.push(name.to_string());
+        }
+        Ok(())
     };
     match m.iter().next() {
         Some((k, Value::String(name))) if k == "Ref" && m.len() == 1 => {
@@ -585,7 +619,11 @@ Resources:
         let root = parse(text).unwrap();
         assert_eq!(template_flows(&root), ["First", "Second"]);
         let both = Definition::of(root.clone(), None).err().unwrap();
-        assert!(both.message.contains("First, Second; choose one with --flow"), "{both}");
+        assert!(
+            both.message
+                .contains("First, Second; choose one with --flow"),
+            "{both}"
+        );
         let def = Definition::of(root, Some("First")).unwrap();
         assert_eq!(def.logical_id().as_deref(), Some("First"));
         let flow = def.flow();
@@ -593,7 +631,10 @@ Resources:
         let props = task.task_properties().unwrap();
         assert_eq!(props[0].0, "DESTINATION_DATA_TYPE");
         assert_eq!(props[0].1.as_text().unwrap(), "string");
-        assert_eq!(props[0].1.path, "/Resources/First/Properties/Tasks/0/TaskProperties/0/Value");
+        assert_eq!(
+            props[0].1.path,
+            "/Resources/First/Properties/Tasks/0/TaskProperties/0/Value"
+        );
         let s3 = flow.items("destinationFlowConfigList").unwrap()[0]
             .get("destinationConnectorProperties")
             .unwrap()

@@ -16,8 +16,8 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
 use super::definition::{At, Definition, Problem, parse};
-use crate::flow::{Edge, FORMAT, Flow, Node, PullMode, ServiceSettings, Trigger};
 use crate::flow::Event;
+use crate::flow::{Edge, FORMAT, Flow, Node, PullMode, ServiceSettings, Trigger};
 
 /// Something of the AppFlow flow that the flow file does not carry, at its JSON pointer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +74,21 @@ pub fn import(text: &str, options: &ImportOptions) -> Result<Imported, Problem> 
     })
 }
 
+/// Writes what was not carried over into the flow's description, for a flow written
+/// without it (`--allow-partial`): whoever opens the flow sees what is missing.
+pub fn note_gaps(imported: &mut Imported) {
+    if imported.gaps.is_empty() {
+        return;
+    }
+    let list: Vec<String> = imported.gaps.iter().map(Gap::to_string).collect();
+    let note = format!("Imported from AppFlow without: {}.", list.join("; "));
+    let flow = &mut imported.flow;
+    flow.description = Some(match flow.description.take() {
+        Some(d) if !d.is_empty() => format!("{d}\n\n{note}"),
+        _ => note,
+    });
+}
+
 struct Import<'o> {
     options: &'o ImportOptions,
     gaps: Vec<Gap>,
@@ -95,7 +110,10 @@ struct Task<'d> {
 
 impl<'d> Task<'d> {
     fn property(&self, key: &str) -> Option<&At<'d>> {
-        self.properties.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.properties
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 
     fn text(&self, key: &str) -> Result<Option<String>, Problem> {
@@ -109,20 +127,38 @@ impl<'d> Task<'d> {
     /// The one source field the task works on.
     fn source(&self) -> Result<&str, Problem> {
         self.sources.first().map(String::as_str).ok_or_else(|| {
-            self.at
-                .problem(format!("a {} task names its field in `sourceFields`", self.kind))
+            self.at.problem(format!(
+                "a {} task names its field in `sourceFields`",
+                self.kind
+            ))
         })
     }
 }
 
-/// AppFlow's connector types, as this project's services.
-const SERVICES: &[(&str, &str)] = &[
-    ("Salesforce", "salesforce"),
-    ("ServiceNow", "servicenow"),
-    ("Zendesk", "zendesk"),
-    ("Slack", "slack"),
-    ("SAPOData", "sap"),
+/// AppFlow's connector types (`connectorType`), the key of their properties, and this
+/// project's services.
+const SERVICES: &[(&str, &str, &str)] = &[
+    ("Salesforce", "Salesforce", "salesforce"),
+    ("Servicenow", "ServiceNow", "servicenow"),
+    ("Zendesk", "Zendesk", "zendesk"),
+    ("Slack", "Slack", "slack"),
+    ("SAPOData", "SAPOData", "sap"),
 ];
+
+/// The key of a connector type's properties (`Servicenow` → `ServiceNow`).
+fn properties_key(connector: &str) -> &str {
+    SERVICES
+        .iter()
+        .find(|(c, _, _)| *c == connector)
+        .map_or(connector, |(_, key, _)| key)
+}
+
+fn service_of(connector: &str) -> Option<&'static str> {
+    SERVICES
+        .iter()
+        .find(|(c, _, _)| *c == connector)
+        .map(|(_, _, id)| *id)
+}
 
 impl Import<'_> {
     fn gap(&mut self, at: &At<'_>, reason: impl Into<String>) {
@@ -142,6 +178,12 @@ impl Import<'_> {
                 .ok_or_else(|| flow.problem("`flowName` is missing"))?,
         };
         let description = flow.text("description")?;
+        if let Some(kms) = flow.get("kmsArn") {
+            self.gap(&kms, "Tributary keeps no data of its own to encrypt; S3 destinations take `encryption` and `kms_key_id` for what they write");
+        }
+        if let Some(catalog) = flow.get("metadataCatalogConfig") {
+            self.gap(&catalog, "registering what the flow writes in the Glue Data Catalog is not there yet; run a crawler on the destination's prefix meanwhile");
+        }
         let source_at = flow
             .get("sourceFlowConfig")
             .ok_or_else(|| flow.problem("`sourceFlowConfig` is missing"))?;
@@ -164,9 +206,7 @@ impl Import<'_> {
             .as_ref()
             .map(|t| -> Result<bool, Problem> {
                 let kind = t.text("triggerType")?;
-                let mode = t
-                    .get("triggerProperties")
-                    .and_then(|p| p.get("Scheduled"))
+                let mode = scheduled(t)
                     .map(|s| s.text("dataPullMode"))
                     .transpose()?
                     .flatten();
@@ -206,7 +246,10 @@ impl Import<'_> {
         };
         if source.kind.starts_with("source.") && matches!(trigger.0, Trigger::OnDemand) {
             // AppFlow's on-demand flows read everything each run.
-            source.config.as_object_mut().map(|c| c.remove("incremental"));
+            source
+                .config
+                .as_object_mut()
+                .map(|c| c.remove("incremental"));
         }
 
         // Left to right.
@@ -214,7 +257,7 @@ impl Import<'_> {
         nodes.append(&mut steps);
         nodes.push(destination);
         for (i, node) in nodes.iter_mut().enumerate() {
-            node.position = [40.0 + 260.0 * i as f32, 120.0];
+            node.position = [40.0 + 230.0 * i as f32, 120.0];
         }
         let edges = nodes
             .windows(2)
@@ -224,6 +267,10 @@ impl Import<'_> {
             })
             .collect();
         let (trigger, service) = trigger;
+        // A template's parameters the flow refers to are the flow's, with their defaults.
+        for (name, default) in def.referred_parameters() {
+            self.params.entry(name).or_insert(default);
+        }
         Ok(Flow {
             format: FORMAT.to_string(),
             name,
@@ -270,16 +317,26 @@ impl Import<'_> {
 
     /// Every field a task reads is one the source reads, when the flow says which
     /// (`PROJECTION`).
-    fn check_sources(&self, tasks: &[Task<'_>], projection: Option<&[String]>) -> Result<(), Problem> {
+    fn check_sources(
+        &self,
+        tasks: &[Task<'_>],
+        projection: Option<&[String]>,
+    ) -> Result<(), Problem> {
         let Some(projected) = projection else {
             return Ok(());
         };
+        // Fields merges and arithmetic make, which maps then name.
+        let computed: Vec<&str> = tasks
+            .iter()
+            .filter(|t| t.kind == "Merge" || t.kind == "Arithmetic")
+            .filter_map(|t| t.destination.as_deref())
+            .collect();
         for task in tasks {
             if task.kind == "Filter" && task.operator() == "PROJECTION" {
                 continue;
             }
             for (i, field) in task.sources.iter().enumerate() {
-                if !projected.contains(field) {
+                if !projected.contains(field) && !computed.contains(&field.as_str()) {
                     return Err(Problem::new(
                         format!("{}/{}/{i}", task.at.path, source_fields_key(&task.at)),
                         format!(
@@ -314,7 +371,7 @@ impl Import<'_> {
                         "the connection `{profile}` is a {other} connection, not a {service} one: create a {service} connection and pass it with --param {param}=NAME"
                     ),
                     None => format!(
-                        "there is no connection `{profile}` yet: create it with `tributary connection add {profile} {service} …` (or pass another with --param {param}=NAME)"
+                        "there is no connection `{profile}` yet: create it with `tributary connection add {profile} --connector {service}` (or pass another with --param {param}=NAME)"
                     ),
                 });
                 self.params.insert(param.clone(), profile);
@@ -331,13 +388,19 @@ impl Import<'_> {
     ) -> Result<Node, Problem> {
         let connector = at.required_text("connectorType")?;
         if let Some(version) = at.get("apiVersion") {
-            self.gap(&version, "the connector's API version is the connection's or the node's own setting here");
+            self.gap(
+                &version,
+                "the connector's API version is the connection's or the node's own setting here",
+            );
         }
         let properties = at
             .get("sourceConnectorProperties")
             .ok_or_else(|| at.problem("`sourceConnectorProperties` is missing"))?;
-        let props = properties.get(&connector).ok_or_else(|| {
-            properties.problem(format!("has no `{connector}` properties for the source's connector"))
+        let key = properties_key(&connector);
+        let props = properties.get(key).ok_or_else(|| {
+            properties.problem(format!(
+                "has no `{key}` properties for the source's connector"
+            ))
         })?;
         let cursor = at
             .get("incrementalPullConfig")
@@ -371,16 +434,12 @@ impl Import<'_> {
             }
             return Ok(node("source", "source.s3", "S3 objects", config));
         }
-        let service = SERVICES
-            .iter()
-            .find(|(name, _)| *name == connector)
-            .map(|(_, id)| *id)
-            .ok_or_else(|| {
-                at.problem(format!(
-                    "Tributary has no {connector} connector: it reads {}",
-                    known_connectors()
-                ))
-            })?;
+        let service = service_of(&connector).ok_or_else(|| {
+            at.problem(format!(
+                "Tributary has no {connector} connector: it reads {}",
+                known_connectors()
+            ))
+        })?;
         let profile = at.text("connectorProfileName")?;
         let connection = self.connection(profile, service, at);
         let entity = match service {
@@ -427,14 +486,18 @@ impl Import<'_> {
     fn destination(&mut self, at: &At<'_>) -> Result<Node, Problem> {
         let connector = at.required_text("connectorType")?;
         if let Some(version) = at.get("apiVersion") {
-            self.gap(&version, "the connector's API version is the connection's or the node's own setting here");
+            self.gap(
+                &version,
+                "the connector's API version is the connection's or the node's own setting here",
+            );
         }
         let properties = at
             .get("destinationConnectorProperties")
             .ok_or_else(|| at.problem("`destinationConnectorProperties` is missing"))?;
-        let props = properties.get(&connector).ok_or_else(|| {
+        let key = properties_key(&connector);
+        let props = properties.get(key).ok_or_else(|| {
             properties.problem(format!(
-                "has no `{connector}` properties for the destination's connector"
+                "has no `{key}` properties for the destination's connector"
             ))
         })?;
         if connector == "S3" {
@@ -455,10 +518,7 @@ impl Import<'_> {
             }
             return Ok(node("destination", "destination.s3", "S3 bucket", config));
         }
-        let service = SERVICES
-            .iter()
-            .find(|(name, _)| *name == connector)
-            .map(|(_, id)| *id)
+        let service = service_of(&connector)
             .filter(|id| *id != "servicenow" && *id != "slack")
             .ok_or_else(|| {
                 at.problem(format!(
@@ -509,10 +569,18 @@ impl Import<'_> {
             }
         }
         if let Some(success) = props.get("successResponseHandlingConfig") {
-            self.gap(&success, "the destination's answers are not written to S3 here");
+            self.gap(
+                &success,
+                "the destination's answers are not written to S3 here",
+            );
         }
         let label = format!("{connector} {entity}");
-        Ok(node("destination", &format!("destination.{service}"), &label, config))
+        Ok(node(
+            "destination",
+            &format!("destination.{service}"),
+            &label,
+            config,
+        ))
     }
 
     /// AppFlow's S3 output settings as the S3 destination's.
@@ -545,9 +613,15 @@ impl Import<'_> {
                     }
                 };
                 config["time_prefix"] = json!(unit);
-                if matches!(kind.as_deref(), Some("FILENAME") | Some("PATH_AND_FILENAME")) {
+                if matches!(
+                    kind.as_deref(),
+                    Some("FILENAME") | Some("PATH_AND_FILENAME")
+                ) {
                     let at = prefix.get("prefixType").expect("read above");
-                    self.gap(&at, "the time goes into folders here (as PATH), not into file names");
+                    self.gap(
+                        &at,
+                        "the time goes into folders here (as PATH), not into file names",
+                    );
                 }
             }
             for level in prefix.items("pathPrefixHierarchy")? {
@@ -647,9 +721,12 @@ impl Import<'_> {
                             match (chars.next(), chars.next()) {
                                 (Some(c), None) => c,
                                 _ => {
-                                    return Err(task.property("MASK_VALUE").expect("read").problem(
-                                        format!("`{v}` is not one character to mask with"),
-                                    ));
+                                    return Err(task
+                                        .property("MASK_VALUE")
+                                        .expect("read")
+                                        .problem(format!(
+                                            "`{v}` is not one character to mask with"
+                                        )));
                                 }
                             }
                         }
@@ -666,7 +743,8 @@ impl Import<'_> {
                 }
                 "Truncate" => {
                     let at = task.property("TRUNCATE_LENGTH").ok_or_else(|| {
-                        task.at.problem("a Truncate task gives its length in TRUNCATE_LENGTH")
+                        task.at
+                            .problem("a Truncate task gives its length in TRUNCATE_LENGTH")
                     })?;
                     let length = whole(at)?;
                     let field = task.source()?.to_string();
@@ -680,7 +758,8 @@ impl Import<'_> {
                 }
                 "Merge" => {
                     let destination = task.destination.clone().ok_or_else(|| {
-                        task.at.problem("a Merge task names the field it makes in `destinationField`")
+                        task.at
+                            .problem("a Merge task names the field it makes in `destinationField`")
                     })?;
                     let format = match task.text("CONCAT_FORMAT")? {
                         Some(f) => f.replace("${", "{"),
@@ -691,7 +770,9 @@ impl Import<'_> {
                 }
                 "Arithmetic" => {
                     let destination = task.destination.clone().ok_or_else(|| {
-                        task.at.problem("an Arithmetic task names the field it makes in `destinationField`")
+                        task.at.problem(
+                            "an Arithmetic task names the field it makes in `destinationField`",
+                        )
                     })?;
                     let operator = match task.operator() {
                         "ADDITION" => "add",
@@ -789,7 +870,9 @@ impl Import<'_> {
         }
 
         let mut nodes = Vec::new();
-        if !conditions.is_empty() || (source.kind == "source.s3" && projection.is_some() && map_all.is_some()) {
+        if !conditions.is_empty()
+            || (source.kind == "source.s3" && projection.is_some() && map_all.is_some())
+        {
             let mut config = json!({"conditions": conditions});
             if source.kind == "source.s3"
                 && let Some(fields) = projection
@@ -799,7 +882,12 @@ impl Import<'_> {
             nodes.push(node("filter", "transform.filter", "Filter", config));
         }
         if !rules.is_empty() {
-            nodes.push(node("validate", "transform.validate", "Validate", json!({"rules": rules})));
+            nodes.push(node(
+                "validate",
+                "transform.validate",
+                "Validate",
+                json!({"rules": rules}),
+            ));
         }
         for (i, ((mode, n, mask_char), fields)) in masks.into_iter().enumerate() {
             let mut config = json!({"fields": fields, "mode": mode});
@@ -820,7 +908,12 @@ impl Import<'_> {
             ));
         }
         for (i, merge) in merges.into_iter().enumerate() {
-            nodes.push(node(&numbered("merge", i), "transform.merge", "Merge", merge));
+            nodes.push(node(
+                &numbered("merge", i),
+                "transform.merge",
+                "Merge",
+                merge,
+            ));
         }
         if !operations.is_empty() {
             nodes.push(node(
@@ -832,15 +925,28 @@ impl Import<'_> {
         }
         match (map_all, mappings.is_empty()) {
             (Some(exclude), true) => {
-                nodes.push(node("map", "transform.map_all", "Map all fields", json!({"exclude": exclude})));
+                nodes.push(node(
+                    "map",
+                    "transform.map_all",
+                    "Map all fields",
+                    json!({"exclude": exclude}),
+                ));
             }
             (Some(_), false) => {
-                let at = tasks.iter().find(|t| t.kind == "Map_all").expect("found above");
+                let at = tasks
+                    .iter()
+                    .find(|t| t.kind == "Map_all")
+                    .expect("found above");
                 return Err(at.at.problem(
                     "a Map_all task with Map tasks beside it is not carried over: a map here either names its fields or passes all of them; import it as Map tasks only",
                 ));
             }
-            (None, false) => nodes.push(node("map", "transform.map", "Map", json!({"fields": mappings}))),
+            (None, false) => nodes.push(node(
+                "map",
+                "transform.map",
+                "Map",
+                json!({"fields": mappings}),
+            )),
             (None, true) => {}
         }
         Ok(nodes)
@@ -850,10 +956,14 @@ impl Import<'_> {
     fn condition(&mut self, task: &Task<'_>) -> Result<Value, Problem> {
         let field = task.source()?;
         let data_type = task.text("DATA_TYPE")?;
-        let typed = |at: &At<'_>| -> Result<Value, Problem> { typed_value(at, data_type.as_deref()) };
+        let typed =
+            |at: &At<'_>| -> Result<Value, Problem> { typed_value(at, data_type.as_deref()) };
         let one = |key: &str| -> Result<Value, Problem> {
             let at = task.property(key).ok_or_else(|| {
-                task.at.problem(format!("a {} filter gives its value in {key}", task.operator()))
+                task.at.problem(format!(
+                    "a {} filter gives its value in {key}",
+                    task.operator()
+                ))
             })?;
             typed(at)
         };
@@ -891,7 +1001,10 @@ impl Import<'_> {
     /// The type a Map task casts to, when AppFlow's destination type differs from the
     /// source's in this project's types.
     fn cast(&mut self, task: &Task<'_>) -> Result<Option<&'static str>, Problem> {
-        let (Some(to_at), from) = (task.property("DESTINATION_DATA_TYPE"), task.text("SOURCE_DATA_TYPE")?) else {
+        let (Some(to_at), from) = (
+            task.property("DESTINATION_DATA_TYPE"),
+            task.text("SOURCE_DATA_TYPE")?,
+        ) else {
             if let Some(at) = task.property("SOURCE_DATA_TYPE") {
                 at.take();
             }
@@ -901,7 +1014,9 @@ impl Import<'_> {
         let Some(to) = field_type(&to_text) else {
             self.gap(
                 to_at,
-                format!("`{to_text}` is not a type Tributary knows; the field keeps the source's type"),
+                format!(
+                    "`{to_text}` is not a type Tributary knows; the field keeps the source's type"
+                ),
             );
             return Ok(None);
         };
@@ -918,16 +1033,19 @@ impl Import<'_> {
         Ok((keys, at.unwrap_or_else(|| task.at.clone())))
     }
 
-    fn trigger(&mut self, at: &At<'_>, source: &Node) -> Result<(Trigger, ServiceSettings), Problem> {
+    fn trigger(
+        &mut self,
+        at: &At<'_>,
+        source: &Node,
+    ) -> Result<(Trigger, ServiceSettings), Problem> {
         let kind = at.required_text("triggerType")?;
         let mut service = ServiceSettings::default();
         let trigger = match kind.as_str() {
             "OnDemand" => Trigger::OnDemand,
             "Scheduled" => {
-                let props = at
-                    .get("triggerProperties")
-                    .and_then(|p| p.get("Scheduled"))
-                    .ok_or_else(|| at.problem("a Scheduled trigger has `triggerProperties.Scheduled`"))?;
+                let props = scheduled(at).ok_or_else(|| {
+                    at.problem("a Scheduled trigger has its schedule in `triggerProperties`")
+                })?;
                 let expression = props.required_text("scheduleExpression")?;
                 if let Err(e) = crate::flow::schedule::parse(&expression) {
                     let at = props.get("scheduleExpression").expect("read above");
@@ -944,7 +1062,9 @@ impl Import<'_> {
                     Some("Complete") => PullMode::Complete,
                     Some(other) => {
                         let at = props.get("dataPullMode").expect("read above");
-                        return Err(at.problem(format!("`{other}` is not a pull mode: Incremental or Complete")));
+                        return Err(at.problem(format!(
+                            "`{other}` is not a pull mode: Incremental or Complete"
+                        )));
                     }
                 };
                 if let Some(offset) = props.get("scheduleOffset") {
@@ -955,7 +1075,11 @@ impl Import<'_> {
                 }
                 Trigger::Schedule {
                     expression,
-                    time_zone: props.text("timezone")?,
+                    // CloudFormation spells it `TimeZone`.
+                    time_zone: match props.text("timezone")? {
+                        Some(zone) => Some(zone),
+                        None => props.text("timeZone")?,
+                    },
                     start: instant("scheduleStartTime")?,
                     end: instant("scheduleEndTime")?,
                     pull_mode,
@@ -964,8 +1088,14 @@ impl Import<'_> {
             }
             "Event" => match source.kind.as_str() {
                 "source.salesforce" => Trigger::Event(Event::Salesforce {
-                    connection: source.config["connection"].as_str().unwrap_or_default().to_string(),
-                    object: source.config["entity"].as_str().unwrap_or_default().to_string(),
+                    connection: source.config["connection"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    object: source.config["entity"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
                     interval_seconds: None,
                 }),
                 _ => {
@@ -979,10 +1109,22 @@ impl Import<'_> {
             },
             other => {
                 let at = at.get("triggerType").expect("read above");
-                return Err(at.problem(format!("`{other}` is not a trigger type: OnDemand, Scheduled or Event")));
+                return Err(at.problem(format!(
+                    "`{other}` is not a trigger type: OnDemand, Scheduled or Event"
+                )));
             }
         };
         Ok((trigger, service))
+    }
+}
+
+/// A scheduled trigger's properties: the API nests them in `triggerProperties.Scheduled`,
+/// CloudFormation gives them as `TriggerProperties` itself.
+fn scheduled<'d>(trigger: &At<'d>) -> Option<At<'d>> {
+    let properties = trigger.get("triggerProperties")?;
+    match trigger.in_template() {
+        true => Some(properties),
+        false => properties.get("Scheduled"),
     }
 }
 
@@ -1004,7 +1146,7 @@ fn numbered(base: &str, i: usize) -> String {
 }
 
 fn known_connectors() -> String {
-    let mut names: Vec<&str> = SERVICES.iter().map(|(n, _)| *n).collect();
+    let mut names: Vec<&str> = SERVICES.iter().map(|(_, key, _)| *key).collect();
     names.insert(0, "S3");
     names.join(", ")
 }
@@ -1076,8 +1218,8 @@ fn whole(at: &At<'_>) -> Result<u64, Problem> {
 /// AppFlow's data type names (Salesforce's among them) as this project's types.
 fn field_type(name: &str) -> Option<&'static str> {
     Some(match name.to_ascii_lowercase().as_str() {
-        "string" | "id" | "picklist" | "multipicklist" | "textarea" | "email" | "phone"
-        | "url" | "reference" | "combobox" | "encryptedstring" => "string",
+        "string" | "id" | "picklist" | "multipicklist" | "textarea" | "email" | "phone" | "url"
+        | "reference" | "combobox" | "encryptedstring" => "string",
         "int" | "integer" | "long" | "short" | "byte" => "integer",
         "double" | "float" | "currency" | "percent" | "number" => "number",
         "decimal" | "bigdecimal" => "decimal",
@@ -1097,9 +1239,16 @@ fn typed_value(at: &At<'_>, data_type: Option<&str>) -> Result<Value, Problem> {
 
 fn typed_text(text: &str, data_type: Option<&str>, at: &At<'_>) -> Result<Value, Problem> {
     let kind = data_type.and_then(field_type).unwrap_or("string");
-    let wrong = |what: &str| at.problem(format!("`{text}` is not {what}, as the filter's DATA_TYPE says"));
+    let wrong = |what: &str| {
+        at.problem(format!(
+            "`{text}` is not {what}, as the filter's DATA_TYPE says"
+        ))
+    };
     Ok(match kind {
         "integer" | "number" | "decimal" => {
+            if let Ok(n) = text.trim().parse::<i64>() {
+                return Ok(json!(n));
+            }
             let n: f64 = text.trim().parse().map_err(|_| wrong("a number"))?;
             match (kind, serde_json::Number::from_f64(n)) {
                 ("integer", _) if n.fract() == 0.0 => json!(n as i64),
