@@ -305,7 +305,15 @@ fn walk(value: &Value, path: &str, top: bool, read: &Read, out: &mut Vec<String>
         _ => return,
     };
     for (p, v, skip) in children {
-        match (skip, read.visited.contains(&p)) {
+        // An empty value says nothing that could be lost.
+        let empty = match v {
+            Value::Null => true,
+            Value::String(s) => s.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
+            _ => false,
+        };
+        match (skip || empty, read.visited.contains(&p)) {
             (true, _) => {}
             (false, true) => walk(v, &p, false, read, out),
             (false, false) => out.push(p),

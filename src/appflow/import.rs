@@ -181,6 +181,15 @@ impl Import<'_> {
         if let Some(kms) = flow.get("kmsArn") {
             self.gap(&kms, "Tributary keeps no data of its own to encrypt; S3 destinations take `encryption` and `kms_key_id` for what they write");
         }
+        if let Some(tags) = flow.get("tags") {
+            match tags.entries().is_empty() && tags.list().map_or(true, |l| l.is_empty()) {
+                true => tags.take(),
+                false => self.gap(
+                    &tags,
+                    "tags label the flow among AWS resources; a flow file has none",
+                ),
+            }
+        }
         if let Some(catalog) = flow.get("metadataCatalogConfig") {
             self.gap(&catalog, "registering what the flow writes in the Glue Data Catalog is not there yet; run a crawler on the destination's prefix meanwhile");
         }
@@ -244,12 +253,9 @@ impl Import<'_> {
             Some(t) => self.trigger(t, &source)?,
             None => (Trigger::OnDemand, ServiceSettings::default()),
         };
-        if source.kind.starts_with("source.") && matches!(trigger.0, Trigger::OnDemand) {
-            // AppFlow's on-demand flows read everything each run.
-            source
-                .config
-                .as_object_mut()
-                .map(|c| c.remove("incremental"));
+        if let Trigger::Event(Event::Salesforce { .. }) = trigger.0 {
+            // A run on an event reads the records that changed, as AppFlow's event flows do.
+            source.config["incremental"] = json!(true);
         }
 
         // Left to right.
@@ -466,10 +472,10 @@ impl Import<'_> {
             if props.flag("includeDeletedRecords")? == Some(true) {
                 options.insert("include_deleted".into(), json!(true));
             }
-            if let Some(api) = props.get("dataTransferApi") {
-                if let Some(value) = salesforce_api(&api)? {
-                    options.insert("api".into(), json!(value));
-                }
+            if let Some(api) = props.get("dataTransferApi")
+                && let Some(value) = salesforce_api(&api)?
+            {
+                options.insert("api".into(), json!(value));
             }
             if props.flag("enableDynamicFieldUpdate")? == Some(true) && projection.is_some() {
                 let at = props.get("enableDynamicFieldUpdate").expect("read above");
@@ -553,10 +559,10 @@ impl Import<'_> {
         if !keys.is_empty() {
             config["keys"] = json!(keys);
         }
-        if let Some(api) = props.get("dataTransferApi") {
-            if let Some(value) = salesforce_api(&api)? {
-                config["options"] = json!({"api": value});
-            }
+        if let Some(api) = props.get("dataTransferApi")
+            && let Some(value) = salesforce_api(&api)?
+        {
+            config["options"] = json!({"api": value});
         }
         if let Some(errors) = props.get("errorHandlingConfig") {
             if errors.flag("failOnFirstDestinationError")? == Some(true) {
@@ -675,8 +681,14 @@ impl Import<'_> {
         let mut computed: Vec<(String, String)> = Vec::new();
         // Destination fields of masks and truncations a map should name.
         let mut named: Vec<(String, String)> = Vec::new();
+        // With Map_all every field goes on under its own name: computed ones are written
+        // under their destination's name, and nothing needs a map.
+        let passes_all = tasks.iter().any(|t| t.kind == "Map_all");
         for task in tasks {
-            let temp = |d: &str| format!("_task{}_{d}", task.index);
+            let temp = |d: &str| match passes_all {
+                true => d.to_string(),
+                false => format!("_task{}_{d}", task.index),
+            };
             match task.kind.as_str() {
                 "Filter" if task.operator() == "PROJECTION" => {
                     if let Some((_, op)) = &task.operator {
@@ -811,7 +823,11 @@ impl Import<'_> {
                     if let Some(kind) = self.cast(task)? {
                         mapping["type"] = json!(kind);
                     }
-                    mappings.push(mapping);
+                    // Beside Map_all, a field mapped to itself passes anyway.
+                    let same = mapping.get("target").is_none() && mapping.get("type").is_none();
+                    if !(passes_all && same) {
+                        mappings.push(mapping);
+                    }
                 }
                 "Map_all" => {
                     let exclude = match task.text("EXCLUDE_SOURCE_FIELDS_LIST")? {
@@ -854,12 +870,12 @@ impl Import<'_> {
                 })
                 .collect()
         };
-        for (destination, temp) in &computed {
+        for (destination, temp) in computed.iter().filter(|_| !passes_all) {
             if !targets(&mappings).contains(destination) {
                 mappings.push(json!({"source": temp, "target": destination}));
             }
         }
-        for (field, destination) in &named {
+        for (field, destination) in named.iter().filter(|_| !passes_all) {
             if !targets(&mappings).contains(destination) {
                 let mut m = json!({"source": field});
                 if field != destination {
