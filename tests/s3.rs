@@ -1350,3 +1350,139 @@ fn the_marketing_showcase_puts_three_channels_by_day_in_s3_and_keeps_each_day_on
         "each day and channel once"
     );
 }
+
+/// An AppFlow flow of a CloudFormation template (S3 CSV → filters, a validation, a mask, a
+/// truncation, a merge, arithmetic, maps and a partition → S3 JSON), imported and run: its
+/// output holds what AppFlow's tasks make of the input, worked out here from the input.
+#[test]
+fn an_imported_appflow_flow_runs_end_to_end() {
+    let b = bucket("appflow-orders");
+    let rows = [
+        [
+            "1",
+            "Ada",
+            "Lovelace",
+            "2",
+            "10.5",
+            "4111111111111111",
+            "Deliver to the back door",
+            "shipped",
+        ],
+        [
+            "2",
+            "Alan",
+            "Turing",
+            "0",
+            "3.0",
+            "5500000000000004",
+            "",
+            "shipped",
+        ],
+        [
+            "4",
+            "Edsger",
+            "Dijkstra",
+            "3",
+            "2.25",
+            "6011000000000004",
+            "a very long note",
+            "cancelled",
+        ],
+        [
+            "5",
+            "Barbara",
+            "Liskov",
+            "4",
+            "1.5",
+            "3530111333300000",
+            "",
+            "pending",
+        ],
+        [
+            "6",
+            "Donald",
+            "Knuth",
+            "7",
+            "0.25",
+            "4000056655665556",
+            "fragile",
+            "pending",
+        ],
+    ];
+    let mut csv =
+        "order_id,customer_first,customer_last,quantity,unit_price,card_number,notes,status\n"
+            .to_string();
+    for row in &rows {
+        csv += &row.join(",");
+        csv.push('\n');
+    }
+    block_on(
+        client()
+            .put_object()
+            .bucket(&b)
+            .key("incoming/orders/2026-12-01.csv")
+            .body(ByteStream::from(csv.into_bytes()))
+            .send(),
+    )
+    .unwrap();
+
+    let scratch = Scratch::new();
+    let s = server();
+    let template = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/appflow/lake-flows.cloudformation.yaml"
+    );
+    let flow = scratch.path().join("orders.json");
+    let o = tributary(&scratch, s, &s.key_id, &s.secret)
+        .args([
+            "import",
+            "appflow",
+            template,
+            "--flow",
+            "Orders",
+            "--allow-partial",
+            "-o",
+        ])
+        .arg(&flow)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = tributary(&scratch, s, &s.key_id, &s.secret)
+        .args(["run", flow.to_str().unwrap(), "--json"])
+        .args(["--param", &format!("LakeBucket={b}")])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // What AppFlow's tasks make of each row.
+    let mut expected: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for [id, first, last, quantity, price, card, notes, status] in rows {
+        let quantity: i64 = quantity.parse().unwrap();
+        if status == "cancelled" || quantity < 1 {
+            continue;
+        }
+        let record = json!({
+            "id": id.parse::<i64>().unwrap(),
+            "customer": format!("{first} {last}"),
+            "total": quantity as f64 * price.parse::<f64>().unwrap(),
+            "card_number": format!("{}{}", "*".repeat(12), &card[12..]),
+            "notes": notes.chars().take(10).collect::<String>(),
+        });
+        expected.entry(status.to_string()).or_default().push(record);
+    }
+    let mut written: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for key in keys(&b).keys().filter(|k| k.starts_with("curated/")) {
+        // curated/prod/orders/status=…/part-….jsonl
+        let parts: Vec<&str> = key.split('/').collect();
+        assert_eq!(parts[..3], ["curated", "prod", "orders"], "{key}");
+        let status = parts[3].strip_prefix("status=").unwrap().to_string();
+        assert!(parts[4].ends_with(".jsonl"), "{key}");
+        for line in String::from_utf8(get(&b, key)).unwrap().lines() {
+            written
+                .entry(status.clone())
+                .or_default()
+                .push(serde_json::from_str(line).unwrap());
+        }
+    }
+    assert_eq!(written, expected);
+}
