@@ -1,6 +1,9 @@
-//! `tributary import appflow`: an AppFlow flow definition as a flow file.
+//! `tributary import appflow` and `tributary export appflow`: AppFlow flow definitions
+//! to flow files and back.
 
 use std::path::PathBuf;
+
+use indexmap::IndexMap;
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -8,8 +11,8 @@ use clap::Subcommand;
 use tributary::appflow::{self, ImportOptions};
 use tributary::paths::Dirs;
 
-use crate::INVALID;
 use crate::console::{errln, out_raw, outln};
+use crate::{INVALID, parse_param};
 
 #[derive(Subcommand)]
 pub enum ImportAction {
@@ -30,6 +33,114 @@ pub enum ImportAction {
         #[arg(long)]
         allow_partial: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum ExportAction {
+    /// A flow as an AppFlow flow: the CreateFlow request (`aws appflow create-flow
+    /// --cli-input-json file://OUT.json`), or with `--cloudformation` a template with one
+    /// `AWS::AppFlow::Flow` resource. Only flows AppFlow can express: one source, one
+    /// destination, transforms that are AppFlow's tasks.
+    Appflow {
+        flow: PathBuf,
+        /// Fill or override a `${name}` placeholder; repeatable.
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Where to write it; standard output when left out.
+        #[arg(short = 'o', long = "output", value_name = "OUT.json")]
+        output: Option<PathBuf>,
+        /// Write a CloudFormation template instead of the CreateFlow request.
+        #[arg(long)]
+        cloudformation: bool,
+        /// Write it even when settings of the flow have no counterpart in AppFlow.
+        #[arg(long)]
+        allow_partial: bool,
+    },
+}
+
+pub fn export(action: ExportAction) -> anyhow::Result<u8> {
+    let ExportAction::Appflow {
+        flow: path,
+        params,
+        output,
+        cloudformation,
+        allow_partial,
+    } = action;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let flow = match tributary::flow::Flow::from_json(&text, &path.display().to_string()) {
+        Ok(flow) => flow,
+        Err(problem) => {
+            errln!("{problem}");
+            return Ok(INVALID);
+        }
+    };
+    let overrides: IndexMap<String, String> = params.into_iter().collect();
+    let exported = match appflow::export(&flow, &overrides) {
+        Ok(exported) => exported,
+        Err(refused) => {
+            errln!(
+                "{}: AppFlow cannot run this flow: {refused}",
+                path.display()
+            );
+            return Ok(INVALID);
+        }
+    };
+    if !exported.gaps.is_empty() {
+        errln!(
+            "{}: {} setting{} of the flow {} no counterpart in AppFlow:",
+            path.display(),
+            exported.gaps.len(),
+            if exported.gaps.len() == 1 { "" } else { "s" },
+            if exported.gaps.len() == 1 {
+                "has"
+            } else {
+                "have"
+            },
+        );
+        for gap in &exported.gaps {
+            errln!("  {gap}");
+        }
+        if !allow_partial {
+            errln!("nothing written; --allow-partial writes the definition without them");
+            return Ok(INVALID);
+        }
+    }
+    let document = match cloudformation {
+        true => appflow::cloudformation(&exported.request, &logical_id(&flow.name)),
+        false => exported.request,
+    };
+    let mut json = serde_json::to_string_pretty(&document)?;
+    json.push('\n');
+    match output {
+        Some(out) => {
+            std::fs::write(&out, &json)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            outln!("{}: the AppFlow flow \"{}\"", out.display(), flow.name);
+        }
+        None => out_raw!("{json}"),
+    }
+    Ok(0)
+}
+
+/// A CloudFormation logical id for a flow's name: letters and digits, `Flow` when none.
+fn logical_id(name: &str) -> String {
+    let mut id = String::new();
+    let mut upper = true;
+    for c in name.chars() {
+        match c.is_ascii_alphanumeric() {
+            true if upper => {
+                id.push(c.to_ascii_uppercase());
+                upper = false;
+            }
+            true => id.push(c),
+            false => upper = true,
+        }
+    }
+    match id.chars().next() {
+        Some(c) if c.is_ascii_alphabetic() => id,
+        _ => format!("Flow{id}"),
+    }
 }
 
 pub fn execute(action: ImportAction, dirs: &Dirs) -> anyhow::Result<u8> {

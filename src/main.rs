@@ -141,6 +141,11 @@ enum Command {
         #[command(subcommand)]
         action: appflow_command::ImportAction,
     },
+    /// Write a flow for another tool to run: `export appflow FLOW`.
+    Export {
+        #[command(subcommand)]
+        action: appflow_command::ExportAction,
+    },
     /// Print the flow file's JSON Schema, or with `--connector` the connector manifest's.
     Schema {
         #[arg(long)]
@@ -252,6 +257,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
         Command::State { action } => state(action, &dirs),
         Command::Connection { action } => connection_command::execute(action, &dirs),
         Command::Import { action } => appflow_command::execute(action, &dirs),
+        Command::Export { action } => appflow_command::export(action),
         Command::Validate { flows, params } => {
             let overrides: IndexMap<String, String> = params.into_iter().collect();
             let mut code = 0;

@@ -292,3 +292,145 @@ fn a_connection_of_the_profile_s_name_is_used_as_it_is() {
     assert!(flow.get("params").is_none(), "{flow}");
     assert!(!stderr(&o).contains("note:"), "{}", stderr(&o));
 }
+
+/// A flow's nodes as (type, config) with its parameters filled in, and its trigger: what
+/// it means, whatever its layout and node ids.
+fn meaning(flow: &Value) -> (Vec<(Value, Value)>, Value) {
+    let mut text = flow["nodes"].to_string();
+    for (name, value) in flow["params"].as_object().into_iter().flatten() {
+        text = text.replace(&format!("${{{name}}}"), value.as_str().unwrap());
+    }
+    let nodes: Vec<Value> = serde_json::from_str(&text).unwrap();
+    (
+        nodes
+            .into_iter()
+            .map(|n| (n["type"].clone(), n["config"].clone()))
+            .collect(),
+        flow["trigger"].clone(),
+    )
+}
+
+#[test]
+fn an_exported_flow_imports_back_to_the_same_flow() {
+    let scratch = Scratch::new();
+    let checked = scratch.path().join("exported");
+    std::fs::create_dir(&checked).unwrap();
+    for name in [
+        "salesforce-opportunities",
+        "servicenow-incidents",
+        "lake-flows.orders",
+        "lake-flows.new-leads",
+    ] {
+        let original = fixture(&format!("{name}.expected.json"));
+        let request = checked.join(format!("{name}.create-flow.json"));
+        let template = checked.join(format!("{name}.cloudformation.json"));
+        for (out, extra) in [(&request, None), (&template, Some("--cloudformation"))] {
+            let o = tributary_in(&scratch, PASSPHRASE)
+                .args(["export", "appflow", original.to_str().unwrap(), "-o"])
+                .arg(out)
+                .args(extra)
+                .output()
+                .unwrap();
+            assert_eq!(o.status.code(), Some(0), "{name}: {}", said(&o));
+        }
+        let want: Value =
+            serde_json::from_str(&std::fs::read_to_string(&original).unwrap()).unwrap();
+        for exported in [&request, &template] {
+            let o = import(&scratch, &[exported.to_str().unwrap(), "--allow-partial"]);
+            assert_eq!(o.status.code(), Some(0), "{name}: {}", said(&o));
+            let back: Value = serde_json::from_str(&stdout(&o)).unwrap();
+            assert_eq!(meaning(&back), meaning(&want), "{}", exported.display());
+        }
+    }
+    // What was exported is what AppFlow takes.
+    let python = std::env::var("TRIBUTARY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/appflow_fixtures.py"
+    );
+    let o = Command::new(&python)
+        .arg(script)
+        .arg(&checked)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", said(&o));
+    assert_eq!(
+        stdout(&o).lines().filter(|l| l.starts_with("ok ")).count(),
+        8,
+        "{}",
+        said(&o)
+    );
+}
+
+#[test]
+fn flows_appflow_cannot_run_are_refused_with_the_node_and_why() {
+    let scratch = Scratch::new();
+    let export = |flow: &Value| {
+        let path = scratch.flow("flow.json", flow);
+        let o = tributary_in(&scratch, PASSPHRASE)
+            .args(["export", "appflow", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", said(&o));
+        said(&o)
+    };
+    let s3 = |id: &str| node(id, "source.s3", json!({"bucket": "in", "format": "csv"}));
+    let lake = node("lake", "destination.s3", json!({"bucket": "out"}));
+    let text = export(&flow(
+        vec![
+            s3("orders"),
+            node(
+                "total",
+                "transform.aggregate",
+                json!({"group_by": ["status"], "aggregates": []}),
+            ),
+            lake.clone(),
+        ],
+        &[("orders", "total"), ("total", "lake")],
+    ));
+    assert!(
+        text.contains("node `total`: AppFlow has no task for transform.aggregate"),
+        "{text}"
+    );
+    let text = export(&flow(
+        vec![
+            s3("orders"),
+            lake.clone(),
+            node("copy", "destination.local", json!({"folder": "out"})),
+        ],
+        &[("orders", "lake"), ("orders", "copy")],
+    ));
+    assert!(
+        text.contains("node `orders`: sends its records to 2 nodes; an AppFlow flow is one chain to one destination"),
+        "{text}"
+    );
+    let text = export(&flow(
+        vec![
+            s3("orders"),
+            node(
+                "map",
+                "transform.map",
+                json!({"fields": [{"source": "a", "target": "b"}]}),
+            ),
+            node(
+                "keep",
+                "transform.filter",
+                json!({"conditions": [{"field": "b", "operator": "equal_to", "value": 1}]}),
+            ),
+            lake.clone(),
+        ],
+        &[("orders", "map"), ("map", "keep"), ("keep", "lake")],
+    ));
+    assert!(
+        text.contains("node `keep`: AppFlow filters the source's fields, before the map"),
+        "{text}"
+    );
+    let text = export(&flow(
+        vec![node("crm", "source.demo_crm", json!({})), lake],
+        &[("crm", "lake")],
+    ));
+    assert!(
+        text.contains("node `crm`: AppFlow has no connector for source.demo_crm"),
+        "{text}"
+    );
+}

@@ -6,7 +6,7 @@
 //! compute new fields; and only the fields a `Map` (or `Map_all`) names reach the
 //! destination. The flow file says the same left to right: source → filter → validate →
 //! mask → truncate → merge → arithmetic → map → destination. A computed field is written
-//! under a temporary name (`_task3_FullName`) that the map names, so that a computed field
+//! under a temporary name (`tmp_FullName`) that the map names, so that a computed field
 //! never takes the place of a source field another map still reads.
 
 use std::collections::BTreeMap;
@@ -100,7 +100,6 @@ struct Import<'o> {
 /// One of AppFlow's tasks as read.
 struct Task<'d> {
     at: At<'d>,
-    index: usize,
     kind: String,
     sources: Vec<String>,
     operator: Option<(String, At<'d>)>,
@@ -293,7 +292,7 @@ impl Import<'_> {
 
     fn tasks<'d>(&mut self, flow: &At<'d>) -> Result<Vec<Task<'d>>, Problem> {
         let mut out = Vec::new();
-        for (index, at) in flow.items("tasks")?.into_iter().enumerate() {
+        for at in flow.items("tasks")? {
             let kind = at.required_text("taskType")?;
             let sources = at.texts("sourceFields")?;
             let operator = match at.get("connectorOperator") {
@@ -310,7 +309,6 @@ impl Import<'_> {
             let properties = at.task_properties()?;
             out.push(Task {
                 at,
-                index,
                 kind,
                 sources,
                 operator,
@@ -687,7 +685,7 @@ impl Import<'_> {
         for task in tasks {
             let temp = |d: &str| match passes_all {
                 true => d.to_string(),
-                false => format!("_task{}_{d}", task.index),
+                false => format!("tmp_{d}"),
             };
             match task.kind.as_str() {
                 "Filter" if task.operator() == "PROJECTION" => {
@@ -1037,7 +1035,8 @@ impl Import<'_> {
             return Ok(None);
         };
         let from = from.as_deref().and_then(field_type);
-        Ok((from != Some(to)).then_some(to).filter(|_| from.is_some()))
+        // Without the source's type, the destination's is what the field becomes.
+        Ok((from != Some(to)).then_some(to))
     }
 
     fn partition_keys<'d>(&self, task: &Task<'d>) -> Result<(Vec<String>, At<'d>), Problem> {

@@ -3,7 +3,7 @@ botocore ships it, so that they are request and answer shapes AWS takes and give
 
   *.create-flow.json        the CreateFlow request
   *.describe-flow.json      the DescribeFlow answer
-  *.cloudformation.yaml     each AWS::AppFlow::Flow resource, its PascalCase properties read
+  *.cloudformation.yaml     each AWS::AppFlow::Flow resource (or .json), its PascalCase properties read
                             as CloudFormation documents them (TaskProperties and Tags as
                             {Key, Value}, TriggerProperties as the schedule itself, TimeZone)
                             and checked
@@ -115,7 +115,7 @@ def main():
             ok &= check(path.name, json.loads(path.read_text()), create)
         elif path.name.endswith(".describe-flow.json"):
             ok &= check(path.name, json.loads(path.read_text()), describe)
-        elif path.name.endswith(".cloudformation.yaml"):
+        elif path.name.endswith((".cloudformation.yaml", ".cloudformation.json")):
             template = yaml.load(path.read_text(), Loader=Template)
             parameters = template.get("Parameters", {})
             for logical_id, resource in template["Resources"].items():
