@@ -589,7 +589,7 @@ impl Export {
                     self.tasks.masks.push(task(
                         &connector,
                         "Mask",
-                        &[field.clone()],
+                        std::slice::from_ref(&field),
                         operator,
                         Some(&field),
                         properties.clone(),
@@ -605,7 +605,7 @@ impl Export {
                     self.tasks.truncations.push(task(
                         &connector,
                         "Truncate",
-                        &[field.clone()],
+                        std::slice::from_ref(&field),
                         "NO_OP",
                         Some(&field),
                         json!({"TRUNCATE_LENGTH": length}),
