@@ -1910,3 +1910,81 @@ fn the_active_switch_of_a_scheduled_flow_talks_to_the_service_s_state() {
     assert!(active(&dirs), "switched on again");
     drop(service);
 }
+
+/// File → Import AppFlow flow…: a template of two flows asks which; what the chosen one
+/// lacks is listed before it opens; File → Export as AppFlow flow… writes it back, and a
+/// flow AppFlow cannot run is refused with the node and why.
+#[test]
+fn an_appflow_flow_is_imported_after_what_it_lacks_is_shown_and_exported_again() {
+    let scratch = Scratch::new();
+    let mut harness = start(&scratch, None);
+    let template = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/appflow/lake-flows.cloudformation.yaml");
+    apply(
+        &mut harness,
+        Command::ImportAppFlow {
+            path: template,
+            flow: None,
+        },
+    );
+    assert!(shows(
+        &harness,
+        "lake-flows.cloudformation.yaml holds 2 flows: which one?"
+    ));
+    harness.get_by_label("Orders").click();
+    harness.run_steps(3);
+    assert!(shows(
+        &harness,
+        "One part of the AppFlow flow cannot be carried over"
+    ));
+    assert!(shows(
+        &harness,
+        "/Resources/Orders/Properties/TriggerConfig/TriggerProperties/ScheduleOffset"
+    ));
+    assert!(shows(&harness, "runs start at the schedule's times here"));
+    assert!(
+        harness.state().state.welcome,
+        "nothing opens before the user says so"
+    );
+    harness.get_by_label("Open the flow").click();
+    harness.run_steps(3);
+    let app = &harness.state().state;
+    assert!(!app.welcome);
+    assert_eq!(app.doc.flow.name, "orders-to-lake");
+    assert_eq!(app.doc.flow.nodes.len(), 9);
+    assert!(app.appflow.is_none());
+    for label in [
+        "S3 objects",
+        "Filter",
+        "Validate",
+        "Mask",
+        "Merge",
+        "Map",
+        "S3 bucket",
+    ] {
+        assert!(shows(&harness, label), "the canvas shows {label}");
+    }
+
+    // Written back: it has nothing AppFlow lacks, so it is written at once.
+    let out = scratch.path().join("orders.appflow.json");
+    apply(&mut harness, Command::ExportAppFlow(out.clone()));
+    let request: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(request["flowName"], "orders-to-lake");
+    assert_eq!(request["sourceFlowConfig"]["connectorType"], "S3");
+    assert!(shows(&harness, "Wrote the AppFlow flow to"));
+
+    // The demo flow reads a source AppFlow does not have. The imported flow was never
+    // saved: the app asks first.
+    apply(&mut harness, Command::OpenDemo);
+    if harness.state().state.confirm.is_some() {
+        apply(&mut harness, Command::DiscardThenContinue);
+    }
+    let refused = scratch.path().join("demo.appflow.json");
+    apply(&mut harness, Command::ExportAppFlow(refused.clone()));
+    assert!(shows(
+        &harness,
+        "AppFlow cannot run this flow: node `crm`: AppFlow has no connector for source.demo_crm"
+    ));
+    assert!(!refused.exists());
+}

@@ -153,6 +153,17 @@ pub fn template_flows(root: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A template flow's name and description, in a line: `orders-to-lake — Orders of the shop`.
+pub fn about_template_flow(root: &Value, id: &str) -> String {
+    let properties = &root["Resources"][id]["Properties"];
+    let text = |key: &str| properties[key].as_str().unwrap_or_default();
+    match (text("FlowName"), text("Description")) {
+        (name, "") => name.to_string(),
+        ("", description) => description.to_string(),
+        (name, description) => format!("{name} — {description}"),
+    }
+}
+
 impl Definition {
     /// The definition of one flow in a parsed file: the file itself for the API's shapes;
     /// for a template, its only flow or the one `flow` names (a logical id).

@@ -262,7 +262,7 @@ impl Import<'_> {
         nodes.append(&mut steps);
         nodes.push(destination);
         for (i, node) in nodes.iter_mut().enumerate() {
-            node.position = [40.0 + 230.0 * i as f32, 120.0];
+            node.position = [40.0 + 260.0 * i as f32, 120.0];
         }
         let edges = nodes
             .windows(2)
@@ -483,7 +483,7 @@ impl Import<'_> {
                 config["options"] = Value::Object(options);
             }
         }
-        let label = format!("{connector} {entity}");
+        let label = format!("{key} {entity}");
         Ok(node("source", &format!("source.{service}"), &label, config))
     }
 
@@ -578,7 +578,7 @@ impl Import<'_> {
                 "the destination's answers are not written to S3 here",
             );
         }
-        let label = format!("{connector} {entity}");
+        let label = format!("{key} {entity}");
         Ok(node(
             "destination",
             &format!("destination.{service}"),

@@ -88,6 +88,7 @@ impl TributaryApp {
         });
         commands.extend(welcome::confirm(ui, &self.state));
         commands.extend(welcome::path_prompt(ui, &self.state));
+        commands.extend(welcome::appflow_report(ui, &self.state));
         commands.extend(connections::window(ui, &self.state));
         commands.extend(connections::vault_prompt(ui, &self.state));
         if self.state.welcome {
@@ -302,6 +303,16 @@ impl TributaryApp {
                 });
                 if ui.button("Open the demo flow").clicked() {
                     c.push(Command::OpenDemo);
+                }
+                ui.separator();
+                if ui.button("Import AppFlow flow…").clicked() {
+                    c.push(Command::ChooseAppFlowToImport);
+                }
+                if ui
+                    .add_enabled(open, egui::Button::new("Export as AppFlow flow…"))
+                    .clicked()
+                {
+                    c.push(Command::ChooseAppFlowExport);
                 }
                 ui.separator();
                 if ui

@@ -23,6 +23,20 @@ pub enum Command {
     /// Ask where to save.
     ChooseSaveAs,
     SaveAs(PathBuf),
+    /// Ask for an AppFlow flow definition to import.
+    ChooseAppFlowToImport,
+    /// Import an AppFlow flow definition: it opens at once, or after the list of what it
+    /// lacks is shown. `flow` picks one of a template's flows (its logical id).
+    ImportAppFlow {
+        path: PathBuf,
+        flow: Option<String>,
+    },
+    /// Ask where to write the flow as an AppFlow flow.
+    ChooseAppFlowExport,
+    ExportAppFlow(PathBuf),
+    /// Go ahead with the import or export the AppFlow report waits on.
+    AcceptAppFlowReport,
+    DismissAppFlowReport,
     /// Back to the welcome screen.
     CloseFlow,
     /// Close the window.

@@ -269,6 +269,8 @@ pub struct AppState {
     pub confirm: Option<Command>,
     /// The app's own path box, open when the desktop's file dialog could not be shown.
     pub path_prompt: Option<PathPrompt>,
+    /// What an AppFlow import or export cannot carry over, shown before it goes ahead.
+    pub appflow: Option<AppFlowReport>,
     /// A command to carry out once the Save As dialog has saved the flow.
     after_save: Option<Command>,
     /// The window may close now.
@@ -319,6 +321,7 @@ impl AppState {
             connection_tests: HashMap::new(),
             confirm: None,
             path_prompt: None,
+            appflow: None,
             after_save: None,
             quit: false,
             document: 0,
@@ -557,6 +560,136 @@ impl AppState {
         }
     }
 
+    fn choose_save_as(&self, worker: &Worker) {
+        worker.choose_file(
+            DialogRequest::SaveFlow(self.offered_file_name()),
+            self.doc.base_dir(),
+        )
+    }
+
+    /// Reads an AppFlow definition into a flow; one that lacks something, or needs
+    /// connections made, waits in the report until the user goes ahead.
+    fn import_appflow(&mut self, path: &Path, flow: Option<String>, worker: &Worker) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) => return self.say(format!("Cannot read {}: {e}", path.display()), true),
+        };
+        // A template of several flows: the user picks one first.
+        if flow.is_none()
+            && let Ok(root) = crate::appflow::definition::parse(&text)
+        {
+            let flows: Vec<(String, String)> = crate::appflow::definition::template_flows(&root)
+                .into_iter()
+                .map(|id| {
+                    let about = crate::appflow::definition::about_template_flow(&root, &id);
+                    (id, about)
+                })
+                .collect();
+            if flows.len() > 1 {
+                self.appflow = Some(AppFlowReport {
+                    title: format!(
+                        "{} holds {} flows: which one?",
+                        file_name(path),
+                        flows.len()
+                    ),
+                    gaps: Vec::new(),
+                    notes: Vec::new(),
+                    go_ahead: String::new(),
+                    waiting: AppFlowWaiting::Choose {
+                        path: path.to_path_buf(),
+                        flows,
+                    },
+                });
+                return;
+            }
+        }
+        let connections = crate::auth::load(&self.dirs)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, c)| (name, c.connector))
+            .collect();
+        let options = crate::appflow::ImportOptions { flow, connections };
+        let mut imported = match crate::appflow::import(&text, &options) {
+            Ok(imported) => imported,
+            Err(problem) => return self.say(format!("{}: {problem}", path.display()), true),
+        };
+        let gaps: Vec<String> = imported.gaps.iter().map(ToString::to_string).collect();
+        crate::appflow::import::note_gaps(&mut imported);
+        let waiting = AppFlowWaiting::Open(Box::new(imported.flow));
+        if gaps.is_empty() && imported.notes.is_empty() {
+            self.appflow = Some(AppFlowReport::silent(waiting));
+            return self.apply(Command::AcceptAppFlowReport, worker);
+        }
+        self.appflow = Some(AppFlowReport {
+            title: format!("Importing {}", file_name(path)),
+            gaps,
+            notes: imported.notes,
+            go_ahead: "Open the flow".into(),
+            waiting,
+        });
+    }
+
+    /// Writes the flow as an AppFlow flow; one with settings AppFlow lacks waits in the
+    /// report, and one AppFlow cannot run is refused with the node and why.
+    fn export_appflow(&mut self, path: PathBuf, worker: &Worker) {
+        let exported = match crate::appflow::export(&self.doc.flow, &IndexMap::new()) {
+            Ok(exported) => exported,
+            Err(refused) => {
+                return self.say(format!("AppFlow cannot run this flow: {refused}"), true);
+            }
+        };
+        let mut text = serde_json::to_string_pretty(&exported.request).expect("plain data");
+        text.push('\n');
+        let waiting = AppFlowWaiting::Write { path, text };
+        if exported.gaps.is_empty() {
+            self.appflow = Some(AppFlowReport::silent(waiting));
+            return self.apply(Command::AcceptAppFlowReport, worker);
+        }
+        self.appflow = Some(AppFlowReport {
+            title: "Exporting as an AppFlow flow".into(),
+            gaps: exported.gaps.iter().map(ToString::to_string).collect(),
+            notes: Vec::new(),
+            go_ahead: "Write it without them".into(),
+            waiting,
+        });
+    }
+
+    /// Whether the report's go-ahead opens a flow in place of the one open.
+    fn report_opens_a_flow(&self) -> bool {
+        matches!(
+            self.appflow.as_ref().map(|r| &r.waiting),
+            Some(AppFlowWaiting::Open(_))
+        )
+    }
+
+    /// Goes ahead with what the report waits on, as its button does.
+    fn carry_out_report(&mut self) {
+        match self.appflow.take().map(|r| r.waiting) {
+            Some(AppFlowWaiting::Open(flow)) => {
+                self.replace_document(*flow, None);
+                self.welcome = false;
+                self.say("Imported the AppFlow flow; save it to keep it", false);
+            }
+            Some(AppFlowWaiting::Write { path, text }) => self.write_export(&path, &text),
+            // Answered by choosing a flow, which imports it.
+            Some(AppFlowWaiting::Choose { .. }) | None => {}
+        }
+    }
+
+    fn write_export(&mut self, path: &Path, text: &str) {
+        match std::fs::write(path, text) {
+            Ok(()) => self.say(
+                format!(
+                    "Wrote the AppFlow flow to {}: aws appflow create-flow --cli-input-json file://{}",
+                    path.display(),
+                    path.display()
+                ),
+                false,
+            ),
+            Err(e) => self.say(format!("Cannot write {}: {e}", path.display()), true),
+        }
+    }
+
     fn save_to(&mut self, path: PathBuf, worker: &Worker) {
         // Files and folders named relative to where the flow was keep pointing where they
         // pointed from where it goes.
@@ -600,7 +733,8 @@ impl AppState {
                 | Command::OpenFlow(_)
                 | Command::CloseFlow
                 | Command::Quit
-        );
+        ) || (command == Command::AcceptAppFlowReport
+            && self.report_opens_a_flow());
         if drops_the_flow && self.doc.is_dirty() && !self.welcome {
             self.confirm = Some(command);
             return;
@@ -630,15 +764,26 @@ impl AppState {
                 self.replace_document(demo, None);
                 self.welcome = false;
             }
-            Command::ChooseFlowToOpen => worker.choose_file(None, self.doc.base_dir()),
+            Command::ChooseFlowToOpen => {
+                worker.choose_file(DialogRequest::OpenFlow, self.doc.base_dir())
+            }
             Command::OpenFlow(path) => self.open(path),
             Command::Save => match self.doc.path.clone() {
                 Some(path) => self.save_to(path, worker),
-                None => worker.choose_file(Some(self.offered_file_name()), self.doc.base_dir()),
+                None => self.choose_save_as(worker),
             },
-            Command::ChooseSaveAs => {
-                worker.choose_file(Some(self.offered_file_name()), self.doc.base_dir())
+            Command::ChooseSaveAs => self.choose_save_as(worker),
+            Command::ChooseAppFlowToImport => {
+                worker.choose_file(DialogRequest::ImportAppFlow, self.doc.base_dir())
             }
+            Command::ImportAppFlow { path, flow } => self.import_appflow(&path, flow, worker),
+            Command::ChooseAppFlowExport => {
+                let name = self.offered_file_name().replace(".json", ".appflow.json");
+                worker.choose_file(DialogRequest::ExportAppFlow(name), self.doc.base_dir())
+            }
+            Command::ExportAppFlow(path) => self.export_appflow(path, worker),
+            Command::AcceptAppFlowReport => self.carry_out_report(),
+            Command::DismissAppFlowReport => self.appflow = None,
             Command::EditPathPrompt(text) => {
                 if let Some(prompt) = &mut self.path_prompt {
                     prompt.text = text;
@@ -661,6 +806,12 @@ impl AppState {
                 match prompt.request {
                     DialogRequest::OpenFlow => self.carry_out(Command::OpenFlow(path), worker),
                     DialogRequest::SaveFlow(_) => self.carry_out(Command::SaveAs(path), worker),
+                    DialogRequest::ImportAppFlow => {
+                        self.carry_out(Command::ImportAppFlow { path, flow: None }, worker)
+                    }
+                    DialogRequest::ExportAppFlow(_) => {
+                        self.carry_out(Command::ExportAppFlow(path), worker)
+                    }
                     DialogRequest::NodePath { node, pointer, .. } => {
                         self.set_node_path(node, &pointer, path, worker)
                     }
@@ -685,7 +836,7 @@ impl AppState {
                     }
                     None => {
                         self.after_save = Some(next);
-                        worker.choose_file(Some(self.offered_file_name()), self.doc.base_dir());
+                        self.choose_save_as(worker);
                     }
                 }
             }
@@ -1330,15 +1481,28 @@ impl AppState {
                 self.tab = Tab::Problems;
                 self.say("The flow has problems; see Problems", true);
             }
-            Message::FileChosen { save, path } => match path {
-                Some(path) if save => self.apply(Command::SaveAs(path), worker),
-                Some(path) => self.apply(Command::OpenFlow(path), worker),
+            Message::FileChosen { request, path } => match (request, path) {
+                (DialogRequest::SaveFlow(_), Some(path)) => {
+                    self.apply(Command::SaveAs(path), worker)
+                }
+                (DialogRequest::OpenFlow, Some(path)) => {
+                    self.apply(Command::OpenFlow(path), worker)
+                }
+                (DialogRequest::ImportAppFlow, Some(path)) => {
+                    self.apply(Command::ImportAppFlow { path, flow: None }, worker)
+                }
+                (DialogRequest::ExportAppFlow(_), Some(path)) => {
+                    self.apply(Command::ExportAppFlow(path), worker)
+                }
                 // Save As was cancelled: what waited for the save does not happen.
-                None => self.after_save = None,
+                (DialogRequest::SaveFlow(_), None) => self.after_save = None,
+                _ => {}
             },
             Message::DialogUnavailable(request) => {
                 let text = match &request {
-                    DialogRequest::SaveFlow(name) => self.doc.base_dir().join(name),
+                    DialogRequest::SaveFlow(name) | DialogRequest::ExportAppFlow(name) => {
+                        self.doc.base_dir().join(name)
+                    }
                     _ => self.doc.base_dir().join(""),
                 };
                 self.path_prompt = Some(PathPrompt {
@@ -1490,6 +1654,52 @@ fn moved_path(setting: &str, from: &Path, to: &Path) -> String {
         Ok(inside) => inside.to_string_lossy().into_owned(),
         Err(_) => place.to_string_lossy().into_owned(),
     }
+}
+
+/// What an AppFlow import or export cannot carry over, and what waits on the user's word.
+pub struct AppFlowReport {
+    pub title: String,
+    /// What is not carried over: `path: reason`.
+    pub gaps: Vec<String>,
+    /// What to do next (connections to create).
+    pub notes: Vec<String>,
+    /// The go-ahead button's words.
+    pub go_ahead: String,
+    pub waiting: AppFlowWaiting,
+}
+
+impl AppFlowReport {
+    /// A report with nothing to say: it goes ahead at once, unless unsaved changes wait.
+    fn silent(waiting: AppFlowWaiting) -> Self {
+        AppFlowReport {
+            title: String::new(),
+            gaps: Vec::new(),
+            notes: Vec::new(),
+            go_ahead: String::new(),
+            waiting,
+        }
+    }
+}
+
+/// What an AppFlow report waits to do.
+pub enum AppFlowWaiting {
+    /// Open the imported flow.
+    Open(Box<Flow>),
+    /// Write the exported definition.
+    Write { path: PathBuf, text: String },
+    /// Import one of a template's flows, once chosen: their logical ids, each with its
+    /// name and description.
+    Choose {
+        path: PathBuf,
+        flows: Vec<(String, String)>,
+    },
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// The app's own path box: what it is for, and what is typed so far.

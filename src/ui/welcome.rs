@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use egui::{RichText, Ui};
 
 use super::commands::Command;
-use super::state::AppState;
+use super::state::{AppFlowWaiting, AppState};
 use crate::flow::Flow;
 
 /// An example flow found beside the app.
@@ -199,6 +199,8 @@ pub fn path_prompt(ui: &Ui, state: &AppState) -> Vec<Command> {
     let (title, button) = match &prompt.request {
         DialogRequest::OpenFlow => ("Open a flow file", "Open"),
         DialogRequest::SaveFlow(_) => ("Save the flow as", "Save"),
+        DialogRequest::ImportAppFlow => ("Import an AppFlow flow", "Import"),
+        DialogRequest::ExportAppFlow(_) => ("Export as an AppFlow flow", "Export"),
         DialogRequest::NodePath { folder: true, .. } => ("Choose a folder", "Choose"),
         DialogRequest::NodePath { .. } => ("Choose a file", "Choose"),
     };
@@ -239,6 +241,76 @@ pub fn path_prompt(ui: &Ui, state: &AppState) -> Vec<Command> {
     });
     if modal.should_close() && c.is_empty() {
         c.push(Command::CancelPathPrompt);
+    }
+    c
+}
+
+/// What an AppFlow import or export cannot carry over, each with where it is in the file
+/// and why, before the flow opens or the file is written.
+pub fn appflow_report(ui: &Ui, state: &AppState) -> Vec<Command> {
+    let mut c = Vec::new();
+    // The question about unsaved changes comes first.
+    let Some(report) = state.appflow.as_ref().filter(|_| state.confirm.is_none()) else {
+        return c;
+    };
+    let modal = egui::Modal::new(egui::Id::new("appflow report")).show(ui.ctx(), |ui| {
+        ui.set_width(640.0);
+        ui.label(RichText::new(&report.title).size(15.0).strong());
+        ui.add_space(4.0);
+        egui::ScrollArea::vertical()
+            .max_height(360.0)
+            .show(ui, |ui| {
+                if !report.gaps.is_empty() {
+                    ui.label(format!(
+                        "{} of the AppFlow flow cannot be carried over:",
+                        match report.gaps.len() {
+                            1 => "One part".to_string(),
+                            n => format!("{n} parts"),
+                        }
+                    ));
+                    for gap in &report.gaps {
+                        let (at, why) = gap.split_once(": ").unwrap_or(("", gap));
+                        ui.add_space(4.0);
+                        ui.label(RichText::new(at).monospace().small().weak());
+                        ui.horizontal_wrapped(|ui| {
+                            ui.label("•");
+                            ui.label(why);
+                        });
+                    }
+                    ui.add_space(6.0);
+                }
+                for note in &report.notes {
+                    ui.horizontal_wrapped(|ui| {
+                        ui.label("➡");
+                        ui.label(note);
+                    });
+                }
+                if let AppFlowWaiting::Choose { path, flows } = &report.waiting {
+                    for (flow, about) in flows {
+                        ui.horizontal(|ui| {
+                            if ui.button(flow).clicked() {
+                                c.push(Command::ImportAppFlow {
+                                    path: path.clone(),
+                                    flow: Some(flow.clone()),
+                                });
+                            }
+                            ui.label(RichText::new(about).weak());
+                        });
+                    }
+                }
+            });
+        ui.add_space(10.0);
+        ui.horizontal(|ui| {
+            if !report.go_ahead.is_empty() && ui.button(&report.go_ahead).clicked() {
+                c.push(Command::AcceptAppFlowReport);
+            }
+            if ui.button("Cancel").clicked() {
+                c.push(Command::DismissAppFlowReport);
+            }
+        });
+    });
+    if modal.should_close() && c.is_empty() {
+        c.push(Command::DismissAppFlowReport);
     }
     c
 }

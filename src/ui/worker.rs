@@ -58,8 +58,9 @@ pub enum Message {
         connection: String,
         result: Result<String, String>,
     },
+    /// A file dialog's answer; `None` when it was cancelled.
     FileChosen {
-        save: bool,
+        request: DialogRequest,
         path: Option<PathBuf>,
     },
     /// The desktop's file dialog could not be shown (no portal or zenity on a minimal
@@ -79,6 +80,10 @@ pub enum DialogRequest {
     OpenFlow,
     /// Save the flow; the name offered.
     SaveFlow(String),
+    /// An AppFlow flow definition to import.
+    ImportAppFlow,
+    /// Where to write the flow as an AppFlow flow; the name offered.
+    ExportAppFlow(String),
     /// A file or folder for a node's setting.
     NodePath {
         node: String,
@@ -326,30 +331,43 @@ impl Worker {
         });
     }
 
-    /// Shows the system's file dialog without holding up the UI.
-    /// Asks for a flow file to open (`save_as: None`) or where to save one, offering the
-    /// file name `save_as`.
-    pub fn choose_file(&self, save_as: Option<String>, start: PathBuf) {
+    /// Shows the system's file dialog without holding up the UI: a flow file to open or
+    /// where to save one, an AppFlow definition to import or where to write one.
+    pub fn choose_file(&self, request: DialogRequest, start: PathBuf) {
         let send = self.sender();
         self.runtime.spawn(async move {
             let asked = std::time::Instant::now();
-            let dialog = rfd::AsyncFileDialog::new()
-                .add_filter("Tributary flow", &["json"])
-                .set_directory(&start);
-            let save = save_as.is_some();
-            let path = match &save_as {
-                Some(name) => dialog.set_file_name(name).save_file().await,
-                None => dialog.pick_file().await,
+            let dialog = rfd::AsyncFileDialog::new().set_directory(&start);
+            let path = match &request {
+                DialogRequest::ImportAppFlow => {
+                    dialog
+                        .add_filter(
+                            "AppFlow flow or CloudFormation template",
+                            &["json", "yaml", "yml", "template"],
+                        )
+                        .pick_file()
+                        .await
+                }
+                DialogRequest::SaveFlow(name) | DialogRequest::ExportAppFlow(name) => {
+                    dialog
+                        .add_filter("JSON", &["json"])
+                        .set_file_name(name)
+                        .save_file()
+                        .await
+                }
+                _ => {
+                    dialog
+                        .add_filter("Tributary flow", &["json"])
+                        .pick_file()
+                        .await
+                }
             };
             if path.is_none() && asked.elapsed() < DIALOG_FAILED_WITHIN {
-                send(Message::DialogUnavailable(match save_as {
-                    Some(name) => DialogRequest::SaveFlow(name),
-                    None => DialogRequest::OpenFlow,
-                }));
+                send(Message::DialogUnavailable(request));
                 return;
             }
             send(Message::FileChosen {
-                save,
+                request,
                 path: path.map(|h| h.path().to_path_buf()),
             });
         });
