@@ -61,6 +61,11 @@ fn each_definition_imports_to_the_flow_it_means() {
             &["--flow", "NewLeads", "--allow-partial"],
             "lake-flows.new-leads.expected.json",
         ),
+        (
+            "payments-to-salesforce.create-flow.json",
+            &["--allow-partial"],
+            "payments-to-salesforce.expected.json",
+        ),
     ];
     for (input, args, expected) in cases {
         let scratch = Scratch::new();
@@ -91,7 +96,7 @@ fn the_definitions_are_requests_and_answers_appflow_takes_and_gives() {
     let checked = stdout(&o);
     assert_eq!(
         checked.lines().filter(|l| l.starts_with("ok ")).count(),
-        4,
+        5,
         "{checked}"
     );
 
@@ -320,6 +325,7 @@ fn an_exported_flow_imports_back_to_the_same_flow() {
         "servicenow-incidents",
         "lake-flows.orders",
         "lake-flows.new-leads",
+        "payments-to-salesforce",
     ] {
         let original = fixture(&format!("{name}.expected.json"));
         let request = checked.join(format!("{name}.create-flow.json"));
@@ -356,7 +362,7 @@ fn an_exported_flow_imports_back_to_the_same_flow() {
     assert!(o.status.success(), "{}", said(&o));
     assert_eq!(
         stdout(&o).lines().filter(|l| l.starts_with("ok ")).count(),
-        8,
+        10,
         "{}",
         said(&o)
     );

@@ -360,7 +360,7 @@ impl Import<'_> {
         let Some(profile) = profile else {
             let param = format!("{service}_connection");
             self.notes.push(format!(
-                "{}: no connector profile is named; pass the {service} connection to use with --param {param}=NAME",
+                "{}: no connector profile is named; give the {service} connection to use with the flow parameter `{param}`",
                 at.path
             ));
             self.params.insert(param.clone(), String::new());
@@ -372,10 +372,10 @@ impl Import<'_> {
                 let param = param_name(&profile);
                 self.notes.push(match found {
                     Some(other) => format!(
-                        "the connection `{profile}` is a {other} connection, not a {service} one: create a {service} connection and pass it with --param {param}=NAME"
+                        "the connection `{profile}` is a {other} connection, not a {service} one: create a {service} connection and give it with the flow parameter `{param}`"
                     ),
                     None => format!(
-                        "there is no connection `{profile}` yet: create it with `tributary connection add {profile} --connector {service}` (or pass another with --param {param}=NAME)"
+                        "there is no connection `{profile}` yet: create it in Connections or with `tributary connection add {profile} --connector {service}` (or give another with the flow parameter `{param}`)"
                     ),
                 });
                 self.params.insert(param.clone(), profile);
@@ -566,10 +566,14 @@ impl Import<'_> {
             if errors.flag("failOnFirstDestinationError")? == Some(true) {
                 self.error_threshold = Some(0);
             }
-            for key in ["bucketName", "bucketPrefix"] {
-                if let Some(at) = errors.get(key) {
-                    self.gap(&at, "records the destination refuses are kept in the run's error output (`tributary runs show`), not in S3");
-                }
+            // Where AppFlow puts refused records: one thing, said once.
+            let places: Vec<_> = ["bucketName", "bucketPrefix"]
+                .into_iter()
+                .filter_map(|key| errors.get(key))
+                .collect();
+            if let Some((first, rest)) = places.split_first() {
+                rest.iter().for_each(At::take);
+                self.gap(first, "records the destination refuses are kept in the run's error output (`tributary runs show`), not in S3");
             }
         }
         if let Some(success) = props.get("successResponseHandlingConfig") {
@@ -850,10 +854,11 @@ impl Import<'_> {
         for mapping in &mut mappings {
             let source = mapping["source"].as_str().unwrap_or_default().to_string();
             if let Some((_, temp)) = computed.iter().find(|(d, _)| *d == source) {
-                mapping["source"] = json!(temp);
-                if mapping.get("target").is_none() {
-                    mapping["target"] = json!(source);
+                let mut named = json!({"source": temp, "target": source});
+                if let Some(kind) = mapping.get("type") {
+                    named["type"] = kind.clone();
                 }
+                *mapping = named;
             }
         }
         let targets = |mappings: &Vec<Value>| -> Vec<String> {

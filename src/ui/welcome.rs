@@ -122,6 +122,16 @@ fn start(ui: &mut Ui, c: &mut Vec<Command>) {
         if ui.add(big("📂 Open…")).clicked() {
             c.push(Command::ChooseFlowToOpen);
         }
+        if ui
+            .add(big("📥 Import from AppFlow…"))
+            .on_hover_text(
+                "An AppFlow flow: a CreateFlow request, the output of describe-flow, or a \
+                 CloudFormation template",
+            )
+            .clicked()
+        {
+            c.push(Command::ChooseAppFlowToImport);
+        }
     });
 }
 
