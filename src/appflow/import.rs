@@ -526,7 +526,7 @@ impl Import<'_> {
             .filter(|id| *id != "servicenow" && *id != "slack")
             .ok_or_else(|| {
                 at.problem(format!(
-                    "Tributary does not write to {connector}: it writes to S3, a folder, Salesforce, Zendesk and SAP OData"
+                    "Tributary has no {connector} destination; of AppFlow's destinations it writes to S3, Salesforce, Zendesk and SAP OData"
                 ))
             })?;
         let profile = at.text("connectorProfileName")?;
