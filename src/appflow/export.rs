@@ -334,12 +334,7 @@ impl Export {
 
     fn source(&mut self, node: &Node) -> Result<Value, Gap> {
         let c = &node.config;
-        let text = |k: &str| {
-            c.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
+        let text = |k: &str| text_of(c, k);
         if node.kind == "source.s3" {
             self.connector = "S3".into();
             let mut s3 = json!({"bucketName": text("bucket")});
@@ -751,12 +746,7 @@ impl Export {
 
     fn destination(&mut self, node: &Node, flow: &Flow) -> Result<Value, Gap> {
         let c = &node.config;
-        let text = |k: &str| {
-            c.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
+        let text = |k: &str| text_of(c, k);
         if node.kind == "destination.s3" {
             let mut output = json!({});
             output["fileType"] =
@@ -970,6 +960,15 @@ fn format_fields(format: &str) -> Vec<String> {
         rest = &rest[start + end + 1..];
     }
     out
+}
+
+/// A config's text setting; empty when it has none.
+fn text_of(config: &Value, key: &str) -> String {
+    config
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn data_type_of(v: &Value) -> &'static str {

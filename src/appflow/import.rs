@@ -145,11 +145,11 @@ const SERVICES: &[(&str, &str, &str)] = &[
 ];
 
 /// The key of a connector type's properties (`Servicenow` → `ServiceNow`).
-fn properties_key(connector: &str) -> &str {
+fn properties_key(connector: &str) -> &'static str {
     SERVICES
         .iter()
         .find(|(c, _, _)| *c == connector)
-        .map_or(connector, |(_, key, _)| key)
+        .map_or("S3", |(_, key, _)| key)
 }
 
 fn service_of(connector: &str) -> Option<&'static str> {
@@ -181,7 +181,12 @@ impl Import<'_> {
             self.gap(&kms, "Tributary keeps no data of its own to encrypt; S3 destinations take `encryption` and `kms_key_id` for what they write");
         }
         if let Some(tags) = flow.get("tags") {
-            match tags.entries().is_empty() && tags.list().map_or(true, |l| l.is_empty()) {
+            let none = match tags.value {
+                Value::Object(m) => m.is_empty(),
+                Value::Array(a) => a.is_empty(),
+                _ => false,
+            };
+            match none {
                 true => tags.take(),
                 false => self.gap(
                     &tags,
@@ -233,16 +238,9 @@ impl Import<'_> {
 
         let mut source = self.source(&source_at, scheduled_incremental, projection.as_deref())?;
         let mut steps = self.steps(&tasks, projection.as_deref(), &source)?;
-        let (destination, partition_keys) = (
-            self.destination(&destination_at)?,
-            tasks
-                .iter()
-                .find(|t| t.kind == "Partition")
-                .map(|t| self.partition_keys(t))
-                .transpose()?,
-        );
-        let mut destination = destination;
-        if let Some((keys, at)) = partition_keys {
+        let mut destination = self.destination(&destination_at)?;
+        let partition = tasks.iter().find(|t| t.kind == "Partition");
+        if let Some((keys, at)) = partition.map(|t| self.partition_keys(t)).transpose()? {
             match destination.kind.as_str() {
                 "destination.s3" => destination.config["partition_by"] = json!(keys),
                 _ => self.gap(&at, "only S3 destinations write partitions here"),
@@ -384,34 +382,76 @@ impl Import<'_> {
         }
     }
 
-    fn source(
+    /// A source's or destination's connector type, the service it is here (`s3` for S3),
+    /// and its properties (`side`: "source" or "destination").
+    fn connector<'d>(
         &mut self,
-        at: &At<'_>,
-        incremental: bool,
-        projection: Option<&[String]>,
-    ) -> Result<Node, Problem> {
+        at: &At<'d>,
+        side: &str,
+    ) -> Result<(String, &'static str, At<'d>), Problem> {
         let connector = at.required_text("connectorType")?;
+        let service = match connector.as_str() {
+            "S3" => Some("s3"),
+            // AppFlow writes to neither.
+            "Servicenow" | "Slack" if side == "destination" => None,
+            other => service_of(other),
+        };
+        let service = service.ok_or_else(|| {
+            at.problem(match side {
+                "source" => format!(
+                    "Tributary has no {connector} connector: it reads {}",
+                    known_connectors()
+                ),
+                _ => format!(
+                    "Tributary has no {connector} destination; of AppFlow's destinations it writes to S3, Salesforce, Zendesk and SAP OData"
+                ),
+            })
+        })?;
         if let Some(version) = at.get("apiVersion") {
             self.gap(
                 &version,
                 "the connector's API version is the connection's or the node's own setting here",
             );
         }
+        let name = format!("{side}ConnectorProperties");
         let properties = at
-            .get("sourceConnectorProperties")
-            .ok_or_else(|| at.problem("`sourceConnectorProperties` is missing"))?;
+            .get(&name)
+            .ok_or_else(|| at.problem(format!("`{name}` is missing")))?;
         let key = properties_key(&connector);
         let props = properties.get(key).ok_or_else(|| {
             properties.problem(format!(
-                "has no `{key}` properties for the source's connector"
+                "has no `{key}` properties for the {side}'s connector"
             ))
         })?;
+        Ok((key.to_string(), service, props))
+    }
+
+    /// The entity a service's node reads or writes: AppFlow's `object`, or for SAP the
+    /// last part of `objectPath` (`/sap/opu/odata/sap/API_PRODUCT_SRV/A_Product`: the
+    /// service is the connection's).
+    fn entity(service: &str, props: &At<'_>) -> Result<String, Problem> {
+        Ok(match service {
+            "sap" => {
+                let path = props.required_text("objectPath")?;
+                path.rsplit('/').next().unwrap_or(&path).to_string()
+            }
+            _ => props.required_text("object")?,
+        })
+    }
+
+    fn source(
+        &mut self,
+        at: &At<'_>,
+        incremental: bool,
+        projection: Option<&[String]>,
+    ) -> Result<Node, Problem> {
+        let (key, service, props) = self.connector(at, "source")?;
         let cursor = at
             .get("incrementalPullConfig")
             .map(|c| c.text("datetimeTypeFieldName"))
             .transpose()?
             .flatten();
-        if connector == "S3" {
+        if service == "s3" {
             let mut config = json!({
                 "bucket": props.required_text("bucketName")?,
             });
@@ -438,23 +478,9 @@ impl Import<'_> {
             }
             return Ok(node("source", "source.s3", "S3 objects", config));
         }
-        let service = service_of(&connector).ok_or_else(|| {
-            at.problem(format!(
-                "Tributary has no {connector} connector: it reads {}",
-                known_connectors()
-            ))
-        })?;
         let profile = at.text("connectorProfileName")?;
         let connection = self.connection(profile, service, at);
-        let entity = match service {
-            // `/sap/opu/odata/sap/API_PRODUCT_SRV/A_Product`: the service is the
-            // connection's; the entity set is the last part.
-            "sap" => {
-                let path = props.required_text("objectPath")?;
-                path.rsplit('/').next().unwrap_or(&path).to_string()
-            }
-            _ => props.required_text("object")?,
-        };
+        let entity = Self::entity(service, &props)?;
         let mut config = json!({"connection": connection, "entity": entity});
         if let Some(fields) = projection {
             config["fields"] = json!(fields);
@@ -488,23 +514,8 @@ impl Import<'_> {
     }
 
     fn destination(&mut self, at: &At<'_>) -> Result<Node, Problem> {
-        let connector = at.required_text("connectorType")?;
-        if let Some(version) = at.get("apiVersion") {
-            self.gap(
-                &version,
-                "the connector's API version is the connection's or the node's own setting here",
-            );
-        }
-        let properties = at
-            .get("destinationConnectorProperties")
-            .ok_or_else(|| at.problem("`destinationConnectorProperties` is missing"))?;
-        let key = properties_key(&connector);
-        let props = properties.get(key).ok_or_else(|| {
-            properties.problem(format!(
-                "has no `{key}` properties for the destination's connector"
-            ))
-        })?;
-        if connector == "S3" {
+        let (key, service, props) = self.connector(at, "destination")?;
+        if service == "s3" {
             let mut config = json!({"bucket": props.required_text("bucketName")?});
             if let Some(prefix) = props.text("bucketPrefix")? {
                 config["prefix"] = json!(prefix);
@@ -522,22 +533,9 @@ impl Import<'_> {
             }
             return Ok(node("destination", "destination.s3", "S3 bucket", config));
         }
-        let service = service_of(&connector)
-            .filter(|id| *id != "servicenow" && *id != "slack")
-            .ok_or_else(|| {
-                at.problem(format!(
-                    "Tributary has no {connector} destination; of AppFlow's destinations it writes to S3, Salesforce, Zendesk and SAP OData"
-                ))
-            })?;
         let profile = at.text("connectorProfileName")?;
         let connection = self.connection(profile, service, at);
-        let entity = match service {
-            "sap" => {
-                let path = props.required_text("objectPath")?;
-                path.rsplit('/').next().unwrap_or(&path).to_string()
-            }
-            _ => props.required_text("object")?,
-        };
+        let entity = Self::entity(service, &props)?;
         let mut config = json!({"connection": connection, "entity": entity});
         if let Some(op) = props.get("writeOperationType") {
             let operation = match op.as_text()?.as_str() {
@@ -1207,7 +1205,10 @@ fn param_name(profile: &str) -> String {
             _ => {}
         }
     }
-    out.trim_end_matches('_').to_string()
+    match out.trim_end_matches('_') {
+        "" => "connection".to_string(),
+        name => name.to_string(),
+    }
 }
 
 /// A list written as JSON (`["A","B"]`) or with commas (`A,B`).
