@@ -480,17 +480,7 @@ async fn read(client: &Client, request: ReadRequest, pages: Pages) -> Result<(),
         let mut got: u64 = 0;
         let mut last: Option<Map<String, Value>> = None;
         loop {
-            let (answer, _) = client
-                .api
-                .get_json(&what, |c| {
-                    let r = match &next {
-                        Some(link) => c.get(link),
-                        None => with_client(client, c.get(&url).query(&asked)),
-                    };
-                    r.header("Accept", "application/json")
-                })
-                .await
-                .map_err(|e| e.map_message(in_words))?;
+            let answer = fetch(client, &what, &url, &asked, next.as_deref(), false).await?;
             let (rows, link) = page_of(&answer, version).ok_or_else(|| {
                 ConnectorError::fatal(format!("{what}: the answer holds no records"))
             })?;
@@ -517,6 +507,34 @@ async fn read(client: &Client, request: ReadRequest, pages: Pages) -> Result<(),
             after = Some(after_clause(last, key, cursor, version)?);
         }
     }
+}
+
+/// One answer of a read: the first request (`url` with `query`), or the service's next
+/// or delta `link`; `track` asks the service to track the read's changes.
+async fn fetch(
+    client: &Client,
+    what: &str,
+    url: &str,
+    query: &[(&str, String)],
+    link: Option<&str>,
+    track: bool,
+) -> Result<Value, ConnectorError> {
+    let (answer, _) = client
+        .api
+        .get_json(what, |c| {
+            let r = match link {
+                Some(link) => c.get(link),
+                None => with_client(client, c.get(url).query(query)),
+            };
+            let r = r.header("Accept", "application/json");
+            match track {
+                true => r.header("Prefer", "odata.track-changes"),
+                false => r,
+            }
+        })
+        .await
+        .map_err(|e| e.map_message(in_words))?;
+    Ok(answer)
 }
 
 /// A row of an answer as a record of the chosen properties.
@@ -550,18 +568,7 @@ async fn read_log(
     let mut next = log.since.clone();
     let mut delta = None;
     loop {
-        let (answer, _) = client
-            .api
-            .get_json(&what, |c| {
-                let r = match &next {
-                    Some(link) => c.get(link),
-                    None => with_client(client, c.get(&url).query(query)),
-                };
-                r.header("Accept", "application/json")
-                    .header("Prefer", "odata.track-changes")
-            })
-            .await
-            .map_err(|e| e.map_message(in_words))?;
+        let answer = fetch(client, &what, &url, query, next.as_deref(), true).await?;
         let (rows, link) = page_of(&answer, version)
             .ok_or_else(|| ConnectorError::fatal(format!("{what}: the answer holds no records")))?;
         let records: Vec<Map<String, Value>> = rows
