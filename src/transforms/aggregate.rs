@@ -10,7 +10,7 @@ use arrow::array::{
     RecordBatch, new_null_array,
 };
 use arrow::compute::cast;
-use arrow::datatypes::{DECIMAL128_MAX_PRECISION, Decimal128Type};
+use arrow::datatypes::{DECIMAL128_MAX_PRECISION, Decimal128Type, Int64Type};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{OwnedRow, RowConverter, SortField};
 use schemars::JsonSchema;
@@ -111,11 +111,13 @@ impl Aggregate {
             };
             let dt = match a.function {
                 Function::Count | Function::CountDistinct => DataType::Int64,
-                // Decimals add up exactly, in the widest decimal of the same scale.
+                // Decimals add up exactly, in the widest decimal of the same scale; whole
+                // numbers to a whole number (clicks, quantities), floating point the rest.
                 Function::Sum => match input.field(column.expect("has a field")).data_type() {
                     DataType::Decimal128(_, scale) => {
                         DataType::Decimal128(DECIMAL128_MAX_PRECISION, *scale)
                     }
+                    t if t.is_integer() => DataType::Int64,
                     _ => DataType::Float64,
                 },
                 Function::Avg => DataType::Float64,
@@ -200,6 +202,7 @@ impl NodeConfig for Aggregate {
                         Some(DataType::Decimal128(_, scale)) => Some(*scale),
                         _ => None,
                     },
+                    whole: column.is_some_and(|i| input.field(i).data_type().is_integer()),
                     exact: Vec::new(),
                     best: Vec::new(),
                     distinct: Vec::new(),
@@ -229,6 +232,9 @@ struct State {
     /// The scale of a decimal field summed or averaged: its sums are kept exact, in
     /// `exact`, in units of that scale.
     scale: Option<i8>,
+    /// Whether the field summed or averaged holds whole numbers: its sums are kept exact,
+    /// in `exact`, too.
+    whole: bool,
     exact: Vec<i128>,
     best: Vec<Option<OwnedRow>>,
     distinct: Vec<HashSet<Box<[u8]>>>,
@@ -312,6 +318,16 @@ impl Transform for AggregateRun {
                 Function::Count => {
                     for (r, &g) in ids.iter().enumerate() {
                         if column.is_none_or(|c| c.is_valid(r)) {
+                            s.count[g] += 1;
+                        }
+                    }
+                }
+                Function::Sum | Function::Avg if s.whole => {
+                    let values = cast(column.expect("has a field"), &DataType::Int64)?;
+                    let values = values.as_primitive::<Int64Type>();
+                    for (r, &g) in ids.iter().enumerate() {
+                        if values.is_valid(r) {
+                            s.exact[g] += i128::from(values.value(r));
                             s.count[g] += 1;
                         }
                     }
@@ -416,12 +432,28 @@ impl Transform for AggregateRun {
                     }
                     Arc::new(b.finish().with_data_type(field.data_type().clone()))
                 }
+                Function::Sum if s.whole => {
+                    let mut b = Int64Builder::with_capacity(n);
+                    for g in 0..n {
+                        match s.count[g] {
+                            0 => b.append_null(),
+                            _ => b.append_value(i64::try_from(s.exact[g]).map_err(|_| {
+                                NodeError::msg(format!(
+                                    "the sum `{}` is beyond what a whole number holds (±9.2 × 10^18)",
+                                    field.name()
+                                ))
+                            })?),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
                 Function::Sum | Function::Avg => {
                     let mut b = Float64Builder::with_capacity(n);
                     for g in 0..n {
-                        let sum = match s.scale {
-                            Some(scale) => s.exact[g] as f64 / 10f64.powi(i32::from(scale)),
-                            None => s.sum[g],
+                        let sum = match (s.scale, s.whole) {
+                            (Some(scale), _) => s.exact[g] as f64 / 10f64.powi(i32::from(scale)),
+                            (None, true) => s.exact[g] as f64,
+                            (None, false) => s.sum[g],
                         };
                         match (s.count[g], s.function) {
                             (0, _) => b.append_null(),
@@ -533,6 +565,34 @@ mod tests {
         .unwrap();
         assert_eq!(f64s(&out, "s"), [Some(3.0)]);
         assert_eq!(f64s(&out, "lo"), [Some(-1.0)]);
+    }
+
+    #[test]
+    fn whole_numbers_add_up_to_a_whole_number_and_overflow_is_said() {
+        let clicks = |v: &[Option<i64>]| batch_of(&[("clicks", ints(v))]);
+        let config = agg(json!({"aggregates": [
+            {"function": "sum", "field": "clicks", "output": "total"},
+            {"function": "avg", "field": "clicks", "output": "mean"}
+        ]}));
+        let (out, _) = run_many(
+            &config,
+            vec![
+                clicks(&[Some(3), None, Some(4)]),
+                clicks(&[Some(i64::MAX / 2)]),
+            ],
+        )
+        .unwrap();
+        assert_eq!(out.schema().field(0).data_type(), &DataType::Int64);
+        assert_eq!(i64s(&out, "total"), [Some(i64::MAX / 2 + 7)]);
+        assert_eq!(f64s(&out, "mean"), [Some((i64::MAX / 2 + 7) as f64 / 3.0)]);
+        let error =
+            run_many(&config, vec![clicks(&[Some(i64::MAX)]), clicks(&[Some(1)])]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("the sum `total` is beyond what a whole number holds"),
+            "{error}"
+        );
     }
 
     #[test]
