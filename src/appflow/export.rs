@@ -673,6 +673,13 @@ impl Export {
                     let mut properties = json!({});
                     if let Some(kind) = m["type"].as_str() {
                         properties["DESTINATION_DATA_TYPE"] = json!(appflow_type(kind));
+                        if kind.starts_with("decimal(") {
+                            self.gaps.push(gap(
+                                node,
+                                "/fields",
+                                format!("AppFlow's decimal has no precision and scale: `{target}` loses its {kind}"),
+                            ));
+                        }
                     }
                     self.tasks.maps.push(task(
                         &connector,
