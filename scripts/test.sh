@@ -24,6 +24,12 @@ venv=target/test-venv
 "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.1.22'
 export TRIBUTARY_TEST_PYTHON=$PWD/$venv/bin/python
 
+# The PostgreSQL destination's tests load a real server, started here on a loopback port
+# in a temporary folder and stopped when this script ends.
+ensure_packages postgresql
+source scripts/postgres.sh
+start_test_postgres
+
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 echo "== format"

@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use crate::connectors::s3::{destination as s3_destination, source as s3_source};
-use crate::connectors::{demo_crm, file, framework, local, rest};
+use crate::connectors::{demo_crm, file, framework, local, postgres, rest};
 use crate::node::NodeType;
 use crate::transforms::{
     aggregate, arithmetic, dedupe, filter, hash, map, mask, merge, truncate, union, validate,
@@ -39,6 +39,7 @@ static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
         NodeType::of::<union::Union>(),
         NodeType::of::<local::LocalDestination>(),
         NodeType::of::<s3_destination::S3Destination>(),
+        NodeType::of::<postgres::destination::PostgresDestination>(),
     ]);
     types.extend(
         crate::connectors::services()

@@ -12,6 +12,7 @@ pub mod local;
 pub mod meta_ads;
 pub mod output;
 pub mod pages;
+pub mod postgres;
 pub mod rest;
 pub mod s3;
 pub mod salesforce;
@@ -45,7 +46,12 @@ const APPS: &[&dyn Service] = &[
 ];
 
 /// The services that are not one app: object stores, any HTTP API, webhooks.
-const GENERAL: &[&dyn Service] = &[&s3::S3, &rest::AnyHttpApi, &webhook::WebhookKey];
+const GENERAL: &[&dyn Service] = &[
+    &s3::S3,
+    &postgres::Postgres,
+    &rest::AnyHttpApi,
+    &webhook::WebhookKey,
+];
 
 /// The services of the manifests that ship with Tributary.
 static DECLARED: LazyLock<Vec<&'static dyn Service>> = LazyLock::new(|| {

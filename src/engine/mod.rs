@@ -752,6 +752,9 @@ async fn execute(
         _ => None,
     };
     let kinds = plan.nodes.iter().map(|n| n.kind.name).collect();
+    // In the flow's order, not the order they finished in: what a kill during the commit
+    // leaves behind is then the same from run to run.
+    destinations.sort_by_key(|(node, _)| *node);
     let (outputs, commit_error) = finish_destinations(destinations, commit, &handles, kinds).await;
     let (status, error) = match commit_error {
         Some(e) => (RunStatus::Error, Some(e)),
