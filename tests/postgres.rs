@@ -586,3 +586,76 @@ fn a_run_killed_while_it_commits_is_settled_by_the_next_run() {
     assert_eq!(db.count("deals"), 8);
     assert_eq!(db.count("_tributary_loads"), 2);
 }
+
+#[test]
+fn the_example_flow_upserts_the_demo_opportunities() {
+    let db = Database::new("example");
+    let scratch = Scratch::new();
+    common::add_connection(
+        &scratch,
+        PASSPHRASE,
+        "warehouse",
+        "postgres",
+        "basic",
+        &[
+            format!("host={}", db.host),
+            format!("port={}", db.port),
+            format!("database={}", db.name),
+            format!("username={}", SUPERUSER.0),
+        ],
+        SUPERUSER.1,
+    );
+    let example = std::path::absolute("flows/demo-opportunities-to-postgres.json").unwrap();
+    for _ in 0..2 {
+        let out = tributary_in(&scratch, PASSPHRASE)
+            .args(["run", example.to_str().unwrap(), "--json"])
+            .output()
+            .unwrap();
+        let record = common::ran(&out);
+        assert_eq!(record["records_written"], json!(5000), "{record}");
+    }
+    // The second run updated the first one's rows: each opportunity once.
+    assert_eq!(db.count("crm.opportunities"), 5000);
+    assert_eq!(
+        db.rows("SELECT count(DISTINCT \"Id\"), count(*) FILTER (WHERE \"CreditCard\" !~ '^\\*{12}[0-9]{4}$') FROM crm.opportunities"),
+        ["5000|0"]
+    );
+    assert_eq!(db.count("crm._tributary_loads"), 2);
+}
+
+#[test]
+fn a_million_records_load_in_bounded_memory() {
+    let db = Database::new("million");
+    let scratch = Scratch::new();
+    db.connect(&scratch, SUPERUSER.0, SUPERUSER.1);
+    let path = scratch.flow(
+        "million.json",
+        &flow(
+            vec![
+                node(
+                    "crm",
+                    "source.demo_crm",
+                    json!({"object": "Opportunity", "records": 1_000_000}),
+                ),
+                node(
+                    "db",
+                    "destination.postgres",
+                    json!({"connection": "pg", "table": "opportunities"}),
+                ),
+            ],
+            &[("crm", "db")],
+        ),
+    );
+    let child = tributary_in(&scratch, PASSPHRASE)
+        .args(["run", path.to_str().unwrap(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, peak_kib, out) = common::wait_with_peak_rss(child);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(db.count("opportunities"), 1_000_000);
+    let peak_mib = peak_kib / 1024;
+    eprintln!("1,000,000 records loaded; peak memory {peak_mib} MiB");
+    assert!(peak_mib < 200, "peak memory {peak_mib} MiB");
+}

@@ -340,6 +340,7 @@ impl Load {
         }
         let config = &self.config;
         let table = self.table();
+        let loads = sql::qualified(&config.schema, LOADS);
         let target = &self.target;
         let found = self.runtime.block_on(async {
             let client = target.connect().await?;
@@ -353,7 +354,7 @@ impl Load {
                 .await
                 .map_err(words)?;
             let may = client
-                .query_one(sql::PRIVILEGES, &[&table, &config.schema])
+                .query_one(sql::PRIVILEGES, &[&table, &config.schema, &loads])
                 .await
                 .map_err(words)?;
             Ok::<_, ConnectorError>((client, columns, unique, may))
@@ -369,13 +370,13 @@ impl Load {
             })
             .collect();
         let unique: Vec<Vec<String>> = unique.iter().map(|r| r.get(0)).collect();
-        let (may_insert, may_update, may_truncate, may_create, schema_exists): (
-            Option<bool>,
-            Option<bool>,
-            Option<bool>,
-            bool,
-            bool,
-        ) = (may.get(0), may.get(1), may.get(2), may.get(3), may.get(4));
+        let may_insert: Option<bool> = may.get(0);
+        let may_update: Option<bool> = may.get(1);
+        let may_truncate: Option<bool> = may.get(2);
+        let may_create: Option<bool> = may.get(3);
+        let schema_exists: bool = may.get(4);
+        let may_create_schema: bool = may.get(5);
+        let may_record: Option<bool> = may.get(6);
 
         let name = config.table_name();
         let user = &self.target.user;
@@ -390,15 +391,21 @@ impl Load {
                 problems.push(format!(
                     "the table {name} does not exist, and `create_table` is never: create it, or set `create_table` to if_missing"
                 ));
-            } else if !schema_exists {
+            } else if !schema_exists && !may_create_schema {
                 problems.push(format!(
-                    "there is no schema `{}` in the database {}",
+                    "there is no schema `{}` in the database {}, and the user `{user}` may not create one",
                     config.schema, self.target.database
                 ));
-            } else if !may_create {
+            } else if may_create == Some(false) {
                 problems.push(format!(
                     "the table {name} does not exist, and the user `{user}` may not create tables in the schema `{}`",
                     config.schema
+                ));
+            }
+            if !schema_exists {
+                changes.push(format!(
+                    "CREATE SCHEMA IF NOT EXISTS {}",
+                    quote(&config.schema)
                 ));
             }
             changes.push(sql::create_table(
@@ -464,6 +471,17 @@ impl Load {
                     ));
                 }
             }
+        }
+        let record_refused = match may_record {
+            Some(may) => !may,
+            None => schema_exists && may_create != Some(true),
+        };
+        if record_refused {
+            problems.push(format!(
+                "the user `{user}` may not record loads in {loads}, where a row per load tells a commit cut short from one that finished; GRANT INSERT ON {loads} TO {}, or let the user create it (GRANT CREATE ON SCHEMA {} TO {0})",
+                quote(user),
+                quote(&config.schema)
+            ));
         }
         if !problems.is_empty() {
             return Err(NodeError::msg(problems.join("; ")));
@@ -622,18 +640,16 @@ impl Destination for Load {
         };
         let mut session = self.session.take().expect("begun");
         let done = self.runtime.block_on(async {
-            let client = &mut session.client;
-            client
-                .batch_execute(&format!(
-                    "CREATE TABLE IF NOT EXISTS {loads} (load_id text PRIMARY KEY, table_name text NOT NULL, records bigint NOT NULL, loaded_at timestamptz NOT NULL DEFAULT now())"
-                ))
-                .await?;
-            let tx = client.transaction().await?;
+            let tx = session.client.transaction().await?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(&self.load_id)])
                 .await?;
             for change in &session.changes {
                 tx.batch_execute(change).await?;
             }
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {loads} (load_id text PRIMARY KEY, table_name text NOT NULL, records bigint NOT NULL, loaded_at timestamptz NOT NULL DEFAULT now())"
+            ))
+            .await?;
             if config.mode == Mode::Replace {
                 tx.batch_execute(&format!("TRUNCATE {table}")).await?;
             }

@@ -93,15 +93,19 @@ pub const UNIQUE_KEYS: &str = "
     WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND i.indpred IS NULL
     GROUP BY i.indexrelid";
 
-/// What the user may do: insert, update and truncate the table (when it exists), and
-/// create tables in the schema.
+/// What the user may do: insert, update and truncate the table (when it exists), create
+/// tables in the schema (when it exists), create schemas in the database; and whether the
+/// schema exists; whether the user may add to the loads table `$3` (when it exists).
 pub const PRIVILEGES: &str = "
     SELECT
       CASE WHEN to_regclass($1) IS NULL THEN NULL ELSE has_table_privilege($1, 'INSERT') END,
       CASE WHEN to_regclass($1) IS NULL THEN NULL ELSE has_table_privilege($1, 'UPDATE') END,
       CASE WHEN to_regclass($1) IS NULL THEN NULL ELSE has_table_privilege($1, 'TRUNCATE') END,
-      has_schema_privilege($2, 'CREATE'),
-      EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $2)";
+      CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $2)
+        THEN has_schema_privilege($2, 'CREATE') ELSE NULL END,
+      EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $2),
+      has_database_privilege(current_database(), 'CREATE'),
+      CASE WHEN to_regclass($3) IS NULL THEN NULL ELSE has_table_privilege($3, 'INSERT') END";
 
 /// How the flow's fields differ from an existing table's columns: fields it lacks, and
 /// columns that must be given a value but have no field.
