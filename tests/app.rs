@@ -1988,3 +1988,47 @@ fn an_appflow_flow_is_imported_after_what_it_lacks_is_shown_and_exported_again()
     ));
     assert!(!refused.exists());
 }
+
+#[test]
+fn a_connection_made_in_the_app_answers_the_problem_of_the_node_that_names_it() {
+    let scratch = Scratch::new();
+    let path = scratch.path().join("warehouse.json");
+    std::fs::copy("flows/demo-opportunities-to-postgres.json", &path).unwrap();
+    let dirs = Dirs::under(&scratch.home());
+    tributary::auth::vault::unlock_shared(&dirs, "app tests").unwrap();
+    let mut harness = open(&scratch, &path);
+    validated(&mut harness);
+    let named = |app: &TributaryApp| {
+        app.state
+            .problems_of("warehouse")
+            .iter()
+            .any(|p| p.message.contains("no connection named `warehouse`"))
+    };
+    assert!(named(harness.state()));
+
+    apply(
+        &mut harness,
+        Command::NewConnection {
+            connector: Some("postgres".into()),
+            for_node: None,
+        },
+    );
+    let mut draft = harness.state().state.connections.draft.clone().unwrap();
+    draft.name = "warehouse".into();
+    for (key, value) in [
+        ("host", "127.0.0.1"),
+        ("database", "analytics"),
+        ("username", "loader"),
+    ] {
+        draft.settings.insert(key.into(), value.into());
+    }
+    draft
+        .secrets
+        .insert("password".into(), tributary::auth::Secret::new("pw"));
+    apply(&mut harness, Command::EditConnectionDraft(draft));
+    apply(&mut harness, Command::SaveConnectionDraft);
+    assert!(harness.state().state.connections.draft.is_none(), "saved");
+    wait_for(&mut harness, "the flow checked again", |app| {
+        app.state.analysis_revision == app.state.doc.revision && !named(app)
+    });
+}

@@ -290,6 +290,8 @@ impl AppState {
                         let for_node = draft.for_node.take();
                         conns.draft = None;
                         conns.reload(&self.dirs);
+                        // A node's "no connection named …" may have just been answered.
+                        check_again(&self.doc, worker);
                         let uses_login = conns
                             .list
                             .get(&name)
@@ -346,6 +348,7 @@ impl AppState {
                     Ok(()) => {
                         conns.outcome.remove(&name);
                         conns.reload(&self.dirs);
+                        check_again(&self.doc, worker);
                     }
                     Err(e) => {
                         conns.outcome.insert(name, Err(e));
@@ -427,6 +430,11 @@ impl AppState {
             _ => unreachable!("only connection messages come here"),
         }
     }
+}
+
+/// Checks the flow again as it is: the connections its nodes name have changed.
+fn check_again(doc: &super::state::Document, worker: &Worker) {
+    worker.analyze(doc.flow.clone(), doc.base_dir(), doc.revision);
 }
 
 #[cfg(test)]

@@ -360,7 +360,9 @@ fn run(ui: &mut Ui, state: &AppState, commands: &mut Vec<Command>) {
                 if let Some(record) = &run.record {
                     for o in record.outputs.iter().take(20) {
                         ui.horizontal(|ui| {
-                            if ui.small_button("Open folder").clicked()
+                            // Only files have a folder to open; a bucket or a table has not.
+                            if !o.location.contains("://")
+                                && ui.small_button("Open folder").clicked()
                                 && let Some(dir) = std::path::Path::new(&o.location).parent()
                             {
                                 commands.push(Command::OpenExternally(dir.to_path_buf()));
