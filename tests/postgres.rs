@@ -533,24 +533,7 @@ fn a_run_killed_while_it_commits_is_settled_by_the_next_run() {
         scratch.flow("both.json", &flow(nodes, &edges))
     };
     let killed = |path: &std::path::Path| {
-        let status = std::process::Command::new("strace")
-            .args([
-                "-f",
-                "-qq",
-                "-o",
-                "/dev/null",
-                "-e",
-                "inject=rename,renameat,renameat2:signal=SIGKILL:when=1",
-            ])
-            .arg(env!("CARGO_BIN_EXE_tributary"))
-            .args(["run", path.to_str().unwrap()])
-            .env("TRIBUTARY_HOME", scratch.home())
-            .env("TRIBUTARY_VAULT_PASSPHRASE", PASSPHRASE)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("strace runs (scripts/test.sh installs it)");
+        let status = common::run_killed_at_rename_in(&scratch, Some(PASSPHRASE), path, 1);
         assert!(!status.success());
     };
     let run_again = |path: &std::path::Path| {

@@ -357,7 +357,18 @@ pub fn zendesk_connection(
 /// Runs `tributary run FLOW` under strace, which kills it with SIGKILL as it enters its
 /// `k`-th rename: deterministic, wherever the commit is then.
 pub fn run_killed_at_rename(scratch: &Scratch, flow: &Path, k: usize) -> std::process::ExitStatus {
-    Command::new("strace")
+    run_killed_at_rename_in(scratch, None, flow, k)
+}
+
+/// [`run_killed_at_rename`] in an installation whose vault takes `passphrase`.
+pub fn run_killed_at_rename_in(
+    scratch: &Scratch,
+    passphrase: Option<&str>,
+    flow: &Path,
+    k: usize,
+) -> std::process::ExitStatus {
+    let mut strace = Command::new("strace");
+    strace
         .args([
             "-f",
             "-qq",
@@ -372,7 +383,11 @@ pub fn run_killed_at_rename(scratch: &Scratch, flow: &Path, k: usize) -> std::pr
         .env("TRIBUTARY_HOME", scratch.home())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(passphrase) = passphrase {
+        strace.env("TRIBUTARY_VAULT_PASSPHRASE", passphrase);
+    }
+    strace
         .status()
         .expect("strace runs (scripts/test.sh installs it)")
 }
