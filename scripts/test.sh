@@ -26,7 +26,7 @@ export TRIBUTARY_TEST_PYTHON=$PWD/$venv/bin/python
 
 # The PostgreSQL destination's tests load a real server, started here on a loopback port
 # in a temporary folder and stopped when this script ends.
-ensure_packages postgresql
+ensure_packages postgresql openssl
 source scripts/postgres.sh
 start_test_postgres
 

@@ -642,3 +642,92 @@ fn a_million_records_load_in_bounded_memory() {
     eprintln!("1,000,000 records loaded; peak memory {peak_mib} MiB");
     assert!(peak_mib < 200, "peak memory {peak_mib} MiB");
 }
+
+#[test]
+fn records_travel_encrypted_and_the_servers_certificate_is_checked() {
+    let db = Database::new("tls");
+    let authority = std::env::var("TRIBUTARY_TEST_POSTGRES_CA")
+        .expect("scripts/postgres.sh names the test server's authority");
+    let scratch = Scratch::new();
+    let add = |name: &str, host: &str, extra: &[String]| {
+        let mut settings = vec![
+            format!("host={host}"),
+            format!("port={}", db.port),
+            format!("database={}", db.name),
+            format!("username={}", SUPERUSER.0),
+        ];
+        settings.extend_from_slice(extra);
+        common::add_connection(
+            &scratch,
+            PASSPHRASE,
+            name,
+            "postgres",
+            "basic",
+            &settings,
+            SUPERUSER.1,
+        );
+    };
+    let test = |name: &str| {
+        let out = tributary_in(&scratch, PASSPHRASE)
+            .args(["connection", "test", name])
+            .output()
+            .unwrap();
+        (out.status.success(), common::said(&out))
+    };
+    // The certificate is for `localhost`, signed by the test authority.
+    add(
+        "checked",
+        "localhost",
+        &[
+            "sslmode=verify-full".into(),
+            format!("root_cert={authority}"),
+        ],
+    );
+    add("unchecked", "localhost", &["sslmode=require".into()]);
+    add("untrusted", "localhost", &["sslmode=verify-full".into()]);
+    add(
+        "wrong-name",
+        "127.0.0.1",
+        &[
+            "sslmode=verify-full".into(),
+            format!("root_cert={authority}"),
+        ],
+    );
+    let (ok, said) = test("checked");
+    assert!(
+        ok && said.contains("(PostgreSQL 15") && said.contains(", encrypted)"),
+        "{said}"
+    );
+    let (ok, said) = test("unchecked");
+    assert!(ok && said.contains(", encrypted)"), "{said}");
+    let (ok, said) = test("untrusted");
+    assert!(
+        !ok && said.contains("the certificate of localhost:")
+            && said.contains("is not trusted")
+            && said.contains("root_cert"),
+        "{said}"
+    );
+    let (ok, said) = test("wrong-name");
+    assert!(!ok && said.contains("is not trusted"), "{said}");
+
+    // A flow loads over the checked connection.
+    scratch.write("deals.csv", DEALS);
+    let mut flow = load_flow(
+        "deals.csv",
+        json!({"connection": "checked", "table": "deals"}),
+    );
+    common::ran(&run(&scratch, &flow));
+    assert_eq!(db.count("deals"), 4);
+    flow["nodes"][1]["config"]["connection"] = json!("unchecked");
+    common::ran(&run(&scratch, &flow));
+    assert_eq!(db.count("deals"), 8);
+
+    // Unencrypted is refused for any host but this machine, before anything is sent.
+    add("far", "db.example.com", &["sslmode=disable".into()]);
+    let (ok, said) = test("far");
+    assert!(
+        !ok && said
+            .contains("would send the password and the records to db.example.com unencrypted"),
+        "{said}"
+    );
+}

@@ -281,6 +281,18 @@ impl Target {
                 cause = s.to_string();
                 source = s.source();
             }
+            if cause.contains("certificate") {
+                return ConnectorError::fatal(format!(
+                    "the connection `{name}`: the certificate of {} is not trusted ({cause}); set `root_cert` to the PEM file of the authority that signed it, or `sslmode` to require to encrypt without checking it",
+                    self.address()
+                ));
+            }
+            if cause.contains("does not support TLS") {
+                return ConnectorError::fatal(format!(
+                    "the connection `{name}`: {} does not offer encryption; turn on ssl in the server, or, only for a server on this machine, set `sslmode` to disable",
+                    self.address()
+                ));
+            }
             return ConnectorError::transient(format!(
                 "the connection `{name}`: cannot reach PostgreSQL at {}: {cause}",
                 self.address()
