@@ -18,6 +18,16 @@ pub fn row_json(batch: &RecordBatch, row: usize) -> String {
     String::from_utf8_lossy(&buf).trim_end().to_string()
 }
 
+/// At most `width` characters of `text`, an ellipsis marking the cut.
+pub fn clip(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(width - 1).collect();
+    cut.push('…');
+    cut
+}
+
 /// A batch's rows as JSON objects, for destinations that send records to a service; nulls
 /// are left out, so an update leaves those fields as they are.
 pub fn rows_json(

@@ -7,6 +7,7 @@ use std::path::Path;
 use clap::{Args, Subcommand};
 use tributary::engine::{self, RunRecord};
 use tributary::paths::Dirs;
+use tributary::records::clip;
 use tributary::state::{RunFilter, StateStore};
 
 use crate::console::{errln, out_raw, outln};
@@ -372,14 +373,4 @@ fn since_instant(text: &str) -> Result<String, String> {
     }
     .ok_or_else(bad)?;
     Ok(engine::history_instant(chrono::Utc::now() - span))
-}
-
-/// At most `width` characters of `text`, an ellipsis marking the cut.
-fn clip(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_string();
-    }
-    let mut cut: String = text.chars().take(width - 1).collect();
-    cut.push('…');
-    cut
 }

@@ -74,9 +74,10 @@ impl<'a> Column<'a> {
                     DataType::LargeBinary => array.as_binary::<i64>().value(row),
                     _ => array.as_binary_view().value(row),
                 };
+                const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.extend_from_slice(b"\\\\x");
-                for b in bytes {
-                    out.extend_from_slice(format!("{b:02x}").as_bytes());
+                for &b in bytes {
+                    out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
                 }
             }
             Column::Json(values) => match &values[row] {
@@ -84,10 +85,9 @@ impl<'a> Column<'a> {
                 Some(json) => escape(json, out),
             },
             Column::Plain(formatter) => {
-                use std::fmt::Write as _;
-                let mut text = String::new();
-                let _ = write!(text, "{}", formatter.value(row));
-                out.extend_from_slice(text.as_bytes());
+                use std::io::Write as _;
+                // Straight into the buffer: no text of its own per value.
+                let _ = write!(out, "{}", formatter.value(row));
             }
         }
     }

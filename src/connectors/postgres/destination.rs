@@ -293,6 +293,8 @@ struct Load {
 
 struct Session {
     client: tokio_postgres::Client,
+    /// The `COPY … FROM STDIN` each batch is sent with.
+    copy: String,
     /// What the commit changes in the table's shape before loading: a `CREATE TABLE`,
     /// `ALTER TABLE … ADD COLUMN`s.
     changes: Vec<String>,
@@ -517,7 +519,12 @@ impl Load {
         self.runtime
             .block_on(client.batch_execute(&create))
             .map_err(|e| self.words(&e))?;
-        self.session = Some(Session { client, changes });
+        let copy = format!("COPY {STAGE} ({}) FROM STDIN", self.columns());
+        self.session = Some(Session {
+            client,
+            copy,
+            changes,
+        });
         Ok(())
     }
 
@@ -535,12 +542,7 @@ impl Load {
             return said;
         };
         let record = if self.config.keys.is_empty() {
-            let mut json = crate::records::row_json(batch, row);
-            if json.len() > 300 {
-                let cut = (0..=300).rev().find(|&i| json.is_char_boundary(i)).unwrap();
-                json.truncate(cut);
-                json.push('…');
-            }
+            let json = crate::records::clip(&crate::records::row_json(batch, row), 300);
             format!("record {} {json}", self.records + row as u64 + 1)
         } else {
             let keys: Vec<String> = self
@@ -573,10 +575,9 @@ impl Destination for Load {
         let mut text = Vec::with_capacity(batch.get_array_memory_size());
         super::copy::encode(batch, &mut text)?;
         let size = text.len() as u64;
-        let statement = format!("COPY {STAGE} ({}) FROM STDIN", self.columns());
-        let client = &self.session.as_ref().expect("begun").client;
+        let session = self.session.as_ref().expect("begun");
         let copied = self.runtime.block_on(async {
-            let sink = client.copy_in(&statement).await?;
+            let sink = session.client.copy_in(&session.copy).await?;
             let mut sink = std::pin::pin!(sink);
             sink.send(Cursor::new(text)).await?;
             sink.as_mut().finish().await
