@@ -21,7 +21,7 @@ export TRIBUTARY_TEST_CHROMIUM=/usr/bin/chromium
 # own. 5.1 is the newest line whose CompleteMultipartUpload answer strict clients can parse.
 venv=target/test-venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.1.22'
+"$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.1.22' 'duckdb==2.0.1'
 export TRIBUTARY_TEST_PYTHON=$PWD/$venv/bin/python
 
 # The PostgreSQL destination's tests load a real server, started here on a loopback port

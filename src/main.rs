@@ -83,6 +83,11 @@ enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// What a folder's catalog says: `catalog show FOLDER`.
+    Catalog {
+        #[command(subcommand)]
+        action: CatalogAction,
+    },
     /// Show or reset where a flow's incremental sources left off.
     State {
         #[command(subcommand)]
@@ -185,6 +190,47 @@ enum StateAction {
     Reset { flow: PathBuf },
 }
 
+#[derive(Subcommand)]
+enum CatalogAction {
+    /// The table a local folder's catalog describes: its columns, its partitions with
+    /// their records, and the DuckDB view over it, with the view's SQL.
+    Show {
+        /// A folder a `destination.local` with `catalog` writes to.
+        folder: PathBuf,
+        /// Print `_tributary_table.json` as it is.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn catalog(action: CatalogAction) -> anyhow::Result<u8> {
+    use tributary::connectors::catalog::duckdb;
+    let CatalogAction::Show { folder, json } = action;
+    let table = match duckdb::read(&folder) {
+        Ok(Some(table)) => table,
+        Ok(None) => {
+            errln!(
+                "{} has no catalog ({} is not there): give its `destination.local` node a `catalog` setting, and run the flow",
+                folder.display(),
+                duckdb::TABLE_FILE
+            );
+            return Ok(INVALID);
+        }
+        Err(e) => {
+            errln!("{e}");
+            return Ok(INVALID);
+        }
+    };
+    if json {
+        out_raw!("{}\n", serde_json::to_string_pretty(&table)?);
+    } else {
+        out_raw!("{}", duckdb::describe(&table));
+        outln!("");
+        out_raw!("{}", duckdb::view_sql(&table));
+    }
+    Ok(0)
+}
+
 fn parse_param(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
@@ -255,6 +301,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
             full,
         } => run(flow, params.into_iter().collect(), json, full, dirs),
         Command::State { action } => state(action, &dirs),
+        Command::Catalog { action } => catalog(action),
         Command::Connection { action } => connection_command::execute(action, &dirs),
         Command::Import { action } => appflow_command::execute(action, &dirs),
         Command::Export { action } => appflow_command::export(action),

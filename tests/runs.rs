@@ -916,12 +916,13 @@ mod stream {
         fn finish(&mut self) -> Result<(), NodeError> {
             Ok(())
         }
-        fn commit(self: Box<Self>) -> Result<Vec<OutputLocation>, NodeError> {
+        fn commit(self: Box<Self>) -> Result<Published, NodeError> {
             Ok(vec![OutputLocation {
                 location: "discarded".into(),
                 records: self.records,
                 bytes: 0,
-            }])
+            }]
+            .into())
         }
         fn abort(self: Box<Self>) {}
         fn bytes_written(&self) -> u64 {

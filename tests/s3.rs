@@ -1486,3 +1486,224 @@ fn an_imported_appflow_flow_runs_end_to_end() {
     }
     assert_eq!(written, expected);
 }
+
+/// What the Glue side of a server holds for a database (tests/support/glue_state.py).
+fn glue_state(server: &Server, database: &str) -> Value {
+    let python = std::env::var("TRIBUTARY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/glue_state.py"
+        ))
+        .args([&server.endpoint, &server.key_id, &server.secret, database])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Columns of a Glue table or its partition keys, as `name type`.
+fn glue_columns(list: &Value) -> Vec<String> {
+    (list.as_array().unwrap().iter())
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["Name"].as_str().unwrap(),
+                c["Type"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// Against the server's Glue: the database and table made on the first run, each run's new partitions added and the older ones left
+/// as they were, a new field updating the table as a new version, and a table that cannot
+/// take the objects refusing the run before anything is published.
+#[test]
+fn objects_are_registered_in_glue_with_their_partitions_and_schema_changes() {
+    let s = server();
+    let lake = bucket("glue-lake");
+    let scratch = Scratch::new();
+    let sales = |days: std::ops::RangeInclusive<u32>, region: bool| {
+        let mut csv = String::from(if region {
+            "id,day,amount,region\n"
+        } else {
+            "id,day,amount\n"
+        });
+        for day in days {
+            for i in 0..10 {
+                csv += &format!("{},{day},{}.5", day * 100 + i, i);
+                csv += if region { ",north\n" } else { "\n" };
+            }
+        }
+        scratch.write("sales.csv", &csv);
+    };
+    let flow_by = |partition_by: &str| {
+        let mut f = flow(
+            vec![
+                node("src", "source.file", json!({"path": "sales.csv"})),
+                node(
+                    "lake",
+                    "destination.s3",
+                    json!({"bucket": lake, "prefix": "sales", "format": "parquet",
+                           "partition_by": [partition_by],
+                           "catalog": {"glue": {"database": "lake_db", "table_prefix": "trib_"}}}),
+                ),
+            ],
+            &[("src", "lake")],
+        );
+        f["name"] = json!("Daily Sales");
+        f
+    };
+    let run_signed = |f: &Value| {
+        let o = run_with_keys(&scratch, f, s, &s.key_id, &s.secret);
+        let record: Value = serde_json::from_str(&stdout(&o)).unwrap_or(Value::Null);
+        assert!(
+            !stdout(&o).contains(&s.secret) && !stderr(&o).contains(&s.secret),
+            "the secret key is never written"
+        );
+        (o.status.code(), record, stderr(&o))
+    };
+
+    sales(1..=2, false);
+    let (code, record, err) = run_signed(&flow_by("day"));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        record["registered"],
+        json!([{"node": "lake", "catalog": "glue", "table": "lake_db.trib_daily_sales",
+                "changes": ["created the database lake_db", "created the table",
+                            "added 2 partitions: day=1, day=2"]}])
+    );
+    let state = glue_state(s, "lake_db");
+    let table = &state["tables"]["trib_daily_sales"];
+    let sd = &table["table"]["StorageDescriptor"];
+    assert_eq!(glue_columns(&sd["Columns"]), ["id bigint", "amount double"]);
+    assert_eq!(
+        glue_columns(&table["table"]["PartitionKeys"]),
+        ["day bigint"]
+    );
+    assert_eq!(sd["Location"], "s3://glue-lake/sales/");
+    assert_eq!(
+        sd["SerdeInfo"]["SerializationLibrary"],
+        "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    );
+    assert_eq!(
+        sd["InputFormat"],
+        "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+    );
+    assert_eq!(table["table"]["Parameters"]["classification"], "parquet");
+    assert_eq!(table["table"]["TableType"], "EXTERNAL_TABLE");
+    let partitions = |state: &Value| -> Vec<(String, String)> {
+        (state["tables"]["trib_daily_sales"]["partitions"]
+            .as_array()
+            .unwrap()
+            .iter())
+        .map(|p| {
+            (
+                p["values"][0].as_str().unwrap().to_string(),
+                p["location"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+    };
+    assert_eq!(
+        partitions(&state),
+        [
+            ("1".into(), "s3://glue-lake/sales/day=1/".into()),
+            ("2".into(), "s3://glue-lake/sales/day=2/".into())
+        ]
+    );
+    // Every partition's location holds the objects written for it.
+    for (day, location) in partitions(&state) {
+        let prefix = location.trim_start_matches("s3://glue-lake/");
+        let under: Vec<String> = keys(&lake)
+            .into_keys()
+            .filter(|k| k.starts_with(prefix))
+            .collect();
+        assert_eq!(under.len(), 1, "day {day}: {under:?}");
+    }
+    let first_created = state["tables"]["trib_daily_sales"]["partitions"][1]["created"].clone();
+
+    // Days 2 and 3: only day 3 is new to Glue; day 2 stays as it was.
+    sales(2..=3, false);
+    let (code, record, err) = run_signed(&flow_by("day"));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        record["registered"][0]["changes"],
+        json!(["added 1 partition: day=3"])
+    );
+    let state = glue_state(s, "lake_db");
+    assert_eq!(
+        partitions(&state)
+            .iter()
+            .map(|(v, _)| v.as_str())
+            .collect::<Vec<_>>(),
+        ["1", "2", "3"]
+    );
+    assert_eq!(
+        state["tables"]["trib_daily_sales"]["partitions"][1]["created"],
+        first_created
+    );
+    assert_eq!(state["tables"]["trib_daily_sales"]["versions"], 1);
+
+    // A new field: the table is updated, the older one kept as a version.
+    sales(4..=4, true);
+    let (code, record, err) = run_signed(&flow_by("day"));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        record["registered"][0]["changes"],
+        json!([
+            "updated the table (Glue keeps the one before as a version): added the columns region string",
+            "added 1 partition: day=4"
+        ])
+    );
+    let state = glue_state(s, "lake_db");
+    let table = &state["tables"]["trib_daily_sales"];
+    assert_eq!(
+        glue_columns(&table["table"]["StorageDescriptor"]["Columns"]),
+        ["id bigint", "amount double", "region string"]
+    );
+    assert_eq!(table["versions"], 2);
+
+    // Partitioned otherwise than the table: refused before any object is published.
+    let before = keys(&lake);
+    let (code, record, err) = run_signed(&flow_by("region"));
+    assert_eq!(code, Some(1), "{err}");
+    let message = record["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("lake_db.trib_daily_sales is partitioned by day, and this node writes partitions by region"),
+        "{message}"
+    );
+    assert_eq!(record["error"]["node"], "lake");
+    assert_eq!(keys(&lake), before, "nothing was published");
+    assert_eq!(open_uploads(&lake), 0);
+}
+
+/// Glue's requests are signed as AWS checks them: against a server that refuses anything
+/// not signed by its one user's key, a table is made (objects without `=` in their keys,
+/// which that server cannot check).
+#[test]
+fn glue_requests_are_signed_with_the_connections_keys() {
+    let s = signing_server();
+    let lake = signed_bucket("glue-signed");
+    let scratch = Scratch::new();
+    let mut f = demo_to_s3(
+        50,
+        json!({"bucket": lake, "prefix": "crm", "format": "jsonl",
+               "catalog": {"glue": {"database": "signed_db", "table": "opportunities"}}}),
+    );
+    f["name"] = json!("Signed");
+    let o = run_with_keys(&scratch, &f, s, &s.key_id, &s.secret);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let state = glue_state(s, "signed_db");
+    let table = &state["tables"]["opportunities"]["table"];
+    assert_eq!(
+        table["StorageDescriptor"]["Location"],
+        "s3://glue-signed/crm/"
+    );
+    assert_eq!(
+        table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"],
+        "org.openx.data.jsonserde.JsonSerDe"
+    );
+    assert_eq!(table["PartitionKeys"], json!([]));
+    assert_eq!(table["Parameters"]["classification"], "json");
+}

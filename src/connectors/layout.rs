@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::{cast, take_record_batch};
-use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef};
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use schemars::JsonSchema;
@@ -85,10 +85,53 @@ pub fn escape_partition_value(value: &str) -> String {
     out
 }
 
+/// A value of a partition folder's name as it was before [`escape_partition_value`];
+/// `None` for Hive's missing value.
+pub fn unescape_partition_value(text: &str) -> Option<String> {
+    if text == NULL_PARTITION {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The `name=value` folders of a path below a destination, unescaped, in order; other
+/// folders (a time prefix, an execution id) are left out.
+pub fn hive_values(folder: &str) -> Vec<(String, Option<String>)> {
+    folder
+        .split('/')
+        .filter_map(|segment| segment.split_once('='))
+        .map(|(name, value)| {
+            let name = unescape_partition_value(name).unwrap_or_default();
+            (name, unescape_partition_value(value))
+        })
+        .collect()
+}
+
 /// Splits batches by the values of partition fields.
 pub struct Partitioner {
     columns: Vec<usize>,
     names: Vec<String>,
+    /// The partition fields, in folder order.
+    fields: Vec<FieldRef>,
     /// The other columns, which the files hold.
     data: Vec<usize>,
     data_schema: SchemaRef,
@@ -105,9 +148,14 @@ impl Partitioner {
             .iter()
             .map(|&i| schema.field(i).name().clone())
             .collect();
+        let fields = columns
+            .iter()
+            .map(|&i| schema.fields()[i].clone())
+            .collect();
         Self {
             columns,
             names,
+            fields,
             data,
             data_schema,
         }
@@ -116,6 +164,11 @@ impl Partitioner {
     /// What the files hold.
     pub fn data_schema(&self) -> &SchemaRef {
         &self.data_schema
+    }
+
+    /// The fields whose values name the folders, in folder order.
+    pub fn fields(&self) -> &[FieldRef] {
+        &self.fields
     }
 
     /// The batch cut into one piece per partition, each with its folder (`""` when there
@@ -227,6 +280,18 @@ mod tests {
         assert_eq!(escape_partition_value("a=b:c"), "a%3Db%3Ac");
         assert_eq!(escape_partition_value("Zürich"), "Zürich");
         assert_eq!(escape_partition_value(""), NULL_PARTITION);
+        for value in ["Proposal/Price Quote", "a=b:c", "Zürich", "100%", "x\ty"] {
+            let escaped = escape_partition_value(value);
+            assert_eq!(unescape_partition_value(&escaped).as_deref(), Some(value));
+        }
+        assert_eq!(unescape_partition_value(NULL_PARTITION), None);
+        assert_eq!(
+            hive_values("2026/11/27/stage=Proposal%2FQuote/won=__HIVE_DEFAULT_PARTITION__"),
+            [
+                ("stage".to_string(), Some("Proposal/Quote".to_string())),
+                ("won".to_string(), None)
+            ]
+        );
     }
 
     #[test]

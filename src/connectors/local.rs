@@ -24,13 +24,14 @@ use arrow::datatypes::{Schema, SchemaRef};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::catalog::{self, duckdb, duckdb::LocalCatalog, duckdb::TablePlan};
 use super::layout::TimePrefix;
 use super::output::{FileSet, Layout, Store};
 use crate::codecs::FileFormat;
 use crate::fields::{Problems, any_type};
 use crate::node::{
     BuildContext, ConfigProblem, Destination, NodeConfig, NodeError, NodeKind, OutputLocation,
-    PlanContext, Runtime,
+    PlanContext, Published, Runtime,
 };
 use serde_json::{Value, json};
 
@@ -70,6 +71,10 @@ pub struct LocalDestination {
     /// `execution_id_folder` (with them, runs never write to the same folder).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub replace_partitions: bool,
+    /// Keep a catalog beside the data: `_tributary_table.json` (columns, partitions and
+    /// their figures) and a DuckDB view `<table>.sql` over every file, updated by each run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<LocalCatalog>,
 }
 
 fn parquet() -> FileFormat {
@@ -82,10 +87,7 @@ impl NodeKind for LocalDestination {
     const ICON: &'static str = "📁";
     const DESCRIPTION: &'static str = "Write CSV, JSON lines, JSON or Parquet files to a folder";
 
-    fn finish_commit(
-        plan: &Value,
-        _: &crate::paths::Dirs,
-    ) -> Result<Vec<OutputLocation>, NodeError> {
+    fn finish_commit(plan: &Value, _: &crate::paths::Dirs) -> Result<Published, NodeError> {
         CommitPlan::from_value(plan)?.publish()
     }
 }
@@ -99,6 +101,9 @@ impl LocalDestination {
         }
         if self.folder.trim().is_empty() {
             problems.push("/folder", "choose a folder to write to");
+        }
+        if let Some(catalog) = &self.catalog {
+            catalog.check(&mut problems);
         }
         if self.replace_partitions {
             if self.partition_by.is_empty() {
@@ -167,10 +172,17 @@ impl NodeConfig for LocalDestination {
             file_per_batch: false,
             all_strings: false,
         };
+        let catalog = self.catalog.as_ref().map(|c| CatalogTarget {
+            table: (c.table.clone()).unwrap_or_else(|| catalog::table_name(&cx.flow_name)),
+            flow: cx.flow_name.clone(),
+            node: cx.node_id.clone(),
+            execution_id: cx.execution_id.clone(),
+        });
         Ok(Runtime::Destination(Box::new(LocalRun {
             root,
             files: FileSet::new(staging, layout, input, cx.started, &cx.execution_id),
             replace: self.replace_partitions.then_some(self.format.extension()),
+            catalog,
             plan: OnceLock::new(),
         })))
     }
@@ -287,8 +299,17 @@ struct LocalRun {
     files: FileSet<Staging>,
     /// With `replace_partitions`: the extension of the files to replace.
     replace: Option<&'static str>,
+    catalog: Option<CatalogTarget>,
     /// Made once: the run's commit record and the commit itself name the same files.
     plan: OnceLock<CommitPlan>,
+}
+
+/// The table a run registers its files in, with what names the run.
+struct CatalogTarget {
+    table: String,
+    flow: String,
+    node: String,
+    execution_id: String,
 }
 
 impl Destination for LocalRun {
@@ -304,7 +325,7 @@ impl Destination for LocalRun {
         Some(self.plan().to_value())
     }
 
-    fn commit(self: Box<Self>) -> Result<Vec<OutputLocation>, NodeError> {
+    fn commit(self: Box<Self>) -> Result<Published, NodeError> {
         let plan = self.plan().clone();
         // Written before the first rename, so that other runs to this folder leave the
         // staging folder for the one that finishes the commit.
@@ -339,11 +360,25 @@ impl LocalRun {
                 Some(extension) => earlier_parts(&self.root, &files, extension),
                 None => Vec::new(),
             };
+            let catalog = self.catalog.as_ref().map(|c| {
+                let written =
+                    catalog::partitions_written(files.iter().map(|(r, n, b)| (r.as_str(), *n, *b)));
+                TablePlan::new(
+                    c.table.clone(),
+                    &c.flow,
+                    &c.node,
+                    &c.execution_id,
+                    &self.files.shape(),
+                    written,
+                    self.replace.is_some(),
+                )
+            });
             CommitPlan {
                 root: self.root.clone(),
                 staging: self.files.store.dir.clone(),
                 files,
                 replaced,
+                catalog,
             }
         })
     }
@@ -391,6 +426,8 @@ struct CommitPlan {
     files: Vec<(String, u64, u64)>,
     /// Relative paths of earlier runs' files that this run's replace.
     replaced: Vec<String>,
+    /// The catalog table to register the files in once they are in place.
+    catalog: Option<TablePlan>,
 }
 
 impl CommitPlan {
@@ -400,6 +437,7 @@ impl CommitPlan {
             "staging": self.staging,
             "files": self.files.iter().map(|(r, n, b)| json!([r, n, b])).collect::<Vec<_>>(),
             "replaced": self.replaced,
+            "catalog": self.catalog,
         })
     }
 
@@ -427,21 +465,27 @@ impl CommitPlan {
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(damaged)?,
         };
+        let catalog = match &plan["catalog"] {
+            Value::Null => None,
+            table => Some(serde_json::from_value(table.clone()).map_err(|_| damaged())?),
+        };
         Ok(Self {
             root: path("root")?,
             staging: path("staging")?,
             files,
             replaced,
+            catalog,
         })
     }
 
     /// Moves every staged file into place, skipping those already there, removes the files
-    /// they replace, then the staging folder. Safe to run again after an interruption
+    /// they replace, then the staging folder, and registers the files in the catalog when
+    /// the node keeps one. Safe to run again after an interruption
     /// (until it ends, a reader may see a replaced partition twice; the next run of the
     /// flow finishes it). When a file is neither staged nor in place, the commit cannot be
     /// finished: what it published is removed again, so the run's output is absent rather
     /// than partial, and nothing it would replace has been removed yet.
-    fn publish(&self) -> Result<Vec<OutputLocation>, NodeError> {
+    fn publish(&self) -> Result<Published, NodeError> {
         let mut outputs = Vec::with_capacity(self.files.len());
         let mut made: HashSet<PathBuf> = HashSet::new();
         for (relative, records, bytes) in &self.files {
@@ -501,7 +545,14 @@ impl CommitPlan {
             tracing::info!(files = self.replaced.len(), "replaced earlier runs' files");
         }
         self.remove_staging();
-        Ok(outputs)
+        let registered = match &self.catalog {
+            Some(table) => vec![duckdb::register(&self.root, table)?],
+            None => Vec::new(),
+        };
+        Ok(Published {
+            outputs,
+            registered,
+        })
     }
 
     /// Removes what the commit published so far, and its staging folder.
@@ -571,6 +622,7 @@ mod tests {
             staging,
             files,
             replaced,
+            catalog: None,
         };
         let plan = CommitPlan::from_value(&plan.to_value()).unwrap();
         // As the kill left it: the new file in place, one earlier file removed.

@@ -1,5 +1,6 @@
 //! Source and destination nodes: one module per connector, listed in the registry.
 
+pub mod catalog;
 pub mod demo_crm;
 pub mod file;
 pub mod framework;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
@@ -47,6 +47,16 @@ pub struct Layout {
     pub file_per_batch: bool,
     /// Write every field as text (AppFlow's `preserveSourceDataTyping: false`).
     pub all_strings: bool,
+}
+
+/// The files of one destination as a catalog describes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableShape {
+    pub format: FileFormat,
+    /// The fields inside the files.
+    pub columns: Vec<FieldRef>,
+    /// The fields whose values name the folders (`name=value`), in folder order.
+    pub partition_fields: Vec<FieldRef>,
 }
 
 /// A finished file, staged.
@@ -132,6 +142,23 @@ impl<S: Store> FileSet<S> {
     /// The folder below the destination that this run's files go to.
     pub fn run_folder(&self) -> &str {
         &self.run_folder
+    }
+
+    /// What a catalog needs to know of the files: their format, the fields inside them
+    /// and the fields that name their folders.
+    pub fn shape(&self) -> TableShape {
+        let partition_fields = self.partitioner.fields().to_vec();
+        // A partition field kept inside the files is still read from the folder's name:
+        // a catalog lists a name once.
+        let columns = (self.partitioner.data_schema().fields().iter())
+            .filter(|f| !partition_fields.iter().any(|p| p.name() == f.name()))
+            .cloned()
+            .collect();
+        TableShape {
+            format: self.format,
+            columns,
+            partition_fields,
+        }
     }
 
     fn open_file(&mut self, partition: &str, first: &RecordBatch) -> Result<(), NodeError> {

@@ -35,7 +35,8 @@ use crate::cost::{self, Rates};
 use crate::flow::Plan;
 use crate::node::context::{NodeHandle, Outputs, Reporter};
 use crate::node::{
-    BuildContext, Destination, ErrorRecord, NodeError, OutputLocation, Runtime, Transform,
+    BuildContext, Destination, ErrorRecord, NodeError, OutputLocation, Published, Registration,
+    Runtime, Transform,
 };
 use crate::paths::Dirs;
 use crate::state::{RunLock, StateStore};
@@ -207,6 +208,7 @@ fn record_run(
         peak_batches_in_flight: outcome.peak_in_flight,
         nodes: outcome.figures,
         outputs: outcome.outputs,
+        registered: outcome.registered,
         error_output,
         error: outcome.error,
         windows: outcome.windows,
@@ -321,6 +323,7 @@ struct Outcome {
     error: Option<RunError>,
     figures: Vec<NodeFigures>,
     outputs: Vec<OutputLocation>,
+    registered: Vec<Registration>,
     collected: HashMap<usize, Vec<RecordBatch>>,
     peak_in_flight: usize,
     windows: Vec<Window>,
@@ -755,7 +758,8 @@ async fn execute(
     // In the flow's order, not the order they finished in: what a kill during the commit
     // leaves behind is then the same from run to run.
     destinations.sort_by_key(|(node, _)| *node);
-    let (outputs, commit_error) = finish_destinations(destinations, commit, &handles, kinds).await;
+    let (published, commit_error) =
+        finish_destinations(destinations, commit, &handles, kinds).await;
     let (status, error) = match commit_error {
         Some(e) => (RunStatus::Error, Some(e)),
         None => (status, error),
@@ -764,7 +768,8 @@ async fn execute(
         status,
         error,
         figures: figures(&handles),
-        outputs,
+        outputs: published.outputs,
+        registered: published.registered,
         collected,
         peak_in_flight: in_flight.peak(),
         windows,
@@ -799,9 +804,9 @@ fn finish_interrupted_commits(
                 ));
             };
             match (node_type.finish_commit)(&d["plan"], dirs) {
-                Ok(outputs) => tracing::info!(
+                Ok(done) => tracing::info!(
                     "finished publishing {} file(s) of run {execution_id} in node `{node}`",
-                    outputs.len()
+                    done.outputs.len()
                 ),
                 Err(e) => {
                     tracing::warn!(
@@ -846,6 +851,7 @@ impl Outcome {
             }),
             figures: figures(handles),
             outputs: Vec::new(),
+            registered: Vec::new(),
             collected: HashMap::new(),
             peak_in_flight: 0,
             windows: Vec::new(),
@@ -874,14 +880,14 @@ async fn finish_destinations(
     commit: Option<Commit>,
     handles: &[NodeHandle],
     kinds: Vec<&'static str>,
-) -> (Vec<OutputLocation>, Option<RunError>) {
+) -> (Published, Option<RunError>) {
     let ids: Vec<Arc<str>> = handles.iter().map(|h| h.id.clone()).collect();
     tokio::task::spawn_blocking(move || {
         let Some(mut commit) = commit else {
             for (_, d) in destinations {
                 d.abort();
             }
-            return (Vec::new(), None);
+            return (Published::default(), None);
         };
         let record = serde_json::json!({
             "destinations": destinations
@@ -902,7 +908,7 @@ async fn finish_destinations(
                 d.abort();
             }
             return (
-                Vec::new(),
+                Published::default(),
                 Some(RunError {
                     node: None,
                     message,
@@ -910,7 +916,7 @@ async fn finish_destinations(
 }),
             );
         }
-        let mut outputs = Vec::new();
+        let mut published = Published::default();
         let mut error = None;
         for (i, d) in destinations {
             if error.is_some() && d.commit_plan().is_none() {
@@ -919,7 +925,15 @@ async fn finish_destinations(
                 continue;
             }
             match d.commit() {
-                Ok(list) => outputs.extend(list),
+                Ok(done) => {
+                    published.outputs.extend(done.outputs);
+                    published
+                        .registered
+                        .extend(done.registered.into_iter().map(|r| Registration {
+                            node: ids[i].to_string(),
+                            ..r
+                        }));
+                }
                 Err(e) => {
                     error.get_or_insert(RunError {
                         node: Some(ids[i].to_string()),
@@ -945,12 +959,12 @@ async fn finish_destinations(
                             transient: false,
 });
         }
-        (outputs, error)
+        (published, error)
     })
     .await
     .unwrap_or_else(|e| {
         (
-            Vec::new(),
+            Published::default(),
             Some(RunError {
                 node: None,
                 message: format!("committing the output failed: {e}"),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cost::Cost;
 use crate::node::NodeFigures;
-use crate::node::OutputLocation;
+use crate::node::{OutputLocation, Registration};
 use crate::paths::Dirs;
 use crate::state::{RunRow, StateStore};
 
@@ -161,6 +161,9 @@ pub struct RunRecord {
     pub nodes: Vec<NodeFigures>,
     /// Files and objects the run produced; empty unless the run succeeded.
     pub outputs: Vec<OutputLocation>,
+    /// Catalog tables the output was registered in, with what the run changed there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registered: Vec<Registration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_output: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -236,6 +239,12 @@ impl RunRecord {
         }
         for o in &self.outputs {
             s += &format!("\n  wrote {} ({} records)", o.location, o.records);
+        }
+        for r in &self.registered {
+            s += &format!("\n  registered in {}: {}", r.catalog, r.table);
+            if !r.changes.is_empty() {
+                s += &format!(" ({})", r.changes.join("; "));
+            }
         }
         if let Some(path) = &self.error_output {
             s += &format!("\n  rejected records: {path}");

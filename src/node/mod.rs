@@ -241,10 +241,7 @@ pub trait NodeKind: NodeConfig + DeserializeOwned + JsonSchema {
     /// another process, so it has only the plan; it must be safe to run again after it was
     /// itself interrupted. Says what is now published; an error means nothing of that run
     /// is visible any more (it was rolled back), so the run's records will be read again.
-    fn finish_commit(
-        _plan: &serde_json::Value,
-        _dirs: &Dirs,
-    ) -> Result<Vec<OutputLocation>, NodeError> {
+    fn finish_commit(_plan: &serde_json::Value, _dirs: &Dirs) -> Result<Published, NodeError> {
         Err(NodeError::msg(format!(
             "{} cannot finish a commit from a record",
             Self::TYPE
@@ -275,7 +272,7 @@ pub struct NodeType {
     upgrade: Box<dyn Fn(&mut serde_json::Value) + Send + Sync>,
     schema: Box<dyn Fn(&mut SchemaGenerator) -> Schema + Send + Sync>,
     /// [`NodeKind::finish_commit`].
-    pub finish_commit: fn(&serde_json::Value, &Dirs) -> Result<Vec<OutputLocation>, NodeError>,
+    pub finish_commit: fn(&serde_json::Value, &Dirs) -> Result<Published, NodeError>,
 }
 
 impl NodeType {
@@ -426,10 +423,42 @@ pub trait Destination: Send {
     fn commit_plan(&self) -> Option<serde_json::Value> {
         None
     }
-    fn commit(self: Box<Self>) -> Result<Vec<OutputLocation>, NodeError>;
+    fn commit(self: Box<Self>) -> Result<Published, NodeError>;
     fn abort(self: Box<Self>);
     /// Bytes written so far, staged or not.
     fn bytes_written(&self) -> u64;
+}
+
+/// What committing one destination made visible.
+#[derive(Debug, Default)]
+pub struct Published {
+    pub outputs: Vec<OutputLocation>,
+    /// Tables the output was registered in, so that query engines find it.
+    pub registered: Vec<Registration>,
+}
+
+impl From<Vec<OutputLocation>> for Published {
+    fn from(outputs: Vec<OutputLocation>) -> Self {
+        Published {
+            outputs,
+            registered: Vec::new(),
+        }
+    }
+}
+
+/// A table in a catalog that a run registered its output in, and what it changed there.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Registration {
+    /// The destination node that registered it.
+    #[serde(default)]
+    pub node: String,
+    /// `glue` (the AWS Glue Data Catalog) or `duckdb` (a view file beside the data).
+    pub catalog: String,
+    /// `database.table` in Glue; the view's file for DuckDB.
+    pub table: String,
+    /// What the run changed, in words: "created the table", "added 2 partitions: …".
+    /// Empty when the table already described everything the run wrote.
+    pub changes: Vec<String>,
 }
 
 /// One object a run produced.

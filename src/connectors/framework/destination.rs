@@ -24,7 +24,7 @@ use super::source::{check_options, node_schema, upgrading};
 use super::target::Target;
 use crate::node::{
     BuildContext, ConfigProblem, Destination, ErrorRecord, ErrorSink, NodeConfig, NodeError,
-    NodeType, OutputLocation, PlanContext, Runtime,
+    NodeType, OutputLocation, PlanContext, Published, Runtime,
 };
 
 /// What every service's destination node holds.
@@ -371,7 +371,7 @@ impl Destination for EntityWrite {
         self.staged.flush().map_err(|e| self.stage_error(e))
     }
 
-    fn commit(mut self: Box<Self>) -> Result<Vec<OutputLocation>, NodeError> {
+    fn commit(mut self: Box<Self>) -> Result<Published, NodeError> {
         let mut file = self
             .staged
             .get_ref()
@@ -405,7 +405,8 @@ impl Destination for EntityWrite {
             ),
             records: taken,
             bytes: self.staged_bytes,
-        }])
+        }]
+        .into())
     }
 
     fn abort(self: Box<Self>) {

@@ -27,7 +27,7 @@ use crate::connectors::framework::ConnectorError;
 use crate::fields::{Problems, any_type};
 use crate::node::{
     BoxFuture, BuildContext, ConfigProblem, Destination, NodeConfig, NodeError, NodeKind,
-    OutputLocation, PlanContext, Runtime,
+    OutputLocation, PlanContext, Published, Runtime,
 };
 use crate::paths::Dirs;
 
@@ -118,10 +118,7 @@ impl NodeKind for PostgresDestination {
     const DESCRIPTION: &'static str =
         "Load a PostgreSQL table: insert, upsert by keys or replace, all of a run or none of it";
 
-    fn finish_commit(
-        plan: &serde_json::Value,
-        dirs: &Dirs,
-    ) -> Result<Vec<OutputLocation>, NodeError> {
+    fn finish_commit(plan: &serde_json::Value, dirs: &Dirs) -> Result<Published, NodeError> {
         let plan: CommitPlan = serde_json::from_value(plan.clone())
             .map_err(|e| NodeError::msg(format!("the commit record cannot be read: {e}")))?;
         let target = Target::of_connection(dirs, &plan.connection)?;
@@ -162,7 +159,8 @@ impl NodeKind for PostgresDestination {
             location: target.location(&plan.schema, &plan.table),
             records: plan.records,
             bytes: plan.bytes,
-        }])
+        }]
+        .into())
     }
 }
 
@@ -609,7 +607,7 @@ impl Destination for Load {
         .ok()
     }
 
-    fn commit(mut self: Box<Self>) -> Result<Vec<OutputLocation>, NodeError> {
+    fn commit(mut self: Box<Self>) -> Result<Published, NodeError> {
         self.begin()?;
         let config = &self.config;
         let table = self.table();
@@ -668,7 +666,8 @@ impl Destination for Load {
                 location: self.target.location(&config.schema, &config.table),
                 records: self.records,
                 bytes: self.bytes,
-            }]),
+            }]
+            .into()),
             Err(e) => Err(NodeError::msg(format!(
                 "{} refused the load, and nothing of it is in the table: {}",
                 config.table_name(),

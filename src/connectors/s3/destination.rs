@@ -17,12 +17,13 @@ use serde::{Deserialize, Serialize};
 use super::upload::{self, ObjectSettings, StagedObject, Uploads};
 use super::{Access, block_on, check_bucket, normalize_prefix};
 use crate::codecs::FileFormat;
+use crate::connectors::catalog::glue::{GlueCatalog, S3Catalog, TablePlan};
 use crate::connectors::layout::TimePrefix;
 use crate::connectors::output::{FileSet, Layout};
 use crate::fields::{Problems, any_type};
 use crate::node::{
     BoxFuture, BuildContext, ConfigProblem, Destination, NodeConfig, NodeError, NodeKind,
-    OutputLocation, PlanContext, Runtime,
+    OutputLocation, PlanContext, Published, Runtime,
 };
 use crate::paths::Dirs;
 
@@ -87,6 +88,10 @@ pub struct S3Destination {
     /// An S3-compatible store's address (MinIO, Ceph, R2…), over the connection's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
+    /// Register the objects in a catalog, so that Athena and other engines find them
+    /// without a crawler: `{"glue": {"database": "crm_lake"}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<S3Catalog>,
 }
 
 fn parquet() -> FileFormat {
@@ -130,10 +135,7 @@ impl NodeKind for S3Destination {
     const DESCRIPTION: &'static str =
         "Write CSV, JSON lines or Parquet objects to an S3 bucket or an S3-compatible store";
 
-    fn finish_commit(
-        plan: &serde_json::Value,
-        dirs: &Dirs,
-    ) -> Result<Vec<OutputLocation>, NodeError> {
+    fn finish_commit(plan: &serde_json::Value, dirs: &Dirs) -> Result<Published, NodeError> {
         let plan: CommitPlan = serde_json::from_value(plan.clone())
             .map_err(|e| NodeError::msg(format!("the commit record cannot be read: {e}")))?;
         let access = Access::resolve(
@@ -143,12 +145,19 @@ impl NodeKind for S3Destination {
             plan.reach.endpoint_url.as_deref(),
         )?;
         let uploads: Vec<StagedObject> = plan.objects.iter().map(|o| o.upload.clone()).collect();
-        block_on(async {
+        let registered = block_on(async {
             let client = access.client().await?;
             upload::finish(&client, &access, &plan.bucket, &uploads).await?;
-            upload::remove(&client, &access, &plan.bucket, &plan.replaced).await
+            upload::remove(&client, &access, &plan.bucket, &plan.replaced).await?;
+            match &plan.catalog {
+                Some(table) => Ok::<_, NodeError>(vec![table.register(&access).await?]),
+                None => Ok(Vec::new()),
+            }
         })?;
-        Ok(plan.outputs())
+        Ok(Published {
+            outputs: plan.outputs(),
+            registered,
+        })
     }
 }
 
@@ -177,6 +186,14 @@ impl S3Destination {
                 "a KMS key is used only with encryption sse_kms",
             );
         }
+        if let Some(catalog) = &self.catalog {
+            catalog.glue.check(
+                self.format,
+                &self.layout_keys(),
+                &self.partition_by,
+                &mut problems,
+            );
+        }
         if self.replace_partitions {
             if self.partition_by.is_empty() {
                 problems.push(
@@ -192,6 +209,15 @@ impl S3Destination {
             }
         }
         problems.into_result(columns)
+    }
+
+    /// The partition keys of the folders above the partition fields'.
+    fn layout_keys(&self) -> Vec<&'static str> {
+        GlueCatalog::layout_keys(
+            self.time_prefix,
+            self.execution_id_folder,
+            self.schema_version_folder,
+        )
     }
 }
 
@@ -245,6 +271,15 @@ impl NodeConfig for S3Destination {
                 ("node".to_string(), header_safe(&cx.node_id)),
             ]),
         };
+        let catalog = self.catalog.as_ref().map(|c| CatalogTarget {
+            config: c.glue.clone(),
+            flow: cx.flow_name.clone(),
+            node: cx.node_id.clone(),
+            location: format!("s3://{}/{}", self.bucket, normalize_prefix(&self.prefix)),
+            layout_keys: self.layout_keys(),
+            access: access.clone(),
+            plan: None,
+        });
         let uploads = Uploads::new(
             access,
             self.bucket.clone(),
@@ -267,6 +302,7 @@ impl NodeConfig for S3Destination {
             files: FileSet::new(uploads, layout, input, cx.started, &cx.execution_id),
             replace: self.replace_partitions.then_some(self.format.extension()),
             replaced: Vec::new(),
+            catalog,
             reach: Reach {
                 connection: self.connection.clone(),
                 region: self.region.clone(),
@@ -300,6 +336,20 @@ struct S3Run {
     replace: Option<&'static str>,
     /// The earlier runs' objects this run's replace, found when it finished writing.
     replaced: Vec<String>,
+    catalog: Option<CatalogTarget>,
+}
+
+/// The Glue table a run registers its objects in.
+struct CatalogTarget {
+    config: GlueCatalog,
+    flow: String,
+    node: String,
+    /// `s3://bucket/prefix/`.
+    location: String,
+    layout_keys: Vec<&'static str>,
+    access: Access,
+    /// Made once the run's objects are all staged.
+    plan: Option<TablePlan>,
 }
 
 /// The node's settings that say how to reach the bucket, kept in a commit record so that
@@ -321,6 +371,9 @@ struct CommitPlan {
     /// Keys of earlier runs' objects to remove once these are in place.
     #[serde(default)]
     replaced: Vec<String>,
+    /// The Glue table to register the objects in once they are in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    catalog: Option<TablePlan>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -359,6 +412,7 @@ impl S3Run {
                 })
                 .collect(),
             replaced: self.replaced.clone(),
+            catalog: self.catalog.as_ref().and_then(|c| c.plan.clone()),
         }
     }
 }
@@ -376,6 +430,24 @@ impl Destination for S3Run {
                 .collect();
             self.replaced = self.files.store.earlier_parts(&keys, extension)?;
         }
+        if let Some(catalog) = &mut self.catalog {
+            let written = crate::connectors::catalog::partitions_written(
+                (self.files.staged.iter()).map(|f| (f.relative.as_str(), f.records, f.bytes)),
+            );
+            let plan = TablePlan::new(
+                &catalog.config,
+                &catalog.flow,
+                &catalog.node,
+                catalog.location.clone(),
+                &catalog.layout_keys,
+                &self.files.shape(),
+                written,
+            );
+            // Before anything is published: a table that cannot take these objects, or
+            // Glue refusing access, fails the run with nothing visible.
+            block_on(plan.check(&catalog.access))?;
+            catalog.plan = Some(plan);
+        }
         Ok(())
     }
 
@@ -383,7 +455,7 @@ impl Destination for S3Run {
         serde_json::to_value(self.plan()).ok()
     }
 
-    fn commit(self: Box<Self>) -> Result<Vec<OutputLocation>, NodeError> {
+    fn commit(self: Box<Self>) -> Result<Published, NodeError> {
         let plan = self.plan();
         let mut files = self.files;
         let staged: Vec<StagedObject> = std::mem::take(&mut files.staged)
@@ -393,7 +465,14 @@ impl Destination for S3Run {
         files.store.publish(&staged)?;
         // Only once this run's objects are in place: a partition is never without one.
         files.store.remove(&plan.replaced)?;
-        Ok(plan.outputs())
+        let registered = match (&plan.catalog, &self.catalog) {
+            (Some(table), Some(target)) => vec![block_on(table.register(&target.access))?],
+            _ => Vec::new(),
+        };
+        Ok(Published {
+            outputs: plan.outputs(),
+            registered,
+        })
     }
 
     fn abort(self: Box<Self>) {

@@ -161,6 +161,36 @@ impl Access {
     /// A client for these settings. Only HTTPS is used unless the endpoint is on this
     /// machine, where a test or development store speaks plain HTTP.
     pub async fn client(&self) -> Result<Client, NodeError> {
+        let config = self.config().await?;
+        let endpoint = config
+            .endpoint_url()
+            .map(String::from)
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+            .filter(|e| !e.is_empty());
+        if let Some(endpoint) = &endpoint {
+            crate::auth::http::check_url(endpoint).map_err(NodeError::msg)?;
+        }
+        if config.region().is_none() && endpoint.is_none() {
+            return Err(NodeError::msg(
+                "no AWS region is set: give the node or its connection a region, or set AWS_REGION",
+            ));
+        }
+        let mut builder = aws_sdk_s3::config::Builder::from(&config);
+        if config.region().is_none() {
+            // S3-compatible stores mostly ignore the region, but requests are signed for one.
+            builder = builder.region(Region::new("us-east-1"));
+        }
+        let path_style = self
+            .path_style
+            .unwrap_or_else(|| endpoint.as_deref().is_some_and(is_local_or_ip));
+        builder = builder.force_path_style(path_style);
+        Ok(Client::from_conf(builder.build()))
+    }
+
+    /// The AWS settings these say, filled in from the environment: the region (none when
+    /// none is found anywhere) and the credentials, which every AWS service's requests
+    /// are signed with.
+    pub async fn config(&self) -> Result<aws_config::SdkConfig, NodeError> {
         let http = http_client();
         // A dead endpoint should fail in seconds; a part of many MB on a slow link may
         // take minutes.
@@ -201,12 +231,15 @@ impl Access {
                     .await
             }
         };
-        // S3-compatible stores mostly ignore the region, but requests are signed for one.
-        // Given here even when none was found (and refused below unless an endpoint is
-        // set), so that loading the rest looks for a region nowhere else.
+        // The credential chain is given a region even when none was found, so that
+        // loading it looks for one nowhere else; the config then has none.
         let found_region = region.is_some();
         let region = region.unwrap_or_else(|| Region::new("us-east-1"));
-        loader = loader.region(region.clone());
+        if found_region {
+            loader = loader.region(region.clone());
+        } else {
+            loader = loader.region(None::<Region>);
+        }
         if let Some((id, secret)) = &self.keys {
             loader = loader.credentials_provider(Credentials::new(
                 id.expose(),
@@ -228,26 +261,7 @@ impl Access {
         if let Some(endpoint) = &self.endpoint_url {
             loader = loader.endpoint_url(endpoint);
         }
-        let config = loader.load().await;
-        let endpoint = config
-            .endpoint_url()
-            .map(String::from)
-            .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
-            .filter(|e| !e.is_empty());
-        if let Some(endpoint) = &endpoint {
-            crate::auth::http::check_url(endpoint).map_err(NodeError::msg)?;
-        }
-        if !found_region && endpoint.is_none() {
-            return Err(NodeError::msg(
-                "no AWS region is set: give the node or its connection a region, or set AWS_REGION",
-            ));
-        }
-        let mut builder = aws_sdk_s3::config::Builder::from(&config);
-        let path_style = self
-            .path_style
-            .unwrap_or_else(|| endpoint.as_deref().is_some_and(is_local_or_ip));
-        builder = builder.force_path_style(path_style);
-        Ok(Client::from_conf(builder.build()))
+        Ok(loader.load().await)
     }
 
     /// Where requests go, for messages.
