@@ -440,3 +440,44 @@ fn flows_appflow_cannot_run_are_refused_with_the_node_and_why() {
         "{text}"
     );
 }
+
+/// `metadataCatalogConfig`: the S3 destination registers in the same Glue database with
+/// the same table prefix; the role AppFlow would assume is listed as not carried over.
+#[test]
+fn a_glue_catalog_comes_over_to_the_s3_destination() {
+    let scratch = Scratch::new();
+    let mut request: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("salesforce-opportunities.create-flow.json")).unwrap(),
+    )
+    .unwrap();
+    request["metadataCatalogConfig"] = json!({"glueDataCatalog": {
+        "roleArn": "arn:aws:iam::123456789012:role/appflow-glue",
+        "databaseName": "crm_lake",
+        "tablePrefix": "appflow_"
+    }});
+    let input = scratch.write("request.json", &request.to_string());
+    let out = scratch.path().join("imported.json");
+    let o = import(
+        &scratch,
+        &[
+            input.to_str().unwrap(),
+            "--allow-partial",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+    assert!(
+        said(&o).contains("/metadataCatalogConfig/glueDataCatalog/roleArn: Glue is reached with the S3 destination's credentials"),
+        "{}",
+        said(&o)
+    );
+    let flow: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let destination = (flow["nodes"].as_array().unwrap().iter())
+        .find(|n| n["type"] == "destination.s3")
+        .unwrap();
+    assert_eq!(
+        destination["config"]["catalog"],
+        json!({"glue": {"database": "crm_lake", "table_prefix": "appflow_"}})
+    );
+}

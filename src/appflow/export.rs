@@ -831,6 +831,10 @@ impl Export {
                 ("connection", "AppFlow reaches S3 with the flow's IAM role"),
                 ("region", "AppFlow writes buckets of its own region"),
                 ("endpoint_url", "AppFlow writes to Amazon S3 itself"),
+                (
+                    "catalog",
+                    "AppFlow registers in Glue with an IAM role of its own: set `metadataCatalogConfig` with the role, the database and the table prefix on the exported flow",
+                ),
             ] {
                 if key == "encryption" && c.get(key) == Some(&json!("bucket_default")) {
                     continue;

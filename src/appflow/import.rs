@@ -194,9 +194,6 @@ impl Import<'_> {
                 ),
             }
         }
-        if let Some(catalog) = flow.get("metadataCatalogConfig") {
-            self.gap(&catalog, "registering what the flow writes in the Glue Data Catalog is not there yet; run a crawler on the destination's prefix meanwhile");
-        }
         let source_at = flow
             .get("sourceFlowConfig")
             .ok_or_else(|| flow.problem("`sourceFlowConfig` is missing"))?;
@@ -245,6 +242,9 @@ impl Import<'_> {
                 "destination.s3" => destination.config["partition_by"] = json!(keys),
                 _ => self.gap(&at, "only S3 destinations write partitions here"),
             }
+        }
+        if let Some(catalog) = flow.get("metadataCatalogConfig") {
+            self.catalog(&catalog, &mut destination)?;
         }
         let trigger = match &trigger_at {
             Some(t) => self.trigger(t, &source)?,
@@ -511,6 +511,29 @@ impl Import<'_> {
         }
         let label = format!("{key} {entity}");
         Ok(node("source", &format!("source.{service}"), &label, config))
+    }
+
+    /// `metadataCatalogConfig`: the S3 destination registers its objects in the same Glue
+    /// database, with the same table prefix.
+    fn catalog(&mut self, at: &At<'_>, destination: &mut Node) -> Result<(), Problem> {
+        let Some(glue) = at.get("glueDataCatalog") else {
+            at.take();
+            return Ok(());
+        };
+        if destination.kind != "destination.s3" {
+            self.gap(at, "only S3 destinations register what they write in Glue");
+            return Ok(());
+        }
+        let mut config = json!({"database": glue.required_text("databaseName")?});
+        if let Some(prefix) = glue.text("tablePrefix")? {
+            config["table_prefix"] = json!(prefix);
+        }
+        if let Some(role) = glue.get("roleArn") {
+            self.gap(&role, "Glue is reached with the S3 destination's credentials (its connection or the AWS environment), which need the Glue permissions; no role is assumed");
+        }
+        at.take();
+        destination.config["catalog"] = json!({"glue": config});
+        Ok(())
     }
 
     fn destination(&mut self, at: &At<'_>) -> Result<Node, Problem> {
