@@ -617,9 +617,9 @@ struct Glue {
 
 impl Glue {
     async fn connect(access: &Access, reach: &GlueReach) -> Result<Glue, NodeError> {
-        let config = access.config().await?;
+        let (config, found) = access.config().await?;
         let region = (reach.region.clone())
-            .or_else(|| config.region().map(|r| r.to_string()))
+            .or_else(|| found.map(|r| r.to_string()))
             .ok_or_else(|| {
                 NodeError::msg(
                     "no AWS region is set for Glue: give `catalog.glue.region`, the node or its connection a region, or set AWS_REGION",

@@ -161,7 +161,7 @@ impl Access {
     /// A client for these settings. Only HTTPS is used unless the endpoint is on this
     /// machine, where a test or development store speaks plain HTTP.
     pub async fn client(&self) -> Result<Client, NodeError> {
-        let config = self.config().await?;
+        let (config, region) = self.config().await?;
         let endpoint = config
             .endpoint_url()
             .map(String::from)
@@ -170,16 +170,12 @@ impl Access {
         if let Some(endpoint) = &endpoint {
             crate::auth::http::check_url(endpoint).map_err(NodeError::msg)?;
         }
-        if config.region().is_none() && endpoint.is_none() {
+        if region.is_none() && endpoint.is_none() {
             return Err(NodeError::msg(
                 "no AWS region is set: give the node or its connection a region, or set AWS_REGION",
             ));
         }
         let mut builder = aws_sdk_s3::config::Builder::from(&config);
-        if config.region().is_none() {
-            // S3-compatible stores mostly ignore the region, but requests are signed for one.
-            builder = builder.region(Region::new("us-east-1"));
-        }
         let path_style = self
             .path_style
             .unwrap_or_else(|| endpoint.as_deref().is_some_and(is_local_or_ip));
@@ -187,10 +183,10 @@ impl Access {
         Ok(Client::from_conf(builder.build()))
     }
 
-    /// The AWS settings these say, filled in from the environment: the region (none when
-    /// none is found anywhere) and the credentials, which every AWS service's requests
-    /// are signed with.
-    pub async fn config(&self) -> Result<aws_config::SdkConfig, NodeError> {
+    /// The AWS settings these say, filled in from the environment: the credentials, which
+    /// every AWS service's requests are signed with, and the region, with the one found
+    /// (the config's is `us-east-1` when none is found anywhere).
+    pub async fn config(&self) -> Result<(aws_config::SdkConfig, Option<Region>), NodeError> {
         let http = http_client();
         // A dead endpoint should fail in seconds; a part of many MB on a slow link may
         // take minutes.
@@ -231,15 +227,12 @@ impl Access {
                     .await
             }
         };
-        // The credential chain is given a region even when none was found, so that
-        // loading it looks for one nowhere else; the config then has none.
-        let found_region = region.is_some();
+        // Given a region even when none was found, so that loading the rest looks for
+        // one nowhere else (asking the instance metadata again); S3-compatible stores
+        // mostly ignore it, but requests are signed for one.
+        let found = region.clone();
         let region = region.unwrap_or_else(|| Region::new("us-east-1"));
-        if found_region {
-            loader = loader.region(region.clone());
-        } else {
-            loader = loader.region(None::<Region>);
-        }
+        loader = loader.region(region.clone());
         if let Some((id, secret)) = &self.keys {
             loader = loader.credentials_provider(Credentials::new(
                 id.expose(),
@@ -261,7 +254,7 @@ impl Access {
         if let Some(endpoint) = &self.endpoint_url {
             loader = loader.endpoint_url(endpoint);
         }
-        Ok(loader.load().await)
+        Ok((loader.load().await, found))
     }
 
     /// Where requests go, for messages.
