@@ -139,6 +139,9 @@ impl NodeConfig for LocalDestination {
         if !self.partition_by.is_empty() {
             s += &format!(" · by {}", self.partition_by.join(", "));
         }
+        if self.catalog.is_some() {
+            s += " · DuckDB view";
+        }
         s
     }
 

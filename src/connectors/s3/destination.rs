@@ -246,6 +246,9 @@ impl NodeConfig for S3Destination {
         if !self.partition_by.is_empty() {
             s += &format!(" · by {}", self.partition_by.join(", "));
         }
+        if let Some(catalog) = &self.catalog {
+            s += &format!(" · Glue {}", catalog.glue.database);
+        }
         s
     }
 
