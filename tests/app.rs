@@ -154,7 +154,12 @@ fn the_run_button_runs_the_flow_and_shows_the_outcome() {
     );
     assert_eq!(record.records_written, 4862);
     let files = files_under(&scratch.path().join("out/opportunities-lake"));
-    assert_eq!(files.len(), 1, "{files:?}");
+    let data: Vec<&String> = files.iter().filter(|f| f.ends_with(".parquet")).collect();
+    assert_eq!(data.len(), 1, "{files:?}");
+    assert!(
+        files.iter().any(|f| f == "opportunities.sql"),
+        "the DuckDB view beside the data: {files:?}"
+    );
     assert!(shows(&harness, "Successful"));
     assert!(shows(&harness, "4862 written"));
     apply(&mut harness, Command::ShowTab(Tab::Cost));
@@ -529,6 +534,9 @@ fn a_destination_gets_a_field_mapping_in_front_of_it() {
     wait_for(&mut harness, "the preview of the destination", previewed);
     assert!(shows(&harness, "Every incoming field is written"));
     assert!(harness.query_by_label("e.g. Johansson").is_some());
+    // Below the node's settings, as a person scrolls to it.
+    harness.get_by_label("Map fields…").scroll_to_me();
+    harness.run_steps(30);
     harness.get_by_label("Map fields…").click();
     harness.run_steps(2);
     let flow = harness.state().state.doc.flow.clone();

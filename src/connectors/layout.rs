@@ -91,26 +91,11 @@ pub fn unescape_partition_value(text: &str) -> Option<String> {
     if text == NULL_PARTITION {
         return None;
     }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = (bytes[i] == b'%')
-            .then(|| text.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match hex {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    Some(String::from_utf8_lossy(&out).into_owned())
+    Some(
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 /// The `name=value` folders of a path below a destination, unescaped, in order; other

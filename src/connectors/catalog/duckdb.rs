@@ -17,7 +17,7 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Column, WrittenPartition, column_changes, some_folders};
+use super::{Column, PartitionKind, WrittenPartition, column_changes, some_folders};
 use crate::codecs::FileFormat;
 use crate::connectors::layout::{hive_values, unescape_partition_value};
 use crate::connectors::output::TableShape;
@@ -411,15 +411,13 @@ pub fn sql_type(t: &DataType) -> String {
     }
 }
 
-/// The type of a partition field as the view reads it from a folder's name: numbers,
-/// dates and truth values keep theirs; anything else is text, as it was written.
+/// The type of a partition field as the view reads it from a folder's name.
 fn partition_type(t: &DataType) -> &'static str {
-    use DataType::*;
-    match t {
-        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 => "BIGINT",
-        Date32 | Date64 => "DATE",
-        Boolean => "BOOLEAN",
-        _ => "VARCHAR",
+    match PartitionKind::of(t) {
+        PartitionKind::Integer => "BIGINT",
+        PartitionKind::Date => "DATE",
+        PartitionKind::Boolean => "BOOLEAN",
+        PartitionKind::Text => "VARCHAR",
     }
 }
 

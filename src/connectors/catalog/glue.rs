@@ -19,7 +19,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Column, WrittenPartition, column_changes, some_folders};
+use super::{Column, PartitionKind, WrittenPartition, column_changes, some_folders};
 use crate::codecs::FileFormat;
 use crate::connectors::http::{Api, preview};
 use crate::connectors::layout::{NULL_PARTITION, TimePrefix, unescape_partition_value};
@@ -565,15 +565,13 @@ pub fn hive_type(t: &DataType, format: FileFormat, text: bool) -> String {
     }
 }
 
-/// A partition field's type as Glue lists it: numbers, dates and truth values keep
-/// theirs; anything else is the text of the folder's name.
+/// A partition field's type as Glue lists it.
 fn partition_type(t: &DataType) -> &'static str {
-    use DataType::*;
-    match t {
-        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 => "bigint",
-        Date32 | Date64 => "date",
-        Boolean => "boolean",
-        _ => "string",
+    match PartitionKind::of(t) {
+        PartitionKind::Integer => "bigint",
+        PartitionKind::Date => "date",
+        PartitionKind::Boolean => "boolean",
+        PartitionKind::Text => "string",
     }
 }
 

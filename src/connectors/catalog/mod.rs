@@ -69,6 +69,28 @@ pub fn table_name(text: &str) -> String {
     }
 }
 
+/// What a partition field's values are, read back from folder names: numbers, dates and
+/// truth values keep their type; anything else is the text it was written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionKind {
+    Integer,
+    Date,
+    Boolean,
+    Text,
+}
+
+impl PartitionKind {
+    pub fn of(t: &arrow::datatypes::DataType) -> Self {
+        use arrow::datatypes::DataType::*;
+        match t {
+            Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 => PartitionKind::Integer,
+            Date32 | Date64 => PartitionKind::Date,
+            Boolean => PartitionKind::Boolean,
+            _ => PartitionKind::Text,
+        }
+    }
+}
+
 /// A column as a catalog lists it: its name and its type in the catalog's SQL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
