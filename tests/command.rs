@@ -110,6 +110,8 @@ fn a_program_adds_fields_drops_and_multiplies_records() {
     let figures = &record["nodes"][1];
     assert_eq!(figures["records_in"], 1000);
     assert_eq!(figures["records_out"], 910);
+    // What the program did not write back is dropped, net of what it added.
+    assert_eq!(record["records_dropped"], 90);
 }
 
 /// A program that answers every record at once and one that reads everything before it

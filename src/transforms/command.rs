@@ -167,6 +167,8 @@ impl NodeConfig for CommandTransform {
             output,
             timeout: Duration::from_secs(self.timeout_seconds),
             lines: 0,
+            sent: 0,
+            received: 0,
         })))
     }
 }
@@ -194,6 +196,9 @@ struct CommandRun {
     timeout: Duration,
     /// Lines read back so far, to name a bad one.
     lines: u64,
+    /// Records sent to the program and records it wrote back.
+    sent: u64,
+    received: u64,
 }
 
 impl CommandRun {
@@ -277,7 +282,9 @@ impl CommandRun {
                 batches.push(batch);
             }
         }
-        Ok(arrow::compute::concat_batches(&self.output, &batches)?)
+        let batch = arrow::compute::concat_batches(&self.output, &batches)?;
+        self.received += batch.num_rows() as u64;
+        Ok(batch)
     }
 }
 
@@ -296,6 +303,7 @@ impl Transform for CommandRun {
         let mut lines = Vec::new();
         let mut progress = Instant::now();
         let mut pending = Some(bytes);
+        self.sent += batch.num_rows() as u64;
         let sender = self.to_program.clone().expect("open until finish");
         blocking(|| {
             while let Some(bytes) = pending.take() {
@@ -331,7 +339,9 @@ impl Transform for CommandRun {
         self.decode(lines)
     }
 
-    fn finish(&mut self, _cx: &mut TransformContext) -> Result<Option<RecordBatch>, NodeError> {
+    /// Records the program did not write back are counted as dropped (net of those it
+    /// added), so that a run's figures still account for every record read.
+    fn finish(&mut self, cx: &mut TransformContext) -> Result<Option<RecordBatch>, NodeError> {
         // The program's input ends here.
         self.to_program = None;
         let mut lines = Vec::new();
@@ -389,6 +399,7 @@ impl Transform for CommandRun {
             Ok(())
         })?;
         let batch = self.decode(lines)?;
+        cx.dropped += self.sent.saturating_sub(self.received);
         Ok((batch.num_rows() > 0).then_some(batch))
     }
 }
