@@ -8,8 +8,8 @@ use crate::connectors::s3::{destination as s3_destination, source as s3_source};
 use crate::connectors::{demo_crm, file, framework, local, postgres, rest};
 use crate::node::NodeType;
 use crate::transforms::{
-    aggregate, arithmetic, command, dedupe, filter, hash, map, mask, merge, truncate, union,
-    validate,
+    aggregate, arithmetic, command, dedupe, filter, formula, hash, map, mask, merge, truncate,
+    union, validate,
 };
 
 static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
@@ -34,6 +34,7 @@ static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
         NodeType::of::<merge::Merge>(),
         NodeType::of::<truncate::Truncate>(),
         NodeType::of::<arithmetic::Arithmetic>(),
+        NodeType::of::<formula::Formula>(),
         NodeType::of::<aggregate::Aggregate>(),
         NodeType::of::<hash::Hash>(),
         NodeType::of::<dedupe::Dedupe>(),

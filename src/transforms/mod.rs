@@ -7,6 +7,7 @@ pub mod arithmetic;
 pub mod command;
 pub mod dedupe;
 pub mod filter;
+pub mod formula;
 pub mod hash;
 pub mod map;
 pub mod mask;

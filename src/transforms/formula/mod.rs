@@ -1,0 +1,484 @@
+//! Formula: adds or replaces fields computed by expressions a spreadsheet user can read,
+//! `round(Quantity * UnitPrice, 2)` or `if(Amount > 100000, "large", "small")`. Each
+//! expression is checked against the fields it reads when the flow is checked, its
+//! mistakes said at their line and column, and evaluated over whole batches.
+
+mod expr;
+mod parse;
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use expr::FUNCTIONS;
+use expr::{Counts, Expr};
+
+use crate::fields::Problems;
+use crate::node::{
+    BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime, Transform,
+    TransformContext,
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Formula {
+    /// The fields to compute, in order: a later one may use an earlier one.
+    pub fields: Vec<FormulaField>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FormulaField {
+    /// The field that gets the value; an incoming field of that name is replaced in its
+    /// place, any other is added at the end.
+    pub name: String,
+    /// What it is, e.g. `round(Quantity * UnitPrice, 2)`; fields by name (in backquotes
+    /// with spaces or symbols), text in double quotes.
+    pub expression: String,
+}
+
+impl NodeKind for Formula {
+    const TYPE: &'static str = "transform.formula";
+    const TITLE: &'static str = "Formula";
+    const ICON: &'static str = "ƒ";
+    const DESCRIPTION: &'static str = "Compute fields with expressions, as in a spreadsheet";
+}
+
+/// One checked field: its expression and the column it goes to.
+struct Step {
+    expr: Expr,
+    column: usize,
+}
+
+impl Formula {
+    fn plan(&self, input: &Schema) -> Result<(Vec<Step>, SchemaRef), Vec<ConfigProblem>> {
+        let mut problems = Problems::default();
+        if self.fields.is_empty() {
+            problems.push("/fields", "add a field to compute");
+        }
+        let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut steps = Vec::new();
+        for (i, field) in self.fields.iter().enumerate() {
+            if field.name.trim().is_empty() {
+                problems.push(format!("/fields/{i}/name"), "name the field");
+                continue;
+            }
+            let working = Schema::new(fields.clone());
+            let checked =
+                parse::parse(&field.expression).and_then(|ast| expr::check(&ast, &working));
+            let expr = match checked {
+                Ok(expr) => expr,
+                Err(mistake) => {
+                    problems.push(
+                        format!("/fields/{i}/expression"),
+                        mistake.in_words(&field.expression),
+                    );
+                    continue;
+                }
+            };
+            let kind = match expr.data_type() {
+                DataType::Null => DataType::Utf8,
+                t => t,
+            };
+            let made = Field::new(&field.name, kind, true);
+            let column = match fields.iter().position(|f| f.name() == &field.name) {
+                Some(at) => {
+                    fields[at] = made;
+                    at
+                }
+                None => {
+                    fields.push(made);
+                    fields.len() - 1
+                }
+            };
+            steps.push(Step { expr, column });
+        }
+        problems.into_result((steps, Arc::new(Schema::new(fields))))
+    }
+}
+
+impl NodeConfig for Formula {
+    fn output_schema(
+        &self,
+        input: Option<&SchemaRef>,
+        _: &PlanContext,
+    ) -> Result<SchemaRef, Vec<ConfigProblem>> {
+        Ok(self.plan(input.expect("a transform has an input"))?.1)
+    }
+
+    fn summary(&self) -> String {
+        let shown: Vec<String> = (self.fields.iter())
+            .map(|f| format!("{} = {}", f.name, crate::records::clip(&f.expression, 40)))
+            .collect();
+        shown.join(" · ")
+    }
+
+    fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
+        let (steps, schema) =
+            self.plan(cx.input_schema.as_ref().expect("a transform has an input"))?;
+        Ok(Runtime::Transform(Box::new(FormulaRun { steps, schema })))
+    }
+}
+
+struct FormulaRun {
+    steps: Vec<Step>,
+    schema: SchemaRef,
+}
+
+impl Transform for FormulaRun {
+    fn apply(
+        &mut self,
+        batch: RecordBatch,
+        cx: &mut TransformContext,
+    ) -> Result<RecordBatch, NodeError> {
+        let rows = batch.num_rows();
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        let mut counts = Counts::default();
+        for step in &self.steps {
+            let value = expr::eval(&step.expr, &columns, rows, &mut counts)?;
+            let kind = self.schema.field(step.column).data_type();
+            let value = if value.data_type() == kind {
+                value
+            } else {
+                arrow::compute::cast(&value, kind)?
+            };
+            if step.column < columns.len() {
+                columns[step.column] = value;
+            } else {
+                columns.push(value);
+            }
+        }
+        cx.note("divide_by_zero", counts.divide_by_zero);
+        cx.note("not_converted", counts.not_converted);
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+    use arrow::array::{Array, Date32Array, Decimal128Array};
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+    fn formula(fields: &[(&str, &str)]) -> Formula {
+        Formula {
+            fields: (fields.iter())
+                .map(|(n, e)| FormulaField {
+                    name: n.to_string(),
+                    expression: e.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Four rows with nulls and edge cases in every column.
+    fn input() -> RecordBatch {
+        let dates: ArrayRef = Arc::new(Date32Array::from(vec![
+            Some(20_454),
+            None,
+            Some(0),
+            Some(20_484),
+        ]));
+        let money: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![Some(12_345), Some(-12_355), None, Some(5)])
+                .with_precision_and_scale(18, 2)
+                .unwrap(),
+        );
+        batch_of(&[
+            ("q", ints(&[Some(12), Some(3), None, Some(0)])),
+            ("price", floats(&[Some(2.5), Some(-1.25), Some(4.0), None])),
+            (
+                "name",
+                opt_strs(&[Some("  Ana Lima "), Some("bob"), None, Some("")]),
+            ),
+            ("won", bools(&[Some(true), Some(false), None, Some(true)])),
+            ("Close Date", dates),
+            ("money", money),
+        ])
+    }
+
+    /// One computed field's values as text ("null" for a missing one).
+    fn values(expression: &str) -> Vec<String> {
+        let (out, _) = run_one(&formula(&[("x", expression)]), input());
+        let column = out.column_by_name("x").unwrap();
+        let options = FormatOptions::default().with_null("null");
+        let f = ArrayFormatter::try_new(column.as_ref(), &options).unwrap();
+        (0..column.len()).map(|i| f.value(i).to_string()).collect()
+    }
+
+    fn kind(expression: &str) -> DataType {
+        let (_, schema) = formula(&[("x", expression)])
+            .plan(&input().schema())
+            .unwrap();
+        schema.field_with_name("x").unwrap().data_type().clone()
+    }
+
+    fn mistake(expression: &str) -> String {
+        let problems = plan_problems(&formula(&[("x", expression)]), &input().schema());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "/fields/0/expression");
+        problems[0].message.clone()
+    }
+
+    #[test]
+    fn arithmetic_keeps_whole_numbers_whole_and_nulls_null() {
+        assert_eq!(values("q * 2 + 1"), ["25", "7", "null", "1"]);
+        assert_eq!(kind("q * 2 + 1"), DataType::Int64);
+        assert_eq!(values("q / 4"), ["3.0", "0.75", "null", "0.0"]);
+        assert_eq!(values("q % 5"), ["2", "3", "null", "0"]);
+        assert_eq!(values("-price"), ["-2.5", "1.25", "-4.0", "null"]);
+        assert_eq!(values("q * price"), ["30.0", "-3.75", "null", "null"]);
+        // Decimals add up exactly.
+        assert_eq!(
+            values("money + money + 1"),
+            ["247.90", "-246.10", "null", "1.10"]
+        );
+        assert_eq!(kind("money + 1"), DataType::Decimal128(38, 2));
+    }
+
+    #[test]
+    fn dividing_by_zero_gives_null_and_is_counted() {
+        let (out, cx) = run_one(&formula(&[("x", "price / q"), ("y", "q % q")]), input());
+        assert_eq!(
+            f64s(&out, "x"),
+            [Some(2.5 / 12.0), Some(-1.25 / 3.0), None, None]
+        );
+        assert_eq!(i64s(&out, "y"), [Some(0), Some(0), None, None]);
+        assert_eq!(cx.notes["divide_by_zero"], 2);
+    }
+
+    #[test]
+    fn comparisons_and_logic_follow_three_valued_rules() {
+        assert_eq!(values("q > 10 and won"), ["true", "false", "null", "false"]);
+        assert_eq!(values("q > 10 or won"), ["true", "false", "null", "true"]);
+        assert_eq!(values("not won"), ["false", "true", "null", "false"]);
+        assert_eq!(values("q = 3"), ["false", "true", "null", "false"]);
+        assert_eq!(values("q <> 3"), ["true", "false", "null", "true"]);
+        assert_eq!(values("q >= price"), ["true", "true", "null", "null"]);
+        assert_eq!(values("name = \"bob\""), ["false", "true", "null", "false"]);
+        assert_eq!(
+            values("`Close Date` >= \"2026-01-01\""),
+            ["true", "null", "false", "true"]
+        );
+        assert_eq!(
+            values("`Close Date` < \"2026-01-01\""),
+            ["false", "null", "true", "false"]
+        );
+    }
+
+    #[test]
+    fn if_case_coalesce_and_is_null() {
+        assert_eq!(
+            values("if(q > 10, \"bulk\", \"single\")"),
+            ["bulk", "single", "single", "single"]
+        );
+        assert_eq!(values("if(is_null(q), -1, q)"), ["12", "3", "-1", "0"]);
+        assert_eq!(
+            values("case(q > 10, \"many\", q > 0, \"some\", \"none\")"),
+            ["many", "some", "none", "none"]
+        );
+        assert_eq!(
+            values("case(q > 10, \"many\")"),
+            ["many", "null", "null", "null"]
+        );
+        assert_eq!(
+            values("coalesce(price, q, 0)"),
+            ["2.5", "-1.25", "4.0", "0.0"]
+        );
+        assert_eq!(
+            values("coalesce(name, \"?\")"),
+            ["  Ana Lima ", "bob", "?", ""]
+        );
+        assert_eq!(values("is_null(name)"), ["false", "false", "true", "false"]);
+        assert_eq!(kind("if(won, q, price)"), DataType::Float64);
+    }
+
+    #[test]
+    fn text_functions() {
+        assert_eq!(values("upper(name)"), ["  ANA LIMA ", "BOB", "null", ""]);
+        assert_eq!(values("lower(\"ÄBC\")"), ["äbc"; 4]);
+        assert_eq!(values("trim(name)"), ["Ana Lima", "bob", "null", ""]);
+        assert_eq!(values("length(trim(name))"), ["8", "3", "null", "0"]);
+        assert_eq!(values("length(\"Zürich\")"), ["6"; 4]);
+        assert_eq!(
+            values("trim(name) & \"!\""),
+            ["Ana Lima!", "bob!", "!", "!"]
+        );
+        assert_eq!(
+            values("concat(trim(name), \"-\", q)"),
+            ["Ana Lima-12", "bob-3", "-", "-0"]
+        );
+        assert_eq!(
+            values("substring(trim(name), 1, 3)"),
+            ["Ana", "bob", "null", ""]
+        );
+        assert_eq!(values("substring(\"Zürich\", 2)"), ["ürich"; 4]);
+        assert_eq!(values("substring(\"abc\", 0, 2)"), ["ab"; 4]);
+        assert_eq!(
+            values("replace(name, \"a\", \"4\")"),
+            ["  An4 Lim4 ", "bob", "null", ""]
+        );
+        assert_eq!(values("replace(\"aaa\", \"\", \"x\")"), ["aaa"; 4]);
+        assert_eq!(
+            values("starts_with(name, \"  A\")"),
+            ["true", "false", "null", "false"]
+        );
+        assert_eq!(
+            values("ends_with(name, \"b\")"),
+            ["false", "true", "null", "false"]
+        );
+        assert_eq!(
+            values("contains(name, \"Lim\")"),
+            ["true", "false", "null", "false"]
+        );
+    }
+
+    #[test]
+    fn rounding_to_places() {
+        assert_eq!(
+            values("round(price / 3, 2)"),
+            ["0.83", "-0.42", "1.33", "null"]
+        );
+        assert_eq!(values("floor(price)"), ["2.0", "-2.0", "4.0", "null"]);
+        assert_eq!(values("ceil(price, 1)"), ["2.5", "-1.2", "4.0", "null"]);
+        assert_eq!(values("round(1234.5, -2)"), ["1200.0"; 4]);
+        assert_eq!(values("round(q)"), ["12", "3", "null", "0"]);
+        assert_eq!(values("abs(price)"), ["2.5", "1.25", "4.0", "null"]);
+        // Decimals round exactly, half away from zero.
+        assert_eq!(
+            values("round(money, 1)"),
+            ["123.5", "-123.6", "null", "0.1"]
+        );
+        assert_eq!(
+            values("floor(money, 1)"),
+            ["123.4", "-123.6", "null", "0.0"]
+        );
+        assert_eq!(values("ceil(money, 1)"), ["123.5", "-123.5", "null", "0.1"]);
+        assert_eq!(kind("round(money, 1)"), DataType::Decimal128(38, 1));
+    }
+
+    #[test]
+    fn conversions_count_what_does_not_convert() {
+        let (out, cx) = run_one(
+            &formula(&[
+                ("n", "to_number(\"12.5\")"),
+                ("bad", "to_number(name)"),
+                ("i", "to_integer(\"12.0\")"),
+                ("t", "to_text(q)"),
+                ("d", "to_date(\"2026-12-04\")"),
+            ]),
+            input(),
+        );
+        assert_eq!(f64s(&out, "n"), [Some(12.5); 4]);
+        assert_eq!(f64s(&out, "bad"), [None; 4]);
+        assert_eq!(i64s(&out, "i"), [Some(12); 4]);
+        assert_eq!(
+            texts(&out, "t"),
+            [Some("12".into()), Some("3".into()), None, Some("0".into())]
+        );
+        assert_eq!(
+            out.column_by_name("d").unwrap().data_type(),
+            &DataType::Date32
+        );
+        // "  Ana Lima ", "bob" and "" do not convert; the null was null already.
+        assert_eq!(cx.notes["not_converted"], 3);
+    }
+
+    #[test]
+    fn later_fields_use_earlier_ones_and_a_field_is_replaced_in_place() {
+        let (out, _) = run_one(
+            &formula(&[
+                ("total", "q * price"),
+                ("q", "to_text(q)"),
+                ("size", "if(total > 10, \"big\", \"small\")"),
+            ]),
+            input(),
+        );
+        assert_eq!(
+            names(&out),
+            [
+                "q",
+                "price",
+                "name",
+                "won",
+                "Close Date",
+                "money",
+                "total",
+                "size"
+            ]
+        );
+        assert_eq!(
+            out.column_by_name("q").unwrap().data_type(),
+            &DataType::Utf8
+        );
+        assert_eq!(
+            texts(&out, "size"),
+            [
+                Some("big".into()),
+                Some("small".into()),
+                Some("small".into()),
+                Some("small".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn type_mistakes_are_found_at_their_place() {
+        assert_eq!(
+            mistake("name + 1"),
+            "line 1, column 1: `+` computes with numbers, and this is text; join text with `&` or concat(…)"
+        );
+        assert_eq!(
+            mistake("round(q * prise, 2)"),
+            "line 1, column 11: there is no field `prise` (did you mean `price`?)"
+        );
+        assert_eq!(
+            mistake("Close Date"),
+            "line 1, column 1: a field name with spaces goes in backquotes: `Close Date`"
+        );
+        assert_eq!(
+            mistake("if(q, 1, 2)"),
+            "line 1, column 4: the condition of if takes true/false, not a whole number"
+        );
+        assert_eq!(
+            mistake("if(won, 1, \"x\")"),
+            "line 1, column 1: if gives a whole number or text: both must be of one kind"
+        );
+        assert_eq!(
+            mistake("uper(name)"),
+            "line 1, column 1: there is no function uper(…) (did you mean upper?)"
+        );
+        assert_eq!(
+            mistake("round(price, q)"),
+            "line 1, column 14: round takes a whole number written in the formula here"
+        );
+        assert_eq!(
+            mistake("upper(q)"),
+            "line 1, column 7: upper takes text here, not a whole number"
+        );
+        assert_eq!(
+            mistake("substring(name)"),
+            "line 1, column 1: substring is called as substring(text, start, length)"
+        );
+        assert_eq!(
+            mistake("`Close Date` > \"next week\""),
+            "line 1, column 16: \"next week\" is not a date: write it as \"2026-12-31\""
+        );
+        assert_eq!(
+            mistake("won < \"x\""),
+            "line 1, column 1: true/false cannot be compared with text"
+        );
+        assert_eq!(
+            mistake("`Close Date` + 1"),
+            "line 1, column 1: `+` computes with numbers, and this is a date; dates are moved with add_days(…) and compared with diff_days(…)"
+        );
+        assert_eq!(
+            mistake("q *"),
+            "line 1, column 4: the expression ends too soon"
+        );
+    }
+}
