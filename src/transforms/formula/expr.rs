@@ -82,13 +82,14 @@ pub enum Expr {
         operands: DataType,
         result: DataType,
     },
-    Call(Function, Vec<Expr>, DataType),
+    /// A call; `regex` holds a pattern written in the formula, compiled once.
+    Call(Function, Vec<Expr>, DataType, Option<regex::Regex>),
 }
 
 impl Expr {
     pub fn data_type(&self) -> DataType {
         match self {
-            Expr::Column(_, t) | Expr::Literal(_, t) | Expr::Call(_, _, t) => t.clone(),
+            Expr::Column(_, t) | Expr::Literal(_, t) | Expr::Call(_, _, t, _) => t.clone(),
             Expr::Negate(e) => e.data_type(),
             Expr::Not(_) => DataType::Boolean,
             Expr::Binary { result, .. } => result.clone(),
@@ -122,6 +123,29 @@ pub enum Function {
     ToInteger,
     ToDate,
     ToTimestamp,
+    SplitPart,
+    PadLeft,
+    PadRight,
+    RegexMatch,
+    RegexExtract,
+    RegexReplace,
+    Today,
+    Now,
+    Year,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    Weekday,
+    AddDays,
+    AddMonths,
+    DiffDays,
+    DiffHours,
+    DateTrunc,
+    ParseDate,
+    ParseTimestamp,
+    Format,
+    LocalDate,
 }
 
 /// Every function by its name, with how it is called, for messages and the docs.
@@ -157,6 +181,73 @@ pub const FUNCTIONS: &[(&str, Function, &str)] = &[
     ("to_integer", Function::ToInteger, "to_integer(value)"),
     ("to_date", Function::ToDate, "to_date(value)"),
     ("to_timestamp", Function::ToTimestamp, "to_timestamp(value)"),
+    (
+        "split_part",
+        Function::SplitPart,
+        "split_part(text, separator, number)",
+    ),
+    ("lpad", Function::PadLeft, "lpad(text, length, fill)"),
+    ("rpad", Function::PadRight, "rpad(text, length, fill)"),
+    (
+        "regex_match",
+        Function::RegexMatch,
+        "regex_match(text, \"pattern\")",
+    ),
+    (
+        "regex_extract",
+        Function::RegexExtract,
+        "regex_extract(text, \"pattern\", group)",
+    ),
+    (
+        "regex_replace",
+        Function::RegexReplace,
+        "regex_replace(text, \"pattern\", with)",
+    ),
+    ("today", Function::Today, "today()"),
+    ("now", Function::Now, "now()"),
+    ("year", Function::Year, "year(date)"),
+    ("month", Function::Month, "month(date)"),
+    ("day", Function::Day, "day(date)"),
+    ("hour", Function::Hour, "hour(timestamp)"),
+    ("minute", Function::Minute, "minute(timestamp)"),
+    ("weekday", Function::Weekday, "weekday(date)"),
+    ("add_days", Function::AddDays, "add_days(date, days)"),
+    (
+        "add_months",
+        Function::AddMonths,
+        "add_months(date, months)",
+    ),
+    ("diff_days", Function::DiffDays, "diff_days(later, earlier)"),
+    (
+        "diff_hours",
+        Function::DiffHours,
+        "diff_hours(later, earlier)",
+    ),
+    (
+        "date_trunc",
+        Function::DateTrunc,
+        "date_trunc(date, \"day\" | \"week\" | \"month\" | \"quarter\" | \"year\")",
+    ),
+    (
+        "parse_date",
+        Function::ParseDate,
+        "parse_date(text, \"%d/%m/%Y\")",
+    ),
+    (
+        "parse_timestamp",
+        Function::ParseTimestamp,
+        "parse_timestamp(text, \"%d/%m/%Y %H:%M\", time_zone)",
+    ),
+    (
+        "format",
+        Function::Format,
+        "format(date, \"%Y-%m\", time_zone)",
+    ),
+    (
+        "local_date",
+        Function::LocalDate,
+        "local_date(timestamp, \"Europe/Paris\")",
+    ),
 ];
 
 /// Checks `ast` against the fields of `schema`.
@@ -393,7 +484,7 @@ fn literal_as(e: &Expr, t: &DataType, span: Span) -> Result<(), Mistake> {
 
 fn call(name: &str, args: &[Ast], schema: &Schema, span: Span) -> Result<Expr, Mistake> {
     use Function::*;
-    let Some((_, function, usage)) = FUNCTIONS.iter().find(|(n, ..)| *n == name) else {
+    let Some(&(_, function, usage)) = FUNCTIONS.iter().find(|(n, ..)| *n == name) else {
         let close = FUNCTIONS
             .iter()
             .map(|(n, ..)| *n)
@@ -430,6 +521,26 @@ fn call(name: &str, args: &[Ast], schema: &Schema, span: Span) -> Result<Expr, M
         }
     };
     let text = |t: &DataType| *t == DataType::Utf8;
+    let dated = |t: &DataType| matches!(t, DataType::Date32 | DataType::Timestamp(..));
+    let text_literal = |i: usize| match &args[i] {
+        Ast::Literal(Literal::Text(t), _) => Ok(t.clone()),
+        other => Err(Mistake::new(
+            other.span(),
+            format!("{name} takes text written in the formula here, in double quotes"),
+        )),
+    };
+    let zone_literal = |i: usize| {
+        let zone = text_literal(i)?;
+        jiff::tz::TimeZone::get(&zone).map(|_| ()).map_err(|_| {
+            Mistake::new(
+                args[i].span(),
+                format!(
+                    "`{zone}` is not a time zone: write one such as \"Europe/Paris\" or \"UTC\""
+                ),
+            )
+        })
+    };
+    let mut pattern = None;
     let whole_literal = |i: usize| match &args[i] {
         Ast::Literal(Literal::Integer(_), _) => Ok(()),
         other => Err(Mistake::new(
@@ -552,8 +663,150 @@ fn call(name: &str, args: &[Ast], schema: &Schema, span: Span) -> Result<Expr, M
             count(1..=1)?;
             timestamp()
         }
+        SplitPart => {
+            count(3..=3)?;
+            arg_is(0, text, "text")?;
+            arg_is(1, text, "text")?;
+            arg_is(2, |t| *t == DataType::Int64, "a whole number")?;
+            DataType::Utf8
+        }
+        PadLeft | PadRight => {
+            count(2..=3)?;
+            arg_is(0, text, "text")?;
+            arg_is(1, |t| *t == DataType::Int64, "a whole number")?;
+            if args.len() == 3 {
+                let fill = text_literal(2)?;
+                if fill.chars().count() != 1 {
+                    return Err(Mistake::new(
+                        args[2].span(),
+                        format!("{name} fills with one character"),
+                    ));
+                }
+            }
+            DataType::Utf8
+        }
+        RegexMatch | RegexExtract | RegexReplace => {
+            let arity = match function {
+                RegexMatch => 2..=2,
+                RegexExtract => 2..=3,
+                _ => 3..=3,
+            };
+            count(arity)?;
+            arg_is(0, text, "text")?;
+            let source = text_literal(1)?;
+            let compiled = regex::Regex::new(&source).map_err(|e| {
+                let why = match e {
+                    regex::Error::Syntax(s) => s.lines().last().unwrap_or("").trim().to_string(),
+                    other => other.to_string(),
+                };
+                Mistake::new(
+                    args[1].span(),
+                    format!("the pattern is not a regular expression: {why}"),
+                )
+            })?;
+            if function == RegexExtract && args.len() == 3 {
+                whole_literal(2)?;
+                let group = places(&args[1..]);
+                if group < 0 || group as usize >= compiled.captures_len() {
+                    return Err(Mistake::new(
+                        args[2].span(),
+                        format!(
+                            "the pattern has {} group(s) in parentheses",
+                            compiled.captures_len() - 1
+                        ),
+                    ));
+                }
+            }
+            if function == RegexReplace {
+                arg_is(2, text, "text")?;
+            }
+            pattern = Some(compiled);
+            match function {
+                RegexMatch => DataType::Boolean,
+                _ => DataType::Utf8,
+            }
+        }
+        Today | Now => {
+            count(0..=0)?;
+            match function {
+                Today => DataType::Date32,
+                _ => timestamp(),
+            }
+        }
+        Year | Month | Day | Weekday => {
+            count(1..=1)?;
+            arg_is(0, dated, "a date or a timestamp")?;
+            DataType::Int64
+        }
+        Hour | Minute => {
+            count(1..=1)?;
+            arg_is(0, |t| matches!(t, DataType::Timestamp(..)), "a timestamp")?;
+            DataType::Int64
+        }
+        AddDays | AddMonths => {
+            count(2..=2)?;
+            arg_is(0, dated, "a date or a timestamp")?;
+            arg_is(1, |t| *t == DataType::Int64, "a whole number")?;
+            if types[0] == DataType::Null {
+                DataType::Date32
+            } else {
+                types[0].clone()
+            }
+        }
+        DiffDays | DiffHours => {
+            count(2..=2)?;
+            arg_is(0, dated, "a date or a timestamp")?;
+            arg_is(1, dated, "a date or a timestamp")?;
+            DataType::Int64
+        }
+        DateTrunc => {
+            count(2..=2)?;
+            arg_is(0, dated, "a date or a timestamp")?;
+            let unit = text_literal(1)?;
+            if !["day", "week", "month", "quarter", "year"].contains(&unit.as_str()) {
+                return Err(Mistake::new(
+                    args[1].span(),
+                    "date_trunc cuts to \"day\", \"week\", \"month\", \"quarter\" or \"year\"",
+                ));
+            }
+            if types[0] == DataType::Null {
+                DataType::Date32
+            } else {
+                types[0].clone()
+            }
+        }
+        ParseDate | ParseTimestamp => {
+            count(if function == ParseDate { 2..=2 } else { 2..=3 })?;
+            arg_is(0, text, "text")?;
+            text_literal(1)?;
+            if args.len() == 3 {
+                zone_literal(2)?;
+            }
+            match function {
+                ParseDate => DataType::Date32,
+                _ => timestamp(),
+            }
+        }
+        Format => {
+            count(2..=3)?;
+            arg_is(0, dated, "a date or a timestamp")?;
+            let format = text_literal(1)?;
+            super::dates::check_format(&format, types[0] == DataType::Date32).map_err(|e| {
+                Mistake::new(args[1].span(), format!("the format cannot be written: {e}"))
+            })?;
+            if args.len() == 3 {
+                zone_literal(2)?;
+            }
+            DataType::Utf8
+        }
+        LocalDate => {
+            count(2..=2)?;
+            arg_is(0, |t| matches!(t, DataType::Timestamp(..)), "a timestamp")?;
+            zone_literal(1)?;
+            DataType::Date32
+        }
     };
-    Ok(Expr::Call(*function, checked, result))
+    Ok(Expr::Call(function, checked, result, pattern))
 }
 
 /// The places of round/floor/ceil: the second argument, 0 when left out.
@@ -600,9 +853,15 @@ pub fn eval(
             let r = as_type(&eval(right, columns, rows, counts)?, operands)?;
             binary_eval(*op, &l, &r, operands, counts)?
         }
-        Expr::Call(function, args, result) => {
-            call_eval(*function, args, result, columns, rows, counts)?
-        }
+        Expr::Call(function, args, result, pattern) => call_eval(
+            *function,
+            args,
+            result,
+            pattern.as_ref(),
+            columns,
+            rows,
+            counts,
+        )?,
     })
 }
 
@@ -693,6 +952,7 @@ fn call_eval(
     function: Function,
     args: &[Expr],
     result: &DataType,
+    pattern: Option<&regex::Regex>,
     columns: &[ArrayRef],
     rows: usize,
     counts: &mut Counts,
@@ -863,13 +1123,147 @@ fn call_eval(
                 _ => v.clone(),
             };
             let converted = cast_with_options(&source, result, &lenient)?;
-            let lost = (0..rows)
-                .filter(|&i| v.is_valid(i) && converted.is_null(i))
-                .count();
-            counts.not_converted += lost as u64;
+            counts.not_converted += lost(&v, &converted);
             converted
         }
+        SplitPart => {
+            let v = as_type(&value(0, counts)?, &DataType::Utf8)?;
+            let separator = as_type(&value(1, counts)?, &DataType::Utf8)?;
+            let n = as_type(&value(2, counts)?, &DataType::Int64)?;
+            let (v, separator) = (v.as_string::<i32>(), separator.as_string::<i32>());
+            let n = n.as_primitive::<arrow::datatypes::Int64Type>();
+            Arc::new(
+                (0..rows)
+                    .map(|i| {
+                        if v.is_null(i) || separator.is_null(i) || n.is_null(i) || n.value(i) < 1 {
+                            return None;
+                        }
+                        let k = n.value(i) as usize - 1;
+                        match separator.value(i) {
+                            "" => (k == 0).then(|| v.value(i).to_string()),
+                            sep => v.value(i).split(sep).nth(k).map(String::from),
+                        }
+                    })
+                    .collect::<StringArray>(),
+            )
+        }
+        PadLeft | PadRight => {
+            let v = as_type(&value(0, counts)?, &DataType::Utf8)?;
+            let width = as_type(&value(1, counts)?, &DataType::Int64)?;
+            let fill = match args.get(2) {
+                Some(Expr::Literal(Literal::Text(t), _)) => t.chars().next().unwrap_or(' '),
+                _ => ' ',
+            };
+            let (v, width) = (
+                v.as_string::<i32>(),
+                width.as_primitive::<arrow::datatypes::Int64Type>(),
+            );
+            Arc::new(
+                (0..rows)
+                    .map(|i| {
+                        if v.is_null(i) || width.is_null(i) {
+                            return None;
+                        }
+                        let text = v.value(i);
+                        let missing =
+                            (width.value(i).max(0) as usize).saturating_sub(text.chars().count());
+                        let padding: String = std::iter::repeat_n(fill, missing).collect();
+                        Some(match function {
+                            PadLeft => padding + text,
+                            _ => text.to_string() + &padding,
+                        })
+                    })
+                    .collect::<StringArray>(),
+            )
+        }
+        RegexMatch | RegexExtract | RegexReplace => {
+            let pattern = pattern.expect("checked with its pattern");
+            let v = as_type(&value(0, counts)?, &DataType::Utf8)?;
+            let v = v.as_string::<i32>();
+            match function {
+                RegexMatch => Arc::new(
+                    v.iter()
+                        .map(|s| s.map(|s| pattern.is_match(s)))
+                        .collect::<BooleanArray>(),
+                ),
+                RegexExtract => {
+                    let group = match args.get(2) {
+                        Some(Expr::Literal(Literal::Integer(n), _)) => *n as usize,
+                        _ => 0,
+                    };
+                    Arc::new(
+                        v.iter()
+                            .map(|s| {
+                                let found = pattern.captures(s?)?;
+                                found.get(group).map(|m| m.as_str().to_string())
+                            })
+                            .collect::<StringArray>(),
+                    )
+                }
+                _ => {
+                    let with = as_type(&value(2, counts)?, &DataType::Utf8)?;
+                    let with = with.as_string::<i32>();
+                    Arc::new(
+                        (0..rows)
+                            .map(|i| {
+                                (v.is_valid(i) && with.is_valid(i)).then(|| {
+                                    pattern.replace_all(v.value(i), with.value(i)).into_owned()
+                                })
+                            })
+                            .collect::<StringArray>(),
+                    )
+                }
+            }
+        }
+        Today => {
+            let days = jiff::Timestamp::now().as_second().div_euclid(86_400) as i32;
+            Arc::new(arrow::array::Date32Array::from_value(days, rows))
+        }
+        Now => {
+            let now = jiff::Timestamp::now().as_microsecond();
+            cast(
+                &(Arc::new(arrow::array::TimestampMicrosecondArray::from_value(
+                    now, rows,
+                )) as ArrayRef),
+                result,
+            )?
+        }
+        Year | Month | Day | Hour | Minute | Weekday => {
+            use arrow::compute::kernels::temporal::{DatePart, date_part};
+            let part = match function {
+                Year => DatePart::Year,
+                Month => DatePart::Month,
+                Day => DatePart::Day,
+                Hour => DatePart::Hour,
+                Minute => DatePart::Minute,
+                _ => DatePart::DayOfWeekMonday0,
+            };
+            let v = value(0, counts)?;
+            let parts = cast(&date_part(&v, part)?, &DataType::Int64)?;
+            match function {
+                // 1 for Monday … 7 for Sunday, as ISO 8601 counts.
+                Weekday => numeric::add(
+                    &parts,
+                    &arrow::array::Scalar::new(Int64Array::from(vec![1])),
+                )?,
+                _ => parts,
+            }
+        }
+        AddDays | AddMonths | DateTrunc | DiffDays | DiffHours | ParseDate | ParseTimestamp
+        | Format | LocalDate => {
+            let values: Vec<ArrayRef> = (0..args.len())
+                .map(|i| value(i, counts))
+                .collect::<Result<_, _>>()?;
+            super::dates::eval(function, args, &values, result, counts)?
+        }
     })
+}
+
+/// Values that were there before a conversion and are not after it.
+pub(super) fn lost(before: &ArrayRef, after: &ArrayRef) -> u64 {
+    (0..before.len())
+        .filter(|&i| before.is_valid(i) && after.is_null(i))
+        .count() as u64
 }
 
 /// A decimal rounded to `scale` places with `mode`, exactly for the decimals it is given.

@@ -3,6 +3,7 @@
 //! expression is checked against the fields it reads when the flow is checked, its
 //! mistakes said at their line and column, and evaluated over whole batches.
 
+mod dates;
 mod expr;
 mod parse;
 
@@ -389,6 +390,132 @@ mod tests {
     }
 
     #[test]
+    fn text_shapes_and_patterns() {
+        assert_eq!(values(r#"split_part("a,b,,d", ",", 2)"#), ["b"; 4]);
+        assert_eq!(values(r#"split_part("a,b", ",", 3)"#), ["null"; 4]);
+        assert_eq!(
+            values(r#"split_part(trim(name), " ", 2)"#),
+            ["Lima", "null", "null", "null"]
+        );
+        assert_eq!(
+            values(r#"lpad(to_text(q), 4, "0")"#),
+            ["0012", "0003", "null", "0000"]
+        );
+        assert_eq!(values(r#"rpad("ab", 4)"#), ["ab  "; 4]);
+        assert_eq!(values(r#"lpad("abcdef", 3, "*")"#), ["abcdef"; 4]);
+        assert_eq!(
+            values(r#"regex_match(name, "^\\s*[A-Z]")"#),
+            ["true", "false", "null", "false"]
+        );
+        assert_eq!(
+            values(r#"regex_extract("INV-2026-0042", "(\\d{4})-(\\d+)", 2)"#),
+            ["0042"; 4]
+        );
+        assert_eq!(values(r#"regex_extract(name, "z+")"#), ["null"; 4]);
+        assert_eq!(
+            values(r#"regex_replace(trim(name), "\\s+", "_")"#),
+            ["Ana_Lima", "bob", "null", ""]
+        );
+        assert_eq!(
+            values(r#"regex_replace("2026-12-04", "(\\d+)-(\\d+)-(\\d+)", "$3/$2/$1")"#),
+            ["04/12/2026"; 4]
+        );
+    }
+
+    #[test]
+    fn dates_and_times() {
+        // 20454 is 2026-01-01, 20484 is 2026-01-31, 0 is 1970-01-01.
+        assert_eq!(
+            values("year(`Close Date`)"),
+            ["2026", "null", "1970", "2026"]
+        );
+        assert_eq!(
+            values("month(`Close Date`) * 100 + day(`Close Date`)"),
+            ["101", "null", "101", "131"]
+        );
+        assert_eq!(values("weekday(`Close Date`)"), ["4", "null", "4", "6"]);
+        assert_eq!(
+            values("add_days(`Close Date`, 31)"),
+            ["2026-02-01", "null", "1970-02-01", "2026-03-03"]
+        );
+        assert_eq!(
+            values("add_days(`Close Date`, -1)"),
+            ["2025-12-31", "null", "1969-12-31", "2026-01-30"]
+        );
+        // The 31st plus a month is the last day of February.
+        assert_eq!(
+            values("add_months(`Close Date`, 1)"),
+            ["2026-02-01", "null", "1970-02-01", "2026-02-28"]
+        );
+        assert_eq!(
+            values("add_months(`Close Date`, -12)"),
+            ["2025-01-01", "null", "1969-01-01", "2025-01-31"]
+        );
+        assert_eq!(
+            values(r#"diff_days(`Close Date`, to_date("2026-01-01"))"#),
+            ["0", "null", "-20454", "30"]
+        );
+        assert_eq!(
+            values(r#"date_trunc(`Close Date`, "week")"#),
+            ["2025-12-29", "null", "1969-12-29", "2026-01-26"]
+        );
+        assert_eq!(
+            values(r#"date_trunc(`Close Date`, "month")"#),
+            ["2026-01-01", "null", "1970-01-01", "2026-01-01"]
+        );
+        assert_eq!(
+            values(r#"date_trunc(add_months(`Close Date`, 5), "quarter")"#),
+            ["2026-04-01", "null", "1970-04-01", "2026-04-01"]
+        );
+        assert_eq!(
+            values(r#"date_trunc(`Close Date`, "year")"#),
+            ["2026-01-01", "null", "1970-01-01", "2026-01-01"]
+        );
+        assert_eq!(
+            values(r#"format(`Close Date`, "%d/%m/%Y")"#),
+            ["01/01/2026", "null", "01/01/1970", "31/01/2026"]
+        );
+        assert_eq!(
+            values(r#"parse_date("31/12/2026", "%d/%m/%Y")"#),
+            ["2026-12-31"; 4]
+        );
+        let t = r#"parse_timestamp("2026-07-01 09:30", "%Y-%m-%d %H:%M", "Europe/Paris")"#;
+        assert_eq!(values(t), ["2026-07-01T07:30:00Z"; 4]);
+        assert_eq!(
+            values(&format!("hour({t}) * 100 + minute({t})")),
+            ["730"; 4]
+        );
+        assert_eq!(
+            values(&format!(r#"format({t}, "%H:%M %Z", "America/New_York")"#)),
+            ["03:30 EDT"; 4]
+        );
+        assert_eq!(
+            values(&format!(
+                r#"local_date(add_days({t}, 0), "Pacific/Auckland")"#
+            )),
+            ["2026-07-01"; 4]
+        );
+        assert_eq!(
+            values(&format!(
+                r#"diff_hours({t}, to_timestamp("2026-07-01T00:00:00Z"))"#
+            )),
+            ["7"; 4]
+        );
+        assert_eq!(
+            values(&format!(r#"date_trunc({t}, "day")"#)),
+            ["2026-07-01T00:00:00Z"; 4]
+        );
+        assert_eq!(kind("today()"), DataType::Date32);
+        assert_eq!(values(r#"today() >= to_date("2026-01-01")"#), ["true"; 4]);
+        assert_eq!(
+            values("diff_days(to_date(now()), today()) = 0"),
+            ["true"; 4]
+        );
+        let (_, cx) = run_one(&formula(&[("x", r#"parse_date(name, "%Y")"#)]), input());
+        assert_eq!(cx.notes["not_converted"], 3);
+    }
+
+    #[test]
     fn later_fields_use_earlier_ones_and_a_field_is_replaced_in_place() {
         let (out, _) = run_one(
             &formula(&[
@@ -479,6 +606,30 @@ mod tests {
         assert_eq!(
             mistake("q *"),
             "line 1, column 4: the expression ends too soon"
+        );
+        assert_eq!(
+            mistake(r#"regex_match(name, "(a")"#),
+            "line 1, column 19: the pattern is not a regular expression: error: unclosed group"
+        );
+        assert_eq!(
+            mistake(r#"regex_extract(name, "(a)", 2)"#),
+            "line 1, column 28: the pattern has 1 group(s) in parentheses"
+        );
+        assert_eq!(
+            mistake(r#"local_date(now(), "Mars/Base")"#),
+            r#"line 1, column 19: `Mars/Base` is not a time zone: write one such as "Europe/Paris" or "UTC""#
+        );
+        assert_eq!(
+            mistake(r#"date_trunc(`Close Date`, "decade")"#),
+            r#"line 1, column 26: date_trunc cuts to "day", "week", "month", "quarter" or "year""#
+        );
+        assert!(
+            mistake(r#"format(`Close Date`, "%H")"#)
+                .starts_with("line 1, column 22: the format cannot be written")
+        );
+        assert_eq!(
+            mistake("hour(`Close Date`)"),
+            "line 1, column 6: hour takes a timestamp here, not a date"
         );
     }
 }
