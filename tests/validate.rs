@@ -516,3 +516,72 @@ fn learning_fields_from_every_record_is_for_files_only() {
         );
     }
 }
+
+/// A formula's mistakes are said by `validate` with the node, the field's JSON path and
+/// the line and column in the expression; a preview of a good one shows its values.
+#[test]
+fn formula_mistakes_are_said_at_their_line_and_column() {
+    let scratch = Scratch::new();
+    let f = flow(
+        vec![
+            node(
+                "crm",
+                "source.demo_crm",
+                json!({"object": "Opportunity", "records": 20}),
+            ),
+            node(
+                "compute",
+                "transform.formula",
+                json!({"fields": [
+                    {"name": "Weighted", "expression": "round(Amout * Probability / 100, 2)"},
+                    {"name": "Band", "expression": "if(Amount > 1000,\n  \"big\",\n  1)"}
+                ]}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("crm", "compute"), ("compute", "out")],
+    );
+    let path = scratch.flow("flow.json", &f);
+    let out = scratch.cli(&["validate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = said(&out);
+    assert!(
+        text.contains("node `compute` (/nodes/1/config/fields/0/expression): line 1, column 7: there is no field `Amout` (did you mean `Amount`?)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("node `compute` (/nodes/1/config/fields/1/expression): line 1, column 1: if gives text or a whole number: both must be of one kind"),
+        "{text}"
+    );
+
+    let mut fixed = f.clone();
+    fixed["nodes"][1]["config"]["fields"] = json!([
+        {"name": "Weighted", "expression": "round(Amount * Probability / 100, 2)"},
+        {"name": "Band", "expression": "if(Weighted > 1000, \"big\", \"small\")"}
+    ]);
+    let path = scratch.flow("flow.json", &fixed);
+    let out = scratch.cli(&[
+        "preview",
+        path.to_str().unwrap(),
+        "--node",
+        "compute",
+        "--limit",
+        "5",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    let preview: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for r in preview["records"].as_array().unwrap() {
+        let weighted = (r["Amount"].as_f64().unwrap() * r["Probability"].as_f64().unwrap() / 100.0
+            * 100.0)
+            .round()
+            / 100.0;
+        assert_eq!(r["Weighted"].as_f64().unwrap(), weighted, "{r}");
+        let band = if weighted > 1000.0 { "big" } else { "small" };
+        assert_eq!(r["Band"], band, "{r}");
+    }
+}
