@@ -110,11 +110,15 @@ impl NodeConfig for Formula {
         Ok(self.plan(input.expect("a transform has an input"))?.1)
     }
 
+    /// One field with its expression; several by their names, as the canvas has room.
     fn summary(&self) -> String {
-        let shown: Vec<String> = (self.fields.iter())
-            .map(|f| format!("{} = {}", f.name, crate::records::clip(&f.expression, 40)))
-            .collect();
-        shown.join(" · ")
+        match self.fields.as_slice() {
+            [one] => format!("{} = {}", one.name, crate::records::clip(&one.expression, 40)),
+            fields => {
+                let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+                crate::records::clip(&names.join(", "), 60)
+            }
+        }
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
