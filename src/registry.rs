@@ -8,8 +8,8 @@ use crate::connectors::s3::{destination as s3_destination, source as s3_source};
 use crate::connectors::{demo_crm, file, framework, local, postgres, rest};
 use crate::node::NodeType;
 use crate::transforms::{
-    aggregate, arithmetic, command, dedupe, filter, formula, hash, map, mask, merge, truncate,
-    union, validate,
+    aggregate, arithmetic, command, dedupe, filter, formula, hash, map, mask, merge, script,
+    truncate, union, validate,
 };
 
 static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
@@ -39,6 +39,7 @@ static REGISTRY: LazyLock<Vec<NodeType>> = LazyLock::new(|| {
         NodeType::of::<hash::Hash>(),
         NodeType::of::<dedupe::Dedupe>(),
         NodeType::of::<union::Union>(),
+        NodeType::of::<script::Script>(),
         NodeType::of::<command::CommandTransform>(),
         NodeType::of::<local::LocalDestination>(),
         NodeType::of::<s3_destination::S3Destination>(),

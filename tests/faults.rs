@@ -225,7 +225,7 @@ fn a_second_run_of_a_running_flow_is_refused_with_the_first_ones_process() {
     wait_until_staging(&scratch.path().join("out"));
     let second = scratch.cli(&["run", path.to_str().unwrap()]);
     assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
-    let said = stdout(&second) + &stderr(&second);
+    let said = stdout(&second) + stderr(&second).as_str();
     assert!(said.contains("already running"), "{said}");
     assert!(
         said.contains(&first.id().to_string()),
@@ -823,7 +823,7 @@ fn a_destination_folder_that_is_a_dangling_link_is_named_as_such() {
     std::os::unix::fs::symlink("/nonexistent/lake", scratch.path().join("lake")).unwrap();
     let o = scratch.cli(&["run", demo_to(&scratch, "lake").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
-    let said = stdout(&o) + &stderr(&o);
+    let said = stdout(&o) + stderr(&o).as_str();
     assert!(
         said.contains("is a link to /nonexistent/lake, which does not exist"),
         "{said}"

@@ -535,7 +535,7 @@ fn zendesk_rate_limits_are_waited_out_expired_tokens_renewed_and_wrong_tokens_na
     );
     let out = run(&scratch, &flow);
     assert_eq!(out.status.code(), Some(1));
-    let said = stderr(&out) + &stdout(&out);
+    let said = stderr(&out) + stdout(&out).as_str();
     assert!(said.contains("refused the credentials"), "{said}");
     assert!(!said.contains("not-the-token"), "no secret in messages");
 }

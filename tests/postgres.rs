@@ -483,7 +483,7 @@ fn wrong_password_missing_database_no_permission_and_server_down_are_said() {
         .args(["connection", "test", "pg"])
         .output()
         .unwrap();
-    let said = common::stdout(&test) + &stderr(&test);
+    let said = common::stdout(&test) + stderr(&test).as_str();
     assert!(
         test.status.success()
             && said.contains(&format!(

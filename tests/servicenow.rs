@@ -330,7 +330,7 @@ fn wrong_credentials_and_mistakes_in_the_flow_are_said_in_words() {
         Some(1),
         "a service problem fails the run"
     );
-    let err = stderr(&out) + &stdout(&out);
+    let err = stderr(&out) + stdout(&out).as_str();
     assert!(err.contains("User Not Authenticated"), "{err}");
     assert!(!err.contains("not-the-password"), "no secret in messages");
 

@@ -429,7 +429,7 @@ fn validate_text(text: &str) -> (Option<i32>, String) {
     let scratch = Scratch::new();
     let path = scratch.write("flow.json", text);
     let o = scratch.cli(&["validate", path.to_str().unwrap()]);
-    (o.status.code(), stderr(&o) + &stdout(&o))
+    (o.status.code(), stderr(&o) + stdout(&o).as_str())
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub mod hash;
 pub mod map;
 pub mod mask;
 pub mod merge;
+pub mod script;
 pub mod truncate;
 pub mod union;
 pub mod validate;

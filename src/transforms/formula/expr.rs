@@ -1170,7 +1170,7 @@ fn call_eval(
                         let padding: String = std::iter::repeat_n(fill, missing).collect();
                         Some(match function {
                             PadLeft => padding + text,
-                            _ => text.to_string() + &padding,
+                            _ => text.to_string() + padding.as_str(),
                         })
                     })
                     .collect::<StringArray>(),

@@ -113,7 +113,11 @@ impl NodeConfig for Formula {
     /// One field with its expression; several by their names, as the canvas has room.
     fn summary(&self) -> String {
         match self.fields.as_slice() {
-            [one] => format!("{} = {}", one.name, crate::records::clip(&one.expression, 40)),
+            [one] => format!(
+                "{} = {}",
+                one.name,
+                crate::records::clip(&one.expression, 40)
+            ),
             fields => {
                 let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
                 crate::records::clip(&names.join(", "), 60)
