@@ -321,6 +321,7 @@ impl Transform for ScriptRun {
                         }
                     };
                     match made {
+                        Ok(records) if records.is_empty() => cx.dropped += 1,
                         Ok(records) => made_from.push((shown, records)),
                         Err(reason) => reject(cx, shown, format!("the script failed: {reason}")),
                     }
@@ -363,7 +364,10 @@ impl Transform for ScriptRun {
                     .map_err(|e| {
                         NodeError::msg(format!("the script failed: {}", failure(&e, self).0))
                     })?;
-                records_of(value, &scope, "records").map_err(NodeError::msg)?
+                let out = records_of(value, &scope, "records").map_err(NodeError::msg)?;
+                // Fewer records than came in: the rest were dropped.
+                cx.dropped += (batch.num_rows() as u64).saturating_sub(out.len() as u64);
+                out
             }
         };
         *self.deadline.lock().unwrap() = None;
@@ -422,6 +426,7 @@ mod tests {
             &[("score", FieldType::Number)],
         );
         let (out, cx) = run(&s).unwrap();
+        assert_eq!(cx.dropped, 1);
         assert_eq!(i64s(&out, "id"), [Some(1), Some(3), Some(4), Some(4)]);
         assert_eq!(
             f64s(&out, "score"),
