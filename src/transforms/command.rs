@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{Schema, SchemaRef};
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -71,20 +71,8 @@ impl CommandTransform {
         if self.timeout_seconds == 0 {
             problems.push("/timeout_seconds", "give the program at least a second");
         }
-        // Every field may come back empty: the program decides what it writes.
-        let mut fields: Vec<Field> = (input.fields().iter())
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect();
-        for (name, kind) in &self.fields {
-            if input.field_with_name(name).is_ok() {
-                problems.push(
-                    format!("/fields/{name}"),
-                    format!("`{name}` comes in already: the program may change its value, but it keeps its type"),
-                );
-            }
-            fields.push(Field::new(name, kind.arrow(), true));
-        }
-        problems.into_result(std::sync::Arc::new(Schema::new(fields)))
+        let fields = super::with_added_fields(input, &self.fields, "the program", &mut problems);
+        problems.into_result(fields)
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{Schema, SchemaRef};
 use indexmap::IndexMap;
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Scope};
 use schemars::JsonSchema;
@@ -118,18 +118,7 @@ impl Script {
         if self.timeout_seconds == 0 {
             problems.push("/timeout_seconds", "give each batch at least a second");
         }
-        let mut fields: Vec<Field> = (input.fields().iter())
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect();
-        for (name, kind) in &self.fields {
-            if input.field_with_name(name).is_ok() {
-                problems.push(
-                    format!("/fields/{name}"),
-                    format!("`{name}` comes in already: the script may change its value, but it keeps its type"),
-                );
-            }
-            fields.push(Field::new(name, kind.arrow(), true));
-        }
+        let fields = super::with_added_fields(input, &self.fields, "the script", &mut problems);
         let engine = engine(1, Arc::default());
         let ast = match engine.compile(&self.script) {
             Ok(ast) => Some(ast),
@@ -145,7 +134,7 @@ impl Script {
             }
         };
         match ast {
-            Some(ast) => problems.into_result((ast, Arc::new(Schema::new(fields)))),
+            Some(ast) => problems.into_result((ast, fields)),
             None => Err(problems.0),
         }
     }
@@ -290,7 +279,7 @@ impl Transform for ScriptRun {
     ) -> Result<RecordBatch, NodeError> {
         let rows = crate::records::rows_json(&batch)?;
         *self.deadline.lock().unwrap() = Some(Instant::now() + self.timeout);
-        let mut made_from: Vec<(String, Vec<Value>)> = Vec::with_capacity(rows.len());
+        let mut made_from: Vec<(usize, Vec<Value>)> = Vec::with_capacity(rows.len());
         let node = cx.node().to_string();
         let reject = |cx: &mut TransformContext, record: String, reason: String| {
             cx.rejected.push(ErrorRecord {
@@ -303,8 +292,9 @@ impl Transform for ScriptRun {
         };
         let out: Vec<Value> = match self.mode {
             Mode::Record => {
-                for row in rows {
-                    let shown = Value::Object(row.clone()).to_string();
+                // A record is written out as JSON only when it is set aside.
+                let shown = |row: usize| crate::records::row_json(&batch, row);
+                for (i, row) in rows.into_iter().enumerate() {
                     let mut scope = Scope::new();
                     scope.push_dynamic("record", to_dynamic(row)?);
                     let ran = self
@@ -322,8 +312,8 @@ impl Transform for ScriptRun {
                     };
                     match made {
                         Ok(records) if records.is_empty() => cx.dropped += 1,
-                        Ok(records) => made_from.push((shown, records)),
-                        Err(reason) => reject(cx, shown, format!("the script failed: {reason}")),
+                        Ok(records) => made_from.push((i, records)),
+                        Err(reason) => reject(cx, shown(i), format!("the script failed: {reason}")),
                     }
                 }
                 // Records whose values do not fit the fields are set aside with the
@@ -339,12 +329,12 @@ impl Transform for ScriptRun {
                     )
                     .is_err()
                 {
-                    made_from.retain(|(shown, records)| match self.decode(records) {
+                    made_from.retain(|(i, records)| match self.decode(records) {
                         Ok(_) => true,
                         Err(e) => {
                             reject(
                                 cx,
-                                shown.clone(),
+                                shown(*i),
                                 format!("the script's record does not fit the flow's fields: {e}"),
                             );
                             false
