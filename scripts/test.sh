@@ -9,6 +9,13 @@ cd "$(dirname "$0")/.."
 # No test may reach for the EC2 instance metadata address: every AWS client here is local.
 export AWS_EC2_METADATA_DISABLED=true
 
+# A build from scratch with the test binaries takes about 16 GB of disk: say so up front
+# rather than fail later with a linker's "No space left on device".
+free_kb=$(df -Pk . | awk 'NR == 2 {print $4}')
+if [ "$free_kb" -lt $((16 * 1024 * 1024)) ]; then
+  echo "warning: $((free_kb / 1024 / 1024)) GB free here; the build and tests need about 16 GB" >&2
+fi
+
 source scripts/packages.sh
 ensure_packages build-essential pkg-config python3-venv
 # The kill-during-commit tests stop a run at its K-th rename with strace's fault injection.
