@@ -39,6 +39,7 @@ pub struct Script {
     #[serde(default)]
     pub mode: Mode,
     /// The script, e.g. `record.Score = record.Amount * 2;`.
+    #[schemars(extend("x-code" = "rhai"))]
     pub script: String,
     /// The fields the script adds, with their types, e.g. `{"Score": "number"}`. Records
     /// leave with the incoming fields and these.

@@ -10,6 +10,7 @@ use std::sync::LazyLock;
 use egui::{ComboBox, DragValue, Id, Response, RichText, TextEdit, Ui, UiBuilder};
 use serde_json::{Map, Value, json};
 
+use super::code;
 use super::connection_state::ConnectionsState;
 use crate::node::NodeType;
 use crate::registry;
@@ -328,6 +329,9 @@ pub struct FormContext<'a> {
     /// The heading of the setting being drawn, which names its input for screen readers
     /// (and for tests).
     heading: Cell<Option<Id>>,
+    /// In a list of named items (a formula's fields), the names of the items before the one
+    /// being drawn: its code may use them.
+    named_before: RefCell<Vec<String>>,
 }
 
 impl<'a> FormContext<'a> {
@@ -342,6 +346,7 @@ impl<'a> FormContext<'a> {
             problems: Vec::new(),
             drawn: RefCell::new(Vec::new()),
             heading: Cell::new(None),
+            named_before: RefCell::new(Vec::new()),
         }
     }
 
@@ -680,6 +685,33 @@ fn edit_value(
         Some("string") if schema.get("x-connection").is_some() => {
             let connector = schema["x-connection"].as_str().unwrap_or_default();
             pick_connection(ui, value, cx, connector, path)
+        }
+        Some("string") if schema.get("x-code").is_some() => {
+            let language = schema["x-code"]
+                .as_str()
+                .and_then(code::Language::from_setting);
+            let Some(language) = language else {
+                return edit_any(ui, value, cx, path);
+            };
+            let mut names: Vec<code::Name> = cx
+                .fields
+                .iter()
+                .map(|(name, kind)| code::Name {
+                    name: name.clone(),
+                    detail: kind.clone(),
+                })
+                .collect();
+            names.extend(cx.named_before.borrow().iter().map(|name| code::Name {
+                name: name.clone(),
+                detail: "computed above".into(),
+            }));
+            let mut text = value.as_str().unwrap_or_default().to_string();
+            let id = ui.id().with(path);
+            if code::editor(ui, &mut text, language, &names, id, cx.heading.get()) {
+                *value = json!(text);
+                return true;
+            }
+            false
         }
         Some("string") if schema.get("x-path").is_some() => {
             let folder = schema.get("x-path") == Some(&json!("folder"));
@@ -1131,10 +1163,16 @@ fn edit_list(
         *value = json!([]);
     }
     let list = value.as_array_mut().expect("an array");
+    let names: Vec<String> = list
+        .iter()
+        .filter_map(|v| v.get("name")?.as_str())
+        .map(str::to_string)
+        .collect();
     let mut changed = false;
     let mut remove = None;
     for (i, v) in list.iter_mut().enumerate() {
         let entry = format!("{path}/{i}");
+        *cx.named_before.borrow_mut() = names[..i.min(names.len())].to_vec();
         setting_scope(ui, &entry, |ui| {
             ui.horizontal_top(|ui| {
                 if ui.small_button("🗙").on_hover_text("Remove").clicked() {
@@ -1147,6 +1185,7 @@ fn edit_list(
             cx.problems_at(ui, pointer_of(&entry), true);
         });
     }
+    cx.named_before.borrow_mut().clear();
     if let Some(i) = remove {
         list.remove(i);
         changed = true;

@@ -4,6 +4,7 @@
 
 mod app;
 mod canvas;
+mod code;
 pub mod commands;
 mod connection_state;
 mod connections;

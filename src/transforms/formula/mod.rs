@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use expr::FUNCTIONS;
 use expr::{Counts, Expr};
+pub use parse::{Piece, Span, pieces};
 
 use crate::fields::Problems;
 use crate::node::{
@@ -38,6 +39,7 @@ pub struct FormulaField {
     pub name: String,
     /// What it is, e.g. `round(Quantity * UnitPrice, 2)`; fields by name (in backquotes
     /// with spaces or symbols), text in double quotes.
+    #[schemars(extend("x-code" = "formula"))]
     pub expression: String,
 }
 

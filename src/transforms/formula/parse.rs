@@ -143,119 +143,11 @@ const SYMBOLS: [&str; 17] = [
 
 fn lex(text: &str) -> Result<Vec<(Token, Span)>, Mistake> {
     let mut tokens = Vec::new();
-    let bytes = text.as_bytes();
     let mut i = 0;
-    while i < bytes.len() {
-        let c = text[i..].chars().next().expect("inside the text");
-        if c.is_whitespace() {
-            i += c.len_utf8();
-            continue;
-        }
-        let start = i;
-        let span = |end: usize| Span { start, end };
-        if c.is_ascii_digit() || (c == '.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)) {
-            let mut end = i;
-            let mut fraction = false;
-            while end < bytes.len() && (bytes[end].is_ascii_digit() || bytes[end] == b'.') {
-                if bytes[end] == b'.' {
-                    if fraction {
-                        break;
-                    }
-                    fraction = true;
-                }
-                end += 1;
-            }
-            if end < bytes.len() && (bytes[end] == b'e' || bytes[end] == b'E') {
-                let mut exp = end + 1;
-                if exp < bytes.len() && (bytes[exp] == b'+' || bytes[exp] == b'-') {
-                    exp += 1;
-                }
-                if exp < bytes.len() && bytes[exp].is_ascii_digit() {
-                    fraction = true;
-                    end = exp;
-                    while end < bytes.len() && bytes[end].is_ascii_digit() {
-                        end += 1;
-                    }
-                }
-            }
-            let word = &text[start..end];
-            let token =
-                if fraction {
-                    Token::Number(word.parse().map_err(|_| {
-                        Mistake::new(span(end), format!("`{word}` is not a number"))
-                    })?)
-                } else {
-                    match word.parse() {
-                        Ok(n) => Token::Integer(n),
-                        Err(_) => Token::Number(word.parse().map_err(|_| {
-                            Mistake::new(span(end), format!("`{word}` is not a number"))
-                        })?),
-                    }
-                };
-            tokens.push((token, span(end)));
-            i = end;
-            continue;
-        }
-        if c.is_alphabetic() || c == '_' {
-            let end = text[i..]
-                .char_indices()
-                .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
-                .map_or(text.len(), |(k, _)| i + k);
-            tokens.push((Token::Name(text[start..end].to_string()), span(end)));
-            i = end;
-            continue;
-        }
-        if c == '"' || c == '`' {
-            let mut value = String::new();
-            let mut chars = text[i + 1..].char_indices();
-            let mut end = None;
-            while let Some((k, ch)) = chars.next() {
-                match ch {
-                    '\\' if c == '"' => match chars.next() {
-                        Some((_, 'n')) => value.push('\n'),
-                        Some((_, 't')) => value.push('\t'),
-                        Some((_, other)) => value.push(other),
-                        None => break,
-                    },
-                    ch if ch == c => {
-                        end = Some(i + 1 + k + 1);
-                        break;
-                    }
-                    ch => value.push(ch),
-                }
-            }
-            let Some(end) = end else {
-                let what = if c == '"' { "text" } else { "field name" };
-                return Err(Mistake::new(
-                    span(text.len()),
-                    format!("this {what} has no closing {c}"),
-                ));
-            };
-            let token = if c == '"' {
-                Token::Text(value)
-            } else {
-                Token::Quoted(value)
-            };
-            tokens.push((token, span(end)));
-            i = end;
-            continue;
-        }
-        match SYMBOLS.iter().find(|s| text[i..].starts_with(**s)) {
-            Some(symbol) => {
-                tokens.push((Token::Symbol(symbol), span(i + symbol.len())));
-                i += symbol.len();
-            }
-            None => {
-                let hint = match c {
-                    '\'' => ": text goes in double quotes, a field name with spaces in backquotes",
-                    _ => "",
-                };
-                return Err(Mistake::new(
-                    span(i + c.len_utf8()),
-                    format!("`{c}` means nothing here{hint}"),
-                ));
-            }
-        }
+    while let Some(start) = next_start(text, i) {
+        let (token, span) = token_at(text, start)?;
+        i = span.end;
+        tokens.push((token, span));
     }
     tokens.push((
         Token::End,
@@ -265,6 +157,178 @@ fn lex(text: &str) -> Result<Vec<(Token, Span)>, Mistake> {
         },
     ));
     Ok(tokens)
+}
+
+/// What a stretch of a formula's text is, for showing the formula in colour as it is
+/// typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece {
+    Number,
+    Text,
+    /// A field by name, plain or in backquotes.
+    Field,
+    /// A name followed by `(`.
+    Function,
+    /// `and`, `or`, `not`, `true`, `false`, `null`.
+    Word,
+    Symbol,
+    /// What cannot be read: a character that means nothing, text with no closing quote.
+    Mistake,
+}
+
+/// The formula cut into pieces, in order, white space left out. Never fails: a half-typed
+/// formula is read as far as it goes, and what cannot be read is a `Mistake` piece.
+pub fn pieces(text: &str) -> Vec<(Span, Piece)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(start) = next_start(text, i) {
+        let (span, piece) = match token_at(text, start) {
+            Ok((token, span)) => {
+                let piece = match token {
+                    Token::Integer(_) | Token::Number(_) => Piece::Number,
+                    Token::Text(_) => Piece::Text,
+                    Token::Quoted(_) => Piece::Field,
+                    Token::Symbol(_) => Piece::Symbol,
+                    Token::Name(name) => {
+                        let called =
+                            next_start(text, span.end).is_some_and(|k| text[k..].starts_with('('));
+                        let word = ["and", "or", "not", "true", "false", "null"]
+                            .iter()
+                            .any(|w| w.eq_ignore_ascii_case(&name));
+                        match (called, word) {
+                            (true, _) => Piece::Function,
+                            (false, true) => Piece::Word,
+                            (false, false) => Piece::Field,
+                        }
+                    }
+                    Token::End => break,
+                };
+                (span, piece)
+            }
+            // The mistake's own span may stop short of where it starts (an unclosed quote
+            // runs to the end): the piece covers at least one character.
+            Err(mistake) => {
+                let one = start + text[start..].chars().next().map_or(0, char::len_utf8);
+                let end = mistake.span.end.max(one);
+                (Span { start, end }, Piece::Mistake)
+            }
+        };
+        i = span.end;
+        out.push((span, piece));
+    }
+    out
+}
+
+/// Where the next token starts at or after `i`, past any white space.
+fn next_start(text: &str, i: usize) -> Option<usize> {
+    text[i..]
+        .char_indices()
+        .find(|(_, c)| !c.is_whitespace())
+        .map(|(k, _)| i + k)
+}
+
+/// The token that starts at `start` (not white space).
+fn token_at(text: &str, start: usize) -> Result<(Token, Span), Mistake> {
+    let bytes = text.as_bytes();
+    let i = start;
+    let c = text[i..].chars().next().expect("inside the text");
+    let span = |end: usize| Span { start, end };
+    if c.is_ascii_digit() || (c == '.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+        let mut end = i;
+        let mut fraction = false;
+        while end < bytes.len() && (bytes[end].is_ascii_digit() || bytes[end] == b'.') {
+            if bytes[end] == b'.' {
+                if fraction {
+                    break;
+                }
+                fraction = true;
+            }
+            end += 1;
+        }
+        if end < bytes.len() && (bytes[end] == b'e' || bytes[end] == b'E') {
+            let mut exp = end + 1;
+            if exp < bytes.len() && (bytes[exp] == b'+' || bytes[exp] == b'-') {
+                exp += 1;
+            }
+            if exp < bytes.len() && bytes[exp].is_ascii_digit() {
+                fraction = true;
+                end = exp;
+                while end < bytes.len() && bytes[end].is_ascii_digit() {
+                    end += 1;
+                }
+            }
+        }
+        let word = &text[start..end];
+        let token = if fraction {
+            Token::Number(
+                word.parse()
+                    .map_err(|_| Mistake::new(span(end), format!("`{word}` is not a number")))?,
+            )
+        } else {
+            match word.parse() {
+                Ok(n) => Token::Integer(n),
+                Err(_) => {
+                    Token::Number(word.parse().map_err(|_| {
+                        Mistake::new(span(end), format!("`{word}` is not a number"))
+                    })?)
+                }
+            }
+        };
+        return Ok((token, span(end)));
+    }
+    if c.is_alphabetic() || c == '_' {
+        let end = text[i..]
+            .char_indices()
+            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
+            .map_or(text.len(), |(k, _)| i + k);
+        return Ok((Token::Name(text[start..end].to_string()), span(end)));
+    }
+    if c == '"' || c == '`' {
+        let mut value = String::new();
+        let mut chars = text[i + 1..].char_indices();
+        let mut end = None;
+        while let Some((k, ch)) = chars.next() {
+            match ch {
+                '\\' if c == '"' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, 't')) => value.push('\t'),
+                    Some((_, other)) => value.push(other),
+                    None => break,
+                },
+                ch if ch == c => {
+                    end = Some(i + 1 + k + 1);
+                    break;
+                }
+                ch => value.push(ch),
+            }
+        }
+        let Some(end) = end else {
+            let what = if c == '"' { "text" } else { "field name" };
+            return Err(Mistake::new(
+                span(text.len()),
+                format!("this {what} has no closing {c}"),
+            ));
+        };
+        let token = if c == '"' {
+            Token::Text(value)
+        } else {
+            Token::Quoted(value)
+        };
+        return Ok((token, span(end)));
+    }
+    match SYMBOLS.iter().find(|s| text[i..].starts_with(**s)) {
+        Some(symbol) => Ok((Token::Symbol(symbol), span(i + symbol.len()))),
+        None => {
+            let hint = match c {
+                '\'' => ": text goes in double quotes, a field name with spaces in backquotes",
+                _ => "",
+            };
+            Err(Mistake::new(
+                span(i + c.len_utf8()),
+                format!("`{c}` means nothing here{hint}"),
+            ))
+        }
+    }
 }
 
 struct Parser {
@@ -543,6 +607,50 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(shape(&parse(text).unwrap()), expected, "{text}");
         }
+    }
+
+    #[test]
+    fn half_typed_formulas_are_cut_into_pieces() {
+        let text = "if(`Close Date` >= \"2026\", round(Amount*1.5, 2), null) & 'x\" open";
+        let cut: Vec<(&str, Piece)> = pieces(text)
+            .into_iter()
+            .map(|(s, p)| (&text[s.start..s.end], p))
+            .collect();
+        use Piece::*;
+        assert_eq!(
+            cut,
+            [
+                ("if", Function),
+                ("(", Symbol),
+                ("`Close Date`", Field),
+                (">=", Symbol),
+                ("\"2026\"", Text),
+                (",", Symbol),
+                ("round", Function),
+                ("(", Symbol),
+                ("Amount", Field),
+                ("*", Symbol),
+                ("1.5", Number),
+                (",", Symbol),
+                ("2", Number),
+                (")", Symbol),
+                (",", Symbol),
+                ("null", Word),
+                (")", Symbol),
+                ("&", Symbol),
+                ("'", Mistake),
+                ("x", Field),
+                ("\" open", Mistake),
+            ]
+        );
+        assert_eq!(pieces("  "), []);
+        assert_eq!(
+            pieces("NOT a"),
+            [
+                (Span { start: 0, end: 3 }, Word),
+                (Span { start: 4, end: 5 }, Field)
+            ]
+        );
     }
 
     #[test]
