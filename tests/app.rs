@@ -1037,7 +1037,12 @@ fn a_setting_with_variants_offers_them_and_then_the_chosen_ones_settings() {
 /// arrive and are drawn.
 fn type_slowly(harness: &mut Harness<'static, TributaryApp>, text: &str) {
     for c in text.chars() {
-        harness.event(egui::Event::Text(c.to_string()));
+        if c == '\n' {
+            // A keyboard's Enter, as a window gets it.
+            harness.key_press(egui::Key::Enter);
+        } else {
+            harness.event(egui::Event::Text(c.to_string()));
+        }
         harness.step();
         validated(harness);
     }
@@ -2039,4 +2044,149 @@ fn a_connection_made_in_the_app_answers_the_problem_of_the_node_that_names_it() 
     wait_for(&mut harness, "the flow checked again", |app| {
         app.state.analysis_revision == app.state.doc.revision && !named(app)
     });
+}
+
+/// The formulas example, its last field's expression selected for typing over.
+fn typing_over_the_last_formula(scratch: &Scratch) -> Harness<'static, TributaryApp> {
+    let path = scratch.path().join("formulas.json");
+    std::fs::copy("flows/demo-opportunities-with-formulas.json", &path).unwrap();
+    let mut harness = open(scratch, &path);
+    apply(&mut harness, Command::Select(vec!["compute".into()]));
+    validated(&mut harness);
+    harness
+        .get_all_by_role_and_label(egui::accesskit::Role::MultilineTextInput, "Expression")
+        .last()
+        .expect("the expressions' editors")
+        .focus();
+    harness.run_steps(2);
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.run_steps(2);
+    harness
+}
+
+fn contact_expression(harness: &Harness<'static, TributaryApp>) -> String {
+    let flow = &harness.state().state.doc.flow;
+    flow.node("compute").unwrap().config["fields"][4]["expression"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn offered(harness: &Harness<'static, TributaryApp>, name: &str) -> bool {
+    harness
+        .query_all_by_role_and_label(egui::accesskit::Role::Button, name)
+        .next()
+        .is_some()
+}
+
+#[test]
+fn a_formula_is_written_with_fields_and_functions_offered_as_it_is_typed() {
+    let scratch = Scratch::new();
+    let mut harness = typing_over_the_last_formula(&scratch);
+    type_slowly(&mut harness, "upper(las");
+    assert_eq!(contact_expression(&harness), "upper(las");
+    assert!(
+        offered(&harness, "LastName"),
+        "the incoming field is offered"
+    );
+    assert!(focused(&harness));
+    // Tab takes the offer, and the editor keeps the focus.
+    harness.key_press(egui::Key::Tab);
+    harness.run_steps(2);
+    assert_eq!(contact_expression(&harness), "upper(LastName");
+    assert!(focused(&harness));
+    assert!(!offered(&harness, "LastName"), "a taken offer goes away");
+    // A field computed above is offered too, in backquotes once one is typed; a click
+    // takes it.
+    type_slowly(&mut harness, ") & \" \" & to_text(`wei");
+    let buttons: Vec<String> = harness
+        .query_all_by_role(egui::accesskit::Role::Button)
+        .map(|n| format!("{n:?}"))
+        .collect();
+    assert!(
+        offered(&harness, "WeightedAmount"),
+        "{} {buttons:?}",
+        contact_expression(&harness)
+    );
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Button, "WeightedAmount")
+        .click();
+    harness.run_steps(3);
+    assert_eq!(
+        contact_expression(&harness),
+        "upper(LastName) & \" \" & to_text(`WeightedAmount`"
+    );
+    assert!(focused(&harness), "the click left the focus in the editor");
+    type_slowly(&mut harness, ")");
+    assert_eq!(
+        contact_expression(&harness),
+        "upper(LastName) & \" \" & to_text(`WeightedAmount`)"
+    );
+    // The preview follows, with the values the formula gives.
+    wait_for(&mut harness, "the preview of the edit", |app| {
+        matches!(&app.state.preview.result,
+            Some((k, Ok(_))) if k.revision == app.state.doc.revision)
+    });
+    let (_, table) = harness.state().state.preview.result.as_ref().unwrap();
+    let table = table.as_ref().unwrap();
+    let column = |name: &str| table.columns.iter().position(|(n, _)| n == name).unwrap();
+    let (last, weighted, contact) = (
+        column("LastName"),
+        column("WeightedAmount"),
+        column("Contact"),
+    );
+    for row in &table.rows {
+        assert_eq!(
+            row[contact],
+            format!("{} {}", row[last].to_uppercase(), row[weighted])
+        );
+    }
+}
+
+#[test]
+fn a_mistyped_name_in_a_formula_is_said_under_it_and_its_function_shown() {
+    let scratch = Scratch::new();
+    let mut harness = typing_over_the_last_formula(&scratch);
+    type_slowly(&mut harness, "round(Amout, 2)");
+    // Back inside the parentheses.
+    harness.key_press(egui::Key::ArrowLeft);
+    harness.run_steps(2);
+    validated(&mut harness);
+    // The check's word under the editor, and how round is called while inside it.
+    let said = "line 1, column 7: there is no field `Amout` (did you mean `Amount`?)";
+    assert!(harness.query_all_by_label_contains(said).next().is_some());
+    assert!(harness.query_by_label("round(number, places)").is_some());
+    assert!(!offered(&harness, "Amount"), "no field starts with Amout");
+    assert!(focused(&harness));
+}
+
+#[test]
+fn a_script_is_edited_with_the_records_fields_offered_after_record() {
+    let scratch = Scratch::new();
+    let path = scratch.path().join("script.json");
+    std::fs::copy("flows/demo-opportunities-by-script.json", &path).unwrap();
+    let mut harness = open(&scratch, &path);
+    apply(&mut harness, Command::Select(vec!["sort".into()]));
+    validated(&mut harness);
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::MultilineTextInput, "Script")
+        .focus();
+    harness.run_steps(2);
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.run_steps(2);
+    type_slowly(&mut harness, "record.Channel = record.lead");
+    assert!(offered(&harness, "LeadSource"));
+    harness.key_press(egui::Key::Tab);
+    harness.run_steps(2);
+    // With nothing to offer, Tab indents, as in any code editor.
+    type_slowly(&mut harness, ";\nif true {\n");
+    harness.key_press(egui::Key::Tab);
+    harness.run_steps(2);
+    type_slowly(&mut harness, "record.Channel += \"!\";\n}");
+    let flow = &harness.state().state.doc.flow;
+    assert_eq!(
+        flow.node("sort").unwrap().config["script"],
+        "record.Channel = record.LeadSource;\nif true {\n\trecord.Channel += \"!\";\n}"
+    );
+    assert!(focused(&harness));
 }

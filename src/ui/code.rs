@@ -11,7 +11,9 @@ use std::ops::Range;
 
 use egui::text::{CCursor, CCursorRange, LayoutJob, TextFormat};
 use egui::text_edit::TextEditState;
-use egui::{Color32, Id, Key, Modifiers, RichText, Stroke, TextBuffer, TextEdit, TextStyle, Ui};
+use egui::{
+    Color32, EventFilter, Id, Key, Modifiers, RichText, Stroke, TextBuffer, TextEdit, TextStyle, Ui,
+};
 
 use crate::transforms::formula::{self, FUNCTIONS, Piece};
 
@@ -539,13 +541,26 @@ pub fn editor(
     }
     changed |= response.changed();
     let focused = response.has_focus();
-    let cursor = output.cursor_range.map(|r| byte_of(text, r.primary.index.0));
+    let cursor = output
+        .cursor_range
+        .map(|r| byte_of(text, r.primary.index.0));
     let mut over_offers = false;
     let offer = (focused || kept_open)
         .then_some(cursor)
         .flatten()
         .and_then(|at| complete(language, text, at, names));
     if let Some(offer) = offer {
+        if focused {
+            // Tab is the editor's while there is an offer to take, not the next widget's:
+            // egui moves the focus before this code sees the key.
+            let filter = EventFilter {
+                tab: true,
+                horizontal_arrows: true,
+                vertical_arrows: true,
+                escape: false,
+            };
+            ui.memory_mut(|m| m.set_focus_lock_filter(id, filter));
+        }
         let row = ui.horizontal_wrapped(|ui| {
             let mut taken = None;
             for (k, s) in offer.suggestions.iter().enumerate() {
