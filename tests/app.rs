@@ -2182,11 +2182,15 @@ fn a_script_is_edited_with_the_records_fields_offered_after_record() {
     type_slowly(&mut harness, ";\nif true {\n");
     harness.key_press(egui::Key::Tab);
     harness.run_steps(2);
-    type_slowly(&mut harness, "record.Channel += \"!\";\n}");
+    type_slowly(&mut harness, "record.Channel += \"!\";\n}\nrecord.next");
+    // A field the script adds (its `fields`) is offered too.
+    assert!(offered(&harness, "NextStep"));
+    harness.key_press(egui::Key::Tab);
+    harness.run_steps(2);
     let flow = &harness.state().state.doc.flow;
     assert_eq!(
         flow.node("sort").unwrap().config["script"],
-        "record.Channel = record.LeadSource;\nif true {\n\trecord.Channel += \"!\";\n}"
+        "record.Channel = record.LeadSource;\nif true {\n\trecord.Channel += \"!\";\n}\nrecord.NextStep"
     );
     assert!(focused(&harness));
 }

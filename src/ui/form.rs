@@ -329,9 +329,10 @@ pub struct FormContext<'a> {
     /// The heading of the setting being drawn, which names its input for screen readers
     /// (and for tests).
     heading: Cell<Option<Id>>,
-    /// In a list of named items (a formula's fields), the names of the items before the one
-    /// being drawn: its code may use them.
-    named_before: RefCell<Vec<String>>,
+    /// Names the node itself adds, which its code may use besides the incoming fields: in
+    /// a list of named items (a formula's fields) those before the one being drawn; beside
+    /// a `fields` map (a script's) its keys.
+    own_names: RefCell<Vec<String>>,
 }
 
 impl<'a> FormContext<'a> {
@@ -346,7 +347,7 @@ impl<'a> FormContext<'a> {
             problems: Vec::new(),
             drawn: RefCell::new(Vec::new()),
             heading: Cell::new(None),
-            named_before: RefCell::new(Vec::new()),
+            own_names: RefCell::new(Vec::new()),
         }
     }
 
@@ -483,6 +484,9 @@ fn edit_object(
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
+    if let Some(added) = value.get("fields").and_then(Value::as_object) {
+        *cx.own_names.borrow_mut() = added.keys().cloned().collect();
+    }
     for (name, prop) in props {
         if path == "config" && cx.hidden.contains(&name.as_str()) {
             continue;
@@ -701,9 +705,9 @@ fn edit_value(
                     detail: kind.clone(),
                 })
                 .collect();
-            names.extend(cx.named_before.borrow().iter().map(|name| code::Name {
+            names.extend(cx.own_names.borrow().iter().map(|name| code::Name {
                 name: name.clone(),
-                detail: "computed above".into(),
+                detail: "added by this node".into(),
             }));
             let mut text = value.as_str().unwrap_or_default().to_string();
             let id = ui.id().with(path);
@@ -1172,7 +1176,7 @@ fn edit_list(
     let mut remove = None;
     for (i, v) in list.iter_mut().enumerate() {
         let entry = format!("{path}/{i}");
-        *cx.named_before.borrow_mut() = names[..i.min(names.len())].to_vec();
+        *cx.own_names.borrow_mut() = names[..i.min(names.len())].to_vec();
         setting_scope(ui, &entry, |ui| {
             ui.horizontal_top(|ui| {
                 if ui.small_button("🗙").on_hover_text("Remove").clicked() {
@@ -1185,7 +1189,7 @@ fn edit_list(
             cx.problems_at(ui, pointer_of(&entry), true);
         });
     }
-    cx.named_before.borrow_mut().clear();
+    cx.own_names.borrow_mut().clear();
     if let Some(i) = remove {
         list.remove(i);
         changed = true;
