@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Takes the README's pictures of the real app window under Xvfb at 1600x1000: the welcome
 # screen, a flow with the inspector open, the preview of a node, a finished run, the light
-# theme, a scheduled flow's trigger with its run history, and the Connections window.
+# theme, the formula editor as a field is typed, a scheduled flow's trigger with its run
+# history, and the Connections window.
 # Writes assets/screenshots/*.png. Look at each one after a UI change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +43,29 @@ shot() {
   echo "$out/$name.png"
 }
 
+# typed NAME X Y TEXT GEOMETRY [gui arguments…]: opens the app, clicks at X,Y, goes to the
+# end of the text there, types TEXT at a person's speed, and captures GEOMETRY of the screen.
+typed() {
+  local name=$1 x=$2 y=$3 text=$4 crop=$5
+  shift 5
+  "$bin" gui "$@" &
+  local app=$!
+  local window
+  window=$(xdotool search --sync --name Tributary | head -n1)
+  xdotool windowmove "$window" 0 0 windowsize "$window" 1600 1000
+  sleep 3
+  xdotool windowfocus --sync "$window"
+  xdotool mousemove "$x" "$y" click 1
+  sleep 0.3
+  xdotool key ctrl+End
+  xdotool type --delay 150 "$text"
+  sleep 1
+  import -window root -crop "$crop" +repage "$out/$name.png"
+  kill "$app"
+  wait "$app" 2>/dev/null || true
+  echo "$out/$name.png"
+}
+
 demo=flows/demo-opportunities-to-lake.json
 shot welcome 2
 shot inspector 3 "$demo" --select lake
@@ -50,6 +74,9 @@ shot run 6 "$demo" --run
 shot light 3 "$demo" --select name --theme light
 shot s3 3 flows/demo-crm-to-s3.json --select lake
 shot marketing-showcase 3 flows/marketing-channels-to-s3.json
+# The formula editor offering a field computed above while one is typed in backquotes.
+typed formula-editor 1440 791 ' & to_text(`wei' 330x330+1270+570 \
+  flows/demo-opportunities-with-formulas.json --select compute
 
 # A scheduled flow's trigger settings, and its History after a few runs: a copy of the demo
 # on a weekday cron in Berlin, writing into the scratch home.
