@@ -15,6 +15,7 @@ pub mod fields;
 pub mod flow;
 pub mod node;
 pub mod paths;
+pub mod pg_tls;
 pub mod records;
 pub mod registry;
 pub mod schema;

@@ -19,20 +19,18 @@
 //! Every run is also indexed here (`runs`): the run records in the run folders stay what
 //! they are, and the index answers "what ran, when, how did it go" without reading them all.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use crate::paths::Dirs;
 
+mod db;
 mod lock;
+use db::{Cell, Db};
+pub use db::{state_url, use_test_schema};
 pub use lock::{RunLock, ServiceInfo, ServiceLock};
 
 pub struct StateStore {
-    conn: Connection,
-    path: PathBuf,
+    db: Db,
 }
 
 /// A run as the history lists it; the run's folder holds the whole record.
@@ -118,84 +116,32 @@ pub struct Watermark {
 }
 
 impl StateStore {
+    /// Opens the state of an installation: the SQLite file in its data folder, or the
+    /// database `TRIBUTARY_STATE_URL` (or `state.json`) names.
     pub fn open(dirs: &Dirs) -> Result<Self, String> {
-        std::fs::create_dir_all(&dirs.data)
-            .map_err(|e| format!("cannot create {}: {e}", dirs.data.display()))?;
-        let path = dirs.data.join("state.sqlite");
-        let fail =
-            |e: rusqlite::Error| format!("cannot open the run state {}: {e}", path.display());
-        let conn = Connection::open(&path).map_err(fail)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(fail)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS watermarks (
-                 flow TEXT NOT NULL,
-                 node TEXT NOT NULL,
-                 value TEXT NOT NULL,
-                 saved_at TEXT NOT NULL,
-                 execution_id TEXT NOT NULL,
-                 PRIMARY KEY (flow, node)
-             );
-             CREATE TABLE IF NOT EXISTS commits (
-                 execution_id TEXT PRIMARY KEY,
-                 flow TEXT NOT NULL,
-                 record TEXT NOT NULL,
-                 started_at TEXT NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS runs (
-                 execution_id TEXT PRIMARY KEY,
-                 flow TEXT NOT NULL,
-                 status TEXT NOT NULL,
-                 trigger TEXT NOT NULL,
-                 started_at TEXT NOT NULL,
-                 duration_seconds REAL NOT NULL,
-                 records_processed INTEGER NOT NULL,
-                 records_written INTEGER NOT NULL,
-                 records_rejected INTEGER NOT NULL,
-                 bytes_written INTEGER NOT NULL,
-                 cost_usd REAL NOT NULL,
-                 error TEXT
-             );
-             CREATE INDEX IF NOT EXISTS runs_by_flow ON runs (flow, started_at);
-             CREATE TABLE IF NOT EXISTS activations (
-                 flow TEXT PRIMARY KEY,
-                 active INTEGER NOT NULL,
-                 changed_at TEXT NOT NULL,
-                 reason TEXT,
-                 failures INTEGER NOT NULL DEFAULT 0,
-                 last_due TEXT
-             );
-             CREATE TABLE IF NOT EXISTS taken_files (
-                 flow TEXT NOT NULL,
-                 path TEXT NOT NULL,
-                 size INTEGER NOT NULL,
-                 modified INTEGER NOT NULL,
-                 PRIMARY KEY (flow, path)
-             );",
-        )
-        .map_err(fail)?;
-        Ok(Self { conn, path })
+        Ok(Self {
+            db: Db::open(dirs)?,
+        })
     }
 
-    fn fail(&self, e: rusqlite::Error) -> String {
-        format!("the run state {} failed: {e}", self.path.display())
+    /// Whether several machines share this state.
+    pub fn is_shared(&self) -> bool {
+        self.db.is_shared()
     }
 
     /// Where a source of `flow` left off, if it ever finished a run.
     pub fn watermark(&self, flow: &str, node: &str) -> Result<Option<Value>, String> {
-        let text: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT value FROM watermarks WHERE flow = ?1 AND node = ?2",
-                params![flow, node],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(|e| self.fail(e))?;
-        text.map(|t| {
-            serde_json::from_str(&t)
-                .map_err(|e| format!("the saved watermark of `{node}` is damaged: {e}"))
-        })
-        .transpose()
+        let rows = self.db.query(
+            "SELECT value FROM watermarks WHERE flow = $1 AND node = $2",
+            &[flow.into(), node.into()],
+        )?;
+        rows.first()
+            .and_then(|row| row[0].text())
+            .map(|t| {
+                serde_json::from_str(&t)
+                    .map_err(|e| format!("the saved watermark of `{node}` is damaged: {e}"))
+            })
+            .transpose()
     }
 
     /// Saves all of a run's watermarks, or none of them.
@@ -206,189 +152,162 @@ impl StateStore {
         marks: &[(String, Value)],
     ) -> Result<(), String> {
         let saved_at = chrono::Utc::now().to_rfc3339();
-        let tx = self.conn.transaction().map_err(|e| format!("{e}"))?;
-        save_marks(&tx, flow, execution_id, &saved_at, marks)?;
-        tx.commit().map_err(|e| self.fail(e))
+        let statements = save_marks(flow, execution_id, &saved_at, marks);
+        self.db.transaction(&statements).map(|_| ())
     }
 
     /// Every watermark of a flow, by node.
     pub fn watermarks(&self, flow: &str) -> Result<Vec<Watermark>, String> {
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT node, value, saved_at, execution_id FROM watermarks
-                 WHERE flow = ?1 ORDER BY node",
-            )
-            .map_err(|e| self.fail(e))?;
-        let rows = statement
-            .query_map(params![flow], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                ))
+        let rows = self.db.query(
+            "SELECT node, value, saved_at, execution_id FROM watermarks
+             WHERE flow = $1 ORDER BY node",
+            &[flow.into()],
+        )?;
+        rows.into_iter()
+            .map(|row| {
+                let node = row[0].text().unwrap_or_default();
+                let value = row[1].text().unwrap_or_default();
+                Ok(Watermark {
+                    value: serde_json::from_str(&value)
+                        .map_err(|e| format!("the saved watermark of `{node}` is damaged: {e}"))?,
+                    node,
+                    saved_at: row[2].text().unwrap_or_default(),
+                    execution_id: row[3].text().unwrap_or_default(),
+                })
             })
-            .map_err(|e| self.fail(e))?;
-        rows.map(|row| {
-            let (node, value, saved_at, execution_id) = row.map_err(|e| self.fail(e))?;
-            Ok(Watermark {
-                value: serde_json::from_str(&value)
-                    .map_err(|e| format!("the saved watermark of `{node}` is damaged: {e}"))?,
-                node,
-                saved_at,
-                execution_id,
-            })
-        })
-        .collect()
+            .collect()
     }
 
     /// Indexes a run (again, if it was).
     pub fn index_run(&self, run: &RunRow) -> Result<(), String> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO runs (execution_id, flow, status, trigger, started_at,
-                     duration_seconds, records_processed, records_written, records_rejected,
-                     bytes_written, cost_usd, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    run.execution_id,
-                    run.flow,
-                    run.status,
-                    run.trigger,
-                    run.started_at,
-                    run.duration_seconds,
-                    run.records_processed as i64,
-                    run.records_written as i64,
-                    run.records_rejected as i64,
-                    run.bytes_written as i64,
-                    run.cost_usd,
-                    run.error,
-                ],
-            )
-            .map_err(|e| self.fail(e))?;
+        self.db.execute(
+            "INSERT INTO runs (execution_id, flow, status, trigger, started_at,
+                 duration_seconds, records_processed, records_written, records_rejected,
+                 bytes_written, cost_usd, error)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (execution_id) DO UPDATE SET flow = excluded.flow,
+                 status = excluded.status, trigger = excluded.trigger,
+                 started_at = excluded.started_at, duration_seconds = excluded.duration_seconds,
+                 records_processed = excluded.records_processed,
+                 records_written = excluded.records_written,
+                 records_rejected = excluded.records_rejected,
+                 bytes_written = excluded.bytes_written, cost_usd = excluded.cost_usd,
+                 error = excluded.error",
+            &[
+                (&run.execution_id).into(),
+                (&run.flow).into(),
+                (&run.status).into(),
+                (&run.trigger).into(),
+                (&run.started_at).into(),
+                run.duration_seconds.into(),
+                (run.records_processed as i64).into(),
+                (run.records_written as i64).into(),
+                (run.records_rejected as i64).into(),
+                (run.bytes_written as i64).into(),
+                run.cost_usd.into(),
+                run.error.clone().into(),
+            ],
+        )?;
         Ok(())
     }
 
     /// Takes a run out of the history.
     pub fn forget_run(&self, execution_id: &str) -> Result<(), String> {
-        self.conn
-            .execute(
-                "DELETE FROM runs WHERE execution_id = ?1",
-                params![execution_id],
-            )
-            .map_err(|e| self.fail(e))?;
+        self.db.execute(
+            "DELETE FROM runs WHERE execution_id = $1",
+            &[execution_id.into()],
+        )?;
         Ok(())
     }
 
     /// The execution ids of every indexed run.
     pub fn indexed_runs(&self) -> Result<std::collections::HashSet<String>, String> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT execution_id FROM runs")
-            .map_err(|e| self.fail(e))?;
-        let ids = statement
-            .query_map([], |row| row.get::<_, String>(0))
-            .map_err(|e| self.fail(e))?;
-        ids.map(|id| id.map_err(|e| self.fail(e))).collect()
+        let rows = self.db.query("SELECT execution_id FROM runs", &[])?;
+        Ok(rows.into_iter().filter_map(|r| r[0].text()).collect())
     }
 
     /// Indexed runs, newest first: of one flow, of one status, started at or after an
     /// instant (RFC 3339), as asked.
     pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>, String> {
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT execution_id, flow, status, trigger, started_at, duration_seconds,
-                     records_processed, records_written, records_rejected, bytes_written,
-                     cost_usd, error
-                 FROM runs
-                 WHERE (?1 IS NULL OR flow = ?1) AND (?2 IS NULL OR status = ?2)
-                     AND (?3 IS NULL OR started_at >= ?3)
-                 ORDER BY started_at DESC, execution_id DESC
-                 LIMIT ?4",
-            )
-            .map_err(|e| self.fail(e))?;
-        let rows = statement
-            .query_map(
-                params![
-                    filter.flow,
-                    filter.status,
-                    filter.since,
-                    filter.limit.map_or(-1, |l| l as i64)
-                ],
-                |row| {
-                    Ok(RunRow {
-                        execution_id: row.get(0)?,
-                        flow: row.get(1)?,
-                        status: row.get(2)?,
-                        trigger: row.get(3)?,
-                        started_at: row.get(4)?,
-                        duration_seconds: row.get(5)?,
-                        records_processed: row.get::<_, i64>(6)? as u64,
-                        records_written: row.get::<_, i64>(7)? as u64,
-                        records_rejected: row.get::<_, i64>(8)? as u64,
-                        bytes_written: row.get::<_, i64>(9)? as u64,
-                        cost_usd: row.get(10)?,
-                        error: row.get(11)?,
-                    })
-                },
-            )
-            .map_err(|e| self.fail(e))?;
-        rows.map(|r| r.map_err(|e| self.fail(e))).collect()
+        let rows = self.db.query(
+            "SELECT execution_id, flow, status, trigger, started_at, duration_seconds,
+                 records_processed, records_written, records_rejected, bytes_written,
+                 cost_usd, error
+             FROM runs
+             WHERE (CAST($1 AS TEXT) IS NULL OR flow = $1)
+                 AND (CAST($2 AS TEXT) IS NULL OR status = $2)
+                 AND (CAST($3 AS TEXT) IS NULL OR started_at >= $3)
+             ORDER BY started_at DESC, execution_id DESC
+             LIMIT $4",
+            &[
+                filter.flow.clone().into(),
+                filter.status.clone().into(),
+                filter.since.clone().into(),
+                filter.limit.map_or(i64::MAX, |l| l as i64).into(),
+            ],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|row| RunRow {
+                execution_id: row[0].text().unwrap_or_default(),
+                flow: row[1].text().unwrap_or_default(),
+                status: row[2].text().unwrap_or_default(),
+                trigger: row[3].text().unwrap_or_default(),
+                started_at: row[4].text().unwrap_or_default(),
+                duration_seconds: row[5].float(),
+                records_processed: row[6].int() as u64,
+                records_written: row[7].int() as u64,
+                records_rejected: row[8].int() as u64,
+                bytes_written: row[9].int() as u64,
+                cost_usd: row[10].float(),
+                error: row[11].text(),
+            })
+            .collect())
     }
 
     /// Has the service run `flow` on its trigger from now on. Run times missed while it
     /// was inactive are not owed.
     pub fn activate(&self, flow: &str) -> Result<(), String> {
-        self.conn
-            .execute(
-                "INSERT INTO activations (flow, active, changed_at, reason, failures, last_due)
-                 VALUES (?1, 1, ?2, NULL, 0, NULL)
-                 ON CONFLICT (flow) DO UPDATE SET active = 1, changed_at = excluded.changed_at,
-                     reason = NULL, failures = 0, last_due = NULL",
-                params![flow, now()],
-            )
-            .map_err(|e| self.fail(e))?;
+        self.db.execute(
+            "INSERT INTO activations (flow, active, changed_at, reason, failures, last_due)
+             VALUES ($1, 1, $2, NULL, 0, NULL)
+             ON CONFLICT (flow) DO UPDATE SET active = 1, changed_at = excluded.changed_at,
+                 reason = NULL, failures = 0, last_due = NULL",
+            &[flow.into(), now().into()],
+        )?;
         Ok(())
     }
 
     /// Stops the service running `flow`; `reason` when the service itself does it.
     pub fn deactivate(&self, flow: &str, reason: Option<&str>) -> Result<(), String> {
-        self.conn
-            .execute(
-                "INSERT INTO activations (flow, active, changed_at, reason)
-                 VALUES (?1, 0, ?2, ?3)
-                 ON CONFLICT (flow) DO UPDATE SET active = 0, changed_at = excluded.changed_at,
-                     reason = excluded.reason",
-                params![flow, now(), reason],
-            )
-            .map_err(|e| self.fail(e))?;
+        self.db.execute(
+            "INSERT INTO activations (flow, active, changed_at, reason)
+             VALUES ($1, 0, $2, $3)
+             ON CONFLICT (flow) DO UPDATE SET active = 0, changed_at = excluded.changed_at,
+                 reason = excluded.reason",
+            &[flow.into(), now().into(), reason.into()],
+        )?;
         Ok(())
     }
 
     /// Every flow that was ever activated, active or not.
     pub fn activations(&self) -> Result<Vec<Activation>, String> {
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT flow, active, changed_at, reason, failures, last_due FROM activations
-                 ORDER BY flow",
-            )
-            .map_err(|e| self.fail(e))?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok(Activation {
-                    flow: row.get(0)?,
-                    active: row.get(1)?,
-                    changed_at: row.get(2)?,
-                    reason: row.get(3)?,
-                    failures: row.get(4)?,
-                    last_due: row.get(5)?,
-                })
+        let rows = self.db.query(
+            "SELECT flow, active, changed_at, reason, failures, last_due FROM activations
+             ORDER BY flow",
+            &[],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Activation {
+                flow: row[0].text().unwrap_or_default(),
+                active: row[1].int() != 0,
+                changed_at: row[2].text().unwrap_or_default(),
+                reason: row[3].text(),
+                failures: row[4].int() as u32,
+                last_due: row[5].text(),
             })
-            .map_err(|e| self.fail(e))?;
-        rows.map(|r| r.map_err(|e| self.fail(e))).collect()
+            .collect())
     }
 
     /// `flow`'s activation, if it was ever activated.
@@ -398,26 +317,21 @@ impl StateStore {
 
     /// The service acted on `flow`'s run time `at` (RFC 3339).
     pub fn set_last_due(&self, flow: &str, at: &str) -> Result<(), String> {
-        self.conn
-            .execute(
-                "UPDATE activations SET last_due = ?2 WHERE flow = ?1",
-                params![flow, at],
-            )
-            .map_err(|e| self.fail(e))?;
+        self.db.execute(
+            "UPDATE activations SET last_due = $2 WHERE flow = $1",
+            &[flow.into(), at.into()],
+        )?;
         Ok(())
     }
 
     /// The size and modification time (ns since 1970) of `path` when a file trigger of
     /// `flow` last took it.
     pub fn taken_file(&self, flow: &str, path: &str) -> Result<Option<(u64, i64)>, String> {
-        self.conn
-            .query_row(
-                "SELECT size, modified FROM taken_files WHERE flow = ?1 AND path = ?2",
-                params![flow, path],
-                |row| Ok((row.get::<_, i64>(0)? as u64, row.get(1)?)),
-            )
-            .optional()
-            .map_err(|e| self.fail(e))
+        let rows = self.db.query(
+            "SELECT size, modified FROM taken_files WHERE flow = $1 AND path = $2",
+            &[flow.into(), path.into()],
+        )?;
+        Ok(rows.first().map(|r| (r[0].int() as u64, r[1].int())))
     }
 
     /// A file trigger of `flow` took `path` as it is now: it fires again only when the
@@ -429,39 +343,36 @@ impl StateStore {
         size: u64,
         modified: i64,
     ) -> Result<(), String> {
-        self.conn
-            .execute(
-                "INSERT INTO taken_files (flow, path, size, modified) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (flow, path) DO UPDATE SET size = excluded.size,
-                     modified = excluded.modified",
-                params![flow, path, size as i64, modified],
-            )
-            .map_err(|e| self.fail(e))?;
+        self.db.execute(
+            "INSERT INTO taken_files (flow, path, size, modified) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (flow, path) DO UPDATE SET size = excluded.size,
+                 modified = excluded.modified",
+            &[
+                flow.into(),
+                path.into(),
+                (size as i64).into(),
+                modified.into(),
+            ],
+        )?;
         Ok(())
     }
 
     /// Counts a failed run of `flow` (after its retries); the failures in a row so far.
     pub fn count_failure(&self, flow: &str) -> Result<u32, String> {
-        self.conn
-            .query_row(
-                "UPDATE activations SET failures = failures + 1 WHERE flow = ?1
-                 RETURNING failures",
-                params![flow],
-                |row| row.get(0),
-            )
-            .optional()
-            .map(Option::unwrap_or_default)
-            .map_err(|e| self.fail(e))
+        let rows = self.db.query(
+            "UPDATE activations SET failures = failures + 1 WHERE flow = $1
+             RETURNING failures",
+            &[flow.into()],
+        )?;
+        Ok(rows.first().map_or(0, |r| r[0].int() as u32))
     }
 
     /// A run of `flow` succeeded: its failures in a row start again from none.
     pub fn clear_failures(&self, flow: &str) -> Result<(), String> {
-        self.conn
-            .execute(
-                "UPDATE activations SET failures = 0 WHERE flow = ?1",
-                params![flow],
-            )
-            .map_err(|e| self.fail(e))?;
+        self.db.execute(
+            "UPDATE activations SET failures = 0 WHERE flow = $1",
+            &[flow.into()],
+        )?;
         Ok(())
     }
 
@@ -473,15 +384,15 @@ impl StateStore {
         execution_id: &str,
         record: &Value,
     ) -> Result<(), String> {
-        self.conn
+        self.db
             .execute(
                 "INSERT INTO commits (execution_id, flow, record, started_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    execution_id,
-                    flow,
-                    record.to_string(),
-                    chrono::Utc::now().to_rfc3339()
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    execution_id.into(),
+                    flow.into(),
+                    record.to_string().into(),
+                    chrono::Utc::now().to_rfc3339().into(),
                 ],
             )
             .map(|_| ())
@@ -496,80 +407,75 @@ impl StateStore {
         marks: &[(String, Value)],
     ) -> Result<(), String> {
         let saved_at = chrono::Utc::now().to_rfc3339();
-        let path = self.path.display().to_string();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| format!("the run state {path} failed: {e}"))?;
-        save_marks(&tx, flow, execution_id, &saved_at, marks)?;
-        tx.execute(
-            "DELETE FROM commits WHERE execution_id = ?1",
-            params![execution_id],
-        )
-        .map_err(|e| format!("cannot close the commit record: {e}"))?;
-        tx.commit()
-            .map_err(|e| format!("the run state {path} failed: {e}"))
+        let mut statements = save_marks(flow, execution_id, &saved_at, marks);
+        statements.push((
+            "DELETE FROM commits WHERE execution_id = $1",
+            vec![execution_id.into()],
+        ));
+        self.db.transaction(&statements).map(|_| ())
     }
 
     /// Forgets a commit record without saving its watermarks: the publication was rolled
     /// back, so its window must be read again.
     pub fn drop_commit(&self, execution_id: &str) -> Result<(), String> {
-        self.conn
+        self.db
             .execute(
-                "DELETE FROM commits WHERE execution_id = ?1",
-                params![execution_id],
+                "DELETE FROM commits WHERE execution_id = $1",
+                &[execution_id.into()],
             )
             .map(|_| ())
-            .map_err(|e| self.fail(e))
     }
 
     /// The commit records of `flow`'s runs that did not finish publishing, oldest first.
     pub fn pending_commits(&self, flow: &str) -> Result<Vec<(String, Value)>, String> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT execution_id, record FROM commits WHERE flow = ?1 ORDER BY started_at")
-            .map_err(|e| self.fail(e))?;
-        let rows = statement
-            .query_map(params![flow], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        let rows = self.db.query(
+            "SELECT execution_id, record FROM commits WHERE flow = $1 ORDER BY started_at",
+            &[flow.into()],
+        )?;
+        rows.into_iter()
+            .map(|row| {
+                let id = row[0].text().unwrap_or_default();
+                let record = serde_json::from_str(&row[1].text().unwrap_or_default())
+                    .map_err(|e| format!("the commit record of run {id} is damaged: {e}"))?;
+                Ok((id, record))
             })
-            .map_err(|e| self.fail(e))?;
-        rows.map(|row| {
-            let (id, text) = row.map_err(|e| self.fail(e))?;
-            let record = serde_json::from_str(&text)
-                .map_err(|e| format!("the commit record of run {id} is damaged: {e}"))?;
-            Ok((id, record))
-        })
-        .collect()
+            .collect()
     }
 
     /// Forgets a flow's watermarks: its next run reads everything. Returns how many.
     pub fn reset(&self, flow: &str) -> Result<usize, String> {
-        self.conn
-            .execute("DELETE FROM watermarks WHERE flow = ?1", params![flow])
-            .map_err(|e| self.fail(e))
+        self.db
+            .execute("DELETE FROM watermarks WHERE flow = $1", &[flow.into()])
+            .map(|n| n as usize)
     }
 }
 
+/// The statements that save a run's watermarks.
 fn save_marks(
-    tx: &rusqlite::Transaction<'_>,
     flow: &str,
     execution_id: &str,
     saved_at: &str,
     marks: &[(String, Value)],
-) -> Result<(), String> {
-    for (node, value) in marks {
-        tx.execute(
-            "INSERT INTO watermarks (flow, node, value, saved_at, execution_id)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (flow, node) DO UPDATE SET
-                 value = excluded.value, saved_at = excluded.saved_at,
-                 execution_id = excluded.execution_id",
-            params![flow, node, value.to_string(), saved_at, execution_id],
-        )
-        .map_err(|e| format!("cannot save the watermark of `{node}`: {e}"))?;
-    }
-    Ok(())
+) -> Vec<(&'static str, Vec<Cell>)> {
+    marks
+        .iter()
+        .map(|(node, value)| {
+            (
+                "INSERT INTO watermarks (flow, node, value, saved_at, execution_id)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (flow, node) DO UPDATE SET
+                     value = excluded.value, saved_at = excluded.saved_at,
+                     execution_id = excluded.execution_id",
+                vec![
+                    flow.into(),
+                    node.into(),
+                    value.to_string().into(),
+                    saved_at.into(),
+                    execution_id.into(),
+                ],
+            )
+        })
+        .collect()
 }
 
 /// Now, as the state keeps instants.
@@ -581,10 +487,32 @@ fn now() -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn watermarks_are_saved_per_flow_and_node_and_reset() {
+    /// Installations to run a test on: one with the SQLite file, and one with a schema of
+    /// its own on the test PostgreSQL server when there is one (`TRIBUTARY_TEST_POSTGRES`).
+    fn installations() -> Vec<(tempfile::TempDir, Dirs)> {
+        let mut all = Vec::new();
         let dir = tempfile::tempdir().unwrap();
         let dirs = Dirs::under(dir.path());
+        all.push((dir, dirs));
+        if let Ok(server) = std::env::var("TRIBUTARY_TEST_POSTGRES") {
+            let dir = tempfile::tempdir().unwrap();
+            let dirs = Dirs::under(dir.path());
+            use_test_schema(&dirs, &server).unwrap();
+            assert!(StateStore::open(&dirs).unwrap().is_shared());
+            all.push((dir, dirs));
+        }
+        all
+    }
+
+    #[test]
+    fn watermarks_are_saved_per_flow_and_node_and_reset() {
+        for (_dir, dirs) in installations() {
+            watermarks_on(&dirs);
+        }
+    }
+
+    fn watermarks_on(dirs: &Dirs) {
+        let dirs = dirs.clone();
         let mut store = StateStore::open(&dirs).unwrap();
         assert_eq!(store.watermark("f", "src").unwrap(), None);
         let mark = serde_json::json!({"last_modified": "2026-11-27T10:00:00Z", "keys": ["a"]});
@@ -615,8 +543,13 @@ mod tests {
 
     #[test]
     fn a_commit_record_lives_until_its_watermarks_are_saved() {
-        let dir = tempfile::tempdir().unwrap();
-        let dirs = Dirs::under(dir.path());
+        for (_dir, dirs) in installations() {
+            commits_on(&dirs);
+        }
+    }
+
+    fn commits_on(dirs: &Dirs) {
+        let dirs = dirs.clone();
         let mut store = StateStore::open(&dirs).unwrap();
         let record = serde_json::json!({"destinations": []});
         store.begin_commit("f", "run-1", &record).unwrap();
@@ -637,5 +570,122 @@ mod tests {
         store.drop_commit("run-2").unwrap();
         assert!(again.pending_commits("g").unwrap().is_empty());
         assert_eq!(again.watermark("g", "src").unwrap(), None);
+    }
+
+    #[test]
+    fn history_activations_and_taken_files_are_kept() {
+        for (_dir, dirs) in installations() {
+            let store = StateStore::open(&dirs).unwrap();
+            let run = |id: &str, flow: &str, status: &str, at: &str| RunRow {
+                execution_id: id.into(),
+                flow: flow.into(),
+                status: status.into(),
+                trigger: "schedule: rate(1 hours)".into(),
+                started_at: at.into(),
+                duration_seconds: 1.5,
+                records_processed: 10,
+                records_written: 9,
+                records_rejected: 1,
+                bytes_written: 1 << 40,
+                cost_usd: 0.25,
+                error: (status == "Error").then(|| "it broke".to_string()),
+            };
+            store
+                .index_run(&run("r1", "f", "Successful", "2026-12-01T10:00:00Z"))
+                .unwrap();
+            store
+                .index_run(&run("r2", "f", "Error", "2026-12-02T10:00:00Z"))
+                .unwrap();
+            store
+                .index_run(&run("r3", "g", "Successful", "2026-12-03T10:00:00Z"))
+                .unwrap();
+            // Indexed again: replaced, not doubled.
+            store
+                .index_run(&run("r1", "f", "Successful", "2026-12-01T10:00:00Z"))
+                .unwrap();
+            let all = store.runs(&RunFilter::default()).unwrap();
+            let ids: Vec<&str> = all.iter().map(|r| r.execution_id.as_str()).collect();
+            assert_eq!(ids, ["r3", "r2", "r1"]);
+            assert_eq!(all[1], run("r2", "f", "Error", "2026-12-02T10:00:00Z"));
+            let of_f = RunFilter {
+                flow: Some("f".into()),
+                since: Some("2026-12-02T00:00:00Z".into()),
+                ..RunFilter::default()
+            };
+            assert_eq!(store.runs(&of_f).unwrap().len(), 1);
+            let last = RunFilter {
+                limit: Some(1),
+                status: Some("Successful".into()),
+                ..RunFilter::default()
+            };
+            assert_eq!(store.runs(&last).unwrap()[0].execution_id, "r3");
+            store.forget_run("r3").unwrap();
+            assert_eq!(store.indexed_runs().unwrap().len(), 2);
+
+            assert_eq!(store.count_failure("f").unwrap(), 0, "not activated");
+            store.activate("f").unwrap();
+            assert_eq!(store.count_failure("f").unwrap(), 1);
+            assert_eq!(store.count_failure("f").unwrap(), 2);
+            store.set_last_due("f", "2026-12-04T06:30:00Z").unwrap();
+            store
+                .deactivate("f", Some("failed 2 times in a row"))
+                .unwrap();
+            let a = store.activation("f").unwrap().unwrap();
+            assert!(!a.active);
+            assert_eq!(a.failures, 2);
+            assert_eq!(a.reason.as_deref(), Some("failed 2 times in a row"));
+            assert_eq!(a.last_due.as_deref(), Some("2026-12-04T06:30:00Z"));
+            store.activate("f").unwrap();
+            let a = store.activation("f").unwrap().unwrap();
+            assert!(a.active && a.failures == 0 && a.reason.is_none());
+
+            assert_eq!(store.taken_file("f", "/in/a.csv").unwrap(), None);
+            store
+                .take_file("f", "/in/a.csv", 10, 1_700_000_000_000_000_000)
+                .unwrap();
+            store
+                .take_file("f", "/in/a.csv", 12, 1_700_000_000_000_000_001)
+                .unwrap();
+            assert_eq!(
+                store.taken_file("f", "/in/a.csv").unwrap(),
+                Some((12, 1_700_000_000_000_000_001))
+            );
+        }
+    }
+
+    #[test]
+    fn a_state_of_a_newer_schema_is_refused_and_an_older_one_migrated() {
+        // A state file as releases before the schema had a version left it.
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = Dirs::under(dir.path());
+        std::fs::create_dir_all(&dirs.data).unwrap();
+        let old = rusqlite::Connection::open(dirs.data.join("state.sqlite")).unwrap();
+        old.execute_batch(
+            "CREATE TABLE watermarks (flow TEXT NOT NULL, node TEXT NOT NULL, value TEXT NOT NULL,
+                 saved_at TEXT NOT NULL, execution_id TEXT NOT NULL, PRIMARY KEY (flow, node));
+             INSERT INTO watermarks VALUES ('f', 'src', '7', '2026-11-01T00:00:00Z', 'r0');",
+        )
+        .unwrap();
+        drop(old);
+        let store = StateStore::open(&dirs).unwrap();
+        assert_eq!(
+            store.watermark("f", "src").unwrap(),
+            Some(serde_json::json!(7))
+        );
+        drop(store);
+        for (_dir, dirs) in installations() {
+            let store = StateStore::open(&dirs).unwrap();
+            store
+                .db
+                .execute("UPDATE tributary_schema SET version = 99", &[])
+                .unwrap();
+            drop(store);
+            let refused = StateStore::open(&dirs).err().unwrap();
+            assert!(
+                refused.contains("schema version 99, newer than this Tributary knows (2)")
+                    && refused.contains("update tributary"),
+                "{refused}"
+            );
+        }
     }
 }

@@ -8,9 +8,8 @@
 pub mod copy;
 pub mod destination;
 pub mod sql;
-mod tls;
 
-use std::net::IpAddr;
+use crate::pg_tls::is_local;
 
 use tokio_postgres::error::SqlState;
 
@@ -252,10 +251,13 @@ impl Target {
             }
             mode => {
                 config.ssl_mode(tokio_postgres::config::SslMode::Require);
-                let tls = tls::connector(mode == SslMode::VerifyFull, self.root_cert.as_deref())
-                    .map_err(|e| {
-                        ConnectorError::fatal(format!("the connection `{}`: {e}", self.name))
-                    })?;
+                let tls = crate::pg_tls::connector(
+                    mode == SslMode::VerifyFull,
+                    self.root_cert.as_deref(),
+                )
+                .map_err(|e| {
+                    ConnectorError::fatal(format!("the connection `{}`: {e}", self.name))
+                })?;
                 let (client, connection) =
                     config.connect(tls).await.map_err(|e| self.in_words(&e))?;
                 tokio::spawn(connection);
@@ -339,17 +341,6 @@ impl Target {
             ConnectorError::fatal(format!("the connection `{name}`: {said}"))
         }
     }
-}
-
-/// This machine: a Unix socket folder, `localhost` or a loopback address.
-fn is_local(host: &str) -> bool {
-    host.starts_with('/')
-        || host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

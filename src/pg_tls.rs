@@ -1,7 +1,8 @@
-//! TLS for PostgreSQL connections with rustls (the same build the HTTP clients use):
-//! `verify-full` trusts the system's authorities plus an optional PEM file of the user's
-//! (Amazon RDS and Redshift sign with their own), `require` encrypts without checking the
-//! certificate, as libpq's `require` does.
+//! TLS for PostgreSQL connections, the PostgreSQL destination's and the shared run
+//! state's, with rustls (the same build the HTTP clients use): `verify-full` trusts the
+//! system's authorities plus an optional PEM file of the user's (Amazon RDS and Redshift
+//! sign with their own), `require` encrypts without checking the certificate, as libpq's
+//! `require` does.
 
 use std::sync::Arc;
 
@@ -11,6 +12,17 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// This machine: a Unix socket folder, `localhost` or a loopback address.
+pub fn is_local(host: &str) -> bool {
+    host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
 
 pub fn connector(verify: bool, root_cert: Option<&str>) -> Result<MakeRustlsConnect, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
