@@ -45,3 +45,7 @@ echo "== lints"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== tests"
 cargo test --all-targets --locked
+# The suites that keep run state (history, watermarks, commits, the service's activations)
+# once more with the state in PostgreSQL, each test in a schema of its own.
+echo "== the same suites with the run state in PostgreSQL"
+TRIBUTARY_TEST_STATE=postgres cargo test --locked --test runs --test schedule --test serve --test faults

@@ -1099,7 +1099,7 @@ fn the_run_history_lists_every_run_newest_first_and_shows_one() {
     assert!(stderr(&o).contains("no run 0000"), "{}", stderr(&o));
 
     // The history is an index of the run records: lost, it is made again from them.
-    std::fs::remove_file(scratch.home().join("data/state.sqlite")).unwrap();
+    scratch.lose_run_index();
     assert_eq!(runs(&[]).len(), 3);
     // A text listing, with the failure's reason under it.
     let o = scratch.cli(&["runs"]);
@@ -1154,7 +1154,7 @@ fn old_runs_are_pruned_by_age_and_by_count_per_flow_folders_and_all() {
     let mut old: Value = serde_json::from_str(&text).unwrap();
     old["started_at"] = json!("2020-01-01T00:00:00Z");
     std::fs::write(&record, old.to_string()).unwrap();
-    std::fs::remove_file(scratch.home().join("data/state.sqlite")).unwrap();
+    scratch.lose_run_index();
 
     let o = scratch.cli(&["runs", "prune", "--keep-days", "30"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -1169,8 +1169,20 @@ fn the_service_prunes_old_runs_as_it_is_told() {
 fn a_state_database_that_cannot_be_opened_stops_the_service_with_its_path() {
     let scratch = Scratch::new();
     std::fs::create_dir_all(scratch.path().join("flows")).unwrap();
-    // Where the database should be, a folder.
-    std::fs::create_dir_all(scratch.home().join("data/state.sqlite")).unwrap();
+    let shared = scratch.home().join("config/state.json");
+    let expected = if shared.exists() {
+        // The state in PostgreSQL, on a port nothing listens on.
+        let url = "postgres://tributary:tributary-test@127.0.0.1:1/postgres";
+        std::fs::write(&shared, json!({ "url": url }).to_string()).unwrap();
+        [
+            "cannot reach the run state in PostgreSQL",
+            "127.0.0.1:1/postgres",
+        ]
+    } else {
+        // Where the database should be, a folder.
+        std::fs::create_dir_all(scratch.home().join("data/state.sqlite")).unwrap();
+        ["cannot open the run state", "state.sqlite"]
+    };
     let out = Command::new(env!("CARGO_BIN_EXE_tributary"))
         .args(["serve", "--listen", "127.0.0.1:0", "--flows"])
         .arg(scratch.path().join("flows"))
@@ -1180,8 +1192,9 @@ fn a_state_database_that_cannot_be_opened_stops_the_service_with_its_path() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("cannot open the run state") && stderr(&out).contains("state.sqlite"),
+        expected.iter().all(|e| stderr(&out).contains(e)),
         "{}",
         stderr(&out)
     );
+    assert!(!stderr(&out).contains("tributary-test"), "no password");
 }

@@ -14,10 +14,39 @@ pub struct Scratch {
 }
 
 impl Scratch {
+    /// With `TRIBUTARY_TEST_STATE=postgres` (the test script's second pass), the scratch
+    /// home keeps its run state in a schema of its own on the test PostgreSQL server.
     pub fn new() -> Self {
-        Self {
+        let scratch = Self {
             dir: tempfile::tempdir().unwrap(),
+        };
+        if std::env::var("TRIBUTARY_TEST_STATE").as_deref() == Ok("postgres") {
+            let server = std::env::var("TRIBUTARY_TEST_POSTGRES")
+                .expect("TRIBUTARY_TEST_POSTGRES names the test server for the state");
+            let dirs = tributary::paths::Dirs::under(&scratch.home());
+            tributary::state::use_test_schema(&dirs, &server).unwrap();
         }
+        scratch
+    }
+
+    /// Loses the index of runs, as a deleted state file (or emptied table) would.
+    pub fn lose_run_index(&self) {
+        let state = self.home().join("config/state.json");
+        let Ok(text) = std::fs::read_to_string(&state) else {
+            std::fs::remove_file(self.home().join("data/state.sqlite")).unwrap();
+            return;
+        };
+        let url: Value = serde_json::from_str(&text).unwrap();
+        let config: tokio_postgres::Config = url["url"].as_str().unwrap().parse().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            client.batch_execute("DELETE FROM runs").await.unwrap();
+        });
     }
 
     pub fn path(&self) -> &Path {
