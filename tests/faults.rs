@@ -217,6 +217,74 @@ fn wait_until_staging(out: &Path) {
     }
 }
 
+/// Two workers, each with a home of its own, sharing one state database (the PostgreSQL
+/// pass of the test script): a flow runs on one of them at a time, and both see one
+/// history. With the state in a file of each home there is nothing shared to test.
+#[test]
+fn workers_sharing_the_state_run_a_flow_once_and_see_one_history() {
+    let first_worker = Scratch::new();
+    let shared = first_worker.home().join("config/state.json");
+    if !shared.exists() {
+        return;
+    }
+    let second_worker = Scratch::new();
+    std::fs::copy(&shared, second_worker.home().join("config/state.json")).unwrap();
+    let path = long_flow(&first_worker);
+    let running = spawn_run(&first_worker, &path);
+    wait_until_staging(&first_worker.path().join("out"));
+    let elsewhere = second_worker.flow(
+        "long.json",
+        &std::fs::read_to_string(&path)
+            .unwrap()
+            .parse::<Value>()
+            .unwrap(),
+    );
+    let refused = second_worker.cli(&["run", elsewhere.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    let said = stdout(&refused) + stderr(&refused).as_str();
+    assert!(said.contains("already running (run "), "{said}");
+    assert!(
+        said.contains(&format!("process {} on ", running.id())),
+        "{said}"
+    );
+    // The first worker dies: its run is recorded as failed by the next run, which takes
+    // the flow over at once (its holder was a process of this machine that is gone).
+    let dead = running.id();
+    drop(running);
+    let small = demo_to(&second_worker, "out");
+    let mut small_flow: Value =
+        serde_json::from_str(&std::fs::read_to_string(&small).unwrap()).unwrap();
+    small_flow["name"] = serde_json::from_str::<Value>(&std::fs::read_to_string(&path).unwrap())
+        .unwrap()["name"]
+        .clone();
+    std::fs::write(&small, small_flow.to_string()).unwrap();
+    let next = second_worker.cli(&["run", small.to_str().unwrap()]);
+    assert!(next.status.success(), "{}", stderr(&next));
+    let history = |worker: &Scratch| -> Vec<Value> {
+        let out = worker.cli(&["runs", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+    let seen = history(&first_worker);
+    assert_eq!(seen, history(&second_worker), "one history");
+    // Newest first: the run after the death, the refused one, the dead worker's.
+    assert_eq!(seen.len(), 3, "{seen:#?}");
+    assert_eq!(seen[0]["status"], "Successful");
+    assert!(
+        seen[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("already running")
+    );
+    assert_eq!(seen[2]["status"], "Error");
+    let error = seen[2]["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("process {dead} on "))
+            && error.contains("ended before the run did; nothing it staged was published"),
+        "{error}"
+    );
+}
+
 #[test]
 fn a_second_run_of_a_running_flow_is_refused_with_the_first_ones_process() {
     let scratch = Scratch::new();

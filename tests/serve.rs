@@ -457,7 +457,12 @@ fn a_run_failing_for_a_passing_reason_is_tried_again() {
     // Another run of the flow holds its lock: the service's run fails, and may succeed
     // once that run ends.
     let dirs = tributary::paths::Dirs::under(&scratch.home());
-    let lock = tributary::state::RunLock::take(&dirs, "retried").unwrap();
+    let shared = tributary::state::StateStore::open(&dirs)
+        .unwrap()
+        .is_shared();
+    let lock =
+        tributary::state::RunLock::take_for_run(&dirs, shared, "retried", "held-by-the-test")
+            .unwrap();
     // 30 s before midnight, a minute a second: due in half a second, the first retry a
     // second after the failure.
     let service = serve(&scratch, "2026-12-02T23:59:30Z", 60.0, &[]);
@@ -610,7 +615,15 @@ fn sigterm_lets_a_run_finish_within_the_grace_period_then_cancels_it() {
     // From now on the service answers after 20 s: the next run is still reading when
     // the service is asked to stop.
     api.control(json!({"delay": 20}));
-    std::thread::sleep(Duration::from_millis(1500));
+    api.requests();
+    // Stopped once the next run is reading (whatever the machine's load makes of the
+    // service's minute a second).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.requests().iter().all(|r| r["path"] != "/pages") {
+        assert!(Instant::now() < deadline, "the next run never read");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     let (status, took) = service.stop();
     assert!(status.success(), "{status}");
     assert!(

@@ -453,7 +453,12 @@ async fn execute(
     // A run of the flow holds its lock to the end: a second run would read the same
     // window, and finish the same interrupted commit, as this one.
     let _lock = match mode {
-        Mode::Run => match RunLock::take(&opts.dirs, &plan.flow_name) {
+        Mode::Run => match RunLock::take_for_run(
+            &opts.dirs,
+            state.is_shared(),
+            &plan.flow_name,
+            execution_id,
+        ) {
             Ok(lock) => Some(lock),
             // The other run ends by itself: trying again later is right.
             Err(message) => return Outcome::failed(None, message, &handles).transient(),
@@ -751,6 +756,7 @@ async fn execute(
             flow: plan.flow_name.clone(),
             execution_id: execution_id.to_string(),
             reached,
+            lease_lost: _lock.as_ref().and_then(RunLock::lost),
         }),
         _ => None,
     };
@@ -865,6 +871,8 @@ struct Commit {
     flow: String,
     execution_id: String,
     reached: Vec<(String, serde_json::Value)>,
+    /// Set when the run's lease on the flow ran out: another worker may run it now.
+    lease_lost: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Publishes every destination's staged output when the run succeeded (`commit`), aborts
@@ -889,6 +897,24 @@ async fn finish_destinations(
             }
             return (Published::default(), None);
         };
+        if commit
+            .lease_lost
+            .as_ref()
+            .is_some_and(|lost| lost.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            for (_, d) in destinations {
+                d.abort();
+            }
+            let message = "the run's lease on the flow ran out (the state database was out of reach for longer than the lease), so another worker may be running it now: nothing was published".to_string();
+            return (
+                Published::default(),
+                Some(RunError {
+                    node: None,
+                    message,
+                    transient: true,
+                }),
+            );
+        }
         let record = serde_json::json!({
             "destinations": destinations
                 .iter()

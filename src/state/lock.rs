@@ -5,16 +5,49 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use super::lease::Lease;
 use crate::paths::Dirs;
 
-/// A flow's run lock: held by the one live run of the flow.
+/// A flow's run lock: held by the one live run of the flow. A lock file on one machine; a
+/// lease in the database when workers share the state.
 pub struct RunLock {
-    _file: File,
+    held: Held,
+}
+
+enum Held {
+    File(#[allow(dead_code)] File),
+    Lease(Lease),
 }
 
 impl RunLock {
+    /// Takes the lock of `flow` for the run `execution_id`: a lease when the state is
+    /// shared, the lock file otherwise.
+    pub fn take_for_run(
+        dirs: &Dirs,
+        shared: bool,
+        flow: &str,
+        execution_id: &str,
+    ) -> Result<Self, String> {
+        if shared {
+            return Ok(Self {
+                held: Held::Lease(Lease::take(dirs, flow, execution_id)?),
+            });
+        }
+        Self::take(dirs, flow)
+    }
+
+    /// Set when a lease ran out under the run: it must not publish.
+    pub fn lost(&self) -> Option<Arc<AtomicBool>> {
+        match &self.held {
+            Held::Lease(lease) => Some(lease.lost()),
+            Held::File(_) => None,
+        }
+    }
+
     /// Takes the lock of `flow`, or says which process holds it.
     pub fn take(dirs: &Dirs, flow: &str) -> Result<Self, String> {
         // The flow's name may hold any character: the file is named by its hash.
@@ -23,7 +56,9 @@ impl RunLock {
         let path = dirs.data.join("locks").join(format!("{name}.lock"));
         let pid = std::process::id().to_string();
         match take(&path, &pid) {
-            Ok(file) => Ok(Self { _file: file }),
+            Ok(file) => Ok(Self {
+                held: Held::File(file),
+            }),
             Err(Refused::Held(holder)) => {
                 let who = match holder.trim() {
                     "" => "another process".to_string(),

@@ -24,6 +24,7 @@ use serde_json::Value;
 use crate::paths::Dirs;
 
 mod db;
+mod lease;
 mod lock;
 use db::{Cell, Db};
 pub use db::{state_url, use_test_schema};
