@@ -1211,3 +1211,44 @@ fn a_state_database_that_cannot_be_opened_stops_the_service_with_its_path() {
     );
     assert!(!stderr(&out).contains("tributary-test"), "no password");
 }
+
+/// Two services on two machines (two homes) sharing one state database — the PostgreSQL
+/// pass of the test script — watch the same scheduled flow: each run time starts one run,
+/// on one of them, and both list the same history. With the state in a file of each home
+/// there is nothing shared to test.
+#[test]
+fn services_sharing_the_state_start_each_run_time_once() {
+    let first = Scratch::new();
+    let shared = first.home().join("config/state.json");
+    if !shared.exists() {
+        return;
+    }
+    let second = Scratch::new();
+    std::fs::copy(&shared, second.home().join("config/state.json")).unwrap();
+    let trigger = json!({"type": "schedule", "expression": "rate(1 minutes)"});
+    let path = orders_flow(&first, "pooled", trigger.clone(), Value::Null);
+    orders_flow(&second, "pooled", trigger, Value::Null);
+    // Activated on one machine, active on both: the switch is in the shared state.
+    activate(&first, &path);
+    let a = serve(&first, "2026-12-02T08:00:00Z", 60.0, &[]);
+    let b = serve(&second, "2026-12-02T08:00:00Z", 60.0, &[]);
+    let runs = wait_until(&first, "five runs", |r| {
+        count(r, "pooled", "Successful") >= 5
+    });
+    drop(a);
+    drop(b);
+    let runs: Vec<&Value> = runs.iter().filter(|r| r["flow"] == "pooled").collect();
+    let mut due: Vec<&str> = runs
+        .iter()
+        .map(|r| r["trigger"].as_str().unwrap())
+        .collect();
+    let all = due.len();
+    due.sort();
+    due.dedup();
+    assert_eq!(due.len(), all, "a run time ran twice: {runs:#?}");
+    assert!(
+        runs.iter().all(|r| r["status"] == "Successful"),
+        "no run was refused for the other's: {runs:#?}"
+    );
+    assert_eq!(history(&first), history(&second), "one history");
+}

@@ -664,7 +664,12 @@ impl Service {
             n if n >= MISSED_COUNTED => format!("{n} or more run times"),
             n => format!("{n} run times"),
         };
-        self.set_last_due(&name, latest);
+        match self.store.claim_due(&name, &latest.to_string()) {
+            Ok(true) => {}
+            // A service sharing the state caught up on them already.
+            Ok(false) => return,
+            Err(e) => tracing::warn!(flow = %name, "cannot keep the run time acted on: {e}"),
+        }
         match policy {
             Missed::RunOnce => {
                 tracing::info!(flow = %name, "{times} passed while the service was down: running once for them");
@@ -780,15 +785,19 @@ impl Service {
         for (path, start, at) in due {
             if let Some(at) = at {
                 let name = self.watched[&path].flow.name.clone();
-                self.set_last_due(&name, at);
+                match self.store.claim_due(&name, &at.to_string()) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::info!(flow = %name, "run time {at} was started by another service sharing the state");
+                        continue;
+                    }
+                    // The state out of reach: the run itself will say so.
+                    Err(e) => {
+                        tracing::warn!(flow = %name, "cannot keep the run time acted on: {e}")
+                    }
+                }
             }
             self.start(&path, start);
-        }
-    }
-
-    fn set_last_due(&self, flow: &str, at: Timestamp) {
-        if let Err(e) = self.store.set_last_due(flow, &at.to_string()) {
-            tracing::warn!(flow, "cannot keep the run time acted on: {e}");
         }
     }
 

@@ -316,13 +316,16 @@ impl StateStore {
         Ok(self.activations()?.into_iter().find(|a| a.flow == flow))
     }
 
-    /// The service acted on `flow`'s run time `at` (RFC 3339).
-    pub fn set_last_due(&self, flow: &str, at: &str) -> Result<(), String> {
-        self.db.execute(
-            "UPDATE activations SET last_due = $2 WHERE flow = $1",
+    /// Claims `flow`'s run time `at` (RFC 3339) for this service: true unless a service
+    /// sharing the state acted on it (or a later one) already, so that each run time
+    /// starts one run however many services watch the flow.
+    pub fn claim_due(&self, flow: &str, at: &str) -> Result<bool, String> {
+        let changed = self.db.execute(
+            "UPDATE activations SET last_due = $2
+             WHERE flow = $1 AND (last_due IS NULL OR last_due < $2)",
             &[flow.into(), at.into()],
         )?;
-        Ok(())
+        Ok(changed == 1)
     }
 
     /// The size and modification time (ns since 1970) of `path` when a file trigger of
@@ -627,7 +630,15 @@ mod tests {
             store.activate("f").unwrap();
             assert_eq!(store.count_failure("f").unwrap(), 1);
             assert_eq!(store.count_failure("f").unwrap(), 2);
-            store.set_last_due("f", "2026-12-04T06:30:00Z").unwrap();
+            assert!(store.claim_due("f", "2026-12-04T06:30:00Z").unwrap());
+            assert!(
+                !store.claim_due("f", "2026-12-04T06:30:00Z").unwrap(),
+                "taken"
+            );
+            assert!(
+                !store.claim_due("f", "2026-12-04T06:00:00Z").unwrap(),
+                "passed"
+            );
             store
                 .deactivate("f", Some("failed 2 times in a row"))
                 .unwrap();
