@@ -31,6 +31,13 @@ venv=target/test-venv
 "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.1.22' 'duckdb==2.0.1'
 export TRIBUTARY_TEST_PYTHON=$PWD/$venv/bin/python
 
+# The Airflow export's tests load the DAG files into Apache Airflow itself and run one, from
+# a virtualenv of its own: Airflow pins many packages that moto's would clash with.
+airflow_venv=target/airflow-venv
+[ -x "$airflow_venv/bin/python" ] || python3 -m venv "$airflow_venv"
+"$airflow_venv/bin/pip" install -q --disable-pip-version-check 'apache-airflow==3.3.2'
+export TRIBUTARY_TEST_AIRFLOW=$PWD/$airflow_venv/bin
+
 # The PostgreSQL destination's tests load a real server, started here on a loopback port
 # in a temporary folder and stopped when this script ends.
 ensure_packages postgresql openssl
@@ -46,6 +53,8 @@ cargo clippy --all-targets --locked -- -D warnings
 echo "== tests"
 cargo test --all-targets --locked
 # The suites that keep run state (history, watermarks, commits, the service's activations)
-# once more with the state in PostgreSQL, each test in a schema of its own.
+# once more with the state in PostgreSQL, each test in a schema of its own; the Airflow
+# suite among them runs its DAG on a worker sharing that state.
 echo "== the same suites with the run state in PostgreSQL"
-TRIBUTARY_TEST_STATE=postgres cargo test --locked --test runs --test schedule --test serve --test faults
+TRIBUTARY_TEST_STATE=postgres cargo test --locked --test runs --test schedule --test serve --test faults \
+  --test airflow

@@ -11,8 +11,8 @@ use clap::Subcommand;
 use tributary::appflow::{self, ImportOptions};
 use tributary::paths::Dirs;
 
+use crate::INVALID;
 use crate::console::{errln, out_raw, outln};
-use crate::{INVALID, parse_param};
 
 #[derive(Subcommand)]
 pub enum ImportAction {
@@ -35,37 +35,14 @@ pub enum ImportAction {
     },
 }
 
-#[derive(Subcommand)]
-pub enum ExportAction {
-    /// A flow as an AppFlow flow: the CreateFlow request (`aws appflow create-flow
-    /// --cli-input-json file://OUT.json`), or with `--cloudformation` a template with one
-    /// `AWS::AppFlow::Flow` resource. Only flows AppFlow can express: one source, one
-    /// destination, transforms that are AppFlow's tasks.
-    Appflow {
-        flow: PathBuf,
-        /// Fill or override a `${name}` placeholder; repeatable.
-        #[arg(long = "param", value_parser = parse_param)]
-        params: Vec<(String, String)>,
-        /// Where to write it; standard output when left out.
-        #[arg(short = 'o', long = "output", value_name = "OUT.json")]
-        output: Option<PathBuf>,
-        /// Write a CloudFormation template instead of the CreateFlow request.
-        #[arg(long)]
-        cloudformation: bool,
-        /// Write it even when settings of the flow have no counterpart in AppFlow.
-        #[arg(long)]
-        allow_partial: bool,
-    },
-}
-
-pub fn export(action: ExportAction) -> anyhow::Result<u8> {
-    let ExportAction::Appflow {
-        flow: path,
-        params,
-        output,
-        cloudformation,
-        allow_partial,
-    } = action;
+/// `tributary export appflow`.
+pub fn export(
+    path: PathBuf,
+    params: Vec<(String, String)>,
+    output: Option<PathBuf>,
+    cloudformation: bool,
+    allow_partial: bool,
+) -> anyhow::Result<u8> {
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let flow = match tributary::flow::Flow::from_json(&text, &path.display().to_string()) {

@@ -4,6 +4,7 @@
 //! and planned ([`flow::validate`]), then run by the engine ([`engine::run`]) as tokio tasks
 //! passing Arrow record batches. The app and the command line share all of it.
 
+pub mod airflow;
 pub mod appflow;
 pub mod auth;
 pub mod codecs;

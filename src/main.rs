@@ -20,6 +20,7 @@ use tributary::{registry, schema, workspace};
 mod appflow_command;
 mod connection_command;
 mod console;
+mod export_command;
 mod runs_command;
 mod serve_command;
 
@@ -146,10 +147,10 @@ enum Command {
         #[command(subcommand)]
         action: appflow_command::ImportAction,
     },
-    /// Write a flow for another tool to run: `export appflow FLOW`.
+    /// Write flows for another tool to run: `export appflow FLOW`, `export airflow FLOW…`.
     Export {
         #[command(subcommand)]
-        action: appflow_command::ExportAction,
+        action: export_command::ExportAction,
     },
     /// Print the flow file's JSON Schema, or with `--connector` the connector manifest's.
     Schema {
@@ -304,7 +305,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
         Command::Catalog { action } => catalog(action),
         Command::Connection { action } => connection_command::execute(action, &dirs),
         Command::Import { action } => appflow_command::execute(action, &dirs),
-        Command::Export { action } => appflow_command::export(action),
+        Command::Export { action } => export_command::export(action),
         Command::Validate { flows, params } => {
             let overrides: IndexMap<String, String> = params.into_iter().collect();
             let mut code = 0;

@@ -291,6 +291,36 @@ impl Cron {
         })
     }
 
+    /// The same times as a standard five-field cron (minute hour day month weekday, Sunday
+    /// 0), for schedulers that speak only that; what five fields cannot say (`L`, `W`,
+    /// `#`, years) is refused in words.
+    pub fn standard(&self) -> Result<String, String> {
+        let days = |what: &str| format!("the day rule `{what}` has no standard cron form");
+        let (day, weekday) = match &self.days {
+            Days::Any => ("*".to_string(), "*".to_string()),
+            Days::Month(MonthDays::Set(bits)) => (bit_list(*bits as u64, 1, 31), "*".into()),
+            Days::Week(WeekDays::Set(bits)) => ("*".into(), bit_list(*bits as u64, 0, 6)),
+            Days::Either(MonthDays::Set(d), WeekDays::Set(w)) => {
+                (bit_list(*d as u64, 1, 31), bit_list(*w as u64, 0, 6))
+            }
+            Days::Month(MonthDays::Last(_)) | Days::Either(MonthDays::Last(_), _) => {
+                return Err(days("L (the last day of the month)"));
+            }
+            Days::Month(_) | Days::Either(..) => return Err(days("W (the nearest weekday)")),
+            Days::Week(WeekDays::Last(_)) => return Err(days("L (the last weekday of the month)")),
+            Days::Week(WeekDays::Nth(..)) => return Err(days("# (the n-th weekday of the month)")),
+        };
+        if self.years.is_some() {
+            return Err("a year field has no standard cron form".into());
+        }
+        Ok(format!(
+            "{} {} {day} {} {weekday}",
+            bit_list(self.minutes, 0, 59),
+            bit_list(self.hours as u64, 0, 23),
+            bit_list(self.months as u64, 1, 12),
+        ))
+    }
+
     fn runs_on(&self, date: Date) -> bool {
         let month_ok = self.months & (1 << date.month()) != 0;
         let year_ok = self
@@ -346,6 +376,34 @@ impl Cron {
 
 /// When a local time happens in `zone`: `None` for one the spring-forward change skips,
 /// the first of the two for one the fall-back change repeats.
+/// The values whose bits are set, between `low` and `high`, as cron writes them: `*` for
+/// all, runs as `a-b`, the rest with commas.
+fn bit_list(bits: u64, low: u32, high: u32) -> String {
+    let on = |v: u32| bits & (1 << v) != 0;
+    if (low..=high).all(on) {
+        return "*".into();
+    }
+    let mut parts = Vec::new();
+    let mut v = low;
+    while v <= high {
+        if !on(v) {
+            v += 1;
+            continue;
+        }
+        let start = v;
+        while v < high && on(v + 1) {
+            v += 1;
+        }
+        parts.push(match v - start {
+            0 => start.to_string(),
+            1 => format!("{start},{v}"),
+            _ => format!("{start}-{v}"),
+        });
+        v += 1;
+    }
+    parts.join(",")
+}
+
 fn instant_of(civil: DateTime, zone: &TimeZone) -> Option<Timestamp> {
     let offset = match zone.to_ambiguous_timestamp(civil).offset() {
         AmbiguousOffset::Unambiguous { offset } => offset,
@@ -840,5 +898,37 @@ mod tests {
                 .message
                 .contains("write ? in one")
         );
+    }
+
+    #[test]
+    fn a_cron_is_written_in_five_standard_fields_or_refused() {
+        let standard = |e: &str| match parse(e).unwrap() {
+            Expression::Cron(c) => c.standard(),
+            Expression::Rate { .. } => panic!("{e} is a rate"),
+        };
+        assert_eq!(
+            standard("cron(30 6 ? * MON-FRI *)").unwrap(),
+            "30 6 * * 1-5"
+        );
+        assert_eq!(
+            standard("cron(0/15 * * * ? *)").unwrap(),
+            "0,15,30,45 * * * *"
+        );
+        assert_eq!(standard("cron(0 9 1,15 * ? *)").unwrap(), "0 9 1,15 * *");
+        assert_eq!(
+            standard("cron(0 9 ? JAN,JUL SUN *)").unwrap(),
+            "0 9 * 1,7 0"
+        );
+        assert_eq!(standard("0 8 * * 0,6").unwrap(), "0 8 * * 0,6");
+        assert_eq!(standard("5 4 * * *").unwrap(), "5 4 * * *");
+        for (e, said) in [
+            ("cron(0 12 L * ? *)", "L (the last day"),
+            ("cron(0 12 15W * ? *)", "W (the nearest"),
+            ("cron(0 12 ? * 6#3 *)", "# (the n-th"),
+            ("cron(0 12 * * ? 2027)", "year"),
+        ] {
+            let refused = standard(e).unwrap_err();
+            assert!(refused.contains(said), "{e}: {refused}");
+        }
     }
 }

@@ -1,0 +1,166 @@
+//! `tributary export`: flows written for another tool to run — AppFlow, or Apache Airflow.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Subcommand, ValueEnum};
+use indexmap::IndexMap;
+
+use tributary::airflow::{self, DagOptions, Operator};
+
+use crate::console::{errln, outln};
+use crate::{INVALID, appflow_command, parse_param};
+
+#[derive(Subcommand)]
+pub enum ExportAction {
+    /// A flow as an AppFlow flow: the CreateFlow request (`aws appflow create-flow
+    /// --cli-input-json file://OUT.json`), or with `--cloudformation` a template with one
+    /// `AWS::AppFlow::Flow` resource. Only flows AppFlow can express: one source, one
+    /// destination, transforms that are AppFlow's tasks.
+    Appflow {
+        flow: PathBuf,
+        /// Fill or override a `${name}` placeholder; repeatable.
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Where to write it; standard output when left out.
+        #[arg(short = 'o', long = "output", value_name = "OUT.json")]
+        output: Option<PathBuf>,
+        /// Write a CloudFormation template instead of the CreateFlow request.
+        #[arg(long)]
+        cloudformation: bool,
+        /// Write it even when settings of the flow have no counterpart in AppFlow.
+        #[arg(long)]
+        allow_partial: bool,
+    },
+    /// Flows as Apache Airflow 3 DAG files, one per flow (`tributary_<name>.py`): the
+    /// schedule, time zone, retries and deactivation of each flow, and a task that runs
+    /// `tributary run` on it. Put them in Airflow's DAG folder.
+    Airflow {
+        #[arg(required = true)]
+        flows: Vec<PathBuf>,
+        /// The folder to write the DAG files to.
+        #[arg(short = 'o', long = "output", value_name = "DIR", default_value = ".")]
+        output: PathBuf,
+        /// Fill or override a `${name}` placeholder in every run; repeatable.
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// What runs the flow: `bash` on Airflow's workers (BashOperator), or `kubernetes`,
+        /// a pod of `--image` (KubernetesPodOperator).
+        #[arg(long, value_enum, default_value_t = OperatorKind::Bash)]
+        operator: OperatorKind,
+        /// The image with the `tributary` binary, for `--operator kubernetes`.
+        #[arg(long, value_name = "IMAGE")]
+        image: Option<String>,
+        /// The command that is Tributary where the task runs.
+        #[arg(long, value_name = "PATH", default_value = "tributary")]
+        tributary: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OperatorKind {
+    Bash,
+    Kubernetes,
+}
+
+pub fn export(action: ExportAction) -> anyhow::Result<u8> {
+    match action {
+        ExportAction::Appflow {
+            flow,
+            params,
+            output,
+            cloudformation,
+            allow_partial,
+        } => appflow_command::export(flow, params, output, cloudformation, allow_partial),
+        ExportAction::Airflow {
+            flows,
+            output,
+            params,
+            operator,
+            image,
+            tributary,
+        } => {
+            let operator = match (operator, image) {
+                (OperatorKind::Bash, None) => Operator::Bash,
+                (OperatorKind::Bash, Some(_)) => {
+                    errln!("--image is for --operator kubernetes");
+                    return Ok(INVALID);
+                }
+                (OperatorKind::Kubernetes, Some(image)) => Operator::Kubernetes { image },
+                (OperatorKind::Kubernetes, None) => {
+                    errln!(
+                        "--operator kubernetes needs --image: the image with the tributary binary"
+                    );
+                    return Ok(INVALID);
+                }
+            };
+            let options = DagOptions {
+                operator,
+                tributary,
+                params: params.into_iter().collect::<IndexMap<_, _>>(),
+                today: jiff::Zoned::now().date(),
+            };
+            export_airflow(&flows, &output, &options)
+        }
+    }
+}
+
+/// Writes a DAG per flow, or none when any flow cannot be one.
+fn export_airflow(flows: &[PathBuf], output: &PathBuf, options: &DagOptions) -> anyhow::Result<u8> {
+    let mut dags = Vec::new();
+    let mut refused = false;
+    for path in flows {
+        let absolute =
+            std::path::absolute(path).with_context(|| format!("cannot find {}", path.display()))?;
+        let text = std::fs::read_to_string(&absolute)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let flow = match tributary::flow::Flow::from_json(&text, &path.display().to_string()) {
+            Ok(flow) => flow,
+            Err(problem) => {
+                errln!("{problem}");
+                refused = true;
+                continue;
+            }
+        };
+        match airflow::dag(&flow, &absolute, options) {
+            Ok(dag) => dags.push((path, dag)),
+            Err(why) => {
+                errln!("{}: Airflow cannot run this flow: {why}", path.display());
+                refused = true;
+            }
+        }
+    }
+    let mut seen = std::collections::HashMap::new();
+    for (path, dag) in &dags {
+        if let Some(other) = seen.insert(dag.dag_id.clone(), path) {
+            errln!(
+                "{} and {} would both be the DAG {}: give the flows different names",
+                other.display(),
+                path.display(),
+                dag.dag_id
+            );
+            refused = true;
+        }
+    }
+    if refused {
+        errln!("nothing written");
+        return Ok(INVALID);
+    }
+    std::fs::create_dir_all(output)
+        .with_context(|| format!("cannot create {}", output.display()))?;
+    for (path, dag) in dags {
+        let file = output.join(&dag.file_name);
+        std::fs::write(&file, &dag.text)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        outln!(
+            "{}: the DAG {} ({})",
+            file.display(),
+            dag.dag_id,
+            path.display()
+        );
+        for note in &dag.notes {
+            outln!("  note: {note}");
+        }
+    }
+    Ok(0)
+}

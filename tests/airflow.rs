@@ -1,0 +1,316 @@
+//! `tributary export airflow` against Apache Airflow itself: Airflow 3 from PyPI, in a
+//! virtualenv of its own that `scripts/test.sh` makes and names in `TRIBUTARY_TEST_AIRFLOW`
+//! (its `bin` folder). The DAG files must import without errors, carry each flow's
+//! schedule as Airflow's own timetable computes it, and run the flow with `airflow dags
+//! test`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Scratch, flow, node, stderr, stdout};
+use serde_json::{Value, json};
+
+fn airflow_bin() -> PathBuf {
+    PathBuf::from(std::env::var("TRIBUTARY_TEST_AIRFLOW").expect(
+        "TRIBUTARY_TEST_AIRFLOW names the bin folder of a virtualenv with apache-airflow: run scripts/test.sh",
+    ))
+}
+
+/// An Airflow home of the test's own, its database made.
+fn airflow_home(scratch: &Scratch) -> PathBuf {
+    let home = scratch.path().join("airflow");
+    std::fs::create_dir_all(home.join("dags")).unwrap();
+    let out = airflow(&home, &["db", "migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    home
+}
+
+fn airflow(home: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(airflow_bin().join("airflow"))
+        .args(args)
+        .env("AIRFLOW_HOME", home)
+        .env("AIRFLOW__CORE__DAGS_FOLDER", home.join("dags"))
+        .env("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap()
+}
+
+/// What Airflow makes of the DAG files in `folder` (tests/support/airflow_dags.py).
+fn dag_facts(folder: &Path, after: &str, count: usize) -> Value {
+    let out = Command::new(airflow_bin().join("python"))
+        .arg("tests/support/airflow_dags.py")
+        .arg(folder)
+        .arg(after)
+        .arg(count.to_string())
+        .arg(folder.with_file_name("dags.json"))
+        .env("AIRFLOW_HOME", folder.with_file_name("airflow-home"))
+        .env("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = std::fs::read_to_string(folder.with_file_name("dags.json")).unwrap();
+    serde_json::from_str(&report).unwrap()
+}
+
+fn scheduled(scratch: &Scratch, file: &str, name: &str, trigger: Value, service: Value) -> PathBuf {
+    let mut f = flow(
+        vec![
+            node(
+                "src",
+                "source.demo_crm",
+                json!({"object": "Lead", "records": 10}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "csv"}),
+            ),
+        ],
+        &[("src", "out")],
+    );
+    f["name"] = json!(name);
+    f["trigger"] = trigger;
+    if !service.is_null() {
+        f["service"] = service;
+    }
+    scratch.flow(file, &f)
+}
+
+/// Tributary's own next run times of a flow, as UTC instants.
+fn tributary_next(scratch: &Scratch, path: &Path, from: &str, count: usize) -> Vec<String> {
+    let out = scratch.cli(&[
+        "schedule",
+        "next",
+        path.to_str().unwrap(),
+        "--from",
+        from,
+        "--count",
+        &count.to_string(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .map(|l| {
+            chrono::DateTime::parse_from_rfc3339(l)
+                .unwrap()
+                .to_utc()
+                .to_rfc3339()
+        })
+        .collect()
+}
+
+#[test]
+fn dags_import_in_airflow_and_keep_each_flows_schedule() {
+    let scratch = Scratch::new();
+    let berlin = scheduled(
+        &scratch,
+        "berlin.json",
+        "Daily Sales (EU)",
+        json!({"type": "schedule", "expression": "cron(30 6 ? * MON-FRI *)",
+               "time_zone": "Europe/Berlin", "end": "2027-06-30T00:00:00Z"}),
+        json!({"retries": 3, "retry_after_seconds": 120, "deactivate_after": 5}),
+    );
+    let new_york = scheduled(
+        &scratch,
+        "ny.json",
+        "Twice a month",
+        json!({"type": "schedule", "expression": "cron(0 9 1,15 * ? *)",
+               "time_zone": "America/New_York"}),
+        Value::Null,
+    );
+    let quarter = scheduled(
+        &scratch,
+        "quarter.json",
+        "Every quarter hour",
+        json!({"type": "schedule", "expression": "rate(15 minutes)",
+               "start": "2026-12-01T08:00:00Z", "pull_mode": "complete"}),
+        Value::Null,
+    );
+    let by_hand = scheduled(
+        &scratch,
+        "hand.json",
+        "By hand",
+        json!({"type": "on_demand"}),
+        Value::Null,
+    );
+    let dags = scratch.path().join("dags");
+    let out = scratch.cli(&[
+        "export",
+        "airflow",
+        berlin.to_str().unwrap(),
+        new_york.to_str().unwrap(),
+        quarter.to_str().unwrap(),
+        by_hand.to_str().unwrap(),
+        "-o",
+        dags.to_str().unwrap(),
+        "--param",
+        "region=it's {{ eu }}",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("the DAG tributary_daily_sales_eu"),
+        "{}",
+        stdout(&out)
+    );
+    // Across Europe's change to summer time (28 March 2027) and New York's (14 March).
+    let from = "2027-03-10T00:00:00Z";
+    let facts = dag_facts(&dags, from, 6);
+    assert_eq!(facts["errors"], json!({}), "{facts:#}");
+    let dag = |id: &str| facts["dags"][id].clone();
+    assert_eq!(facts["dags"].as_object().unwrap().len(), 4, "{facts:#}");
+
+    let eu = dag("tributary_daily_sales_eu");
+    assert_eq!(eu["timetable"], "CronTriggerTimetable");
+    assert_eq!(eu["cron"], "30 6 * * 1-5");
+    assert_eq!(eu["timezone"], "Europe/Berlin");
+    assert_eq!(eu["end"], "2027-06-30T00:00:00+00:00");
+    assert_eq!(
+        (eu["retries"].clone(), eu["retry_delay_seconds"].clone()),
+        (json!(3), json!(120.0))
+    );
+    assert_eq!(eu["retry_exponential_backoff"], true);
+    assert_eq!(eu["max_consecutive_failed_dag_runs"], 5);
+    assert_eq!(
+        (eu["catchup"].clone(), eu["max_active_runs"].clone()),
+        (json!(false), json!(1))
+    );
+    // Airflow's scheduler and Tributary's agree on every run time.
+    for (id, path) in [
+        ("tributary_daily_sales_eu", &berlin),
+        ("tributary_twice_a_month", &new_york),
+    ] {
+        let airflow: Vec<String> = dag(id)["next"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                chrono::DateTime::parse_from_rfc3339(t.as_str().unwrap())
+                    .unwrap()
+                    .to_utc()
+                    .to_rfc3339()
+            })
+            .collect();
+        assert_eq!(airflow, tributary_next(&scratch, path, from, 6), "{id}");
+    }
+    assert_eq!(dag("tributary_twice_a_month")["cron"], "0 9 1,15 * *");
+
+    let quarter_dag = dag("tributary_every_quarter_hour");
+    assert_eq!(quarter_dag["timetable"], "DeltaTriggerTimetable");
+    assert_eq!(quarter_dag["every_seconds"], 900.0);
+    assert_eq!(quarter_dag["start"], "2026-12-01T08:00:00+00:00");
+    let command = quarter_dag["bash_command"].as_str().unwrap();
+    assert!(
+        command.ends_with(&format!(
+            "tributary run {} --param 'region=it'\\''s {{{{ eu }}}}' --full{{% endraw %}}",
+            quarter.display()
+        )),
+        "a complete pull reads everything; the braces stay text: {command}"
+    );
+    assert_eq!(dag("tributary_by_hand")["timetable"], "NullTimetable");
+}
+
+#[test]
+fn flows_airflow_cannot_run_are_refused_and_nothing_is_written() {
+    let scratch = Scratch::new();
+    let event = scheduled(
+        &scratch,
+        "event.json",
+        "On files",
+        json!({"type": "event", "source": "file", "folder": "in"}),
+        Value::Null,
+    );
+    let last_day = scheduled(
+        &scratch,
+        "last.json",
+        "Month end",
+        json!({"type": "schedule", "expression": "cron(0 18 L * ? *)"}),
+        Value::Null,
+    );
+    let twin = scheduled(
+        &scratch,
+        "twin.json",
+        "Month end",
+        json!({"type": "on_demand"}),
+        Value::Null,
+    );
+    let dags = scratch.path().join("dags");
+    let out = scratch.cli(&[
+        "export",
+        "airflow",
+        event.to_str().unwrap(),
+        last_day.to_str().unwrap(),
+        twin.to_str().unwrap(),
+        "-o",
+        dags.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(
+        said.contains("event.json: Airflow cannot run this flow: it runs on an event"),
+        "{said}"
+    );
+    assert!(said.contains("last.json: Airflow cannot run this flow: its schedule `cron(0 18 L * ? *)` cannot be said to Airflow: the day rule `L (the last day of the month)` has no standard cron form"), "{said}");
+    assert!(said.contains("nothing written"), "{said}");
+    assert!(!dags.exists());
+    let out = scratch.cli(&[
+        "export",
+        "airflow",
+        twin.to_str().unwrap(),
+        "--operator",
+        "kubernetes",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--operator kubernetes needs --image"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_dag_runs_its_flow_with_airflow_dags_test() {
+    let scratch = Scratch::new();
+    let path = scheduled(
+        &scratch,
+        "nightly.json",
+        "Nightly leads",
+        json!({"type": "schedule", "expression": "cron(0 2 * * ? *)"}),
+        Value::Null,
+    );
+    let home = airflow_home(&scratch);
+    let out = scratch.cli(&[
+        "export",
+        "airflow",
+        path.to_str().unwrap(),
+        "-o",
+        home.join("dags").to_str().unwrap(),
+        "--tributary",
+        env!("CARGO_BIN_EXE_tributary"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The worker's environment carries Tributary's: its home and, in the test script's
+    // second pass, the state database the Scratch set up.
+    let run = Command::new(airflow_bin().join("airflow"))
+        .args(["dags", "test", "tributary_nightly_leads"])
+        .env("AIRFLOW_HOME", &home)
+        .env("AIRFLOW__CORE__DAGS_FOLDER", home.join("dags"))
+        .env("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+        .env("TRIBUTARY_HOME", scratch.home())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let said = stdout(&run) + stderr(&run).as_str();
+    assert!(run.status.success(), "{said}");
+    assert!(said.contains("state=success"), "{said}");
+    let runs = scratch.cli(&["runs", "--json"]);
+    let runs: Vec<Value> = serde_json::from_str(&stdout(&runs)).unwrap();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0]["flow"], "Nightly leads");
+    assert_eq!(runs[0]["status"], "Successful");
+    assert_eq!(runs[0]["records_written"], 10);
+    let written = common::files_under(&scratch.path().join("out"));
+    assert_eq!(written.len(), 1, "{written:?}");
+}
