@@ -314,3 +314,61 @@ fn a_dag_runs_its_flow_with_airflow_dags_test() {
     let written = common::files_under(&scratch.path().join("out"));
     assert_eq!(written.len(), 1, "{written:?}");
 }
+
+#[test]
+fn a_kubernetes_dag_carries_the_flow_to_a_pod_of_the_image() {
+    let scratch = Scratch::new();
+    let path = scheduled(
+        &scratch,
+        "hourly.json",
+        "Hourly leads",
+        json!({"type": "schedule", "expression": "rate(1 hours)"}),
+        Value::Null,
+    );
+    let dags = scratch.path().join("dags");
+    let out = scratch.cli(&[
+        "export",
+        "airflow",
+        path.to_str().unwrap(),
+        "-o",
+        dags.to_str().unwrap(),
+        "--operator",
+        "kubernetes",
+        "--image",
+        "registry.example.com/tributary:1.4",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let file = dags.join("tributary_hourly_leads.py");
+    // Valid Python (the cluster's provider is not installed here to import it).
+    let compiled = Command::new(airflow_bin().join("python"))
+        .args(["-m", "py_compile"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(compiled.status.success(), "{}", stderr(&compiled));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("KubernetesPodOperator("), "{text}");
+    assert!(
+        text.contains("image=\"registry.example.com/tributary:1.4\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("schedule=datetime.timedelta(hours=1)"),
+        "{text}"
+    );
+    // The flow itself rides in the pod's environment, written to a file before the run.
+    let flow: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let carried = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("env_vars={\"TRIBUTARY_FLOW\": "))
+        .and_then(|l| l.strip_suffix("},"))
+        .expect("the flow in env_vars");
+    let carried: String = serde_json::from_str(carried).unwrap();
+    let carried: Value = serde_json::from_str(&carried).unwrap();
+    assert_eq!(carried["name"], flow["name"]);
+    assert_eq!(carried["nodes"], flow["nodes"]);
+    assert!(
+        text.contains("printf '%s' \\\"$TRIBUTARY_FLOW\\\" > /tmp/flow.json && exec tributary run /tmp/flow.json"),
+        "{text}"
+    );
+}
