@@ -654,7 +654,8 @@ impl Db {
                                     cells_of_sqlite(row, columns)
                                 })?
                                 .collect::<rusqlite::Result<Vec<_>>>()?;
-                            changed += tx.changes();
+                            // As PostgreSQL counts them: the rows a RETURNING gave.
+                            changed += found.len() as u64;
                             found
                         };
                     }

@@ -57,12 +57,10 @@ fn gone_from_here(holder: &str) -> bool {
 
 /// A held lease, renewed by a thread of its own until it is dropped.
 pub struct Lease {
-    flow: String,
-    execution_id: String,
-    stop: Option<mpsc::Sender<()>>,
+    /// Tells the renewing thread to stop: `true` to release the lease as it does.
+    stop: mpsc::Sender<bool>,
     renewer: Option<std::thread::JoinHandle<()>>,
     lost: Arc<AtomicBool>,
-    dirs: Dirs,
 }
 
 impl Lease {
@@ -142,7 +140,7 @@ impl Lease {
             return Err(running_elsewhere(flow, &text(0), &text(1), &text(2)));
         }
         let lost = Arc::new(AtomicBool::new(false));
-        let (stop, stopped) = mpsc::channel::<()>();
+        let (stop, stopped) = mpsc::channel::<bool>();
         let renewer = {
             let (flow, execution_id, lost) =
                 (flow.to_string(), execution_id.to_string(), lost.clone());
@@ -152,12 +150,9 @@ impl Lease {
                 .map_err(|e| format!("cannot start renewing the lease: {e}"))?
         };
         Ok(Lease {
-            flow: flow.to_string(),
-            execution_id: execution_id.to_string(),
-            stop: Some(stop),
+            stop,
             renewer: Some(renewer),
             lost,
-            dirs: dirs.clone(),
         })
     }
 
@@ -168,45 +163,51 @@ impl Lease {
         self.lost.clone()
     }
 
-    /// For tests: the worker dies, its lease left as it is.
-    #[cfg(test)]
-    fn die(mut self) {
-        self.stop.take();
+    /// Stops renewing; `release` gives the flow free at once.
+    fn stop(&mut self, release: bool) {
+        let _ = self.stop.send(release);
         if let Some(renewer) = self.renewer.take() {
             let _ = renewer.join();
         }
-        std::mem::forget(self);
+    }
+
+    /// For tests: the worker dies, its lease left as it is.
+    #[cfg(test)]
+    fn die(mut self) {
+        self.stop(false);
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.stop.take();
-        if let Some(renewer) = self.renewer.take() {
-            let _ = renewer.join();
-        }
-        // Released for the next run at once; if the state is out of reach, it runs out.
-        if let Ok(state) = StateStore::open(&self.dirs) {
-            let _ = state.db.execute(
-                "DELETE FROM leases WHERE flow = $1 AND execution_id = $2",
-                &[(&self.flow).into(), (&self.execution_id).into()],
-            );
-        }
+        self.stop(true);
     }
 }
 
-/// Renews the lease a third of its length before it would run out, until told to stop.
+/// Renews the lease every third of its length until told to stop, then releases it
+/// (unless told not to). A lease the state cannot be told of runs out by itself.
 fn renew(
     state: StateStore,
     flow: &str,
     execution_id: &str,
     length: Duration,
-    stop: &mpsc::Receiver<()>,
+    stop: &mpsc::Receiver<bool>,
     lost: &AtomicBool,
 ) {
     let length_ms = length.as_millis() as i64;
     let mut held_until = now_ms() + length_ms;
-    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(length / 3) {
+    loop {
+        match stop.recv_timeout(length / 3) {
+            Ok(false) => return,
+            Ok(true) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = state.db.execute(
+                    "DELETE FROM leases WHERE flow = $1 AND execution_id = $2",
+                    &[flow.into(), execution_id.into()],
+                );
+                return;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
         let renewed = state.db.execute(
             "UPDATE leases SET expires_at = $3 WHERE flow = $1 AND execution_id = $2",
             &[
