@@ -26,9 +26,12 @@ export TRIBUTARY_TEST_CHROMIUM=/usr/bin/chromium
 
 # The S3 tests start an S3-compatible server on loopback (moto's), from a virtualenv of its
 # own. 5.1 is the newest line whose CompleteMultipartUpload answer strict clients can parse.
+# DuckDB reads the local catalogs; kubernetes-validate checks the exported Kubernetes objects
+# against Kubernetes' own schemas.
 venv=target/test-venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.1.22' 'duckdb==2.0.1'
+"$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.1.22' 'duckdb==2.0.1' \
+  'kubernetes-validate==1.37.0'
 export TRIBUTARY_TEST_PYTHON=$PWD/$venv/bin/python
 
 # The Airflow export's tests load the DAG files into Apache Airflow itself and run one, from

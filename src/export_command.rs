@@ -7,6 +7,8 @@ use clap::{Subcommand, ValueEnum};
 use indexmap::IndexMap;
 
 use tributary::airflow::{self, DagOptions, Operator};
+use tributary::flow::Flow;
+use tributary::kubernetes::{self, KubernetesOptions};
 
 use crate::console::{errln, outln};
 use crate::{INVALID, appflow_command, parse_param};
@@ -55,6 +57,29 @@ pub enum ExportAction {
         #[arg(long, value_name = "PATH", default_value = "tributary")]
         tributary: String,
     },
+    /// Flows as Kubernetes objects, a YAML file per flow (`tributary-<name>.yaml`): a
+    /// ConfigMap with the flow file and a CronJob on its schedule, or for a flow run on
+    /// demand a Job to `kubectl create` each time. `kubectl apply -f DIR` installs them.
+    Kubernetes {
+        #[arg(required = true)]
+        flows: Vec<PathBuf>,
+        /// The folder to write the files to.
+        #[arg(short = 'o', long = "output", value_name = "DIR", default_value = ".")]
+        output: PathBuf,
+        /// The image with the `tributary` binary (the repository's Dockerfile builds one).
+        #[arg(long, value_name = "IMAGE")]
+        image: String,
+        /// The namespace of the objects; the current one when left out.
+        #[arg(long, value_name = "NAME")]
+        namespace: Option<String>,
+        /// The Secret whose keys are the runs' environment: TRIBUTARY_STATE_URL,
+        /// TRIBUTARY_VAULT_PASSPHRASE.
+        #[arg(long, value_name = "NAME", default_value = "tributary")]
+        secret: String,
+        /// Fill or override a `${name}` placeholder in every run; repeatable.
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -102,27 +127,102 @@ pub fn export(action: ExportAction) -> anyhow::Result<u8> {
             };
             export_airflow(&flows, &output, &options)
         }
+        ExportAction::Kubernetes {
+            flows,
+            output,
+            image,
+            namespace,
+            secret,
+            params,
+        } => {
+            let options = KubernetesOptions {
+                image,
+                namespace,
+                secret,
+                params: params.into_iter().collect(),
+            };
+            export_kubernetes(&flows, &output, &options)
+        }
     }
 }
 
-/// Writes a DAG per flow, or none when any flow cannot be one.
-fn export_airflow(flows: &[PathBuf], output: &PathBuf, options: &DagOptions) -> anyhow::Result<u8> {
-    let mut dags = Vec::new();
-    let mut refused = false;
+/// Reads each flow file: the flows with their absolute paths, and whether every one read.
+fn read_flows(flows: &[PathBuf]) -> anyhow::Result<(Vec<(PathBuf, Flow)>, bool)> {
+    let mut read = Vec::new();
+    let mut fine = true;
     for path in flows {
         let absolute =
             std::path::absolute(path).with_context(|| format!("cannot find {}", path.display()))?;
         let text = std::fs::read_to_string(&absolute)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let flow = match tributary::flow::Flow::from_json(&text, &path.display().to_string()) {
-            Ok(flow) => flow,
+        match Flow::from_json(&text, &path.display().to_string()) {
+            Ok(flow) => read.push((absolute, flow)),
             Err(problem) => {
                 errln!("{problem}");
-                refused = true;
-                continue;
+                fine = false;
             }
-        };
-        match airflow::dag(&flow, &absolute, options) {
+        }
+    }
+    Ok((read, fine))
+}
+
+/// Writes every flow's objects, or none when any flow cannot run in Kubernetes.
+fn export_kubernetes(
+    flows: &[PathBuf],
+    output: &PathBuf,
+    options: &KubernetesOptions,
+) -> anyhow::Result<u8> {
+    let (read, mut fine) = read_flows(flows)?;
+    let mut written = Vec::new();
+    let mut names = std::collections::HashMap::new();
+    for (path, flow) in &read {
+        match kubernetes::manifests(flow, options) {
+            Ok(manifests) => {
+                for (file, _) in &manifests.files {
+                    if let Some(other) = names.insert(file.clone(), path) {
+                        errln!(
+                            "{} and {} would both be {file}: give the flows different names",
+                            other.display(),
+                            path.display()
+                        );
+                        fine = false;
+                    }
+                }
+                written.push((path, manifests));
+            }
+            Err(why) => {
+                errln!("{}: Kubernetes cannot run this flow: {why}", path.display());
+                fine = false;
+            }
+        }
+    }
+    if !fine {
+        errln!("nothing written");
+        return Ok(INVALID);
+    }
+    std::fs::create_dir_all(output)
+        .with_context(|| format!("cannot create {}", output.display()))?;
+    for (path, manifests) in written {
+        for (name, text) in &manifests.files {
+            let file = output.join(name);
+            std::fs::write(&file, text)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            outln!("{} ({})", file.display(), path.display());
+        }
+        for note in &manifests.notes {
+            outln!("  note: {note}");
+        }
+    }
+    Ok(0)
+}
+
+/// Writes a DAG per flow, or none when any flow cannot be one.
+fn export_airflow(flows: &[PathBuf], output: &PathBuf, options: &DagOptions) -> anyhow::Result<u8> {
+    let (read, fine) = read_flows(flows)?;
+    let mut refused = !fine;
+    let mut dags = Vec::new();
+    for (path, flow) in &read {
+        match airflow::dag(flow, path, options) {
             Ok(dag) => dags.push((path, dag)),
             Err(why) => {
                 errln!("{}: Airflow cannot run this flow: {why}", path.display());

@@ -14,6 +14,7 @@ pub mod cost;
 pub mod engine;
 pub mod fields;
 pub mod flow;
+pub mod kubernetes;
 pub mod node;
 pub mod paths;
 pub mod pg_tls;

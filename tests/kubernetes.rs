@@ -1,0 +1,279 @@
+//! `tributary export kubernetes`: the objects are checked against Kubernetes' own OpenAPI
+//! schemas, strictly (no field Kubernetes does not know), with `kubernetes-validate` from
+//! PyPI in the test virtualenv, and read back for what they say.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Scratch, flow, node, stderr, stdout};
+use serde_json::{Value, json};
+
+fn validator() -> PathBuf {
+    let python = std::env::var("TRIBUTARY_TEST_PYTHON")
+        .expect("TRIBUTARY_TEST_PYTHON names the test virtualenv's python: run scripts/test.sh");
+    Path::new(&python).with_file_name("kubernetes-validate")
+}
+
+/// Validates YAML files against Kubernetes 1.33's schemas, strictly; what it said.
+fn validate(files: &[PathBuf]) -> (bool, String) {
+    let out = Command::new(validator())
+        .args(["--strict", "--kubernetes-version", "1.33.0"])
+        .args(files)
+        .output()
+        .unwrap();
+    (out.status.success(), stdout(&out) + stderr(&out).as_str())
+}
+
+fn objects(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+        .collect()
+}
+
+fn a_flow(scratch: &Scratch, file: &str, name: &str, trigger: Value, service: Value) -> PathBuf {
+    let mut f = flow(
+        vec![
+            node(
+                "src",
+                "source.demo_crm",
+                json!({"object": "Lead", "records": 10}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "csv"}),
+            ),
+        ],
+        &[("src", "out")],
+    );
+    f["name"] = json!(name);
+    f["trigger"] = trigger;
+    if !service.is_null() {
+        f["service"] = service;
+    }
+    scratch.flow(file, &f)
+}
+
+#[test]
+fn flows_become_objects_kubernetes_takes_strictly() {
+    let scratch = Scratch::new();
+    let berlin = a_flow(
+        &scratch,
+        "berlin.json",
+        "Daily Sales (EU)",
+        json!({"type": "schedule", "expression": "cron(30 6 ? * MON-FRI *)",
+               "time_zone": "Europe/Berlin", "pull_mode": "complete"}),
+        json!({"retries": 3, "missed": "skip"}),
+    );
+    let six_hourly = a_flow(
+        &scratch,
+        "six.json",
+        "Six hourly",
+        json!({"type": "schedule", "expression": "rate(6 hours)"}),
+        Value::Null,
+    );
+    let by_hand = a_flow(
+        &scratch,
+        "hand.json",
+        "By hand",
+        json!({"type": "on_demand"}),
+        Value::Null,
+    );
+    let out_dir = scratch.path().join("k8s");
+    let out = scratch.cli(&[
+        "export",
+        "kubernetes",
+        berlin.to_str().unwrap(),
+        six_hourly.to_str().unwrap(),
+        by_hand.to_str().unwrap(),
+        "-o",
+        out_dir.to_str().unwrap(),
+        "--image",
+        "registry.example.com/tributary:1.4",
+        "--namespace",
+        "data",
+        "--secret",
+        "tributary-runs",
+        "--param",
+        "region=eu",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.contains("note: `deactivate_after` is not kept"),
+        "{said}"
+    );
+    assert!(
+        said.contains("kubectl create -f tributary-by-hand-run.yaml"),
+        "{said}"
+    );
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "tributary-by-hand-run.yaml",
+            "tributary-by-hand.yaml",
+            "tributary-daily-sales-eu.yaml",
+            "tributary-six-hourly.yaml"
+        ]
+    );
+    // The validator needs a name where the Job has a prefix for one (`kubectl create`
+    // makes it): checked under a name, otherwise as written.
+    let run = out_dir.join("tributary-by-hand-run.yaml");
+    let named = scratch.path().join("job-named.yaml");
+    std::fs::write(
+        &named,
+        std::fs::read_to_string(&run).unwrap().replace(
+            "generateName: tributary-by-hand-",
+            "name: tributary-by-hand-1",
+        ),
+    )
+    .unwrap();
+    let mut checked: Vec<PathBuf> = files.iter().filter(|f| **f != run).cloned().collect();
+    checked.push(named);
+    let (valid, report) = validate(&checked);
+    assert!(valid, "{report}");
+    assert_eq!(report.matches("passed for resource").count(), 6, "{report}");
+
+    let eu = objects(&out_dir.join("tributary-daily-sales-eu.yaml"));
+    assert_eq!(eu[0]["kind"], "ConfigMap");
+    let carried: Value =
+        serde_json::from_str(eu[0]["data"]["flow.json"].as_str().unwrap()).unwrap();
+    let original: Value = serde_json::from_str(&std::fs::read_to_string(&berlin).unwrap()).unwrap();
+    assert_eq!(carried["nodes"], original["nodes"]);
+    assert_eq!(carried["trigger"], original["trigger"]);
+    let cron = &eu[1];
+    assert_eq!(cron["kind"], "CronJob");
+    assert_eq!(cron["metadata"]["namespace"], "data");
+    assert_eq!(cron["spec"]["schedule"], "30 6 * * 1-5");
+    assert_eq!(cron["spec"]["timeZone"], "Europe/Berlin");
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Forbid");
+    assert_eq!(
+        cron["spec"]["startingDeadlineSeconds"], 60,
+        "missed runs skipped"
+    );
+    let job = &cron["spec"]["jobTemplate"]["spec"];
+    assert_eq!(job["backoffLimit"], 3);
+    let container = &job["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "registry.example.com/tributary:1.4");
+    assert_eq!(
+        container["args"],
+        json!([
+            "run",
+            "/etc/tributary/flow.json",
+            "--param",
+            "region=eu",
+            "--full"
+        ])
+    );
+    assert_eq!(
+        container["envFrom"][0]["secretRef"]["name"],
+        "tributary-runs"
+    );
+    assert_eq!(
+        job["template"]["spec"]["volumes"][0]["configMap"]["name"],
+        "tributary-daily-sales-eu-flow"
+    );
+    let six = objects(&out_dir.join("tributary-six-hourly.yaml"));
+    assert_eq!(six[1]["spec"]["schedule"], "0 */6 * * *");
+    assert!(six[1]["spec"].get("timeZone").is_none());
+    assert!(
+        six[1]["spec"].get("startingDeadlineSeconds").is_none(),
+        "one run for missed times"
+    );
+    let job = objects(&run);
+    assert_eq!(job[0]["kind"], "Job");
+    assert_eq!(job[0]["metadata"]["generateName"], "tributary-by-hand-");
+}
+
+#[test]
+fn the_validator_refuses_what_kubernetes_would() {
+    // What the test above leans on: a field Kubernetes does not know fails strictly.
+    let scratch = Scratch::new();
+    let wrong = scratch.write(
+        "wrong.yaml",
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: x\nspec:\n  schedule: '* * * * *'\n  concurrency: Forbid\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: run, image: i}]\n",
+    );
+    let (valid, report) = validate(&[wrong]);
+    assert!(!valid, "{report}");
+    assert!(report.contains("concurrency"), "{report}");
+}
+
+#[test]
+fn flows_kubernetes_cannot_run_are_refused_and_nothing_is_written() {
+    let scratch = Scratch::new();
+    let event = a_flow(
+        &scratch,
+        "event.json",
+        "On files",
+        json!({"type": "event", "source": "file", "folder": "in"}),
+        Value::Null,
+    );
+    let odd = a_flow(
+        &scratch,
+        "odd.json",
+        "Every seven minutes",
+        json!({"type": "schedule", "expression": "rate(7 minutes)"}),
+        Value::Null,
+    );
+    let out_dir = scratch.path().join("k8s");
+    let out = scratch.cli(&[
+        "export",
+        "kubernetes",
+        event.to_str().unwrap(),
+        odd.to_str().unwrap(),
+        "-o",
+        out_dir.to_str().unwrap(),
+        "--image",
+        "i",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = stderr(&out);
+    assert!(
+        said.contains("event.json: Kubernetes cannot run this flow: it runs on an event"),
+        "{said}"
+    );
+    assert!(said.contains("odd.json: Kubernetes cannot run this flow: its schedule `rate(7 minutes)` has no cron form"), "{said}");
+    assert!(!out_dir.exists());
+}
+
+/// The repository's Dockerfile puts the binary on a slim Debian with nothing but the C
+/// library: the binary must need nothing else to run flows.
+#[test]
+fn the_binary_needs_only_the_c_library() {
+    let out = Command::new("ldd")
+        .arg(env!("CARGO_BIN_EXE_tributary"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let libraries: Vec<String> = stdout(&out)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    for library in &libraries {
+        assert!(
+            [
+                "linux-vdso",
+                "libgcc_s",
+                "libm.",
+                "libc.",
+                "/lib64/ld-linux",
+                "ld-linux"
+            ]
+            .iter()
+            .any(|ok| library.contains(ok)),
+            "{library} would be missing from the image: {libraries:?}"
+        );
+    }
+}
