@@ -60,4 +60,5 @@ cargo test --all-targets --locked
 # suite among them runs its DAG on a worker sharing that state.
 echo "== the same suites with the run state in PostgreSQL"
 TRIBUTARY_TEST_STATE=postgres cargo test --locked --test runs --test schedule --test serve --test faults \
+  --test partitions \
   --test airflow

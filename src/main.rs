@@ -83,6 +83,42 @@ enum Command {
         /// get to is saved all the same.
         #[arg(long)]
         full: bool,
+        /// Run one part of a partitioned run of N parts: each source reads its part of the
+        /// records, and the output stays staged until `tributary commit` publishes every
+        /// part's at once. Needs --partition, --run-id and --stage-only.
+        #[arg(long, value_name = "N", requires_all = ["partition", "run_id", "stage_only"])]
+        partitions: Option<u32>,
+        /// Which part, from 0 to N - 1.
+        #[arg(long, value_name = "I", requires = "partitions")]
+        partition: Option<u32>,
+        /// The id every part of the partitioned run shares; `commit` and `abort` name it.
+        #[arg(long, value_name = "ID", requires = "partitions")]
+        run_id: Option<String>,
+        /// Keep the output staged for `tributary commit` instead of publishing it.
+        #[arg(long, requires = "partitions")]
+        stage_only: bool,
+    },
+    /// Publish what every part of a partitioned run staged, at once: only when every part
+    /// staged.
+    Commit {
+        flow: PathBuf,
+        #[arg(long, value_name = "ID")]
+        run_id: String,
+        /// Fill or override a `${name}` placeholder; repeatable.
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Print the history's entry for the run as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove what the parts of a partitioned run staged, publishing nothing.
+    Abort {
+        flow: PathBuf,
+        #[arg(long, value_name = "ID")]
+        run_id: String,
+        /// Fill or override a `${name}` placeholder; repeatable.
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
     },
     /// What a folder's catalog says: `catalog show FOLDER`.
     Catalog {
@@ -300,7 +336,40 @@ fn execute(command: Command) -> anyhow::Result<u8> {
             params,
             json,
             full,
-        } => run(flow, params.into_iter().collect(), json, full, dirs),
+            partitions,
+            partition,
+            run_id,
+            stage_only: _,
+        } => {
+            let part = match (partitions, partition, run_id) {
+                (Some(count), Some(index), Some(run_id)) if index < count => {
+                    Some(engine::PartitionRun {
+                        part: tributary::node::Partition { index, count },
+                        run_id,
+                    })
+                }
+                (Some(count), Some(index), _) => {
+                    errln!(
+                        "--partition {index} is not one of the {count} parts: they go from 0 to {}",
+                        count.saturating_sub(1)
+                    );
+                    return Ok(INVALID);
+                }
+                _ => None,
+            };
+            run(flow, params.into_iter().collect(), json, full, part, dirs)
+        }
+        Command::Commit {
+            flow,
+            run_id,
+            params,
+            json,
+        } => partitioned(flow, params, &run_id, Some(json), &dirs),
+        Command::Abort {
+            flow,
+            run_id,
+            params,
+        } => partitioned(flow, params, &run_id, None, &dirs),
         Command::State { action } => state(action, &dirs),
         Command::Catalog { action } => catalog(action),
         Command::Connection { action } => connection_command::execute(action, &dirs),
@@ -639,11 +708,71 @@ fn state(action: StateAction, dirs: &Dirs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// `tributary commit` (`json` given) or `tributary abort` of a partitioned run.
+fn partitioned(
+    path: PathBuf,
+    params: Vec<(String, String)>,
+    run_id: &str,
+    json: Option<bool>,
+    dirs: &Dirs,
+) -> anyhow::Result<u8> {
+    let overrides: IndexMap<String, String> = params.into_iter().collect();
+    let (flow, plan) = match workspace::plan_file(&path, &overrides, &Workspace::new(dirs.clone()))
+    {
+        Ok(p) => p,
+        Err(problems) => {
+            report(&path, &problems);
+            return Ok(INVALID);
+        }
+    };
+    unlock_for(&flow, dirs)?;
+    let Some(json) = json else {
+        return match engine::abort_partitions(&plan, dirs, run_id) {
+            Ok(parts) => {
+                outln!(
+                    "run {run_id} of \"{}\": removed what its {parts} part(s) staged; nothing was published",
+                    flow.name
+                );
+                Ok(0)
+            }
+            Err(e) => {
+                errln!("{}: {e}", path.display());
+                Ok(1)
+            }
+        };
+    };
+    match engine::commit_partitions(&plan, dirs, run_id) {
+        Ok(done) if json => {
+            out_raw!("{}", serde_json::to_string_pretty(&done.run)?);
+            Ok(0)
+        }
+        Ok(done) => {
+            outln!(
+                "run {run_id} of \"{}\": published its {} parts at once — {} records written, {} rejected, {}",
+                flow.name,
+                done.parts,
+                done.run.records_written,
+                done.run.records_rejected,
+                human_bytes(done.run.bytes_written)
+            );
+            for output in &done.outputs {
+                outln!("  {}", output.location);
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            errln!("{}: {e}", path.display());
+            Ok(1)
+        }
+    }
+}
+
 fn run(
     path: PathBuf,
     overrides: IndexMap<String, String>,
     json: bool,
     full: bool,
+    partition: Option<engine::PartitionRun>,
     dirs: Dirs,
 ) -> anyhow::Result<u8> {
     let (flow, plan) = match workspace::plan_file(&path, &overrides, &Workspace::new(dirs.clone()))
@@ -675,6 +804,16 @@ fn run(
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runner")?;
     let mut options = RunOptions::new(dirs);
     options.full = full;
+    if let Some(p) = &partition {
+        options.trigger = format!(
+            "partition: {} of {} of run {}, staged",
+            p.part.index + 1,
+            p.part.count,
+            p.run_id
+        );
+    }
+    let staged = partition.clone();
+    options.partition = partition;
     let (events, mut rx) = mpsc::unbounded_channel();
     options.events = Some(events);
     let cancel = options.cancel.clone();
@@ -718,7 +857,20 @@ fn run(
         let _ = watcher.await;
         record
     });
-    print_record(&record, json)
+    let code = print_record(&record, json)?;
+    if let Some(p) = &staged
+        && !json
+        && record.status == RunStatus::Successful
+    {
+        outln!(
+            "  part {} of {} staged; `tributary commit {} --run-id {}` publishes every part's output once all have staged",
+            p.part.index + 1,
+            p.part.count,
+            path.display(),
+            p.run_id
+        );
+    }
+    Ok(code)
 }
 
 /// Prints a run's record (JSON or a summary); the exit code its status calls for.

@@ -98,6 +98,7 @@ fn build_context(input: SchemaRef, output: SchemaRef) -> BuildContext {
         watermark: None,
         first_run_from: None,
         errors: crate::node::ErrorSink::in_memory(),
+        partition: None,
     }
 }
 

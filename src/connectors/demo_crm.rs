@@ -156,24 +156,36 @@ impl NodeConfig for DemoCrm {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
+        let records = match cx.partition {
+            Some(part) => part.range(self.records),
+            None => 0..self.records,
+        };
         Ok(Runtime::Source(Box::new(DemoRun {
             config: self.clone(),
             schema: cx.output_schema.clone(),
+            records,
         })))
+    }
+
+    /// A part is a run of record numbers, as Salesforce's PK chunking splits by Id.
+    fn reads_in_partitions(&self) -> bool {
+        true
     }
 }
 
 struct DemoRun {
     config: DemoCrm,
     schema: SchemaRef,
+    /// The numbers of the records to make.
+    records: std::ops::Range<u64>,
 }
 
 impl Source for DemoRun {
     fn run(self: Box<Self>, mut out: SourceOutput) -> BoxFuture<Result<(), NodeError>> {
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                let total = self.config.records;
-                let mut start = 0;
+                let total = self.records.end;
+                let mut start = self.records.start;
                 while start < total {
                     let want = out
                         .remaining()

@@ -90,6 +90,32 @@ impl NodeKind for LocalDestination {
     fn finish_commit(plan: &Value, _: &crate::paths::Dirs) -> Result<Published, NodeError> {
         CommitPlan::from_value(plan)?.publish()
     }
+
+    fn abort_plan(plan: &Value, _: &crate::paths::Dirs) -> Result<(), NodeError> {
+        let plan = CommitPlan::from_value(plan)?;
+        // Only ever a run's own folder in a staging area, whatever the record says.
+        let inside =
+            plan.staging.parent().and_then(Path::file_name) == Some(std::ffi::OsStr::new(STAGING));
+        if !inside {
+            return Err(NodeError::msg(format!(
+                "{} is not a staging folder; nothing was removed",
+                plan.staging.display()
+            )));
+        }
+        match fs::remove_dir_all(&plan.staging) {
+            Ok(()) => {
+                if let Some(parent) = plan.staging.parent() {
+                    let _ = fs::remove_dir(parent);
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(NodeError::io(
+                format!("cannot remove {}", plan.staging.display()),
+                e,
+            )),
+        }
+    }
 }
 
 impl LocalDestination {
@@ -329,20 +355,18 @@ impl Destination for LocalRun {
     }
 
     fn commit(self: Box<Self>) -> Result<Published, NodeError> {
-        let plan = self.plan().clone();
-        // Written before the first rename, so that other runs to this folder leave the
+        // Marked before the first rename, so that other runs to this folder leave the
         // staging folder for the one that finishes the commit.
-        let marker = self.files.store.dir.join(COMMIT_FILE);
-        let io = |e| NodeError::io(format!("cannot write {}", marker.display()), e);
-        let mut file = File::create(&marker).map_err(io)?;
-        std::io::Write::write_all(&mut file, plan.to_value().to_string().as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        sync_dir(&self.files.store.dir);
-        plan.publish()
+        self.mark_decided()?.publish()
     }
 
     fn abort(self: Box<Self>) {
         self.files.store.remove();
+    }
+
+    fn keep(self: Box<Self>) -> Result<Value, NodeError> {
+        // Marked, so that other runs to this folder leave it for `tributary commit`.
+        Ok(self.mark_decided()?.to_value())
     }
 
     fn bytes_written(&self) -> u64 {
@@ -354,6 +378,19 @@ impl Destination for LocalRun {
 const COMMIT_FILE: &str = "commit.json";
 
 impl LocalRun {
+    /// Writes the plan into the staging folder ([`COMMIT_FILE`]): its publication is
+    /// decided, and other runs to this folder leave it to the one that finishes it.
+    fn mark_decided(&self) -> Result<CommitPlan, NodeError> {
+        let plan = self.plan().clone();
+        let marker = self.files.store.dir.join(COMMIT_FILE);
+        let io = |e| NodeError::io(format!("cannot write {}", marker.display()), e);
+        let mut file = File::create(&marker).map_err(io)?;
+        std::io::Write::write_all(&mut file, plan.to_value().to_string().as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        sync_dir(&self.files.store.dir);
+        Ok(plan)
+    }
+
     fn plan(&self) -> &CommitPlan {
         self.plan.get_or_init(|| {
             let files: Vec<(String, u64, u64)> = (self.files.staged.iter())

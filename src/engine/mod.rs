@@ -35,8 +35,8 @@ use crate::cost::{self, Rates};
 use crate::flow::Plan;
 use crate::node::context::{NodeHandle, Outputs, Reporter};
 use crate::node::{
-    BuildContext, Destination, ErrorRecord, NodeError, OutputLocation, Published, Registration,
-    Runtime, Transform,
+    BuildContext, Destination, ErrorRecord, NodeError, OutputLocation, Partition, Published,
+    Registration, Runtime, Transform,
 };
 use crate::paths::Dirs;
 use crate::state::{RunLock, StateStore};
@@ -62,6 +62,17 @@ pub struct RunOptions {
     pub full: bool,
     /// What started the run, as its record says it (see [`RunRecord::trigger`]).
     pub trigger: String,
+    /// One part of a partitioned run: it reads its part of the sources and keeps its
+    /// output staged for `tributary commit` ([`commit_partitions`]).
+    pub partition: Option<PartitionRun>,
+}
+
+/// A run that is one part of a partitioned run.
+#[derive(Debug, Clone)]
+pub struct PartitionRun {
+    pub part: Partition,
+    /// Names the partitioned run all its parts belong to.
+    pub run_id: String,
 }
 
 impl RunOptions {
@@ -76,6 +87,7 @@ impl RunOptions {
             rates: Rates::default(),
             full: false,
             trigger: "manual".into(),
+            partition: None,
         }
     }
 }
@@ -452,27 +464,44 @@ async fn execute(
     };
     // A run of the flow holds its lock to the end: a second run would read the same
     // window, and finish the same interrupted commit, as this one.
+    if matches!(mode, Mode::Run)
+        && opts.partition.is_some()
+        && let Err((node, message)) = partitionable(plan, &selected)
+    {
+        return Outcome::failed(node.as_deref(), message, &handles);
+    }
+    // The parts of a partitioned run go side by side; each part once at a time.
+    let lock_name = match &opts.partition {
+        Some(p) => format!(
+            "{} (part {} of {} of run {})",
+            plan.flow_name,
+            p.part.index + 1,
+            p.part.count,
+            p.run_id
+        ),
+        None => plan.flow_name.clone(),
+    };
     let _lock = match mode {
-        Mode::Run => match RunLock::take_for_run(
-            &opts.dirs,
-            state.is_shared(),
-            &plan.flow_name,
-            execution_id,
-        ) {
-            Ok(lock) => Some(lock),
-            // The other run ends by itself: trying again later is right.
-            Err(message) => return Outcome::failed(None, message, &handles).transient(),
-        },
+        Mode::Run => {
+            match RunLock::take_for_run(&opts.dirs, state.is_shared(), &lock_name, execution_id) {
+                Ok(lock) => Some(lock),
+                // The other run ends by itself: trying again later is right.
+                Err(message) => return Outcome::failed(None, message, &handles).transient(),
+            }
+        }
         Mode::Preview { .. } => None,
     };
     if matches!(mode, Mode::Run)
+        && opts.partition.is_none()
         && let Err(message) = finish_interrupted_commits(plan, &opts.dirs, &mut state)
     {
         return Outcome::failed(None, message, &handles);
     }
     let mut from: Vec<Option<serde_json::Value>> = vec![None; n];
     for (i, node) in plan.nodes.iter().enumerate() {
-        if selected[i] && node.kind.role == crate::node::Role::Source && !opts.full {
+        // A partitioned run is a backfill: its parts read everything and move no watermark.
+        let full = opts.full || opts.partition.is_some();
+        if selected[i] && node.kind.role == crate::node::Role::Source && !full {
             match state.watermark(&plan.flow_name, &node.id) {
                 Ok(mark) => from[i] = mark,
                 Err(message) => return Outcome::failed(Some(&node.id), message, &handles),
@@ -506,6 +535,7 @@ async fn execute(
             watermark: from[i].clone(),
             first_run_from: first_run_from.filter(|_| from[i].is_none()),
             errors: errors.clone(),
+            partition: opts.partition.as_ref().map(|p| p.part),
         };
         match node.config.build(&cx) {
             Ok(rt) => runtimes.push(Some(rt)),
@@ -757,6 +787,9 @@ async fn execute(
             execution_id: execution_id.to_string(),
             reached,
             lease_lost: _lock.as_ref().and_then(RunLock::lost),
+            keep_for: opts.partition.clone(),
+            types: plan.nodes.iter().map(|n| n.kind).collect(),
+            dirs: opts.dirs.clone(),
         }),
         _ => None,
     };
@@ -873,6 +906,11 @@ struct Commit {
     reached: Vec<(String, serde_json::Value)>,
     /// Set when the run's lease on the flow ran out: another worker may run it now.
     lease_lost: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// A part of a partitioned run keeps its output staged for `tributary commit`.
+    keep_for: Option<PartitionRun>,
+    /// The node types of the flow, for removing what an earlier try of the part kept.
+    types: Vec<&'static crate::node::NodeType>,
+    dirs: Dirs,
 }
 
 /// Publishes every destination's staged output when the run succeeded (`commit`), aborts
@@ -914,6 +952,9 @@ async fn finish_destinations(
                     transient: true,
                 }),
             );
+        }
+        if let Some(part) = commit.keep_for.take() {
+            return keep_for_commit(destinations, &commit, &part, &ids, &kinds);
         }
         let record = serde_json::json!({
             "destinations": destinations
@@ -998,6 +1039,242 @@ async fn finish_destinations(
 }),
         )
     })
+}
+
+/// A part of a partitioned run: every destination keeps its staged output, and the state
+/// records what each kept under the run's id and the part's number — replacing what an
+/// earlier try of the same part kept, which is removed.
+fn keep_for_commit(
+    destinations: Vec<(usize, Box<dyn Destination>)>,
+    commit: &Commit,
+    part: &PartitionRun,
+    ids: &[Arc<str>],
+    kinds: &[&'static str],
+) -> (Published, Option<RunError>) {
+    let mut kept = Vec::new();
+    let mut failure = None;
+    for (i, d) in destinations {
+        if failure.is_some() {
+            d.abort();
+            continue;
+        }
+        match d.keep() {
+            Ok(plan) => kept.push(serde_json::json!({
+                "node": &*ids[i], "type": kinds[i], "plan": plan,
+            })),
+            Err(e) => {
+                failure = Some(RunError {
+                    node: Some(ids[i].to_string()),
+                    message: e.to_string(),
+                    transient: false,
+                })
+            }
+        }
+    }
+    let record = serde_json::json!({ "destinations": kept });
+    if failure.is_none() {
+        match commit.state.stage_partition(
+            &commit.flow,
+            &part.run_id,
+            part.part,
+            &commit.execution_id,
+            &record,
+        ) {
+            Ok(None) => return (Published::default(), None),
+            Ok(Some(earlier)) => {
+                remove_kept(&earlier, &commit.types, &commit.dirs);
+                return (Published::default(), None);
+            }
+            Err(e) => {
+                failure = Some(RunError {
+                    node: None,
+                    message: format!(
+                        "cannot record what part {} staged: {e}",
+                        part.part.index + 1
+                    ),
+                    transient: false,
+                })
+            }
+        }
+    }
+    remove_kept(&record, &commit.types, &commit.dirs);
+    (Published::default(), failure)
+}
+
+/// Removes what the destinations of a staged part kept (its record), as far as it can;
+/// what it cannot is logged, for a person to remove.
+fn remove_kept(record: &serde_json::Value, types: &[&'static crate::node::NodeType], dirs: &Dirs) {
+    for d in record["destinations"].as_array().into_iter().flatten() {
+        let kind = d["type"].as_str().unwrap_or_default();
+        let removed = match types.iter().find(|t| t.name == kind) {
+            Some(t) => (t.abort_plan)(&d["plan"], dirs).map_err(|e| e.to_string()),
+            None => Err(format!("{kind} is no longer in the flow")),
+        };
+        if let Err(e) = removed {
+            tracing::warn!(
+                "what `{}` staged could not be removed ({e}): {}",
+                d["node"].as_str().unwrap_or_default(),
+                d["plan"]
+            );
+        }
+    }
+}
+
+/// Whether the flow can run in parts: every source reads its part, no node needs all the
+/// records together. The node that cannot, and why.
+fn partitionable(plan: &Plan, selected: &[bool]) -> Result<(), (Option<String>, String)> {
+    for (i, node) in plan.nodes.iter().enumerate() {
+        if !selected[i] {
+            continue;
+        }
+        let whole = ["transform.aggregate", "transform.dedupe"];
+        if node.kind.role == crate::node::Role::Source && !node.config.reads_in_partitions() {
+            return Err((
+                Some(node.id.clone()),
+                format!(
+                    "`{}` ({}) cannot read a part of its records, so the flow cannot run in partitions",
+                    node.id, node.kind.name
+                ),
+            ));
+        }
+        if whole.contains(&node.kind.name) {
+            return Err((
+                Some(node.id.clone()),
+                format!(
+                    "`{}` ({}) needs all the records together, which no part of a partitioned run has; run the flow whole",
+                    node.id, node.kind.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What `tributary commit` did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    pub parts: u32,
+    pub outputs: Vec<OutputLocation>,
+    /// The history's entry for the whole run: its parts' figures added up.
+    pub run: crate::state::RunRow,
+}
+
+/// Publishes what every part of the partitioned run `run_id` of the flow staged, at once,
+/// when every part staged; refuses, naming the missing parts, otherwise. Written as a
+/// commit record first, so that an interrupted commit is finished by the next `commit` (or
+/// run of the flow) and never half published.
+pub fn commit_partitions(plan: &Plan, dirs: &Dirs, run_id: &str) -> Result<Committed, String> {
+    let mut state = StateStore::open(dirs)?;
+    let staged = state.staged_partitions(&plan.flow_name, run_id)?;
+    let Some(first) = staged.first() else {
+        return Err(format!(
+            "no part of run {run_id} of \"{}\" is staged: run its parts with `tributary run FLOW --partitions N --partition I --run-id {run_id} --stage-only`",
+            plan.flow_name
+        ));
+    };
+    let count = first.count;
+    let missing: Vec<String> = (0..count)
+        .filter(|i| !staged.iter().any(|s| s.index == *i))
+        .map(|i| (i + 1).to_string())
+        .collect();
+    if !missing.is_empty() || staged.iter().any(|s| s.count != count) {
+        return Err(format!(
+            "part{} {} of {count} of run {run_id} did not stage, so nothing is published: run {}, or `tributary abort` the run",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", "),
+            if missing.len() == 1 { "it" } else { "them" },
+        ));
+    }
+    let destinations: Vec<serde_json::Value> = staged
+        .iter()
+        .flat_map(|s| {
+            s.record["destinations"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    let record = serde_json::json!({ "destinations": destinations, "watermarks": [] });
+    if !state
+        .pending_commits(&plan.flow_name)?
+        .iter()
+        .any(|(id, _)| id == run_id)
+    {
+        state.begin_commit(&plan.flow_name, run_id, &record)?;
+    }
+    let mut outputs = Vec::new();
+    for d in &destinations {
+        let node = d["node"].as_str().unwrap_or_default();
+        let kind = d["type"].as_str().unwrap_or_default();
+        let Some(t) = plan.nodes.iter().map(|n| n.kind).find(|t| t.name == kind) else {
+            return Err(format!(
+                "`{node}` ({kind}) staged part of run {run_id} but is no longer in the flow: put it back to commit the run, or abort it"
+            ));
+        };
+        let done = (t.finish_commit)(&d["plan"], dirs).map_err(|e| {
+            format!("`{node}` could not publish its part of run {run_id}: {e}; `tributary commit` again finishes it")
+        })?;
+        outputs.extend(done.outputs);
+    }
+    let parts: Vec<String> = staged.iter().map(|s| s.execution_id.clone()).collect();
+    let rows = state.runs(&crate::state::RunFilter {
+        flow: Some(plan.flow_name.clone()),
+        ..Default::default()
+    })?;
+    let of_parts: Vec<&crate::state::RunRow> = rows
+        .iter()
+        .filter(|r| parts.contains(&r.execution_id))
+        .collect();
+    let started_at = of_parts
+        .iter()
+        .map(|r| r.started_at.clone())
+        .min()
+        .unwrap_or_default();
+    let run = crate::state::RunRow {
+        execution_id: run_id.to_string(),
+        flow: plan.flow_name.clone(),
+        status: "Successful".into(),
+        trigger: format!("partitioned: {count} parts, committed"),
+        started_at: started_at.clone(),
+        duration_seconds: chrono::DateTime::parse_from_rfc3339(&started_at)
+            .map(|s| (Utc::now() - s.to_utc()).num_milliseconds() as f64 / 1000.0)
+            .unwrap_or_default(),
+        records_processed: of_parts.iter().map(|r| r.records_processed).sum(),
+        records_written: outputs.iter().map(|o| o.records).sum(),
+        records_rejected: of_parts.iter().map(|r| r.records_rejected).sum(),
+        bytes_written: outputs.iter().map(|o| o.bytes).sum(),
+        cost_usd: of_parts.iter().map(|r| r.cost_usd).sum(),
+        error: None,
+    };
+    state.end_commit(&plan.flow_name, run_id, &[])?;
+    state.index_run(&run)?;
+    Ok(Committed {
+        parts: count,
+        outputs,
+        run,
+    })
+}
+
+/// Removes what every part of the partitioned run `run_id` staged, unless its commit has
+/// begun (then `tributary commit` finishes it). How many parts were removed.
+pub fn abort_partitions(plan: &Plan, dirs: &Dirs, run_id: &str) -> Result<usize, String> {
+    let state = StateStore::open(dirs)?;
+    if state
+        .pending_commits(&plan.flow_name)?
+        .iter()
+        .any(|(id, _)| id == run_id)
+    {
+        return Err(format!(
+            "the commit of run {run_id} has begun, so it cannot be undone: `tributary commit` finishes it"
+        ));
+    }
+    let staged = state.staged_partitions(&plan.flow_name, run_id)?;
+    let types: Vec<&'static crate::node::NodeType> = plan.nodes.iter().map(|n| n.kind).collect();
+    for part in &staged {
+        remove_kept(&part.record, &types, dirs);
+    }
+    state.drop_partitions(run_id)?;
+    Ok(staged.len())
 }
 
 /// One transform of a chain, with what it reports.

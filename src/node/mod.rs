@@ -121,6 +121,38 @@ pub struct BuildContext {
     /// The run's error output, for destinations whose service refuses single records
     /// (Salesforce) and that set those aside as sources do.
     pub errors: ErrorSink,
+    /// The part of its records a source reads in a partitioned run; `None`: all of them.
+    pub partition: Option<Partition>,
+}
+
+/// One part of a partitioned run (`run --partitions N --partition I`): each of the runs
+/// reads its own part of every source's records, and `tributary commit` publishes what
+/// they all staged at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    /// From 0.
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Partition {
+    /// Whether a record keyed `key` (an object's key, a file's path) falls in this part:
+    /// FNV-1a of the key, the same on every machine and in every release.
+    pub fn holds(&self, key: &str) -> bool {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in key.as_bytes() {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        hash % u64::from(self.count) == u64::from(self.index)
+    }
+
+    /// This part's run of `0..total`, for sources that number their records: the parts
+    /// follow each other and together cover it.
+    pub fn range(&self, total: u64) -> std::ops::Range<u64> {
+        let at = |i: u32| total * u64::from(i) / u64::from(self.count);
+        at(self.index)..at(self.index + 1)
+    }
 }
 
 impl BuildContext {
@@ -162,6 +194,13 @@ pub trait NodeConfig: Send + Sync + fmt::Debug + 'static {
 
     /// One line for the canvas, e.g. "Opportunity · 1,000 records".
     fn summary(&self) -> String;
+
+    /// Whether this source reads only its part of the records when a run is partitioned
+    /// ([`BuildContext::partition`]). A flow with a source that cannot is refused
+    /// `--partitions`.
+    fn reads_in_partitions(&self) -> bool {
+        false
+    }
 
     /// The runtime that does the work.
     fn build(&self, ctx: &BuildContext) -> Result<Runtime, NodeError>;
@@ -247,6 +286,16 @@ pub trait NodeKind: NodeConfig + DeserializeOwned + JsonSchema {
             Self::TYPE
         )))
     }
+
+    /// Removes what a destination's runtime kept for a later commit
+    /// ([`Destination::keep`]), from the plan it gave: a partitioned run that is aborted,
+    /// or a partition run again. Must be safe to run twice.
+    fn abort_plan(_plan: &serde_json::Value, _dirs: &Dirs) -> Result<(), NodeError> {
+        Err(NodeError::msg(format!(
+            "{} keeps nothing for a later commit",
+            Self::TYPE
+        )))
+    }
 }
 
 /// How a node type reads its config from the flow file.
@@ -273,6 +322,8 @@ pub struct NodeType {
     schema: Box<dyn Fn(&mut SchemaGenerator) -> Schema + Send + Sync>,
     /// [`NodeKind::finish_commit`].
     pub finish_commit: fn(&serde_json::Value, &Dirs) -> Result<Published, NodeError>,
+    /// [`NodeKind::abort_plan`].
+    pub abort_plan: fn(&serde_json::Value, &Dirs) -> Result<(), NodeError>,
 }
 
 impl NodeType {
@@ -291,6 +342,7 @@ impl NodeType {
             upgrade: Box::new(|_| {}),
             schema: Box::new(|g| g.subschema_for::<K>()),
             finish_commit: K::finish_commit,
+            abort_plan: K::abort_plan,
         }
     }
 
@@ -330,6 +382,7 @@ impl NodeType {
                     "this node cannot finish a commit from a record",
                 ))
             },
+            abort_plan: |_, _| Err(NodeError::msg("this node keeps nothing for a later commit")),
         }
     }
 
@@ -425,6 +478,15 @@ pub trait Destination: Send {
     }
     fn commit(self: Box<Self>) -> Result<Published, NodeError>;
     fn abort(self: Box<Self>);
+    /// Keeps the staged output, unpublished, past the end of the process, for a commit
+    /// that publishes several partitions' output at once (`tributary commit`); gives the
+    /// plan that [`NodeKind::finish_commit`] publishes and [`NodeKind::abort_plan`] removes.
+    fn keep(self: Box<Self>) -> Result<serde_json::Value, NodeError> {
+        self.abort();
+        Err(NodeError::msg(
+            "this destination cannot keep its output for a later commit, so it cannot take part in a partitioned run",
+        ))
+    }
     /// Bytes written so far, staged or not.
     fn bytes_written(&self) -> u64;
 }

@@ -235,6 +235,18 @@ const SCHEMA: &[&str] = &[
          started_at TEXT NOT NULL,
          expires_at BIGINT NOT NULL
      );",
+    // 3: what each part of a partitioned run staged for `tributary commit`: its
+    // destinations' plans, by run id and part (from 0).
+    "CREATE TABLE staged_partitions (
+         run_id TEXT NOT NULL,
+         flow TEXT NOT NULL,
+         part BIGINT NOT NULL,
+         parts BIGINT NOT NULL,
+         execution_id TEXT NOT NULL,
+         record TEXT NOT NULL,
+         staged_at TEXT NOT NULL,
+         PRIMARY KEY (run_id, part)
+     );",
 ];
 
 /// What a job on the PostgreSQL connection's thread does with the client.

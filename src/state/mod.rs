@@ -21,6 +21,7 @@
 
 use serde_json::Value;
 
+use crate::node::Partition;
 use crate::paths::Dirs;
 
 mod db;
@@ -104,6 +105,18 @@ pub struct Activation {
     /// The last run time the service acted on (RFC 3339), to tell a missed run after a
     /// restart.
     pub last_due: Option<String>,
+}
+
+/// What one part of a partitioned run staged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StagedPart {
+    /// From 0.
+    pub index: u32,
+    pub count: u32,
+    /// The part's own run.
+    pub execution_id: String,
+    /// Its destinations' plans: `{"destinations": [{"node", "type", "plan"}]}`.
+    pub record: Value,
 }
 
 /// One source's saved watermark.
@@ -416,6 +429,11 @@ impl StateStore {
             "DELETE FROM commits WHERE execution_id = $1",
             vec![execution_id.into()],
         ));
+        // A partitioned run's commit publishes what its parts staged: they are done.
+        statements.push((
+            "DELETE FROM staged_partitions WHERE run_id = $1",
+            vec![execution_id.into()],
+        ));
         self.db.transaction(&statements).map(|_| ())
     }
 
@@ -444,6 +462,81 @@ impl StateStore {
                 Ok((id, record))
             })
             .collect()
+    }
+
+    /// Records what a part of a partitioned run staged (`record`: its destinations'
+    /// plans). A part staged before under the same run id is replaced: its record is
+    /// given back, for what it kept to be removed.
+    pub fn stage_partition(
+        &self,
+        flow: &str,
+        run_id: &str,
+        part: Partition,
+        execution_id: &str,
+        record: &Value,
+    ) -> Result<Option<Value>, String> {
+        let earlier = self.db.query(
+            "SELECT record FROM staged_partitions WHERE run_id = $1 AND part = $2",
+            &[run_id.into(), i64::from(part.index).into()],
+        )?;
+        self.db.execute(
+            "INSERT INTO staged_partitions
+                 (run_id, flow, part, parts, execution_id, record, staged_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (run_id, part) DO UPDATE SET flow = excluded.flow,
+                 parts = excluded.parts, execution_id = excluded.execution_id,
+                 record = excluded.record, staged_at = excluded.staged_at",
+            &[
+                run_id.into(),
+                flow.into(),
+                i64::from(part.index).into(),
+                i64::from(part.count).into(),
+                execution_id.into(),
+                record.to_string().into(),
+                now().into(),
+            ],
+        )?;
+        Ok(earlier
+            .first()
+            .and_then(|r| r[0].text())
+            .and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    /// The staged parts of `flow`'s partitioned run `run_id`, by part.
+    pub fn staged_partitions(&self, flow: &str, run_id: &str) -> Result<Vec<StagedPart>, String> {
+        let rows = self.db.query(
+            "SELECT part, parts, execution_id, record FROM staged_partitions
+             WHERE flow = $1 AND run_id = $2 ORDER BY part",
+            &[flow.into(), run_id.into()],
+        )?;
+        rows.into_iter()
+            .map(|row| {
+                let index = row[0].int() as u32;
+                Ok(StagedPart {
+                    index,
+                    count: row[1].int() as u32,
+                    execution_id: row[2].text().unwrap_or_default(),
+                    record: serde_json::from_str(&row[3].text().unwrap_or_default()).map_err(
+                        |e| {
+                            format!(
+                                "what part {} of run {run_id} staged is damaged: {e}",
+                                index + 1
+                            )
+                        },
+                    )?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets every staged part of the partitioned run `run_id`.
+    pub fn drop_partitions(&self, run_id: &str) -> Result<(), String> {
+        self.db
+            .execute(
+                "DELETE FROM staged_partitions WHERE run_id = $1",
+                &[run_id.into()],
+            )
+            .map(|_| ())
     }
 
     /// Forgets a flow's watermarks: its next run reads everything. Returns how many.
@@ -694,7 +787,7 @@ mod tests {
             drop(store);
             let refused = StateStore::open(&dirs).err().unwrap();
             assert!(
-                refused.contains("schema version 99, newer than this Tributary knows (2)")
+                refused.contains("schema version 99, newer than this Tributary knows (3)")
                     && refused.contains("update tributary"),
                 "{refused}"
             );

@@ -1,0 +1,282 @@
+//! Partitioned runs: `tributary run --partitions N --partition I --run-id ID --stage-only`
+//! for each part, then `tributary commit` publishing every part's output at once, or
+//! `tributary abort` removing it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Scratch, files_under, flow, node, stderr, stdout};
+use serde_json::{Value, json};
+
+/// 5,000 demo opportunities into JSON lines in the folder `${output}`.
+fn backfill(scratch: &Scratch) -> PathBuf {
+    let mut f = flow(
+        vec![
+            node(
+                "src",
+                "source.demo_crm",
+                json!({"object": "Opportunity", "records": 5000}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "${output}", "format": "jsonl"}),
+            ),
+        ],
+        &[("src", "out")],
+    );
+    f["name"] = json!("Backfill");
+    f["params"] = json!({"output": "out"});
+    scratch.flow("backfill.json", &f)
+}
+
+fn part(scratch: &Scratch, path: &Path, index: u32, run_id: &str) -> std::process::Output {
+    scratch.cli(&[
+        "run",
+        path.to_str().unwrap(),
+        "--partitions",
+        "4",
+        "--partition",
+        &index.to_string(),
+        "--run-id",
+        run_id,
+        "--stage-only",
+    ])
+}
+
+/// The records published in `folder` (not what is staged there), each line as it is,
+/// sorted.
+fn published(folder: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = files_under(folder)
+        .iter()
+        .filter(|f| !f.contains(".tributary-staging"))
+        .flat_map(|f| {
+            std::fs::read_to_string(folder.join(f))
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn history(scratch: &Scratch) -> Vec<Value> {
+    let out = scratch.cli(&["runs", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+#[test]
+fn four_parts_committed_write_exactly_what_one_run_writes() {
+    let scratch = Scratch::new();
+    let path = backfill(&scratch);
+    let out = scratch.path().join("out");
+    for i in 0..4 {
+        let staged = part(&scratch, &path, i, "bf-1");
+        assert!(staged.status.success(), "{}", stderr(&staged));
+        assert!(
+            stdout(&staged).contains(&format!("part {} of 4 staged", i + 1)),
+            "{}",
+            stdout(&staged)
+        );
+    }
+    assert!(
+        published(&out).is_empty(),
+        "nothing is visible before the commit"
+    );
+    let committed = scratch.cli(&["commit", path.to_str().unwrap(), "--run-id", "bf-1"]);
+    assert!(committed.status.success(), "{}", stderr(&committed));
+    let said = stdout(&committed);
+    assert!(
+        said.contains("published its 4 parts at once — 5000 records written"),
+        "{said}"
+    );
+    let parts = published(&out);
+    assert_eq!(parts.len(), 5000);
+    assert!(
+        !files_under(&out)
+            .iter()
+            .any(|f| f.contains(".tributary-staging")),
+        "no staging left"
+    );
+    // One whole run of the same flow writes the very same records.
+    let whole = scratch.cli(&["run", path.to_str().unwrap(), "--param", "output=whole"]);
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    assert_eq!(parts, published(&scratch.path().join("whole")));
+
+    let runs = history(&scratch);
+    let commit = runs.iter().find(|r| r["execution_id"] == "bf-1").unwrap();
+    assert_eq!(commit["status"], "Successful");
+    assert_eq!(commit["trigger"], "partitioned: 4 parts, committed");
+    assert_eq!(commit["records_written"], 5000);
+    assert_eq!(
+        commit["records_processed"], 5000,
+        "the parts' figures added up"
+    );
+    let staged: Vec<&Value> = runs
+        .iter()
+        .filter(|r| r["trigger"].as_str().unwrap().starts_with("partition: "))
+        .collect();
+    assert_eq!(staged.len(), 4, "{runs:#?}");
+    // A second commit finds nothing left to publish.
+    let again = scratch.cli(&["commit", path.to_str().unwrap(), "--run-id", "bf-1"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("no part of run bf-1"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(published(&out).len(), 5000);
+}
+
+#[test]
+fn a_part_run_again_replaces_what_it_staged() {
+    let scratch = Scratch::new();
+    let path = backfill(&scratch);
+    let out = scratch.path().join("out");
+    for i in [0, 0, 1, 2, 3, 2] {
+        let staged = part(&scratch, &path, i, "bf-2");
+        assert!(staged.status.success(), "{}", stderr(&staged));
+    }
+    let staging: Vec<String> = files_under(&out)
+        .into_iter()
+        .filter(|f| f.ends_with("commit.json"))
+        .collect();
+    assert_eq!(
+        staging.len(),
+        4,
+        "the earlier tries' staging is gone: {staging:?}"
+    );
+    let committed = scratch.cli(&["commit", path.to_str().unwrap(), "--run-id", "bf-2"]);
+    assert!(committed.status.success(), "{}", stderr(&committed));
+    let lines = published(&out);
+    assert_eq!(lines.len(), 5000, "not doubled");
+    let mut unique = lines.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), 5000);
+}
+
+#[test]
+fn a_missing_part_commits_nothing_and_abort_removes_what_was_staged() {
+    let scratch = Scratch::new();
+    let path = backfill(&scratch);
+    let out = scratch.path().join("out");
+    for i in [0, 1, 3] {
+        assert!(part(&scratch, &path, i, "bf-3").status.success());
+    }
+    let refused = scratch.cli(&["commit", path.to_str().unwrap(), "--run-id", "bf-3"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains(
+            "part 3 of 4 of run bf-3 did not stage, so nothing is published: run it, or `tributary abort` the run"
+        ),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(published(&out).is_empty());
+    // A whole run of the flow to the same folder leaves the staged parts alone.
+    let other = scratch.cli(&["run", path.to_str().unwrap(), "--param", "output=out"]);
+    assert!(other.status.success(), "{}", stderr(&other));
+    assert_eq!(
+        files_under(&out)
+            .iter()
+            .filter(|f| f.ends_with("commit.json"))
+            .count(),
+        3
+    );
+    let aborted = scratch.cli(&["abort", path.to_str().unwrap(), "--run-id", "bf-3"]);
+    assert!(aborted.status.success(), "{}", stderr(&aborted));
+    assert!(
+        stdout(&aborted).contains("removed what its 3 part(s) staged; nothing was published"),
+        "{}",
+        stdout(&aborted)
+    );
+    assert!(
+        !files_under(&out)
+            .iter()
+            .any(|f| f.contains(".tributary-staging")),
+        "{:?}",
+        files_under(&out)
+    );
+    assert_eq!(published(&out).len(), 5000, "only the whole run's records");
+    let after = scratch.cli(&["commit", path.to_str().unwrap(), "--run-id", "bf-3"]);
+    assert_eq!(after.status.code(), Some(1));
+    assert!(
+        stderr(&after).contains("no part of run bf-3"),
+        "{}",
+        stderr(&after)
+    );
+}
+
+#[test]
+fn flows_that_cannot_run_in_parts_are_refused_before_they_read() {
+    let scratch = Scratch::new();
+    let mut grouped = flow(
+        vec![
+            node(
+                "src",
+                "source.demo_crm",
+                json!({"object": "Opportunity", "records": 100}),
+            ),
+            node(
+                "sum",
+                "transform.aggregate",
+                json!({"group_by": ["StageName"], "aggregates": [{"field": "Amount", "function": "sum", "output": "Total"}]}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("src", "sum"), ("sum", "out")],
+    );
+    grouped["name"] = json!("Grouped");
+    let grouped = scratch.flow("grouped.json", &grouped);
+    let refused = part(&scratch, &grouped, 0, "g-1");
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    let said = stdout(&refused) + stderr(&refused).as_str();
+    assert!(
+        said.contains("`sum` (transform.aggregate) needs all the records together"),
+        "{said}"
+    );
+    let mut rest = flow(
+        vec![
+            node(
+                "src",
+                "source.file",
+                json!({"path": format!("{}/flows/data/orders.csv", env!("CARGO_MANIFEST_DIR"))}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("src", "out")],
+    );
+    rest["name"] = json!("Orders");
+    let rest = scratch.flow("orders.json", &rest);
+    let refused = part(&scratch, &rest, 1, "o-1");
+    let said = stdout(&refused) + stderr(&refused).as_str();
+    assert!(
+        said.contains("`src` (source.file) cannot read a part of its records"),
+        "{said}"
+    );
+    assert!(!scratch.path().join("out").exists(), "nothing staged");
+    // The command line: a part needs all four settings, and one of the N parts.
+    let path = backfill(&scratch);
+    let alone = scratch.cli(&["run", path.to_str().unwrap(), "--partitions", "4"]);
+    assert_eq!(alone.status.code(), Some(2));
+    assert!(stderr(&alone).contains("--partition"), "{}", stderr(&alone));
+    let beyond = part(&scratch, &path, 4, "x");
+    assert_eq!(beyond.status.code(), Some(2));
+    assert!(
+        stderr(&beyond).contains("--partition 4 is not one of the 4 parts: they go from 0 to 3"),
+        "{}",
+        stderr(&beyond)
+    );
+}
