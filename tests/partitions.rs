@@ -243,12 +243,13 @@ fn flows_that_cannot_run_in_parts_are_refused_before_they_read() {
         said.contains("`sum` (transform.aggregate) needs all the records together"),
         "{said}"
     );
+    let api = common::SupportServer::start("rest_server.py", &[]);
     let mut rest = flow(
         vec![
             node(
                 "src",
-                "source.file",
-                json!({"path": format!("{}/flows/data/orders.csv", env!("CARGO_MANIFEST_DIR"))}),
+                "source.rest",
+                json!({"url": format!("{}/pages", api.url())}),
             ),
             node(
                 "out",
@@ -263,7 +264,7 @@ fn flows_that_cannot_run_in_parts_are_refused_before_they_read() {
     let refused = part(&scratch, &rest, 1, "o-1");
     let said = stdout(&refused) + stderr(&refused).as_str();
     assert!(
-        said.contains("`src` (source.file) cannot read a part of its records"),
+        said.contains("`src` (source.rest) cannot read a part of its records"),
         "{said}"
     );
     assert!(!scratch.path().join("out").exists(), "nothing staged");
@@ -279,4 +280,56 @@ fn flows_that_cannot_run_in_parts_are_refused_before_they_read() {
         "{}",
         stderr(&beyond)
     );
+}
+
+#[test]
+fn files_are_shared_out_among_the_parts_by_their_paths() {
+    let scratch = Scratch::new();
+    let data = scratch.path().join("in");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut expected = Vec::new();
+    for f in 0..12 {
+        let mut text = String::from("id,day\n");
+        for r in 0..50 {
+            text += &format!("{},2026-12-{:02}\n", f * 100 + r, f + 1);
+            expected.push(f * 100 + r);
+        }
+        std::fs::write(data.join(format!("day-{f:02}.csv")), text).unwrap();
+    }
+    let mut f = flow(
+        vec![
+            node("src", "source.file", json!({"path": "in/*.csv"})),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("src", "out")],
+    );
+    f["name"] = json!("Days");
+    let path = scratch.flow("days.json", &f);
+    let mut read = Vec::new();
+    for i in 0..4 {
+        let staged = part(&scratch, &path, i, "d-1");
+        assert!(staged.status.success(), "{}", stderr(&staged));
+        read.push(stdout(&staged));
+    }
+    // Every part read some of the twelve files, and no file twice.
+    assert!(
+        read.iter().all(|r| !r.contains(" 0 records read")),
+        "{read:#?}"
+    );
+    let committed = scratch.cli(&["commit", path.to_str().unwrap(), "--run-id", "d-1"]);
+    assert!(committed.status.success(), "{}", stderr(&committed));
+    let mut ids: Vec<i64> = published(&scratch.path().join("out"))
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, expected);
 }

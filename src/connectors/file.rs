@@ -188,8 +188,20 @@ impl NodeConfig for FileSource {
         }
     }
 
+    /// A part is the files whose paths hash to it.
+    fn reads_in_partitions(&self) -> bool {
+        true
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
-        let (format, files, _) = self.plan(&cx.base_dir)?;
+        let (format, mut files, _) = self.plan(&cx.base_dir)?;
+        if let Some(part) = cx.partition {
+            // By the file's path under the flow's folder: the same part on every machine.
+            files.retain(|f| {
+                let key = f.strip_prefix(&cx.base_dir).unwrap_or(f);
+                part.holds(&key.to_string_lossy())
+            });
+        }
         Ok(Runtime::Source(Box::new(FileRun {
             settings: ReadSettings {
                 format,
