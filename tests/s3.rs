@@ -1707,3 +1707,135 @@ fn glue_requests_are_signed_with_the_connections_keys() {
     assert_eq!(table["PartitionKeys"], json!([]));
     assert_eq!(table["Parameters"]["classification"], "json");
 }
+
+/// The parts of an S3 → transforms → S3 run, each on its share of the objects, publish at
+/// once on `commit`: exactly the records one whole run writes. Until then nothing is
+/// visible; an aborted run leaves no upload behind.
+#[test]
+fn four_parts_of_an_s3_run_publish_together_what_one_run_writes() {
+    let from = bucket("parts-in");
+    let to = bucket("parts-out");
+    let c = client();
+    block_on(async {
+        for f in 0..16 {
+            let mut body = String::from("id,amount\n");
+            for r in 0..25 {
+                body += &format!("{},{}.5\n", f * 100 + r, r);
+            }
+            c.put_object()
+                .bucket(&from)
+                .key(format!("daily/{f:02}.csv"))
+                .body(ByteStream::from(body.into_bytes()))
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    let scratch = Scratch::new();
+    let f = |prefix: &str| {
+        let mut f = flow(
+            vec![
+                node(
+                    "in",
+                    "source.s3",
+                    json!({"bucket": from, "prefix": "daily/"}),
+                ),
+                node(
+                    "double",
+                    "transform.formula",
+                    json!({"fields": [{"name": "twice", "expression": "amount * 2"}]}),
+                ),
+                node(
+                    "out",
+                    "destination.s3",
+                    json!({"bucket": to, "prefix": prefix, "format": "jsonl"}),
+                ),
+            ],
+            &[("in", "double"), ("double", "out")],
+        );
+        f["name"] = json!("Daily to lake");
+        f
+    };
+    let path = scratch.flow("parts.json", &f("parts"));
+    let s = server();
+    let part = |i: u32, run_id: &str| {
+        let o = tributary(&scratch, s, &s.key_id, &s.secret)
+            .args(["run", path.to_str().unwrap(), "--partitions", "4"])
+            .args([
+                "--partition",
+                &i.to_string(),
+                "--run-id",
+                run_id,
+                "--stage-only",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    for i in 0..4 {
+        part(i, "lake-1");
+    }
+    assert!(keys(&to).is_empty(), "nothing visible before the commit");
+    assert!(open_uploads(&to) >= 4, "each part's uploads wait open");
+    let committed = tributary(&scratch, s, &s.key_id, &s.secret)
+        .args(["commit", path.to_str().unwrap(), "--run-id", "lake-1"])
+        .output()
+        .unwrap();
+    assert!(committed.status.success(), "{}", stderr(&committed));
+    assert!(
+        stdout(&committed).contains("400 records written"),
+        "{}",
+        stdout(&committed)
+    );
+    assert_eq!(open_uploads(&to), 0);
+    let lines = |prefix: &str| {
+        let mut lines: Vec<String> = keys(&to)
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .flat_map(|k| {
+                String::from_utf8(get(&to, k))
+                    .unwrap()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        lines.sort();
+        lines
+    };
+    let parts = lines("parts/");
+    assert_eq!(parts.len(), 400);
+    let whole = scratch.flow("whole.json", &f("whole"));
+    let o = tributary(&scratch, s, &s.key_id, &s.secret)
+        .args(["run", whole.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(parts, lines("whole/"), "the same records as one run");
+
+    // Two parts staged, then the run aborted: no upload is left, nothing published.
+    part(0, "lake-2");
+    part(3, "lake-2");
+    assert!(open_uploads(&to) >= 2);
+    let refused = tributary(&scratch, s, &s.key_id, &s.secret)
+        .args(["commit", path.to_str().unwrap(), "--run-id", "lake-2"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("parts 2, 3 of 4 of run lake-2 did not stage"),
+        "{}",
+        stderr(&refused)
+    );
+    let aborted = tributary(&scratch, s, &s.key_id, &s.secret)
+        .args(["abort", path.to_str().unwrap(), "--run-id", "lake-2"])
+        .output()
+        .unwrap();
+    assert!(aborted.status.success(), "{}", stderr(&aborted));
+    assert_eq!(
+        open_uploads(&to),
+        0,
+        "the staged parts' uploads are aborted"
+    );
+    assert_eq!(lines("parts/").len(), 400, "only the first run's records");
+}

@@ -159,6 +159,22 @@ impl NodeKind for S3Destination {
             registered,
         })
     }
+
+    fn abort_plan(plan: &serde_json::Value, dirs: &Dirs) -> Result<(), NodeError> {
+        let plan: CommitPlan = serde_json::from_value(plan.clone())
+            .map_err(|e| NodeError::msg(format!("the staged part cannot be read: {e}")))?;
+        let access = Access::resolve(
+            dirs,
+            plan.reach.connection.as_deref(),
+            plan.reach.region.as_deref(),
+            plan.reach.endpoint_url.as_deref(),
+        )?;
+        let uploads: Vec<StagedObject> = plan.objects.iter().map(|o| o.upload.clone()).collect();
+        block_on(async {
+            let client = access.client().await?;
+            upload::abandon(&client, &access, &plan.bucket, &uploads).await
+        })
+    }
 }
 
 impl S3Destination {
@@ -481,6 +497,12 @@ impl Destination for S3Run {
     fn abort(self: Box<Self>) {
         let mut files = self.files;
         files.store.abort();
+    }
+
+    /// The uploads stay open, unpublished, until `tributary commit` completes them.
+    fn keep(self: Box<Self>) -> Result<serde_json::Value, NodeError> {
+        serde_json::to_value(self.plan())
+            .map_err(|e| NodeError::msg(format!("cannot write down the staged part: {e}")))
     }
 
     fn bytes_written(&self) -> u64 {

@@ -22,8 +22,8 @@ use crate::codecs::FileFormat;
 use crate::codecs::read::{self as file, ReadSettings, infer_schema, read_file, with_overrides};
 use crate::connectors::framework::Watermark;
 use crate::node::{
-    BoxFuture, BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, PlanContext, Runtime,
-    Source,
+    BoxFuture, BuildContext, ConfigProblem, NodeConfig, NodeError, NodeKind, Partition,
+    PlanContext, Runtime, Source,
 };
 use crate::node::{Demand, SourceOutput};
 use crate::paths::Dirs;
@@ -123,12 +123,17 @@ impl S3Source {
 
     /// Which objects this run reads: those after `modified_after`, and with `incremental`
     /// those of the pull `watermark` describes.
-    fn window(&self, watermark: Option<Watermark<DateTime<Utc>>>) -> Result<Window, NodeError> {
+    fn window(
+        &self,
+        watermark: Option<Watermark<DateTime<Utc>>>,
+        part: Option<Partition>,
+    ) -> Result<Window, NodeError> {
         Ok(Window {
             after: self
                 .modified_after()
                 .map_err(|p| NodeError::msg(p.message))?,
             watermark: watermark.filter(|_| self.incremental),
+            part,
         })
     }
 
@@ -289,10 +294,15 @@ fn parquet_schema(footer: &[u8]) -> Result<Schema, String> {
 struct Window {
     after: Option<DateTime<Utc>>,
     watermark: Option<Watermark<DateTime<Utc>>>,
+    /// In a partitioned run, only the objects whose keys hash to this part.
+    part: Option<Partition>,
 }
 
 impl Window {
     fn includes(&self, key: &str, modified: Option<DateTime<Utc>>) -> bool {
+        if self.part.is_some_and(|p| !p.holds(key)) {
+            return false;
+        }
         let Some(m) = modified else { return true };
         self.after.is_none_or(|after| m > after)
             && self
@@ -328,6 +338,11 @@ impl NodeConfig for S3Source {
         s
     }
 
+    /// A part is the objects whose keys hash to it.
+    fn reads_in_partitions(&self) -> bool {
+        true
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let (format, _) = self.plan(&cx.plan())?;
         // Objects written as the run began are the next run's.
@@ -335,7 +350,7 @@ impl NodeConfig for S3Source {
             true => Some(Watermark::of_run(cx, |at| at, Some(cx.started))?),
             false => None,
         };
-        let window = self.window(watermark)?;
+        let window = self.window(watermark, cx.partition)?;
         Ok(Runtime::Source(Box::new(S3Read {
             config: self.clone(),
             access: self.access(&cx.dirs)?,
@@ -509,7 +524,7 @@ mod tests {
             ids: vec!["a".into()],
         };
         let window = source
-            .window(Some(Watermark::new(Some(mark()), None)))
+            .window(Some(Watermark::new(Some(mark()), None)), None)
             .unwrap();
         assert!(!window.includes("a", Some(t)), "read last time");
         assert!(window.includes("b", Some(t)), "same second, not read yet");
@@ -523,13 +538,13 @@ mod tests {
         }))
         .unwrap();
         let window = plain
-            .window(Some(Watermark::new(Some(mark()), None)))
+            .window(Some(Watermark::new(Some(mark()), None)), None)
             .unwrap();
         assert!(!window.includes("b", Some(at("2026-11-27T11:00:00Z"))));
         assert!(window.includes("b", Some(at("2026-11-27T11:00:01Z"))));
         let off: S3Source = serde_json::from_value(serde_json::json!({"bucket": "b"})).unwrap();
         let window = off
-            .window(Some(Watermark::new(Some(mark()), None)))
+            .window(Some(Watermark::new(Some(mark()), None)), None)
             .unwrap();
         assert!(window.includes("a", Some(t)));
     }

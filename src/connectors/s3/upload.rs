@@ -334,6 +334,35 @@ pub async fn remove(
     Ok(())
 }
 
+/// Aborts uploads a run kept open for a later commit (a part of a partitioned run that is
+/// aborted or staged again); an upload already gone counts as aborted. Safe to run again.
+pub async fn abandon(
+    client: &Client,
+    access: &Access,
+    bucket: &str,
+    objects: &[StagedObject],
+) -> Result<(), NodeError> {
+    for object in objects {
+        let aborted = client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(&object.key)
+            .upload_id(&object.upload_id)
+            .send()
+            .await;
+        if let Err(e) = aborted
+            && e.code() != Some("NoSuchUpload")
+        {
+            return Err(NodeError::msg(format!(
+                "cannot abort the upload of s3://{bucket}/{}: {}",
+                object.key,
+                explain(e, access, bucket)
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub async fn finish(
     client: &Client,
     access: &Access,
