@@ -31,6 +31,10 @@ pub struct DagOptions {
     pub params: IndexMap<String, String>,
     /// The day the DAG's schedule counts from when the flow names none (a rate's start).
     pub today: jiff::civil::Date,
+    /// A backfill DAG of this many parts instead: started by hand, one mapped task per
+    /// part (`--partitions`), then `tributary commit` when every part staged, or
+    /// `tributary abort` when one failed.
+    pub partitions: Option<u32>,
 }
 
 /// One DAG file.
@@ -94,7 +98,10 @@ fn pendulum_at(at: jiff::Timestamp, zone: &str) -> Result<String, String> {
 
 /// The DAG for `flow`, read from `flow_path` (absolute: the workers read it there).
 pub fn dag(flow: &Flow, flow_path: &Path, options: &DagOptions) -> Result<Dag, String> {
-    let id = format!("tributary_{}", snake(&flow.name));
+    let id = match options.partitions {
+        Some(_) => format!("tributary_{}_backfill", snake(&flow.name)),
+        None => format!("tributary_{}", snake(&flow.name)),
+    };
     let mut notes = Vec::new();
     let mut run_args = vec!["run".to_string()];
     let (schedule_line, dates, full) = match &flow.trigger {
@@ -185,16 +192,20 @@ pub fn dag(flow: &Flow, flow_path: &Path, options: &DagOptions) -> Result<Dag, S
         .next()
         .unwrap_or_default()
         .to_string();
-    let (imports, task) = match &options.operator {
-        Operator::Bash => {
+    let (imports, task) = match (&options.operator, options.partitions) {
+        (Operator::Bash, Some(parts)) => (
+            "from airflow.providers.standard.operators.bash import BashOperator",
+            backfill_tasks(&options.tributary, &run_args, parts),
+        ),
+        (Operator::Kubernetes { .. }, Some(_)) => {
+            return Err("a backfill in parts runs with --operator bash".into());
+        }
+        (Operator::Bash, None) => {
             let mut words = vec![shell_word(&options.tributary)];
             words.extend(run_args.iter().map(|a| shell_word(a)));
-            let mut command = words.join(" ");
             // The command is a Jinja template to Airflow: braces of the flow's own stay
             // as they are.
-            if ["{{", "{%", "{#"].iter().any(|b| command.contains(b)) {
-                command = format!("{{% raw %}}{command}{{% endraw %}}");
-            }
+            let command = verbatim(words.join(" "));
             (
                 "from airflow.providers.standard.operators.bash import BashOperator",
                 format!(
@@ -203,7 +214,7 @@ pub fn dag(flow: &Flow, flow_path: &Path, options: &DagOptions) -> Result<Dag, S
                 ),
             )
         }
-        Operator::Kubernetes { image } => {
+        (Operator::Kubernetes { image }, None) => {
             let flow_json = serde_json::to_string(flow).map_err(|e| e.to_string())?;
             let mut args = vec!["run".to_string(), "/tmp/flow.json".into()];
             args.extend(run_args.iter().skip(2).cloned());
@@ -229,9 +240,20 @@ pub fn dag(flow: &Flow, flow_path: &Path, options: &DagOptions) -> Result<Dag, S
     let mut settings = vec![
         format!("dag_id={}", py(&id)),
         format!("description={}", py(&description)),
-        schedule_line,
     ];
-    settings.extend(dates);
+    if options.partitions.is_some() {
+        // A backfill runs when someone starts it.
+        settings.push("schedule=None".into());
+        settings.push(format!(
+            "start_date=pendulum.datetime({}, {}, {}, tz=\"UTC\")",
+            options.today.year(),
+            options.today.month(),
+            options.today.day()
+        ));
+    } else {
+        settings.push(schedule_line);
+        settings.extend(dates);
+    }
     settings.push("catchup=False".into());
     settings.push("max_active_runs=1".into());
     if service.deactivate_after > 0 {
@@ -264,6 +286,57 @@ pub fn dag(flow: &Flow, flow_path: &Path, options: &DagOptions) -> Result<Dag, S
         text,
         notes,
     })
+}
+
+/// The Jinja text of a command whose words are the flow's own: kept from templating.
+fn verbatim(command: String) -> String {
+    if ["{{", "{%", "{#"].iter().any(|b| command.contains(b)) {
+        format!("{{% raw %}}{command}{{% endraw %}}")
+    } else {
+        command
+    }
+}
+
+/// The tasks of a backfill in `parts` parts: a part per mapped task, all staging under
+/// Airflow's run id; the commit when every part succeeded, the abort when one failed.
+fn backfill_tasks(tributary: &str, run_args: &[String], parts: u32) -> String {
+    let command = |args: &[String]| {
+        std::iter::once(shell_word(tributary))
+            .chain(args.iter().map(|a| shell_word(a)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // The run id is Airflow's, rendered into each command; the rest is taken as written.
+    let with_run_id = |text: String| format!("{} --run-id '{{{{ run_id }}}}'", verbatim(text));
+    let part_commands: Vec<String> = (0..parts)
+        .map(|i| {
+            let mut args = run_args.to_vec();
+            args.extend([
+                "--partitions".into(),
+                parts.to_string(),
+                "--partition".into(),
+                i.to_string(),
+                "--stage-only".into(),
+            ]);
+            format!("            {},\n", py(&with_run_id(command(&args))))
+        })
+        .collect();
+    let rest: Vec<String> = run_args[2..]
+        .iter()
+        .filter(|a| *a != "--full")
+        .cloned()
+        .collect();
+    let then = |verb: &str| {
+        let mut args = vec![verb.to_string(), run_args[1].clone()];
+        args.extend(rest.iter().cloned());
+        py(&with_run_id(command(&args)))
+    };
+    format!(
+        "    # Each part reads its share of the sources and stages its output; a part tried\n    # again replaces what it staged.\n    parts = BashOperator.partial(task_id=\"part\", append_env=True).expand(\n        bash_command=[\n{parts}        ],\n    )\n    # Every part's output published at once, only when every part staged.\n    commit = BashOperator(task_id=\"commit\", bash_command={commit}, append_env=True)\n    # A part failed for good: what the others staged is removed.\n    abort = BashOperator(\n        task_id=\"abort\", bash_command={abort}, append_env=True, trigger_rule=\"one_failed\"\n    )\n    parts >> [commit, abort]\n",
+        parts = part_commands.concat(),
+        commit = then("commit"),
+        abort = then("abort"),
+    )
 }
 
 #[cfg(test)]

@@ -56,6 +56,11 @@ pub enum ExportAction {
         /// The command that is Tributary where the task runs.
         #[arg(long, value_name = "PATH", default_value = "tributary")]
         tributary: String,
+        /// Write a backfill DAG in N parts instead (`tributary_<name>_backfill.py`),
+        /// started by hand: the parts run side by side, then one commit publishes them all,
+        /// or an abort removes them when a part failed.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
+        partitions: Option<u32>,
     },
     /// Flows as Kubernetes objects, a YAML file per flow (`tributary-<name>.yaml`): a
     /// ConfigMap with the flow file and a CronJob on its schedule, or for a flow run on
@@ -104,6 +109,7 @@ pub fn export(action: ExportAction) -> anyhow::Result<u8> {
             operator,
             image,
             tributary,
+            partitions,
         } => {
             let operator = match (operator, image) {
                 (OperatorKind::Bash, None) => Operator::Bash,
@@ -124,6 +130,7 @@ pub fn export(action: ExportAction) -> anyhow::Result<u8> {
                 tributary,
                 params: params.into_iter().collect::<IndexMap<_, _>>(),
                 today: jiff::Zoned::now().date(),
+                partitions,
             };
             export_airflow(&flows, &output, &options)
         }

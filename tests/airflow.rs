@@ -372,3 +372,114 @@ fn a_kubernetes_dag_carries_the_flow_to_a_pod_of_the_image() {
         "{text}"
     );
 }
+
+/// A backfill DAG in four parts (`--partitions 4`) run by Airflow: the mapped parts stage,
+/// the commit publishes exactly what one run writes; when a part fails, the abort task
+/// removes what the others staged and nothing is published.
+#[test]
+fn a_backfill_dag_commits_its_parts_or_aborts_them_all() {
+    let scratch = Scratch::new();
+    let data = scratch.path().join("in");
+    std::fs::create_dir_all(&data).unwrap();
+    for f in 0..8 {
+        let mut text = String::from("id,amount\n");
+        for r in 0..40 {
+            text += &format!("{},{r}\n", f * 100 + r);
+        }
+        std::fs::write(data.join(format!("{f}.csv")), text).unwrap();
+    }
+    let mut f = flow(
+        vec![
+            node(
+                "src",
+                "source.file",
+                json!({"path": "in/*.csv", "fail_on_first_error": true}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("src", "out")],
+    );
+    f["name"] = json!("Orders history");
+    // A failed part fails at once: no retries to wait for in the test.
+    f["service"] = json!({"retries": 0});
+    let path = scratch.flow("history.json", &f);
+    let home = airflow_home(&scratch);
+    let exported = scratch.cli(&[
+        "export",
+        "airflow",
+        path.to_str().unwrap(),
+        "-o",
+        home.join("dags").to_str().unwrap(),
+        "--partitions",
+        "4",
+        "--tributary",
+        env!("CARGO_BIN_EXE_tributary"),
+    ]);
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    let dags_test = || {
+        let run = Command::new(airflow_bin().join("airflow"))
+            .args(["dags", "test", "tributary_orders_history_backfill"])
+            .env("AIRFLOW_HOME", &home)
+            .env("AIRFLOW__CORE__DAGS_FOLDER", home.join("dags"))
+            .env("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+            .env("TRIBUTARY_HOME", scratch.home())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        stdout(&run) + stderr(&run).as_str()
+    };
+    let out = scratch.path().join("out");
+    let published = || -> Vec<String> {
+        common::files_under(&out)
+            .into_iter()
+            .filter(|f| !f.contains(".tributary-staging"))
+            .collect()
+    };
+    let said = dags_test();
+    assert!(said.contains("state=success"), "{said}");
+    let mut ids: Vec<i64> = published()
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(out.join(f))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<Value>(l).unwrap()["id"]
+                        .as_i64()
+                        .unwrap()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    ids.sort();
+    let expected: Vec<i64> = (0..8)
+        .flat_map(|f| (0..40).map(move |r| f * 100 + r))
+        .collect();
+    assert_eq!(ids, expected, "every record once");
+    let runs = scratch.cli(&["runs", "--json"]);
+    let runs: Vec<Value> = serde_json::from_str(&stdout(&runs)).unwrap();
+    let whole: Vec<&Value> = runs
+        .iter()
+        .filter(|r| r["trigger"] == "partitioned: 4 parts, committed")
+        .collect();
+    assert_eq!(whole.len(), 1, "{runs:#?}");
+    assert_eq!(whole[0]["records_written"], 320);
+
+    // One file that does not read: its part fails, the others' output is removed.
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::write(data.join("5.csv"), "id,amount\n1,\"unclosed\n").unwrap();
+    let said = dags_test();
+    assert!(said.contains("state=failed"), "{said}");
+    assert!(published().is_empty(), "{:?}", common::files_under(&out));
+    assert!(
+        !common::files_under(&out)
+            .iter()
+            .any(|f| f.contains("commit.json")),
+        "the abort removed what the parts staged: {:?}",
+        common::files_under(&out)
+    );
+}
