@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Scratch, flow, node, stderr, stdout};
+use common::{Scratch, flow, leads_flow, node, stderr, stdout};
 use serde_json::{Value, json};
 
 fn airflow_bin() -> PathBuf {
@@ -55,30 +55,6 @@ fn dag_facts(folder: &Path, after: &str, count: usize) -> Value {
     serde_json::from_str(&report).unwrap()
 }
 
-fn scheduled(scratch: &Scratch, file: &str, name: &str, trigger: Value, service: Value) -> PathBuf {
-    let mut f = flow(
-        vec![
-            node(
-                "src",
-                "source.demo_crm",
-                json!({"object": "Lead", "records": 10}),
-            ),
-            node(
-                "out",
-                "destination.local",
-                json!({"folder": "out", "format": "csv"}),
-            ),
-        ],
-        &[("src", "out")],
-    );
-    f["name"] = json!(name);
-    f["trigger"] = trigger;
-    if !service.is_null() {
-        f["service"] = service;
-    }
-    scratch.flow(file, &f)
-}
-
 /// Tributary's own next run times of a flow, as UTC instants.
 fn tributary_next(scratch: &Scratch, path: &Path, from: &str, count: usize) -> Vec<String> {
     let out = scratch.cli(&[
@@ -105,7 +81,7 @@ fn tributary_next(scratch: &Scratch, path: &Path, from: &str, count: usize) -> V
 #[test]
 fn dags_import_in_airflow_and_keep_each_flows_schedule() {
     let scratch = Scratch::new();
-    let berlin = scheduled(
+    let berlin = leads_flow(
         &scratch,
         "berlin.json",
         "Daily Sales (EU)",
@@ -113,7 +89,7 @@ fn dags_import_in_airflow_and_keep_each_flows_schedule() {
                "time_zone": "Europe/Berlin", "end": "2027-06-30T00:00:00Z"}),
         json!({"retries": 3, "retry_after_seconds": 120, "deactivate_after": 5}),
     );
-    let new_york = scheduled(
+    let new_york = leads_flow(
         &scratch,
         "ny.json",
         "Twice a month",
@@ -121,7 +97,7 @@ fn dags_import_in_airflow_and_keep_each_flows_schedule() {
                "time_zone": "America/New_York"}),
         Value::Null,
     );
-    let quarter = scheduled(
+    let quarter = leads_flow(
         &scratch,
         "quarter.json",
         "Every quarter hour",
@@ -129,7 +105,7 @@ fn dags_import_in_airflow_and_keep_each_flows_schedule() {
                "start": "2026-12-01T08:00:00Z", "pull_mode": "complete"}),
         Value::Null,
     );
-    let by_hand = scheduled(
+    let by_hand = leads_flow(
         &scratch,
         "hand.json",
         "By hand",
@@ -215,21 +191,21 @@ fn dags_import_in_airflow_and_keep_each_flows_schedule() {
 #[test]
 fn flows_airflow_cannot_run_are_refused_and_nothing_is_written() {
     let scratch = Scratch::new();
-    let event = scheduled(
+    let event = leads_flow(
         &scratch,
         "event.json",
         "On files",
         json!({"type": "event", "source": "file", "folder": "in"}),
         Value::Null,
     );
-    let last_day = scheduled(
+    let last_day = leads_flow(
         &scratch,
         "last.json",
         "Month end",
         json!({"type": "schedule", "expression": "cron(0 18 L * ? *)"}),
         Value::Null,
     );
-    let twin = scheduled(
+    let twin = leads_flow(
         &scratch,
         "twin.json",
         "Month end",
@@ -273,7 +249,7 @@ fn flows_airflow_cannot_run_are_refused_and_nothing_is_written() {
 #[test]
 fn a_dag_runs_its_flow_with_airflow_dags_test() {
     let scratch = Scratch::new();
-    let path = scheduled(
+    let path = leads_flow(
         &scratch,
         "nightly.json",
         "Nightly leads",
@@ -318,7 +294,7 @@ fn a_dag_runs_its_flow_with_airflow_dags_test() {
 #[test]
 fn a_kubernetes_dag_carries_the_flow_to_a_pod_of_the_image() {
     let scratch = Scratch::new();
-    let path = scheduled(
+    let path = leads_flow(
         &scratch,
         "hourly.json",
         "Hourly leads",

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Scratch, flow, node, stderr, stdout};
+use common::{Scratch, leads_flow, stderr, stdout};
 use serde_json::{Value, json};
 
 fn validator() -> PathBuf {
@@ -33,34 +33,10 @@ fn objects(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn a_flow(scratch: &Scratch, file: &str, name: &str, trigger: Value, service: Value) -> PathBuf {
-    let mut f = flow(
-        vec![
-            node(
-                "src",
-                "source.demo_crm",
-                json!({"object": "Lead", "records": 10}),
-            ),
-            node(
-                "out",
-                "destination.local",
-                json!({"folder": "out", "format": "csv"}),
-            ),
-        ],
-        &[("src", "out")],
-    );
-    f["name"] = json!(name);
-    f["trigger"] = trigger;
-    if !service.is_null() {
-        f["service"] = service;
-    }
-    scratch.flow(file, &f)
-}
-
 #[test]
 fn flows_become_objects_kubernetes_takes_strictly() {
     let scratch = Scratch::new();
-    let berlin = a_flow(
+    let berlin = leads_flow(
         &scratch,
         "berlin.json",
         "Daily Sales (EU)",
@@ -68,14 +44,14 @@ fn flows_become_objects_kubernetes_takes_strictly() {
                "time_zone": "Europe/Berlin", "pull_mode": "complete"}),
         json!({"retries": 3, "missed": "skip"}),
     );
-    let six_hourly = a_flow(
+    let six_hourly = leads_flow(
         &scratch,
         "six.json",
         "Six hourly",
         json!({"type": "schedule", "expression": "rate(6 hours)"}),
         Value::Null,
     );
-    let by_hand = a_flow(
+    let by_hand = leads_flow(
         &scratch,
         "hand.json",
         "By hand",
@@ -213,14 +189,14 @@ fn the_validator_refuses_what_kubernetes_would() {
 #[test]
 fn flows_kubernetes_cannot_run_are_refused_and_nothing_is_written() {
     let scratch = Scratch::new();
-    let event = a_flow(
+    let event = leads_flow(
         &scratch,
         "event.json",
         "On files",
         json!({"type": "event", "source": "file", "folder": "in"}),
         Value::Null,
     );
-    let odd = a_flow(
+    let odd = leads_flow(
         &scratch,
         "odd.json",
         "Every seven minutes",

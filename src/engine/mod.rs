@@ -462,15 +462,15 @@ async fn execute(
         Ok(state) => state,
         Err(message) => return Outcome::failed(None, message, &handles),
     };
-    // A run of the flow holds its lock to the end: a second run would read the same
-    // window, and finish the same interrupted commit, as this one.
     if matches!(mode, Mode::Run)
         && opts.partition.is_some()
         && let Err((node, message)) = partitionable(plan, &selected)
     {
         return Outcome::failed(node.as_deref(), message, &handles);
     }
-    // The parts of a partitioned run go side by side; each part once at a time.
+    // A run of the flow holds its lock to the end: a second run would read the same
+    // window, and finish the same interrupted commit, as this one. The parts of a
+    // partitioned run go side by side, each part once at a time.
     let lock_name = match &opts.partition {
         Some(p) => format!(
             "{} (part {} of {} of run {})",

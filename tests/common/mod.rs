@@ -156,6 +156,38 @@ pub fn count_records(path: &Path) -> u64 {
 }
 
 /// A flow skeleton with nodes in a row and edges from `edges` pairs.
+/// A flow `name` writing 10 demo leads as CSV into `out`, on `trigger`, with the
+/// `service` settings given (none when null), saved as `file` in the scratch folder.
+pub fn leads_flow(
+    scratch: &Scratch,
+    file: &str,
+    name: &str,
+    trigger: Value,
+    service: Value,
+) -> PathBuf {
+    let mut f = flow(
+        vec![
+            node(
+                "src",
+                "source.demo_crm",
+                serde_json::json!({"object": "Lead", "records": 10}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                serde_json::json!({"folder": "out", "format": "csv"}),
+            ),
+        ],
+        &[("src", "out")],
+    );
+    f["name"] = serde_json::json!(name);
+    f["trigger"] = trigger;
+    if !service.is_null() {
+        f["service"] = service;
+    }
+    scratch.flow(file, &f)
+}
+
 pub fn flow(nodes: Vec<Value>, edges: &[(&str, &str)]) -> Value {
     serde_json::json!({
         "format": "tributary.flow/1",

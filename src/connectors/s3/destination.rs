@@ -136,15 +136,7 @@ impl NodeKind for S3Destination {
         "Write CSV, JSON lines or Parquet objects to an S3 bucket or an S3-compatible store";
 
     fn finish_commit(plan: &serde_json::Value, dirs: &Dirs) -> Result<Published, NodeError> {
-        let plan: CommitPlan = serde_json::from_value(plan.clone())
-            .map_err(|e| NodeError::msg(format!("the commit record cannot be read: {e}")))?;
-        let access = Access::resolve(
-            dirs,
-            plan.reach.connection.as_deref(),
-            plan.reach.region.as_deref(),
-            plan.reach.endpoint_url.as_deref(),
-        )?;
-        let uploads: Vec<StagedObject> = plan.objects.iter().map(|o| o.upload.clone()).collect();
+        let (plan, access, uploads) = CommitPlan::read(plan, dirs)?;
         let registered = block_on(async {
             let client = access.client().await?;
             upload::finish(&client, &access, &plan.bucket, &uploads).await?;
@@ -161,15 +153,7 @@ impl NodeKind for S3Destination {
     }
 
     fn abort_plan(plan: &serde_json::Value, dirs: &Dirs) -> Result<(), NodeError> {
-        let plan: CommitPlan = serde_json::from_value(plan.clone())
-            .map_err(|e| NodeError::msg(format!("the staged part cannot be read: {e}")))?;
-        let access = Access::resolve(
-            dirs,
-            plan.reach.connection.as_deref(),
-            plan.reach.region.as_deref(),
-            plan.reach.endpoint_url.as_deref(),
-        )?;
-        let uploads: Vec<StagedObject> = plan.objects.iter().map(|o| o.upload.clone()).collect();
+        let (plan, access, uploads) = CommitPlan::read(plan, dirs)?;
         block_on(async {
             let client = access.client().await?;
             upload::abandon(&client, &access, &plan.bucket, &uploads).await
@@ -403,6 +387,24 @@ struct PlannedObject {
 }
 
 impl CommitPlan {
+    /// A plan as a commit record keeps it, with the access it was made with and its
+    /// uploads.
+    fn read(
+        plan: &serde_json::Value,
+        dirs: &Dirs,
+    ) -> Result<(CommitPlan, Access, Vec<StagedObject>), NodeError> {
+        let plan: CommitPlan = serde_json::from_value(plan.clone())
+            .map_err(|e| NodeError::msg(format!("the commit record cannot be read: {e}")))?;
+        let access = Access::resolve(
+            dirs,
+            plan.reach.connection.as_deref(),
+            plan.reach.region.as_deref(),
+            plan.reach.endpoint_url.as_deref(),
+        )?;
+        let uploads = plan.objects.iter().map(|o| o.upload.clone()).collect();
+        Ok((plan, access, uploads))
+    }
+
     fn outputs(&self) -> Vec<OutputLocation> {
         self.objects
             .iter()

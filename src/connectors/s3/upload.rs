@@ -306,10 +306,6 @@ async fn complete(
         .map(|_| ())
 }
 
-/// Finishes a commit that a killed run left: completes each upload not completed yet (S3
-/// answers `NoSuchUpload` for one that was; its object is then there). Safe to run again.
-/// When an upload cannot be completed, every object of the commit is removed and every
-/// upload aborted: the run's output is absent, and its records are read again.
 /// Removes objects, one request each; S3 answers a removal of a missing key as done.
 pub async fn remove(
     client: &Client,
@@ -363,6 +359,10 @@ pub async fn abandon(
     Ok(())
 }
 
+/// Finishes a commit that a killed run left: completes each upload not completed yet (S3
+/// answers `NoSuchUpload` for one that was; its object is then there). Safe to run again.
+/// When an upload cannot be completed, every object of the commit is removed and every
+/// upload aborted: the run's output is absent, and its records are read again.
 pub async fn finish(
     client: &Client,
     access: &Access,
