@@ -217,6 +217,56 @@ fn wait_until_staging(out: &Path) {
     }
 }
 
+/// A commit of a partitioned run publishes into the flow's destinations: it holds the
+/// flow's lock like a run, so it never publishes while a run of the flow finishes its own
+/// (or another commit the same).
+#[test]
+fn a_commit_is_refused_while_the_flow_runs_and_goes_through_after() {
+    let scratch = Scratch::new();
+    let long = long_flow(&scratch);
+    let mut parts: Value = serde_json::from_str(&std::fs::read_to_string(&long).unwrap()).unwrap();
+    parts["nodes"][0]["config"]["records"] = json!(2000);
+    parts["nodes"][1]["config"]["folder"] = json!("parts");
+    let parts = scratch.flow("parts.json", &parts);
+    let parts = parts.to_str().unwrap();
+    for i in ["0", "1"] {
+        let staged = scratch.cli(&[
+            "run",
+            parts,
+            "--partitions",
+            "2",
+            "--partition",
+            i,
+            "--run-id",
+            "p-1",
+            "--stage-only",
+        ]);
+        assert!(staged.status.success(), "{}", stderr(&staged));
+    }
+    let running = spawn_run(&scratch, &long);
+    wait_until_staging(&scratch.path().join("out"));
+    let refused = scratch.cli(&["commit", parts, "--run-id", "p-1"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    assert!(
+        stderr(&refused).contains(&format!("process {}", running.id())),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        files_under(&scratch.path().join("parts"))
+            .iter()
+            .all(|f| f.contains(".tributary-staging"))
+    );
+    drop(running);
+    let committed = scratch.cli(&["commit", parts, "--run-id", "p-1"]);
+    assert!(committed.status.success(), "{}", stderr(&committed));
+    assert!(
+        stdout(&committed).contains("2000 records written"),
+        "{}",
+        stdout(&committed)
+    );
+}
+
 /// Two workers, each with a home of its own, sharing one state database (the PostgreSQL
 /// pass of the test script): a flow runs on one of them at a time, and both see one
 /// history. With the state in a file of each home there is nothing shared to test.

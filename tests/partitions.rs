@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Scratch, files_under, flow, node, stderr, stdout};
+use common::{Scratch, cli_killed_at_rename, files_under, flow, node, stderr, stdout};
 use serde_json::{Value, json};
 
 /// 5,000 demo opportunities into JSON lines in the folder `${output}`.
@@ -209,6 +209,65 @@ fn a_missing_part_commits_nothing_and_abort_removes_what_was_staged() {
         "{}",
         stderr(&after)
     );
+}
+
+#[test]
+fn a_commit_killed_at_any_rename_is_finished_by_the_next_and_counted_once() {
+    let mut kills = 0;
+    // The commit of 4 parts renames a few files; a kill at each of them, and one past them.
+    for k in 1..=12 {
+        let scratch = Scratch::new();
+        let path = backfill(&scratch);
+        let out = scratch.path().join("out");
+        for i in 0..4 {
+            assert!(part(&scratch, &path, i, "bf-k").status.success());
+        }
+        let flow = path.to_str().unwrap();
+        let killed = cli_killed_at_rename(&scratch, None, &["commit", flow, "--run-id", "bf-k"], k);
+        if killed.success() {
+            // Fewer renames than k: the commit ran through.
+            assert!(kills >= 2, "the commit renamed files: {kills} kills");
+            assert_eq!(published(&out).len(), 5000);
+            break;
+        }
+        kills += 1;
+        // Killed inside the commit: an abort may no longer undo it.
+        let abort = scratch.cli(&["abort", flow, "--run-id", "bf-k"]);
+        assert_eq!(abort.status.code(), Some(1), "k={k}");
+        assert!(
+            stderr(&abort).contains("has begun, so it cannot be undone"),
+            "k={k}: {}",
+            stderr(&abort)
+        );
+        let again = scratch.cli(&["commit", flow, "--run-id", "bf-k"]);
+        assert!(again.status.success(), "k={k}: {}", stderr(&again));
+        let lines = published(&out);
+        assert_eq!(lines.len(), 5000, "k={k}: every record once");
+        let mut unique = lines.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), 5000, "k={k}");
+        assert!(
+            !files_under(&out)
+                .iter()
+                .any(|f| f.contains(".tributary-staging")),
+            "k={k}: nothing left staged"
+        );
+        let runs = history(&scratch);
+        let whole: Vec<&Value> = runs
+            .iter()
+            .filter(|r| r["execution_id"] == "bf-k")
+            .collect();
+        assert_eq!(whole.len(), 1, "k={k}: {runs:#?}");
+        assert_eq!(whole[0]["records_written"], 5000, "k={k}");
+        assert_eq!(whole[0]["records_processed"], 5000, "k={k}");
+        let third = scratch.cli(&["commit", flow, "--run-id", "bf-k"]);
+        assert!(
+            stderr(&third).contains("no part of run bf-k"),
+            "k={k}: {}",
+            stderr(&third)
+        );
+    }
+    assert!(kills >= 2, "{kills}");
 }
 
 #[test]

@@ -1839,3 +1839,140 @@ fn four_parts_of_an_s3_run_publish_together_what_one_run_writes() {
     );
     assert_eq!(lines("parts/").len(), 400, "only the first run's records");
 }
+
+/// A partitioned run of an incremental source reads one window, whose end is the start of
+/// its first part: objects written while the parts run are left to the next run, whatever
+/// part they fall to. The commit saves where the parts got to together; the next run goes
+/// on from there. A run that moved the watermark while parts were staged makes their
+/// commit refuse, as it would publish the same records again.
+#[test]
+fn a_partitioned_incremental_run_saves_one_watermark_and_loses_nothing_written_meanwhile() {
+    let b = bucket("parts-incremental");
+    let c = client();
+    let put = |key: String, id: u32| {
+        block_on(
+            c.put_object()
+                .bucket(&b)
+                .key(key)
+                .body(ByteStream::from(format!("{{\"id\": {id}}}\n").into_bytes()))
+                .send(),
+        )
+        .unwrap();
+    };
+    for id in 0..12 {
+        put(format!("in/early-{id}.jsonl"), id);
+    }
+    let scratch = Scratch::new();
+    let mut f = flow(
+        vec![
+            node(
+                "s3",
+                "source.s3",
+                json!({"bucket": b, "prefix": "in/", "format": "jsonl", "incremental": true}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "${folder}", "format": "jsonl"}),
+            ),
+        ],
+        &[("s3", "out")],
+    );
+    f["name"] = json!("Incremental lake");
+    f["params"] = json!({"folder": "out"});
+    let path = scratch.flow("flow.json", &f);
+    let flow_path = path.to_str().unwrap();
+    let s = server();
+    let cli = |args: &[&str]| {
+        tributary(&scratch, s, &s.key_id, &s.secret)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let part = |i: u32, run_id: &str| {
+        let o = cli(&[
+            "run",
+            flow_path,
+            "--partitions",
+            "4",
+            "--partition",
+            &i.to_string(),
+            "--run-id",
+            run_id,
+            "--stage-only",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    let read_into = |folder: &str| -> Vec<i64> {
+        let o = cli(&[
+            "run",
+            flow_path,
+            "--json",
+            "--param",
+            &format!("folder={folder}"),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let record: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let mut ids: Vec<i64> = record["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|o| {
+                ids_in(&std::fs::read_to_string(o["location"].as_str().unwrap()).unwrap())
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    let published = |folder: &str| -> Vec<i64> {
+        let dir = scratch.path().join(folder);
+        let mut ids: Vec<i64> = common::files_under(&dir)
+            .iter()
+            .filter(|f| !f.contains(".tributary-staging"))
+            .flat_map(|f| ids_in(&std::fs::read_to_string(dir.join(f)).unwrap()))
+            .collect();
+        ids.sort();
+        ids
+    };
+
+    part(0, "bf-1");
+    // Written after the first part began (the stamps are to the second): past the window.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for id in 100..108 {
+        put(format!("in/late-{id}.jsonl"), id);
+    }
+    for i in 1..4 {
+        part(i, "bf-1");
+    }
+    let committed = cli(&["commit", flow_path, "--run-id", "bf-1"]);
+    assert!(committed.status.success(), "{}", stderr(&committed));
+    assert_eq!(published("out"), (0..12).collect::<Vec<i64>>());
+    // The next run reads exactly what the window left out.
+    assert_eq!(read_into("next"), (100..108).collect::<Vec<i64>>());
+    assert_eq!(read_into("after"), Vec::<i64>::new());
+
+    // Parts staged from the saved watermark; a whole run moves it meanwhile: the parts
+    // would publish its records again, so their commit is refused and they are aborted.
+    put("in/later-200.jsonl".into(), 200);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for i in 0..4 {
+        part(i, "bf-2");
+    }
+    assert_eq!(read_into("whole"), [200]);
+    let refused = cli(&["commit", flow_path, "--run-id", "bf-2"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains(
+            "a run of \"Incremental lake\" read `s3` on from where the parts of run bf-2 began"
+        ),
+        "{}",
+        stderr(&refused)
+    );
+    let aborted = cli(&["abort", flow_path, "--run-id", "bf-2"]);
+    assert!(aborted.status.success(), "{}", stderr(&aborted));
+    assert_eq!(
+        published("out"),
+        (0..12).collect::<Vec<i64>>(),
+        "the aborted parts published nothing"
+    );
+}

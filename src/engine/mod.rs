@@ -455,7 +455,7 @@ async fn execute(
 
     // Build every runtime before anything runs, so a config the runtime refuses fails the
     // run before it reads a single record.
-    let started = Utc::now();
+    let mut started = Utc::now();
     // Where each source left off last time; a source that does not pull incrementally
     // ignores it.
     let mut state = match StateStore::open(&opts.dirs) {
@@ -498,9 +498,8 @@ async fn execute(
         return Outcome::failed(None, message, &handles);
     }
     let mut from: Vec<Option<serde_json::Value>> = vec![None; n];
+    let mut full = opts.full;
     for (i, node) in plan.nodes.iter().enumerate() {
-        // A partitioned run is a backfill: its parts read everything and move no watermark.
-        let full = opts.full || opts.partition.is_some();
         if selected[i] && node.kind.role == crate::node::Role::Source && !full {
             match state.watermark(&plan.flow_name, &node.id) {
                 Ok(mark) => from[i] = mark,
@@ -508,9 +507,33 @@ async fn execute(
             }
         }
     }
+    if let (Mode::Run, Some(p)) = (&mode, &opts.partition) {
+        // Every part reads its share of one window: the first part to start sets where
+        // the window starts and ends (the run's start), the others take it.
+        let window: serde_json::Map<String, serde_json::Value> = plan
+            .nodes
+            .iter()
+            .zip(&from)
+            .filter_map(|(node, mark)| Some((node.id.clone(), mark.clone()?)))
+            .collect();
+        let agreed = serde_json::json!({"full": full, "from": window});
+        match state.join_partitioned_run(&plan.flow_name, &p.run_id, &started.to_rfc3339(), &agreed)
+        {
+            Ok((at, agreed)) => {
+                started = chrono::DateTime::parse_from_rfc3339(&at)
+                    .map(|t| t.to_utc())
+                    .unwrap_or(started);
+                full = agreed["full"].as_bool().unwrap_or(full);
+                for (i, node) in plan.nodes.iter().enumerate() {
+                    from[i] = agreed["from"].get(&node.id).cloned();
+                }
+            }
+            Err(message) => return Outcome::failed(None, message, &handles),
+        }
+    }
     // A run that reads everything ignores where the first run would start.
     let first_run_from = match plan.trigger.first_run_from() {
-        Ok(at) => at.filter(|_| !opts.full),
+        Ok(at) => at.filter(|_| !full),
         Err(e) => return Outcome::failed(None, e.message, &handles),
     };
     let marks: Vec<Arc<Mutex<Option<serde_json::Value>>>> =
@@ -857,7 +880,16 @@ fn finish_interrupted_commits(
         }
         let marks: Vec<(String, serde_json::Value)> =
             serde_json::from_value(record["watermarks"].clone()).unwrap_or_default();
-        if finished {
+        if let Ok(run) = serde_json::from_value::<crate::state::RunRow>(record["run"].clone()) {
+            // A partitioned run's commit: what the parts staged is still theirs to commit
+            // or abort, so it is never dropped here.
+            if !finished {
+                return Err(format!(
+                    "the commit of the partitioned run {execution_id} was stopped while it published and cannot be finished now: `tributary commit` or `tributary abort` it with --run-id {execution_id}"
+                ));
+            }
+            state.end_partitioned_commit(&plan.flow_name, &run, &marks)?;
+        } else if finished {
             state.end_commit(&plan.flow_name, &execution_id, &marks)?;
         } else {
             state.drop_commit(&execution_id)?;
@@ -1071,7 +1103,7 @@ fn keep_for_commit(
             }
         }
     }
-    let record = serde_json::json!({ "destinations": kept });
+    let record = serde_json::json!({ "destinations": kept, "watermarks": commit.reached });
     if failure.is_none() {
         match commit.state.stage_partition(
             &commit.flow,
@@ -1161,10 +1193,63 @@ pub struct Committed {
 
 /// Publishes what every part of the partitioned run `run_id` of the flow staged, at once,
 /// when every part staged; refuses, naming the missing parts, otherwise. Written as a
-/// commit record first, so that an interrupted commit is finished by the next `commit` (or
-/// run of the flow) and never half published.
+/// commit record first (with the watermarks the parts reached together and the whole run's
+/// figures), so that an interrupted commit is finished by the next `commit` (or run of the
+/// flow) and never half published. Holds the flow's lock: two commits, or a commit and a
+/// run of the flow, never publish at once.
 pub fn commit_partitions(plan: &Plan, dirs: &Dirs, run_id: &str) -> Result<Committed, String> {
     let mut state = StateStore::open(dirs)?;
+    let _lock = RunLock::take_for_run(dirs, state.is_shared(), &plan.flow_name, run_id)?;
+    let begun = state
+        .pending_commits(&plan.flow_name)?
+        .into_iter()
+        .find(|(id, _)| id == run_id);
+    let record = match begun {
+        // Killed while it published: finish what it began.
+        Some((_, record)) => record,
+        None => {
+            let record = partitioned_commit_record(plan, &state, run_id)?;
+            state.begin_commit(&plan.flow_name, run_id, &record)?;
+            record
+        }
+    };
+    let mut outputs = Vec::new();
+    for d in record["destinations"].as_array().into_iter().flatten() {
+        let node = d["node"].as_str().unwrap_or_default();
+        let kind = d["type"].as_str().unwrap_or_default();
+        let Some(t) = plan.nodes.iter().map(|n| n.kind).find(|t| t.name == kind) else {
+            return Err(format!(
+                "`{node}` ({kind}) staged part of run {run_id} but is no longer in the flow: put it back to commit the run, or abort it"
+            ));
+        };
+        let done = (t.finish_commit)(&d["plan"], dirs).map_err(|e| {
+            format!("`{node}` could not publish its part of run {run_id}: {e}; `tributary commit` again finishes it")
+        })?;
+        outputs.extend(done.outputs);
+    }
+    let mut run: crate::state::RunRow = serde_json::from_value(record["run"].clone())
+        .map_err(|e| format!("the commit record of run {run_id} is damaged: {e}"))?;
+    run.records_written = outputs.iter().map(|o| o.records).sum();
+    run.bytes_written = outputs.iter().map(|o| o.bytes).sum();
+    let marks: Vec<(String, serde_json::Value)> =
+        serde_json::from_value(record["watermarks"].clone()).unwrap_or_default();
+    state.end_partitioned_commit(&plan.flow_name, &run, &marks)?;
+    Ok(Committed {
+        parts: record["parts"].as_u64().unwrap_or_default() as u32,
+        outputs,
+        run,
+    })
+}
+
+/// What committing the partitioned run `run_id` publishes and saves: every part's staged
+/// output, the watermarks they reached together, the whole run's figures. Refused while a
+/// part is missing, and when a run of the flow moved its watermarks since the parts began
+/// (committing would publish records that run published too).
+fn partitioned_commit_record(
+    plan: &Plan,
+    state: &StateStore,
+    run_id: &str,
+) -> Result<serde_json::Value, String> {
     let staged = state.staged_partitions(&plan.flow_name, run_id)?;
     let Some(first) = staged.first() else {
         return Err(format!(
@@ -1185,47 +1270,48 @@ pub fn commit_partitions(plan: &Plan, dirs: &Dirs, run_id: &str) -> Result<Commi
             if missing.len() == 1 { "it" } else { "them" },
         ));
     }
-    let destinations: Vec<serde_json::Value> = staged
+    let (_, agreed) = state.partitioned_run(run_id)?.unwrap_or_default();
+    let full = agreed["full"].as_bool().unwrap_or(true);
+    let mut marks = Vec::new();
+    for node in plan
+        .nodes
         .iter()
-        .flat_map(|s| {
-            s.record["destinations"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .collect();
-    let record = serde_json::json!({ "destinations": destinations, "watermarks": [] });
-    if !state
-        .pending_commits(&plan.flow_name)?
-        .iter()
-        .any(|(id, _)| id == run_id)
+        .filter(|n| n.kind.role == crate::node::Role::Source)
     {
-        state.begin_commit(&plan.flow_name, run_id, &record)?;
-    }
-    let mut outputs = Vec::new();
-    for d in &destinations {
-        let node = d["node"].as_str().unwrap_or_default();
-        let kind = d["type"].as_str().unwrap_or_default();
-        let Some(t) = plan.nodes.iter().map(|n| n.kind).find(|t| t.name == kind) else {
+        let saved = state.watermark(&plan.flow_name, &node.id)?;
+        let from = agreed["from"].get(&node.id);
+        if !full && saved.as_ref() != from {
             return Err(format!(
-                "`{node}` ({kind}) staged part of run {run_id} but is no longer in the flow: put it back to commit the run, or abort it"
+                "a run of \"{}\" read `{}` on from where the parts of run {run_id} began, so committing them would publish its records again: `tributary abort` the run and run the parts again",
+                plan.flow_name, node.id
             ));
-        };
-        let done = (t.finish_commit)(&d["plan"], dirs).map_err(|e| {
-            format!("`{node}` could not publish its part of run {run_id}: {e}; `tributary commit` again finishes it")
-        })?;
-        outputs.extend(done.outputs);
+        }
+        let reached: Vec<serde_json::Value> = staged
+            .iter()
+            .filter_map(|s| {
+                s.record["watermarks"]
+                    .as_array()?
+                    .iter()
+                    .find(|m| m[0] == node.id.as_str())
+                    .map(|m| m[1].clone())
+            })
+            .collect();
+        let together =
+            crate::node::mark::combine(&reached).map_err(|e| format!("`{}`: {e}", node.id))?;
+        // A backfill never moves a source back behind where a later run got to.
+        if let Some(mark) = together
+            && saved
+                .as_ref()
+                .is_none_or(|s| !crate::node::mark::is_newer(s, &mark))
+        {
+            marks.push((node.id.clone(), mark));
+        }
     }
-    let parts: Vec<String> = staged.iter().map(|s| s.execution_id.clone()).collect();
-    let rows = state.runs(&crate::state::RunFilter {
-        flow: Some(plan.flow_name.clone()),
-        ..Default::default()
-    })?;
-    let of_parts: Vec<&crate::state::RunRow> = rows
-        .iter()
-        .filter(|r| parts.contains(&r.execution_id))
-        .collect();
-    let started_at = of_parts
+    let mut parts = Vec::new();
+    for s in &staged {
+        parts.extend(state.run(&s.execution_id)?);
+    }
+    let started_at = parts
         .iter()
         .map(|r| r.started_at.clone())
         .min()
@@ -1239,26 +1325,35 @@ pub fn commit_partitions(plan: &Plan, dirs: &Dirs, run_id: &str) -> Result<Commi
         duration_seconds: chrono::DateTime::parse_from_rfc3339(&started_at)
             .map(|s| (Utc::now() - s.to_utc()).num_milliseconds() as f64 / 1000.0)
             .unwrap_or_default(),
-        records_processed: of_parts.iter().map(|r| r.records_processed).sum(),
-        records_written: outputs.iter().map(|o| o.records).sum(),
-        records_rejected: of_parts.iter().map(|r| r.records_rejected).sum(),
-        bytes_written: outputs.iter().map(|o| o.bytes).sum(),
-        cost_usd: of_parts.iter().map(|r| r.cost_usd).sum(),
+        records_processed: parts.iter().map(|r| r.records_processed).sum(),
+        records_written: parts.iter().map(|r| r.records_written).sum(),
+        records_rejected: parts.iter().map(|r| r.records_rejected).sum(),
+        bytes_written: parts.iter().map(|r| r.bytes_written).sum(),
+        cost_usd: parts.iter().map(|r| r.cost_usd).sum(),
         error: None,
     };
-    state.end_commit(&plan.flow_name, run_id, &[])?;
-    state.index_run(&run)?;
-    Ok(Committed {
-        parts: count,
-        outputs,
-        run,
-    })
+    let destinations: Vec<serde_json::Value> = staged
+        .iter()
+        .flat_map(|s| {
+            s.record["destinations"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "destinations": destinations,
+        "watermarks": marks,
+        "parts": count,
+        "run": run,
+    }))
 }
 
 /// Removes what every part of the partitioned run `run_id` staged, unless its commit has
 /// begun (then `tributary commit` finishes it). How many parts were removed.
 pub fn abort_partitions(plan: &Plan, dirs: &Dirs, run_id: &str) -> Result<usize, String> {
     let state = StateStore::open(dirs)?;
+    let _lock = RunLock::take_for_run(dirs, state.is_shared(), &plan.flow_name, run_id)?;
     if state
         .pending_commits(&plan.flow_name)?
         .iter()

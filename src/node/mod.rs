@@ -18,6 +18,7 @@ use crate::paths::Dirs;
 
 pub(crate) mod context;
 mod discovery;
+pub mod mark;
 mod metrics;
 
 pub use context::{Demand, ErrorSink, InFlight, SourceOutput, TransformContext};

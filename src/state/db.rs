@@ -247,6 +247,15 @@ const SCHEMA: &[&str] = &[
          staged_at TEXT NOT NULL,
          PRIMARY KEY (run_id, part)
      );",
+    // 4: what every part of a partitioned run agrees on, set by the first part to start:
+    // the run's start (the upper bound of every part's window) and the watermarks its
+    // window starts from.
+    "CREATE TABLE partitioned_runs (
+         run_id TEXT PRIMARY KEY,
+         flow TEXT NOT NULL,
+         started_at TEXT NOT NULL,
+         agreed TEXT NOT NULL
+     );",
 ];
 
 /// What a job on the PostgreSQL connection's thread does with the client.

@@ -36,7 +36,7 @@ pub struct StateStore {
 }
 
 /// A run as the history lists it; the run's folder holds the whole record.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunRow {
     pub execution_id: String,
     pub flow: String,
@@ -194,35 +194,17 @@ impl StateStore {
 
     /// Indexes a run (again, if it was).
     pub fn index_run(&self, run: &RunRow) -> Result<(), String> {
-        self.db.execute(
-            "INSERT INTO runs (execution_id, flow, status, trigger, started_at,
-                 duration_seconds, records_processed, records_written, records_rejected,
-                 bytes_written, cost_usd, error)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             ON CONFLICT (execution_id) DO UPDATE SET flow = excluded.flow,
-                 status = excluded.status, trigger = excluded.trigger,
-                 started_at = excluded.started_at, duration_seconds = excluded.duration_seconds,
-                 records_processed = excluded.records_processed,
-                 records_written = excluded.records_written,
-                 records_rejected = excluded.records_rejected,
-                 bytes_written = excluded.bytes_written, cost_usd = excluded.cost_usd,
-                 error = excluded.error",
-            &[
-                (&run.execution_id).into(),
-                (&run.flow).into(),
-                (&run.status).into(),
-                (&run.trigger).into(),
-                (&run.started_at).into(),
-                run.duration_seconds.into(),
-                (run.records_processed as i64).into(),
-                (run.records_written as i64).into(),
-                (run.records_rejected as i64).into(),
-                (run.bytes_written as i64).into(),
-                run.cost_usd.into(),
-                run.error.clone().into(),
-            ],
+        let (sql, params) = index_statement(run);
+        self.db.execute(sql, &params).map(|_| ())
+    }
+
+    /// One indexed run.
+    pub fn run(&self, execution_id: &str) -> Result<Option<RunRow>, String> {
+        let rows = self.db.query(
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE execution_id = $1"),
+            &[execution_id.into()],
         )?;
-        Ok(())
+        Ok(rows.first().map(|row| run_row(row)))
     }
 
     /// Takes a run out of the history.
@@ -244,15 +226,14 @@ impl StateStore {
     /// instant (RFC 3339), as asked.
     pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>, String> {
         let rows = self.db.query(
-            "SELECT execution_id, flow, status, trigger, started_at, duration_seconds,
-                 records_processed, records_written, records_rejected, bytes_written,
-                 cost_usd, error
-             FROM runs
-             WHERE (CAST($1 AS TEXT) IS NULL OR flow = $1)
-                 AND (CAST($2 AS TEXT) IS NULL OR status = $2)
-                 AND (CAST($3 AS TEXT) IS NULL OR started_at >= $3)
-             ORDER BY started_at DESC, execution_id DESC
-             LIMIT $4",
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM runs
+                 WHERE (CAST($1 AS TEXT) IS NULL OR flow = $1)
+                     AND (CAST($2 AS TEXT) IS NULL OR status = $2)
+                     AND (CAST($3 AS TEXT) IS NULL OR started_at >= $3)
+                 ORDER BY started_at DESC, execution_id DESC
+                 LIMIT $4"
+            ),
             &[
                 filter.flow.clone().into(),
                 filter.status.clone().into(),
@@ -260,23 +241,7 @@ impl StateStore {
                 filter.limit.map_or(i64::MAX, |l| l as i64).into(),
             ],
         )?;
-        Ok(rows
-            .into_iter()
-            .map(|row| RunRow {
-                execution_id: row[0].text().unwrap_or_default(),
-                flow: row[1].text().unwrap_or_default(),
-                status: row[2].text().unwrap_or_default(),
-                trigger: row[3].text().unwrap_or_default(),
-                started_at: row[4].text().unwrap_or_default(),
-                duration_seconds: row[5].float(),
-                records_processed: row[6].int() as u64,
-                records_written: row[7].int() as u64,
-                records_rejected: row[8].int() as u64,
-                bytes_written: row[9].int() as u64,
-                cost_usd: row[10].float(),
-                error: row[11].text(),
-            })
-            .collect())
+        Ok(rows.iter().map(|row| run_row(row)).collect())
     }
 
     /// Has the service run `flow` on its trigger from now on. Run times missed while it
@@ -429,11 +394,28 @@ impl StateStore {
             "DELETE FROM commits WHERE execution_id = $1",
             vec![execution_id.into()],
         ));
-        // A partitioned run's commit publishes what its parts staged: they are done.
+        statements.extend(forget_partitioned_run(execution_id));
+        self.db.transaction(&statements).map(|_| ())
+    }
+
+    /// A partitioned run's commit is done: saves its watermarks, indexes the whole run and
+    /// forgets its commit record and its parts, together — a kill before leaves the commit
+    /// for `tributary commit` to finish, a kill after has nothing left to do.
+    pub fn end_partitioned_commit(
+        &mut self,
+        flow: &str,
+        run: &RunRow,
+        marks: &[(String, Value)],
+    ) -> Result<(), String> {
+        let id = run.execution_id.as_str();
+        let saved_at = chrono::Utc::now().to_rfc3339();
+        let mut statements = save_marks(flow, id, &saved_at, marks);
         statements.push((
-            "DELETE FROM staged_partitions WHERE run_id = $1",
-            vec![execution_id.into()],
+            "DELETE FROM commits WHERE execution_id = $1",
+            vec![id.into()],
         ));
+        statements.extend(forget_partitioned_run(id));
+        statements.push(index_statement(run));
         self.db.transaction(&statements).map(|_| ())
     }
 
@@ -529,14 +511,59 @@ impl StateStore {
             .collect()
     }
 
-    /// Forgets every staged part of the partitioned run `run_id`.
+    /// Forgets every staged part of the partitioned run `run_id`, and what they agreed on.
     pub fn drop_partitions(&self, run_id: &str) -> Result<(), String> {
         self.db
-            .execute(
-                "DELETE FROM staged_partitions WHERE run_id = $1",
-                &[run_id.into()],
-            )
+            .transaction(&forget_partitioned_run(run_id))
             .map(|_| ())
+    }
+
+    /// Joins the partitioned run `run_id` of `flow`: the first part to start records
+    /// `started` (RFC 3339) and `agreed` (what its window starts from); every part gets
+    /// back what the first recorded, so that all read the same window.
+    pub fn join_partitioned_run(
+        &self,
+        flow: &str,
+        run_id: &str,
+        started: &str,
+        agreed: &Value,
+    ) -> Result<(String, Value), String> {
+        let (_, rows) = self.db.transaction(&[
+            (
+                "INSERT INTO partitioned_runs (run_id, flow, started_at, agreed)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (run_id) DO NOTHING",
+                vec![
+                    run_id.into(),
+                    flow.into(),
+                    started.into(),
+                    agreed.to_string().into(),
+                ],
+            ),
+            (
+                "SELECT flow, started_at, agreed FROM partitioned_runs WHERE run_id = $1",
+                vec![run_id.into()],
+            ),
+        ])?;
+        let row = rows
+            .first()
+            .ok_or_else(|| format!("run {run_id} could not be recorded"))?;
+        let owner = row[0].text().unwrap_or_default();
+        if owner != flow {
+            return Err(format!(
+                "the run id {run_id} is taken by a partitioned run of \"{owner}\": give this run an id of its own"
+            ));
+        }
+        Ok(partitioned_run(row))
+    }
+
+    /// What the parts of the partitioned run `run_id` agreed on: its start (RFC 3339) and
+    /// the window's start; none when no part of it ran (or it was committed or aborted).
+    pub fn partitioned_run(&self, run_id: &str) -> Result<Option<(String, Value)>, String> {
+        let rows = self.db.query(
+            "SELECT flow, started_at, agreed FROM partitioned_runs WHERE run_id = $1",
+            &[run_id.into()],
+        )?;
+        Ok(rows.first().map(|row| partitioned_run(row)))
     }
 
     /// Forgets a flow's watermarks: its next run reads everything. Returns how many.
@@ -548,6 +575,80 @@ impl StateStore {
 }
 
 /// The statements that save a run's watermarks.
+/// The columns of `runs` that [`run_row`] reads, in its order.
+const RUN_COLUMNS: &str = "execution_id, flow, status, trigger, started_at, duration_seconds,
+    records_processed, records_written, records_rejected, bytes_written, cost_usd, error";
+
+fn run_row(row: &[Cell]) -> RunRow {
+    RunRow {
+        execution_id: row[0].text().unwrap_or_default(),
+        flow: row[1].text().unwrap_or_default(),
+        status: row[2].text().unwrap_or_default(),
+        trigger: row[3].text().unwrap_or_default(),
+        started_at: row[4].text().unwrap_or_default(),
+        duration_seconds: row[5].float(),
+        records_processed: row[6].int() as u64,
+        records_written: row[7].int() as u64,
+        records_rejected: row[8].int() as u64,
+        bytes_written: row[9].int() as u64,
+        cost_usd: row[10].float(),
+        error: row[11].text(),
+    }
+}
+
+/// The statement that indexes `run` (again, if it was).
+fn index_statement(run: &RunRow) -> (&'static str, Vec<Cell>) {
+    (
+        "INSERT INTO runs (execution_id, flow, status, trigger, started_at,
+             duration_seconds, records_processed, records_written, records_rejected,
+             bytes_written, cost_usd, error)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (execution_id) DO UPDATE SET flow = excluded.flow,
+             status = excluded.status, trigger = excluded.trigger,
+             started_at = excluded.started_at, duration_seconds = excluded.duration_seconds,
+             records_processed = excluded.records_processed,
+             records_written = excluded.records_written,
+             records_rejected = excluded.records_rejected,
+             bytes_written = excluded.bytes_written, cost_usd = excluded.cost_usd,
+             error = excluded.error",
+        vec![
+            (&run.execution_id).into(),
+            (&run.flow).into(),
+            (&run.status).into(),
+            (&run.trigger).into(),
+            (&run.started_at).into(),
+            run.duration_seconds.into(),
+            (run.records_processed as i64).into(),
+            (run.records_written as i64).into(),
+            (run.records_rejected as i64).into(),
+            (run.bytes_written as i64).into(),
+            run.cost_usd.into(),
+            run.error.clone().into(),
+        ],
+    )
+}
+
+fn partitioned_run(row: &[Cell]) -> (String, Value) {
+    (
+        row[1].text().unwrap_or_default(),
+        serde_json::from_str(&row[2].text().unwrap_or_default()).unwrap_or_default(),
+    )
+}
+
+/// The statements that forget a partitioned run's parts and what they agreed on.
+fn forget_partitioned_run(run_id: &str) -> Vec<(&'static str, Vec<Cell>)> {
+    vec![
+        (
+            "DELETE FROM staged_partitions WHERE run_id = $1",
+            vec![run_id.into()],
+        ),
+        (
+            "DELETE FROM partitioned_runs WHERE run_id = $1",
+            vec![run_id.into()],
+        ),
+    ]
+}
+
 fn save_marks(
     flow: &str,
     execution_id: &str,
@@ -787,7 +888,7 @@ mod tests {
             drop(store);
             let refused = StateStore::open(&dirs).err().unwrap();
             assert!(
-                refused.contains("schema version 99, newer than this Tributary knows (3)")
+                refused.contains("schema version 99, newer than this Tributary knows (4)")
                     && refused.contains("update tributary"),
                 "{refused}"
             );

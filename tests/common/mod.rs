@@ -428,6 +428,17 @@ pub fn run_killed_at_rename_in(
     flow: &Path,
     k: usize,
 ) -> std::process::ExitStatus {
+    cli_killed_at_rename(scratch, passphrase, &["run", flow.to_str().unwrap()], k)
+}
+
+/// `tributary ARGS…` killed (SIGKILL) at its `k`-th rename, as a power cut or the OOM
+/// killer would; exits by itself when it renames fewer times.
+pub fn cli_killed_at_rename(
+    scratch: &Scratch,
+    passphrase: Option<&str>,
+    args: &[&str],
+    k: usize,
+) -> std::process::ExitStatus {
     let mut strace = Command::new("strace");
     strace
         .args([
@@ -438,9 +449,8 @@ pub fn run_killed_at_rename_in(
             "-e",
             &format!("inject=rename,renameat,renameat2:signal=SIGKILL:when={k}"),
             env!("CARGO_BIN_EXE_tributary"),
-            "run",
-            flow.to_str().unwrap(),
         ])
+        .args(args)
         .env("TRIBUTARY_HOME", scratch.home())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdout(Stdio::null())

@@ -11,32 +11,12 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use crate::node::{BuildContext, NodeError, SourceOutput};
 
-/// What a run saves: the newest cursor value it read and the ids read at exactly that value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Mark<K> {
-    /// The newest value of the cursor field read (`SystemModstamp`, an object's
-    /// LastModified, an API's `updated_at`).
-    #[serde(alias = "last_modified")]
-    pub value: K,
-    /// The ids (record ids, object keys) read at exactly [`Mark::value`].
-    #[serde(default, alias = "keys")]
-    pub ids: Vec<String>,
-}
-
-impl<K> Mark<K> {
-    /// A starting point with nothing read at it yet (the flow's `first_run_from`).
-    pub fn at(value: K) -> Self {
-        Mark {
-            value,
-            ids: Vec::new(),
-        }
-    }
-}
+pub use crate::node::mark::Mark;
 
 /// One run's window of an incremental pull and how far it got.
 #[derive(Debug, Clone)]
