@@ -311,6 +311,10 @@ fn backfill_tasks(tributary: &str, run_args: &[String], parts: u32) -> String {
     let part_commands: Vec<String> = (0..parts)
         .map(|i| {
             let mut args = run_args.to_vec();
+            // A backfill reads everything; the commit saves where it got to.
+            if !args.iter().any(|a| a == "--full") {
+                args.push("--full".into());
+            }
             args.extend([
                 "--partitions".into(),
                 parts.to_string(),

@@ -64,7 +64,9 @@ pub enum ExportAction {
     },
     /// Flows as Kubernetes objects, a YAML file per flow (`tributary-<name>.yaml`): a
     /// ConfigMap with the flow file and a CronJob on its schedule, or for a flow run on
-    /// demand a Job to `kubectl create` each time. `kubectl apply -f DIR` installs them.
+    /// demand a Job to `kubectl create` each time; with `--partitions`, a backfill in
+    /// parts (an Indexed Job) and its commit and abort Jobs. `kubectl apply -f DIR`
+    /// installs them.
     Kubernetes {
         #[arg(required = true)]
         flows: Vec<PathBuf>,
@@ -84,6 +86,15 @@ pub enum ExportAction {
         /// Fill or override a `${name}` placeholder in every run; repeatable.
         #[arg(long = "param", value_parser = parse_param)]
         params: Vec<(String, String)>,
+        /// Write a backfill in N parts instead (`tributary-<name>-backfill.yaml`: an
+        /// Indexed Job of N pods, each staging its part; then `-commit.yaml`, a Job that
+        /// publishes them all, or `-abort.yaml`, one that removes them). The parts share
+        /// the state: the Secret must name a PostgreSQL state.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
+        partitions: Option<u32>,
+        /// The backfill's run id; `backfill-` and the time of the export when left out.
+        #[arg(long, value_name = "ID", requires = "partitions")]
+        run_id: Option<String>,
     },
 }
 
@@ -141,12 +152,20 @@ pub fn export(action: ExportAction) -> anyhow::Result<u8> {
             namespace,
             secret,
             params,
+            partitions,
+            run_id,
         } => {
             let options = KubernetesOptions {
                 image,
                 namespace,
                 secret,
                 params: params.into_iter().collect(),
+                partitions,
+                run_id: run_id.unwrap_or_else(|| {
+                    jiff::Timestamp::now()
+                        .strftime("backfill-%Y%m%d-%H%M%S")
+                        .to_string()
+                }),
             };
             export_kubernetes(&flows, &output, &options)
         }

@@ -2,8 +2,9 @@
 //! scheduled work is a cluster. The flow file goes into a ConfigMap mounted in the pod; a
 //! scheduled flow becomes a CronJob (one run at a time, its retries as the Job's
 //! `backoffLimit`, missed run times as its policy says), a flow run on demand a Job to
-//! create each time. Secrets — the state URL, the vault passphrase — are read from a
-//! Secret the objects name and never hold.
+//! create each time, and a backfill in parts an Indexed Job (a pod per part) with a Job
+//! that commits the parts and one that aborts them. Secrets — the state URL, the vault
+//! passphrase — are read from a Secret the objects name and never hold.
 
 use indexmap::IndexMap;
 use serde_json::{Value, json};
@@ -21,6 +22,10 @@ pub struct KubernetesOptions {
     pub secret: String,
     /// `--param name=value` for every run.
     pub params: IndexMap<String, String>,
+    /// A backfill in this many parts instead of the flow's schedule.
+    pub partitions: Option<u32>,
+    /// The run id of the backfill's parts, commit and abort.
+    pub run_id: String,
 }
 
 /// The files of one flow: (file name, YAML), and what Kubernetes does differently.
@@ -92,49 +97,81 @@ pub fn manifests(flow: &Flow, options: &KubernetesOptions) -> Result<Manifests, 
         "metadata": metadata(&format!("{name}-flow")),
         "data": {"flow.json": flow_json},
     });
-    let mut args = vec!["run".to_string(), "/etc/tributary/flow.json".into()];
-    for (key, value) in &options.params {
-        args.push("--param".into());
-        args.push(format!("{key}={value}"));
-    }
-    let full = matches!(
-        &flow.trigger,
-        Trigger::Schedule { pull_mode, .. } if *pull_mode == PullMode::Complete
-    );
-    if full {
-        args.push("--full".into());
-    }
+    let params: Vec<String> = options
+        .params
+        .iter()
+        .flat_map(|(key, value)| ["--param".to_string(), format!("{key}={value}")])
+        .collect();
+    let command = |verb: &str, extra: &[&str]| -> Vec<String> {
+        let mut args = vec![verb.to_string(), "/etc/tributary/flow.json".into()];
+        args.extend(params.iter().cloned());
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
     if flow.nodes.iter().any(|n| n.kind == "destination.local") {
         notes.push(
             "it writes to a local folder, which is inside the pod and goes with it: mount a volume there, or write to S3 or PostgreSQL".into(),
         );
     }
-    let pod = json!({
-        "metadata": {"labels": {"app.kubernetes.io/name": "tributary", "app.kubernetes.io/instance": name}},
-        "spec": {
-            "restartPolicy": "Never",
-            "containers": [{
-                "name": "run",
-                "image": options.image,
-                "command": ["tributary"],
-                "args": args,
-                "env": [{"name": "TRIBUTARY_HOME", "value": "/var/lib/tributary"}],
-                // The state URL and the vault passphrase, from the cluster's Secret.
-                "envFrom": [{"secretRef": {"name": options.secret, "optional": true}}],
-                "volumeMounts": [
-                    {"name": "flow", "mountPath": "/etc/tributary", "readOnly": true},
-                    {"name": "home", "mountPath": "/var/lib/tributary"},
+    // A pod that runs `tributary ARGS`; `env` is added to the container's environment.
+    let pod = |args: Vec<String>, env: Vec<Value>, secret_required: bool| {
+        let mut environment =
+            vec![json!({"name": "TRIBUTARY_HOME", "value": "/var/lib/tributary"})];
+        environment.extend(env);
+        json!({
+            "metadata": {"labels": {"app.kubernetes.io/name": "tributary", "app.kubernetes.io/instance": name}},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{
+                    "name": "run",
+                    "image": options.image,
+                    "command": ["tributary"],
+                    "args": args,
+                    "env": environment,
+                    // The state URL and the vault passphrase, from the cluster's Secret.
+                    "envFrom": [{"secretRef": {"name": options.secret, "optional": !secret_required}}],
+                    "volumeMounts": [
+                        {"name": "flow", "mountPath": "/etc/tributary", "readOnly": true},
+                        {"name": "home", "mountPath": "/var/lib/tributary"},
+                    ],
+                }],
+                "volumes": [
+                    {"name": "flow", "configMap": {"name": format!("{name}-flow")}},
+                    {"name": "home", "emptyDir": {}},
                 ],
-            }],
-            "volumes": [
-                {"name": "flow", "configMap": {"name": format!("{name}-flow")}},
-                {"name": "home", "emptyDir": {}},
-            ],
-        },
-    });
+            },
+        })
+    };
     let service = &flow.service;
-    let job_spec = json!({"backoffLimit": service.retries, "template": pod});
     let mut files = Vec::new();
+    if let Some(parts) = options.partitions {
+        files.extend(backfill(
+            &name,
+            parts,
+            &options.run_id,
+            config_map,
+            &metadata,
+            &pod,
+            &command,
+            service.retries,
+        )?);
+        let run_id = &options.run_id;
+        notes.push(format!(
+            "a backfill in {parts} parts, run id {run_id}: `kubectl apply -f {name}-backfill.yaml` starts the parts; when `kubectl wait --for=condition=complete job/{name}-parts` says they are done, `kubectl create -f {name}-commit.yaml` publishes them all; if the Job failed, `kubectl create -f {name}-abort.yaml` removes what its parts staged"
+        ));
+        notes.push(format!(
+            "the parts share what they staged through the state: the Secret `{}` must give TRIBUTARY_STATE_URL a PostgreSQL database",
+            options.secret
+        ));
+        return Ok(Manifests { files, notes });
+    }
+    let full = matches!(
+        &flow.trigger,
+        Trigger::Schedule { pull_mode, .. } if *pull_mode == PullMode::Complete
+    );
+    let args = command("run", if full { &["--full"] } else { &[] });
+    let job_spec =
+        json!({"backoffLimit": service.retries, "template": pod(args, Vec::new(), false)});
     match &flow.trigger {
         Trigger::Event(_) => {
             return Err(
@@ -217,6 +254,80 @@ pub fn manifests(flow: &Flow, options: &KubernetesOptions) -> Result<Manifests, 
         notes.push("`alerts` are sent by `tributary serve` only".into());
     }
     Ok(Manifests { files, notes })
+}
+
+/// The backfill's files: the ConfigMap and an Indexed Job of `parts` pods, each running
+/// its part (`--partition` from the pod's completion index) and staging its output; the
+/// commit Job; the abort Job.
+#[allow(clippy::too_many_arguments)]
+fn backfill(
+    name: &str,
+    parts: u32,
+    run_id: &str,
+    config_map: Value,
+    metadata: &dyn Fn(&str) -> Value,
+    pod: &dyn Fn(Vec<String>, Vec<Value>, bool) -> Value,
+    command: &dyn Fn(&str, &[&str]) -> Vec<String>,
+    retries: u32,
+) -> Result<Vec<(String, String)>, String> {
+    let parts_text = parts.to_string();
+    let part_args = command(
+        "run",
+        &[
+            "--full",
+            "--partitions",
+            &parts_text,
+            // Kubernetes puts the variable's value in: the pod's own part.
+            "--partition",
+            "$(TRIBUTARY_PART)",
+            "--run-id",
+            run_id,
+            "--stage-only",
+        ],
+    );
+    let index = json!({
+        "name": "TRIBUTARY_PART",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}},
+    });
+    let parts_job = json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata(&format!("{name}-parts")),
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": parts,
+            "parallelism": parts,
+            // A part is tried again on its own; one that fails for good fails the Job, and
+            // the commit is never started.
+            "backoffLimitPerIndex": retries,
+            "maxFailedIndexes": 0,
+            "podFailurePolicy": {"rules": [{
+                // Exit 2: the flow or the command is wrong, which trying again cannot mend.
+                "action": "FailIndex",
+                "onExitCodes": {"containerName": "run", "operator": "In", "values": [2]},
+            }]},
+            "template": pod(part_args, vec![index], true),
+        },
+    });
+    let once = |verb: &str| {
+        json!({
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": metadata(&format!("{name}-{verb}")),
+            "spec": {
+                "backoffLimit": retries,
+                "template": pod(command(verb, &["--run-id", run_id]), Vec::new(), true),
+            },
+        })
+    };
+    Ok(vec![
+        (
+            format!("{name}-backfill.yaml"),
+            yaml(&[config_map, parts_job])?,
+        ),
+        (format!("{name}-commit.yaml"), yaml(&[once("commit")])?),
+        (format!("{name}-abort.yaml"), yaml(&[once("abort")])?),
+    ])
 }
 
 #[cfg(test)]

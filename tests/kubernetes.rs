@@ -253,3 +253,133 @@ fn the_binary_needs_only_the_c_library() {
         );
     }
 }
+
+/// A backfill: an Indexed Job whose pods each run their part, then a commit Job and an
+/// abort Job. Beyond the schemas, the pods' commands are run here as Kubernetes would run
+/// them (the completion index put in for `$(TRIBUTARY_PART)`, the ConfigMap's flow file
+/// at its mount path's name), and the commit publishes what one whole run writes.
+#[test]
+fn a_backfill_is_an_indexed_job_of_parts_and_a_commit_job_that_work_together() {
+    let scratch = Scratch::new();
+    let flow = leads_flow(
+        &scratch,
+        "leads.json",
+        "Lead backfill",
+        json!({"type": "schedule", "expression": "rate(1 hours)"}),
+        json!({"retries": 2}),
+    );
+    let published = scratch.path().join("published");
+    let out_dir = scratch.path().join("k8s");
+    let out = scratch.cli(&[
+        "export",
+        "kubernetes",
+        flow.to_str().unwrap(),
+        "-o",
+        out_dir.to_str().unwrap(),
+        "--image",
+        "registry.example.com/tributary:1.4",
+        "--partitions",
+        "4",
+        "--run-id",
+        "bf-2027",
+        "--param",
+        &format!("out={}", published.display()),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.contains("kubectl apply -f tributary-lead-backfill-backfill.yaml"),
+        "{said}"
+    );
+    assert!(said.contains("TRIBUTARY_STATE_URL"), "{said}");
+    let file = |suffix: &str| out_dir.join(format!("tributary-lead-backfill-{suffix}.yaml"));
+    let files = [file("backfill"), file("commit"), file("abort")];
+    let (valid, report) = validate(&files);
+    assert!(valid, "{report}");
+    assert_eq!(report.matches("passed for resource").count(), 4, "{report}");
+
+    let backfill = objects(&files[0]);
+    assert_eq!(backfill[0]["kind"], "ConfigMap");
+    let parts = &backfill[1];
+    assert_eq!(parts["kind"], "Job");
+    assert_eq!(parts["metadata"]["name"], "tributary-lead-backfill-parts");
+    let spec = &parts["spec"];
+    assert_eq!(spec["completionMode"], "Indexed");
+    assert_eq!(spec["completions"], 4);
+    assert_eq!(spec["parallelism"], 4);
+    assert_eq!(spec["backoffLimitPerIndex"], 2);
+    assert_eq!(spec["maxFailedIndexes"], 0);
+    let container = &spec["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["env"][1],
+        json!({"name": "TRIBUTARY_PART", "valueFrom": {"fieldRef": {
+            "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}})
+    );
+    assert_eq!(
+        container["envFrom"][0]["secretRef"]["optional"], false,
+        "no part runs without the shared state"
+    );
+    let commit = &objects(&files[1])[0];
+    assert_eq!(commit["metadata"]["name"], "tributary-lead-backfill-commit");
+
+    // The pods' commands, as the cluster would run them.
+    let flow_dir = scratch.path().join("etc");
+    std::fs::create_dir_all(&flow_dir).unwrap();
+    let flow_file = flow_dir.join("flow.json");
+    std::fs::write(
+        &flow_file,
+        backfill[0]["data"]["flow.json"].as_str().unwrap(),
+    )
+    .unwrap();
+    let args_of = |container: &Value, index: Option<u32>| -> Vec<String> {
+        container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                let a = a.as_str().unwrap();
+                match (a, index) {
+                    ("/etc/tributary/flow.json", _) => flow_file.display().to_string(),
+                    ("$(TRIBUTARY_PART)", Some(i)) => i.to_string(),
+                    _ => a.to_string(),
+                }
+            })
+            .collect()
+    };
+    for i in 0..4 {
+        let args = args_of(container, Some(i));
+        assert!(args.contains(&"--stage-only".to_string()), "{args:?}");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let part = scratch.cli(&args);
+        assert!(part.status.success(), "part {i}: {}", stderr(&part));
+    }
+    assert!(
+        common::files_under(&published)
+            .iter()
+            .all(|f| f.contains(".tributary-staging")),
+        "nothing published before the commit"
+    );
+    let args = args_of(&commit["spec"]["template"]["spec"]["containers"][0], None);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let committed = scratch.cli(&args);
+    assert!(committed.status.success(), "{}", stderr(&committed));
+    assert!(
+        stdout(&committed).contains(
+            "run bf-2027 of \"Lead backfill\": published its 4 parts at once — 10 records written"
+        ),
+        "{}",
+        stdout(&committed)
+    );
+    let abort = &objects(&files[2])[0];
+    assert_eq!(
+        abort["spec"]["template"]["spec"]["containers"][0]["args"],
+        json!([
+            "abort",
+            "/etc/tributary/flow.json",
+            "--param",
+            format!("out={}", published.display()),
+            "--run-id",
+            "bf-2027"
+        ])
+    );
+}

@@ -175,12 +175,13 @@ pub fn leads_flow(
             node(
                 "out",
                 "destination.local",
-                serde_json::json!({"folder": "out", "format": "csv"}),
+                serde_json::json!({"folder": "${out}", "format": "csv"}),
             ),
         ],
         &[("src", "out")],
     );
     f["name"] = serde_json::json!(name);
+    f["params"] = serde_json::json!({"out": "out"});
     f["trigger"] = trigger;
     if !service.is_null() {
         f["service"] = service;
