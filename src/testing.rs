@@ -99,6 +99,7 @@ fn build_context(input: SchemaRef, output: SchemaRef) -> BuildContext {
         first_run_from: None,
         errors: crate::node::ErrorSink::in_memory(),
         partition: None,
+        agreement: None,
     }
 }
 

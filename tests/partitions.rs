@@ -323,7 +323,7 @@ fn flows_that_cannot_run_in_parts_are_refused_before_they_read() {
     let refused = part(&scratch, &rest, 1, "o-1");
     let said = stdout(&refused) + stderr(&refused).as_str();
     assert!(
-        said.contains("`src` (source.rest) cannot read a part of its records"),
+        said.contains("`src` (source.rest) cannot run in parts: it cannot read a part of its records; run the flow whole"),
         "{said}"
     );
     assert!(!scratch.path().join("out").exists(), "nothing staged");

@@ -704,3 +704,180 @@ fn the_first_run_of_a_scheduled_flow_reads_from_its_first_run_from() {
     let next = ran(&run(&scratch, &flow, &[]));
     assert_eq!(next["records_written"], 0);
 }
+
+/// A backfill of an object in four parts (`--full`): Salesforce is asked for the oldest
+/// `SystemModstamp` (`SELECT MIN(…)`), the window from it to the run's start is cut into
+/// four spans of whole seconds, and each part's SOQL asks for its span only. Committed, the
+/// parts hold every record once — what one whole run reads — and the next incremental run
+/// goes on from the newest record any part read.
+#[test]
+fn a_backfill_in_parts_reads_windows_of_the_cursor_and_the_next_run_goes_on_from_them() {
+    let org = start();
+    let scratch = connected(&org);
+    // 450 deals changed on 2026-11-01; 40 more changed over the last 30 days.
+    let now = chrono::Utc::now();
+    let recent: Vec<Value> = (0..40)
+        .map(|k| {
+            let at = now - chrono::Duration::hours(18 * (40 - k));
+            json!({"Id": format!("006{:012}", 1000 + k), "Name": format!("Deal {}", 1000 + k),
+                   "SystemModstamp": at.format("%Y-%m-%dT%H:%M:%S.000+0000").to_string()})
+        })
+        .collect();
+    org.control(json!({ "upsert": recent }));
+    let mut flow = to_folder(json!({
+        "fields": ["Id", "Name", "SystemModstamp"],
+        "incremental": true,
+        "options": {"api": "rest"}
+    }));
+    flow["name"] = json!("Deals backfill");
+    let path = scratch.flow("flow.json", &flow);
+    let flow_path = path.to_str().unwrap();
+    org.requests();
+    let mut windows = Vec::new();
+    for i in 0..4 {
+        let part = tributary(&scratch)
+            .args(["run", flow_path, "--full", "--partitions", "4"])
+            .args([
+                "--partition",
+                &i.to_string(),
+                "--run-id",
+                "deals-1",
+                "--stage-only",
+            ])
+            .output()
+            .unwrap();
+        assert!(part.status.success(), "part {i}: {}", stderr(&part));
+        let soql = soqls(&org.requests());
+        assert_eq!(
+            soql[0], "SELECT MIN(SystemModstamp) FROM Opportunity",
+            "part {i}: {soql:?}"
+        );
+        assert_eq!(soql.len(), 2, "part {i}: {soql:?}");
+        windows.push(soql[1].clone());
+        if i == 0 {
+            // The four oldest deals change after the first part read them: the oldest
+            // record is now another, yet every part cuts where the first one did.
+            let changed: Vec<Value> = (1..5)
+                .map(|i| {
+                    json!({"Id": format!("006{i:012}"), "Name": format!("Deal {i} changed"),
+                           "SystemModstamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()})
+                })
+                .collect();
+            org.control(json!({ "upsert": changed }));
+            org.requests();
+        }
+    }
+    // Part 1 reads up to the first cut, the others from a cut; each ends where the next
+    // begins, the last at the run's start.
+    let bound = |soql: &str, op: &str| -> Option<String> {
+        let at = soql.find(&format!("SystemModstamp {op} "))?;
+        Some(soql[at..].split(' ').nth(2).unwrap().to_string())
+    };
+    assert!(
+        windows[0].starts_with(
+            "SELECT Id, Name, SystemModstamp FROM Opportunity WHERE SystemModstamp < "
+        )
+    );
+    assert_eq!(bound(&windows[0], ">="), None, "{windows:#?}");
+    for i in 1..4 {
+        assert_eq!(
+            bound(&windows[i], ">="),
+            bound(&windows[i - 1], "<"),
+            "{windows:#?}"
+        );
+    }
+    // The cuts fall at whole seconds, a quarter of the window apart.
+    let cuts: Vec<chrono::DateTime<chrono::Utc>> = (1..4)
+        .map(|i| bound(&windows[i], ">=").unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        cuts.iter().all(|c| c.timestamp_subsec_millis() == 0),
+        "{cuts:?}"
+    );
+    let oldest: chrono::DateTime<chrono::Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
+    let quarter = (cuts[0] - oldest).num_seconds();
+    assert!(
+        ((cuts[2] - cuts[1]).num_seconds() - quarter).abs() <= 1,
+        "{cuts:?}"
+    );
+
+    let staged = common::files_under(&scratch.path().join("out"));
+    assert!(
+        staged.iter().all(|f| f.contains(".tributary-staging")),
+        "nothing published before the commit: {staged:?}"
+    );
+    let committed = tributary(&scratch)
+        .args(["commit", flow_path, "--run-id", "deals-1"])
+        .output()
+        .unwrap();
+    assert!(committed.status.success(), "{}", stderr(&committed));
+    assert!(
+        stdout(&committed).contains("490 records written"),
+        "{}",
+        stdout(&committed)
+    );
+    let (by_id, count) = written(&scratch);
+    assert_eq!((by_id.len(), count), (490, 490), "every deal once");
+    let runs = tributary(&scratch)
+        .args(["runs", "--json"])
+        .output()
+        .unwrap();
+    let runs: Vec<Value> = serde_json::from_str(&stdout(&runs)).unwrap();
+    let per_part: Vec<u64> = runs
+        .iter()
+        .filter(|r| r["trigger"].as_str().unwrap().starts_with("partition: "))
+        .map(|r| r["records_processed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(per_part.len(), 4);
+    assert!(
+        per_part.iter().all(|n| *n > 0),
+        "every part read some: {per_part:?}"
+    );
+
+    // The next run starts at the newest deal any part read: it reads the four that
+    // changed since, and nothing else.
+    let newest = recent.last().unwrap()["SystemModstamp"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let next = ran(&run(&scratch, &flow, &[]));
+    assert_eq!(next["records_written"], 4, "{next}");
+    let soql = soqls(&org.requests());
+    let newest: chrono::DateTime<chrono::Utc> = newest.replace("+0000", "Z").parse().unwrap();
+    assert!(
+        soql[0].contains(&format!(
+            "SystemModstamp >= {} AND",
+            newest.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        )),
+        "{soql:?}"
+    );
+}
+
+/// A pull by the service's change log cannot be cut, nor a pull that is not incremental:
+/// refused before anything is read, naming the node and what to change.
+#[test]
+fn a_salesforce_pull_that_cannot_be_cut_is_refused_in_words() {
+    let org = start();
+    let scratch = connected(&org);
+    let flow = to_folder(json!({"fields": ["Id", "Name"], "options": {"api": "rest"}}));
+    let path = scratch.flow("flow.json", &flow);
+    let out = tributary(&scratch)
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--partitions",
+            "2",
+            "--partition",
+            "0",
+        ])
+        .args(["--run-id", "r", "--stage-only"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("`sf` (source.salesforce) cannot run in parts: its parts are windows of its cursor field (when records changed), which only an incremental pull reads: turn on `incremental`"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(soqls(&org.requests()).is_empty());
+}

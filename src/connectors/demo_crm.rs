@@ -168,8 +168,8 @@ impl NodeConfig for DemoCrm {
     }
 
     /// A part is a run of record numbers, as Salesforce's PK chunking splits by Id.
-    fn reads_in_partitions(&self) -> bool {
-        true
+    fn reads_in_partitions(&self) -> Result<(), String> {
+        Ok(())
     }
 }
 

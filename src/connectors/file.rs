@@ -189,8 +189,8 @@ impl NodeConfig for FileSource {
     }
 
     /// A part is the files whose paths hash to it.
-    fn reads_in_partitions(&self) -> bool {
-        true
+    fn reads_in_partitions(&self) -> Result<(), String> {
+        Ok(())
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {

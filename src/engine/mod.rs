@@ -516,11 +516,13 @@ async fn execute(
             .zip(&from)
             .filter_map(|(node, mark)| Some((node.id.clone(), mark.clone()?)))
             .collect();
-        let agreed = serde_json::json!({"full": full, "from": window});
-        match state.join_partitioned_run(&plan.flow_name, &p.run_id, &started.to_rfc3339(), &agreed)
-        {
-            Ok((at, agreed)) => {
-                started = chrono::DateTime::parse_from_rfc3339(&at)
+        let proposal =
+            serde_json::json!({"started": started.to_rfc3339(), "full": full, "from": window});
+        match state.settle(&plan.flow_name, &p.run_id, RUN_WINDOW, &proposal) {
+            Ok(agreed) => {
+                started = agreed["started"]
+                    .as_str()
+                    .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
                     .map(|t| t.to_utc())
                     .unwrap_or(started);
                 full = agreed["full"].as_bool().unwrap_or(full);
@@ -559,6 +561,19 @@ async fn execute(
             first_run_from: first_run_from.filter(|_| from[i].is_none()),
             errors: errors.clone(),
             partition: opts.partition.as_ref().map(|p| p.part),
+            agreement: opts.partition.as_ref().map(|p| {
+                let (dirs, flow, run_id) =
+                    (opts.dirs.clone(), plan.flow_name.clone(), p.run_id.clone());
+                let node = node.id.clone();
+                crate::node::Agreement::new(move |key, proposal| {
+                    StateStore::open(&dirs)?.settle(
+                        &flow,
+                        &run_id,
+                        &format!("node {node}: {key}"),
+                        proposal,
+                    )
+                })
+            }),
         };
         match node.config.build(&cx) {
             Ok(rt) => runtimes.push(Some(rt)),
@@ -1152,6 +1167,10 @@ fn remove_kept(record: &serde_json::Value, types: &[&'static crate::node::NodeTy
     }
 }
 
+/// The key under which the parts of a partitioned run settle their window: its start and
+/// end, and whether it reads everything.
+const RUN_WINDOW: &str = "run window";
+
 /// Whether the flow can run in parts: every source reads its part, no node needs all the
 /// records together. The node that cannot, and why.
 fn partitionable(plan: &Plan, selected: &[bool]) -> Result<(), (Option<String>, String)> {
@@ -1160,11 +1179,13 @@ fn partitionable(plan: &Plan, selected: &[bool]) -> Result<(), (Option<String>, 
             continue;
         }
         let whole = ["transform.aggregate", "transform.dedupe"];
-        if node.kind.role == crate::node::Role::Source && !node.config.reads_in_partitions() {
+        if node.kind.role == crate::node::Role::Source
+            && let Err(why) = node.config.reads_in_partitions()
+        {
             return Err((
                 Some(node.id.clone()),
                 format!(
-                    "`{}` ({}) cannot read a part of its records, so the flow cannot run in partitions",
+                    "`{}` ({}) cannot run in parts: {why}",
                     node.id, node.kind.name
                 ),
             ));
@@ -1270,7 +1291,7 @@ fn partitioned_commit_record(
             if missing.len() == 1 { "it" } else { "them" },
         ));
     }
-    let (_, agreed) = state.partitioned_run(run_id)?.unwrap_or_default();
+    let agreed = state.settled(run_id, RUN_WINDOW)?.unwrap_or_default();
     let full = agreed["full"].as_bool().unwrap_or(true);
     let mut marks = Vec::new();
     for node in plan

@@ -124,6 +124,38 @@ pub struct BuildContext {
     pub errors: ErrorSink,
     /// The part of its records a source reads in a partitioned run; `None`: all of them.
     pub partition: Option<Partition>,
+    /// In a partitioned run: settles what every part must read alike (where a source's
+    /// windows begin), whichever part asks first.
+    pub agreement: Option<Agreement>,
+}
+
+/// Settles a value all the parts of a partitioned run share: the first part to propose one
+/// under a key sets it, and every part — on this machine or another — gets that value back.
+/// A part that works out its share from what the service says now (the oldest record)
+/// would otherwise cut the records differently from a part that asked a minute earlier.
+#[derive(Clone)]
+pub struct Agreement(Arc<AgreeFn>);
+
+type AgreeFn = dyn Fn(&str, &serde_json::Value) -> Result<serde_json::Value, String> + Send + Sync;
+
+impl Agreement {
+    pub fn new(
+        settle: impl Fn(&str, &serde_json::Value) -> Result<serde_json::Value, String>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        Self(Arc::new(settle))
+    }
+
+    /// The value settled under `key`: `proposal` if no part settled one before.
+    pub fn settle(
+        &self,
+        key: &str,
+        proposal: &serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        (self.0)(key, proposal)
+    }
 }
 
 /// One part of a partitioned run (`run --partitions N --partition I`): each of the runs
@@ -197,10 +229,10 @@ pub trait NodeConfig: Send + Sync + fmt::Debug + 'static {
     fn summary(&self) -> String;
 
     /// Whether this source reads only its part of the records when a run is partitioned
-    /// ([`BuildContext::partition`]). A flow with a source that cannot is refused
-    /// `--partitions`.
-    fn reads_in_partitions(&self) -> bool {
-        false
+    /// ([`BuildContext::partition`]), or why it cannot. A flow with a source that cannot is
+    /// refused `--partitions`.
+    fn reads_in_partitions(&self) -> Result<(), String> {
+        Err("it cannot read a part of its records; run the flow whole".into())
     }
 
     /// The runtime that does the work.

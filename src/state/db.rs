@@ -247,14 +247,14 @@ const SCHEMA: &[&str] = &[
          staged_at TEXT NOT NULL,
          PRIMARY KEY (run_id, part)
      );",
-    // 4: what every part of a partitioned run agrees on, set by the first part to start:
-    // the run's start (the upper bound of every part's window) and the watermarks its
-    // window starts from.
-    "CREATE TABLE partitioned_runs (
-         run_id TEXT PRIMARY KEY,
+    // 4: what every part of a partitioned run agrees on, each value set by the first part
+    // to ask: the run's window (its start and end) and where its sources' shares begin.
+    "CREATE TABLE partition_agreements (
+         run_id TEXT NOT NULL,
+         key TEXT NOT NULL,
          flow TEXT NOT NULL,
-         started_at TEXT NOT NULL,
-         agreed TEXT NOT NULL
+         value TEXT NOT NULL,
+         PRIMARY KEY (run_id, key)
      );",
 ];
 

@@ -518,52 +518,50 @@ impl StateStore {
             .map(|_| ())
     }
 
-    /// Joins the partitioned run `run_id` of `flow`: the first part to start records
-    /// `started` (RFC 3339) and `agreed` (what its window starts from); every part gets
-    /// back what the first recorded, so that all read the same window.
-    pub fn join_partitioned_run(
+    /// The value of `key` every part of `flow`'s partitioned run `run_id` shares:
+    /// `proposal` when no part settled one before, otherwise the one settled first.
+    pub fn settle(
         &self,
         flow: &str,
         run_id: &str,
-        started: &str,
-        agreed: &Value,
-    ) -> Result<(String, Value), String> {
+        key: &str,
+        proposal: &Value,
+    ) -> Result<Value, String> {
         let (_, rows) = self.db.transaction(&[
             (
-                "INSERT INTO partitioned_runs (run_id, flow, started_at, agreed)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (run_id) DO NOTHING",
+                "INSERT INTO partition_agreements (run_id, key, flow, value)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, key) DO NOTHING",
                 vec![
                     run_id.into(),
+                    key.into(),
                     flow.into(),
-                    started.into(),
-                    agreed.to_string().into(),
+                    proposal.to_string().into(),
                 ],
             ),
             (
-                "SELECT flow, started_at, agreed FROM partitioned_runs WHERE run_id = $1",
-                vec![run_id.into()],
+                "SELECT flow, value FROM partition_agreements WHERE run_id = $1 AND key = $2",
+                vec![run_id.into(), key.into()],
             ),
         ])?;
         let row = rows
             .first()
-            .ok_or_else(|| format!("run {run_id} could not be recorded"))?;
+            .ok_or_else(|| format!("what the parts of run {run_id} share could not be recorded"))?;
         let owner = row[0].text().unwrap_or_default();
         if owner != flow {
             return Err(format!(
                 "the run id {run_id} is taken by a partitioned run of \"{owner}\": give this run an id of its own"
             ));
         }
-        Ok(partitioned_run(row))
+        agreed_value(row)
     }
 
-    /// What the parts of the partitioned run `run_id` agreed on: its start (RFC 3339) and
-    /// the window's start; none when no part of it ran (or it was committed or aborted).
-    pub fn partitioned_run(&self, run_id: &str) -> Result<Option<(String, Value)>, String> {
+    /// The value of `key` the parts of the partitioned run `run_id` settled, if any.
+    pub fn settled(&self, run_id: &str, key: &str) -> Result<Option<Value>, String> {
         let rows = self.db.query(
-            "SELECT flow, started_at, agreed FROM partitioned_runs WHERE run_id = $1",
-            &[run_id.into()],
+            "SELECT flow, value FROM partition_agreements WHERE run_id = $1 AND key = $2",
+            &[run_id.into(), key.into()],
         )?;
-        Ok(rows.first().map(|row| partitioned_run(row)))
+        rows.first().map(|row| agreed_value(row)).transpose()
     }
 
     /// Forgets a flow's watermarks: its next run reads everything. Returns how many.
@@ -628,11 +626,9 @@ fn index_statement(run: &RunRow) -> (&'static str, Vec<Cell>) {
     )
 }
 
-fn partitioned_run(row: &[Cell]) -> (String, Value) {
-    (
-        row[1].text().unwrap_or_default(),
-        serde_json::from_str(&row[2].text().unwrap_or_default()).unwrap_or_default(),
-    )
+fn agreed_value(row: &[Cell]) -> Result<Value, String> {
+    serde_json::from_str(&row[1].text().unwrap_or_default())
+        .map_err(|e| format!("what the parts of a partitioned run share is damaged: {e}"))
 }
 
 /// The statements that forget a partitioned run's parts and what they agreed on.
@@ -643,7 +639,7 @@ fn forget_partitioned_run(run_id: &str) -> Vec<(&'static str, Vec<Cell>)> {
             vec![run_id.into()],
         ),
         (
-            "DELETE FROM partitioned_runs WHERE run_id = $1",
+            "DELETE FROM partition_agreements WHERE run_id = $1",
             vec![run_id.into()],
         ),
     ]

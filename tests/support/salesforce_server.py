@@ -13,7 +13,8 @@ formats of the REST API and Bulk API 2.0:
   POST/PATCH/DELETE …/composite/sobjects[/O/ExternalIdField]       sObject Collections
 
 SOQL is parsed for what the source writes: SELECT fields FROM object, WHERE conditions
-joined by AND (comparisons, IN, NOT IN, LIKE, parentheses), LIMIT, and SELECT COUNT().
+joined by AND (comparisons, IN, NOT IN, LIKE, parentheses), LIMIT, SELECT COUNT() and
+SELECT MIN(field).
 Errors are Salesforce's JSON bodies (INVALID_SESSION_ID with 401, REQUEST_LIMIT_EXCEEDED
 with 403). Every API answer carries Sforce-Limit-Info.
 
@@ -170,6 +171,15 @@ def run_soql(soql, all_rows):
         rows = rows[: int(limit)]
     if fields.strip() == "COUNT()":
         return None, rows
+    aggregate = re.fullmatch(r"MIN\((\w+)\)", fields.strip())
+    if aggregate:
+        # One AggregateResult, its value named expr0 as Salesforce names it.
+        field = aggregate.group(1)
+        if field not in KIND:
+            raise KeyError(field)
+        values = [r[field] for r in rows if r.get(field) is not None]
+        oldest = min(values, key=lambda v: compare_value(field, v)) if values else None
+        return ["expr0"], [{"expr0": oldest}]
     names = [f.strip() for f in fields.split(",")]
     for n in names:
         if n not in KIND:
@@ -424,6 +434,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.error(400, "MALFORMED_QUERY", str(e))
             if names is None:
                 return self.send(200, {"totalSize": len(rows), "done": True, "records": []})
+            if names == ["expr0"]:
+                return self.send(200, {"totalSize": 1, "done": True, "records": [
+                    dict({"attributes": {"type": "AggregateResult"}}, **rows[0])]})
             cursor = "01g" + secrets.token_hex(5)
             with lock:
                 cursors[cursor] = (names, rows)

@@ -340,6 +340,19 @@ pub trait Catalog: Send + Sync {
         entity: String,
     ) -> BoxFuture<Result<EntityDetail, ConnectorError>>;
 
+    /// The oldest value of `request.cursor` among the records `request` asks for (by its
+    /// conditions, whatever its window), or `None` when there are none: where the windows
+    /// of a partitioned run that reads everything begin. Services that cannot say leave
+    /// this out, and such a run then needs a start (a saved watermark or the flow's
+    /// `first_run_from`).
+    fn earliest(
+        &self,
+        _client: Client,
+        _request: &ReadRequest,
+    ) -> Option<BoxFuture<Result<Option<DateTime<Utc>>, ConnectorError>>> {
+        None
+    }
+
     /// Reads the records `request` asks for, page by page, into `pages`.
     fn read(
         &self,

@@ -20,8 +20,8 @@ use super::target::Target;
 use crate::codecs::read::values_to_batch;
 use crate::conditions::{Condition, Operator};
 use crate::node::{
-    BoxFuture, BuildContext, ConfigProblem, Demand, Entity, EntityField, ErrorRecord, NodeConfig,
-    NodeError, NodeType, PlanContext, Runtime, Source, SourceOutput,
+    Agreement, BoxFuture, BuildContext, ConfigProblem, Demand, Entity, EntityField, ErrorRecord,
+    NodeConfig, NodeError, NodeType, Partition, PlanContext, Runtime, Source, SourceOutput,
 };
 
 /// What every service's source node holds.
@@ -432,8 +432,39 @@ impl NodeConfig for EntitySource {
         self.target().fields(cx)
     }
 
+    fn reads_in_partitions(&self) -> Result<(), String> {
+        match self.config.incremental {
+            true => Ok(()),
+            false => Err(
+                "its parts are windows of its cursor field (when records changed), which only an incremental pull reads: turn on `incremental`".into(),
+            ),
+        }
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let plan = self.plan(&cx.plan())?;
+        let part = match (cx.partition, &plan.cursor) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(NodeError::msg(format!(
+                    "{} is read by its change log, which cannot be cut into parts; set `cursor_field` to read it in parts by windows of that field",
+                    plan.entity.name
+                )));
+            }
+            (Some(_), Some(_)) if plan.entity.restated => {
+                return Err(NodeError::msg(format!(
+                    "{} is a report whose days the service chooses and restates, which cannot be cut into parts; run the flow whole",
+                    plan.entity.name
+                )));
+            }
+            (Some(part), Some(_)) => Some(Share {
+                part,
+                agreement: cx.agreement.clone().ok_or_else(|| {
+                    NodeError::msg("a part of a partitioned run needs its run's agreement")
+                })?,
+                service: self.service.sign_in().label.to_string(),
+            }),
+        };
         // Records changed as the run began are the next run's.
         let watermark = match &plan.cursor {
             Some(_) => Some(Watermark::of_run(cx, |at| at, Some(cx.started))?),
@@ -453,6 +484,7 @@ impl NodeConfig for EntitySource {
             request,
             watermark,
             schema: cx.output_schema.clone(),
+            part,
         })))
     }
 }
@@ -463,6 +495,94 @@ struct EntityRead {
     request: ReadRequest,
     watermark: Option<Watermark<DateTime<Utc>>>,
     schema: SchemaRef,
+    /// In a partitioned run: which share of the window this part reads.
+    part: Option<Share>,
+}
+
+/// One part's share of an incremental pull's window.
+struct Share {
+    part: Partition,
+    agreement: Agreement,
+    /// The service's name, for messages.
+    service: String,
+}
+
+impl Share {
+    /// Cuts the window `[since, until)` into as many spans of the cursor as there are
+    /// parts, at whole seconds, and gives this part's span: `(since, until)` to read, or
+    /// `None` when this part's span is empty. Every part cuts at the same instants: the
+    /// window's end is the run's (settled by the engine), its start the saved watermark,
+    /// the flow's `first_run_from`, or else the oldest record the service holds — settled
+    /// here by whichever part asks first, as the oldest record may change between parts.
+    /// The first span starts where the window does (with the ids read there last time);
+    /// the last ends at the run's start.
+    async fn cut(
+        &self,
+        catalog: &'static dyn Catalog,
+        client: &super::catalog::Client,
+        request: &ReadRequest,
+    ) -> Result<Option<(Option<DateTime<Utc>>, DateTime<Utc>)>, NodeError> {
+        let Some(until) = request.until else {
+            return Err(NodeError::msg("a windowed pull ends at the run's start"));
+        };
+        let start = match request.since {
+            Some(since) => Some(since),
+            None => match catalog.earliest(client.clone(), request) {
+                Some(asking) => asking.await.map_err(|e| {
+                    NodeError::msg(format!(
+                        "cannot ask {} where {}'s records begin: {e}",
+                        self.service, request.entity.name
+                    ))
+                })?,
+                None => {
+                    return Err(NodeError::msg(format!(
+                        "{} cannot say where {}'s records begin, so a partitioned run that reads everything has no start to cut at: give the flow's trigger a `first_run_from`, or run it whole once and in parts from there",
+                        self.service, request.entity.name
+                    )));
+                }
+            },
+        };
+        let settled = self
+            .agreement
+            .settle(
+                "window start",
+                &serde_json::json!(start.map(|t| t.to_rfc3339())),
+            )
+            .map_err(NodeError::msg)?;
+        let start = settled
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.to_utc());
+        let (index, count) = (i64::from(self.part.index), i64::from(self.part.count));
+        let last = index == count - 1;
+        // Cut from the first whole second after the start: each span is then at least a
+        // second long and the first one holds the start.
+        let first_second = start.map(|s| {
+            let floor = s.timestamp();
+            if s.timestamp_subsec_nanos() == 0 {
+                floor
+            } else {
+                floor + 1
+            }
+        });
+        let span = first_second.map(|f| until.timestamp() - f);
+        let (Some(first_second), Some(span)) = (first_second, span.filter(|s| *s >= count)) else {
+            // Nothing to cut (no records, or a window of a few seconds): the last part
+            // reads it whole.
+            return Ok(last.then_some((request.since, until)));
+        };
+        let cut_at = |i: i64| {
+            DateTime::from_timestamp(first_second + span * i / count, 0)
+                .expect("an instant within the window")
+        };
+        let since = if index == 0 {
+            request.since
+        } else {
+            Some(cut_at(index))
+        };
+        let end = if last { until } else { cut_at(index + 1) };
+        Ok(Some((since, end)))
+    }
 }
 
 impl Source for EntityRead {
@@ -474,7 +594,20 @@ impl Source for EntityRead {
                 mut request,
                 mut watermark,
                 schema,
+                part,
             } = *self;
+            if let Some(share) = part {
+                match share.cut(catalog, &client, &request).await? {
+                    Some((since, until)) => {
+                        // The first part keeps the window's start, and the ids read there.
+                        let from = if share.part.index == 0 { None } else { since };
+                        watermark = watermark.map(|w| w.share(from, until));
+                        request.since = since;
+                        request.until = Some(until);
+                    }
+                    None => return Ok(()),
+                }
+            }
             request.limit = out.remaining();
             request.page_rows = out.batch_rows().max(1);
             let notes = request.notes.clone();

@@ -52,6 +52,18 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned> Watermark<K> {
         Ok(Self::new(start, until))
     }
 
+    /// This window's share from `since` (`None`: from where the window starts, with the
+    /// ids read there last time) up to `until`: one part of a partitioned run.
+    pub fn share(&self, since: Option<K>, until: K) -> Self {
+        match since {
+            None => Watermark {
+                until: Some(until),
+                ..self.clone()
+            },
+            Some(since) => Self::new(Some(Mark::at(since)), Some(until)),
+        }
+    }
+
     /// The value to ask the service from, inclusive: records at it may be new.
     pub fn since(&self) -> Option<&K> {
         self.start.as_ref().map(|m| &m.value)

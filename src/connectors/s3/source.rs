@@ -339,8 +339,8 @@ impl NodeConfig for S3Source {
     }
 
     /// A part is the objects whose keys hash to it.
-    fn reads_in_partitions(&self) -> bool {
-        true
+    fn reads_in_partitions(&self) -> Result<(), String> {
+        Ok(())
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {

@@ -222,6 +222,14 @@ impl Catalog for Salesforce {
         Box::pin(async move { Ok(Org::of(&client)?.describe(&entity).await?.detail()) })
     }
 
+    fn earliest(
+        &self,
+        client: Client,
+        request: &ReadRequest,
+    ) -> Option<BoxFuture<Result<Option<chrono::DateTime<chrono::Utc>>, ConnectorError>>> {
+        Some(Box::pin(read::earliest(client, request.clone())))
+    }
+
     fn read(
         &self,
         client: Client,

@@ -49,6 +49,52 @@ pub async fn read(
     }
 }
 
+/// The oldest value of the pull's cursor among the records it asks for (its conditions,
+/// not its window): `SELECT MIN(cursor) FROM object WHERE conditions`, an aggregate query
+/// Salesforce answers with one `AggregateResult` whose `expr0` is the value.
+pub async fn earliest(
+    client: Client,
+    request: ReadRequest,
+) -> Result<Option<DateTime<Utc>>, ConnectorError> {
+    let options: ReadOptions = client.options()?;
+    let org = Org::of(&client)?;
+    let cursor = request
+        .cursor
+        .clone()
+        .ok_or_else(|| ConnectorError::fatal("the pull has no cursor field"))?;
+    let soql = soql(&ReadRequest {
+        fields: vec![format!("MIN({cursor})")],
+        since: None,
+        until: None,
+        limit: None,
+        ..request
+    })?;
+    let url = org.url(match options.include_deleted {
+        true => "/queryAll",
+        false => "/query",
+    });
+    let (answer, _) = org
+        .api
+        .get_json("asking for the oldest record", |c| {
+            c.get(&url).query(&[("q", soql.as_str())])
+        })
+        .await
+        .map_err(in_words)?;
+    match &answer["records"][0]["expr0"] {
+        Value::Null => Ok(None),
+        Value::String(text) => DateTime::parse_from_rfc3339(&super::rfc3339(text))
+            .map(|t| Some(t.to_utc()))
+            .map_err(|e| {
+                ConnectorError::fatal(format!(
+                    "Salesforce gave `{text}` as the oldest {cursor}, which is not an instant: {e}"
+                ))
+            }),
+        other => Err(ConnectorError::fatal(format!(
+            "Salesforce gave {other} as the oldest {cursor}"
+        ))),
+    }
+}
+
 /// The SOQL of a pull: the fields (with the id and the cursor, which the framework
 /// added), the conditions and the window.
 fn soql(request: &ReadRequest) -> Result<String, ConnectorError> {
