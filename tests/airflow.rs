@@ -9,6 +9,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::s3::{
+    block_on, bucket, client, get, keys, open_uploads, point_at, server, tributary_s3,
+};
 use common::{Scratch, flow, leads_flow, node, stderr, stdout};
 use serde_json::{Value, json};
 
@@ -349,40 +352,61 @@ fn a_kubernetes_dag_carries_the_flow_to_a_pod_of_the_image() {
     );
 }
 
-/// A backfill DAG in four parts (`--partitions 4`) run by Airflow: the mapped parts stage,
-/// the commit publishes exactly what one run writes; when a part fails, the abort task
-/// removes what the others staged and nothing is published.
+/// A backfill DAG in four parts (`--partitions 4`) of an S3 → formula → S3 flow, run by
+/// Airflow against moto's S3 server (and, in the test script's second pass, with the state
+/// in PostgreSQL): the mapped parts stage, the commit publishes exactly what one whole run
+/// writes; when a part fails, the abort task removes what the others staged — no object,
+/// no open upload.
 #[test]
 fn a_backfill_dag_commits_its_parts_or_aborts_them_all() {
-    let scratch = Scratch::new();
-    let data = scratch.path().join("in");
-    std::fs::create_dir_all(&data).unwrap();
+    let from = bucket("airflow-orders");
+    let to = bucket("airflow-lake");
+    let put = |key: String, body: String| {
+        block_on(
+            client()
+                .put_object()
+                .bucket(&from)
+                .key(key)
+                .body(aws_sdk_s3::primitives::ByteStream::from(body.into_bytes()))
+                .send(),
+        )
+        .unwrap();
+    };
     for f in 0..8 {
         let mut text = String::from("id,amount\n");
         for r in 0..40 {
-            text += &format!("{},{r}\n", f * 100 + r);
+            text += &format!("{},{r}.5\n", f * 100 + r);
         }
-        std::fs::write(data.join(format!("{f}.csv")), text).unwrap();
+        put(format!("orders/{f}.csv"), text);
     }
-    let mut f = flow(
-        vec![
-            node(
-                "src",
-                "source.file",
-                json!({"path": "in/*.csv", "fail_on_first_error": true}),
-            ),
-            node(
-                "out",
-                "destination.local",
-                json!({"folder": "out", "format": "jsonl"}),
-            ),
-        ],
-        &[("src", "out")],
-    );
-    f["name"] = json!("Orders history");
-    // A failed part fails at once: no retries to wait for in the test.
-    f["service"] = json!({"retries": 0});
-    let path = scratch.flow("history.json", &f);
+    let scratch = Scratch::new();
+    let lake = |prefix: &str| {
+        let mut f = flow(
+            vec![
+                node(
+                    "src",
+                    "source.s3",
+                    json!({"bucket": from, "prefix": "orders/", "fail_on_first_error": true}),
+                ),
+                node(
+                    "twice",
+                    "transform.formula",
+                    json!({"fields": [{"name": "twice", "expression": "amount * 2"}]}),
+                ),
+                node(
+                    "out",
+                    "destination.s3",
+                    json!({"bucket": to, "prefix": prefix, "format": "jsonl"}),
+                ),
+            ],
+            &[("src", "twice"), ("twice", "out")],
+        );
+        f["name"] = json!("Orders history");
+        // A failed part fails at once: no retries to wait for in the test.
+        f["service"] = json!({"retries": 0});
+        f
+    };
+    let path = scratch.flow("history.json", &lake("parts/"));
     let home = airflow_home(&scratch);
     let exported = scratch.cli(&[
         "export",
@@ -397,65 +421,67 @@ fn a_backfill_dag_commits_its_parts_or_aborts_them_all() {
     ]);
     assert!(exported.status.success(), "{}", stderr(&exported));
     let dags_test = || {
-        let run = Command::new(airflow_bin().join("airflow"))
+        let mut command = Command::new(airflow_bin().join("airflow"));
+        // The tasks run with Airflow's environment: the S3 server's address and keys.
+        let s = server();
+        point_at(&mut command, &scratch, s, &s.key_id, &s.secret);
+        let run = command
             .args(["dags", "test", "tributary_orders_history_backfill"])
             .env("AIRFLOW_HOME", &home)
             .env("AIRFLOW__CORE__DAGS_FOLDER", home.join("dags"))
             .env("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-            .env("TRIBUTARY_HOME", scratch.home())
-            .env("AWS_EC2_METADATA_DISABLED", "true")
             .output()
             .unwrap();
         stdout(&run) + stderr(&run).as_str()
     };
-    let out = scratch.path().join("out");
-    let published = || -> Vec<String> {
-        common::files_under(&out)
-            .into_iter()
-            .filter(|f| !f.contains(".tributary-staging"))
-            .collect()
+    let lines = |prefix: &str| -> Vec<String> {
+        let mut lines: Vec<String> = keys(&to)
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .flat_map(|k| {
+                String::from_utf8(get(&to, k))
+                    .unwrap()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        lines.sort();
+        lines
     };
     let said = dags_test();
     assert!(said.contains("state=success"), "{said}");
-    let mut ids: Vec<i64> = published()
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(out.join(f))
-                .unwrap()
-                .lines()
-                .map(|l| {
-                    serde_json::from_str::<Value>(l).unwrap()["id"]
-                        .as_i64()
-                        .unwrap()
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    ids.sort();
-    let expected: Vec<i64> = (0..8)
-        .flat_map(|f| (0..40).map(move |r| f * 100 + r))
-        .collect();
-    assert_eq!(ids, expected, "every record once");
+    let parts = lines("parts/");
+    assert_eq!(parts.len(), 320, "{said}");
+    let whole_flow = scratch.flow("whole.json", &lake("whole/"));
+    let whole = tributary_s3(&scratch, server())
+        .args(["run", whole_flow.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    assert_eq!(parts, lines("whole/"), "exactly what one whole run writes");
     let runs = scratch.cli(&["runs", "--json"]);
     let runs: Vec<Value> = serde_json::from_str(&stdout(&runs)).unwrap();
-    let whole: Vec<&Value> = runs
+    let committed: Vec<&Value> = runs
         .iter()
         .filter(|r| r["trigger"] == "partitioned: 4 parts, committed")
         .collect();
-    assert_eq!(whole.len(), 1, "{runs:#?}");
-    assert_eq!(whole[0]["records_written"], 320);
+    assert_eq!(committed.len(), 1, "{runs:#?}");
+    assert_eq!(committed[0]["records_written"], 320);
+    assert_eq!(
+        committed[0]["records_processed"], 320,
+        "the parts' figures added up"
+    );
 
-    // One file that does not read: its part fails, the others' output is removed.
-    std::fs::remove_dir_all(&out).unwrap();
-    std::fs::write(data.join("5.csv"), "id,amount\n1,\"unclosed\n").unwrap();
+    // One object that does not read: its part fails, the others' uploads are aborted.
+    put("orders/5.csv".into(), "id,amount\n1,\"unclosed\n".into());
+    let before = keys(&to).len();
     let said = dags_test();
     assert!(said.contains("state=failed"), "{said}");
-    assert!(published().is_empty(), "{:?}", common::files_under(&out));
-    assert!(
-        !common::files_under(&out)
-            .iter()
-            .any(|f| f.contains("commit.json")),
-        "the abort removed what the parts staged: {:?}",
-        common::files_under(&out)
+    assert_eq!(keys(&to).len(), before, "nothing published");
+    assert_eq!(
+        open_uploads(&to),
+        0,
+        "the abort removed what the parts staged"
     );
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod s3;
 pub mod ui;
 
 use std::path::{Path, PathBuf};
