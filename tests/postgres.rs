@@ -226,6 +226,42 @@ fn insert_creates_the_table_and_values_keep_their_types() {
     assert_eq!(db.count("\"Deals\""), 8);
 }
 
+/// A table takes the records as the run commits them: it cannot hold a part's output
+/// back for one commit of all the parts, so a partitioned run is refused before it reads,
+/// and the table is never made.
+#[test]
+fn a_partitioned_run_into_a_table_is_refused_before_it_reads() {
+    let db = Database::new("partitioned");
+    let scratch = Scratch::new();
+    db.connect(&scratch, SUPERUSER.0, SUPERUSER.1);
+    scratch.write("deals.csv", DEALS);
+    let flow = load_flow("deals.csv", json!({"connection": "pg", "table": "parts"}));
+    let out = common::run_in(
+        &scratch,
+        PASSPHRASE,
+        &flow,
+        &[
+            "--partitions",
+            "2",
+            "--partition",
+            "0",
+            "--run-id",
+            "p",
+            "--stage-only",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let said = common::said(&out);
+    assert!(
+        said.contains("`db` (destination.postgres) publishes as it writes and cannot keep a part's output for one commit of all the parts; write the partitioned run to a local folder or S3"),
+        "{said}"
+    );
+    assert_eq!(
+        db.rows("SELECT count(*) FROM information_schema.tables WHERE table_name = 'parts'"),
+        ["0"]
+    );
+}
+
 #[test]
 fn upsert_updates_by_key_and_the_last_record_of_a_key_wins() {
     let db = Database::new("upsert");

@@ -86,6 +86,7 @@ impl NodeKind for LocalDestination {
     const TITLE: &'static str = "Local folder";
     const ICON: &'static str = "📁";
     const DESCRIPTION: &'static str = "Write CSV, JSON lines, JSON or Parquet files to a folder";
+    const KEEPS_FOR_COMMIT: bool = true;
 
     fn finish_commit(plan: &Value, _: &crate::paths::Dirs) -> Result<Published, NodeError> {
         CommitPlan::from_value(plan)?.publish()

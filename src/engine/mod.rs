@@ -1190,6 +1190,15 @@ fn partitionable(plan: &Plan, selected: &[bool]) -> Result<(), (Option<String>, 
                 ),
             ));
         }
+        if node.kind.role == crate::node::Role::Destination && !node.kind.keeps_for_commit {
+            return Err((
+                Some(node.id.clone()),
+                format!(
+                    "`{}` ({}) publishes as it writes and cannot keep a part's output for one commit of all the parts; write the partitioned run to a local folder or S3",
+                    node.id, node.kind.name
+                ),
+            ));
+        }
         if whole.contains(&node.kind.name) {
             return Err((
                 Some(node.id.clone()),

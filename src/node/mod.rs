@@ -307,6 +307,9 @@ pub trait NodeKind: NodeConfig + DeserializeOwned + JsonSchema {
     /// all of them, each batch in the union of their schemas ([`union_schema`]), and
     /// the batch's schema metadata names the input it came from ([`INPUT_KEY`]).
     const MANY_INPUTS: bool = false;
+    /// Whether the destination can keep its output staged past its run for a later
+    /// commit ([`Destination::keep`]), as the parts of a partitioned run need.
+    const KEEPS_FOR_COMMIT: bool = false;
 
     /// Finishes publishing what a destination's runtime described in
     /// [`Destination::commit_plan`], for a run that was killed while it committed. Runs in
@@ -345,6 +348,8 @@ pub struct NodeType {
     pub tests_connection: bool,
     /// [`NodeKind::MANY_INPUTS`].
     pub many_inputs: bool,
+    /// [`NodeKind::KEEPS_FOR_COMMIT`].
+    pub keeps_for_commit: bool,
     /// [`NodeKind::ENTITIES`].
     pub entities: Option<Entities>,
     /// [`NodeKind::SERVICE`].
@@ -369,6 +374,7 @@ impl NodeType {
             icon: K::ICON,
             tests_connection: K::TESTS_CONNECTION,
             many_inputs: K::MANY_INPUTS,
+            keeps_for_commit: K::KEEPS_FOR_COMMIT,
             entities: K::ENTITIES,
             service: K::SERVICE,
             parse: Box::new(parse_config::<K>),
@@ -405,6 +411,7 @@ impl NodeType {
             icon,
             tests_connection: true,
             many_inputs: false,
+            keeps_for_commit: false,
             entities: Some(entities),
             service: Some(service),
             parse: Box::new(parse),

@@ -132,6 +132,7 @@ impl NodeKind for S3Destination {
     const ICON: &'static str = "☁";
     const TESTS_CONNECTION: bool = true;
     const SERVICE: Option<&'static str> = Some(super::CONNECTOR);
+    const KEEPS_FOR_COMMIT: bool = true;
     const DESCRIPTION: &'static str =
         "Write CSV, JSON lines or Parquet objects to an S3 bucket or an S3-compatible store";
 
