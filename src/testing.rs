@@ -100,6 +100,7 @@ fn build_context(input: SchemaRef, output: SchemaRef) -> BuildContext {
         errors: crate::node::ErrorSink::in_memory(),
         partition: None,
         agreement: None,
+        staging: None,
     }
 }
 

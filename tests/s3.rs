@@ -639,9 +639,22 @@ fn a_run_killed_mid_upload_leaves_no_object() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    // The parts stay with the unfinished upload (a lifecycle rule removes them), but no
-    // object exists: a reader never sees part of the output.
+    // No object exists: a reader never sees part of the output. The killed process could
+    // not abort its upload, but it recorded it as it began.
     assert!(keys(&b).is_empty(), "{:?}", keys(&b));
+    assert_eq!(open_uploads(&b), 1);
+    // The next run of the flow (a small one, under the same name) aborts it first.
+    let small = scratch.flow(
+        "small.json",
+        &demo_to_s3(10, json!({"bucket": b, "format": "jsonl"})),
+    );
+    let next = tributary(&scratch, s, &s.key_id, &s.secret)
+        .args(["run", small.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(next.status.success(), "{}", stderr(&next));
+    assert_eq!(open_uploads(&b), 0, "the dead run's upload is aborted");
+    assert_eq!(keys(&b).len(), 1, "the next run's own object");
 }
 
 /// Runs the flow at `path` and kills it while S3 completes its `k`-th object: a proxy

@@ -497,6 +497,12 @@ async fn execute(
     {
         return Outcome::failed(None, message, &handles);
     }
+    if matches!(mode, Mode::Run)
+        && let Err(message) =
+            remove_dead_staging(plan, &opts.dirs, &state, &lock_name, execution_id)
+    {
+        return Outcome::failed(None, message, &handles);
+    }
     let mut from: Vec<Option<serde_json::Value>> = vec![None; n];
     let mut full = opts.full;
     for (i, node) in plan.nodes.iter().enumerate() {
@@ -561,6 +567,25 @@ async fn execute(
             first_run_from: first_run_from.filter(|_| from[i].is_none()),
             errors: errors.clone(),
             partition: opts.partition.as_ref().map(|p| p.part),
+            staging: (matches!(mode, Mode::Run)
+                && node.kind.role == crate::node::Role::Destination)
+                .then(|| {
+                    let (dirs, lock, run) = (
+                        opts.dirs.clone(),
+                        lock_name.clone(),
+                        execution_id.to_string(),
+                    );
+                    let (node, kind) = (node.id.clone(), node.kind.name);
+                    let store: Mutex<Option<StateStore>> = Mutex::new(None);
+                    crate::node::StagingJournal::new(move |plan| {
+                        let mut store = store.lock().unwrap();
+                        if store.is_none() {
+                            *store = Some(StateStore::open(&dirs)?);
+                        }
+                        let store = store.as_ref().expect("opened above");
+                        store.journal_staging(&lock, &run, &node, kind, plan)
+                    })
+                }),
             agreement: opts.partition.as_ref().map(|p| {
                 let (dirs, flow, run_id) =
                     (opts.dirs.clone(), plan.flow_name.clone(), p.run_id.clone());
@@ -837,6 +862,13 @@ async fn execute(
     destinations.sort_by_key(|(node, _)| *node);
     let (published, commit_error) =
         finish_destinations(destinations, commit, &handles, kinds).await;
+    if matches!(mode, Mode::Run) {
+        // Published, kept for a commit, or aborted: nothing is left for a later run to
+        // remove (a commit cut short is in its commit record).
+        if let Err(e) = StateStore::open(&opts.dirs).and_then(|s| s.forget_staging(execution_id)) {
+            tracing::warn!("the run's staging journal could not be cleared: {e}");
+        }
+    }
     let (status, error) = match commit_error {
         Some(e) => (RunStatus::Error, Some(e)),
         None => (status, error),
@@ -851,6 +883,41 @@ async fn execute(
         peak_in_flight: in_flight.peak(),
         windows,
     }
+}
+
+/// Removes what runs under `lock` that died (this run holds the lock now) had begun to
+/// stage outside the machine — S3 uploads a killed process could not abort — as their
+/// destinations' types remove a plan. What cannot be removed is logged for a person, and
+/// does not stop the run: it was never published.
+fn remove_dead_staging(
+    plan: &Plan,
+    dirs: &Dirs,
+    state: &StateStore,
+    lock: &str,
+    execution_id: &str,
+) -> Result<(), String> {
+    let mut dead = Vec::new();
+    for (run, node, kind, staged) in state.staged_by_others(lock, execution_id)? {
+        let removed = match plan.nodes.iter().map(|n| n.kind).find(|t| t.name == kind) {
+            Some(t) => (t.abort_plan)(&staged, dirs).map_err(|e| e.to_string()),
+            None => Err(format!("{kind} is no longer in the flow")),
+        };
+        match removed {
+            Ok(()) => tracing::info!(
+                "removed what run {run}, which did not end, had begun to stage in `{node}`"
+            ),
+            Err(e) => tracing::warn!(
+                "what run {run}, which did not end, began to stage in `{node}` could not be removed ({e}): {staged}"
+            ),
+        }
+        if !dead.contains(&run) {
+            dead.push(run);
+        }
+    }
+    for run in dead {
+        state.forget_staging(&run)?;
+    }
+    Ok(())
 }
 
 /// Finishes the commits of this flow's runs that were killed while they published, oldest

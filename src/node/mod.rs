@@ -127,6 +127,30 @@ pub struct BuildContext {
     /// In a partitioned run: settles what every part must read alike (where a source's
     /// windows begin), whichever part asks first.
     pub agreement: Option<Agreement>,
+    /// For destinations: where to record what they begin to stage outside the machine
+    /// (an S3 upload), so that a run that dies is cleaned up by the next.
+    pub staging: Option<StagingJournal>,
+}
+
+/// Records what a destination has begun to stage so far, as the plan its type's
+/// [`NodeKind::abort_plan`] removes. A process that is killed cannot abort its S3 uploads
+/// itself; the next run of the flow finds them here, once it holds the flow, and does.
+#[derive(Clone)]
+pub struct StagingJournal(Arc<JournalFn>);
+
+type JournalFn = dyn Fn(&serde_json::Value) -> Result<(), String> + Send + Sync;
+
+impl StagingJournal {
+    pub fn new(
+        record: impl Fn(&serde_json::Value) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(record))
+    }
+
+    /// Records `plan`, replacing what this node recorded before.
+    pub fn record(&self, plan: &serde_json::Value) -> Result<(), String> {
+        (self.0)(plan)
+    }
 }
 
 /// Settles a value all the parts of a partitioned run share: the first part to propose one

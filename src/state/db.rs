@@ -255,6 +255,16 @@ const SCHEMA: &[&str] = &[
          flow TEXT NOT NULL,
          value TEXT NOT NULL,
          PRIMARY KEY (run_id, key)
+     );
+     -- What each running destination has begun to stage (an S3 upload's id), under the
+     -- lock its run holds: if the run dies, whoever takes the lock next removes it.
+     CREATE TABLE staging_journal (
+         lock TEXT NOT NULL,
+         execution_id TEXT NOT NULL,
+         node TEXT NOT NULL,
+         type TEXT NOT NULL,
+         plan TEXT NOT NULL,
+         PRIMARY KEY (execution_id, node)
      );",
 ];
 

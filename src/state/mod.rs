@@ -394,6 +394,10 @@ impl StateStore {
             "DELETE FROM commits WHERE execution_id = $1",
             vec![execution_id.into()],
         ));
+        statements.push((
+            "DELETE FROM staging_journal WHERE execution_id = $1",
+            vec![execution_id.into()],
+        ));
         statements.extend(forget_partitioned_run(execution_id));
         self.db.transaction(&statements).map(|_| ())
     }
@@ -461,23 +465,30 @@ impl StateStore {
             "SELECT record FROM staged_partitions WHERE run_id = $1 AND part = $2",
             &[run_id.into(), i64::from(part.index).into()],
         )?;
-        self.db.execute(
-            "INSERT INTO staged_partitions
-                 (run_id, flow, part, parts, execution_id, record, staged_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (run_id, part) DO UPDATE SET flow = excluded.flow,
-                 parts = excluded.parts, execution_id = excluded.execution_id,
-                 record = excluded.record, staged_at = excluded.staged_at",
-            &[
-                run_id.into(),
-                flow.into(),
-                i64::from(part.index).into(),
-                i64::from(part.count).into(),
-                execution_id.into(),
-                record.to_string().into(),
-                now().into(),
-            ],
-        )?;
+        // From here the record, not the staging journal, says what to remove.
+        self.db.transaction(&[
+            (
+                "INSERT INTO staged_partitions
+                     (run_id, flow, part, parts, execution_id, record, staged_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (run_id, part) DO UPDATE SET flow = excluded.flow,
+                     parts = excluded.parts, execution_id = excluded.execution_id,
+                     record = excluded.record, staged_at = excluded.staged_at",
+                vec![
+                    run_id.into(),
+                    flow.into(),
+                    i64::from(part.index).into(),
+                    i64::from(part.count).into(),
+                    execution_id.into(),
+                    record.to_string().into(),
+                    now().into(),
+                ],
+            ),
+            (
+                "DELETE FROM staging_journal WHERE execution_id = $1",
+                vec![execution_id.into()],
+            ),
+        ])?;
         Ok(earlier
             .first()
             .and_then(|r| r[0].text())
@@ -562,6 +573,67 @@ impl StateStore {
             &[run_id.into(), key.into()],
         )?;
         rows.first().map(|row| agreed_value(row)).transpose()
+    }
+
+    /// Records what `node` (of type `kind`) of the run `execution_id`, which holds `lock`,
+    /// has begun to stage so far: the plan its type's `abort_plan` removes.
+    pub fn journal_staging(
+        &self,
+        lock: &str,
+        execution_id: &str,
+        node: &str,
+        kind: &str,
+        plan: &Value,
+    ) -> Result<(), String> {
+        self.db
+            .execute(
+                "INSERT INTO staging_journal (lock, execution_id, node, type, plan)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (execution_id, node) DO UPDATE SET plan = excluded.plan",
+                &[
+                    lock.into(),
+                    execution_id.into(),
+                    node.into(),
+                    kind.into(),
+                    plan.to_string().into(),
+                ],
+            )
+            .map(|_| ())
+    }
+
+    /// What runs under `lock` other than `execution_id` began to stage and never settled:
+    /// (run, node, type, plan). The caller holds the lock, so those runs are dead.
+    pub fn staged_by_others(
+        &self,
+        lock: &str,
+        execution_id: &str,
+    ) -> Result<Vec<(String, String, String, Value)>, String> {
+        let rows = self.db.query(
+            "SELECT execution_id, node, type, plan FROM staging_journal
+             WHERE lock = $1 AND execution_id != $2 ORDER BY execution_id, node",
+            &[lock.into(), execution_id.into()],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r[0].text().unwrap_or_default(),
+                    r[1].text().unwrap_or_default(),
+                    r[2].text().unwrap_or_default(),
+                    serde_json::from_str(&r[3].text().unwrap_or_default()).unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
+    /// The run settled what it staged (published, kept for a commit, or removed).
+    pub fn forget_staging(&self, execution_id: &str) -> Result<(), String> {
+        self.db
+            .execute(
+                "DELETE FROM staging_journal WHERE execution_id = $1",
+                &[execution_id.into()],
+            )
+            .map(|_| ())
     }
 
     /// Forgets a flow's watermarks: its next run reads everything. Returns how many.

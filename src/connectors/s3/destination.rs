@@ -284,13 +284,40 @@ impl NodeConfig for S3Destination {
             access: access.clone(),
             plan: None,
         });
-        let uploads = Uploads::new(
+        let reach = Reach {
+            connection: self.connection.clone(),
+            region: self.region.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+        };
+        let mut uploads = Uploads::new(
             access,
             self.bucket.clone(),
             normalize_prefix(&self.prefix),
             settings,
             runtime,
         );
+        if let Some(journal) = cx.staging.clone() {
+            // What the next run aborts if this process dies first: the uploads begun, as a
+            // plan `abort_plan` reads.
+            let (reach, bucket) = (reach.clone(), self.bucket.clone());
+            uploads = uploads.journal(move |started| {
+                let plan = CommitPlan {
+                    reach: reach.clone(),
+                    bucket: bucket.clone(),
+                    objects: started
+                        .iter()
+                        .map(|(key, id)| PlannedObject {
+                            upload: StagedObject::begun(key, id),
+                            records: 0,
+                            bytes: 0,
+                        })
+                        .collect(),
+                    replaced: Vec::new(),
+                    catalog: None,
+                };
+                journal.record(&serde_json::to_value(plan).expect("a plan is plain data"))
+            });
+        }
         let layout = Layout {
             format: self.format,
             time_prefix: self.time_prefix,
@@ -307,11 +334,7 @@ impl NodeConfig for S3Destination {
             replace: self.replace_partitions.then_some(self.format.extension()),
             replaced: Vec::new(),
             catalog,
-            reach: Reach {
-                connection: self.connection.clone(),
-                region: self.region.clone(),
-                endpoint_url: self.endpoint_url.clone(),
-            },
+            reach,
         })))
     }
 }

@@ -66,7 +66,12 @@ pub struct Uploads {
     unreachable: Option<String>,
     /// Every upload started (key, upload id), so that abort can remove them all.
     started: Vec<(String, String)>,
+    /// Told of every upload as it starts (all of them so far), to record them where the
+    /// next run finds them if this process dies before it can abort them.
+    journal: Option<Box<StartedFn>>,
 }
+
+type StartedFn = dyn Fn(&[(String, String)]) -> Result<(), String> + Send;
 
 impl Uploads {
     pub fn new(
@@ -85,7 +90,17 @@ impl Uploads {
             shared: None,
             unreachable: None,
             started: Vec::new(),
+            journal: None,
         }
+    }
+
+    /// Has `record` told of the uploads started so far each time one starts.
+    pub fn journal(
+        mut self,
+        record: impl Fn(&[(String, String)]) -> Result<(), String> + Send + 'static,
+    ) -> Self {
+        self.journal = Some(Box::new(record));
+        self
     }
 
     pub fn key(&self, relative: &str) -> String {
@@ -252,6 +267,14 @@ impl Store for Uploads {
             .ok_or_else(|| NodeError::msg(format!("S3 started no upload for {key}")))?
             .to_string();
         self.started.push((key.clone(), upload_id.clone()));
+        if let Some(record) = &self.journal {
+            record(&self.started).map_err(|e| {
+                NodeError::msg(format!(
+                    "cannot record the upload of s3://{}/{key} in the run state: {e}",
+                    self.bucket
+                ))
+            })?;
+        }
         Ok(ObjectSink {
             shared,
             key,
@@ -441,6 +464,17 @@ pub struct StagedObject {
     pub key: String,
     upload_id: String,
     parts: Vec<Part>,
+}
+
+impl StagedObject {
+    /// An upload just begun, no part of it sent: enough to abort it.
+    pub fn begun(key: &str, upload_id: &str) -> Self {
+        Self {
+            key: key.to_string(),
+            upload_id: upload_id.to_string(),
+            parts: Vec::new(),
+        }
+    }
 }
 
 /// An uploaded part as completing the upload names it: its number, ETag and the checksum
