@@ -250,7 +250,7 @@ fn record_dead_run(
     started_at: &str,
     expires_ms: i64,
 ) -> Result<(), String> {
-    if state.indexed_runs()?.contains(run) {
+    if state.run(run)?.is_some() {
         return Ok(());
     }
     let ran_out = chrono::DateTime::from_timestamp_millis(expires_ms)
