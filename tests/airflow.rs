@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::s3::{
-    block_on, bucket, client, get, keys, open_uploads, point_at, server, tributary_s3,
+    block_on, bucket, client, keys, lines_under, open_uploads, point_at, server, tributary_s3,
 };
 use common::{Scratch, flow, leads_flow, node, stderr, stdout};
 use serde_json::{Value, json};
@@ -434,21 +434,7 @@ fn a_backfill_dag_commits_its_parts_or_aborts_them_all() {
             .unwrap();
         stdout(&run) + stderr(&run).as_str()
     };
-    let lines = |prefix: &str| -> Vec<String> {
-        let mut lines: Vec<String> = keys(&to)
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .flat_map(|k| {
-                String::from_utf8(get(&to, k))
-                    .unwrap()
-                    .lines()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        lines.sort();
-        lines
-    };
+    let lines = |prefix: &str| lines_under(&to, prefix);
     let said = dags_test();
     assert!(said.contains("state=success"), "{said}");
     let parts = lines("parts/");

@@ -14,6 +14,18 @@ use common::s3::*;
 use common::*;
 use serde_json::{Value, json};
 
+/// The ids in the files a run record says were written, sorted.
+fn ids_written(record: &Value) -> Vec<i64> {
+    let mut ids: Vec<i64> = record["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|o| ids_in(&std::fs::read_to_string(o["location"].as_str().unwrap()).unwrap()))
+        .collect();
+    ids.sort();
+    ids
+}
+
 fn run(scratch: &Scratch, flow: &Value) -> (Option<i32>, Value, String) {
     let s = server();
     let o = run_with_keys(scratch, flow, s, &s.key_id, &s.secret);
@@ -513,18 +525,6 @@ fn an_incremental_source_reads_each_object_once_and_only_after_a_committed_run()
             &[("s3", "out")],
         )
     };
-    let ids = |record: &Value| -> Vec<i64> {
-        let mut ids: Vec<i64> = record["outputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|o| {
-                ids_in(&std::fs::read_to_string(o["location"].as_str().unwrap()).unwrap())
-            })
-            .collect();
-        ids.sort();
-        ids
-    };
     let run_into = |folder: &str, extra: &[&str]| {
         let path = scratch.flow("flow.json", &to(folder));
         let s = server();
@@ -541,7 +541,7 @@ fn an_incremental_source_reads_each_object_once_and_only_after_a_committed_run()
     put("in/b.jsonl", 2);
     let (code, record, err) = run_into("out", &[]);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(ids(&record), [1, 2]);
+    assert_eq!(ids_written(&record), [1, 2]);
     assert_eq!(record["windows"][0]["node"], "s3");
     assert!(record["windows"][0]["from"].is_null());
     let keys_at_mark = record["windows"][0]["to"]["ids"].as_array().unwrap().len();
@@ -562,14 +562,14 @@ fn an_incremental_source_reads_each_object_once_and_only_after_a_committed_run()
     assert_eq!(code, Some(1), "{record}");
     let (code, record, err) = run_into("out", &[]);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(ids(&record), [3]);
+    assert_eq!(ids_written(&record), [3]);
 
     std::thread::sleep(std::time::Duration::from_millis(1100));
     put("in/d.jsonl", 4);
     put("in/a.jsonl", 10); // changed: read again
     let (code, record, err) = run_into("out", &[]);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(ids(&record), [4, 10]);
+    assert_eq!(ids_written(&record), [4, 10]);
 
     // The state commands, and --full.
     let path = scratch.path().join("flow.json");
@@ -581,7 +581,7 @@ fn an_incremental_source_reads_each_object_once_and_only_after_a_committed_run()
     assert!(stdout(&shown).starts_with("s3: {"), "{}", stdout(&shown));
     let (code, record, err) = run_into("out", &["--full"]);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(ids(&record), [2, 3, 4, 10]);
+    assert_eq!(ids_written(&record), [2, 3, 4, 10]);
     let reset = tributary(&scratch, s, &s.key_id, &s.secret)
         .args(["state", "reset", path.to_str().unwrap()])
         .output()
@@ -593,7 +593,7 @@ fn an_incremental_source_reads_each_object_once_and_only_after_a_committed_run()
     );
     let (code, record, err) = run_into("out", &[]);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(ids(&record), [2, 3, 4, 10]);
+    assert_eq!(ids_written(&record), [2, 3, 4, 10]);
 }
 
 #[test]
@@ -1643,21 +1643,7 @@ fn four_parts_of_an_s3_run_publish_together_what_one_run_writes() {
         stdout(&committed)
     );
     assert_eq!(open_uploads(&to), 0);
-    let lines = |prefix: &str| {
-        let mut lines: Vec<String> = keys(&to)
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .flat_map(|k| {
-                String::from_utf8(get(&to, k))
-                    .unwrap()
-                    .lines()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        lines.sort();
-        lines
-    };
+    let lines = |prefix: &str| lines_under(&to, prefix);
     let parts = lines("parts/");
     assert_eq!(parts.len(), 400);
     let whole = scratch.flow("whole.json", &f("whole"));
@@ -1767,17 +1753,7 @@ fn a_partitioned_incremental_run_saves_one_watermark_and_loses_nothing_written_m
             &format!("folder={folder}"),
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
-        let record: Value = serde_json::from_str(&stdout(&o)).unwrap();
-        let mut ids: Vec<i64> = record["outputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|o| {
-                ids_in(&std::fs::read_to_string(o["location"].as_str().unwrap()).unwrap())
-            })
-            .collect();
-        ids.sort();
-        ids
+        ids_written(&serde_json::from_str(&stdout(&o)).unwrap())
     };
     let published = |folder: &str| -> Vec<i64> {
         let dir = scratch.path().join(folder);

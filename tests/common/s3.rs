@@ -184,3 +184,21 @@ pub fn tributary(scratch: &Scratch, server: &Server, key_id: &str, secret: &str)
 pub fn tributary_s3(scratch: &Scratch, server: &Server) -> Command {
     tributary(scratch, server, &server.key_id, &server.secret)
 }
+
+/// Every line of every object under `prefix` in `bucket`, sorted: what a run wrote there,
+/// to compare with another run's.
+pub fn lines_under(bucket: &str, prefix: &str) -> Vec<String> {
+    let mut lines: Vec<String> = keys(bucket)
+        .keys()
+        .filter(|k| k.starts_with(prefix))
+        .flat_map(|k| {
+            String::from_utf8(get(bucket, k))
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    lines
+}
