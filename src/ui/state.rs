@@ -26,8 +26,11 @@ pub const STARTER_FLOW: &str = include_str!("../../flows/demo-opportunities-to-l
 
 /// Edits of the same thing closer together than this are undone as one.
 const COALESCE: Duration = Duration::from_millis(1500);
-/// Previews wait until typing pauses this long.
-const PREVIEW_DEBOUNCE: Duration = Duration::from_millis(250);
+/// Previews wait until typing pauses this long: long enough that fast typing sends one
+/// preview, not one a key; short enough that the preview (about 60 ms five transforms deep
+/// over 5 GB: `benches/preview.sh`) is on screen within 200 ms of the edit. A preview asked
+/// between two slow keys costs little: its answer is dropped when the flow changed since.
+pub const PREVIEW_DEBOUNCE: Duration = Duration::from_millis(120);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Times previews on a large input, from the command line and in the app: the reference
+# job's node five transforms deep (`expected_revenue` of flows/bench-opportunities.json)
+# over a JSON lines file of N opportunities (default 8,400,000: about 5 GB), made once
+# under $BENCH_DIR (target/bench) from the demo source, as benches/compare/run.sh makes its
+# inputs. Usage: bash benches/preview.sh [N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export AWS_EC2_METADATA_DISABLED=true
+n=${1:-8400000}
+work=$(realpath -m "${BENCH_DIR:-target/bench}")
+mkdir -p "$work"
+cargo build --release --locked
+tributary=$PWD/target/release/tributary
+input=$work/input-$n/opportunities.jsonl
+if [ ! -f "$input" ]; then
+  echo "generating $n records…"
+  flow=$work/generate-$n.json
+  python3 -c "
+import json, sys
+flow = json.load(open('benches/compare/generate.json'))
+flow['nodes'][0]['config']['records'] = int(sys.argv[1])
+json.dump(flow, open(sys.argv[2], 'w'), indent=2)" "$n" "$flow"
+  rm -rf "$work/input-$n"
+  "$tributary" run "$flow" --param output="$work/input-$n" >/dev/null
+  mv "$work/input-$n"/part-*.jsonl "$input"
+fi
+echo "$(du -h "$input" | cut -f1) of JSON lines, $(nproc) cores, $(date -u +%Y-%m-%d)"
+# From a cold page cache the first read of the file is the disk's; drop it if allowed.
+sync; echo 3 2>/dev/null >/proc/sys/vm/drop_caches || true
+times=()
+for round in $(seq 10); do
+  start=$(date +%s%N)
+  "$tributary" preview flows/bench-opportunities.json --node expected_revenue \
+    --param "input=$input" >/dev/null
+  times+=($(( ($(date +%s%N) - start) / 1000000 )))
+done
+sorted=$(printf '%s\n' "${times[@]}" | sort -n | tr '\n' ' ')
+echo "tributary preview --node expected_revenue, 10 rounds (ms, first from a cold cache): ${times[*]}"
+echo "  sorted: $sorted"
+PREVIEW_INPUT=$input cargo bench --bench preview
