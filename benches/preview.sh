@@ -38,4 +38,28 @@ done
 sorted=$(printf '%s\n' "${times[@]}" | sort -n | tr '\n' ' ')
 echo "tributary preview --node expected_revenue, 10 rounds (ms, first from a cold cache): ${times[*]}"
 echo "  sorted: $sorted"
+# The same node over one Parquet file of 13,000,000 opportunities (about 1 GB).
+pq=$work/parquet-13000000
+if [ ! -f "$pq/flow.json" ]; then
+  echo "generating the Parquet file…"
+  mkdir -p "$pq"
+  python3 -c "
+import json, sys
+g = json.load(open('benches/compare/generate.json'))
+g['nodes'][0]['config']['records'] = 13000000
+g['nodes'][1]['config']['format'] = 'parquet'
+json.dump(g, open(sys.argv[1] + '/generate.json', 'w'))
+f = json.load(open('flows/bench-opportunities.json'))
+f['nodes'][0]['config']['format'] = 'parquet'
+json.dump(f, open(sys.argv[1] + '/flow.json', 'w'))" "$pq"
+  "$tributary" run "$pq/generate.json" --param output="$pq/in" >/dev/null
+fi
+parquet=$(ls "$pq"/in/*.parquet)
+times=()
+for round in $(seq 10); do
+  start=$(date +%s%N)
+  "$tributary" preview "$pq/flow.json" --node expected_revenue --param "input=$parquet" >/dev/null
+  times+=($(( ($(date +%s%N) - start) / 1000000 )))
+done
+echo "the same over $(du -h "$parquet" | cut -f1) of Parquet, 10 rounds (ms): ${times[*]}"
 PREVIEW_INPUT=$input cargo bench --bench preview
