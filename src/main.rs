@@ -364,12 +364,12 @@ fn execute(command: Command) -> anyhow::Result<u8> {
             run_id,
             params,
             json,
-        } => partitioned(flow, params, &run_id, Some(json), &dirs),
+        } => commit(flow, params, &run_id, json, &dirs),
         Command::Abort {
             flow,
             run_id,
             params,
-        } => partitioned(flow, params, &run_id, None, &dirs),
+        } => abort(flow, params, &run_id, &dirs),
         Command::State { action } => state(action, &dirs),
         Command::Catalog { action } => catalog(action),
         Command::Connection { action } => connection_command::execute(action, &dirs),
@@ -708,38 +708,36 @@ fn state(action: StateAction, dirs: &Dirs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// `tributary commit` (`json` given) or `tributary abort` of a partitioned run.
-fn partitioned(
+/// The flow and plan of `tributary commit` and `tributary abort`, the vault opened for
+/// its connections; `None` when the flow cannot be planned (its problems are reported).
+fn plan_partitioned(
+    path: &std::path::Path,
+    params: Vec<(String, String)>,
+    dirs: &Dirs,
+) -> anyhow::Result<Option<(tributary::flow::Flow, tributary::flow::Plan)>> {
+    let overrides: IndexMap<String, String> = params.into_iter().collect();
+    match workspace::plan_file(path, &overrides, &Workspace::new(dirs.clone())) {
+        Ok((flow, plan)) => {
+            unlock_for(&flow, dirs)?;
+            Ok(Some((flow, plan)))
+        }
+        Err(problems) => {
+            report(path, &problems);
+            Ok(None)
+        }
+    }
+}
+
+/// `tributary commit`: publishes every part of a partitioned run at once.
+fn commit(
     path: PathBuf,
     params: Vec<(String, String)>,
     run_id: &str,
-    json: Option<bool>,
+    json: bool,
     dirs: &Dirs,
 ) -> anyhow::Result<u8> {
-    let overrides: IndexMap<String, String> = params.into_iter().collect();
-    let (flow, plan) = match workspace::plan_file(&path, &overrides, &Workspace::new(dirs.clone()))
-    {
-        Ok(p) => p,
-        Err(problems) => {
-            report(&path, &problems);
-            return Ok(INVALID);
-        }
-    };
-    unlock_for(&flow, dirs)?;
-    let Some(json) = json else {
-        return match engine::abort_partitions(&plan, dirs, run_id) {
-            Ok(parts) => {
-                outln!(
-                    "run {run_id} of \"{}\": removed what its {parts} part(s) staged; nothing was published",
-                    flow.name
-                );
-                Ok(0)
-            }
-            Err(e) => {
-                errln!("{}: {e}", path.display());
-                Ok(1)
-            }
-        };
+    let Some((flow, plan)) = plan_partitioned(&path, params, dirs)? else {
+        return Ok(INVALID);
     };
     match engine::commit_partitions(&plan, dirs, run_id) {
         Ok(done) if json => {
@@ -758,6 +756,31 @@ fn partitioned(
             for output in &done.outputs {
                 outln!("  {}", output.location);
             }
+            Ok(0)
+        }
+        Err(e) => {
+            errln!("{}: {e}", path.display());
+            Ok(1)
+        }
+    }
+}
+
+/// `tributary abort`: removes what the parts of a partitioned run staged.
+fn abort(
+    path: PathBuf,
+    params: Vec<(String, String)>,
+    run_id: &str,
+    dirs: &Dirs,
+) -> anyhow::Result<u8> {
+    let Some((flow, plan)) = plan_partitioned(&path, params, dirs)? else {
+        return Ok(INVALID);
+    };
+    match engine::abort_partitions(&plan, dirs, run_id) {
+        Ok(parts) => {
+            outln!(
+                "run {run_id} of \"{}\": removed what its {parts} part(s) staged; nothing was published",
+                flow.name
+            );
             Ok(0)
         }
         Err(e) => {

@@ -422,13 +422,7 @@ pub async fn finish(
         return Ok(());
     };
     for object in objects {
-        let _ = client
-            .abort_multipart_upload()
-            .bucket(bucket)
-            .key(&object.key)
-            .upload_id(&object.upload_id)
-            .send()
-            .await;
+        let _ = abandon(client, access, bucket, std::slice::from_ref(object)).await;
         if let Err(e) = client
             .delete_object()
             .bucket(bucket)
