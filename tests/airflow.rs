@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::s3::{
-    block_on, bucket, client, keys, lines_under, open_uploads, point_at, server, tributary_s3,
+    bucket, doubling_flow, keys, lines_under, open_uploads, point_at, put, server, tributary_s3,
 };
-use common::{Scratch, flow, leads_flow, node, stderr, stdout};
+use common::{Scratch, leads_flow, stderr, stdout};
 use serde_json::{Value, json};
 
 fn airflow_bin() -> PathBuf {
@@ -361,45 +361,21 @@ fn a_kubernetes_dag_carries_the_flow_to_a_pod_of_the_image() {
 fn a_backfill_dag_commits_its_parts_or_aborts_them_all() {
     let from = bucket("airflow-orders");
     let to = bucket("airflow-lake");
-    let put = |key: String, body: String| {
-        block_on(
-            client()
-                .put_object()
-                .bucket(&from)
-                .key(key)
-                .body(aws_sdk_s3::primitives::ByteStream::from(body.into_bytes()))
-                .send(),
-        )
-        .unwrap();
-    };
     for f in 0..8 {
         let mut text = String::from("id,amount\n");
         for r in 0..40 {
             text += &format!("{},{r}.5\n", f * 100 + r);
         }
-        put(format!("orders/{f}.csv"), text);
+        put(&from, &format!("orders/{f}.csv"), text);
     }
     let scratch = Scratch::new();
     let lake = |prefix: &str| {
-        let mut f = flow(
-            vec![
-                node(
-                    "src",
-                    "source.s3",
-                    json!({"bucket": from, "prefix": "orders/", "fail_on_first_error": true}),
-                ),
-                node(
-                    "twice",
-                    "transform.formula",
-                    json!({"fields": [{"name": "twice", "expression": "amount * 2"}]}),
-                ),
-                node(
-                    "out",
-                    "destination.s3",
-                    json!({"bucket": to, "prefix": prefix, "format": "jsonl"}),
-                ),
-            ],
-            &[("src", "twice"), ("twice", "out")],
+        let mut f = doubling_flow(
+            &from,
+            "orders/",
+            json!({"fail_on_first_error": true}),
+            &to,
+            prefix,
         );
         f["name"] = json!("Orders history");
         // A failed part fails at once: no retries to wait for in the test.
@@ -460,7 +436,7 @@ fn a_backfill_dag_commits_its_parts_or_aborts_them_all() {
     );
 
     // One object that does not read: its part fails, the others' uploads are aborted.
-    put("orders/5.csv".into(), "id,amount\n1,\"unclosed\n".into());
+    put(&from, "orders/5.csv", "id,amount\n1,\"unclosed\n");
     let before = keys(&to).len();
     let said = dags_test();
     assert!(said.contains("state=failed"), "{said}");

@@ -1570,44 +1570,16 @@ fn glue_requests_are_signed_with_the_connections_keys() {
 fn four_parts_of_an_s3_run_publish_together_what_one_run_writes() {
     let from = bucket("parts-in");
     let to = bucket("parts-out");
-    let c = client();
-    block_on(async {
-        for f in 0..16 {
-            let mut body = String::from("id,amount\n");
-            for r in 0..25 {
-                body += &format!("{},{}.5\n", f * 100 + r, r);
-            }
-            c.put_object()
-                .bucket(&from)
-                .key(format!("daily/{f:02}.csv"))
-                .body(ByteStream::from(body.into_bytes()))
-                .send()
-                .await
-                .unwrap();
+    for f in 0..16 {
+        let mut body = String::from("id,amount\n");
+        for r in 0..25 {
+            body += &format!("{},{}.5\n", f * 100 + r, r);
         }
-    });
+        put(&from, &format!("daily/{f:02}.csv"), body);
+    }
     let scratch = Scratch::new();
     let f = |prefix: &str| {
-        let mut f = flow(
-            vec![
-                node(
-                    "in",
-                    "source.s3",
-                    json!({"bucket": from, "prefix": "daily/"}),
-                ),
-                node(
-                    "double",
-                    "transform.formula",
-                    json!({"fields": [{"name": "twice", "expression": "amount * 2"}]}),
-                ),
-                node(
-                    "out",
-                    "destination.s3",
-                    json!({"bucket": to, "prefix": prefix, "format": "jsonl"}),
-                ),
-            ],
-            &[("in", "double"), ("double", "out")],
-        );
+        let mut f = doubling_flow(&from, "daily/", json!({}), &to, prefix);
         f["name"] = json!("Daily to lake");
         f
     };
@@ -1689,17 +1661,7 @@ fn four_parts_of_an_s3_run_publish_together_what_one_run_writes() {
 #[test]
 fn a_partitioned_incremental_run_saves_one_watermark_and_loses_nothing_written_meanwhile() {
     let b = bucket("parts-incremental");
-    let c = client();
-    let put = |key: String, id: u32| {
-        block_on(
-            c.put_object()
-                .bucket(&b)
-                .key(key)
-                .body(ByteStream::from(format!("{{\"id\": {id}}}\n").into_bytes()))
-                .send(),
-        )
-        .unwrap();
-    };
+    let put = |key: String, id: u32| put(&b, &key, format!("{{\"id\": {id}}}\n"));
     for id in 0..12 {
         put(format!("in/early-{id}.jsonl"), id);
     }

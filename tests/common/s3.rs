@@ -202,3 +202,49 @@ pub fn lines_under(bucket: &str, prefix: &str) -> Vec<String> {
     lines.sort();
     lines
 }
+
+/// Puts an object.
+pub fn put(bucket: &str, key: &str, body: impl Into<Vec<u8>>) {
+    block_on(
+        client()
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body.into()))
+            .send(),
+    )
+    .unwrap();
+}
+
+/// A flow reading the objects under `from_prefix` in `from` (`source` settings added),
+/// adding `twice` = `amount * 2`, writing JSON lines under `to_prefix` in `to`: the
+/// S3 → transforms → S3 flow of the partitioned-run tests.
+pub fn doubling_flow(
+    from: &str,
+    from_prefix: &str,
+    source: Value,
+    to: &str,
+    to_prefix: &str,
+) -> Value {
+    let mut config = serde_json::json!({"bucket": from, "prefix": from_prefix});
+    config
+        .as_object_mut()
+        .unwrap()
+        .extend(source.as_object().cloned().unwrap_or_default());
+    super::flow(
+        vec![
+            super::node("src", "source.s3", config),
+            super::node(
+                "twice",
+                "transform.formula",
+                serde_json::json!({"fields": [{"name": "twice", "expression": "amount * 2"}]}),
+            ),
+            super::node(
+                "out",
+                "destination.s3",
+                serde_json::json!({"bucket": to, "prefix": to_prefix, "format": "jsonl"}),
+            ),
+        ],
+        &[("src", "twice"), ("twice", "out")],
+    )
+}
