@@ -15,15 +15,8 @@ tributary=$PWD/target/release/tributary
 input=$work/input-$n/opportunities.jsonl
 if [ ! -f "$input" ]; then
   echo "generating $n records…"
-  flow=$work/generate-$n.json
-  python3 -c "
-import json, sys
-flow = json.load(open('benches/compare/generate.json'))
-flow['nodes'][0]['config']['records'] = int(sys.argv[1])
-json.dump(flow, open(sys.argv[2], 'w'), indent=2)" "$n" "$flow"
-  rm -rf "$work/input-$n"
-  "$tributary" run "$flow" --param output="$work/input-$n" >/dev/null
-  mv "$work/input-$n"/part-*.jsonl "$input"
+  mkdir -p "$(dirname "$input")"
+  bash benches/generate.sh "$n" jsonl "$input"
 fi
 echo "$(du -h "$input" | cut -f1) of JSON lines, $(nproc) cores, $(date -u +%Y-%m-%d)"
 # From a cold page cache the first read of the file is the disk's; drop it if allowed.
@@ -40,21 +33,17 @@ echo "tributary preview --node expected_revenue, 10 rounds (ms, first from a col
 echo "  sorted: $sorted"
 # The same node over one Parquet file of 13,000,000 opportunities (about 1 GB).
 pq=$work/parquet-13000000
-if [ ! -f "$pq/flow.json" ]; then
+parquet=$pq/opportunities.parquet
+if [ ! -f "$parquet" ]; then
   echo "generating the Parquet file…"
   mkdir -p "$pq"
-  python3 -c "
+  bash benches/generate.sh 13000000 parquet "$parquet"
+fi
+python3 -c "
 import json, sys
-g = json.load(open('benches/compare/generate.json'))
-g['nodes'][0]['config']['records'] = 13000000
-g['nodes'][1]['config']['format'] = 'parquet'
-json.dump(g, open(sys.argv[1] + '/generate.json', 'w'))
 f = json.load(open('flows/bench-opportunities.json'))
 f['nodes'][0]['config']['format'] = 'parquet'
-json.dump(f, open(sys.argv[1] + '/flow.json', 'w'))" "$pq"
-  "$tributary" run "$pq/generate.json" --param output="$pq/in" >/dev/null
-fi
-parquet=$(ls "$pq"/in/*.parquet)
+json.dump(f, open(sys.argv[1], 'w'))" "$pq/flow.json"
 times=()
 for round in $(seq 10); do
   start=$(date +%s%N)

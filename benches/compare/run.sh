@@ -33,15 +33,8 @@ for n in "${@:-1000000}"; do
   input=$work/input-$n/opportunities.jsonl
   if [ ! -f "$input" ]; then
     echo "generating $n records…"
-    flow=$work/generate-$n.json
-    "$venv/bin/python" -c "
-import json, sys
-flow = json.load(open('benches/compare/generate.json'))
-flow['nodes'][0]['config']['records'] = int(sys.argv[1])
-json.dump(flow, open(sys.argv[2], 'w'), indent=2)" "$n" "$flow"
-    rm -rf "$work/input-$n"
-    "$tributary" run "$flow" --param output="$work/input-$n" >/dev/null
-    mv "$work/input-$n"/part-*.jsonl "$input"
+    mkdir -p "$(dirname "$input")"
+    bash benches/generate.sh "$n" jsonl "$input"
   fi
   # Every tool reads the input from the page cache, the first one too.
   cat "$input" >/dev/null
