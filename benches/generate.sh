@@ -3,8 +3,8 @@
 # machine) to one FILE as `jsonl` or `parquet`, with the release binary; the benchmarks'
 # inputs. Usage: bash benches/generate.sh RECORDS FORMAT FILE
 set -euo pipefail
+records=$1 format=$2 file=$(realpath -m "$3")
 cd "$(dirname "$0")/.."
-records=$1 format=$2 file=$3
 work=$(mktemp -d "$(dirname "$file")/.generate-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 python3 -c "

@@ -1814,6 +1814,27 @@ fn the_toolbar_shows_the_zoom_and_f1_lists_the_shortcuts() {
 }
 
 #[test]
+fn zoomed_far_out_nodes_keep_their_titles_and_drop_lines_too_small_to_read() {
+    let scratch = Scratch::new();
+    let mut harness = open(&scratch, &demo_flow(&scratch));
+    validated(&mut harness);
+    let summary = "last 4 visible";
+    assert!(shows(&harness, summary), "the mask node says what it hides");
+    let before = harness.state().canvas.zoom();
+    while harness.state().canvas.zoom() > 0.35 {
+        harness.get_by_label("-").click();
+        harness.run_steps(3);
+    }
+    assert!(shows(&harness, "Mask card"), "titles stay");
+    assert!(!shows(&harness, summary), "a line a few pixels high is left out");
+    while harness.state().canvas.zoom() < before * 0.99 {
+        harness.get_by_label("+").click();
+        harness.run_steps(3);
+    }
+    assert!(shows(&harness, summary), "and comes back zoomed in");
+}
+
+#[test]
 fn tidy_layout_puts_each_node_a_column_after_its_inputs_and_undoes() {
     let scratch = Scratch::new();
     let mut harness = open(&scratch, &csv_flow(&scratch));

@@ -362,7 +362,7 @@ impl Destination for LocalRun {
     }
 
     fn abort(self: Box<Self>) {
-        self.files.store.remove();
+        self.files.into_store().remove();
     }
 
     fn keep(self: Box<Self>) -> Result<Value, NodeError> {

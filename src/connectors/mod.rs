@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod demo_crm;
+mod encoders;
 pub mod file;
 pub mod framework;
 pub mod google;

@@ -2,8 +2,10 @@
 //! reaches its target size (or after every batch), every finished file staged until the run
 //! commits. Where the bytes go is the [`Store`]'s business: a staging folder for a local
 //! folder, a multipart upload for S3. Every destination that writes files shares this, so
-//! their layouts behave the same.
+//! their layouts behave the same. The files are encoded on a pool of threads
+//! ([`Encoders`]); what they hold and how they are cut does not depend on it.
 
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
 
@@ -14,13 +16,14 @@ use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
 
+use super::encoders::{Done, Encoders, Encoding, Written};
 use super::layout::{Partitioner, TimePrefix, file_name};
 use crate::codecs::{FileFormat, FileWriter};
 use crate::node::NodeError;
 
 /// Where finished files wait for the run to commit.
 pub trait Store {
-    type Sink: Write + Send;
+    type Sink: Write + Send + 'static;
     /// What the store needs to publish a staged file at commit.
     type Staged: Send;
     /// Starts the file that will be published at `relative` ('/'-separated, below the
@@ -67,13 +70,26 @@ pub struct StagedFile<T> {
     pub staged: T,
 }
 
-struct OpenFile<W: Write + Send> {
-    writer: FileWriter<W>,
+struct OpenFile {
+    encoding: Encoding,
     relative: String,
     records: u64,
+    /// With a target size: the last write, whose size decides whether the file is full.
+    last: Option<Written>,
+}
+
+/// A file on its way from its encoding thread to the store.
+struct Closing {
+    id: u64,
+    relative: String,
+    records: u64,
+    /// Its size when it was closed, for [`FileSet::bytes_written`] until it is staged.
+    bytes: u64,
 }
 
 pub struct FileSet<S: Store> {
+    /// First, so that it is dropped first: its threads stop before the store goes.
+    encoders: Encoders<S::Sink>,
     pub store: S,
     format: FileFormat,
     run_folder: String,
@@ -84,7 +100,12 @@ pub struct FileSet<S: Store> {
     /// The all-text schema batches are cast to, when the layout asks for text.
     text_schema: Option<SchemaRef>,
     /// Open files by partition folder.
-    open: IndexMap<String, OpenFile<S::Sink>>,
+    open: IndexMap<String, OpenFile>,
+    /// Files closed, staged in this order (the order they were closed in) as their threads
+    /// finish them.
+    closing: VecDeque<Closing>,
+    /// Files their threads finished before those closed earlier.
+    finished: HashMap<u64, (S::Sink, u64)>,
     pub staged: Vec<StagedFile<S::Staged>>,
     seq: u32,
     staged_bytes: u64,
@@ -120,6 +141,7 @@ impl<S: Store> FileSet<S> {
             run_folder.push_str(&schema_version(data_input));
         }
         Self {
+            encoders: Encoders::new(),
             store,
             format: layout.format,
             run_folder,
@@ -133,6 +155,8 @@ impl<S: Store> FileSet<S> {
             file_per_batch: layout.file_per_batch,
             text_schema,
             open: IndexMap::new(),
+            closing: VecDeque::new(),
+            finished: HashMap::new(),
             staged: Vec::new(),
             seq: 0,
             staged_bytes: 0,
@@ -172,28 +196,68 @@ impl<S: Store> FileSet<S> {
             .join("/");
         let sink = self.store.create(&relative, self.format)?;
         let writer = FileWriter::new(self.format, sink, self.partitioner.data_schema(), first)?;
+        let encoding = self.encoders.open(writer)?;
         self.open.insert(
             partition.to_string(),
             OpenFile {
-                writer,
+                encoding,
                 relative,
                 records: 0,
+                last: None,
             },
         );
         Ok(())
     }
 
-    fn close(&mut self, file: OpenFile<S::Sink>) -> Result<(), NodeError> {
-        let (sink, bytes) = file.writer.close()?;
-        let staged = self.store.stage(&file.relative, sink)?;
-        self.staged_bytes += bytes;
-        self.staged.push(StagedFile {
+    fn close(&mut self, file: OpenFile) -> Result<(), NodeError> {
+        let bytes = file.encoding.size();
+        let id = self.encoders.close(file.encoding)?;
+        self.closing.push_back(Closing {
+            id,
             relative: file.relative,
             records: file.records,
             bytes,
-            staged,
         });
         Ok(())
+    }
+
+    /// Stages the closed files their threads have finished, in the order they were closed;
+    /// with `all`, waits until every closed file is staged. A thread's failure ends here.
+    fn stage_closed(&mut self, all: bool) -> Result<(), NodeError> {
+        loop {
+            while let Some(done) = self.encoders.try_done() {
+                self.take(done)?;
+            }
+            while let Some(head) = self.closing.front() {
+                let Some((sink, bytes)) = self.finished.remove(&head.id) else {
+                    break;
+                };
+                let file = self.closing.pop_front().expect("looked at above");
+                let staged = self.store.stage(&file.relative, sink)?;
+                self.staged_bytes += bytes;
+                self.staged.push(StagedFile {
+                    relative: file.relative,
+                    records: file.records,
+                    bytes,
+                    staged,
+                });
+            }
+            if !all || self.closing.is_empty() {
+                return Ok(());
+            }
+            let done = self.encoders.next_done();
+            self.take(done)?;
+        }
+    }
+
+    fn take(&mut self, done: Done<S::Sink>) -> Result<(), NodeError> {
+        match done {
+            Done::Closed { id, sink, bytes } => {
+                self.finished.insert(id, (sink, bytes));
+                Ok(())
+            }
+            Done::Failed(e) => Err(e),
+        }
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), NodeError> {
@@ -211,33 +275,56 @@ impl<S: Store> FileSet<S> {
             None => batch,
         };
         for (partition, part) in self.partitioner.split(batch)? {
+            // A file that reached its target size with its last batch takes no more. Only
+            // decided now, when the partition has more, so the partition's other files
+            // go on being encoded meanwhile.
+            if let Some(file) = self.open.get_mut(&partition)
+                && let Some(last) = file.last.take()
+            {
+                last.wait();
+                if self.target_bytes.is_some_and(|t| file.encoding.size() >= t) {
+                    let file = self.open.shift_remove(&partition).expect("open");
+                    self.close(file)?;
+                }
+            }
             if !self.open.contains_key(&partition) {
                 self.open_file(&partition, &part)?;
             }
             let file = self.open.get_mut(&partition).expect("opened above");
-            file.writer.write(&part)?;
             file.records += part.num_rows() as u64;
-            let full =
-                self.file_per_batch || self.target_bytes.is_some_and(|t| file.writer.size() >= t);
-            if full {
+            let wait = self.target_bytes.is_some();
+            file.last = self.encoders.write(&file.encoding, part, wait)?;
+            if self.file_per_batch {
                 let file = self.open.shift_remove(&partition).expect("open");
                 self.close(file)?;
             }
         }
-        Ok(())
+        self.stage_closed(false)
     }
 
-    /// Closes every open file; the input has ended.
+    /// Closes every open file and stages it; the input has ended.
     pub fn finish(&mut self) -> Result<(), NodeError> {
         for (_, file) in std::mem::take(&mut self.open) {
             self.close(file)?;
         }
-        Ok(())
+        self.stage_closed(true)
+    }
+
+    /// Stops encoding and hands back the store, to remove what it staged: nothing is
+    /// written into it once this returns.
+    pub fn into_store(self) -> S {
+        let Self {
+            encoders, store, ..
+        } = self;
+        drop(encoders);
+        store
     }
 
     /// Bytes written so far, staged or not.
     pub fn bytes_written(&self) -> u64 {
-        self.staged_bytes + self.open.values().map(|f| f.writer.size()).sum::<u64>()
+        let open = self.open.values().map(|f| f.encoding.size());
+        let closing = self.closing.iter().map(|f| f.bytes);
+        self.staged_bytes + open.sum::<u64>() + closing.sum::<u64>()
     }
 }
 
@@ -259,6 +346,137 @@ fn schema_version(schema: &Schema) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use std::sync::Mutex;
+
+    /// Keeps files in memory; a file whose name contains `fail_on` cannot be written.
+    #[derive(Default)]
+    struct Memory {
+        files: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+        fail_on: Option<String>,
+    }
+
+    struct Sink {
+        bytes: Vec<u8>,
+        fails: bool,
+    }
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.fails {
+                return Err(std::io::Error::other("the disk is full"));
+            }
+            self.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Store for Memory {
+        type Sink = Sink;
+        type Staged = ();
+        fn create(&mut self, relative: &str, _: FileFormat) -> Result<Sink, NodeError> {
+            let fails = self.fail_on.as_ref().is_some_and(|f| relative.contains(f));
+            Ok(Sink {
+                bytes: Vec::new(),
+                fails,
+            })
+        }
+        fn stage(&mut self, relative: &str, sink: Sink) -> Result<(), NodeError> {
+            let mut files = self.files.lock().unwrap();
+            files.push((relative.to_string(), sink.bytes));
+            Ok(())
+        }
+    }
+
+    fn batches() -> (SchemaRef, Vec<RecordBatch>) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("stage", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+            Field::new("text", DataType::Utf8, true),
+        ]));
+        let batches = (0..40i64)
+            .map(|b| {
+                let rows = 0..1000i64;
+                let stage: StringArray = rows
+                    .clone()
+                    .map(|r| Some(["a", "b", "c", "d", "e"][((r * 7 + b) % 5) as usize]))
+                    .collect();
+                let n: Int64Array = rows.clone().map(|r| Some(b * 1000 + r)).collect();
+                let text: StringArray = rows
+                    .map(|r| Some(format!("record {} of batch {b}", r * 31 % 977)))
+                    .collect();
+                let columns: Vec<arrow::array::ArrayRef> =
+                    vec![Arc::new(stage), Arc::new(n), Arc::new(text)];
+                RecordBatch::try_new(schema.clone(), columns).unwrap()
+            })
+            .collect();
+        (schema, batches)
+    }
+
+    fn write_all(
+        format: FileFormat,
+        target_bytes: Option<u64>,
+        fail_on: Option<&str>,
+    ) -> (Result<(), NodeError>, Vec<(String, Vec<u8>)>, Vec<u64>) {
+        let (schema, batches) = batches();
+        let store = Memory {
+            fail_on: fail_on.map(str::to_string),
+            ..Memory::default()
+        };
+        let files = store.files.clone();
+        let layout = Layout {
+            format,
+            time_prefix: None,
+            execution_id_folder: false,
+            schema_version_folder: false,
+            partition_columns: vec![0],
+            keep_partition_fields: false,
+            target_bytes,
+            file_per_batch: false,
+            all_strings: false,
+        };
+        let mut set = FileSet::new(store, layout, &schema, Utc::now(), "run");
+        let result = (batches.iter().try_for_each(|b| set.write(b))).and_then(|()| set.finish());
+        let records = set.staged.iter().map(|f| f.records).collect();
+        drop(set);
+        let files = std::mem::take(&mut *files.lock().unwrap());
+        (result, files, records)
+    }
+
+    #[test]
+    fn files_encoded_on_threads_hold_the_same_bytes_run_after_run() {
+        for format in [FileFormat::Parquet, FileFormat::Jsonl] {
+            let (result, first, records) = write_all(format, Some(64 << 10), None);
+            result.unwrap();
+            assert_eq!(records.iter().sum::<u64>(), 40_000);
+            assert!(first.len() > 10, "files cut at their target size: {}", first.len());
+            for _ in 0..3 {
+                let (result, again, _) = write_all(format, Some(64 << 10), None);
+                result.unwrap();
+                assert!(again == first, "{format:?}: the same files, byte for byte");
+            }
+            // Every file but a partition's last reached the target size.
+            for partition in ["stage=a/", "stage=e/"] {
+                let sizes: Vec<usize> = (first.iter())
+                    .filter(|(name, _)| name.starts_with(partition))
+                    .map(|(_, bytes)| bytes.len())
+                    .collect();
+                assert!(sizes.len() > 1, "{sizes:?}");
+                assert!(sizes[..sizes.len() - 1].iter().all(|&s| s >= 64 << 10), "{sizes:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_written_fails_the_write_and_stages_nothing_of_it() {
+        let (result, files, _) = write_all(FileFormat::Jsonl, None, Some("stage=c/"));
+        let error = result.unwrap_err().to_string();
+        assert!(error.contains("the disk is full"), "{error}");
+        assert!(files.iter().all(|(name, _)| !name.starts_with("stage=c/")));
+    }
 
     #[test]
     fn schema_versions_follow_the_fields() {

@@ -104,6 +104,9 @@ impl NodeView {
     }
 }
 
+/// Text smaller than this many points cannot be read.
+const SMALLEST_READABLE: f32 = 5.0;
+
 fn role_color(role: Role) -> Color32 {
     match role {
         Role::Source => Color32::from_rgb(0x2f, 0x7d, 0x5b),
@@ -126,6 +129,13 @@ impl NodeDataTrait for NodeView {
         _: &mut (),
     ) -> Vec<NodeResponse<NoResponse, NodeView>> {
         ui.set_max_width(220.0);
+        if ui.text_style_height(&egui::TextStyle::Small) < SMALLEST_READABLE {
+            // Zoomed out this far, a node is its title bar, its colour and its border (a
+            // problem's or a run's): laying out lines nobody can read took most of a frame
+            // of a large flow seen whole.
+            self.rect.set(Some(ui.min_rect()));
+            return Vec::new();
+        }
         ui.label(RichText::new(&self.summary).small());
         if let Some(f) = &self.figures {
             let words = f.state.in_words();

@@ -521,8 +521,7 @@ impl Destination for S3Run {
     }
 
     fn abort(self: Box<Self>) {
-        let mut files = self.files;
-        files.store.abort();
+        self.files.into_store().abort();
     }
 
     /// The uploads stay open, unpublished, until `tributary commit` completes them.
