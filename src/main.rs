@@ -34,10 +34,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// mimalloc 3 keeps a thread's freed memory for a second before giving it back (version 2
 /// kept it 10 ms). Every thread that handles batches keeps its own, and a run's peak memory
-/// was about a quarter higher than it needed to be. Measured on the reference benchmark
-/// (1M records, 2 cores): 1000 ms ~236 MiB, 100 ms ~205 MiB, 10 ms ~170 MiB but 15–25% more
-/// CPU, as freed buffers go back to the kernel and are faulted in again. 100 ms keeps the
-/// reuse batch after batch. `MIMALLOC_PURGE_DELAY` in the environment still wins.
+/// was higher than it needed to be. Measured on the reference benchmark (10M records, 2
+/// cores, huge pages off as below): 1000 ms 259 MiB; 250 ms 234 MiB; 100 ms 210 MiB but 34%
+/// more CPU (31.3 vs 23.4 CPU-seconds), as freed buffers go back to the kernel and are
+/// faulted in again. `MIMALLOC_PURGE_DELAY` in the environment still wins.
 ///
 /// mimalloc also asks the kernel for transparent huge pages, and every page it purges and
 /// touches again is then a 2 MiB page the kernel zeroes whole: on the reference benchmark
@@ -49,7 +49,7 @@ fn tune_allocator() {
     // `mi_option_purge_delay` is 15 and `mi_option_allow_thp` 43 in mimalloc 3's
     // `mi_option_e`.
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        unsafe { libmimalloc_sys::mi_option_set(15, 100) };
+        unsafe { libmimalloc_sys::mi_option_set(15, 250) };
     }
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
         unsafe { libmimalloc_sys::mi_option_set(43, 0) };

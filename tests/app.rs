@@ -1826,7 +1826,10 @@ fn zoomed_far_out_nodes_keep_their_titles_and_drop_lines_too_small_to_read() {
         harness.run_steps(3);
     }
     assert!(shows(&harness, "Mask card"), "titles stay");
-    assert!(!shows(&harness, summary), "a line a few pixels high is left out");
+    assert!(
+        !shows(&harness, summary),
+        "a line a few pixels high is left out"
+    );
     while harness.state().canvas.zoom() < before * 0.99 {
         harness.get_by_label("+").click();
         harness.run_steps(3);

@@ -238,16 +238,33 @@ impl Column {
 }
 
 /// Where the next quote, backslash or newline is: what ends the plain run of a string.
-/// Most keys and values are short, and a byte loop finds their end sooner than setting up a
-/// vector search does; long ones (descriptions) go to memchr.
+/// Most keys and values are short: their first bytes are looked at eight at a time in a
+/// word, which finds their end sooner than setting up a vector search does (and in a third
+/// of the instructions a byte loop takes); long ones (descriptions) go on in memchr.
 fn special(text: &[u8]) -> Option<usize> {
-    const SHORT: usize = 24;
-    let is_special = |b: &u8| matches!(b, b'"' | b'\\' | b'\n');
-    match text.iter().take(SHORT).position(is_special) {
-        Some(i) => Some(i),
-        None if text.len() <= SHORT => None,
-        None => memchr::memchr3(b'"', b'\\', b'\n', &text[SHORT..]).map(|i| i + SHORT),
+    const SHORT: usize = 32;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte of `word` that equals `byte`; below the lowest such byte
+    // no bit is ever set, so the lowest bit set is exact.
+    let equal = |word: u64, byte: u8| {
+        let x = word ^ (ONES * u64::from(byte));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    };
+    let mut at = 0;
+    while at < SHORT.min(text.len() & !7) {
+        let word = u64::from_le_bytes(text[at..at + 8].try_into().expect("eight bytes"));
+        let found = equal(word, b'"') | equal(word, b'\\') | equal(word, b'\n');
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
     }
+    if at < SHORT {
+        let is_special = |b: &u8| matches!(b, b'"' | b'\\' | b'\n');
+        return text[at..].iter().position(is_special).map(|i| at + i);
+    }
+    memchr::memchr3(b'"', b'\\', b'\n', &text[at..]).map(|i| i + at)
 }
 
 struct Parser<'a> {
@@ -458,6 +475,30 @@ impl<'a> Parser<'a> {
 mod tests {
     use super::*;
     use arrow::datatypes::{Field, Schema};
+
+    #[test]
+    fn the_end_of_a_plain_run_is_found_at_every_length_and_place() {
+        let naive = |t: &[u8]| t.iter().position(|b| matches!(b, b'"' | b'\\' | b'\n'));
+        for len in 0..80 {
+            // Bytes around the special ones: ASCII, the high bytes of UTF-8, one below and
+            // one above each special byte.
+            let plain: Vec<u8> = (0..len)
+                .map(|i| [b'a', 0xC3, 0xA9, b'!', b'#', b'[', b']', 0x0B][i % 8])
+                .collect();
+            assert_eq!(special(&plain), None, "{len}");
+            for at in 0..len {
+                for byte in [b'"', b'\\', b'\n'] {
+                    let mut text = plain.clone();
+                    text[at] = byte;
+                    if at + 3 < len {
+                        text[at + 3] = b'"';
+                    }
+                    assert_eq!(special(&text), naive(&text), "{len} {at} {byte}");
+                    assert_eq!(special(&text), Some(at));
+                }
+            }
+        }
+    }
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![

@@ -104,17 +104,28 @@ enum Kind<W: Write + Send> {
 /// measured; a row group still holds thousands of records.
 const ROW_GROUP_BYTES: usize = 2 << 20;
 
-/// Whether most of a text column's first values differ from each other. A dictionary
-/// pays off for fields with few distinct values (stages, countries) and only costs time for
-/// nearly unique ones (ids, e-mail addresses, descriptions), which Parquet would give up on
-/// after a megabyte of dictionary anyway.
+/// Whether most of a column's first values differ from each other. A dictionary pays off
+/// for fields with few distinct values (stages, countries, probabilities) and only costs
+/// time for nearly unique ones (ids, e-mail addresses, descriptions, amounts), which Parquet
+/// would give up on after a megabyte of dictionary anyway. Numbers are compared by their
+/// bytes.
 fn mostly_distinct(column: &dyn Array) -> bool {
-    let Some(text) = column.as_string_opt::<i32>() else {
+    let sample = column.len().min(2048);
+    let distinct = if let Some(text) = column.as_string_opt::<i32>() {
+        let values: HashSet<&str> = text.iter().take(sample).flatten().collect();
+        values.len()
+    } else if let Some(width) = column.data_type().primitive_width() {
+        let data = column.to_data();
+        let bytes = &data.buffers()[0].as_slice()[data.offset() * width..];
+        let values: HashSet<&[u8]> = (0..sample)
+            .filter(|&i| column.is_valid(i))
+            .map(|i| &bytes[i * width..(i + 1) * width])
+            .collect();
+        values.len()
+    } else {
         return false;
     };
-    let sample = text.len().min(2048);
-    let distinct: HashSet<&str> = text.iter().take(sample).flatten().collect();
-    distinct.len() * 2 > sample
+    distinct * 2 > sample
 }
 
 impl<W: Write + Send> FileWriter<W> {

@@ -604,35 +604,44 @@ impl Reader<'_> {
         loop {
             line.clear();
             let io = |e| NodeError::io(format!("cannot read {}", self.name()), e);
-            // A line is read up to the longest record allowed, never further into memory.
-            let n = (&mut input)
-                .take(MAX_RECORD_BYTES + 1)
-                .read_until(b'\n', &mut line)
-                .map_err(io)?;
-            if n as u64 > MAX_RECORD_BYTES && line.last() != Some(&b'\n') {
-                line_no += 1;
-                input.skip_until(b'\n').map_err(io)?;
-                let start = String::from_utf8_lossy(&line[..200]).into_owned();
-                self.reject(
-                    Some(line_no),
-                    format!(
-                        "the record is longer than {} MiB; it starts: {start}…",
-                        MAX_RECORD_BYTES >> 20
-                    ),
-                    String::new(),
-                )?;
-                continue;
-            }
-            if n > 0 {
-                line_no += 1;
-                let text = line.trim_ascii();
-                if !text.is_empty() {
-                    let start = chunk.text.len();
-                    chunk.text.extend_from_slice(text);
-                    chunk.text.push(b'\n');
-                    chunk.lines.push((line_no, start, chunk.text.len()));
+            // Almost every line is whole in the reader's buffer: it goes from there into the
+            // chunk in one copy. The others are read into `line` first.
+            let buffered = input.fill_buf().map_err(io)?;
+            let n = match memchr::memchr(b'\n', buffered) {
+                Some(end) => {
+                    line_no += 1;
+                    chunk.push(line_no, &buffered[..end]);
+                    input.consume(end + 1);
+                    end + 1
                 }
-            }
+                None => {
+                    // A line is read up to the longest record allowed, never further into
+                    // memory.
+                    let n = (&mut input)
+                        .take(MAX_RECORD_BYTES + 1)
+                        .read_until(b'\n', &mut line)
+                        .map_err(io)?;
+                    if n as u64 > MAX_RECORD_BYTES && line.last() != Some(&b'\n') {
+                        line_no += 1;
+                        input.skip_until(b'\n').map_err(io)?;
+                        let start = String::from_utf8_lossy(&line[..200]).into_owned();
+                        self.reject(
+                            Some(line_no),
+                            format!(
+                                "the record is longer than {} MiB; it starts: {start}…",
+                                MAX_RECORD_BYTES >> 20
+                            ),
+                            String::new(),
+                        )?;
+                        continue;
+                    }
+                    if n > 0 {
+                        line_no += 1;
+                        chunk.push(line_no, &line);
+                    }
+                    n
+                }
+            };
             let full = chunk.lines.len() >= self.rows_wanted()
                 || chunk.text.len() >= self.out.batch_bytes();
             if full || (n == 0 && !chunk.lines.is_empty()) {
@@ -1000,6 +1009,19 @@ struct Chunk {
     lines: Vec<(u64, usize, usize)>,
     /// Bytes of the file read when the chunk was complete.
     bytes: u64,
+}
+
+impl Chunk {
+    /// Adds a line, without the spaces around it; a blank line adds nothing.
+    fn push(&mut self, line_no: u64, line: &[u8]) {
+        let text = line.trim_ascii();
+        if !text.is_empty() {
+            let start = self.text.len();
+            self.text.extend_from_slice(text);
+            self.text.push(b'\n');
+            self.lines.push((line_no, start, self.text.len()));
+        }
+    }
 }
 
 /// Threads that decode JSON lines: one a core, but at most four, since the transforms and

@@ -2,7 +2,6 @@
 //! execution id, file size) plus Hive-style partitioning by field values. Shared by every
 //! destination that writes files.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
@@ -179,11 +178,12 @@ impl Partitioner {
         // Each column's values get a number in order of first appearance, and each number
         // its escaped `name=value` folder once; rows are then grouped by their numbers, so
         // nothing is formatted or allocated per row.
+        // A fast hash: this is once per record and field, and the values are the user's own.
         let mut fragments: Vec<Vec<String>> = Vec::with_capacity(texts.len());
         let mut ids: Vec<Vec<u32>> = Vec::with_capacity(texts.len());
         for (name, text) in self.names.iter().zip(&texts) {
             let name = escape_partition_value(name);
-            let mut seen: HashMap<Option<&str>, u32> = HashMap::new();
+            let mut seen: foldhash::HashMap<Option<&str>, u32> = Default::default();
             let mut column_fragments = Vec::new();
             let column_ids = text
                 .iter()
@@ -199,15 +199,25 @@ impl Partitioner {
             fragments.push(column_fragments);
             ids.push(column_ids);
         }
-        let mut groups: IndexMap<Vec<u32>, Vec<u32>> = IndexMap::new();
-        let mut key = Vec::with_capacity(ids.len());
-        for row in 0..batch.num_rows() {
-            key.clear();
-            key.extend(ids.iter().map(|c| c[row]));
-            match groups.get_mut(key.as_slice()) {
-                Some(rows) => rows.push(row as u32),
-                None => {
-                    groups.insert(key.clone(), vec![row as u32]);
+        let mut groups: IndexMap<Vec<u32>, Vec<u32>, foldhash::fast::RandomState> =
+            IndexMap::default();
+        if let [column] = ids.as_slice() {
+            // One field: its numbers are the groups, numbered in order of first appearance.
+            let mut rows: Vec<Vec<u32>> = vec![Vec::new(); fragments[0].len()];
+            for (row, &id) in column.iter().enumerate() {
+                rows[id as usize].push(row as u32);
+            }
+            groups.extend((0..).zip(rows).map(|(id, rows)| (vec![id], rows)));
+        } else {
+            let mut key = Vec::with_capacity(ids.len());
+            for row in 0..batch.num_rows() {
+                key.clear();
+                key.extend(ids.iter().map(|c| c[row]));
+                match groups.get_mut(key.as_slice()) {
+                    Some(rows) => rows.push(row as u32),
+                    None => {
+                        groups.insert(key.clone(), vec![row as u32]);
+                    }
                 }
             }
         }

@@ -452,20 +452,31 @@ mod tests {
             let (result, first, records) = write_all(format, Some(64 << 10), None);
             result.unwrap();
             assert_eq!(records.iter().sum::<u64>(), 40_000);
-            assert!(first.len() > 10, "files cut at their target size: {}", first.len());
+            assert!(
+                first.len() > 10,
+                "files cut at their target size: {}",
+                first.len()
+            );
             for _ in 0..3 {
                 let (result, again, _) = write_all(format, Some(64 << 10), None);
                 result.unwrap();
                 assert!(again == first, "{format:?}: the same files, byte for byte");
             }
-            // Every file but a partition's last reached the target size.
+            // Every file but a partition's last reached the target size (Parquet's size
+            // counts pages before compression, so only text files are checked).
+            if format == FileFormat::Parquet {
+                continue;
+            }
             for partition in ["stage=a/", "stage=e/"] {
                 let sizes: Vec<usize> = (first.iter())
                     .filter(|(name, _)| name.starts_with(partition))
                     .map(|(_, bytes)| bytes.len())
                     .collect();
                 assert!(sizes.len() > 1, "{sizes:?}");
-                assert!(sizes[..sizes.len() - 1].iter().all(|&s| s >= 64 << 10), "{sizes:?}");
+                assert!(
+                    sizes[..sizes.len() - 1].iter().all(|&s| s >= 64 << 10),
+                    "{sizes:?}"
+                );
             }
         }
     }

@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, StringBuilder};
 use arrow::compute::cast;
-use arrow::compute::kernels::substring::substring_by_char;
 use arrow::datatypes::DataType;
 use arrow::datatypes::{Schema, SchemaRef};
 use schemars::JsonSchema;
@@ -94,7 +93,7 @@ fn substring_by_char_any(
     length: u64,
 ) -> Result<ArrayRef, arrow::error::ArrowError> {
     let utf8 = cast(column, &DataType::Utf8)?;
-    let cut: ArrayRef = Arc::new(substring_by_char(utf8.as_string::<i32>(), 0, Some(length))?);
+    let cut: ArrayRef = Arc::new(first_chars(utf8.as_string::<i32>(), length));
     if column.data_type() == &DataType::Utf8 {
         Ok(cut)
     } else {
@@ -102,10 +101,59 @@ fn substring_by_char_any(
     }
 }
 
+/// The first `length` characters of each value. Arrow's `substring_by_char` decodes every
+/// character of every value; a value no longer in bytes than `length` is kept as it is, and
+/// a longer one is cut after counting the bytes that start a character — a third of the
+/// job's time in this transform on the reference benchmark.
+fn first_chars(text: &StringArray, length: u64) -> StringArray {
+    let length = usize::try_from(length).unwrap_or(usize::MAX);
+    let offsets = text.value_offsets();
+    if offsets.windows(2).all(|w| (w[1] - w[0]) as usize <= length) {
+        return text.clone();
+    }
+    let mut cut = StringBuilder::with_capacity(text.len(), text.value_data().len());
+    for value in text.iter() {
+        match value {
+            None => cut.append_null(),
+            Some(value) if value.len() <= length => cut.append_value(value),
+            Some(value) => {
+                let end = (value.bytes().enumerate())
+                    .filter(|(_, b)| b & 0xC0 != 0x80)
+                    .nth(length)
+                    .map_or(value.len(), |(at, _)| at);
+                cut.append_value(&value[..end]);
+            }
+        }
+    }
+    cut.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::*;
+
+    #[test]
+    fn cuts_where_arrows_kernel_cuts() {
+        use arrow::compute::kernels::substring::substring_by_char;
+        let words = [
+            "",
+            "a",
+            "naïve",
+            "Zürich €25k",
+            "日本語のテキスト",
+            "🙂🙂🙂 emoji",
+            "plain ascii text",
+        ];
+        let values: Vec<Option<String>> = (0..200)
+            .map(|i| (i % 7 != 3).then(|| words[i % words.len()].repeat(i % 5)))
+            .collect();
+        let text = StringArray::from(values);
+        for length in [0, 1, 2, 3, 5, 8, 13, 40, 1000] {
+            let expected = substring_by_char(&text, 0, Some(length)).unwrap();
+            assert_eq!(first_chars(&text, length), expected, "{length}");
+        }
+    }
 
     #[test]
     fn cuts_by_characters_and_keeps_nulls() {
