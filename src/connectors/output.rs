@@ -349,10 +349,13 @@ mod tests {
     use arrow::array::{Int64Array, StringArray};
     use std::sync::Mutex;
 
+    /// Staged files: their names and bytes.
+    type Files = Vec<(String, Vec<u8>)>;
+
     /// Keeps files in memory; a file whose name contains `fail_on` cannot be written.
     #[derive(Default)]
     struct Memory {
-        files: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+        files: Arc<Mutex<Files>>,
         fail_on: Option<String>,
     }
 
@@ -420,7 +423,7 @@ mod tests {
         format: FileFormat,
         target_bytes: Option<u64>,
         fail_on: Option<&str>,
-    ) -> (Result<(), NodeError>, Vec<(String, Vec<u8>)>, Vec<u64>) {
+    ) -> (Result<(), NodeError>, Files, Vec<u64>) {
         let (schema, batches) = batches();
         let store = Memory {
             fail_on: fail_on.map(str::to_string),

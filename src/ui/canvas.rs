@@ -89,6 +89,10 @@ pub struct NodeView {
     /// Where the node was drawn this frame, in screen points: a wire let go of over a node
     /// (or just beside it) connects to its port.
     rect: Cell<Option<Rect>>,
+    /// Zoomed out too far to read the node's text: it is drawn as its title bar, its colour
+    /// and its border, without the lines of its body or a close button a few pixels wide.
+    /// Set for every node before each frame.
+    far: Cell<bool>,
 }
 
 impl NodeView {
@@ -100,6 +104,7 @@ impl NodeView {
             figures: None,
             problem: None,
             rect: Cell::new(None),
+            far: Cell::new(false),
         }
     }
 }
@@ -129,10 +134,9 @@ impl NodeDataTrait for NodeView {
         _: &mut (),
     ) -> Vec<NodeResponse<NoResponse, NodeView>> {
         ui.set_max_width(220.0);
-        if ui.text_style_height(&egui::TextStyle::Small) < SMALLEST_READABLE {
-            // Zoomed out this far, a node is its title bar, its colour and its border (a
-            // problem's or a run's): laying out lines nobody can read took most of a frame
-            // of a large flow seen whole.
+        if self.far.get() {
+            // Laying out lines nobody can read took most of a frame of a large flow seen
+            // whole.
             self.rect.set(Some(ui.min_rect()));
             return Vec::new();
         }
@@ -217,6 +221,12 @@ impl NodeDataTrait for NodeView {
 
     fn can_flip(&self, _: NodeId, _: &Graph<NodeView, Records, NoValue>, _: &mut ()) -> bool {
         false
+    }
+
+    /// Deleting stays with the Delete key and the menu when the button would be too small to
+    /// hit.
+    fn can_delete(&self, _: NodeId, _: &Graph<NodeView, Records, NoValue>, _: &mut ()) -> bool {
+        !self.far.get()
     }
 }
 
@@ -605,6 +615,11 @@ impl Canvas {
                 self.fit_requested = Some(min_zoom);
                 ui.ctx().request_repaint();
             }
+        }
+        let small = ui.style().text_styles[&egui::TextStyle::Small].size;
+        let far = small * self.editor.pan_zoom.zoom < SMALLEST_READABLE;
+        for node in self.editor.graph.nodes.values() {
+            node.user_data.far.set(far);
         }
         let dragging = self.editor.connection_in_progress;
         let response = self
