@@ -135,8 +135,8 @@ impl NodeDataTrait for NodeView {
     ) -> Vec<NodeResponse<NoResponse, NodeView>> {
         ui.set_max_width(220.0);
         if self.far.get() {
-            // Laying out lines nobody can read took most of a frame of a large flow seen
-            // whole.
+            // Laying out lines nobody can read took a sixth of a frame of a large flow
+            // seen whole.
             self.rect.set(Some(ui.min_rect()));
             return Vec::new();
         }
