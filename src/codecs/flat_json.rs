@@ -1,5 +1,5 @@
-//! Decodes JSON lines of flat records (text, whole numbers, decimals, true/false) straight
-//! into Arrow columns.
+//! Decodes JSON lines of flat records (text, whole numbers, decimals, true/false, dates and
+//! timestamps written as text) straight into Arrow columns.
 //!
 //! arrow-json first writes every value onto a tape and then copies it into the columns; on
 //! the files analysts export from SaaS apps (flat records, a few hundred bytes each) that
@@ -12,13 +12,17 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use arrow::array::timezone::Tz;
 use arrow::array::{
-    ArrayRef, BooleanArray, BooleanBufferBuilder, Float64Array, Int64Array, NullBufferBuilder,
-    RecordBatch, StringArray,
+    ArrayRef, BooleanArray, BooleanBufferBuilder, Date32Array, Float64Array, Int64Array,
+    NullBufferBuilder, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::compute::kernels::cast_utils::{Parser as _, string_to_datetime};
+use arrow::datatypes::{DataType, Date32Type, SchemaRef, TimeUnit};
+use chrono::{TimeZone, Utc};
 
 /// The column layout of one schema, worked out once per file.
 pub(crate) struct FlatJson {
@@ -28,6 +32,10 @@ pub(crate) struct FlatJson {
     index: HashMap<Box<[u8]>, usize>,
     /// Give back chunks holding a key the schema lacks.
     strict: bool,
+    /// Bytes a record each text column took in the last chunk decoded: its buffer is sized
+    /// from that, since growing a long field's buffer (descriptions) copied it over and over.
+    /// Chunks are decoded on several threads at once; any recent figure will do.
+    text_per_row: Vec<AtomicUsize>,
 }
 
 #[derive(Clone, Copy)]
@@ -36,6 +44,11 @@ enum Kind {
     Int,
     Float,
     Bool,
+    /// Days since 1970, from `YYYY-MM-DD` text.
+    Date,
+    /// Microseconds since 1970, from RFC 3339-like text; a time without an offset is in
+    /// the column's zone (UTC without one), as arrow-json reads it.
+    Timestamp(Option<Tz>),
 }
 
 /// Stops the decoding of a chunk: the fast path does not apply to it.
@@ -60,6 +73,11 @@ impl FlatJson {
                 DataType::Int64 => Some(Kind::Int),
                 DataType::Float64 => Some(Kind::Float),
                 DataType::Boolean => Some(Kind::Bool),
+                DataType::Date32 => Some(Kind::Date),
+                DataType::Timestamp(TimeUnit::Microsecond, None) => Some(Kind::Timestamp(None)),
+                DataType::Timestamp(TimeUnit::Microsecond, Some(zone)) => {
+                    Some(Kind::Timestamp(Some(zone.parse().ok()?)))
+                }
                 _ => None,
             })
             .collect::<Option<Vec<_>>>()?;
@@ -69,12 +87,14 @@ impl FlatJson {
             .map(|f| f.name().as_bytes().into())
             .collect();
         let index = names.iter().cloned().zip(0..).collect();
+        let text_per_row = kinds.iter().map(|_| AtomicUsize::new(0)).collect();
         Some(Self {
             schema: schema.clone(),
             names,
             kinds,
             index,
             strict,
+            text_per_row,
         })
     }
 
@@ -84,11 +104,23 @@ impl FlatJson {
         // Valid as a whole, so every piece cut out of it at a quote is valid too, and the
         // columns need no check of their own (see `Column::finish`).
         simdutf8::basic::from_utf8(text).ok()?;
+        let even_share = text.len() / rows.max(1) / self.kinds.len().max(1);
         let mut columns: Vec<Column> = self
             .kinds
             .iter()
-            .map(|&kind| Column::new(kind, rows, text.len() / self.kinds.len().max(1)))
+            .zip(&self.text_per_row)
+            .map(|(&kind, last)| {
+                let per_row = match last.load(Ordering::Relaxed) {
+                    0 => even_share,
+                    // A little over the last chunk's, so a chunk of somewhat longer values
+                    // still fits.
+                    seen => seen + seen / 8,
+                };
+                Column::new(kind, rows, per_row * rows)
+            })
             .collect();
+        // Where text values that are dates or timestamps are unescaped to be parsed.
+        let mut scratch = Vec::new();
         // The row that last set each column: a key twice in a record is left to arrow-json.
         let mut set_in = vec![usize::MAX; columns.len()];
         // The column of the k-th key of the last record: records of one file nearly always
@@ -132,7 +164,7 @@ impl FlatJson {
                             if std::mem::replace(&mut set_in[c], row) == row {
                                 return None;
                             }
-                            p.value(&mut columns[c])?;
+                            p.value(&mut columns[c], &mut scratch)?;
                         }
                         None if self.strict => return None,
                         None => p.skip_scalar()?,
@@ -164,7 +196,16 @@ impl FlatJson {
         if row != rows {
             return None;
         }
-        let arrays = columns.into_iter().map(Column::finish).collect();
+        for (column, last) in columns.iter().zip(&self.text_per_row) {
+            if let Values::Text { bytes, .. } = &column.values {
+                last.store(bytes.len().div_ceil(rows.max(1)), Ordering::Relaxed);
+            }
+        }
+        let arrays = columns
+            .into_iter()
+            .zip(self.schema.fields())
+            .map(|(column, field)| column.finish(field.data_type()))
+            .collect();
         RecordBatch::try_new(self.schema.clone(), arrays).ok()
     }
 }
@@ -180,6 +221,8 @@ enum Values {
     Int(Vec<i64>),
     Float(Vec<f64>),
     Bool(BooleanBufferBuilder),
+    Date(Vec<i32>),
+    Timestamp(Vec<i64>, Option<Tz>),
 }
 
 impl Column {
@@ -196,6 +239,8 @@ impl Column {
             Kind::Int => Values::Int(Vec::with_capacity(rows)),
             Kind::Float => Values::Float(Vec::with_capacity(rows)),
             Kind::Bool => Values::Bool(BooleanBufferBuilder::new(rows)),
+            Kind::Date => Values::Date(Vec::with_capacity(rows)),
+            Kind::Timestamp(zone) => Values::Timestamp(Vec::with_capacity(rows), zone),
         };
         Self {
             values,
@@ -209,11 +254,14 @@ impl Column {
             Values::Int(v) => v.push(0),
             Values::Float(v) => v.push(0.0),
             Values::Bool(v) => v.append(false),
+            Values::Date(v) => v.push(0),
+            Values::Timestamp(v, _) => v.push(0),
         }
         self.nulls.append_null();
     }
 
-    fn finish(mut self) -> ArrayRef {
+    /// The column as an array of `data_type`, the schema's type for it.
+    fn finish(mut self, data_type: &DataType) -> ArrayRef {
         let nulls = self.nulls.finish();
         match self.values {
             Values::Text { offsets, bytes } => {
@@ -233,6 +281,11 @@ impl Column {
             Values::Int(v) => Arc::new(Int64Array::new(ScalarBuffer::from(v), nulls)),
             Values::Float(v) => Arc::new(Float64Array::new(ScalarBuffer::from(v), nulls)),
             Values::Bool(mut v) => Arc::new(BooleanArray::new(v.finish(), nulls)),
+            Values::Date(v) => Arc::new(Date32Array::new(ScalarBuffer::from(v), nulls)),
+            Values::Timestamp(v, _) => Arc::new(
+                TimestampMicrosecondArray::new(ScalarBuffer::from(v), nulls)
+                    .with_data_type(data_type.clone()),
+            ),
         }
     }
 }
@@ -327,7 +380,8 @@ impl<'a> Parser<'a> {
         (self.text.get(self.pos..end)? == word).then(|| self.pos = end)
     }
 
-    fn value(&mut self, column: &mut Column) -> Decoded<()> {
+    /// A value into `column`; `scratch` holds a date's or timestamp's text while it is parsed.
+    fn value(&mut self, column: &mut Column, scratch: &mut Vec<u8>) -> Decoded<()> {
         if self.peek()? == b'n' {
             self.literal(b"null")?;
             column.push_null();
@@ -361,9 +415,30 @@ impl<'a> Parser<'a> {
                 }
                 _ => return None,
             },
+            // Dates and timestamps are parsed by arrow-json's own parsers, so they read
+            // exactly as there; numbers and text that does not parse are left to it.
+            Values::Date(v) => {
+                v.push(Date32Type::parse(self.text_value(scratch)?)?);
+            }
+            Values::Timestamp(v, zone) => {
+                let text = self.text_value(scratch)?;
+                let micros = match zone {
+                    Some(zone) => micros(zone, text)?,
+                    None => micros(&Utc, text)?,
+                };
+                v.push(micros);
+            }
         }
         column.nulls.append_non_null();
         Some(())
+    }
+
+    /// A JSON string's text, unescaped into `scratch` when it has escapes.
+    fn text_value<'s>(&mut self, scratch: &'s mut Vec<u8>) -> Decoded<&'s str> {
+        self.expect(b'"')?;
+        scratch.clear();
+        self.string(scratch)?;
+        std::str::from_utf8(scratch).ok()
     }
 
     /// A JSON number, checked against the grammar: `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`.
@@ -469,6 +544,11 @@ impl<'a> Parser<'a> {
         }
         Some(())
     }
+}
+
+/// `text` as microseconds since 1970, read as arrow-json reads a timestamp in `zone`.
+fn micros<Z: TimeZone>(zone: &Z, text: &str) -> Option<i64> {
+    Some(string_to_datetime(zone, text).ok()?.timestamp_micros())
 }
 
 #[cfg(test)]
@@ -606,11 +686,85 @@ mod tests {
 
     #[test]
     fn other_column_types_are_not_taken() {
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "CloseDate",
-            DataType::Date32,
-            true,
-        )]));
-        assert!(FlatJson::new(&schema, false).is_none());
+        for data_type in [
+            DataType::Decimal128(38, 9),
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("Not/A_Zone".into())),
+        ] {
+            let schema = Arc::new(Schema::new(vec![Field::new("x", data_type, true)]));
+            assert!(FlatJson::new(&schema, false).is_none());
+        }
+    }
+
+    fn dated() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("CloseDate", DataType::Date32, true),
+            Field::new(
+                "LastModifiedDate",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+                true,
+            ),
+            Field::new(
+                "Local",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("+05:30".into())),
+                true,
+            ),
+            Field::new(
+                "Naive",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                true,
+            ),
+        ]))
+    }
+
+    #[test]
+    fn dates_and_timestamps_decode_as_arrow_json_does() {
+        let records = [
+            r#"{"CloseDate":"2026-09-02","LastModifiedDate":"2026-06-14T09:34:05.490687Z","Local":"2026-06-14T09:34:05Z","Naive":"2026-06-14T09:34:05.490687Z"}"#,
+            r#"{"CloseDate":"1969-12-31","LastModifiedDate":"2024-02-29T23:59:59+02:00","Local":"2024-02-29 23:59:59","Naive":"2024-02-29T23:59:59"}"#,
+            r#"{"CloseDate":null,"LastModifiedDate":"2026-01-01t00:00:00.1234567891z","Local":"2026-01-01","Naive":"2026-01-01T10:00:00-0700"}"#,
+            r#"{"CloseDate":"2026-1-2","LastModifiedDate":"2026\u002d03\u002d04T05:06:07Z","Local":null}"#,
+            r#"{"CloseDate":" 2026-09-02 ","LastModifiedDate":"1900-01-01T00:00:00.000001Z","Naive":"0001-01-01T00:00:00Z"}"#,
+            r#"{}"#,
+        ];
+        let schema = dated();
+        let flat = FlatJson::new(&schema, false).unwrap();
+        let (text, rows) = lines(&records);
+        let ours = flat.decode(text.as_bytes(), rows).expect("decoded");
+        assert_eq!(Some(ours), arrow_json(&schema, &text, rows), "{text}");
+        // The same schema over several chunks, with the buffer sizes learned as it goes.
+        for _ in 0..3 {
+            let (text, rows) = lines(&records[..2]);
+            let ours = flat.decode(text.as_bytes(), rows).expect("decoded");
+            assert_eq!(Some(ours), arrow_json(&schema, &text, rows));
+        }
+    }
+
+    #[test]
+    fn dates_and_timestamps_it_cannot_read_are_left_to_arrow_json() {
+        let flat = FlatJson::new(&dated(), false).unwrap();
+        for record in [
+            r#"{"CloseDate":20260902}"#, // a number where a date belongs
+            r#"{"LastModifiedDate":1767225600000000}"#, // a number where a timestamp belongs
+            r#"{"CloseDate":"next Tuesday"}"#, // not a date
+            r#"{"CloseDate":"2026-02-30"}"#, // no such day
+            r#"{"LastModifiedDate":"2026-06-14T25:00:00Z"}"#, // no such hour
+            r#"{"LastModifiedDate":"2026-06-14T09:34:05 Mars"}"#, // no such zone
+            r#"{"LastModifiedDate":true}"#, // not text
+        ] {
+            let (text, rows) = lines(&[record]);
+            assert!(flat.decode(text.as_bytes(), rows).is_none(), "{record}");
+        }
+    }
+
+    #[test]
+    fn text_columns_of_any_length_decode_whatever_the_last_chunk_held() {
+        let flat = FlatJson::new(&schema(), false).unwrap();
+        for id in ["a", &"long ".repeat(400), "", &"é".repeat(1000), "b"] {
+            let record = format!(r#"{{"Id":"{id}","Amount":1}}"#);
+            let (text, rows) = lines(&[&record, &record, r#"{"Id":null}"#]);
+            let ours = flat.decode(text.as_bytes(), rows).expect("decoded");
+            assert_eq!(Some(ours), arrow_json(&schema(), &text, rows));
+        }
     }
 }

@@ -168,14 +168,16 @@ impl<W: Write + Send + 'static> Encoders<W> {
     }
 
     fn send(&self, lane: usize, job: Job<W>) -> Result<(), NodeError> {
-        self.lanes[lane]
-            .send(job)
-            .map_err(|_| NodeError::msg("an encoding thread stopped unexpectedly"))
+        self.lanes[lane].send(job).map_err(|_| thread_stopped())
     }
 }
 
+fn thread_stopped() -> NodeError {
+    NodeError::msg("an encoding thread stopped unexpectedly")
+}
+
 fn stopped<W>() -> Done<W> {
-    Done::Failed(NodeError::msg("an encoding thread stopped unexpectedly"))
+    Done::Failed(thread_stopped())
 }
 
 /// Stops the threads once they have done what was queued: nothing of the run's is being

@@ -199,39 +199,40 @@ impl Partitioner {
             fragments.push(column_fragments);
             ids.push(column_ids);
         }
-        let mut groups: IndexMap<Vec<u32>, Vec<u32>, foldhash::fast::RandomState> =
-            IndexMap::default();
-        if let [column] = ids.as_slice() {
-            // One field: its numbers are the groups, numbered in order of first appearance.
-            let mut rows: Vec<Vec<u32>> = vec![Vec::new(); fragments[0].len()];
-            for (row, &id) in column.iter().enumerate() {
-                rows[id as usize].push(row as u32);
-            }
-            groups.extend((0..).zip(rows).map(|(id, rows)| (vec![id], rows)));
-        } else {
-            let mut key = Vec::with_capacity(ids.len());
-            for row in 0..batch.num_rows() {
-                key.clear();
-                key.extend(ids.iter().map(|c| c[row]));
-                match groups.get_mut(key.as_slice()) {
-                    Some(rows) => rows.push(row as u32),
-                    None => {
-                        groups.insert(key.clone(), vec![row as u32]);
+        let groups: Vec<(String, Vec<u32>)> =
+            if let ([column], [fragments]) = (ids.as_slice(), fragments.as_slice()) {
+                // One field: its numbers are the groups, numbered in order of first appearance.
+                let mut rows: Vec<Vec<u32>> = vec![Vec::new(); fragments.len()];
+                for (row, &id) in column.iter().enumerate() {
+                    rows[id as usize].push(row as u32);
+                }
+                fragments.iter().cloned().zip(rows).collect()
+            } else {
+                let mut groups: IndexMap<Vec<u32>, Vec<u32>, foldhash::fast::RandomState> =
+                    IndexMap::default();
+                let mut key = Vec::with_capacity(ids.len());
+                for row in 0..batch.num_rows() {
+                    key.clear();
+                    key.extend(ids.iter().map(|c| c[row]));
+                    match groups.get_mut(key.as_slice()) {
+                        Some(rows) => rows.push(row as u32),
+                        None => {
+                            groups.insert(key.clone(), vec![row as u32]);
+                        }
                     }
                 }
-            }
-        }
-        let folder = |key: &[u32]| {
-            key.iter()
-                .zip(&fragments)
-                .map(|(&id, f)| f[id as usize].as_str())
-                .collect::<Vec<_>>()
-                .join("/")
-        };
-        let groups: Vec<(String, Vec<u32>)> = groups
-            .into_iter()
-            .map(|(key, rows)| (folder(&key), rows))
-            .collect();
+                let folder = |key: &[u32]| {
+                    key.iter()
+                        .zip(&fragments)
+                        .map(|(&id, f)| f[id as usize].as_str())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                };
+                groups
+                    .into_iter()
+                    .map(|(key, rows)| (folder(&key), rows))
+                    .collect()
+            };
         let data = batch.project(&self.data)?;
         if groups.len() == 1 {
             let (folder, _) = groups.into_iter().next().expect("one group");
