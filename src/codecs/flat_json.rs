@@ -10,7 +10,6 @@
 //! the per-line path with line numbers — stands. So this is purely a faster road to the
 //! same batch.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -29,7 +28,7 @@ pub(crate) struct FlatJson {
     schema: SchemaRef,
     names: Vec<Box<[u8]>>,
     kinds: Vec<Kind>,
-    index: HashMap<Box<[u8]>, usize>,
+    index: foldhash::HashMap<Box<[u8]>, usize>,
     /// Give back chunks holding a key the schema lacks.
     strict: bool,
     /// Bytes a record each text column took in the last chunk decoded: its buffer is sized
@@ -123,9 +122,12 @@ impl FlatJson {
         let mut scratch = Vec::new();
         // The row that last set each column: a key twice in a record is left to arrow-json.
         let mut set_in = vec![usize::MAX; columns.len()];
-        // The column of the k-th key of the last record: records of one file nearly always
-        // list their keys in the same order, so a key is usually one comparison away.
-        let mut order: Vec<Option<usize>> = Vec::new();
+        // The column whose key came next after each column's (slot c + 1; slot 0: the first
+        // key, the last slot: after a key the schema lacks) when last seen: records of one
+        // file nearly always list their keys in the same order, so a key is usually one
+        // comparison away, and a record lacking a key costs one lookup, not one a key after.
+        let mut next: Vec<Option<usize>> = vec![None; columns.len() + 2];
+        let unknown = columns.len() + 1;
         let mut p = Parser { text, pos: 0 };
         let mut row = 0;
         loop {
@@ -141,21 +143,18 @@ impl FlatJson {
             if p.peek() == Some(b'}') {
                 p.pos += 1;
             } else {
-                let mut k = 0;
+                let mut after = 0;
                 loop {
                     p.expect(b'"')?;
-                    let column = match order.get(k) {
-                        Some(&Some(c)) if p.key_is(&self.names[c]) => Some(c),
+                    let column = match next[after] {
+                        Some(c) if p.key_is(&self.names[c]) => Some(c),
                         _ => {
                             let c = self.index.get(p.key()?).copied();
-                            if k < order.len() {
-                                order[k] = c;
-                            } else {
-                                order.push(c);
-                            }
+                            next[after] = c;
                             c
                         }
                     };
+                    after = column.map_or(unknown, |c| c + 1);
                     p.skip_spaces();
                     p.expect(b':')?;
                     p.skip_spaces();
@@ -171,10 +170,7 @@ impl FlatJson {
                     }
                     p.skip_spaces();
                     match p.next()? {
-                        b',' => {
-                            p.skip_spaces();
-                            k += 1;
-                        }
+                        b',' => p.skip_spaces(),
                         b'}' => break,
                         _ => return None,
                     }
@@ -396,13 +392,13 @@ impl<'a> Parser<'a> {
             Values::Int(v) => {
                 let number = self.number()?;
                 // Decimals and exponents into a whole-number column: arrow-json's rules.
-                if number.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+                if number.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
                     return None;
                 }
-                v.push(std::str::from_utf8(number).ok()?.parse().ok()?);
+                v.push(number.parse().ok()?);
             }
             Values::Float(v) => {
-                v.push(std::str::from_utf8(self.number()?).ok()?.parse().ok()?);
+                v.push(self.number()?.parse().ok()?);
             }
             Values::Bool(v) => match self.peek()? {
                 b't' => {
@@ -438,11 +434,14 @@ impl<'a> Parser<'a> {
         self.expect(b'"')?;
         scratch.clear();
         self.string(scratch)?;
-        std::str::from_utf8(scratch).ok()
+        // SAFETY: `string` writes pieces of the chunk cut at ASCII delimiters and characters
+        // encoded by `char::encode_utf8`; the chunk was checked to be UTF-8 before decoding
+        // (see `Column::finish`).
+        Some(unsafe { std::str::from_utf8_unchecked(scratch) })
     }
 
     /// A JSON number, checked against the grammar: `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`.
-    fn number(&mut self) -> Decoded<&'a [u8]> {
+    fn number(&mut self) -> Decoded<&'a str> {
         let start = self.pos;
         let digits = |p: &mut Self| -> Decoded<usize> {
             let from = p.pos;
@@ -470,7 +469,9 @@ impl<'a> Parser<'a> {
             }
             digits(self)?;
         }
-        Some(&self.text[start..self.pos])
+        let number = &self.text[start..self.pos];
+        // SAFETY: the grammar above took only ASCII: digits, signs, points and `e`/`E`.
+        Some(unsafe { std::str::from_utf8_unchecked(number) })
     }
 
     /// A string after its opening quote, unescaped onto `out`.
