@@ -104,6 +104,20 @@ fn build_context(input: SchemaRef, output: SchemaRef) -> BuildContext {
     }
 }
 
+/// A transform planned and built for `input`, with the schema it plans to put out.
+pub fn built(
+    config: &dyn NodeConfig,
+    input: SchemaRef,
+) -> Result<(Box<dyn crate::node::Transform>, SchemaRef), crate::node::NodeError> {
+    let output = config
+        .output_schema(Some(&input), &plan_context())
+        .unwrap_or_else(|p| panic!("{p:?}"));
+    let Runtime::Transform(t) = config.build(&build_context(input, output.clone()))? else {
+        panic!("not a transform")
+    };
+    Ok((t, output))
+}
+
 /// Plans, builds and runs a transform over `batches`, with `finish` at the end.
 pub fn run_many(
     config: &dyn NodeConfig,
@@ -119,13 +133,7 @@ pub fn run_received(
     input: SchemaRef,
     batches: Vec<RecordBatch>,
 ) -> Result<(RecordBatch, TransformContext), crate::node::NodeError> {
-    let plan = plan_context();
-    let output = config
-        .output_schema(Some(&input), &plan)
-        .unwrap_or_else(|p| panic!("{p:?}"));
-    let Runtime::Transform(mut t) = config.build(&build_context(input, output.clone()))? else {
-        panic!("not a transform")
-    };
+    let (mut t, output) = built(config, input)?;
     let mut cx = TransformContext::new("t");
     let mut outs = Vec::new();
     for b in batches {

@@ -24,7 +24,8 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, BooleanArray, RecordBatch};
+use arrow::compute::{and, filter_record_batch, prep_null_mask_filter};
 use arrow::datatypes::SchemaRef;
 use chrono::Utc;
 use tokio::sync::mpsc;
@@ -1562,30 +1563,67 @@ async fn run_chain(
 }
 
 /// Takes a batch through `stages` in turn: what comes out of the last one, unless a stage
-/// left nothing.
+/// left nothing. Stages in a row that only keep records (see [`Transform::keep`]) share
+/// one copy of the records they keep, made when a stage needs them or at the end.
 fn pass(
     stages: &mut [Stage],
     mut batch: RecordBatch,
     errors: &ErrorSink,
 ) -> Result<Option<RecordBatch>, (usize, NodeError)> {
+    // The records of `batch` kept so far and not yet copied out, with the stage that last
+    // narrowed them (an error making the copy is that stage's).
+    let mut kept: Option<(BooleanArray, usize)> = None;
     for stage in stages {
-        stage.handle.metrics.add_in(&batch);
-        let out = stage
-            .transform
-            .apply(batch, &mut stage.cx)
-            .map_err(|e| (stage.node, e))?;
+        let rows_in = kept
+            .as_ref()
+            .map_or(batch.num_rows(), |(k, _)| k.true_count());
+        stage.handle.metrics.add_in_rows(rows_in);
+        let rows_out = match stage.transform.keep(&batch) {
+            Some(keep) => {
+                let mut keep = keep.map_err(|e| (stage.node, e))?;
+                if keep.null_count() > 0 {
+                    keep = prep_null_mask_filter(&keep);
+                }
+                if let Some((k, _)) = &kept {
+                    keep = and(k, &keep).map_err(|e| (stage.node, e.into()))?;
+                }
+                let rows_out = keep.true_count();
+                stage.cx.dropped += (rows_in - rows_out) as u64;
+                kept = Some((keep, stage.node));
+                rows_out
+            }
+            None => {
+                batch = take_kept(batch, kept.take())?;
+                batch = stage
+                    .transform
+                    .apply(batch, &mut stage.cx)
+                    .map_err(|e| (stage.node, e))?;
+                batch.num_rows()
+            }
+        };
         settle(&mut stage.cx, &stage.handle, errors).map_err(|e| (stage.node, e))?;
-        let empty = out.num_rows() == 0;
-        if !empty {
-            stage.handle.metrics.add_out(&out);
+        if rows_out > 0 {
+            stage.handle.metrics.add_out_rows(rows_out);
         }
         stage.handle.report();
-        if empty {
+        if rows_out == 0 {
             return Ok(None);
         }
-        batch = out;
     }
-    Ok(Some(batch))
+    take_kept(batch, kept).map(Some)
+}
+
+/// The records of `batch` that `kept` marks, copied out (unless that is all of them).
+fn take_kept(
+    batch: RecordBatch,
+    kept: Option<(BooleanArray, usize)>,
+) -> Result<RecordBatch, (usize, NodeError)> {
+    match kept {
+        Some((keep, node)) if keep.true_count() < batch.num_rows() => {
+            filter_record_batch(&batch, &keep).map_err(|e| (node, e.into()))
+        }
+        _ => Ok(batch),
+    }
 }
 
 /// Moves what a transform reported into the node's counters and the error output.
@@ -1716,6 +1754,128 @@ mod tests {
         ("c", "d"),
         ("d", "out"),
     ];
+
+    /// A transform with its `keep` hidden, so the chain applies it.
+    struct ApplyOnly(Box<dyn Transform>);
+
+    impl Transform for ApplyOnly {
+        fn apply(
+            &mut self,
+            batch: RecordBatch,
+            cx: &mut TransformContext,
+        ) -> Result<RecordBatch, NodeError> {
+            self.0.apply(batch, cx)
+        }
+    }
+
+    /// Validate, filter, mask, filter, in a chain; with `fused`, the stages that only keep
+    /// records share one copy of them.
+    fn keeping_chain(input: &RecordBatch, fused: bool) -> Vec<Stage> {
+        let configs = [
+            json!({"type": "transform.validate", "config": {"rules": [{"field": "Email", "check": "non_null", "action": "drop_record"}]}}),
+            json!({"type": "transform.filter", "config": {"conditions": [
+                {"field": "StageName", "operator": "not_equal_to", "value": "Closed Lost"},
+                {"field": "Amount", "operator": "greater_than", "value": 1000}]}}),
+            json!({"type": "transform.mask", "config": {"fields": ["Email"], "mode": "all"}}),
+            json!({"type": "transform.filter", "config": {"conditions": [
+                {"field": "Amount", "operator": "less_than", "value": 90000}]}}),
+            json!({"type": "transform.validate", "config": {"rules": [{"field": "Phone", "check": "non_null", "action": "drop_record"}]}}),
+        ];
+        let mut schema = input.schema();
+        let mut stages = Vec::new();
+        for (i, c) in configs.into_iter().enumerate() {
+            let config = crate::registry::find(c["type"].as_str().unwrap())
+                .unwrap()
+                .parse(c["config"].clone())
+                .unwrap();
+            let (transform, output) = crate::testing::built(config.as_ref(), schema).unwrap();
+            schema = output;
+            let transform: Box<dyn Transform> = if fused {
+                transform
+            } else {
+                Box::new(ApplyOnly(transform))
+            };
+            let handle = NodeHandle {
+                id: format!("t{i}").into(),
+                metrics: Default::default(),
+                reporter: None,
+            };
+            stages.push(Stage::new(i, handle, transform));
+        }
+        stages
+    }
+
+    #[test]
+    fn transforms_that_only_keep_records_copy_them_once_and_count_as_each_would() {
+        use crate::testing::*;
+        let rows = 2000;
+        let stages = ["Prospecting", "Closed Lost", "Closed Won"];
+        let batch = batch_of(&[
+            (
+                "Email",
+                opt_strs(
+                    &(0..rows)
+                        .map(|i| (i % 7 != 0).then_some("a@b.example"))
+                        .collect::<Vec<_>>(),
+                ),
+            ),
+            (
+                "StageName",
+                opt_strs(
+                    &(0..rows)
+                        .map(|i| (i % 11 != 0).then_some(stages[i % 3]))
+                        .collect::<Vec<_>>(),
+                ),
+            ),
+            (
+                "Phone",
+                opt_strs(
+                    &(0..rows)
+                        .map(|i| (i % 5 != 0).then_some("+1 555 0100"))
+                        .collect::<Vec<_>>(),
+                ),
+            ),
+            (
+                "Amount",
+                floats(
+                    &(0..rows)
+                        .map(|i| (i % 13 != 0).then_some((i * 97 % 100_000) as f64))
+                        .collect::<Vec<_>>(),
+                ),
+            ),
+        ]);
+        let errors = ErrorSink::in_memory();
+        let mut outputs = Vec::new();
+        let mut figures = Vec::new();
+        for fused in [false, true] {
+            let mut chain = keeping_chain(&batch, fused);
+            // The whole batch, then slices of it, then one that every stage keeps whole.
+            let mut out = Vec::new();
+            for part in [batch.clone(), batch.slice(0, 700), batch.slice(701, 1)] {
+                out.push(pass(&mut chain, part, &errors).unwrap());
+            }
+            outputs.push(out);
+            figures.push(
+                chain
+                    .iter()
+                    .map(|s| {
+                        let f = s.handle.metrics.figures(&s.handle.id);
+                        (f.records_in, f.records_out, f.records_dropped, f.batches_in)
+                    })
+                    .collect::<Vec<_>>(),
+            );
+        }
+        assert_eq!(outputs[0], outputs[1]);
+        assert_eq!(figures[0], figures[1]);
+        // Each stage but the mask dropped some; something came through, the last batch whole.
+        let dropped: Vec<u64> = figures[1].iter().map(|f| f.2).collect();
+        assert_eq!(
+            dropped.iter().map(|&d| d > 0).collect::<Vec<_>>(),
+            [true, true, false, true, true]
+        );
+        assert!(outputs[1][0].as_ref().is_some_and(|b| b.num_rows() > 0));
+        assert_eq!(outputs[1][2].as_ref().map(RecordBatch::num_rows), Some(1));
+    }
 
     #[test]
     fn transforms_in_a_row_are_chained_but_sources_and_destinations_are_not() {

@@ -90,14 +90,22 @@ impl NodeMetrics {
     }
 
     pub fn add_in(&self, batch: &RecordBatch) {
-        self.records_in
-            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        self.add_in_rows(batch.num_rows());
+    }
+
+    /// A batch of `rows` records came in.
+    pub fn add_in_rows(&self, rows: usize) {
+        self.records_in.fetch_add(rows as u64, Ordering::Relaxed);
         self.batches_in.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn add_out(&self, batch: &RecordBatch) {
-        self.records_out
-            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        self.add_out_rows(batch.num_rows());
+    }
+
+    /// A batch of `rows` records went out.
+    pub fn add_out_rows(&self, rows: usize) {
+        self.records_out.fetch_add(rows as u64, Ordering::Relaxed);
         self.batches_out.fetch_add(1, Ordering::Relaxed);
     }
 

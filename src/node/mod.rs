@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{BooleanArray, RecordBatch};
 use arrow::datatypes::{DataType, SchemaRef};
 use chrono::{DateTime, Utc};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -522,6 +522,16 @@ pub trait Transform: Send {
 
     fn finish(&mut self, _cx: &mut TransformContext) -> Result<Option<RecordBatch>, NodeError> {
         Ok(None)
+    }
+
+    /// For a transform that only keeps some records as they are (a filter, say): the
+    /// records of `batch` it keeps, true where kept; `None` when it does more than that.
+    /// The engine then copies the records out once for several such transforms in a row,
+    /// rather than once for each, and counts what each dropped itself. Asked of every row
+    /// of `batch`, including rows a transform before it dropped, so the answer must have
+    /// no effect of its own (no records set aside, no errors about one record).
+    fn keep(&mut self, _batch: &RecordBatch) -> Option<Result<BooleanArray, NodeError>> {
+        None
     }
 }
 

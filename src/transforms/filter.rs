@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, RecordBatch, Scalar, StringArray};
+use arrow::buffer::BooleanBuffer;
 use arrow::compute::kernels::cmp;
 use arrow::compute::{CastOptions, and, cast_with_options, filter_record_batch, or};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
@@ -221,12 +222,9 @@ impl Test {
     }
 }
 
-impl Transform for FilterRun {
-    fn apply(
-        &mut self,
-        batch: RecordBatch,
-        cx: &mut TransformContext,
-    ) -> Result<RecordBatch, NodeError> {
+impl FilterRun {
+    /// True where every condition holds; `None` without conditions.
+    fn passing(&self, batch: &RecordBatch) -> Result<Option<BooleanArray>, NodeError> {
         let mut keep: Option<BooleanArray> = None;
         for t in &self.tests {
             let r = t.eval(batch.column(t.column))?;
@@ -235,7 +233,17 @@ impl Transform for FilterRun {
                 None => r,
             });
         }
-        let out = match keep {
+        Ok(keep)
+    }
+}
+
+impl Transform for FilterRun {
+    fn apply(
+        &mut self,
+        batch: RecordBatch,
+        cx: &mut TransformContext,
+    ) -> Result<RecordBatch, NodeError> {
+        let out = match self.passing(&batch)? {
             Some(k) => filter_record_batch(&batch, &k)?,
             None => batch.clone(),
         };
@@ -244,6 +252,14 @@ impl Transform for FilterRun {
             Some(p) => out.project(p)?,
             None => out,
         })
+    }
+
+    fn keep(&mut self, batch: &RecordBatch) -> Option<Result<BooleanArray, NodeError>> {
+        if self.projection.is_some() {
+            return None;
+        }
+        let all = || BooleanArray::new(BooleanBuffer::new_set(batch.num_rows()), None);
+        Some(self.passing(batch).map(|k| k.unwrap_or_else(all)))
     }
 }
 

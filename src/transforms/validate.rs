@@ -3,6 +3,7 @@
 //! DropRecord or TerminateFlow).
 
 use arrow::array::{Array, ArrayRef, BooleanArray, BooleanBuilder, RecordBatch};
+use arrow::buffer::BooleanBuffer;
 use arrow::compute::{CastOptions, and, cast, cast_with_options, filter_record_batch, is_not_null};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use schemars::JsonSchema;
@@ -161,6 +162,22 @@ fn passes(check: Check, column: &ArrayRef) -> Result<BooleanArray, arrow::error:
 }
 
 impl Transform for ValidateRun {
+    fn keep(&mut self, batch: &RecordBatch) -> Option<Result<BooleanArray, NodeError>> {
+        // A rule that stops the run names the record that broke it: that takes `apply`.
+        if self.rules.iter().any(|r| r.action == Action::TerminateFlow) {
+            return None;
+        }
+        let mut keep = BooleanArray::new(BooleanBuffer::new_set(batch.num_rows()), None);
+        for (rule, &i) in self.rules.iter().zip(&self.columns) {
+            let ok = passes(rule.check, batch.column(i));
+            match ok.and_then(|ok| and(&keep, &ok)) {
+                Ok(k) => keep = k,
+                Err(e) => return Some(Err(e.into())),
+            }
+        }
+        Some(Ok(keep))
+    }
+
     fn apply(
         &mut self,
         batch: RecordBatch,
