@@ -201,6 +201,72 @@ fn malformed_csv_rows_go_to_the_error_output_with_line_numbers() {
 }
 
 #[test]
+fn json_lines_with_dates_and_timestamps_set_aside_the_lines_that_do_not_read() {
+    let scratch = Scratch::new();
+    // Enough lines for several chunks; a bad date, a timestamp given as a number (which
+    // arrow-json reads as microseconds) and a timestamp with an offset among them.
+    let mut text = String::new();
+    for i in 1..=20_000u32 {
+        let (day, at) = match i {
+            4321 => (
+                "\"2026-02-30\"".to_string(),
+                "\"2026-01-01T00:00:00Z\"".to_string(),
+            ),
+            9876 => ("\"2026-03-01\"".to_string(), "1767225600000000".to_string()),
+            15000 => (
+                "\"2026-03-01\"".to_string(),
+                "\"2026-01-01T02:00:00+02:00\"".to_string(),
+            ),
+            _ => (
+                format!("\"2026-{:02}-{:02}\"", i % 12 + 1, i % 28 + 1),
+                format!("\"2026-01-01T00:00:{:02}.{:06}Z\"", i % 60, i),
+            ),
+        };
+        text.push_str(&format!("{{\"id\":{i},\"day\":{day},\"at\":{at}}}\n"));
+    }
+    scratch.write("in.jsonl", &text);
+    let f = flow(
+        vec![
+            node(
+                "src",
+                "source.file",
+                json!({"path": "in.jsonl", "schema": {"day": "date", "at": "timestamp"}}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[("src", "out")],
+    );
+    let (code, record, err) = run_cli(&scratch, &f);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(record["records_written"], 19_999);
+    let errors = error_lines(&record);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["line"], 4321);
+    let reason = errors[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("2026-02-30"), "{reason}");
+    let written: Vec<Value> = files_under(&scratch.path().join("out"))
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(scratch.path().join("out").join(f))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let by_id = |id: u64| written.iter().find(|r| r["id"] == id).unwrap().clone();
+    assert_eq!(by_id(1)["day"], "2026-02-02");
+    assert_eq!(by_id(1)["at"], "2026-01-01T00:00:01.000001Z");
+    assert_eq!(by_id(9876)["at"], "2026-01-01T00:00:00Z");
+    assert_eq!(by_id(15000)["at"], "2026-01-01T00:00:00Z");
+    assert_eq!(by_id(20_000)["day"], "2026-09-09");
+}
+
+#[test]
 fn fail_on_first_error_stops_the_run_and_writes_nothing() {
     let scratch = Scratch::new();
     scratch.write(
