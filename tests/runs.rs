@@ -414,6 +414,160 @@ fn transforms_in_a_row_keep_their_own_figures_and_hold_no_batches_between_them()
     assert!(peak <= 2 * (2 + 2), "peak {peak} batches in flight");
 }
 
+/// Runs `flow` with its chains of transforms in `lanes` lanes, through the library: the
+/// run's record, the records written (in file order) and the error output's lines.
+fn run_in_lanes(
+    flow: &Value,
+    input: &str,
+    lanes: usize,
+) -> (engine::RunRecord, Vec<Value>, Vec<Value>) {
+    let scratch = Scratch::new();
+    scratch.write("in.jsonl", input);
+    let plan = plan(&scratch, flow);
+    let mut opts = options(&scratch);
+    opts.chain_lanes = lanes;
+    opts.batch_rows = 1000;
+    let record = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(engine::run(&plan, opts));
+    assert_eq!(record.status, RunStatus::Successful, "{:?}", record.error);
+    let out = scratch.path().join("out");
+    let written = files_under(&out)
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(out.join(f)).unwrap();
+            text.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<Value>>()
+        })
+        .collect();
+    let errors = record.error_output.as_ref().map_or_else(Vec::new, |path| {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut e: Value = serde_json::from_str(l).unwrap();
+                e.as_object_mut().unwrap().remove("at");
+                e
+            })
+            .collect()
+    });
+    (record, written, errors)
+}
+
+#[test]
+fn a_chain_run_on_several_batches_at_once_keeps_records_figures_and_errors_in_order() {
+    // 40 batches of 1,000 records through validate, filter, mask, merge and a map that sets
+    // aside every record whose amount is not a number.
+    let mut input = String::new();
+    for id in 0..40_000u32 {
+        let email = if id % 7 == 0 {
+            "null".to_string()
+        } else {
+            format!("\"p{id}@x.example\"")
+        };
+        let stage = ["Prospecting", "Closed Lost", "Closed Won"][(id % 3) as usize];
+        let amount = if id % 97 == 0 {
+            "n/a".to_string()
+        } else {
+            format!("{}.5", id % 5000)
+        };
+        input.push_str(&format!(
+            "{{\"id\":{id},\"email\":{email},\"stage\":\"{stage}\",\"amount\":\"{amount}\",\"first\":\"A\",\"last\":\"B{id}\"}}\n"
+        ));
+    }
+    let f = flow(
+        vec![
+            node("src", "source.file", json!({"path": "in.jsonl"})),
+            node(
+                "check",
+                "transform.validate",
+                json!({"rules": [{"field": "email", "check": "non_null", "action": "drop_record"}]}),
+            ),
+            node(
+                "open",
+                "transform.filter",
+                json!({"conditions": [{"field": "stage", "operator": "not_equal_to", "value": "Closed Lost"}]}),
+            ),
+            node(
+                "mask",
+                "transform.mask",
+                json!({"fields": ["email"], "mode": "all_but_last_n", "n": 4}),
+            ),
+            node(
+                "name",
+                "transform.merge",
+                json!({"output": "name", "format": "{first} {last}"}),
+            ),
+            node(
+                "keep",
+                "transform.map",
+                json!({"fields": [
+                {"source": "id"}, {"source": "name"}, {"source": "email"},
+                {"source": "amount", "type": "number"}]}),
+            ),
+            node(
+                "out",
+                "destination.local",
+                json!({"folder": "out", "format": "jsonl"}),
+            ),
+        ],
+        &[
+            ("src", "check"),
+            ("check", "open"),
+            ("open", "mask"),
+            ("mask", "name"),
+            ("name", "keep"),
+            ("keep", "out"),
+        ],
+    );
+    let (one, written, errors) = run_in_lanes(&f, &input, 1);
+    assert!(
+        written.len() > 20_000 && errors.len() > 200,
+        "{} {}",
+        written.len(),
+        errors.len()
+    );
+    let ids: Vec<u64> = written.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "records in the order of the file"
+    );
+    for lanes in [2, 3, 4] {
+        let (many, written_many, errors_many) = run_in_lanes(&f, &input, lanes);
+        assert_eq!(written_many, written, "{lanes} lanes");
+        assert_eq!(errors_many, errors, "{lanes} lanes");
+        let figures = |r: &engine::RunRecord| {
+            r.nodes
+                .iter()
+                .map(|n| {
+                    (
+                        n.node.clone(),
+                        n.records_in,
+                        n.records_out,
+                        n.records_dropped,
+                        n.records_rejected,
+                        n.batches_in,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(figures(&many), figures(&one), "{lanes} lanes");
+        assert_eq!(
+            (
+                many.records_written,
+                many.records_dropped,
+                many.records_rejected
+            ),
+            (
+                one.records_written,
+                one.records_dropped,
+                one.records_rejected
+            )
+        );
+    }
+}
+
 #[test]
 fn a_failure_inside_a_chain_of_transforms_names_its_node() {
     let scratch = Scratch::new();
@@ -784,11 +938,21 @@ fn big_run_flow(folder: &str) -> Value {
 
 #[test]
 fn a_cancelled_run_leaves_no_output() {
+    cancelled_run_leaves_no_output(1);
+}
+
+#[test]
+fn a_cancelled_run_with_its_transforms_in_lanes_leaves_no_output() {
+    cancelled_run_leaves_no_output(3);
+}
+
+fn cancelled_run_leaves_no_output(lanes: usize) {
     let scratch = Scratch::new();
     let plan = plan(&scratch, &big_run_flow("out"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let record = rt.block_on(async {
         let mut opts = options(&scratch);
+        opts.chain_lanes = lanes;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         opts.events = Some(tx);
         let cancel = opts.cancel.clone();

@@ -66,6 +66,9 @@ pub struct RunOptions {
     /// One part of a partitioned run: it reads its part of the sources and keeps its
     /// output staged for `tributary commit` ([`commit_partitions`]).
     pub partition: Option<PartitionRun>,
+    /// Batches a chain of transforms works on at once, when each of its transforms works
+    /// on one batch alone (see [`run_lanes`]).
+    pub chain_lanes: usize,
 }
 
 /// A run that is one part of a partitioned run.
@@ -89,8 +92,17 @@ impl RunOptions {
             full: false,
             trigger: "manual".into(),
             partition: None,
+            chain_lanes: chain_lanes(),
         }
     }
+}
+
+/// One lane for a chain of transforms per four cores: the transforms are about a tenth of
+/// a run's work (README, "Throughput round two"), so a single lane holds a run back only
+/// past eight or so cores, and on fewer the lanes would only take cores from decoding and
+/// encoding.
+fn chain_lanes() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 4).max(1))
 }
 
 /// Runs the whole flow.
@@ -548,6 +560,8 @@ async fn execute(
     let marks: Vec<Arc<Mutex<Option<serde_json::Value>>>> =
         (0..n).map(|_| Arc::default()).collect();
     let mut runtimes: Vec<Option<Runtime>> = Vec::with_capacity(n);
+    // More copies of each transform that works on one batch alone, for a chain's lanes.
+    let mut copies: Vec<Vec<Box<dyn Transform>>> = (0..n).map(|_| Vec::new()).collect();
     for (i, node) in plan.nodes.iter().enumerate() {
         if !selected[i] {
             runtimes.push(None);
@@ -601,6 +615,16 @@ async fn execute(
                 })
             }),
         };
+        if opts.chain_lanes > 1 && node.config.per_batch() {
+            for _ in 1..opts.chain_lanes {
+                // A copy that does not build (it did once) leaves the chain in one lane.
+                let Ok(Runtime::Transform(copy)) = node.config.build(&cx) else {
+                    copies[i].clear();
+                    break;
+                };
+                copies[i].push(copy);
+            }
+        }
         match node.config.build(&cx) {
             Ok(rt) => runtimes.push(Some(rt)),
             Err(e) => {
@@ -723,9 +747,27 @@ async fn execute(
                     stages.push(Stage::new(next, node, transform));
                     at = next;
                 }
+                let nodes: Vec<usize> = stages.iter().map(|s| s.node).collect();
+                let mut lanes = vec![stages];
+                if opts.chain_lanes > 1
+                    && nodes
+                        .iter()
+                        .all(|&j| copies[j].len() + 1 == opts.chain_lanes)
+                {
+                    for _ in 1..opts.chain_lanes {
+                        let lane = nodes.iter().map(|&j| {
+                            let copy = copies[j].pop().expect("a copy a lane");
+                            Stage::new(j, handles[j].clone(), copy)
+                        });
+                        lanes.push(lane.collect());
+                    }
+                }
                 tasks.spawn(async move {
-                    let nodes = stages.iter().map(|s| s.node).collect();
-                    let (node, result) = match run_chain(&mut stages, rx, outputs, &errors).await {
+                    let result = match lanes.len() {
+                        1 => run_chain(&mut lanes[0], rx, outputs, &errors).await,
+                        _ => run_lanes(lanes, rx, outputs, &errors).await,
+                    };
+                    let (node, result) = match result {
                         Ok(()) => (i, Ok(())),
                         Err((node, e)) => (node, Err(e)),
                     };
@@ -1538,11 +1580,21 @@ async fn run_chain(
             outputs.send(&out).await.map_err(|e| (last, e))?;
         }
     }
+    finish_chain(stages, &outputs, errors).await
+}
+
+/// The end of a chain's input: what a transform holds back to the end (an aggregate, say)
+/// goes through the transforms after it before they finish in turn.
+async fn finish_chain(
+    stages: &mut [Stage],
+    outputs: &Outputs,
+    errors: &ErrorSink,
+) -> Result<(), (usize, NodeError)> {
+    let first = stages[0].node;
+    let last = stages[stages.len() - 1].node;
     if outputs.cancel.is_cancelled() {
         return Err((first, NodeError::Cancelled));
     }
-    // What a transform holds back to the end (an aggregate, say) goes through the
-    // transforms after it before they finish in turn.
     for k in 0..stages.len() {
         let (done, rest) = stages.split_at_mut(k + 1);
         let stage = &mut done[k];
@@ -1562,14 +1614,118 @@ async fn run_chain(
     Ok(())
 }
 
+/// Runs a chain of transforms that each work on one batch alone ([`NodeConfig::per_batch`])
+/// on several batches at once: batch *n* goes to lane *n* mod *k*, each lane with its own
+/// copy of every transform, and is taken back from that lane in turn. So batches leave in
+/// the order they came, what each transform reports (drops, records set aside) is counted
+/// and written in that order too, and at most *k* batches are in the lanes at a time.
+async fn run_lanes(
+    lanes: Vec<Vec<Stage>>,
+    mut rx: mpsc::Receiver<RecordBatch>,
+    outputs: Outputs,
+    errors: &ErrorSink,
+) -> Result<(), (usize, NodeError)> {
+    let k = lanes.len();
+    let nodes: Vec<(usize, NodeHandle)> = lanes[0]
+        .iter()
+        .map(|s| (s.node, s.handle.clone()))
+        .collect();
+    let (first, last) = (nodes[0].0, nodes[nodes.len() - 1].0);
+    let stopped = || (first, NodeError::msg("a transform stopped unexpectedly"));
+    let mut into = Vec::with_capacity(k);
+    let mut out_of = Vec::with_capacity(k);
+    let mut workers = JoinSet::new();
+    for mut stages in lanes {
+        let (tx, mut batches) = mpsc::channel::<RecordBatch>(1);
+        let (done, worked) = mpsc::channel(1);
+        workers.spawn(async move {
+            while let Some(batch) = batches.recv().await {
+                if done.send(work(&mut stages, batch)).await.is_err() {
+                    break;
+                }
+            }
+            stages
+        });
+        into.push(tx);
+        out_of.push(worked);
+    }
+    let (mut sent, mut taken, mut more) = (0, 0, true);
+    while more || taken < sent {
+        // The oldest batch back as soon as its lane is done with it; the next one in while
+        // a lane is free.
+        let lane = taken % k;
+        tokio::select! {
+            biased;
+            _ = outputs.cancel.cancelled() => return Err((first, NodeError::Cancelled)),
+            worked = out_of[lane].recv(), if taken < sent => {
+                taken += 1;
+                let worked = worked.ok_or_else(stopped)?;
+                if let Some(out) = count(nodes.iter().map(|(n, h)| (*n, h)), worked, errors)? {
+                    outputs.send(&out).await.map_err(|e| (last, e))?;
+                }
+            }
+            batch = rx.recv(), if more && sent - taken < k => match batch {
+                Some(batch) => {
+                    outputs.in_flight.remove();
+                    into[sent % k].send(batch).await.map_err(|_| stopped())?;
+                    sent += 1;
+                }
+                None => more = false,
+            },
+        }
+    }
+    // The lanes' inputs end, so their tasks do.
+    drop(into);
+    while let Some(joined) = workers.join_next().await {
+        let mut stages = joined.map_err(|_| stopped())?;
+        finish_chain(&mut stages, &outputs, errors).await?;
+    }
+    Ok(())
+}
+
+/// What one transform of a chain did with one batch, kept to be counted in the batch's turn.
+struct Tally {
+    rows_in: usize,
+    rows_out: usize,
+    cx: TransformContext,
+}
+
+/// What a chain made of one batch, with each transform's tally up to where it ended.
+type Worked = (Result<Option<RecordBatch>, (usize, NodeError)>, Vec<Tally>);
+
 /// Takes a batch through `stages` in turn: what comes out of the last one, unless a stage
 /// left nothing. Stages in a row that only keep records (see [`Transform::keep`]) share
 /// one copy of the records they keep, made when a stage needs them or at the end.
 fn pass(
     stages: &mut [Stage],
-    mut batch: RecordBatch,
+    batch: RecordBatch,
     errors: &ErrorSink,
 ) -> Result<Option<RecordBatch>, (usize, NodeError)> {
+    let worked = work(stages, batch);
+    count(stages.iter().map(|s| (s.node, &s.handle)), worked, errors)
+}
+
+/// Counts what `work` did into the nodes' figures and the error output, in stage order;
+/// then its output or its error.
+fn count<'a>(
+    nodes: impl IntoIterator<Item = (usize, &'a NodeHandle)>,
+    (result, tallies): Worked,
+    errors: &ErrorSink,
+) -> Result<Option<RecordBatch>, (usize, NodeError)> {
+    for ((node, handle), mut tally) in nodes.into_iter().zip(tallies) {
+        handle.metrics.add_in_rows(tally.rows_in);
+        settle(&mut tally.cx, handle, errors).map_err(|e| (node, e))?;
+        if tally.rows_out > 0 {
+            handle.metrics.add_out_rows(tally.rows_out);
+        }
+        handle.report();
+    }
+    result
+}
+
+/// The work of [`pass`], with what each stage reports kept aside (see [`count`]).
+fn work(stages: &mut [Stage], mut batch: RecordBatch) -> Worked {
+    let mut tallies = Vec::with_capacity(stages.len());
     // The records of `batch` kept so far and not yet copied out, with the stage that last
     // narrowed them (an error making the copy is that stage's).
     let mut kept: Option<(BooleanArray, usize)> = None;
@@ -1577,40 +1733,55 @@ fn pass(
         let rows_in = kept
             .as_ref()
             .map_or(batch.num_rows(), |(k, _)| k.true_count());
-        stage.handle.metrics.add_in_rows(rows_in);
-        let rows_out = match stage.transform.keep(&batch) {
-            Some(keep) => {
-                let mut keep = keep.map_err(|e| (stage.node, e))?;
-                if keep.null_count() > 0 {
-                    keep = prep_null_mask_filter(&keep);
-                }
-                if let Some((k, _)) = &kept {
-                    keep = and(k, &keep).map_err(|e| (stage.node, e.into()))?;
-                }
-                let rows_out = keep.true_count();
-                stage.cx.dropped += (rows_in - rows_out) as u64;
-                kept = Some((keep, stage.node));
-                rows_out
-            }
-            None => {
-                batch = take_kept(batch, kept.take())?;
-                batch = stage
-                    .transform
-                    .apply(batch, &mut stage.cx)
-                    .map_err(|e| (stage.node, e))?;
-                batch.num_rows()
-            }
+        let rows_out = match keep_or_apply(stage, &mut batch, &mut kept, rows_in) {
+            Ok(rows_out) => rows_out,
+            Err(e) => return (Err(e), tallies),
         };
-        settle(&mut stage.cx, &stage.handle, errors).map_err(|e| (stage.node, e))?;
-        if rows_out > 0 {
-            stage.handle.metrics.add_out_rows(rows_out);
-        }
-        stage.handle.report();
+        let fresh = TransformContext::new(stage.cx.node());
+        let cx = std::mem::replace(&mut stage.cx, fresh);
+        tallies.push(Tally {
+            rows_in,
+            rows_out,
+            cx,
+        });
         if rows_out == 0 {
-            return Ok(None);
+            return (Ok(None), tallies);
         }
     }
-    take_kept(batch, kept).map(Some)
+    (take_kept(batch, kept).map(Some), tallies)
+}
+
+/// One stage's part of [`work`]: narrows `kept` if the stage only keeps records, else
+/// applies it to the records kept so far. The records that leave it.
+fn keep_or_apply(
+    stage: &mut Stage,
+    batch: &mut RecordBatch,
+    kept: &mut Option<(BooleanArray, usize)>,
+    rows_in: usize,
+) -> Result<usize, (usize, NodeError)> {
+    match stage.transform.keep(batch) {
+        Some(keep) => {
+            let mut keep = keep.map_err(|e| (stage.node, e))?;
+            if keep.null_count() > 0 {
+                keep = prep_null_mask_filter(&keep);
+            }
+            if let Some((k, _)) = kept {
+                keep = and(k, &keep).map_err(|e| (stage.node, e.into()))?;
+            }
+            let rows_out = keep.true_count();
+            stage.cx.dropped += (rows_in - rows_out) as u64;
+            *kept = Some((keep, stage.node));
+            Ok(rows_out)
+        }
+        None => {
+            let input = take_kept(batch.clone(), kept.take())?;
+            *batch = stage
+                .transform
+                .apply(input, &mut stage.cx)
+                .map_err(|e| (stage.node, e))?;
+            Ok(batch.num_rows())
+        }
+    }
 }
 
 /// The records of `batch` that `kept` marks, copied out (unless that is all of them).

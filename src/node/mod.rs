@@ -259,6 +259,15 @@ pub trait NodeConfig: Send + Sync + fmt::Debug + 'static {
         Err("it cannot read a part of its records; run the flow whole".into())
     }
 
+    /// Whether the transform this builds does to a batch what depends on that batch alone:
+    /// nothing kept from one batch to the next, nothing done outside the batch but what its
+    /// [`TransformContext`] reports. A chain of such transforms may run on several batches at
+    /// once, one built copy a batch; the engine keeps the batches, and what the copies
+    /// report, in order.
+    fn per_batch(&self) -> bool {
+        false
+    }
+
     /// The runtime that does the work.
     fn build(&self, ctx: &BuildContext) -> Result<Runtime, NodeError>;
 

@@ -168,6 +168,10 @@ impl NodeConfig for Arithmetic {
         }
     }
 
+    fn per_batch(&self) -> bool {
+        true
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let (steps, schema) = self.plan(cx.input_schema.as_ref().expect("input"))?;
         Ok(Runtime::Transform(Box::new(ArithmeticRun {

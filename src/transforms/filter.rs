@@ -179,6 +179,10 @@ impl NodeConfig for Filter {
         }
     }
 
+    fn per_batch(&self) -> bool {
+        true
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let input = cx.input_schema.as_ref().expect("a transform has an input");
         let (tests, projection) = self.plan(input)?;

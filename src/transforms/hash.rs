@@ -75,6 +75,10 @@ impl NodeConfig for Hash {
         )
     }
 
+    fn per_batch(&self) -> bool {
+        true
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let (columns, schema) = self.plan(cx.input_schema.as_ref().expect("input"))?;
         let mut salted = Sha256::new();

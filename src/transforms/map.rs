@@ -173,6 +173,10 @@ impl NodeConfig for Map {
         format!("{} fields", self.fields.len())
     }
 
+    fn per_batch(&self) -> bool {
+        true
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let input = cx.input_schema.as_ref().expect("a transform has an input");
         let (indices, schema) = self.plan(input)?;
@@ -271,6 +275,10 @@ impl NodeConfig for MapAll {
             0 => "all fields".into(),
             n => format!("all fields but {n}"),
         }
+    }
+
+    fn per_batch(&self) -> bool {
+        true
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {

@@ -137,6 +137,10 @@ impl NodeConfig for Mask {
         format!("{} · {what}", self.fields.join(", "))
     }
 
+    fn per_batch(&self) -> bool {
+        true
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let (columns, schema) = self.plan(cx.input_schema.as_ref().expect("input"))?;
         Ok(Runtime::Transform(Box::new(MaskRun {

@@ -134,6 +134,10 @@ impl NodeConfig for Merge {
         format!("{} = {}", self.output, self.format)
     }
 
+    fn per_batch(&self) -> bool {
+        true
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let (parts, schema) = self.plan(cx.input_schema.as_ref().expect("input"))?;
         let replace = cx

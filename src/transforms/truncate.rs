@@ -59,6 +59,10 @@ impl NodeConfig for Truncate {
         format!("{} · {} characters", self.fields.join(", "), self.length)
     }
 
+    fn per_batch(&self) -> bool {
+        true
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let columns = self.plan(cx.input_schema.as_ref().expect("input"))?;
         Ok(Runtime::Transform(Box::new(TruncateRun {

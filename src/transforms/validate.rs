@@ -107,6 +107,11 @@ impl NodeConfig for Validate {
         }
     }
 
+    /// A rule that stops the run names the record by its number, counted across batches.
+    fn per_batch(&self) -> bool {
+        self.rules.iter().all(|r| r.action != Action::TerminateFlow)
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Runtime, NodeError> {
         let columns = self.plan(cx.input_schema.as_ref().expect("input"))?;
         Ok(Runtime::Transform(Box::new(ValidateRun {
