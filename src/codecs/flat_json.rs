@@ -115,7 +115,9 @@ impl FlatJson {
                     // still fits.
                     seen => seen + seen / 8,
                 };
-                Column::new(kind, rows, per_row * rows)
+                // No column holds more than the chunk: a chunk of a few long records
+                // followed by one of many short ones asks for no more than that.
+                Column::new(kind, rows, per_row.saturating_mul(rows).min(text.len()))
             })
             .collect();
         // Where text values that are dates or timestamps are unescaped to be parsed.
