@@ -248,15 +248,9 @@ fn json_lines_with_dates_and_timestamps_set_aside_the_lines_that_do_not_read() {
     assert_eq!(errors[0]["line"], 4321);
     let reason = errors[0]["reason"].as_str().unwrap();
     assert!(reason.contains("2026-02-30"), "{reason}");
-    let written: Vec<Value> = files_under(&scratch.path().join("out"))
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(scratch.path().join("out").join(f))
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap())
-                .collect::<Vec<_>>()
-        })
+    let written: Vec<Value> = jsonl_rows(&scratch, "out")
+        .into_iter()
+        .map(|(_, r)| r)
         .collect();
     let by_id = |id: u64| written.iter().find(|r| r["id"] == id).unwrap().clone();
     assert_eq!(by_id(1)["day"], "2026-02-02");
@@ -431,15 +425,9 @@ fn run_in_lanes(
         .unwrap()
         .block_on(engine::run(&plan, opts));
     assert_eq!(record.status, RunStatus::Successful, "{:?}", record.error);
-    let out = scratch.path().join("out");
-    let written = files_under(&out)
-        .iter()
-        .flat_map(|f| {
-            let text = std::fs::read_to_string(out.join(f)).unwrap();
-            text.lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<Value>>()
-        })
+    let written = jsonl_rows(&scratch, "out")
+        .into_iter()
+        .map(|(_, r)| r)
         .collect();
     let errors = record.error_output.as_ref().map_or_else(Vec::new, |path| {
         std::fs::read_to_string(path)

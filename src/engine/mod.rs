@@ -1737,12 +1737,10 @@ fn work(stages: &mut [Stage], mut batch: RecordBatch) -> Worked {
             Ok(rows_out) => rows_out,
             Err(e) => return (Err(e), tallies),
         };
-        let fresh = TransformContext::new(stage.cx.node());
-        let cx = std::mem::replace(&mut stage.cx, fresh);
         tallies.push(Tally {
             rows_in,
             rows_out,
-            cx,
+            cx: stage.cx.take_reports(),
         });
         if rows_out == 0 {
             return (Ok(None), tallies);

@@ -247,6 +247,17 @@ impl TransformContext {
         }
     }
 
+    /// What was reported since last taken, leaving the context empty for the next batch
+    /// (the records set aside already name the node).
+    pub(crate) fn take_reports(&mut self) -> Self {
+        Self {
+            node: String::new(),
+            dropped: std::mem::take(&mut self.dropped),
+            rejected: std::mem::take(&mut self.rejected),
+            notes: std::mem::take(&mut self.notes),
+        }
+    }
+
     pub fn reject(&mut self, reason: String, record: String) {
         self.rejected.push(ErrorRecord {
             node: self.node.clone(),
