@@ -104,6 +104,14 @@ enum Kind<W: Write + Send> {
 /// measured; a row group still holds thousands of records.
 const ROW_GROUP_BYTES: usize = 2 << 20;
 
+/// The most a Parquet data page holds before it is compressed and cut (Parquet's default is
+/// 1 MiB). A page is built in a buffer that grows from empty, and buffers past ~128 KiB are
+/// ones the allocator hands back to the kernel and faults in again page by page: on the
+/// reference benchmark (10M records, 2 cores) 64 KiB pages halve the page faults (313k →
+/// 148k), cut system time by a fifth (1.81 → 1.40 s) and the wall time by 6% (10.75 →
+/// 10.08 s, medians of 3), with the same output size (±0.5%).
+const PAGE_BYTES: usize = 64 << 10;
+
 /// Whether most of a column's first values differ from each other. A dictionary pays off
 /// for fields with few distinct values (stages, countries, probabilities) and only costs
 /// time for nearly unique ones (ids, e-mail addresses, descriptions, amounts), which Parquet
@@ -156,7 +164,8 @@ impl<W: Write + Send> FileWriter<W> {
                     // as well as rows keeps wide records and many open partitions from
                     // filling memory.
                     .set_max_row_group_row_count(Some(128 * 1024))
-                    .set_max_row_group_bytes(Some(ROW_GROUP_BYTES));
+                    .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+                    .set_data_page_size_limit(PAGE_BYTES);
                 for (field, column) in first.schema().fields().iter().zip(first.columns()) {
                     if mostly_distinct(column) {
                         props = props.set_column_dictionary_enabled(
