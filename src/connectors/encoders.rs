@@ -149,7 +149,7 @@ impl<W: Write + Send + 'static> Encoders<W> {
     }
 
     /// Adds a new file to the pool.
-    pub fn open(&mut self, writer: FileWriter<W>) -> Result<Encoding, NodeError> {
+    pub fn open(&mut self, writer: FileWriter<W>) -> Encoding {
         let id = self.next_id;
         self.next_id += 1;
         let size = Arc::new(AtomicU64::new(writer.size()));
@@ -159,16 +159,11 @@ impl<W: Write + Send + 'static> Encoders<W> {
             jobs: VecDeque::new(),
         };
         self.shared.lock().files.insert(id, file);
-        Ok(Encoding { id, size })
+        Encoding { id, size }
     }
 
     /// Queues a batch for the file; with `wait`, the answer tells when it is encoded.
-    pub fn write(
-        &self,
-        file: &Encoding,
-        batch: RecordBatch,
-        wait: bool,
-    ) -> Result<Option<Written>, NodeError> {
+    pub fn write(&self, file: &Encoding, batch: RecordBatch, wait: bool) -> Option<Written> {
         let (written, answer) = match wait {
             true => {
                 let (tx, rx) = sync_channel(1);
@@ -177,13 +172,13 @@ impl<W: Write + Send + 'static> Encoders<W> {
             false => (None, None),
         };
         self.queue(file.id, Job::Write { batch, written });
-        Ok(answer)
+        answer
     }
 
     /// Queues the file's closing; [`Encoders::next_done`] brings its sink back.
-    pub fn close(&mut self, file: Encoding) -> Result<u64, NodeError> {
+    pub fn close(&mut self, file: Encoding) -> u64 {
         self.queue(file.id, Job::Close);
-        Ok(file.id)
+        file.id
     }
 
     /// Waits for room, then queues the job behind the file's others. After a failure
@@ -298,9 +293,10 @@ fn encode<W: Write + Send>(shared: &Shared<W>, report: &Sender<Done<W>>) {
             Outcome::Wrote(writer) => {
                 if let Some(file) = state.files.get_mut(&id) {
                     file.writer = Some(writer);
+                    // This thread takes the file's next job itself, unless one waited
+                    // longer: no other thread needs waking for it.
                     if !file.jobs.is_empty() {
                         state.ready.push_back(id);
-                        shared.work.notify_one();
                     }
                 }
             }
@@ -368,7 +364,7 @@ mod tests {
             panics,
         };
         let writer = FileWriter::new(FileFormat::Jsonl, sink, &first.schema(), &first).unwrap();
-        pool.open(writer).unwrap()
+        pool.open(writer)
     }
 
     #[test]
@@ -377,7 +373,7 @@ mod tests {
         let (release, gate) = channel();
         let held = open(&mut pool, Some(gate));
         let others = [open(&mut pool, None), open(&mut pool, None)];
-        pool.write(&held, batch(0), false).unwrap();
+        pool.write(&held, batch(0), false);
         // Many more writes than the queues hold, for files that are not held up: the one
         // free thread takes them all. (Were files tied to threads, one of these would share
         // the held file's thread and wait behind it, and so would the writer.)
@@ -385,7 +381,7 @@ mod tests {
         let writer = std::thread::spawn(move || {
             for n in 0..50 {
                 for file in &others {
-                    pool.write(file, batch(n * 10), false).unwrap();
+                    pool.write(file, batch(n * 10), false);
                 }
             }
             finished.send(()).unwrap();
@@ -398,10 +394,10 @@ mod tests {
             "writes for other files waited for the held one"
         );
         let (mut pool, others) = writer.join().unwrap();
-        pool.write(&held, batch(1), false).unwrap();
+        pool.write(&held, batch(1), false);
         let ids: Vec<u64> = std::iter::once(held)
             .chain(others)
-            .map(|f| pool.close(f).unwrap())
+            .map(|f| pool.close(f))
             .collect();
         let mut files = HashMap::new();
         while files.len() < ids.len() {
@@ -428,11 +424,11 @@ mod tests {
         let files = [open(&mut pool, None), open_sink(&mut pool, None, true)];
         for n in 0..20 {
             for file in &files {
-                pool.write(file, batch(n), false).unwrap();
+                pool.write(file, batch(n), false);
             }
         }
         for file in files {
-            pool.close(file).unwrap();
+            pool.close(file);
         }
         let failure = std::iter::from_fn(|| Some(pool.next_done()))
             .find_map(|done| match done {

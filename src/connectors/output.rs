@@ -196,7 +196,7 @@ impl<S: Store> FileSet<S> {
             .join("/");
         let sink = self.store.create(&relative, self.format)?;
         let writer = FileWriter::new(self.format, sink, self.partitioner.data_schema(), first)?;
-        let encoding = self.encoders.open(writer)?;
+        let encoding = self.encoders.open(writer);
         self.open.insert(
             partition.to_string(),
             OpenFile {
@@ -211,7 +211,7 @@ impl<S: Store> FileSet<S> {
 
     fn close(&mut self, file: OpenFile) -> Result<(), NodeError> {
         let bytes = file.encoding.size();
-        let id = self.encoders.close(file.encoding)?;
+        let id = self.encoders.close(file.encoding);
         self.closing.push_back(Closing {
             id,
             relative: file.relative,
@@ -293,7 +293,7 @@ impl<S: Store> FileSet<S> {
             let file = self.open.get_mut(&partition).expect("opened above");
             file.records += part.num_rows() as u64;
             let wait = self.target_bytes.is_some();
-            file.last = self.encoders.write(&file.encoding, part, wait)?;
+            file.last = self.encoders.write(&file.encoding, part, wait);
             if self.file_per_batch {
                 let file = self.open.shift_remove(&partition).expect("open");
                 self.close(file)?;
