@@ -209,7 +209,8 @@ impl<S: Store> FileSet<S> {
         Ok(())
     }
 
-    fn close(&mut self, file: OpenFile) -> Result<(), NodeError> {
+    /// Queues the file's closing; [`FileSet::stage_closed`] stages it once encoded.
+    fn close(&mut self, file: OpenFile) {
         let bytes = file.encoding.size();
         let id = self.encoders.close(file.encoding);
         self.closing.push_back(Closing {
@@ -218,7 +219,6 @@ impl<S: Store> FileSet<S> {
             records: file.records,
             bytes,
         });
-        Ok(())
     }
 
     /// Stages the closed files their threads have finished, in the order they were closed;
@@ -284,7 +284,7 @@ impl<S: Store> FileSet<S> {
                 last.wait();
                 if self.target_bytes.is_some_and(|t| file.encoding.size() >= t) {
                     let file = self.open.shift_remove(&partition).expect("open");
-                    self.close(file)?;
+                    self.close(file);
                 }
             }
             if !self.open.contains_key(&partition) {
@@ -296,7 +296,7 @@ impl<S: Store> FileSet<S> {
             file.last = self.encoders.write(&file.encoding, part, wait);
             if self.file_per_batch {
                 let file = self.open.shift_remove(&partition).expect("open");
-                self.close(file)?;
+                self.close(file);
             }
         }
         self.stage_closed(false)
@@ -305,7 +305,7 @@ impl<S: Store> FileSet<S> {
     /// Closes every open file and stages it; the input has ended.
     pub fn finish(&mut self) -> Result<(), NodeError> {
         for (_, file) in std::mem::take(&mut self.open) {
-            self.close(file)?;
+            self.close(file);
         }
         self.stage_closed(true)
     }
