@@ -22,7 +22,7 @@ use arrow::array::RecordBatch;
 use crate::codecs::FileWriter;
 use crate::node::NodeError;
 
-/// Writes that may wait for a thread, a thread: a few keep every thread busy while the
+/// Writes that may wait in the queues, per thread: a few keep every thread busy while the
 /// destination splits the next batch; every one holds a part of a batch, so they are few.
 const QUEUED_PER_THREAD: usize = 2;
 
